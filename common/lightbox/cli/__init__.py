@@ -1,0 +1,1 @@
+"""The ``lightbox`` command line. Never imports Textual (a test checks)."""

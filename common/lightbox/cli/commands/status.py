@@ -1,0 +1,47 @@
+"""``lightbox status``: is the daemon up, and how is it doing."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from lightbox.cli.context import Context
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    return sub.add_parser("status", help="daemon health: version, uptime, catalog, jobs",
+                          description="Show system.status.")
+
+
+def duration(seconds: float) -> str:
+    s = int(seconds)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {s}s"
+    return f"{seconds:.1f}s"
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    st = ctx.call("system.status")
+    if ctx.json:
+        ctx.emit_json(st)
+        return 0
+    db = st["database"]
+    jobs = st.get("jobs", {})
+    ctx.print(f"lightboxd {st['version']}  up {duration(st['uptime'])}  (pid {st['pid']})")
+    ctx.print(f"catalog    {db['engine']}  {db['url']}  (schema {db['revision']})")
+    counts = st.get("counts", {})
+    if counts:
+        ctx.print("counts     " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    ctx.print("jobs       " + ", ".join(f"{jobs.get(k, 0)} {k}" for k in
+                                        ("queued", "running", "failed")))
+    endpoints = st.get("components", {}).get("control", {}).get("endpoints", {})
+    for transport, address in endpoints.items():
+        ctx.print(f"socket     {address}  ({transport})")
+    return 0

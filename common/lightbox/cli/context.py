@@ -1,0 +1,85 @@
+"""What every command gets: the parsed connection options, a lazily opened client, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightbox.cli import exits
+from lightbox.common.client import DEFAULT_TIMEOUT, Endpoint, SyncClient, resolve_endpoint
+
+
+class CliError(Exception):
+    """A failure the command has already explained; ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int = exits.ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Context:
+    json: bool = False
+    socket: str | None = None
+    data_dir: str | None = None
+    config: str | None = None
+    server_key: str | None = None
+    client_key: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    _client: SyncClient | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Context:
+        return cls(
+            json=bool(getattr(args, "json", False)),
+            socket=getattr(args, "socket", None),
+            data_dir=getattr(args, "data_dir", None),
+            config=getattr(args, "config", None),
+            server_key=getattr(args, "server_key", None),
+            client_key=getattr(args, "client_key", None),
+            timeout=getattr(args, "timeout", None) or DEFAULT_TIMEOUT,
+        )
+
+    def endpoint(self) -> Endpoint:
+        return resolve_endpoint(
+            self.socket, data_dir=self.data_dir, config_file=self.config,
+            server_key=self.server_key, client_key=self.client_key,
+        )
+
+    @property
+    def client(self) -> SyncClient:
+        if self._client is None:
+            self._client = SyncClient(self.endpoint(), timeout=self.timeout)
+        return self._client
+
+    def call(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
+        return self.client.call(method, params, timeout=timeout)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- output -------------------------------------------------------------------------
+    def emit_json(self, value: Any) -> None:
+        sys.stdout.write(json.dumps(value, ensure_ascii=False, default=_bytes_summary) + "\n")
+        sys.stdout.flush()
+
+    def print(self, text: str = "") -> None:
+        sys.stdout.write(text + "\n")
+
+    def error(self, message: str, data: Any = None) -> None:
+        detail = ""
+        if isinstance(data, dict) and isinstance(data.get("errors"), dict) and \
+                len(data["errors"]) > 1:
+            detail = "".join(f"\n  {k}: {v}" for k, v in data["errors"].items())
+        sys.stderr.write(f"lightbox: {message}{detail}\n")
+
+
+def _bytes_summary(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": len(value)}
+    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -1,0 +1,34 @@
+"""Open the TUI from ``lightbox`` with no command, keeping Textual out of the CLI's imports."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from lightbox.cli import exits
+from lightbox.cli.context import Context
+from lightbox.common import errors
+
+GRAPHICS = ("auto", "kitty", "sixel", "halfcell", "none")
+
+
+def launch(ctx: Context, graphics: str | None) -> int:
+    mode = graphics or os.environ.get("LIGHTBOX_GRAPHICS", "auto")
+    if mode not in GRAPHICS:
+        ctx.error(f"LIGHTBOX_GRAPHICS={mode!r}: expected one of {', '.join(GRAPHICS)}")
+        return exits.USAGE
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        ctx.error("the terminal UI needs a terminal; for scripts use the subcommands "
+                  "(lightbox --help)")
+        return exits.USAGE
+    endpoint = ctx.endpoint()
+    try:
+        ctx.call("hello", timeout=3.0)
+    except errors.DaemonNotRunning as exc:
+        ctx.error(f"{exc}. Start it with `lightbox start`, then run `lightbox` again.")
+        return exits.NOT_RUNNING
+    finally:
+        ctx.close()
+    from lightbox.tui.main import run_app
+
+    return run_app(endpoint, graphics=mode)

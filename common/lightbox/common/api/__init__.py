@@ -1,0 +1,32 @@
+"""The registry of control methods and events, declared area by area.
+
+Add a method: declare its ``MethodSpec`` in the area's module here (or a new module listed
+below), write its handler in ``lightbox.daemon.rpc.<area>``, run ``make docs`` to regenerate
+``docs/protocol.md``. The daemon refuses to start with a spec that has no handler.
+"""
+
+from lightbox.common.api import events, system
+from lightbox.common.api.schema import (
+    EventSpec,
+    MethodSpec,
+    Param,
+    Permission,
+    build_registry,
+)
+
+PROTOCOL_VERSION = 1
+
+METHODS: dict[str, MethodSpec] = build_registry([system.METHODS, events.METHODS])
+EVENTS: tuple[EventSpec, ...] = (*system.EVENTS,)
+TOPICS: tuple[str, ...] = tuple(sorted({e.topic for e in EVENTS}))
+
+__all__ = [
+    "EVENTS",
+    "METHODS",
+    "PROTOCOL_VERSION",
+    "TOPICS",
+    "EventSpec",
+    "MethodSpec",
+    "Param",
+    "Permission",
+]

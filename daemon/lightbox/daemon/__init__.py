@@ -1,0 +1,1 @@
+"""lightboxd: the daemon that keeps the catalog, watches sources and serves the control socket."""

@@ -1,0 +1,3 @@
+from lightbox.daemon.main import main
+
+main()

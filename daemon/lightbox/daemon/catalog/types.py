@@ -1,0 +1,29 @@
+"""Column types that behave the same on SQLite, PostgreSQL and MySQL/MariaDB.
+
+- ``Id``: a 64-bit key, except on SQLite where only ``INTEGER PRIMARY KEY`` aliases the rowid
+  and autoincrements.
+- ``Timestamp``: naive UTC datetimes with microseconds (MySQL's DATETIME drops them unless
+  asked for fsp=6; MariaDB also drops time zones, so we never store one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def utcnow() -> dt.datetime:
+    """Now, as the naive UTC datetime every Timestamp column holds."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """A stored naive-UTC timestamp as ISO 8601 text with a Z, for replies."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds") + "Z"

@@ -1,0 +1,22 @@
+"""The shape every long-lived part of the daemon has.
+
+The daemon starts components in list order and stops the ones that started in reverse order,
+in a ``finally``, so a failure half-way through start-up still closes what was opened.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Component(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Acquire resources; raise to abort the daemon's start (already-started ones stop)."""
+
+    async def stop(self) -> None:
+        """Release resources. Must be bounded in time and must not raise for normal cases."""
+
+    def status(self) -> dict[str, Any]:
+        """A small JSON-able summary for ``system.status``."""

@@ -1,0 +1,262 @@
+"""The control socket: ROUTER sockets for requests, PUB sockets for events.
+
+Two transports, each a ROUTER + PUB pair:
+
+- ipc (always): ``control.sock`` and ``events.sock`` in a 0700 directory, the sockets
+  themselves 0600. Whoever can connect is the owner, so ipc callers are ``admin``.
+- tcp (only when ``control.tcp`` is set): CURVE-encrypted, and only keys listed in the
+  authorized-keys file get in, each with its permission class.
+
+Each request message is served in its own task, so a slow method never holds up a quick
+one; at most ``MAX_IN_FLIGHT`` run at once and beyond that callers get ``busy``. On stop the
+server keeps receiving for the drain period but answers ``unavailable``, lets in-flight
+requests finish, then closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import zmq
+import zmq.asyncio
+
+from lightbox.common import keys as keymod
+from lightbox.common import logs, protocol
+from lightbox.common.api import Permission
+from lightbox.common.config import Config
+from lightbox.common.errors import Busy, Unavailable
+from lightbox.common.paths import ensure_private_dir
+from lightbox.daemon.control.auth import Authenticator, AuthorizedKeys, make_curve_server
+from lightbox.daemon.control.dispatch import Dispatcher
+from lightbox.daemon.control.events import EventBus
+from lightbox.daemon.lock import InstanceLock
+
+if TYPE_CHECKING:
+    from lightbox.daemon.app import Daemon
+
+log = logs.get("control")
+
+MAX_IN_FLIGHT = 512
+SEND_TIMEOUT = 5.0
+
+
+@dataclass
+class Endpoint:
+    transport: str
+    router: zmq.asyncio.Socket
+    pub: zmq.asyncio.Socket
+    control: str
+    events: str
+    task: asyncio.Task[None] | None = None
+
+
+class BindError(Exception):
+    """An address could not be bound (in use, bad path...)."""
+
+
+class ControlServer:
+    name = "control"
+
+    def __init__(self, daemon: Daemon, config: Config, bus: EventBus) -> None:
+        self.daemon = daemon
+        self.config = config
+        self.bus = bus
+        self.ctx = zmq.asyncio.Context()
+        self.dispatcher = Dispatcher(daemon, config["control.max_message_bytes"])
+        self.endpoints: list[Endpoint] = []
+        self._lock = InstanceLock(config.socket_dir / "lightboxd.lock")
+        self._auth: Authenticator | None = None
+        self._keys: AuthorizedKeys | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._draining = False
+        self.peers_seen: set[bytes] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        ensure_private_dir(self.config.socket_dir)
+        self._lock.acquire()
+        try:
+            self._bind_ipc()
+            if self.config["control.tcp"]:
+                self._bind_tcp()
+        except BaseException:
+            self._close_sockets(linger=0)
+            self._lock.release()
+            raise
+        for ep in self.endpoints:
+            ep.task = asyncio.get_running_loop().create_task(
+                self._serve(ep), name=f"control-{ep.transport}"
+            )
+
+    async def stop(self) -> None:
+        self._draining = True
+        timeout = float(self.config["daemon.stop_timeout"])
+        if self._inflight:
+            log.info("waiting for in-flight requests", count=len(self._inflight))
+            _, pending = await asyncio.wait(set(self._inflight), timeout=timeout)
+            for task in pending:
+                task.cancel()
+        for ep in self.endpoints:
+            if ep.task is not None:
+                ep.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ep.task
+        self._close_sockets(linger=500)
+        if self._auth is not None:
+            self._auth.stop()
+        for path in (self.config.socket_dir / "control.sock",
+                     self.config.socket_dir / "events.sock"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self._lock.release()
+        self.ctx.term()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "endpoints": {ep.transport: ep.control for ep in self.endpoints},
+            "in_flight": len(self._inflight),
+            "served": self.dispatcher.served,
+            "errors": self.dispatcher.errors,
+            "clients_seen": len(self.peers_seen),
+        }
+
+    def events_endpoint(self, transport: str) -> str:
+        for ep in self.endpoints:
+            if ep.transport == transport:
+                return ep.events
+        return self.endpoints[0].events
+
+    # -- binding ------------------------------------------------------------------------
+    def _router(self) -> zmq.asyncio.Socket:
+        sock = self.ctx.socket(zmq.ROUTER)
+        # Fail loudly (EHOSTUNREACH) instead of dropping a reply to a peer that left.
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # A hard ceiling far above the JSON limit: bigger frames disconnect the peer in
+        # libzmq, smaller-but-too-big ones get an error reply from the dispatcher.
+        sock.setsockopt(zmq.MAXMSGSIZE, max(16 * int(self.config["control.max_message_bytes"]),
+                                            16 << 20))
+        sock.setsockopt(zmq.LINGER, 500)
+        return sock
+
+    def _pub(self) -> zmq.asyncio.Socket:
+        sock = self.ctx.socket(zmq.PUB)
+        sock.setsockopt(zmq.SNDHWM, 10_000)
+        sock.setsockopt(zmq.LINGER, 0)
+        return sock
+
+    def _bind(self, sock: zmq.asyncio.Socket, address: str) -> None:
+        try:
+            sock.bind(address)
+        except zmq.ZMQError as exc:
+            raise BindError(f"cannot bind {address}: {exc.strerror}") from None
+
+    def _bind_ipc(self) -> None:
+        control, events = self.config.control_endpoint, self.config.events_endpoint
+        router, pub = self._router(), self._pub()
+        old = os.umask(0o177)  # sockets are created 0600, never briefly world-reachable
+        try:
+            self._bind(router, control)
+            self._bind(pub, events)
+        finally:
+            os.umask(old)
+        for path in (control, events):
+            os.chmod(path.removeprefix("ipc://"), 0o600)
+        self.endpoints.append(Endpoint("ipc", router, pub, control, events))
+        self.bus.attach(pub)
+        log.info("listening", transport="ipc", control=control, events=events)
+
+    def _bind_tcp(self) -> None:
+        secret_file = self.config["control.server_key"]
+        public, secret = keymod.load_pair(secret_file)
+        self._keys = AuthorizedKeys(self.config["control.authorized_keys"])
+        self._auth = Authenticator(self.ctx, self._keys)
+        self._auth.start()
+        router, pub = self._router(), self._pub()
+        make_curve_server(router, secret)
+        make_curve_server(pub, secret)
+        control = f"tcp://{self.config['control.tcp']}"
+        events = f"tcp://{self.config.tcp_events}"
+        self._bind(router, control)
+        self._bind(pub, events)
+        self.endpoints.append(Endpoint("tcp", router, pub, control, events))
+        self.bus.attach(pub)
+        log.info("listening", transport="tcp", control=control, events=events,
+                 server_key=public.decode())
+
+    def _close_sockets(self, linger: int) -> None:
+        for ep in self.endpoints:
+            self.bus.detach(ep.pub)
+            ep.router.close(linger=linger)
+            ep.pub.close(linger=0)
+        self.endpoints.clear()
+
+    # -- serving ------------------------------------------------------------------------
+    async def _serve(self, ep: Endpoint) -> None:
+        tcp = ep.transport == "tcp"
+        while True:
+            try:
+                if tcp:
+                    msg = await ep.router.recv_multipart(copy=False)
+                    user = msg[-1].get("User-Id") if len(msg) > 1 else None
+                    frames = [f.bytes for f in msg]
+                    permission = (self._keys.permission(user) if self._keys and user else None)
+                    peer = user or "?"
+                else:
+                    frames = await ep.router.recv_multipart()
+                    permission = Permission.ADMIN
+                    peer = frames[0].hex()
+            except zmq.ZMQError as exc:
+                log.warning("receive failed", transport=ep.transport, error=str(exc))
+                await asyncio.sleep(0.05)
+                continue
+            if permission is None:  # revoked since the handshake
+                continue
+            self.peers_seen.add(frames[0])
+            self._spawn(ep, frames, permission, peer)
+
+    def _spawn(
+        self, ep: Endpoint, frames: list[bytes], permission: Permission, peer: str
+    ) -> None:
+        identity, body = frames[0], frames[1:]
+        # A REQ client puts an empty delimiter before its body; keep it for the reply.
+        envelope = [identity]
+        if len(body) >= 2 and body[0] == b"":
+            envelope.append(b"")
+            body = body[1:]
+        if self._draining or len(self._inflight) >= MAX_IN_FLIGHT:
+            err = (Unavailable("the daemon is shutting down") if self._draining
+                   else Busy(f"more than {MAX_IN_FLIGHT} requests in flight; retry shortly"))
+            rid = self.dispatcher._peek_id(body[0]) if body else None
+            reply = [protocol.dumps(protocol.error_reply(rid, err))]
+            self._send_now(ep, envelope + reply)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._answer(ep, envelope, body, permission, peer)
+        )
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _answer(
+        self, ep: Endpoint, envelope: list[bytes], body: list[bytes], permission: Permission,
+        peer: str,
+    ) -> None:
+        reply = await self.dispatcher.handle(body, permission, ep.transport, peer)
+        if reply is None:
+            return
+        try:
+            await asyncio.wait_for(ep.router.send_multipart(envelope + reply), SEND_TIMEOUT)
+        except zmq.ZMQError as exc:
+            # EHOSTUNREACH: the client went away before its answer was ready. Not our problem.
+            log.debug("reply not delivered", peer=peer, error=exc.strerror)
+        except TimeoutError:
+            log.warning("reply dropped: client not reading", peer=peer)
+
+    def _send_now(self, ep: Endpoint, frames: list[bytes]) -> None:
+        try:
+            ep.router.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass

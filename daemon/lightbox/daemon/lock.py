@@ -1,0 +1,48 @@
+"""One daemon per control socket.
+
+libzmq unlinks an existing ipc socket file when it binds, so without a lock a second daemon
+would silently steal the first one's socket. An flock(2) on a file beside the socket is held
+for the daemon's lifetime; the kernel drops it when the process dies however it dies, so a
+crash leaves nothing that blocks the next start (the stale socket file is simply rebound).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+
+class AlreadyRunning(Exception):
+    """Another live daemon holds the lock."""
+
+
+class InstanceLock:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise AlreadyRunning(
+                f"another lightboxd (pid {holder}) is already serving {self.path.parent}; "
+                "stop it first (`lightbox call system.shutdown`) or use another --data-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)
+            finally:
+                os.close(self._fd)  # closing drops the flock
+                self._fd = None

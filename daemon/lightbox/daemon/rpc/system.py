@@ -1,0 +1,84 @@
+"""``hello`` and ``system.*``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sqlalchemy as sa
+
+from lightbox.common import logs
+from lightbox.common.api import EVENTS, METHODS, PROTOCOL_VERSION
+from lightbox.daemon.catalog import tables
+from lightbox.daemon.control.events import iso_now
+from lightbox.daemon.rpc import Context, method
+
+log = logs.get("control")
+
+
+@method("hello")
+async def hello(ctx: Context, client: str | None, protocol: int | None) -> dict[str, Any]:
+    d = ctx.daemon
+    if client:
+        log.debug("client said hello", client=client, peer=ctx.peer, protocol=protocol)
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "daemon": "lightboxd",
+        "version": d.version,
+        "features": d.features(),
+        "boot": d.boot,
+        "seq": d.bus.seq,
+        "events": d.control.events_endpoint(ctx.transport),
+        "permission": ctx.permission.label,
+        "max_message_bytes": d.config["control.max_message_bytes"],
+    }
+
+
+@method("system.status")
+async def status(ctx: Context) -> dict[str, Any]:
+    d = ctx.daemon
+    jobs: dict[str, int] = dict.fromkeys(tables.JOB_STATES, 0)
+    async with d.db.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(tables.jobs.c.state, sa.func.count()).group_by(tables.jobs.c.state)
+        )
+        for state, count in rows:
+            jobs[state] = int(count)
+    return {
+        "version": d.version,
+        "pid": d.pid,
+        "boot": d.boot,
+        "started": iso_now(d.started_wall),
+        "uptime": round(d.uptime(), 3),
+        "database": d.db.status(),
+        "counts": {"jobs": sum(jobs.values())},
+        "jobs": jobs,
+        "components": d.component_status(),
+        "paths": {
+            "data": str(d.config.paths.data_dir),
+            "cache": str(d.config.paths.cache_dir),
+            "state": str(d.config.paths.state_dir),
+        },
+    }
+
+
+@method("system.methods")
+async def methods(ctx: Context) -> dict[str, Any]:
+    return {
+        "methods": [
+            {**spec.describe(), "allowed": ctx.permission >= spec.permission}
+            for spec in METHODS.values()
+        ],
+        "events": [
+            {"topic": e.topic, "type": e.type, "summary": e.summary, "data": dict(e.data)}
+            for e in EVENTS
+        ],
+    }
+
+
+@method("system.shutdown")
+async def shutdown(ctx: Context) -> dict[str, Any]:
+    # Stop after this reply is on its way: the control server drains in-flight requests,
+    # this one included, before it closes.
+    asyncio.get_running_loop().call_soon(ctx.daemon.request_stop, "request")
+    return {"stopping": True}
