@@ -6,10 +6,13 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from lightbox.cli import exits
 from lightbox.common.client import DEFAULT_TIMEOUT, Endpoint, SyncClient, resolve_endpoint
+
+# The object add_subparsers() returns (generic only to the type checker).
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class CliError(Exception):

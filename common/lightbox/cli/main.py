@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from lightbox.cli import exits
 from lightbox.cli.commands import COMMANDS
@@ -36,7 +37,7 @@ With no command, lightbox opens the terminal UI.
 def connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     """Options every command takes; on subcommands they default to SUPPRESS so that
     ``lightbox --json status`` and ``lightbox status --json`` both work."""
-    d = {"default": argparse.SUPPRESS} if suppress else {}
+    d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     g = parser.add_argument_group("connection and output")
     g.add_argument("--json", action="store_true", help="print JSON only, on stdout", **d)
     g.add_argument("--socket", metavar="ADDR",

@@ -64,7 +64,7 @@ def _check_db_url(value: str) -> str | None:
                "mariadb+aiomysql://")
     if not value.startswith(allowed):
         return (
-            f"unsupported database URL {value.split('://')[0]!r}; use one of "
+            f"unsupported database URL {value.split('://', maxsplit=1)[0]!r}; use one of "
             + ", ".join(a.rstrip(":/") for a in allowed)
         )
     return None

@@ -30,6 +30,8 @@ class RpcError(Exception):
 
     code: ClassVar[int] = INTERNAL_ERROR
     title: ClassVar[str] = "internal error"
+    # What `lightbox` exits with when a command fails with this error (see `lightbox --help`).
+    exit_code: ClassVar[int] = 1
 
     def __init__(self, message: str | None = None, data: Any = None) -> None:
         self.message = message or self.title
@@ -46,21 +48,25 @@ class RpcError(Exception):
 class ParseError(RpcError):
     code = PARSE_ERROR
     title = "parse error"
+    exit_code = 2
 
 
 class InvalidRequest(RpcError):
     code = INVALID_REQUEST
     title = "invalid request"
+    exit_code = 2
 
 
 class MethodNotFound(RpcError):
     code = METHOD_NOT_FOUND
     title = "method not found"
+    exit_code = 2
 
 
 class InvalidParams(RpcError):
     code = INVALID_PARAMS
     title = "invalid params"
+    exit_code = 2
 
 
 class InternalError(RpcError):
@@ -71,26 +77,31 @@ class InternalError(RpcError):
 class NotFound(RpcError):
     code = NOT_FOUND
     title = "not found"
+    exit_code = 4
 
 
 class PermissionDenied(RpcError):
     code = PERMISSION_DENIED
     title = "permission denied"
+    exit_code = 5
 
 
 class Busy(RpcError):
     code = BUSY
     title = "busy"
+    exit_code = 7
 
 
 class Conflict(RpcError):
     code = CONFLICT
     title = "conflict"
+    exit_code = 7
 
 
 class Unavailable(RpcError):
     code = UNAVAILABLE
     title = "unavailable"
+    exit_code = 3
 
 
 class Cancelled(RpcError):

@@ -82,7 +82,8 @@ def setup(level: str = "info", fmt: str = "text", stream: TextIO | None = None) 
     root.propagate = False
     # Libraries we use log at INFO about things a user need not see (alembic's migration
     # chatter, for one); keep them to warnings, through the same formatter.
-    for noisy in ("alembic", "watchdog", "botocore", "boto3", "urllib3", "aiosqlite"):
+    for noisy in ("alembic", "watchdog", "botocore", "boto3", "urllib3", "aiosqlite",
+                  "zmq.auth"):
         lib = logging.getLogger(noisy)
         lib.handlers[:] = [handler]
         lib.setLevel(logging.WARNING)

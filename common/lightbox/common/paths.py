@@ -9,8 +9,9 @@ Four places, after the XDG base directory spec (through platformdirs):
 
 Under systemd the system unit's ``StateDirectory=`` (catalog), ``CacheDirectory=``,
 ``LogsDirectory=`` and ``RuntimeDirectory=`` arrive as ``STATE_DIRECTORY`` and friends; they win
-over the XDG defaults so the system unit needs no configuration file. ``--data-dir D`` (or ``LIGHTBOX_DATA_DIR``) puts all four under ``D``
-so that several instances, tests among them, can run side by side.
+over the XDG defaults so the system unit needs no configuration file. ``--data-dir D`` (or
+``LIGHTBOX_DATA_DIR``) puts all four under ``D`` so that several instances, tests among them,
+can run side by side.
 
 The runtime directory holds the control socket, so it must be private: a directory that is
 not ours, or that others can enter, is refused rather than used.
@@ -79,6 +80,8 @@ def default_config_file(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if "LIGHTBOX_CONFIG" in env:
         return Path(env["LIGHTBOX_CONFIG"]).expanduser()
+    if env.get("CONFIGURATION_DIRECTORY"):  # systemd's ConfigurationDirectory=
+        return Path(env["CONFIGURATION_DIRECTORY"].split(":")[0]) / "lightboxd.toml"
     base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / APP / "lightboxd.toml"
 

@@ -56,6 +56,17 @@ class Daemon:
             self.stop_reason = reason
             self._stop.set()
 
+    def reload(self) -> None:
+        """SIGHUP (``systemctl reload``): re-read what can change without a restart."""
+        log.info("reload requested")
+        for component in self.components:
+            hook = getattr(component, "reload", None)
+            if hook is not None:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("reload failed", component=component.name)
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -74,6 +85,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         started: list[Component] = []
         try:
             for component in self.components:
@@ -104,7 +116,7 @@ class Daemon:
                 except Exception:
                     log.exception("component did not stop cleanly", component=component.name)
             await self.notifier.close()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
         log.info("stopped", reason=self.stop_reason)

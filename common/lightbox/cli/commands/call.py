@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lightbox.cli import exits
-from lightbox.cli.context import CliError, Context
+from lightbox.cli.context import CliError, Context, Subparsers
 from lightbox.cli.jobs_wait import wait_for_job
 from lightbox.common.api import METHODS
 
@@ -22,7 +22,7 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
-def register(sub: Any) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "call", help="call any control method: lightbox call METHOD key=value ...",
         description="Call a control method. Parameters are key=value (converted with the "
@@ -98,11 +98,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         for m in listing["methods"]:
             mark = "" if m["allowed"] else "  (not allowed here)"
-            params = " ".join(
+            usage = " ".join(
                 f"{name}=" + ("…" if name in m["params"]["required"] else "[…]")
                 for name in m["params"]["properties"]
             )
-            ctx.print(f"{m['name']:<22} {m['permission']:<8} {params}{mark}")
+            ctx.print(f"{m['name']:<22} {m['permission']:<8} {usage}{mark}")
             ctx.print(f"    {m['summary']}")
         return 0
 

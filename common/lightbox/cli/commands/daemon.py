@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from lightbox.cli.context import Context
+from lightbox.cli.context import Context, Subparsers
 
 
-def register(sub: Any) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("daemon", help="run the daemon in the foreground (same as lightboxd)",
                        description="Run lightboxd in the foreground. Stop it with Ctrl-C or "
                        "SIGTERM.")

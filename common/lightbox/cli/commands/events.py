@@ -14,11 +14,11 @@ import json
 import sys
 from typing import Any
 
-from lightbox.cli.context import Context
+from lightbox.cli.context import Context, Subparsers
 from lightbox.common.client import Client
 
 
-def register(sub: Any) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "events", help="stream events (job progress, catalog changes...) as they happen",
         description="Print events as they happen, one a line (JSON Lines with --json). "
@@ -34,10 +34,15 @@ def register(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _value(v: Any) -> str:
+    if isinstance(v, str) and v and not any(c in v for c in ' "='):
+        return v
+    return json.dumps(v, ensure_ascii=False)
+
+
 def format_event(ev: dict[str, Any]) -> str:
     data = ev.get("data") or {}
-    fields = " ".join(f"{k}={json.dumps(v, ensure_ascii=False) if not isinstance(v, str) or ' ' in v else v}"
-                      for k, v in data.items())
+    fields = " ".join(f"{k}={_value(v)}" for k, v in data.items())
     return f"{ev['seq']} {ev['time']} {ev['topic']}.{ev['type']} {fields}".rstrip()
 
 

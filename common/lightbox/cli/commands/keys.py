@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from lightbox.cli import exits
-from lightbox.cli.context import CliError, Context
+from lightbox.cli.context import CliError, Context, Subparsers
 from lightbox.common import keys as keymod
 from lightbox.common import paths
 
 
-def register(sub: Any) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "keys", help="make CURVE key pairs for TCP access",
         description="Make a CURVE key pair. For the daemon: name it `server` and set "
@@ -24,6 +23,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     g = ks.add_parser("generate", help="write NAME.key and NAME.key_secret")
     g.add_argument("--dir", type=Path, help="where to write (default $XDG_CONFIG_HOME/lightbox)")
     g.add_argument("--name", default="client", help="file name stem (default client)")
+    g.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                   help="print JSON only, on stdout")
     g.add_argument("--class", dest="klass", default="control",
                    choices=("read", "control", "admin"),
                    help="permission class for the suggested authorized-keys line")

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from lightbox.cli import exits
-from lightbox.cli.context import CliError, Context
+from lightbox.cli.context import CliError, Context, Subparsers
 from lightbox.common import config as configmod
 from lightbox.common import errors
 
@@ -29,7 +29,7 @@ def _ping(ctx: Context) -> dict[str, Any] | None:
 
 class Start:
     @staticmethod
-    def register(sub: Any) -> argparse.ArgumentParser:
+    def register(sub: Subparsers) -> argparse.ArgumentParser:
         p = sub.add_parser("start", help="start the daemon in the background",
                            description="Start lightboxd detached from the terminal, its log "
                            "in the state dir, and wait until it answers.")
@@ -84,7 +84,7 @@ class Start:
 
 class Stop:
     @staticmethod
-    def register(sub: Any) -> argparse.ArgumentParser:
+    def register(sub: Subparsers) -> argparse.ArgumentParser:
         p = sub.add_parser("stop", help="stop the daemon (system.shutdown) and wait for it",
                            description="Ask the daemon to stop and wait until it is gone.")
         p.add_argument("--wait-timeout", type=float, default=15.0, metavar="SECONDS")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from lightbox.cli.context import Context
+from lightbox.cli.context import Context, Subparsers
 
 
-def register(sub: Any) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     return sub.add_parser("status", help="daemon health: version, uptime, catalog, jobs",
                           description="Show system.status.")
 

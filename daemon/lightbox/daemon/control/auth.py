@@ -21,6 +21,8 @@ from lightbox.common.api import Permission
 
 log = logs.get("auth")
 
+ZAP_DOMAIN = "lightbox"
+
 
 class AuthorizedKeys:
     def __init__(self, path: Path) -> None:
@@ -34,7 +36,8 @@ class AuthorizedKeys:
             mtime = os.stat(self.path).st_mtime_ns
         except OSError as exc:
             if force:
-                raise ValueError(f"cannot read authorized keys {self.path}: {exc.strerror}") from None
+                raise ValueError(
+                    f"cannot read authorized keys {self.path}: {exc.strerror}") from None
             log.warning("authorized keys unreadable; keeping the last good list",
                         path=str(self.path), error=exc.strerror)
             return
@@ -86,13 +89,14 @@ class Authenticator:
 
     def start(self) -> None:
         self._auth.start()
-        self._auth.configure_curve_callback("*", credentials_provider=self.keys)
+        # The callback is looked up by the ZAP domain the sockets announce, not by "*".
+        self._auth.configure_curve_callback(ZAP_DOMAIN, credentials_provider=self.keys)
 
     def stop(self) -> None:
         self._auth.stop()
 
 
-def make_curve_server(sock: zmq.Socket[bytes], secret_key: bytes) -> None:
+def make_curve_server(sock: zmq.asyncio.Socket, secret_key: bytes) -> None:
     sock.curve_secretkey = secret_key
     sock.curve_server = True
-    sock.zap_domain = b"lightbox"
+    sock.zap_domain = ZAP_DOMAIN.encode()

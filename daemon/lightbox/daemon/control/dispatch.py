@@ -138,8 +138,8 @@ class Dispatcher:
             self.errors += 1
             ref = uuid.uuid4().hex[:12]
             log.exception("handler crashed", method=call.method, ref=ref, peer=peer)
-            err = InternalError(f"internal error (ref {ref}); see the daemon log", {"ref": ref})
-            return None if call.notification else protocol.error_reply(call.id, err)
+            crash = InternalError(f"internal error (ref {ref}); see the daemon log", {"ref": ref})
+            return None if call.notification else protocol.error_reply(call.id, crash)
         self.served += 1
         log.debug("request served", method=call.method,
                   ms=round((time.perf_counter() - started) * 1000, 3), peer=peer)
@@ -161,7 +161,8 @@ class Dispatcher:
                                  {"method": call.method[:100]})
         if permission < spec.permission:
             raise PermissionDenied(
-                f"{spec.name} needs the {spec.permission.label} class; this connection has "
+                f"permission denied: {spec.name} needs the {spec.permission.label} class; "
+                f"this connection has "
                 f"{permission.label}",
                 {"needs": spec.permission.label, "has": permission.label},
             )

@@ -115,6 +115,10 @@ class ControlServer:
         self._lock.release()
         self.ctx.term()
 
+    def reload(self) -> None:
+        if self._keys is not None:
+            self._keys.reload(force=True)
+
     def status(self) -> dict[str, Any]:
         return {
             "endpoints": {ep.transport: ep.control for ep in self.endpoints},
@@ -201,7 +205,8 @@ class ControlServer:
             try:
                 if tcp:
                     msg = await ep.router.recv_multipart(copy=False)
-                    user = msg[-1].get("User-Id") if len(msg) > 1 else None
+                    raw_user = msg[-1].get("User-Id") if len(msg) > 1 else None
+                    user = raw_user if isinstance(raw_user, str) else None
                     frames = [f.bytes for f in msg]
                     permission = (self._keys.permission(user) if self._keys and user else None)
                     peer = user or "?"

@@ -1,0 +1,3 @@
+from lightbox.cli.main import main
+
+main()

@@ -1,0 +1,139 @@
+"""Thumbnails: content-addressed, orientation applied, written atomically.
+
+The path is derived from the file's sha256, so duplicates share one thumbnail and a moved
+photo keeps its own. A thumbnail appears under its final name only complete (temp file in the
+same directory + ``os.replace``): a daemon SIGKILLed mid-write leaves at most a hidden
+``.*.tmp`` that ``remove_stale_temp_files`` clears, never a half JPEG the TUI would show.
+
+All sizes of one call come from one decode: the caller drafts the decoder to the largest size
+asked for, and each smaller size is resized from the previous result. Orientation is applied
+to each small output, not to the large decoded image (cheaper). JPEG for every size: at 1280
+px it encodes ~30x faster than WebP here, and the TUI decodes it faster too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from lightbox.daemon.media.decode import flatten, transpose
+
+
+@dataclass(frozen=True)
+class ThumbSpec:
+    name: str        # "grid" | "preview" (configurable set)
+    size: int        # long edge in px
+    quality: int = 82
+
+
+GRID = ThumbSpec("grid", 256)
+PREVIEW = ThumbSpec("preview", 1280)
+DEFAULT_SPECS = (GRID, PREVIEW)
+
+TEMP_SUFFIX = ".tmp"
+
+
+def relative_path(spec_name: str, sha256: str) -> str:
+    return f"{spec_name}/{sha256[:2]}/{sha256}.jpg"
+
+
+def thumbnail_path(thumbs_dir: str | Path, spec_name: str, sha256: str) -> Path:
+    """``<thumbs_dir>/<spec_name>/<sha[:2]>/<sha>.jpg``."""
+    if not sha256 or len(sha256) < 8 or not all(c in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    if not spec_name or "/" in spec_name or spec_name.startswith("."):
+        raise ValueError(f"bad thumbnail spec name: {spec_name!r}")
+    return Path(thumbs_dir) / relative_path(spec_name, sha256)
+
+
+def atomic_save(img: Image.Image, final: Path, quality: int, fsync: bool = False,
+                icc_profile: bytes | None = None) -> None:
+    """Encode ``img`` as JPEG into a temp file beside ``final`` and rename it into place.
+
+    ``fsync`` guards against power loss only; SIGKILL cannot expose a partial file either
+    way, and a lost thumbnail is rebuilt on demand, so it is off by default.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem[:16]}.", suffix=TEMP_SUFFIX,
+                               dir=final.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            params: dict[str, object] = {"quality": quality}
+            if icc_profile:
+                params["icc_profile"] = icc_profile
+            img.save(out, "JPEG", **params)
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def render(img: Image.Image, specs: Sequence[ThumbSpec], orientation: int | None,
+           sha256: str, thumbs_dir: str | Path,
+           overwrite: bool = False) -> tuple[dict[str, str], Image.Image]:
+    """Write every spec from one decoded image; returns {name: relative path} and the
+    smallest oriented RGB image made (for the perceptual hash).
+
+    ``img`` is the loaded, possibly drafted image in any mode; ``orientation`` is the EXIF
+    value still to apply (None/1 when the pixels are already upright).
+    """
+    base = flatten(img)
+    icc = img.info.get("icc_profile") if base.mode == "RGB" and img.mode == "RGB" else None
+    icc = icc if isinstance(icc, bytes) else None
+    written: dict[str, str] = {}
+    current = base
+    smallest = base
+    for spec in sorted(specs, key=lambda s: s.size, reverse=True):
+        if spec.size <= 0:
+            raise ValueError(f"thumbnail size must be positive: {spec}")
+        if max(current.size) > spec.size:
+            current = current.resize(_fit(current.size, spec.size), Image.Resampling.BICUBIC,
+                                     reducing_gap=2.0)
+        out = transpose(current, orientation)
+        if out.mode != "RGB":
+            out = out.convert("RGB")
+        final = thumbnail_path(thumbs_dir, spec.name, sha256)
+        if overwrite or not final.exists():
+            atomic_save(out, final, spec.quality, icc_profile=icc)
+        written[spec.name] = relative_path(spec.name, sha256)
+        smallest = out
+    if not specs:
+        smallest = transpose(base, orientation)
+    return written, smallest
+
+
+def _fit(size: tuple[int, int], long_edge: int) -> tuple[int, int]:
+    w, h = size
+    if w >= h:
+        return long_edge, max(1, round(h * long_edge / w))
+    return max(1, round(w * long_edge / h)), long_edge
+
+
+def remove_stale_temp_files(thumbs_dir: str | Path, older_than: float = 3600.0) -> int:
+    """Delete temp files left by a killed writer; returns how many were removed."""
+    removed = 0
+    cutoff = time.time() - older_than
+    root = Path(thumbs_dir)
+    for path in _walk_temp(root):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def _walk_temp(root: Path) -> Iterable[Path]:
+    if not root.is_dir():
+        return []
+    return (p for p in root.glob(f"*/*/.*{TEMP_SUFFIX}") if p.is_file())
