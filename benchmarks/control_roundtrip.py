@@ -1,0 +1,162 @@
+"""Control-socket round trip: lightboxd's `hello` against a bare pyzmq asyncio echo.
+
+Both servers run in their own process on an ipc socket and are driven by the same client
+harness: C client processes, each a plain DEALER doing sequential round trips, measuring
+each one. Reported per server: p50 and p99 latency and requests per second, for 1 and for 8
+concurrent clients, and the ratio lightbox / echo (latency: lower is better; rate: higher).
+Target (issue 2): lightbox p50 within 2x of the bare echo.
+
+    .venv/bin/python benchmarks/control_roundtrip.py [--requests 5000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import zmq
+
+ECHO_SERVER = r"""
+import asyncio, sys, zmq, zmq.asyncio
+async def main(addr):
+    ctx = zmq.asyncio.Context()
+    s = ctx.socket(zmq.ROUTER)
+    s.bind(addr)
+    print("ready", flush=True)
+    while True:
+        frames = await s.recv_multipart()
+        await s.send_multipart(frames)
+asyncio.run(main(sys.argv[1]))
+"""
+
+HELLO = b'{"jsonrpc":"2.0","id":1,"method":"hello"}'
+
+
+def client(addr: str, count: int, warmup: int, out: mp.Queue[list[float]]) -> None:
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(addr)
+    lat: list[float] = []
+    for i in range(warmup + count):
+        t0 = time.perf_counter()
+        s.send(HELLO)
+        s.recv_multipart()
+        if i >= warmup:
+            lat.append(time.perf_counter() - t0)
+    s.close()
+    ctx.term()
+    out.put(lat)
+
+
+def drive(addr: str, clients: int, requests: int) -> dict[str, float]:
+    per = max(1, requests // clients)
+    q: mp.Queue[list[float]] = mp.Queue()
+    procs = [mp.Process(target=client, args=(addr, per, 200, q)) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    lats: list[float] = []
+    for _ in procs:
+        lats += q.get()
+    for p in procs:
+        p.join()
+    wall = time.perf_counter() - t0
+    lats.sort()
+    return {
+        "p50_ms": lats[len(lats) // 2] * 1000,
+        "p99_ms": lats[int(len(lats) * 0.99)] * 1000,
+        "rps": len(lats) / wall,
+    }
+
+
+def start_echo(tmp: Path) -> tuple[subprocess.Popen[str], str]:
+    addr = f"ipc://{tmp}/echo.sock"
+    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, addr], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc, addr
+
+
+def start_lightbox(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    data = tmp / "lb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTBOX_")}
+    proc = subprocess.Popen([sys.executable, "-m", "lightbox.daemon", "--data-dir", str(data),
+                             "--log-level", "warning"], env=env)
+    addr = f"ipc://{data}/run/control.sock"
+    ctx = zmq.Context()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if (data / "run" / "control.sock").exists():
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(addr)
+            s.send(HELLO)
+            if s.poll(500):
+                s.recv()
+                s.close()
+                break
+            s.close()
+        time.sleep(0.1)
+    ctx.term()
+    return proc, addr
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--requests", type=int, default=5000, help="per measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians kept")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="lbb-", dir="/tmp"))
+    echo, echo_addr = start_echo(tmp)
+    lb, lb_addr = start_lightbox(tmp)
+    results: dict[str, dict[int, list[dict[str, float]]]] = {"echo": {}, "lightbox": {}}
+    try:
+        for _ in range(args.rounds):
+            for clients in (1, 8):
+                for name, addr in (("echo", echo_addr), ("lightbox", lb_addr)):
+                    results[name].setdefault(clients, []).append(
+                        drive(addr, clients, args.requests))
+    finally:
+        echo.terminate()
+        lb.terminate()
+        echo.wait()
+        lb.wait()
+
+    def med(name: str, clients: int, key: str) -> float:
+        return statistics.median(r[key] for r in results[name][clients])
+
+    summary = {}
+    print(f"control round trip over ipc, {args.requests} requests x {args.rounds} rounds "
+          f"(medians), {os.cpu_count()} CPUs")
+    print("| clients | server | p50 ms | p99 ms | req/s |")
+    print("|---|---|---|---|---|")
+    for clients in (1, 8):
+        for name in ("echo", "lightbox"):
+            row = {k: med(name, clients, k) for k in ("p50_ms", "p99_ms", "rps")}
+            summary[f"{name}/{clients}"] = row
+            print(f"| {clients} | {name} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | "
+                  f"{row['rps']:.0f} |")
+    print()
+    print("| clients | p50 ratio (lightbox/echo) | p99 ratio | req/s ratio |")
+    print("|---|---|---|---|")
+    for clients in (1, 8):
+        e, lb_ = summary[f"echo/{clients}"], summary[f"lightbox/{clients}"]
+        print(f"| {clients} | {lb_['p50_ms'] / e['p50_ms']:.2f} | "
+              f"{lb_['p99_ms'] / e['p99_ms']:.2f} | {lb_['rps'] / e['rps']:.2f} |")
+    if args.json:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
