@@ -83,3 +83,37 @@ def corpus() -> Path:
     need((CORPUS / "MANIFEST.tsv").is_file(), f"the image corpus at {CORPUS}",
          "check out ../shared beside the project or set LIGHTBOX_CORPUS")
     return CORPUS
+
+
+async def _admin_exec(url: str, statement: str) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def pg_scratch_url(postgres_url: str) -> Any:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import uuid
+
+    name = f"lbtest_{uuid.uuid4().hex[:10]}"
+    await _admin_exec(postgres_url, f"CREATE DATABASE {name}")
+    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    await _admin_exec(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+async def mysql_scratch_url(mysql_url: str) -> Any:
+    """A fresh, empty MariaDB database for one test, dropped afterwards."""
+    import uuid
+
+    name = f"lbtest_{uuid.uuid4().hex[:10]}"
+    await _admin_exec(mysql_url, f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    yield mysql_url.rsplit("/", 1)[0] + f"/{name}"
+    await _admin_exec(mysql_url, f"DROP DATABASE IF EXISTS {name}")

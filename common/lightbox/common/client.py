@@ -4,11 +4,15 @@ The client holds one DEALER socket. Requests carry increasing integer ids and re
 matched to them by a reader task, so any number of calls can be in flight at once. Error
 replies raise the exception class of their code (``lightbox.common.errors``).
 
-Reconnecting: ZeroMQ reconnects the transport by itself, but a reply lost with a dying
-daemon would otherwise leave its caller waiting forever. A call that times out therefore
-throws the socket away ("lazy pirate"); the next call opens a fresh one, and a late reply
-to an abandoned id is dropped. ``IMMEDIATE`` keeps requests from queueing for a daemon
-that is not there: with no connection, the send itself times out.
+Reconnecting: ZeroMQ reconnects the transport by itself, so a request made while the daemon
+restarts simply waits in the socket until it is back. A reply lost with a dying daemon would
+leave its caller waiting forever, so a call that times out throws the socket away ("lazy
+pirate"): the next call opens a fresh one, and a late reply to an abandoned id is dropped.
+
+``ZMQ_IMMEDIATE`` is deliberately not set: with it, libzmq drops a connection's unread
+inbound messages when the peer disconnects, which lost the reply to ``system.shutdown``
+(sent just before the daemon closes) about one time in forty. For ipc, "is anyone there" is
+answered up front instead, by connecting to the socket file.
 
 Events come from a SUB socket on the endpoint ``hello`` names; ``Subscription`` yields
 decoded events and knows the last seq it saw, so a client can ``events.since`` after a gap.
@@ -211,7 +215,8 @@ class Client:
         try:
             try:
                 await asyncio.wait_for(sock.send_multipart([protocol.dumps(message)]), timeout)
-            except TimeoutError:
+            except (TimeoutError, zmq.ZMQError):
+                # No connection within the timeout, or it went away between poll and send.
                 await self._reset()
                 raise errors.DaemonNotRunning(
                     f"no daemon answers at {self.endpoint.address}") from None
@@ -219,8 +224,10 @@ class Client:
                 return await asyncio.wait_for(fut, max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 await self._reset()
+                hint = "" if self.endpoint.ipc_path else (
+                    " (is the daemon running, and is this client's key authorized?)")
                 raise errors.RequestTimeout(
-                    f"{message['method']}: no reply within {timeout:g} s") from None
+                    f"{message['method']}: no reply within {timeout:g} s{hint}") from None
         finally:
             self._pending.pop(rid, None)
 
@@ -234,7 +241,6 @@ class Client:
         if path is not None:
             _probe_ipc(path)
         sock = self._ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)

@@ -5,7 +5,7 @@ below), write its handler in ``lightbox.daemon.rpc.<area>``, run ``make docs`` t
 ``docs/protocol.md``. The daemon refuses to start with a spec that has no handler.
 """
 
-from lightbox.common.api import events, system
+from lightbox.common.api import catalog, events, jobs, library, system
 from lightbox.common.api.schema import (
     EventSpec,
     MethodSpec,
@@ -16,8 +16,10 @@ from lightbox.common.api.schema import (
 
 PROTOCOL_VERSION = 1
 
-METHODS: dict[str, MethodSpec] = build_registry([system.METHODS, events.METHODS])
-EVENTS: tuple[EventSpec, ...] = (*system.EVENTS,)
+METHODS: dict[str, MethodSpec] = build_registry(
+    [system.METHODS, events.METHODS, library.METHODS, catalog.METHODS, jobs.METHODS])
+EVENTS: tuple[EventSpec, ...] = (
+    *system.EVENTS, *library.EVENTS, *catalog.EVENTS, *jobs.EVENTS)
 TOPICS: tuple[str, ...] = tuple(sorted({e.topic for e in EVENTS}))
 
 __all__ = [

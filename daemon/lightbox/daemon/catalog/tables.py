@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from lightbox.daemon.catalog.types import Id, Timestamp
+from lightbox.daemon.catalog.types import Id, Name, Timestamp
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -49,4 +49,100 @@ jobs = sa.Table(
     ),
     sa.Index(None, "state", "priority", "id"),
     sa.Index(None, "created_at"),
+)
+
+# -- the library ------------------------------------------------------------------------
+# A source is where photos come from: a local folder ("root") now, an S3 bucket later. The
+# tree below a source is the folders table; the root folder of a source has path "".
+
+SOURCE_KINDS = ("local", "s3")
+PHOTO_STATES = ("pending", "ok", "error", "missing")
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", Name(200), nullable=False),
+    sa.Column("path", sa.Text, nullable=True),  # local: absolute path of the root
+    sa.Column("config", sa.JSON, nullable=True),  # s3: endpoint, bucket, prefix...
+    sa.Column("device", sa.BigInteger, nullable=True),  # st_dev of a local root when added
+    sa.Column("online", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("status", sa.Text, nullable=True),  # why it is offline, last scan problem
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("scanned_at", Timestamp, nullable=True),  # last complete pass
+    sa.CheckConstraint("kind IN ('local', 's3')", name="kind"),
+    sa.UniqueConstraint("name"),
+)
+
+folders = sa.Table(
+    "folders",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("source_id", Id, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("parent_id", Id, sa.ForeignKey("folders.id", ondelete="CASCADE"), nullable=True),
+    # Relative to the source, "/"-separated, "" for the source's root folder. Paths can be
+    # longer than any portable unique index allows, so uniqueness is on path_hash.
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("path_hash", sa.String(40), nullable=False),
+    sa.Column("name", Name(255), nullable=False),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("photo_count", sa.Integer, nullable=False, server_default="0"),  # direct
+    sa.Column("folder_count", sa.Integer, nullable=False, server_default="0"),  # direct
+    sa.Column("total_count", sa.Integer, nullable=False, server_default="0"),  # subtree
+    sa.Column("bytes", sa.BigInteger, nullable=False, server_default="0"),  # direct
+    sa.Column("missing_since", Timestamp, nullable=True),
+    sa.Column("first_seen", Timestamp, nullable=False),
+    sa.UniqueConstraint("source_id", "path_hash"),
+    sa.Index(None, "parent_id", "name"),
+)
+
+photos = sa.Table(
+    "photos",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("source_id", Id, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("folder_id", Id, sa.ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", Name(255), nullable=False),
+    # What the scanner compares to decide that a file is unchanged and need not be read.
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("inode", sa.BigInteger, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("mime", sa.String(64), nullable=True),
+    sa.Column("format", sa.String(16), nullable=True),
+    sa.Column("width", sa.Integer, nullable=True),
+    sa.Column("height", sa.Integer, nullable=True),
+    sa.Column("orientation", sa.SmallInteger, nullable=True),
+    # The camera's wall-clock time, naive, as recorded; the offset (minutes east of UTC) when
+    # the camera recorded one. Sorting and date ranges use the wall clock, as people do.
+    sa.Column("taken_at", Timestamp, nullable=True),
+    sa.Column("taken_offset", sa.SmallInteger, nullable=True),
+    sa.Column("make", sa.String(100), nullable=True),
+    sa.Column("model", sa.String(100), nullable=True),
+    sa.Column("lens", sa.String(200), nullable=True),
+    sa.Column("exposure_time", sa.Float, nullable=True),
+    sa.Column("f_number", sa.Float, nullable=True),
+    sa.Column("iso", sa.Integer, nullable=True),
+    sa.Column("focal_length", sa.Float, nullable=True),
+    sa.Column("gps_lat", sa.Double, nullable=True),
+    sa.Column("gps_lon", sa.Double, nullable=True),
+    sa.Column("gps_alt", sa.Double, nullable=True),
+    sa.Column("phash", sa.BigInteger, nullable=True),
+    sa.Column("thumbs", sa.SmallInteger, nullable=False, server_default="0"),  # bit per size
+    sa.Column("first_seen", Timestamp, nullable=False),
+    sa.Column("indexed_at", Timestamp, nullable=True),
+    sa.Column("missing_since", Timestamp, nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'ok', 'error', 'missing')", name="status"),
+    sa.UniqueConstraint("folder_id", "name"),
+    # One index per list the UI shows and per lookup the scanner makes.
+    sa.Index(None, "folder_id", "taken_at"),
+    sa.Index(None, "folder_id", "size"),
+    sa.Index(None, "taken_at"),
+    sa.Index(None, "sha256"),
+    sa.Index(None, "make", "model"),
+    sa.Index(None, "status", "source_id"),
+    sa.Index(None, "source_id", "inode"),
 )

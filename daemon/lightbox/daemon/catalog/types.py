@@ -2,6 +2,7 @@
 
 - ``Id``: a 64-bit key, except on SQLite where only ``INTEGER PRIMARY KEY`` aliases the rowid
   and autoincrements.
+- ``Name``: strings compared byte for byte (file names), also on MySQL.
 - ``Timestamp``: naive UTC datetimes with microseconds (MySQL's DATETIME drops them unless
   asked for fsp=6; MariaDB also drops time zones, so we never store one).
 """
@@ -14,6 +15,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def Name(length: int = 255) -> sa.types.TypeEngine[str]:  # noqa: N802 - reads like a type
+    """A file or folder name: compared byte for byte everywhere.
+
+    MySQL/MariaDB compare strings case- and accent-insensitively by default, so ``IMG.JPG``
+    and ``img.jpg`` (two files on Linux) would collide in a unique index; the binary collation
+    keeps them apart. SQLite and PostgreSQL compare bytes already.
+    """
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 

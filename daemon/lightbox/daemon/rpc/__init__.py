@@ -26,7 +26,7 @@ H = TypeVar("H", bound=Handler)
 HANDLERS: dict[str, Handler] = {}
 
 # Every module that registers handlers; the dispatcher imports them all at start.
-AREAS = ("system", "events")
+AREAS = ("system", "events", "roots", "library", "jobs", "folders", "photos")
 
 
 def method(name: str) -> Callable[[H], H]:

@@ -1,0 +1,135 @@
+"""``folders.*`` and ``photos.*``: browsing and searching the catalog."""
+
+from lightbox.common.api.schema import EventSpec, MethodSpec, Param, Permission
+
+SORTS = ("name", "taken", "size")
+PHOTO_FIELDS = (
+    "id", "name", "path", "folder_id", "source_id", "size", "mtime", "status", "error",
+    "sha256", "mime", "format", "width", "height", "orientation", "taken_at", "taken_offset",
+    "make", "model", "lens", "exposure_time", "f_number", "iso", "focal_length", "gps_lat",
+    "gps_lon", "gps_alt", "phash", "thumbs", "first_seen", "indexed_at",
+)
+
+_page = (
+    Param("sort", "string", "order of photos", default="name", enum=SORTS),
+    Param("order", "string", "direction", default="asc", enum=("asc", "desc")),
+    Param("limit", "integer", "photos per page", default=200, minimum=1, maximum=2000),
+    Param("cursor", "string", "from the previous page's next_cursor", max_length=512),
+    Param("fields", "array", "only these photo fields (id is always included)",
+          items="string", max_length=len(PHOTO_FIELDS)),
+)
+PHOTO_REF = (
+    Param("id", "integer", "photo id", minimum=1),
+    Param("path", "string", "absolute path of the file (instead of id)", max_length=4096),
+)
+
+METHODS = (
+    MethodSpec(
+        "folders.list",
+        Permission.READ,
+        "A folder: its subfolders with counts and a page of its photos. Without `folder` and "
+        "`path`, the top level: one folder per root.",
+        params=(
+            Param("folder", "integer", "folder id", minimum=1),
+            Param("path", "string", "absolute path of the folder (instead of its id)",
+                  max_length=4096),
+            Param("photos", "boolean", "include photos", default=True),
+            *_page,
+        ),
+        result="{folder, breadcrumbs[{id, name}], folders[{id, name, path, photo_count, "
+        "folder_count, total_count, bytes, online}], photos[], next_cursor}",
+        paginated=True,
+    ),
+    MethodSpec(
+        "photos.get",
+        Permission.READ,
+        "Everything known about one photo, with the number of exact and near duplicates.",
+        params=PHOTO_REF,
+        result="{…every photo field, folder, duplicates{exact, near}}",
+    ),
+    MethodSpec(
+        "photos.thumbnail",
+        Permission.READ,
+        "A thumbnail as JPEG bytes in a binary frame; made on demand when missing.",
+        params=(
+            Param("id", "integer", "photo id", required=True, minimum=1),
+            Param("size", "string", "which thumbnail", default="grid",
+                  enum=("grid", "preview")),
+        ),
+        result="{id, size, mime, width, height, bytes, data}",
+        frames="`data` is the JPEG.",
+    ),
+    MethodSpec(
+        "photos.original",
+        Permission.READ,
+        "A chunk of the original file as a binary frame; call again with the next offset "
+        "until `eof`.",
+        params=(
+            Param("id", "integer", "photo id", required=True, minimum=1),
+            Param("offset", "integer", "where to start, in bytes", default=0, minimum=0),
+            Param("length", "integer", "chunk size in bytes", default=1 << 20, minimum=1,
+                  maximum=8 << 20),
+        ),
+        result="{id, size, offset, length, eof, mime, data}",
+        frames="`data` is the chunk.",
+    ),
+    MethodSpec(
+        "photos.search",
+        Permission.READ,
+        "Photos matching every given filter: text in the name or path, a date range (on the "
+        "camera's local time), a camera, GPS or not, a folder subtree.",
+        params=(
+            Param("text", "string", "words that must all appear in the name or folder path "
+                  "(case-insensitive)", max_length=200),
+            Param("date_from", "string", "taken on or after (YYYY-MM-DD or ISO date-time)",
+                  max_length=40),
+            Param("date_to", "string", "taken on or before (YYYY-MM-DD: the whole day)",
+                  max_length=40),
+            Param("camera", "string", "make or model contains this (case-insensitive)",
+                  max_length=100),
+            Param("has_gps", "boolean", "only photos with (true) or without (false) GPS"),
+            Param("folder", "integer", "only this folder and (recursive) its subfolders",
+                  minimum=1),
+            Param("path", "string", "only below this absolute path", max_length=4096),
+            Param("recursive", "boolean", "include subfolders of folder/path", default=True),
+            Param("status", "string", "which photos", default="ok",
+                  enum=("ok", "error", "pending", "missing", "any")),
+            *_page,
+        ),
+        result="{photos[], next_cursor}",
+        paginated=True,
+    ),
+    MethodSpec(
+        "photos.duplicates",
+        Permission.READ,
+        "Groups of duplicates: exact (same sha256) or near (perceptual hashes within "
+        "`threshold` bits), across every root.",
+        params=(
+            Param("kind", "string", "exact or near", default="exact", enum=("exact", "near")),
+            Param("threshold", "integer", "near: largest Hamming distance in a group",
+                  default=6, minimum=0, maximum=16),
+            Param("limit", "integer", "groups per page", default=100, minimum=1, maximum=1000),
+            Param("cursor", "string", "from the previous page's next_cursor", max_length=512),
+            Param("fields", "array", "only these photo fields", items="string",
+                  max_length=len(PHOTO_FIELDS)),
+        ),
+        result="{groups[{key, count, photos[]}], next_cursor, total_groups}",
+        paginated=True,
+    ),
+)
+
+EVENTS = (
+    EventSpec("catalog", "added", "Photos appeared (merged per burst and folder).",
+              {"folder_id": "", "folder": "absolute path", "ids": "photo ids (at most 500)",
+               "count": "how many"}),
+    EventSpec("catalog", "changed", "Photos changed: new content or metadata, thumbnails.",
+              {"folder_id": "", "folder": "", "ids": "", "count": ""}),
+    EventSpec("catalog", "moved", "Photos moved or were renamed; ids are kept.",
+              {"folder_id": "the new folder", "folder": "", "from_folder_id": "", "ids": "",
+               "count": ""}),
+    EventSpec("catalog", "removed", "Photos are gone (missing, then confirmed).",
+              {"folder_id": "", "folder": "", "ids": "", "count": "",
+               "missing": "true when only marked missing"}),
+    EventSpec("catalog", "folders", "The folder tree or its counts changed.",
+              {"source_id": "", "ids": "folder ids (at most 500)"}),
+)

@@ -1,0 +1,71 @@
+"""``roots.*`` and ``library.*``: which folders are in the library, and scanning them."""
+
+from lightbox.common.api.schema import EventSpec, MethodSpec, Param, Permission
+
+ROOT_REF = Param("root", "any", "a root's id, name or absolute path", required=True)
+
+METHODS = (
+    MethodSpec(
+        "roots.list",
+        Permission.READ,
+        "Every root (local photo folder) with its state and counts.",
+        result="{roots[{id, name, path, online, status, photos, folders, bytes, errors, "
+        "pending, scanned_at, watching}]}",
+    ),
+    MethodSpec(
+        "roots.add",
+        Permission.ADMIN,
+        "Add a folder to the library and start scanning it. Refused when the folder does not "
+        "exist, is not a directory, or overlaps a root already in the library.",
+        params=(
+            Param("path", "string", "absolute path of the folder", required=True,
+                  max_length=4096),
+            Param("name", "string", "display name (default: the folder's name)", max_length=200),
+            Param("scan", "boolean", "start the initial scan at once", default=True),
+        ),
+        result="{root{…as roots.list}, job}",
+        starts_job=True,
+    ),
+    MethodSpec(
+        "roots.remove",
+        Permission.ADMIN,
+        "Forget a root: its folders and photos leave the catalog (the files are not touched; "
+        "thumbnails are removed by the next cleanup).",
+        params=(ROOT_REF,),
+        result="{removed, photos, folders}",
+    ),
+    MethodSpec(
+        "library.scan",
+        Permission.CONTROL,
+        "Scan roots for new, changed, moved and vanished files; unchanged files (same size, "
+        "mtime and inode) are not read. Returns the job at once.",
+        params=(
+            Param("root", "any", "a root's id, name or path (default: every root)"),
+            Param("path", "string", "only this folder (absolute path) and what is below it",
+                  max_length=4096),
+            Param("full", "boolean", "re-read every file, even unchanged ones", default=False),
+        ),
+        result="{job}",
+        starts_job=True,
+    ),
+    MethodSpec(
+        "library.cleanup",
+        Permission.CONTROL,
+        "Remove thumbnails that no photo uses any more and those of photos missing for more "
+        "than `days` days.",
+        params=(Param("days", "integer", "age of missing photos whose thumbnails go "
+                      "(default: the configured thumbnails.cleanup_days)", minimum=0),),
+        result="{job}",
+        starts_job=True,
+    ),
+)
+
+EVENTS = (
+    EventSpec("source", "added", "A root was added.", {"id": "root id", "name": "", "path": ""}),
+    EventSpec("source", "removed", "A root was removed.", {"id": "root id", "name": ""}),
+    EventSpec("source", "offline", "A root cannot be read (unmounted, missing, emptied); "
+              "nothing under it changes state until it is back.",
+              {"id": "root id", "name": "", "path": "", "reason": "why"}),
+    EventSpec("source", "online", "A root that was offline can be read again.",
+              {"id": "root id", "name": "", "path": ""}),
+)
