@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,12 @@ def test_units_have_notify_watchdog_and_hardening(kind: str) -> None:
 def test_sighup_reloads_instead_of_killing(make_daemon: Any) -> None:
     d: DaemonProcess = make_daemon()
     d.signal(signal.SIGHUP)
-    assert d.call("hello")["daemon"] == "lightboxd"
+    deadline = time.monotonic() + 5
+    while "reload requested" not in d.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "reload requested" in d.log()
+    assert d.call("hello")["daemon"] == "lightboxd"
+    assert d.proc.poll() is None  # type: ignore[union-attr]
 
 
 def test_system_unit_paths_are_honoured(make_daemon: Any, tmp_path: Path) -> None:

@@ -22,7 +22,17 @@ from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.component import Component
 from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.control.server import ControlServer
+from lightbox.daemon.jobs.queue import JobQueue
+from lightbox.daemon.library.changes import ChangeFeed
+from lightbox.daemon.library.indexer import Indexer
+from lightbox.daemon.library.reconcile import Reconciler
+from lightbox.daemon.library.scanner import Scanner
+from lightbox.daemon.library.sources import Source, Sources
+from lightbox.daemon.library.tasks import LibraryTasks
+from lightbox.daemon.library.writer import CatalogWriter
+from lightbox.daemon.media.thumbs import ThumbSpec
 from lightbox.daemon.notify import Notifier
+from lightbox.daemon.workers.pool import WorkerPool
 
 log = logs.get("daemon")
 
@@ -39,8 +49,33 @@ class Daemon:
         self.bus = EventBus(config["events.buffer"])
         self.boot = self.bus.boot
         self.db = Database(config.database_url)
+        processes = config["workers.processes"] or os.cpu_count() or 2
+        memory = config["workers.memory_mb"]
+        self.pool = WorkerPool(processes, task_timeout=config["workers.task_timeout"],
+                               memory_limit=memory << 20 if memory else None)
+        self.sources = Sources(self.db, self.bus)
+        self.changes = ChangeFeed(self.bus)
+        self.writer = CatalogWriter(self.db, self.changes)
+        quality = config["thumbnails.quality"]
+        self.thumb_specs = (ThumbSpec("grid", config["thumbnails.grid"], quality),
+                            ThumbSpec("preview", config["thumbnails.preview"], quality))
+        self.indexer = Indexer(self.db, self.pool, self.changes, config.paths.thumbnails_dir,
+                               self.thumb_specs)
+        self.scanner = Scanner(self.db, self.sources, self.writer, self.changes,
+                               self.indexer.wake)
+        self.jobs = JobQueue(self.db, self.bus, self.boot,
+                             concurrency=config["jobs.concurrency"],
+                             max_attempts=config["jobs.max_attempts"])
+        self.tasks = LibraryTasks(self.db, self.sources, self.scanner, self.indexer,
+                                  config.paths.thumbnails_dir, config["thumbnails.cleanup_days"])
+        self.jobs.register("scan", self.tasks.scan)
+        self.jobs.register("cleanup", self.tasks.cleanup)
+        self.reconciler = Reconciler(self.sources, self.jobs, self.writer,
+                                     config["library.reconcile_interval"])
         self.control = ControlServer(self, config, self.bus)
-        self.components: list[Component] = [self.db, self.bus, self.control]
+        self.components: list[Component] = [
+            self.db, self.bus, self.pool, self.sources, self.indexer, self.jobs,
+            self.reconciler, self.control]
         self._stop = asyncio.Event()
         self.stop_reason: str | None = None
         self.ready = False
@@ -73,6 +108,17 @@ class Daemon:
 
     def uptime(self) -> float:
         return time.monotonic() - self.started
+
+    def watched_roots(self) -> set[int]:
+        """Roots with a live file-system watch."""
+        return set()
+
+    def root_added(self, source: Source) -> None:
+        """A root joined the library: start watching it."""
+
+    def root_removing(self, source: Source) -> None:
+        """A root leaves the library: stop watching it, drop cached state."""
+        self.writer.forget(source.id)
 
     def features(self) -> list[str]:
         """What this daemon can do, for ``hello``; clients adapt to what is listed."""

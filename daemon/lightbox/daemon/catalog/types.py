@@ -17,7 +17,7 @@ from sqlalchemy.dialects import mysql
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def Name(length: int = 255) -> sa.types.TypeEngine[str]:  # noqa: N802 - reads like a type
+def Name(length: int = 255) -> sa.types.TypeEngine[str]:
     """A file or folder name: compared byte for byte everywhere.
 
     MySQL/MariaDB compare strings case- and accent-insensitively by default, so ``IMG.JPG``

@@ -1,21 +1,28 @@
-"""TEMPORARY while the lead builds this area: every method answers 'unavailable'."""
+"""``jobs.*``: the job queue, for people and scripts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from lightbox.common.api import METHODS
-from lightbox.common.errors import Unavailable
 from lightbox.daemon.rpc import Context, method
 
 
-def _unbuilt(name: str) -> None:
-    async def handler(ctx: Context, **params: Any) -> Any:
-        raise Unavailable(f"{name} is being built")
+@method("jobs.list")
+async def list_jobs(ctx: Context, state: str | None, kind: str | None, limit: int,
+                    cursor: str | None) -> dict[str, Any]:
+    return await ctx.daemon.jobs.list(state, kind, limit, cursor)
 
-    method(name)(handler)
+
+@method("jobs.get")
+async def get(ctx: Context, id: int) -> dict[str, Any]:
+    return await ctx.daemon.jobs.get(id)
 
 
-for _name in METHODS:
-    if _name.startswith("jobs."):
-        _unbuilt(_name)
+@method("jobs.cancel")
+async def cancel(ctx: Context, id: int) -> dict[str, Any]:
+    return await ctx.daemon.jobs.cancel(id)
+
+
+@method("jobs.wait")
+async def wait(ctx: Context, id: int, timeout: float) -> dict[str, Any]:
+    return await ctx.daemon.jobs.wait(id, timeout)

@@ -1,21 +1,31 @@
-"""TEMPORARY while the lead builds this area: every method answers 'unavailable'."""
+"""``roots.*``: which folders make up the library."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from lightbox.common.api import METHODS
-from lightbox.common.errors import Unavailable
 from lightbox.daemon.rpc import Context, method
 
 
-def _unbuilt(name: str) -> None:
-    async def handler(ctx: Context, **params: Any) -> Any:
-        raise Unavailable(f"{name} is being built")
+@method("roots.list")
+async def list_roots(ctx: Context) -> dict[str, Any]:
+    d = ctx.daemon
+    return {"roots": await d.sources.describe(d.watched_roots())}
 
-    method(name)(handler)
+
+@method("roots.add")
+async def add(ctx: Context, path: str, name: str | None, scan: bool) -> dict[str, Any]:
+    d = ctx.daemon
+    source = await d.sources.add(path, name)
+    d.root_added(source)
+    job = await d.jobs.submit("scan", {"root": source.id}) if scan else None
+    roots = await d.sources.describe(d.watched_roots())
+    return {"root": next(r for r in roots if r["id"] == source.id), "job": job}
 
 
-for _name in METHODS:
-    if _name.startswith("roots."):
-        _unbuilt(_name)
+@method("roots.remove")
+async def remove(ctx: Context, root: Any) -> dict[str, Any]:
+    d = ctx.daemon
+    source = d.sources.resolve(root)
+    d.root_removing(source)
+    return await d.sources.remove(source)

@@ -1,0 +1,1 @@
+"""The persisted job queue."""

@@ -1,0 +1,1 @@
+"""The local library: roots, scanning, watching, indexing."""

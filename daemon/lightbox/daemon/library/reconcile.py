@@ -1,0 +1,87 @@
+"""Background schedules of the library: the reconcile scan, offline roots, cleanup.
+
+- Every ``library.reconcile_interval`` seconds (default hourly) a full scan of every root
+  catches whatever the watcher missed (and confirms vanished photos).
+- Offline roots are checked every ``OFFLINE_POLL`` seconds; one that is back is marked online
+  and rescanned.
+- Once a day, thumbnails nobody needs are cleaned up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from lightbox.common import logs
+from lightbox.daemon.jobs.queue import JobQueue
+from lightbox.daemon.library.sources import Sources
+from lightbox.daemon.library.writer import CatalogWriter
+
+log = logs.get("reconcile")
+
+OFFLINE_POLL = 15.0
+CLEANUP_EVERY = 86400.0
+
+
+class Reconciler:
+    name = "reconcile"
+
+    def __init__(self, sources: Sources, jobs: JobQueue, writer: CatalogWriter,
+                 interval: float) -> None:
+        self.sources = sources
+        self.jobs = jobs
+        self.writer = writer
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self.next_scan: float | None = None
+
+    async def start(self) -> None:
+        # Subtree totals may lag after a crash between a batch and its roll-up: redo them.
+        for source in self.sources.local():
+            await self.writer.rollup(source)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="reconcile")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def status(self) -> dict[str, Any]:
+        left = None if self.next_scan is None else max(0, round(self.next_scan - time.monotonic()))
+        return {"interval": self.interval, "next_scan_in": left}
+
+    async def _run(self) -> None:
+        now = time.monotonic()
+        self.next_scan = now + (self.interval if self.interval > 0 else float("inf"))
+        next_cleanup = now + CLEANUP_EVERY
+        # A start is a good moment to catch up with what changed while we were down.
+        if self.sources.local():
+            await self.jobs.submit("scan", {})
+        while True:
+            await asyncio.sleep(OFFLINE_POLL)
+            try:
+                await self._offline_roots()
+                now = time.monotonic()
+                if now >= self.next_scan:
+                    self.next_scan = now + self.interval
+                    if self.sources.local():
+                        await self.jobs.submit("scan", {})
+                if now >= next_cleanup:
+                    next_cleanup = now + CLEANUP_EVERY
+                    await self.jobs.submit("cleanup", {})
+            except Exception:
+                log.exception("reconcile round failed")
+
+    async def _offline_roots(self) -> None:
+        for source in self.sources.local():
+            if source.online:
+                continue
+            reason = await self.sources.check(source)
+            if reason is None:
+                await self.sources.set_online(source, None)
+                await self.jobs.submit("scan", {"root": source.id})
+            elif reason != source.status:
+                await self.sources.set_online(source, reason)

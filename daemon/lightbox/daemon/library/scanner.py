@@ -1,0 +1,431 @@
+"""Walking a root and bringing the catalog in line with what is on disk.
+
+Incremental by design: a file whose (size, mtime_ns, inode) match the catalog is not opened;
+only new and changed files become ``pending`` for the indexer. Directory listings run in a
+thread (``os.scandir`` + ``stat``), the comparison against the catalog in batches of folders
+(one query per batch, not per file).
+
+What the walk cannot see is never taken as deleted:
+
+- vanished photos are only marked missing at the end of a complete pass, only in folders
+  that were listed successfully, and only if the root is still online at that point;
+- a photo already missing before this pass began, and still not found, is removed (the
+  second pass "confirms" it);
+- a new file whose inode matches a catalog photo whose old path is gone is that photo,
+  moved: it keeps its id, hashes, thumbnails and history.
+
+Symbolic links to directories are followed, with loops detected by (device, inode); names
+that are not valid UTF-8, unreadable folders and paths too long to open are reported and
+skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from lightbox.common import logs
+from lightbox.daemon.catalog import paths, tables
+from lightbox.daemon.catalog.database import Database
+from lightbox.daemon.catalog.types import utcnow
+from lightbox.daemon.library.changes import ChangeFeed
+from lightbox.daemon.library.sources import Source, Sources
+from lightbox.daemon.library.writer import CatalogWriter, FolderInfo, restored_status
+
+log = logs.get("scanner")
+
+P, F = tables.photos, tables.folders
+
+BATCH_DIRS = 32
+MAX_PROBLEMS = 100
+# Names that are never photos: OS and NAS metadata, sidecars, video (not supported yet).
+SKIP_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found",
+                       "System Volume Information", ".Trash", ".Trashes"})
+SKIP_EXT = frozenset({
+    ".xmp", ".aae", ".json", ".txt", ".md", ".db", ".ini", ".thm", ".pp3", ".dop", ".lrv",
+    ".xml", ".log", ".pdf", ".zip", ".html", ".htm", ".css", ".js", ".py", ".sh", ".exe",
+    ".mp4", ".mov", ".avi", ".mkv", ".m4v", ".mts", ".m2ts", ".3gp", ".wmv", ".webm", ".mpg",
+    ".mpeg", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".opus",
+})
+
+
+class Offline(Exception):
+    """The root cannot be trusted right now; nothing was changed under it."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    name: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@dataclass
+class Listing:
+    rel: str
+    dirs: list[str] = field(default_factory=list)
+    files: list[FileEntry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    unreadable: set[str] = field(default_factory=set)  # names seen but not stat-able
+    complete: bool = False  # the directory itself could be listed
+    gone: bool = False  # the directory itself is not there
+
+
+@dataclass
+class ScanReport:
+    folders: int = 0
+    files: int = 0
+    new: int = 0
+    changed: int = 0
+    moved: int = 0
+    restored: int = 0
+    missing: int = 0
+    removed: int = 0
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(text)
+        log.warning("scan problem", problem=text)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def wanted_file(name: str) -> bool:
+    if name.startswith("."):
+        return False
+    return os.path.splitext(name)[1].lower() not in SKIP_EXT
+
+
+def list_dir(root: str, rel: str, visited: set[tuple[int, int]],
+             exclude: frozenset[str] = frozenset()) -> Listing:
+    """One directory's subdirectories and candidate files, with their stat data."""
+    out = Listing(rel)
+    path = paths.join(root, rel)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            out.gone = True
+            return out
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            out.problems.append(f"{path}: directory already visited (symbolic link loop?); "
+                                "skipped")
+            return out
+        visited.add(key)
+        with os.scandir(path) as it:
+            entries = list(it)
+    except FileNotFoundError:
+        out.gone = True
+        return out
+    except OSError as exc:
+        out.problems.append(f"{path}: {exc.strerror or exc}")
+        return out
+    out.complete = True
+    for entry in entries:
+        name = entry.name
+        if not paths.is_storable(name):
+            out.problems.append(f"{path}: skipped a name that is not valid UTF-8: "
+                                f"{os.fsencode(name)!r}")
+            continue
+        try:
+            if entry.is_dir():  # follows symbolic links; loops are caught by ``visited``
+                if not name.startswith(".") and name not in SKIP_DIRS:
+                    out.dirs.append(name)
+                continue
+            if name in exclude:
+                out.unreadable.add(name)  # still changing: neither new nor gone yet
+                continue
+            if not wanted_file(name) or not entry.is_file():
+                continue
+            est = entry.stat()
+        except OSError as exc:
+            out.unreadable.add(name)
+            out.problems.append(f"{path}/{name}: {exc.strerror or exc}")
+            continue
+        out.files.append(FileEntry(name, est.st_size, est.st_mtime_ns, est.st_ino))
+    return out
+
+
+class Scanner:
+    def __init__(self, db: Database, sources: Sources, writer: CatalogWriter,
+                 changes: ChangeFeed, wake_indexer: Callable[[], None]) -> None:
+        self.db = db
+        self.sources = sources
+        self.writer = writer
+        self.changes = changes
+        self.wake_indexer = wake_indexer
+
+    @staticmethod
+    def _list_many(root: str, rels: list[str], visited: set[tuple[int, int]],
+                   exclude: frozenset[str]) -> list[Listing]:
+        return [list_dir(root, rel, visited, exclude) for rel in rels]
+
+    async def ensure_online(self, source: Source) -> None:
+        reason = await self.sources.check(source)
+        await self.sources.set_online(source, reason)
+        if reason is not None:
+            raise Offline(reason)
+
+    async def scan(self, source: Source, start: str = "", *, recursive: bool = True,
+                   full: bool = False, confirm: bool = True,
+                   exclude: frozenset[str] = frozenset(),
+                   progress: Callable[[ScanReport], None] | None = None) -> ScanReport:
+        """One pass over ``source`` from folder ``start`` (relative path).
+
+        ``confirm``: a full pass, whose end marks vanished photos missing and removes those
+        a previous pass already found missing. Watcher passes (``confirm=False``) mark
+        missing at once and never remove.
+        """
+        report = ScanReport()
+        await self.ensure_online(source)
+        pass_started = utcnow()
+        visited: set[tuple[int, int]] = set()
+        listed: set[str] = set()  # folders listed completely
+        seen: set[str] = set()  # folders that exist on disk
+        vanished: list[Any] = []
+        moved_ids: set[int] = set()
+        queue: deque[str] = deque([start])
+        seen.add(start)
+        while queue:
+            batch = [queue.popleft() for _ in range(min(BATCH_DIRS, len(queue)))]
+            listings = await asyncio.to_thread(self._list_many, source.path, batch, visited,
+                                               exclude)
+            for lst in listings:
+                if lst.gone and lst.rel == start:
+                    if start == "":
+                        await self.ensure_online(source)  # raises Offline
+                    report.problem(f"{paths.join(source.path, start)} is not there")
+                    return report
+                for text in lst.problems:
+                    report.problem(text)
+                if lst.gone:
+                    seen.discard(lst.rel)
+                    continue
+                if lst.complete:
+                    listed.add(lst.rel)
+                if recursive:
+                    for d in lst.dirs:
+                        child = f"{lst.rel}/{d}" if lst.rel else d
+                        seen.add(child)
+                        queue.append(child)
+            await self._apply(source, listings, full, report, vanished, moved_ids,
+                              immediate=not confirm)
+            report.folders += len(listings)
+            if progress:
+                progress(report)
+            self.wake_indexer()
+        # The end of the pass: only now, and only if the root is still there, does anything
+        # that was not found change state.
+        try:
+            await self.ensure_online(source)
+        except Offline:
+            report.problem("root went offline during the scan; nothing marked missing")
+            raise
+        await self._vanish(source, start, recursive, confirm, pass_started, listed, seen,
+                           vanished, moved_ids, report)
+        await self.writer.rollup(source)
+        if confirm and start == "":
+            await self.sources.mark_scanned(source)
+        self.wake_indexer()
+        return report
+
+    async def _apply(self, source: Source, listings: list[Listing], full: bool,
+                     report: ScanReport, vanished: list[Any], moved_ids: set[int],
+                     immediate: bool) -> None:
+        touched: set[int] = set()
+        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+            infos: dict[str, FolderInfo] = {}
+            for lst in listings:
+                if lst.gone:
+                    continue
+                infos[lst.rel] = await self.writer.ensure_folder(conn, source, lst.rel, touched)
+                for d in lst.dirs:
+                    child = f"{lst.rel}/{d}" if lst.rel else d
+                    await self.writer.ensure_folder(conn, source, child, touched)
+            ids = [i.id for i in infos.values()]
+            existing: dict[int, dict[str, Any]] = {fid: {} for fid in ids}
+            if ids:
+                for row in await conn.execute(sa.select(
+                        P.c.id, P.c.folder_id, P.c.name, P.c.size, P.c.mtime_ns, P.c.inode,
+                        P.c.status, P.c.sha256, P.c.error, P.c.missing_since)
+                        .where(P.c.folder_id.in_(ids))):
+                    existing[row.folder_id][row.name] = row
+            new: list[tuple[FolderInfo, str, FileEntry]] = []
+            changed: list[dict[str, Any]] = []
+            restored: list[dict[str, Any]] = []
+            gone: list[Any] = []
+            for lst in listings:
+                if lst.gone:
+                    continue
+                info = infos[lst.rel]
+                rows = existing[info.id]
+                report.files += len(lst.files)
+                for e in lst.files:
+                    row = rows.pop(e.name, None)
+                    if row is None:
+                        new.append((info, lst.rel, e))
+                    elif full or (row.size, row.mtime_ns, row.inode) != (e.size, e.mtime_ns,
+                                                                        e.inode):
+                        changed.append({"pid": row.id, "size": e.size, "mtime_ns": e.mtime_ns,
+                                        "inode": e.inode})
+                        touched.add(info.id)
+                    elif row.status == "missing":
+                        restored.append({"pid": row.id, "st": restored_status(row),
+                                         "fid": info.id})
+                        touched.add(info.id)
+                if lst.complete:
+                    gone.extend(r for name, r in rows.items()
+                                if r.id not in moved_ids and name not in lst.unreadable)
+            if changed:
+                await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
+                    size=sa.bindparam("size"), mtime_ns=sa.bindparam("mtime_ns"),
+                    inode=sa.bindparam("inode"), status="pending", missing_since=None,
+                    error=None), changed)
+                report.changed += len(changed)
+            if restored:
+                await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
+                    status=sa.bindparam("st"), missing_since=None), restored)
+                report.restored += len(restored)
+            if new:
+                await self._insert_or_move(conn, source, new, report, moved_ids, touched)
+            if immediate:
+                live = [r for r in gone if r.status != "missing" and r.id not in moved_ids]
+                if live:
+                    await self.writer.mark_missing(conn, source, live, touched)
+                    report.missing += len(live)
+            else:
+                vanished.extend(gone)
+            if touched:
+                await self.writer.recount(conn, touched)
+        # Changed files are announced by the indexer once re-read; files found again now.
+        back: dict[int, list[int]] = {}
+        for r in restored:
+            back.setdefault(r["fid"], []).append(r["pid"])
+        for fid, pids in back.items():
+            self.changes.photos("added", fid, self.writer.path_of(source, fid), pids)
+        if touched:
+            self.changes.folders(source.id, touched)
+
+    async def _insert_or_move(self, conn: Any, source: Source,
+                              new: list[tuple[FolderInfo, str, FileEntry]], report: ScanReport,
+                              moved_ids: set[int], touched: set[int]) -> None:
+        # A new name whose inode the catalog knows under a path that no longer exists is a
+        # move (or rename) of that photo.
+        inodes = [e.inode for _, _, e in new]
+        candidates: dict[int, list[Any]] = {}
+        for start in range(0, len(inodes), 500):
+            for row in await conn.execute(sa.select(
+                    P.c.id, P.c.folder_id, P.c.name, P.c.size, P.c.mtime_ns, P.c.inode,
+                    P.c.status, P.c.sha256, P.c.error).where(
+                    P.c.source_id == source.id, P.c.inode.in_(inodes[start:start + 500]))):
+                candidates.setdefault(row.inode, []).append(row)
+        folder_rel = {info.id: rel for rel, info in (await self.writer.folder_map(source)).items()}
+        inserts: list[dict[str, Any]] = []
+        now = utcnow()
+        for info, rel, e in new:
+            moved = False
+            for row in candidates.get(e.inode, []):
+                if row.id in moved_ids or row.size != e.size:
+                    continue
+                old_rel = folder_rel.get(row.folder_id)
+                if old_rel is None:
+                    continue
+                old_path = paths.join(source.path, old_rel, row.name)
+                if old_path == paths.join(source.path, rel, e.name):
+                    continue
+                if await asyncio.to_thread(os.path.lexists, old_path):
+                    continue  # a hard link or a copy: a second photo
+                await self.writer.move_photo(conn, source, row, info, e.name,
+                                             (e.size, e.mtime_ns, e.inode), touched)
+                moved_ids.add(row.id)
+                report.moved += 1
+                moved = True
+                break
+            if not moved:
+                inserts.append({"source_id": source.id, "folder_id": info.id, "name": e.name,
+                                "size": e.size, "mtime_ns": e.mtime_ns, "inode": e.inode,
+                                "status": "pending", "first_seen": now})
+                touched.add(info.id)
+        if inserts:
+            result = await conn.execute(P.insert().returning(P.c.id, P.c.folder_id,
+                                                             sort_by_parameter_order=True),
+                                        inserts)
+            by_folder: dict[int, list[int]] = {}
+            for pid, fid in result.all():
+                by_folder.setdefault(fid, []).append(pid)
+            for fid, pids in by_folder.items():
+                self.changes.photos("added", fid, self.writer.path_of(source, fid), pids)
+            report.new += len(inserts)
+
+    async def _vanish(self, source: Source, start: str, recursive: bool, confirm: bool,
+                      pass_started: Any, listed: set[str], seen: set[str],
+                      vanished: list[Any], moved_ids: set[int], report: ScanReport) -> None:
+        """End of pass: photos and folders that were not found change state."""
+        mapping = await self.writer.folder_map(source)
+        touched: set[int] = set()
+        # Folders that exist in the catalog below ``start`` but were not seen, whose parent
+        # was listed completely (so their absence is a fact, not a failure to look).
+        lost_folders: list[tuple[str, Any]] = []
+        if recursive:
+            prefix = start + "/" if start else ""
+            for rel, info in mapping.items():
+                if rel in seen or rel == "" or (start and not rel.startswith(prefix)):
+                    continue
+                # Its nearest ancestor that the walk saw must have been listed completely.
+                up = paths.parent(rel)
+                while up is not None and up not in seen:
+                    up = paths.parent(up)
+                if up is not None and up in listed:
+                    lost_folders.append((rel, info))
+        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+            gone_rows = [r for r in vanished if r.id not in moved_ids]
+            if lost_folders:
+                lost_ids = [info.id for _, info in lost_folders]
+                for chunk_start in range(0, len(lost_ids), 500):
+                    gone_rows += (await conn.execute(sa.select(
+                        P.c.id, P.c.folder_id, P.c.name, P.c.status, P.c.missing_since)
+                        .where(P.c.folder_id.in_(lost_ids[chunk_start:chunk_start + 500])))).all()
+            to_mark = [r for r in gone_rows if r.status != "missing"]
+            to_remove = [r for r in gone_rows if r.status == "missing" and confirm
+                         and r.missing_since is not None and r.missing_since < pass_started]
+            if to_mark:
+                await self.writer.mark_missing(conn, source, to_mark, touched)
+                report.missing += len(to_mark)
+            if to_remove:
+                await self.writer.delete_photos(conn, source, to_remove, touched)
+                report.removed += len(to_remove)
+            now = utcnow()
+            for rel, info in sorted(lost_folders, key=lambda x: -len(x[0])):
+                if info.missing_since is None:
+                    await conn.execute(F.update().where(F.c.id == info.id)
+                                       .values(missing_since=now))
+                    info.missing_since = now
+                    touched.add(info.id)
+                elif confirm and info.missing_since < pass_started:
+                    left = await conn.scalar(sa.select(sa.func.count()).select_from(P)
+                                             .where(P.c.folder_id == info.id))
+                    kids = await conn.scalar(sa.select(sa.func.count()).select_from(F)
+                                             .where(F.c.parent_id == info.id))
+                    if not left and not kids:
+                        await conn.execute(F.delete().where(F.c.id == info.id))
+                        mapping.pop(rel, None)
+                        touched.discard(info.id)
+                if info.parent_id is not None:
+                    touched.add(info.parent_id)
+            existing_ids = {i.id for i in mapping.values()}
+            touched &= existing_ids
+            if touched:
+                await self.writer.recount(conn, touched)
+        if touched:
+            self.changes.folders(source.id, touched)

@@ -1,0 +1,291 @@
+"""Roots (local photo folders): adding, removing, and deciding whether one can be trusted.
+
+A root that cannot be read must never make its photos look deleted. Before anything under a
+root changes state, ``check`` must say it is online:
+
+- its path exists and is a directory we can list;
+- it is on the device it was on when added (an unmounted disk leaves an empty mount point
+  on the parent file system) — unless known files are visible again, in which case the
+  library moved disks and the new device is recorded;
+- it is not suddenly empty while the catalog holds photos under it.
+
+An offline root is reported (``source.offline``), left untouched and polled until it is
+back (``source.online``, then rescanned).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from lightbox.common import logs
+from lightbox.common.errors import Conflict, InvalidParams, NotFound
+from lightbox.daemon.catalog import paths, tables
+from lightbox.daemon.catalog.database import Database
+from lightbox.daemon.catalog.types import iso, utcnow
+from lightbox.daemon.control.events import EventBus
+
+log = logs.get("sources")
+
+
+@dataclass
+class Source:
+    id: int
+    kind: str
+    name: str
+    path: str
+    device: int | None
+    online: bool
+    status: str | None
+    scanned_at: Any = None
+
+
+class Sources:
+    """The roots, cached in memory (a handful of rows) and kept in step with the table."""
+
+    name = "sources"
+
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        self.db = db
+        self.bus = bus
+        self.by_id: dict[int, Source] = {}
+
+    async def start(self) -> None:
+        await self.load()
+
+    async def stop(self) -> None:
+        pass
+
+    def status(self) -> dict[str, Any]:
+        return {"roots": len(self.by_id),
+                "offline": [s.name for s in self.by_id.values() if not s.online]}
+
+    async def load(self) -> None:
+        s = tables.sources
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(s).order_by(s.c.id))).mappings().all()
+        self.by_id = {r["id"]: Source(r["id"], r["kind"], r["name"], r["path"] or "",
+                                      r["device"], bool(r["online"]), r["status"],
+                                      r["scanned_at"]) for r in rows}
+
+    def local(self) -> list[Source]:
+        return [s for s in self.by_id.values() if s.kind == "local"]
+
+    def roots(self) -> list[tuple[int, str]]:
+        return [(s.id, s.path) for s in self.local()]
+
+    def get(self, source_id: int) -> Source:
+        try:
+            return self.by_id[source_id]
+        except KeyError:
+            raise NotFound(f"no root {source_id}") from None
+
+    def resolve(self, ref: Any) -> Source:
+        """A root named by id, name or path."""
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            return self.get(ref)
+        if isinstance(ref, str):
+            if ref.isdigit() and int(ref) in self.by_id:
+                return self.by_id[int(ref)]
+            for s in self.by_id.values():
+                if s.name == ref:
+                    return s
+            if ref.startswith(("/", "~")):
+                wanted = paths.normalize(ref)
+                for s in self.by_id.values():
+                    if s.path == wanted:
+                        return s
+            raise NotFound(f"no root named {ref!r}")
+        raise InvalidParams("root: expected an id, a name or a path",
+                            {"errors": {"root": "expected an id, a name or a path"}})
+
+    def locate(self, path: str) -> tuple[Source, str] | None:
+        """The root holding an absolute path, and the path relative to it."""
+        found = paths.locate(path, self.roots())
+        if found is None:
+            return None
+        return self.by_id[found[0]], found[1]
+
+    # -- add / remove ---------------------------------------------------------------------
+    async def add(self, path: str, name: str | None) -> Source:
+        if not path.startswith(("/", "~")):
+            raise InvalidParams("path: must be absolute", {"errors": {"path": "not absolute"}})
+        real = paths.normalize(path)
+        try:
+            st = await asyncio.to_thread(os.stat, real)
+        except FileNotFoundError:
+            raise NotFound(f"{real} does not exist") from None
+        except PermissionError:
+            raise InvalidParams(f"{real}: permission denied",
+                                {"errors": {"path": "permission denied"}}) from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidParams(f"{real} is not a directory",
+                                {"errors": {"path": "not a directory"}})
+        if not await asyncio.to_thread(os.access, real, os.R_OK | os.X_OK):
+            raise InvalidParams(f"{real}: cannot list it (permission denied)",
+                                {"errors": {"path": "permission denied"}})
+        for other in self.local():
+            if other.path == real:
+                raise Conflict(f"{real} is already a root ({other.name})")
+            if paths.relative_to(real, other.path) is not None:
+                raise Conflict(f"{real} is inside the root {other.name} ({other.path})")
+            if paths.relative_to(other.path, real) is not None:
+                raise Conflict(f"{real} contains the root {other.name} ({other.path}); "
+                               "remove that one first")
+        label = (name or "").strip() or os.path.basename(real.rstrip("/")) or real
+        taken = {s.name for s in self.by_id.values()}
+        if label in taken:
+            if name:
+                raise Conflict(f"a root is already named {label!r}")
+            n = 2
+            while f"{label} ({n})" in taken:
+                n += 1
+            label = f"{label} ({n})"
+        now = utcnow()
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(tables.sources.insert().values(
+                kind="local", name=label, path=real, device=st.st_dev, online=True,
+                created_at=now))
+            source_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            await conn.execute(tables.folders.insert().values(
+                source_id=source_id, parent_id=None, path="", path_hash=paths.path_hash(""),
+                name=label, depth=0, first_seen=now))
+        src = Source(source_id, "local", label, real, st.st_dev, True, None)
+        self.by_id[source_id] = src
+        self.bus.publish("source", "added", {"id": source_id, "name": label, "path": real})
+        log.info("root added", id=source_id, name=label, path=real)
+        return src
+
+    async def remove(self, src: Source) -> dict[str, int]:
+        f, p = tables.folders, tables.photos
+        async with self.db.engine.begin() as conn:
+            photos = await conn.scalar(sa.select(sa.func.count()).select_from(p)
+                                       .where(p.c.source_id == src.id))
+            folders = await conn.scalar(sa.select(sa.func.count()).select_from(f)
+                                        .where(f.c.source_id == src.id))
+            # Children before parents, explicitly: not every engine cascades the same way.
+            await conn.execute(p.delete().where(p.c.source_id == src.id))
+            await conn.execute(f.update().where(f.c.source_id == src.id).values(parent_id=None))
+            await conn.execute(f.delete().where(f.c.source_id == src.id))
+            await conn.execute(tables.sources.delete().where(tables.sources.c.id == src.id))
+        self.by_id.pop(src.id, None)
+        self.bus.publish("source", "removed", {"id": src.id, "name": src.name})
+        log.info("root removed", id=src.id, name=src.name, photos=photos)
+        return {"removed": src.id, "photos": int(photos or 0), "folders": int(folders or 0)}
+
+    # -- online / offline -----------------------------------------------------------------
+    async def check(self, src: Source) -> str | None:
+        """None when the root can be trusted, else why not."""
+        return await asyncio.to_thread(self._check_sync, src, await self._known_names(src))
+
+    async def _known_names(self, src: Source) -> tuple[int, list[str]]:
+        """How many photos the catalog has under the root, and a few names at its top."""
+        f, p = tables.folders, tables.photos
+        async with self.db.engine.connect() as conn:
+            count = await conn.scalar(sa.select(sa.func.count()).select_from(p).where(
+                p.c.source_id == src.id, p.c.status != "missing"))
+            top = await conn.scalar(sa.select(f.c.id).where(
+                f.c.source_id == src.id, f.c.path_hash == paths.path_hash("")))
+            names: list[str] = []
+            if top is not None:
+                names += (await conn.execute(sa.select(f.c.name).where(
+                    f.c.parent_id == top, f.c.missing_since.is_(None)).limit(25))).scalars().all()
+                names += (await conn.execute(sa.select(p.c.name).where(
+                    p.c.folder_id == top, p.c.status != "missing").limit(25))).scalars().all()
+        return int(count or 0), names
+
+    def _check_sync(self, src: Source, known: tuple[int, list[str]]) -> str | None:
+        count, names = known
+        try:
+            st = os.stat(src.path)
+        except FileNotFoundError:
+            return f"{src.path} is not there (unmounted, renamed or deleted?)"
+        except OSError as exc:
+            return f"{src.path}: {exc.strerror}"
+        if not os.path.isdir(src.path):
+            return f"{src.path} is no longer a directory"
+        try:
+            with os.scandir(src.path) as it:
+                empty = next(it, None) is None
+        except OSError as exc:
+            return f"cannot list {src.path}: {exc.strerror}"
+        if empty and count > 0:
+            return (f"{src.path} is empty but the catalog has {count} photos under it "
+                    "(is the disk mounted?)")
+        if src.device is not None and st.st_dev != src.device:
+            if names and any(os.path.lexists(os.path.join(src.path, n)) for n in names):
+                log.info("root is on another device now; known files are there",
+                         root=src.name, old=src.device, new=st.st_dev)
+                src.device = st.st_dev
+                return None
+            if count > 0:
+                return (f"{src.path} is on another file system than when it was added and "
+                        "none of its known files are there (unmounted?)")
+            src.device = st.st_dev
+        return None
+
+    async def set_online(self, src: Source, reason: str | None) -> bool:
+        """Record the root's state; returns True when it changed."""
+        online = reason is None
+        changed = online != src.online
+        src.online, src.status = online, reason
+        async with self.db.engine.begin() as conn:
+            await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)
+                               .values(online=online, status=reason, device=src.device))
+        if changed:
+            if online:
+                self.bus.publish("source", "online", {"id": src.id, "name": src.name,
+                                                      "path": src.path})
+                log.info("root is back online", root=src.name)
+            else:
+                self.bus.publish("source", "offline", {"id": src.id, "name": src.name,
+                                                       "path": src.path, "reason": reason})
+                log.warning("root is offline; nothing under it will change", root=src.name,
+                            reason=reason)
+        return changed
+
+    async def mark_scanned(self, src: Source) -> None:
+        now = utcnow()
+        src.scanned_at = now
+        async with self.db.engine.begin() as conn:
+            await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)
+                               .values(scanned_at=now))
+
+    async def describe(self, watching: set[int]) -> list[dict[str, Any]]:
+        """roots.list: every root with its counts, in two queries."""
+        f, p = tables.folders, tables.photos
+        async with self.db.engine.connect() as conn:
+            tops = {r.source_id: r for r in await conn.execute(
+                sa.select(f.c.source_id, f.c.total_count, f.c.id).where(
+                    f.c.path_hash == paths.path_hash(""), f.c.parent_id.is_(None)))}
+            stats: dict[int, dict[str, int]] = {}
+            for sid, status, count, size in await conn.execute(
+                    sa.select(p.c.source_id, p.c.status, sa.func.count(),
+                              sa.func.coalesce(sa.func.sum(p.c.size), 0))
+                    .group_by(p.c.source_id, p.c.status)):
+                stats.setdefault(sid, {})[status] = int(count)
+                if status != "missing":
+                    stats[sid]["bytes"] = stats[sid].get("bytes", 0) + int(size)
+            folders: dict[int, int] = dict((await conn.execute(
+                sa.select(f.c.source_id, sa.func.count()).where(f.c.missing_since.is_(None))
+                .group_by(f.c.source_id))).all())
+        out = []
+        for s in self.by_id.values():
+            st = stats.get(s.id, {})
+            top = tops.get(s.id)
+            out.append({
+                "id": s.id, "name": s.name, "path": s.path, "kind": s.kind,
+                "online": s.online, "status": s.status,
+                "photos": st.get("ok", 0) + st.get("error", 0) + st.get("pending", 0),
+                "ok": st.get("ok", 0), "errors": st.get("error", 0),
+                "pending": st.get("pending", 0), "missing": st.get("missing", 0),
+                "bytes": st.get("bytes", 0), "folders": int(folders.get(s.id, 0)),
+                "folder_id": top.id if top else None,
+                "scanned_at": iso(s.scanned_at), "watching": s.id in watching,
+            })
+        return out

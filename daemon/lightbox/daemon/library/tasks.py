@@ -1,0 +1,141 @@
+"""The library's job kinds: ``scan`` and ``cleanup``.
+
+``scan`` walks the requested roots (or one folder) and then waits until the indexer has read
+every file the walk queued, so ``lightbox scan --wait`` returns when the catalog is complete:
+metadata, hashes and thumbnails. Its progress first counts folders walked, then files indexed.
+
+``cleanup`` deletes thumbnails no photo needs: those whose hash no longer appears in the
+catalog, and those of photos missing for longer than the configured number of days. It works
+one hash prefix (of 256) at a time, so memory stays flat however large the library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from lightbox.common import logs
+from lightbox.daemon.catalog import tables
+from lightbox.daemon.catalog.database import Database
+from lightbox.daemon.catalog.types import utcnow
+from lightbox.daemon.jobs.queue import JobContext, JobFailed
+from lightbox.daemon.library.indexer import Indexer
+from lightbox.daemon.library.scanner import Offline, Scanner, ScanReport
+from lightbox.daemon.library.sources import Source, Sources
+from lightbox.daemon.media.thumbs import TEMP_SUFFIX
+
+log = logs.get("library")
+
+P = tables.photos
+
+
+class LibraryTasks:
+    def __init__(self, db: Database, sources: Sources, scanner: Scanner, indexer: Indexer,
+                 thumbs_dir: Path, cleanup_days: int) -> None:
+        self.db = db
+        self.sources = sources
+        self.scanner = scanner
+        self.indexer = indexer
+        self.thumbs_dir = thumbs_dir
+        self.cleanup_days = cleanup_days
+
+    def targets(self, params: dict[str, Any]) -> list[tuple[Source, str]]:
+        """(root, folder relative to it) pairs a scan's parameters name."""
+        if params.get("path"):
+            found = self.sources.locate(params["path"])
+            if found is None:
+                raise JobFailed(f"{params['path']} is not inside any root")
+            return [found]
+        if params.get("root") is not None:
+            return [(self.sources.resolve(params["root"]), "")]
+        return [(s, "") for s in self.sources.local()]
+
+    async def scan(self, ctx: JobContext) -> dict[str, Any]:
+        targets = self.targets(ctx.params)
+        full = bool(ctx.params.get("full"))
+        reports: dict[str, Any] = {}
+        offline: dict[str, str] = {}
+        walked = 0
+
+        def on_progress(report: ScanReport) -> None:
+            ctx.phase = "walking"
+            ctx.progress(processed=walked + report.folders, total=None)
+
+        for source, rel in targets:
+            try:
+                report = await self.scanner.scan(source, rel, full=full, progress=on_progress)
+            except Offline as exc:
+                offline[source.name] = str(exc)
+                continue
+            walked += report.folders
+            reports[source.name] = report.as_dict()
+            ctx.progress(add_errors=len(report.problems))
+        if targets and len(offline) == len(targets):
+            raise JobFailed("offline: " + "; ".join(f"{k}: {v}" for k, v in offline.items()))
+        # Now wait for the indexer to read what the walk queued.
+        ids = [s.id for s, _ in targets if s.name not in offline]
+        total = await self.indexer.pending(ids)
+        ctx.phase = "indexing"
+        ctx.progress(processed=0, total=total)
+        self.indexer.wake()
+        while True:
+            left = await self.indexer.pending(ids)
+            ctx.progress(processed=max(0, total - left), total=max(total, left))
+            if left == 0:
+                break
+            await asyncio.sleep(0.5)
+        return {"roots": reports, "offline": offline, "indexed": total}
+
+    async def cleanup(self, ctx: JobContext) -> dict[str, Any]:
+        days = ctx.params.get("days")
+        days = self.cleanup_days if days is None else int(days)
+        horizon = utcnow() - dt.timedelta(days=days)
+        removed = kept = 0
+        freed = 0
+        ctx.progress(processed=0, total=256)
+        for i in range(256):
+            prefix = f"{i:02x}"
+            async with self.db.engine.connect() as conn:
+                wanted = set((await conn.execute(sa.select(P.c.sha256).where(
+                    P.c.sha256.like(f"{prefix}%"),
+                    sa.or_(P.c.status != "missing", P.c.missing_since > horizon)))).scalars())
+            r, k, f = await asyncio.to_thread(self._sweep_prefix, prefix, wanted)
+            removed, kept, freed = removed + r, kept + k, freed + f
+            ctx.progress(processed=i + 1, add_bytes=f)
+        log.info("thumbnail cleanup", removed=removed, kept=kept, freed=freed, days=days)
+        return {"removed": removed, "kept": kept, "bytes_freed": freed, "days": days}
+
+    def _sweep_prefix(self, prefix: str, wanted: set[str]) -> tuple[int, int, int]:
+        removed = kept = freed = 0
+        if not self.thumbs_dir.is_dir():
+            return 0, 0, 0
+        for size_dir in self.thumbs_dir.iterdir():
+            bucket = size_dir / prefix
+            if not bucket.is_dir():
+                continue
+            with os.scandir(bucket) as it:
+                entries = list(it)
+            for entry in entries:
+                stem = entry.name.split(".", 1)[0]
+                if entry.name.endswith(TEMP_SUFFIX):
+                    # A worker may be writing it right now; only old leftovers go.
+                    with contextlib.suppress(OSError):
+                        if time.time() - entry.stat().st_mtime < 3600:
+                            continue
+                if entry.name.endswith(TEMP_SUFFIX) or stem not in wanted:
+                    try:
+                        freed += entry.stat().st_size
+                        os.unlink(entry.path)
+                        removed += 1
+                    except FileNotFoundError:
+                        pass
+                else:
+                    kept += 1
+        return removed, kept, freed

@@ -1,0 +1,242 @@
+"""Changes to the library's rows, with the folder counts kept right.
+
+The scanner, the watcher and the indexer all change the catalog through this class, so the
+rules live in one place:
+
+- every change to photos happens in a transaction together with the recount of the folders
+  it touched, so a crash never leaves a photo without its folder or a count that is off;
+- subtree totals are rolled up per source after a batch (cheap: one pass over the source's
+  folders in memory);
+- a source is changed by one pass at a time (``lock``), so a watcher event and a scan never
+  insert the same file twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lightbox.common import logs
+from lightbox.daemon.catalog import paths, tables
+from lightbox.daemon.catalog.database import Database
+from lightbox.daemon.catalog.types import utcnow
+from lightbox.daemon.library.changes import ChangeFeed
+from lightbox.daemon.library.sources import Source
+
+log = logs.get("writer")
+
+F, P = tables.folders, tables.photos
+
+
+@dataclass
+class FolderInfo:
+    id: int
+    parent_id: int | None
+    missing_since: dt.datetime | None
+
+
+def restored_status(row: Any) -> str:
+    """The state a photo returns to when its file is found again, unchanged."""
+    if row.error is not None:
+        return "error"
+    return "ok" if row.sha256 is not None else "pending"
+
+
+class CatalogWriter:
+    def __init__(self, db: Database, changes: ChangeFeed) -> None:
+        self.db = db
+        self.changes = changes
+        self._folders: dict[int, dict[str, FolderInfo]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def lock(self, source_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(source_id, asyncio.Lock())
+
+    def forget(self, source_id: int) -> None:
+        self._folders.pop(source_id, None)
+        self._locks.pop(source_id, None)
+
+    async def folder_map(self, source: Source) -> dict[str, FolderInfo]:
+        """rel path -> folder, for one source (loaded once, then kept in step)."""
+        cached = self._folders.get(source.id)
+        if cached is not None:
+            return cached
+        async with self.db.engine.connect() as conn:
+            rows = await conn.execute(sa.select(F.c.id, F.c.path, F.c.parent_id,
+                                                F.c.missing_since).where(
+                F.c.source_id == source.id))
+            mapping = {r.path: FolderInfo(r.id, r.parent_id, r.missing_since) for r in rows}
+        self._folders[source.id] = mapping
+        return mapping
+
+    def path_of(self, source: Source, folder_id: int) -> str:
+        """Absolute path of a folder of ``source`` (from the cache)."""
+        for rel, info in self._folders.get(source.id, {}).items():
+            if info.id == folder_id:
+                return paths.join(source.path, rel)
+        return source.path
+
+    async def ensure_folder(self, conn: AsyncConnection, source: Source, rel: str,
+                            touched: set[int]) -> FolderInfo:
+        """The folder row for ``rel``, created (with its ancestors) or revived as needed."""
+        mapping = await self.folder_map(source)
+        info = mapping.get(rel)
+        if info is not None:
+            if info.missing_since is not None:
+                await conn.execute(F.update().where(F.c.id == info.id)
+                                   .values(missing_since=None))
+                info.missing_since = None
+                if info.parent_id is not None:
+                    touched.add(info.parent_id)
+            return info
+        parent_rel = paths.parent(rel)
+        parent = None if parent_rel is None else await self.ensure_folder(
+            conn, source, parent_rel, touched)
+        name = paths.basename(rel) if rel else source.name
+        result = await conn.execute(F.insert().values(
+            source_id=source.id, parent_id=parent.id if parent else None, path=rel,
+            path_hash=paths.path_hash(rel), name=name, depth=paths.depth(rel),
+            first_seen=utcnow()))
+        info = FolderInfo(int(result.inserted_primary_key[0]),  # type: ignore[index]
+                          parent.id if parent else None, None)
+        mapping[rel] = info
+        if parent is not None:
+            touched.add(parent.id)
+        touched.add(info.id)
+        return info
+
+    async def recount(self, conn: AsyncConnection, folder_ids: Iterable[int]) -> None:
+        """Direct photo/folder counts and bytes of these folders, from the rows themselves."""
+        ids = sorted(set(folder_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            photos = {r[0]: (int(r[1]), int(r[2] or 0)) for r in await conn.execute(
+                sa.select(P.c.folder_id, sa.func.count(), sa.func.sum(P.c.size))
+                .where(P.c.folder_id.in_(chunk), P.c.status != "missing")
+                .group_by(P.c.folder_id))}
+            subs: dict[int, int] = dict((await conn.execute(
+                sa.select(F.c.parent_id, sa.func.count())
+                .where(F.c.parent_id.in_(chunk), F.c.missing_since.is_(None))
+                .group_by(F.c.parent_id))).all())
+            await conn.execute(
+                F.update().where(F.c.id == sa.bindparam("fid")).values(
+                    photo_count=sa.bindparam("pc"), bytes=sa.bindparam("by"),
+                    folder_count=sa.bindparam("fc")),
+                [{"fid": fid, "pc": photos.get(fid, (0, 0))[0],
+                  "by": photos.get(fid, (0, 0))[1], "fc": int(subs.get(fid, 0))}
+                 for fid in chunk])
+
+    async def rollup(self, source: Source) -> set[int]:
+        """Recompute subtree totals for a source; returns the folders whose total changed."""
+        async with self.db.engine.begin() as conn:
+            rows = (await conn.execute(sa.select(
+                F.c.id, F.c.parent_id, F.c.photo_count, F.c.total_count, F.c.missing_since)
+                .where(F.c.source_id == source.id))).all()
+            totals = {r.id: (r.photo_count if r.missing_since is None else 0) for r in rows}
+            children: dict[int, list[int]] = {}
+            for r in rows:
+                if r.parent_id is not None and r.missing_since is None:
+                    children.setdefault(r.parent_id, []).append(r.id)
+            order: list[int] = []
+            stack = [r.id for r in rows if r.parent_id is None]
+            while stack:  # parents before children; sum back up in reverse
+                fid = stack.pop()
+                order.append(fid)
+                stack.extend(children.get(fid, []))
+            for fid in reversed(order):
+                for child in children.get(fid, []):
+                    totals[fid] += totals[child]
+            changed = [{"fid": r.id, "tc": totals[r.id]} for r in rows
+                       if totals.get(r.id, 0) != r.total_count]
+            if changed:
+                await conn.execute(F.update().where(F.c.id == sa.bindparam("fid"))
+                                   .values(total_count=sa.bindparam("tc")), changed)
+        ids = {c["fid"] for c in changed}
+        self.changes.folders(source.id, ids)
+        return ids
+
+    # -- photo state changes --------------------------------------------------------------
+    async def mark_missing(self, conn: AsyncConnection, source: Source,
+                           rows: list[Any], touched: set[int]) -> None:
+        """Photos whose files are gone: missing now, removed when a later pass confirms."""
+        now = utcnow()
+        by_folder: dict[int, list[int]] = {}
+        for r in rows:
+            by_folder.setdefault(r.folder_id, []).append(r.id)
+        ids = [r.id for r in rows]
+        for start in range(0, len(ids), 500):
+            await conn.execute(P.update().where(P.c.id.in_(ids[start:start + 500]))
+                               .values(status="missing", missing_since=now))
+        for folder_id, fids in by_folder.items():
+            touched.add(folder_id)
+            self.changes.photos("removed", folder_id, self.path_of(source, folder_id), fids,
+                                missing=True)
+
+    async def delete_photos(self, conn: AsyncConnection, source: Source,
+                            rows: list[Any], touched: set[int]) -> None:
+        ids = [r.id for r in rows]
+        for start in range(0, len(ids), 500):
+            await conn.execute(P.delete().where(P.c.id.in_(ids[start:start + 500])))
+        by_folder: dict[int, list[int]] = {}
+        for r in rows:
+            by_folder.setdefault(r.folder_id, []).append(r.id)
+        for folder_id, fids in by_folder.items():
+            touched.add(folder_id)
+            self.changes.photos("removed", folder_id, self.path_of(source, folder_id), fids)
+
+    async def move_photo(self, conn: AsyncConnection, source: Source, row: Any,
+                         folder: FolderInfo, name: str, fingerprint: tuple[int, int, int | None],
+                         touched: set[int]) -> None:
+        """Same file, new place: the row (id, hashes, thumbnails, history) follows it."""
+        size, mtime_ns, inode = fingerprint
+        same = (row.size, row.mtime_ns) == (size, mtime_ns)
+        status = restored_status(row) if same else "pending"
+        # A file already at the destination name is replaced by the moved one.
+        await conn.execute(P.delete().where(P.c.folder_id == folder.id, P.c.name == name,
+                                            P.c.id != row.id))
+        await conn.execute(P.update().where(P.c.id == row.id).values(
+            folder_id=folder.id, name=name, size=size, mtime_ns=mtime_ns, inode=inode,
+            status=status, missing_since=None))
+        touched.update((row.folder_id, folder.id))
+        self.changes.photos("moved", folder.id, self.path_of(source, folder.id), [row.id],
+                            from_folder_id=row.folder_id)
+
+    async def move_folder(self, source: Source, old_rel: str, new_rel: str) -> bool:
+        """A directory renamed or moved inside the root: rewrite the subtree's paths."""
+        mapping = await self.folder_map(source)
+        if old_rel not in mapping or old_rel == "":
+            return False
+        touched: set[int] = set()
+        async with self.db.engine.begin() as conn:
+            parent_rel = paths.parent(new_rel) or ""
+            parent = await self.ensure_folder(conn, source, parent_rel, touched)
+            if new_rel in mapping:  # an old, missing folder of that name: retire it
+                stale = mapping.pop(new_rel)
+                await conn.execute(P.update().where(P.c.folder_id == stale.id)
+                                   .values(folder_id=mapping[old_rel].id))
+                await conn.execute(F.delete().where(F.c.id == stale.id))
+            moved = sorted((rel for rel in mapping
+                            if rel == old_rel or rel.startswith(old_rel + "/")), key=len)
+            for rel in moved:
+                info = mapping.pop(rel)
+                dest = new_rel + rel[len(old_rel):]
+                values: dict[str, Any] = {"path": dest, "path_hash": paths.path_hash(dest),
+                                          "depth": paths.depth(dest), "missing_since": None}
+                if rel == old_rel:
+                    values.update(parent_id=parent.id, name=paths.basename(dest))
+                    if info.parent_id is not None:
+                        touched.add(info.parent_id)
+                    info.parent_id = parent.id
+                await conn.execute(F.update().where(F.c.id == info.id).values(**values))
+                info.missing_since = None
+                mapping[dest] = info
+                touched.add(info.id)
+            await self.recount(conn, touched)
+        self.changes.folders(source.id, touched)
+        return True
