@@ -48,7 +48,7 @@ run: $(VENV)/.installed-run
 	@echo "The daemon keeps running in the background (lightbox status; make stop to stop it)."
 
 demo: $(VENV)/.installed-run
-	@$(BIN)/python -m lightbox.daemon.media.samples "$(DEMO_DIR)/photos" --demo
+	@[ -d "$(DEMO_DIR)/photos" ] || $(BIN)/python -m lightbox.daemon.media.samples "$(DEMO_DIR)/photos"
 	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)" start
 	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)" roots add "$(DEMO_DIR)/photos" --if-missing
 	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)"

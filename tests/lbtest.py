@@ -75,6 +75,8 @@ class DaemonProcess:
         self.notify: socket.socket | None = None
         self.notifications: list[str] = []
         self.log_path = data_dir / "daemon.log"
+        # Run the daemon through a wrapper, e.g. setpriv to drop root's DAC override.
+        self.prefix: list[str] = []
 
     @property
     def socket_path(self) -> Path:
@@ -100,9 +102,11 @@ class DaemonProcess:
         if self.notify is None:
             self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.notify.bind(str(self.notify_path))
+
         self.notifications.clear()
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(self.command(), env=self.env(), stdout=log, stderr=log)
+        self.proc = subprocess.Popen(self.prefix + self.command(), env=self.env(), stdout=log,
+                                     stderr=log)
         log.close()
         if wait:
             self.wait_for("READY=1", timeout)

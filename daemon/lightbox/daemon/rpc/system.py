@@ -38,12 +38,22 @@ async def hello(ctx: Context, client: str | None, protocol: int | None) -> dict[
 async def status(ctx: Context) -> dict[str, Any]:
     d = ctx.daemon
     jobs: dict[str, int] = dict.fromkeys(tables.JOB_STATES, 0)
+    p, f = tables.photos, tables.folders
     async with d.db.engine.connect() as conn:
         rows = await conn.execute(
             sa.select(tables.jobs.c.state, sa.func.count()).group_by(tables.jobs.c.state)
         )
         for state, count in rows:
             jobs[state] = int(count)
+        # Cheap counts only: totals from the roots' top folders, states by index range.
+        photos = await conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(f.c.total_count), 0))
+                                   .where(f.c.parent_id.is_(None)))
+        by_state = {}
+        for state in ("pending", "error", "missing"):
+            by_state[state] = int(await conn.scalar(
+                sa.select(sa.func.count()).select_from(p).where(p.c.status == state)) or 0)
+        folders = await conn.scalar(sa.select(sa.func.count()).select_from(f)
+                                    .where(f.c.missing_since.is_(None)))
     return {
         "version": d.version,
         "pid": d.pid,
@@ -51,7 +61,9 @@ async def status(ctx: Context) -> dict[str, Any]:
         "started": iso_now(d.started_wall),
         "uptime": round(d.uptime(), 3),
         "database": d.db.status(),
-        "counts": {"jobs": sum(jobs.values())},
+        "counts": {"roots": len(d.sources.by_id), "folders": int(folders or 0),
+                   "photos": int(photos or 0), "pending": by_state["pending"],
+                   "errors": by_state["error"], "missing": by_state["missing"]},
         "jobs": jobs,
         "components": d.component_status(),
         "paths": {
