@@ -80,7 +80,7 @@ def library(daemon: DaemonProcess, tmp_path: Path) -> tuple[DaemonProcess, Path,
 
 
 def test_fixture_set_is_indexed_as_expected(library: Any) -> None:
-    d, root, files = library
+    d, _, files = library
     thumbs = d.data_dir / "cache" / "thumbnails"
     for key, expect in EXPECTED.items():
         row = photo(d, files[key].name)

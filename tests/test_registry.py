@@ -42,7 +42,7 @@ def test_dispatcher_refuses_a_registry_mismatch() -> None:
     from lightbox.daemon.control.dispatch import Dispatcher
 
     extra = {**METHODS, "ghost.method": MethodSpec("ghost.method", Permission.READ, "x")}
-    with pytest.raises(RuntimeError, match="ghost.method"):
+    with pytest.raises(RuntimeError, match=r"ghost\.method"):
         Dispatcher(None, 1024, specs=extra)  # type: ignore[arg-type]
 
 
