@@ -84,7 +84,8 @@ class Indexer:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         self.thumbs_dir.mkdir(parents=True, exist_ok=True)
-        removed = await asyncio.to_thread(remove_stale_temp_files, self.thumbs_dir)
+        # Nothing of ours is being written yet: any temp file is a crash's leftover.
+        removed = await asyncio.to_thread(remove_stale_temp_files, self.thumbs_dir, 0.0)
         if removed:
             log.info("removed half-written thumbnails left by a crash", count=removed)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="indexer")
