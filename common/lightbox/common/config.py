@@ -109,6 +109,13 @@ KEYS: tuple[Key, ...] = (
     Key("library.reconcile_interval", float, 3600.0,
         "seconds between full rescans that catch what watching missed (0: never)",
         minimum=0, maximum=7 * 86400),
+    Key("library.max_watches", int, 0,
+        "most folders one root may watch with inotify; a larger root is rescanned every "
+        "library.poll_interval instead (0: half the kernel's per-user limit)",
+        minimum=0, maximum=1 << 24),
+    Key("library.poll_interval", float, 300.0,
+        "seconds between rescans of a root that cannot be watched", minimum=0.1,
+        maximum=86400),
     Key("library.debounce", float, 1.0,
         "seconds a changed file must stay unchanged before it is indexed", minimum=0.05,
         maximum=60),

@@ -29,6 +29,7 @@ from lightbox.daemon.library.reconcile import Reconciler
 from lightbox.daemon.library.scanner import Scanner
 from lightbox.daemon.library.sources import Source, Sources
 from lightbox.daemon.library.tasks import LibraryTasks
+from lightbox.daemon.library.watcher import Watcher
 from lightbox.daemon.library.writer import CatalogWriter
 from lightbox.daemon.media.thumbs import ThumbSpec
 from lightbox.daemon.notify import Notifier
@@ -72,11 +73,18 @@ class Daemon:
         self.jobs.register("cleanup", self.tasks.cleanup)
         self.reconciler = Reconciler(self.sources, self.jobs, self.writer,
                                      config["library.reconcile_interval"])
+        self.watcher = Watcher(self.sources, self.scanner, self.writer,
+                               enabled=config["library.watch"],
+                               debounce=config["library.debounce"],
+                               max_watches=config["library.max_watches"],
+                               poll_interval=config["library.poll_interval"])
+        self.sources.on_online.append(self._root_online)
         self.control = ControlServer(self, config, self.bus)
         self.components: list[Component] = [
             self.db, self.bus, self.pool, self.sources, self.indexer, self.jobs,
-            self.reconciler, self.control]
+            self.reconciler, self.watcher, self.control]
         self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.stop_reason: str | None = None
         self.ready = False
 
@@ -110,15 +118,28 @@ class Daemon:
         return time.monotonic() - self.started
 
     def watched_roots(self) -> set[int]:
-        """Roots with a live file-system watch."""
-        return set()
+        """Roots kept current live (watched, or polled when watching is not possible)."""
+        return self.watcher.watching()
 
     def root_added(self, source: Source) -> None:
         """A root joined the library: start watching it."""
+        self._background(self.watcher.watch(source))
 
     def root_removing(self, source: Source) -> None:
         """A root leaves the library: stop watching it, drop cached state."""
+        self.watcher.unwatch(source.id)
         self.writer.forget(source.id)
+
+    def _root_online(self, source: Source, online: bool) -> None:
+        if online:
+            self._background(self.watcher.watch(source))
+        else:
+            self.watcher.unwatch(source.id)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def features(self) -> list[str]:
         """What this daemon can do, for ``hello``; clients adapt to what is listed."""

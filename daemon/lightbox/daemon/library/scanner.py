@@ -171,6 +171,38 @@ class Scanner:
                    exclude: frozenset[str]) -> list[Listing]:
         return [list_dir(root, rel, visited, exclude) for rel in rels]
 
+    async def move_file(self, source: Source, src_rel: str, dst_rel: str) -> bool:
+        """A rename seen by the watcher: move the photo's row. False when there is no row to
+        move (the old name was never indexed) or the new file is not there."""
+        src_folder, dst_folder = paths.parent(src_rel) or "", paths.parent(dst_rel) or ""
+        if not wanted_file(paths.basename(dst_rel)):
+            return False
+        try:
+            st = await asyncio.to_thread(os.stat, paths.join(source.path, dst_rel))
+        except OSError:
+            return False
+        touched: set[int] = set()
+        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+            mapping = await self.writer.folder_map(source)
+            old = mapping.get(src_folder)
+            if old is None:
+                return False
+            row = (await conn.execute(sa.select(
+                P.c.id, P.c.folder_id, P.c.name, P.c.size, P.c.mtime_ns, P.c.inode,
+                P.c.status, P.c.sha256, P.c.error).where(
+                P.c.folder_id == old.id, P.c.name == paths.basename(src_rel)))).first()
+            if row is None:
+                return False
+            folder = await self.writer.ensure_folder(conn, source, dst_folder, touched)
+            await self.writer.move_photo(conn, source, row, folder, paths.basename(dst_rel),
+                                         (st.st_size, st.st_mtime_ns, st.st_ino), touched)
+            await self.writer.recount(conn, touched)
+        self.changes.folders(source.id, touched)
+        self.writer.rollup_soon(source)
+        if (row.size, row.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            self.wake_indexer()
+        return True
+
     async def ensure_online(self, source: Source) -> None:
         reason = await self.sources.check(source)
         await self.sources.set_online(source, reason)
@@ -234,7 +266,10 @@ class Scanner:
             raise
         await self._vanish(source, start, recursive, confirm, pass_started, listed, seen,
                            vanished, moved_ids, report)
-        await self.writer.rollup(source)
+        if confirm:
+            await self.writer.rollup(source)
+        else:
+            self.writer.rollup_soon(source)
         if confirm and start == "":
             await self.sources.mark_scanned(source)
         self.wake_indexer()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,8 @@ class Sources:
         self.db = db
         self.bus = bus
         self.by_id: dict[int, Source] = {}
+        # Called with (source, online) when a root goes offline or comes back.
+        self.on_online: list[Callable[[Source, bool], None]] = []
 
     async def start(self) -> None:
         await self.load()
@@ -238,6 +241,8 @@ class Sources:
             await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)
                                .values(online=online, status=reason, device=src.device))
         if changed:
+            for hook in self.on_online:
+                hook(src, online)
             if online:
                 self.bus.publish("source", "online", {"id": src.id, "name": src.name,
                                                       "path": src.path})

@@ -54,6 +54,8 @@ class CatalogWriter:
         self.changes = changes
         self._folders: dict[int, dict[str, FolderInfo]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._rollups: dict[int, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[set[int]]] = set()
 
     def lock(self, source_id: int) -> asyncio.Lock:
         return self._locks.setdefault(source_id, asyncio.Lock())
@@ -131,6 +133,19 @@ class CatalogWriter:
                 [{"fid": fid, "pc": photos.get(fid, (0, 0))[0],
                   "by": photos.get(fid, (0, 0))[1], "fc": int(subs.get(fid, 0))}
                  for fid in chunk])
+
+    def rollup_soon(self, source: Source, delay: float = 1.0) -> None:
+        """Coalesce the roll-ups of a burst of small changes into one."""
+        if source.id in self._rollups:
+            return
+
+        def run() -> None:
+            self._rollups.pop(source.id, None)
+            task = asyncio.get_running_loop().create_task(self.rollup(source))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._rollups[source.id] = asyncio.get_running_loop().call_later(delay, run)
 
     async def rollup(self, source: Source) -> set[int]:
         """Recompute subtree totals for a source; returns the folders whose total changed."""
