@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import math
 import re
 import struct
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from PIL import Image, ImageFile, UnidentifiedImageError, features
 
@@ -31,8 +32,9 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 def _register_plugins() -> tuple[bool, bool]:
     heif = False
+    pillow_heif: Any
     try:
-        import pillow_heif
+        pillow_heif = importlib.import_module("pillow_heif")
     except ImportError:
         pillow_heif = None
     if pillow_heif is not None:
@@ -108,7 +110,7 @@ _BOMB = re.compile(r"\((\d+) pixels\) exceeds limit of (\d+) pixels")
 
 def _pixels(n: int) -> str:
     if n >= 1_000_000_000:
-        return f"{n / 1e9:.1f} gigapixels"
+        return f"{n / 1e9:.{1 if n < 100e9 else 0}f} gigapixels"
     return f"{n / 1e6:.0f} megapixels"
 
 
@@ -119,11 +121,13 @@ def describe(exc: BaseException, sniffed: Sniffed, head: bytes = b"") -> MediaEr
     what = sniffed.what
     text = one_line(str(exc)) or type(exc).__name__
     if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        # Pillow names 2x the limit for errors and 1x for warnings; warnings are errors here,
+        # so the effective limit is MAX_IMAGE_PIXELS either way.
         m = _BOMB.search(str(exc))
+        limit = Image.MAX_IMAGE_PIXELS or (int(m.group(2)) if m else 0)
         if m:
-            size, limit = int(m.group(1)), int(m.group(2))
-            return MediaError(BOMB, f"decompression bomb: {_pixels(size)} exceeds the "
-                                    f"{limit / 1e6:.0f} megapixel limit")
+            return MediaError(BOMB, f"decompression bomb: {_pixels(int(m.group(1)))} exceeds "
+                                    f"the {limit / 1e6:.0f} megapixel limit")
         return MediaError(BOMB, f"decompression bomb: {text}")
     if isinstance(exc, ValueError) and ("MAX_TEXT_CHUNK" in text or "MAX_TEXT_MEMORY" in text
                                         or "text chunks" in text):
@@ -178,15 +182,18 @@ def draft(img: Image.Image, long_edge: int | None) -> None:
             img.draft("RGB", draft_box(img.size, long_edge))
 
 
-def load_first(candidates: list[Image.Image], long_edge: int | None) -> Image.Image | None:
-    """Draft and load the first candidate that decodes; close all the others."""
-    chosen: Image.Image | None = None
+def load_first(candidates: list[Image.Image],
+               long_edge: int | None) -> tuple[Image.Image, tuple[int, int]] | None:
+    """Draft and load the first candidate that decodes (closing all the others); returns it
+    with its size before drafting."""
+    chosen: tuple[Image.Image, tuple[int, int]] | None = None
     for img in candidates:
         if chosen is None:
+            full = img.size
             try:
                 draft(img, long_edge)
                 img.load()
-                chosen = img
+                chosen = (img, full)
                 continue
             except Exception:
                 pass
@@ -194,14 +201,15 @@ def load_first(candidates: list[Image.Image], long_edge: int | None) -> Image.Im
     return chosen
 
 
-def open_raw(f: BinaryIO, size: int, sniffed: Sniffed,
-             long_edge: int | None) -> tuple[Image.Image | None, raw.RawLayout]:
-    """The largest embedded JPEG of a RAW, drafted and loaded, plus the RAW's layout."""
+def open_raw(f: BinaryIO, size: int, sniffed: Sniffed, long_edge: int | None
+             ) -> tuple[tuple[Image.Image, tuple[int, int]] | None, raw.RawLayout]:
+    """The largest decodable embedded JPEG of a RAW (drafted, loaded, with its full size),
+    plus the RAW's layout (sensor size)."""
     lay = raw.layout(f, size) if sniffed.is_tiff_based else raw.RawLayout(previews=[])
-    img = load_first(raw.open_candidates(f, size, lay.previews), long_edge)
-    if img is None:
-        img = load_first(raw.open_candidates(f, size, raw.scan(f, size)), long_edge)
-    return img, lay
+    found = load_first(raw.open_candidates(f, size, lay.previews), long_edge)
+    if found is None:
+        found = load_first(raw.open_candidates(f, size, raw.scan(f, size)), long_edge)
+    return found, lay
 
 
 def flatten(img: Image.Image) -> Image.Image:
@@ -219,8 +227,8 @@ def flatten(img: Image.Image) -> Image.Image:
     if mode.startswith("I;16"):
         return img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
     if mode in ("I", "F"):
-        lo, hi = img.getextrema()  # type: ignore[misc]
-        scale = 255.0 / (float(hi) - float(lo)) if hi != lo else 1.0
+        lo, hi = cast(tuple[float, float], img.getextrema())
+        scale = 255.0 / (hi - lo) if hi != lo else 1.0
         return img.point(lambda v: (v - lo) * scale).convert("L")
     if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
         rgba = img.convert("RGBA")
@@ -231,6 +239,21 @@ def flatten(img: Image.Image) -> Image.Image:
         return img.convert("RGB")
     except ValueError as exc:
         raise MediaError(UNSUPPORTED, f"colour mode {mode} is not supported") from exc
+
+
+def pillow_applied_orientation(img: Image.Image) -> bool:
+    """Whether the loaded pixels are already upright.
+
+    pillow-heif applies HEIF's irot/imir itself (and resets EXIF Orientation to 1); Pillow's
+    TIFF plugin transposes on load and then deletes the tag (its reported size is the
+    upright one, even before loading). Everything else leaves orientation to us.
+    """
+    if img.format == "HEIF":
+        return True
+    if img.format == "TIFF":
+        tags = getattr(img, "tag_v2", None)
+        return tags is not None and 0x0112 not in tags
+    return False
 
 
 def transpose(img: Image.Image, orientation: int | None) -> Image.Image:

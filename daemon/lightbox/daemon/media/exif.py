@@ -31,6 +31,7 @@ IFD0, EXIF, GPS = "0", "exif", "gps"
 
 # (ifd, tag) of every value we use.
 MAKE, MODEL, ORIENTATION, DATETIME = (IFD0, 0x010F), (IFD0, 0x0110), (IFD0, 0x0112), (IFD0, 0x0132)
+THUMB_ORIENTATION = ("1", 0x0112)   # IFD1's; some editors (Adobe Bridge) leave only this one
 DATETIME_ORIGINAL, DATETIME_DIGITIZED = (EXIF, 0x9003), (EXIF, 0x9004)
 OFFSET_TIME, OFFSET_ORIGINAL, OFFSET_DIGITIZED = (EXIF, 0x9010), (EXIF, 0x9011), (EXIF, 0x9012)
 EXPOSURE_TIME, F_NUMBER, ISO, FOCAL_LENGTH = (EXIF, 0x829A), (EXIF, 0x829D), (EXIF, 0x8827), (
@@ -42,7 +43,8 @@ GPS_ALT_REF, GPS_ALT = (GPS, 5), (GPS, 6)
 # exifread's key for each (ifd, tag) we use.
 _EXIFREAD_KEYS = {
     "Image Make": MAKE, "Image Model": MODEL, "Image Orientation": ORIENTATION,
-    "Image DateTime": DATETIME, "EXIF DateTimeOriginal": DATETIME_ORIGINAL,
+    "Image DateTime": DATETIME, "Thumbnail Orientation": THUMB_ORIENTATION,
+    "EXIF DateTimeOriginal": DATETIME_ORIGINAL,
     "EXIF DateTimeDigitized": DATETIME_DIGITIZED, "EXIF OffsetTime": OFFSET_TIME,
     "EXIF OffsetTimeOriginal": OFFSET_ORIGINAL, "EXIF OffsetTimeDigitized": OFFSET_DIGITIZED,
     "EXIF ExposureTime": EXPOSURE_TIME, "EXIF FNumber": F_NUMBER,
@@ -160,7 +162,7 @@ def normalise(raw: Raw) -> ExifInfo:
     info.focal_length = _positive(first_number(raw.get(FOCAL_LENGTH)))
     iso = first_number(raw.get(ISO))
     info.iso = int(iso) if iso is not None and 0 < iso < 10_000_000 else None
-    orientation = first_number(raw.get(ORIENTATION))
+    orientation = first_number(raw.get(ORIENTATION, raw.get(THUMB_ORIENTATION)))
     info.orientation = int(orientation) if orientation in (1, 2, 3, 4, 5, 6, 7, 8) else None
     for name, key in (("pixel_width", PIXEL_X), ("pixel_height", PIXEL_Y)):
         value = first_number(raw.get(key))
@@ -196,8 +198,9 @@ def parse_datetime(value: Any) -> str | None:
     m = _DATE.match(text)
     if not m:
         return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups())
     try:
-        dt = datetime(*(int(g) for g in m.groups()))  # type: ignore[misc]
+        dt = datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None   # "0000:00:00 00:00:00", month 13, ...
     return dt.isoformat()
@@ -253,11 +256,19 @@ def _positive(value: float | None) -> float | None:
 
 
 def _dms(value: Any) -> float | None:
-    """Degrees, minutes, seconds (1 to 3 rationals) to decimal degrees."""
+    """Degrees, minutes, seconds (1 to 3 rationals) to decimal degrees.
+
+    GPS units that write "DD MM.mmmm" often leave seconds as 0/0; that means "unused", not
+    "unknown location", so 0/0 counts as 0 in the minutes and seconds places (never in the
+    degrees place).
+    """
     parts = list(value) if isinstance(value, list | tuple) else [value]
     if not parts or len(parts) > 3:
         return None
     nums = [to_float(p) for p in parts]
+    for i in (1, 2):
+        if i < len(parts) and nums[i] is None and _is_zero_over_zero(parts[i]):
+            nums[i] = 0.0
     if any(n is None or n < 0 for n in nums):
         return None
     total = 0.0
@@ -265,6 +276,12 @@ def _dms(value: Any) -> float | None:
         assert n is not None
         total += n / scale
     return total
+
+
+def _is_zero_over_zero(value: Any) -> bool:
+    num = getattr(value, "_numerator", getattr(value, "numerator", None))
+    den = getattr(value, "_denominator", getattr(value, "denominator", None))
+    return num == 0 and den == 0
 
 
 def parse_gps(raw: Raw) -> tuple[float | None, float | None]:

@@ -110,7 +110,7 @@ def layout(f: BinaryIO, size: int) -> RawLayout:
     except (ValueError, OSError):
         pass
     for offset, length in candidates.items():
-        if length >= _MIN_PREVIEW_BYTES and 0 < offset and offset + length <= size + 16:
+        if length >= _MIN_PREVIEW_BYTES and offset > 0 and offset + length <= size + 16:
             f.seek(offset)
             if f.read(2) == b"\xff\xd8":
                 out.previews.append(Preview(offset, min(length, size - offset)))

@@ -23,7 +23,8 @@ IMAGE, RAW, OTHER, UNKNOWN = "image", "raw", "other", "unknown"
 MIME = {
     "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
     "tiff": "image/tiff", "bmp": "image/bmp", "heif": "image/heif", "heic": "image/heic",
-    "avif": "image/avif", "jxl": "image/jxl", "jp2": "image/jp2", "psd": "image/vnd.adobe.photoshop",
+    "avif": "image/avif", "jxl": "image/jxl", "jp2": "image/jp2",
+    "psd": "image/vnd.adobe.photoshop",
     "ico": "image/vnd.microsoft.icon", "dng": "image/x-adobe-dng", "cr2": "image/x-canon-cr2",
     "cr3": "image/x-canon-cr3", "crw": "image/x-canon-crw", "nef": "image/x-nikon-nef",
     "arw": "image/x-sony-arw", "rw2": "image/x-panasonic-rw2", "orf": "image/x-olympus-orf",
@@ -93,8 +94,10 @@ def sniff_bytes(head: bytes) -> Sniffed:
         return _raw("rw2", "Panasonic RW2 raw")
     if h[:4] in (b"IIRO", b"IIRS", b"MMOR"):
         return _raw("orf", "Olympus ORF raw")
-    if h[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+    if h[:4] in (b"II*\x00", b"MM\x00*"):
         return _image("tiff")
+    if h[:4] in (b"II+\x00", b"MM\x00+"):
+        return _image("tiff", "BigTIFF")
     if h[:2] == b"BM" and len(h) >= 26:
         return _image("bmp")
     if h[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n" or h[:2] == b"\xff\x0a":
@@ -203,10 +206,10 @@ def refine_tiff(sniffed: Sniffed, f: BinaryIO, size: int, extension: str = "") -
         structured = (tiff.TAG_SUB_IFDS in ifd0.entries
                       or reader.first_int(ifd0, tiff.TAG_NEW_SUBFILE_TYPE) == 1)
         ext = extension.lower().lstrip(".")
-        for prefix, fmt in _RAW_BY_MAKE:
+        for prefix, by_make in _RAW_BY_MAKE:
             if make.startswith(prefix) and (structured or ext in _RAW_EXTENSIONS):
-                if ext in _RAW_EXTENSIONS and ext != fmt:
-                    fmt = ext   # e.g. a Nikon NRW or Sony SR2: the extension is more precise
+                # A Nikon NRW or a Sony SR2: the extension, when a RAW one, is more precise.
+                fmt = ext if ext in _RAW_EXTENSIONS else by_make
                 return _raw(fmt, f"{make.split()[0].title()} {fmt.upper()} raw")
     except (OSError, ValueError):
         pass

@@ -1,0 +1,279 @@
+"""One file in, one picklable ``Analysis`` out: hash, sniff, EXIF, decode, thumbnails, pHash.
+
+This runs in worker processes (``lightbox.daemon.workers``) on files nobody vetted, so
+``analyze`` never raises: each stage catches everything and records why it failed, and the
+later stages still fill what they can (a truncated JPEG still gets its sha256, EXIF and
+dimensions). ``ok`` means "pixels decoded and every requested thumbnail written".
+
+The file is opened once. The sha256 streams it first (page cache makes the decoder's second
+read free); the decoder then runs once, drafted to the largest thumbnail asked for, and every
+smaller size and the perceptual hash come from that one decode.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image
+
+from lightbox.daemon.media import decode, exif, phash, pixels, sniff, thumbs
+from lightbox.daemon.media.decode import CORRUPT, EMPTY, IO, UNSUPPORTED, MediaError
+from lightbox.daemon.media.ondemand import make_thumbnails
+from lightbox.daemon.media.pixels import sha256_file
+from lightbox.daemon.media.thumbs import ThumbSpec, thumbnail_path
+
+__all__ = ["Analysis", "AnalyzeRequest", "MediaError", "ThumbSpec", "analyze",
+           "make_thumbnails", "sha256_file", "thumbnail_path"]
+
+# When only the perceptual hash needs pixels, decode and reduce as for a grid thumbnail, so
+# the hash matches the one computed alongside thumbnails as closely as possible.
+_HASH_ONLY_EDGE = thumbs.GRID.size
+
+
+@dataclass(frozen=True)
+class AnalyzeRequest:
+    path: str
+    thumbs_dir: str                       # e.g. <cache>/thumbnails
+    thumbs: tuple[ThumbSpec, ...] = ()    # sizes to make in this call (may be empty)
+    want_hash: bool = True
+
+
+@dataclass
+class Analysis:
+    """Plain types only: it crosses a process boundary and goes straight into the catalog."""
+
+    path: str
+    ok: bool = False
+    error: str | None = None
+    error_kind: str | None = None     # empty|corrupt|unsupported|bomb|io (+ pool: timeout|crash)
+    size: int = 0
+    mtime_ns: int = 0
+    inode: int = 0
+    sha256: str | None = None
+    mime: str | None = None
+    format: str | None = None
+    width: int | None = None          # stored pixel dimensions (before orientation)
+    height: int | None = None
+    orientation: int | None = None
+    taken_at: str | None = None       # camera wall-clock time, ISO, no zone
+    taken_offset: int | None = None   # minutes east of UTC
+    make: str | None = None
+    model: str | None = None
+    lens: str | None = None
+    exposure_time: float | None = None
+    f_number: float | None = None
+    iso: int | None = None
+    focal_length: float | None = None
+    gps_lat: float | None = None
+    gps_lon: float | None = None
+    gps_alt: float | None = None
+    phash: int | None = None          # signed int64
+    thumbs: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)   # non-fatal oddities, one line each
+
+    def fail(self, kind: str, message: str) -> None:
+        """Record the first fatal error (later ones are consequences, kept as notes)."""
+        if self.error is None:
+            self.ok = False
+            self.error, self.error_kind = message, kind
+        elif message not in self.notes:
+            self.notes.append(message)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def analyze(req: AnalyzeRequest) -> Analysis:
+    """Everything the catalog needs about one file. Never raises."""
+    a = Analysis(path=req.path)
+    total = time.perf_counter()
+    try:
+        _analyze(req, a)
+    except BaseException as exc:   # the contract is "never raises"
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        a.fail(CORRUPT, f"internal error analysing file ({type(exc).__name__}: "
+                        f"{decode.one_line(str(exc))})")
+    a.timings["total"] = _ms(total)
+    return a
+
+
+def _analyze(req: AnalyzeRequest, a: Analysis) -> None:
+    t = time.perf_counter()
+    try:
+        f = pixels.open_regular(req.path)
+    except MediaError as err:
+        a.fail(err.kind, str(err))
+        return
+    with f:
+        st = os.fstat(f.fileno())
+        a.size, a.mtime_ns, a.inode = st.st_size, st.st_mtime_ns, st.st_ino
+        try:
+            a.sha256 = pixels.sha256_file(f)
+        except OSError as exc:
+            a.fail(IO, f"cannot read file ({exc.strerror or exc})")
+            return
+        a.timings["hash"] = _ms(t)
+        if a.size == 0:
+            a.fail(EMPTY, "empty file")
+            return
+
+        t = time.perf_counter()
+        try:
+            sniffed = sniff.sniff_file(f, a.size, Path(req.path).suffix)
+        except OSError as exc:
+            a.fail(IO, f"cannot read file ({exc.strerror or exc})")
+            return
+        a.mime, a.format = sniffed.mime, sniffed.format
+        a.timings["sniff"] = _ms(t)
+
+        info = _read_exif(f, sniffed, a)
+        if sniffed.kind == sniff.OTHER:
+            a.fail(UNSUPPORTED, f"not an image: content looks like {sniffed.what}")
+            _apply_exif(a, info)
+            return
+
+        specs = tuple(req.thumbs)
+        # Without thumbnails the pixels are still decoded (that is what "ok" vouches for),
+        # but small: grid-sized, which is also what the perceptual hash is computed from.
+        long_edge = max((s.decode_size for s in specs), default=_HASH_ONLY_EDGE)
+        t = time.perf_counter()
+        px: pixels.Pixels | None = None
+        try:
+            px = pixels.decode_pixels(f, a.size, sniffed, long_edge)
+        except MediaError as err:
+            a.fail(err.kind, str(err))
+            px = getattr(err, "pixels", None)
+        a.timings["decode"] = _ms(t)
+        if px is not None:
+            a.notes.extend(n for n in px.notes if n not in a.notes)
+            info = _pillow_exif(a, px, sniffed, info, pixels_ok=a.error is None)
+        _apply_exif(a, info)
+        if px is not None:
+            _dimensions(a, px, sniffed, info)
+        if a.error is not None or px is None or px.image is None:
+            return
+        try:
+            _finish(req, a, f, sniffed, px, specs)
+        finally:
+            px.image.close()
+
+
+def _finish(req: AnalyzeRequest, a: Analysis, f: BinaryIO, sniffed: sniff.Sniffed,
+            px: pixels.Pixels, specs: tuple[ThumbSpec, ...]) -> None:
+    """Thumbnails and the perceptual hash from the decoded pixels."""
+    assert px.image is not None
+    if sniffed.format == "jpeg" and pixels.jpeg_is_cut(f, a.size):
+            a.notes.append("JPEG has no end marker: the file looks truncated (missing "
+                       "rows decode as grey)")
+    orientation = None if px.upright else a.orientation
+    t = time.perf_counter()
+    small: Image.Image | None = None
+    try:
+        with decode.guard():
+            a.thumbs, small = thumbs.render(px.image, specs, orientation, a.sha256 or "",
+                                            req.thumbs_dir)
+    except MediaError as err:
+        a.fail(err.kind, str(err))
+    except OSError as exc:
+        a.fail(IO, f"cannot write thumbnail ({exc.strerror or decode.one_line(str(exc))})")
+    except Exception as exc:
+        described = decode.describe(exc, sniffed)
+        a.fail(described.kind, str(described))
+    a.timings["thumbs"] = _ms(t)
+
+    if req.want_hash and small is not None:
+        t = time.perf_counter()
+        try:
+            a.phash = phash.phash(small)
+        except Exception as exc:
+            a.notes.append(f"perceptual hash failed ({decode.one_line(str(exc))})")
+        a.timings["phash"] = _ms(t)
+    a.ok = a.error is None
+
+
+def _read_exif(f: BinaryIO, sniffed: sniff.Sniffed, a: Analysis) -> exif.ExifInfo | None:
+    if not pixels.uses_exifread(sniffed):
+        return None
+    t = time.perf_counter()
+    info: exif.ExifInfo | None = None
+    try:
+        info = exif.read_exifread(f)
+    except Exception as exc:
+        a.notes.append(f"exifread could not parse the EXIF ({type(exc).__name__}: "
+                       f"{decode.one_line(str(exc), 80)})")
+    a.timings["exif"] = _ms(t)
+    return info
+
+
+def _pillow_exif(a: Analysis, px: pixels.Pixels, sniffed: sniff.Sniffed, info: exif.ExifInfo | None,
+                 pixels_ok: bool) -> exif.ExifInfo | None:
+    """Format from the opened image, and EXIF through Pillow where exifread had nothing.
+
+    Pillow is the only reader for HEIC/AVIF/WebP/PNG, and a second opinion for a JPEG/TIFF
+    where exifread failed or found no date. Never for a RAW (the preview's EXIF is not the
+    RAW's) and never for a PNG that failed to load (getexif would decode it again).
+    """
+    opened = px.opened
+    if opened is None:
+        return info
+    if opened.format and a.format is None:
+        fmt = opened.format.lower()
+        a.format = {"mpo": "jpeg"}.get(fmt, fmt)
+        a.mime = Image.MIME.get(opened.format, a.mime)
+    wanted = info is None or not info.found or info.taken_at is None or info.orientation is None
+    if sniffed.kind == sniff.RAW or not wanted or (not pixels_ok and sniffed.format == "png"):
+        return info
+    t = time.perf_counter()
+    try:
+        with decode.guard():
+            extra = exif.read_pillow(opened)
+        if info is None:
+            info = extra
+        else:
+            info.fill_from(extra)
+    except Exception as exc:
+        a.notes.append(f"EXIF unreadable ({type(exc).__name__}: "
+                       f"{decode.one_line(str(exc), 80)})")
+    a.timings["exif"] = round(a.timings.get("exif", 0.0) + _ms(t), 3)
+    return info
+
+
+def _dimensions(a: Analysis, px: pixels.Pixels, sniffed: sniff.Sniffed,
+                info: exif.ExifInfo | None) -> None:
+    size = px.size
+    if sniffed.kind == sniff.RAW:
+        lay = px.layout
+        if lay is not None and lay.width and lay.height:
+            size = (lay.width, lay.height)
+        elif info is not None and info.pixel_width and info.pixel_height:
+            size = (info.pixel_width, info.pixel_height)
+        else:
+            # The preview's size is not the RAW's (a CRW's is 160x120): say nothing rather
+            # than store a wrong size.
+            if size is not None:
+                a.notes.append(f"RAW dimensions unknown; embedded preview is {size[0]}x{size[1]}")
+            size = None
+    if size is not None:
+        w, h = size
+        if px.upright and a.orientation in (5, 6, 7, 8):
+            w, h = h, w     # report stored (pre-rotation) dimensions, like every other format
+        a.width, a.height = w, h
+
+
+def _apply_exif(a: Analysis, info: exif.ExifInfo | None) -> None:
+    if info is None:
+        return
+    a.taken_at, a.taken_offset = info.taken_at, info.taken_offset
+    a.make, a.model, a.lens = info.make, info.model, info.lens
+    a.exposure_time, a.f_number, a.iso = info.exposure_time, info.f_number, info.iso
+    a.focal_length, a.orientation = info.focal_length, info.orientation
+    a.gps_lat, a.gps_lon, a.gps_alt = info.gps_lat, info.gps_lon, info.gps_alt
+
+

@@ -1,0 +1,116 @@
+"""The steps analyze() and make_thumbnails() share: open, hash, decode under the guard.
+
+Split from ``analyze`` so the on-demand thumbnail path runs exactly the same decoding code
+(shrink-on-load, RAW previews, bomb guard) as indexing does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from PIL import Image
+
+from lightbox.daemon.media import decode, sniff
+from lightbox.daemon.media.decode import CORRUPT, IO, UNSUPPORTED, MediaError
+
+_CHUNK = 1 << 20
+
+
+@dataclass
+class Pixels:
+    image: Image.Image | None = None      # loaded (maybe drafted) pixels
+    opened: Image.Image | None = None     # Pillow's object for the file itself, for EXIF
+    size: tuple[int, int] | None = None   # full size before drafting, as Pillow reports it
+    upright: bool = False                 # pixels already oriented (pillow-heif applies it)
+    layout: Any = None                    # raw.RawLayout for RAWs
+    notes: list[str] = field(default_factory=list)
+
+
+def sha256_file(f: BinaryIO) -> str:
+    f.seek(0)
+    h = hashlib.sha256()
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    while n := f.readinto(view):  # type: ignore[attr-defined]
+        h.update(view[:n])
+    return h.hexdigest()
+
+
+def open_regular(path: str) -> BinaryIO:
+    """Open for reading without ever blocking: a FIFO or device swapped in under a photo's
+    name must give an error, not hang the worker."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise MediaError(IO, f"cannot open file ({exc.strerror or exc})") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise MediaError(IO, "not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def decode_pixels(f: BinaryIO, size: int, sniffed: sniff.Sniffed, long_edge: int | None,
+            load: bool = True) -> Pixels:
+    """Open and load the pixels under the bomb guard; raises MediaError (with what was
+    learned so far attached as ``exc.pixels``)."""
+    px = Pixels()
+    with decode.guard() as g:
+        try:
+            if sniffed.kind == sniff.RAW:
+                found, px.layout = decode.open_raw(f, size, sniffed, long_edge)
+                if found is not None:
+                    px.image, px.size = found
+                    return px
+            f.seek(0)
+            img = Image.open(f)
+            px.opened, px.size = img, img.size
+            if sniffed.kind == sniff.UNKNOWN and img.format:
+                # Pillow knows formats we do not sniff (PBM, TGA, FLI...): name it in errors.
+                sniffed = sniff.Sniffed(img.format.lower(), Image.MIME.get(img.format),
+                                        sniff.IMAGE, img.format)
+            if load:
+                decode.draft(img, long_edge)
+                img.load()
+            px.upright = decode.pillow_applied_orientation(img)
+            px.image = img
+        except Exception as exc:
+            err = decode.describe(exc, sniffed, read_head(f))
+            if sniffed.kind == sniff.RAW and err.kind == CORRUPT and px.opened is None:
+                err = MediaError(UNSUPPORTED, f"{sniffed.what}: no embedded preview Pillow "
+                                              "can decode")
+            err.pixels = px  # type: ignore[attr-defined]
+            raise err from exc
+        finally:
+            px.notes = g.notes
+    return px
+
+
+def read_head(f: BinaryIO) -> bytes:
+    try:
+        f.seek(0)
+        return f.read(16)
+    except OSError:
+        return b""
+
+
+def jpeg_is_cut(f: BinaryIO, size: int) -> bool:
+    """No end-of-image marker at the end (padding aside): the JPEG was truncated."""
+    try:
+        f.seek(max(0, size - 4096))
+        tail = f.read(4096).rstrip(b"\x00\r\n ")
+    except OSError:
+        return False
+    return not tail.endswith(b"\xff\xd9")
+
+
+def uses_exifread(sniffed: sniff.Sniffed) -> bool:
+    # exifread misreads BigTIFF as classic TIFF and walks garbage IFDs for hundreds of ms;
+    # Pillow reads BigTIFF tags correctly.
+    return (sniffed.format == "jpeg" or sniffed.is_tiff_based) and sniffed.what != "BigTIFF"
