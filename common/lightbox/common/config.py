@@ -123,6 +123,11 @@ KEYS: tuple[Key, ...] = (
         maximum=1024),
     Key("thumbnails.preview", int, 1280, "long edge of preview images, px", minimum=256,
         maximum=4096),
+    Key("thumbnails.preview_min", int, 960,
+        "smallest acceptable preview long edge: when the JPEG decoder's own 1/2, 1/4, 1/8 "
+        "scaling lands between this and thumbnails.preview, its output is used as is, saving "
+        "a resize (a 12 MP photo then gets a 1000 px preview); 0: always exactly "
+        "thumbnails.preview", minimum=0, maximum=4096),
     Key("thumbnails.quality", int, 82, "JPEG quality of thumbnails", minimum=30, maximum=100),
     Key("thumbnails.cleanup_days", int, 30,
         "thumbnails of photos missing this long are removed by the daily cleanup",

@@ -58,12 +58,14 @@ class Daemon:
         self.changes = ChangeFeed(self.bus)
         self.writer = CatalogWriter(self.db, self.changes)
         quality = config["thumbnails.quality"]
+        preview_min = config["thumbnails.preview_min"] or None
         self.thumb_specs = (ThumbSpec("grid", config["thumbnails.grid"], quality),
-                            ThumbSpec("preview", config["thumbnails.preview"], quality))
+                            ThumbSpec("preview", config["thumbnails.preview"], quality,
+                                      min_size=preview_min))
         self.indexer = Indexer(self.db, self.pool, self.changes, config.paths.thumbnails_dir,
                                self.thumb_specs)
         self.scanner = Scanner(self.db, self.sources, self.writer, self.changes,
-                               self.indexer.wake)
+                               self.indexer.wake, self.pool)
         self.jobs = JobQueue(self.db, self.bus, self.boot,
                              concurrency=config["jobs.concurrency"],
                              max_attempts=config["jobs.max_attempts"])

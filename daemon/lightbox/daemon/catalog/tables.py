@@ -93,6 +93,10 @@ folders = sa.Table(
     sa.Column("bytes", sa.BigInteger, nullable=False, server_default="0"),  # direct
     sa.Column("missing_since", Timestamp, nullable=True),
     sa.Column("first_seen", Timestamp, nullable=False),
+    # A digest of the folder's listing (names, sizes, mtimes, inodes) when the catalog was
+    # last reconciled with it; NULL once anything changed its rows. A rescan that lists the
+    # same digest skips the folder without reading its photos.
+    sa.Column("listing_hash", sa.String(32), nullable=True),
     sa.UniqueConstraint("source_id", "path_hash"),
     sa.Index(None, "parent_id", "name"),
 )

@@ -22,12 +22,13 @@ skipped, never fatal.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import stat
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -38,12 +39,15 @@ from lightbox.daemon.catalog.types import utcnow
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.library.sources import Source, Sources
 from lightbox.daemon.library.writer import CatalogWriter, FolderInfo, restored_status
+from lightbox.daemon.workers.pool import PoolClosed, WorkerCrashed, WorkerPool, WorkerTimeout
 
 log = logs.get("scanner")
 
 P, F = tables.photos, tables.folders
 
 BATCH_DIRS = 32
+POOL_LISTING_DIRS = 64  # passes over more folders than this list them in worker processes
+PARALLEL_BATCHES = 4
 MAX_PROBLEMS = 100
 # Names that are never photos: OS and NAS metadata, sidecars, video (not supported yet).
 SKIP_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found",
@@ -60,8 +64,7 @@ class Offline(Exception):
     """The root cannot be trusted right now; nothing was changed under it."""
 
 
-@dataclass(frozen=True, slots=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     name: str
     size: int
     mtime_ns: int
@@ -77,6 +80,10 @@ class Listing:
     unreadable: set[str] = field(default_factory=set)  # names seen but not stat-able
     complete: bool = False  # the directory itself could be listed
     gone: bool = False  # the directory itself is not there
+    digest: str | None = None  # of the files' names and fingerprints, when complete
+    key: tuple[int, int] | None = None  # (st_dev, st_ino) of the directory
+    unchanged: bool = False  # digest as expected: ``files`` was dropped, ``count`` kept
+    count: int = 0  # files listed
 
 
 @dataclass
@@ -107,8 +114,7 @@ def wanted_file(name: str) -> bool:
     return os.path.splitext(name)[1].lower() not in SKIP_EXT
 
 
-def list_dir(root: str, rel: str, visited: set[tuple[int, int]],
-             exclude: frozenset[str] = frozenset()) -> Listing:
+def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset()) -> Listing:
     """One directory's subdirectories and candidate files, with their stat data."""
     out = Listing(rel)
     path = paths.join(root, rel)
@@ -117,12 +123,7 @@ def list_dir(root: str, rel: str, visited: set[tuple[int, int]],
         if not stat.S_ISDIR(st.st_mode):
             out.gone = True
             return out
-        key = (st.st_dev, st.st_ino)
-        if key in visited:
-            out.problems.append(f"{path}: directory already visited (symbolic link loop?); "
-                                "skipped")
-            return out
-        visited.add(key)
+        out.key = (st.st_dev, st.st_ino)
         with os.scandir(path) as it:
             entries = list(it)
     except FileNotFoundError:
@@ -132,44 +133,80 @@ def list_dir(root: str, rel: str, visited: set[tuple[int, int]],
         out.problems.append(f"{path}: {exc.strerror or exc}")
         return out
     out.complete = True
+    # The hot loop of a rescan (a stat per file, like find): keep it lean.
+    files = out.files
     for entry in entries:
         name = entry.name
-        if not paths.is_storable(name):
+        if not name.isascii() and not paths.is_storable(name):
             out.problems.append(f"{path}: skipped a name that is not valid UTF-8: "
                                 f"{os.fsencode(name)!r}")
             continue
         try:
             if entry.is_dir():  # follows symbolic links; loops are caught by ``visited``
-                if not name.startswith(".") and name not in SKIP_DIRS:
+                if name[0] != "." and name not in SKIP_DIRS:
                     out.dirs.append(name)
                 continue
             if name in exclude:
                 out.unreadable.add(name)  # still changing: neither new nor gone yet
                 continue
-            if not wanted_file(name) or not entry.is_file():
+            if name[0] == ".":
+                continue
+            dot = name.rfind(".")
+            if (dot > 0 and name[dot:].lower() in SKIP_EXT) or not entry.is_file():
                 continue
             est = entry.stat()
         except OSError as exc:
             out.unreadable.add(name)
             out.problems.append(f"{path}/{name}: {exc.strerror or exc}")
             continue
-        out.files.append(FileEntry(name, est.st_size, est.st_mtime_ns, est.st_ino))
+        files.append(FileEntry(name, est.st_size, est.st_mtime_ns, est.st_ino))
+    if not out.unreadable:
+        out.files.sort()
+        h = hashlib.blake2b(digest_size=16)
+        h.update("\n".join(f"{n}\0{s}\0{m}\0{i}" for n, s, m, i in out.files).encode())
+        out.digest = h.hexdigest()
+    out.count = len(out.files)
+    return out
+
+
+def list_many(root: str, rels: list[str], exclude: frozenset[str],
+              expected: dict[str, str]) -> list[Listing]:
+    """Several directories; those whose digest is as ``expected`` come back without their
+    files (the caller knows them already). Runs in a thread or a worker process."""
+    out = []
+    for rel in rels:
+        lst = list_dir(root, rel, exclude)
+        if lst.digest is not None and expected.get(rel) == lst.digest:
+            lst.files = []
+            lst.unchanged = True
+        out.append(lst)
     return out
 
 
 class Scanner:
     def __init__(self, db: Database, sources: Sources, writer: CatalogWriter,
-                 changes: ChangeFeed, wake_indexer: Callable[[], None]) -> None:
+                 changes: ChangeFeed, wake_indexer: Callable[[], None],
+                 pool: WorkerPool | None = None) -> None:
+        self.pool = pool
         self.db = db
         self.sources = sources
         self.writer = writer
         self.changes = changes
         self.wake_indexer = wake_indexer
 
-    @staticmethod
-    def _list_many(root: str, rels: list[str], visited: set[tuple[int, int]],
-                   exclude: frozenset[str]) -> list[Listing]:
-        return [list_dir(root, rel, visited, exclude) for rel in rels]
+    async def _list(self, source: Source, batch: list[str], exclude: frozenset[str],
+                    full: bool, in_pool: bool) -> list[Listing]:
+        mapping = await self.writer.folder_map(source)
+        expected = {} if full else {rel: info.listing_hash for rel in batch
+                                    if (info := mapping.get(rel)) and info.listing_hash}
+        if in_pool and self.pool is not None:
+            try:
+                result: list[Listing] = await self.pool.submit(
+                    list_many, source.path, batch, exclude, expected)
+                return result
+            except (PoolClosed, WorkerCrashed, WorkerTimeout):
+                pass  # the pool is stopping or unwell: list here instead
+        return await asyncio.to_thread(list_many, source.path, batch, exclude, expected)
 
     async def move_file(self, source: Source, src_rel: str, dst_rel: str) -> bool:
         """A rename seen by the watcher: move the photo's row. False when there is no row to
@@ -229,18 +266,36 @@ class Scanner:
         moved_ids: set[int] = set()
         queue: deque[str] = deque([start])
         seen.add(start)
-        while queue:
-            batch = [queue.popleft() for _ in range(min(BATCH_DIRS, len(queue)))]
-            listings = await asyncio.to_thread(self._list_many, source.path, batch, visited,
-                                               exclude)
+        # Big passes list directories in the worker processes, several batches at once (the
+        # stat per file is the whole cost of a rescan); small ones in a thread, at once.
+        in_pool = recursive and len(await self.writer.folder_map(source)) > POOL_LISTING_DIRS
+        width = PARALLEL_BATCHES if in_pool else 1
+        in_flight: deque[asyncio.Task[list[Listing]]] = deque()
+        loop = asyncio.get_running_loop()
+        while queue or in_flight:
+            while queue and len(in_flight) < width:
+                batch = [queue.popleft() for _ in range(min(BATCH_DIRS, len(queue)))]
+                in_flight.append(loop.create_task(
+                    self._list(source, batch, exclude, full, in_pool)))
+            listings = await in_flight.popleft()
+            kept: list[Listing] = []
             for lst in listings:
                 if lst.gone and lst.rel == start:
+                    for task in in_flight:
+                        task.cancel()
                     if start == "":
                         await self.ensure_online(source)  # raises Offline
                     report.problem(f"{paths.join(source.path, start)} is not there")
                     return report
+                if lst.key is not None:
+                    if lst.key in visited:
+                        report.problem(f"{paths.join(source.path, lst.rel)}: directory already "
+                                       "visited (symbolic link loop?); skipped")
+                        continue
+                    visited.add(lst.key)
                 for text in lst.problems:
                     report.problem(text)
+                kept.append(lst)
                 if lst.gone:
                     seen.discard(lst.rel)
                     continue
@@ -251,6 +306,7 @@ class Scanner:
                         child = f"{lst.rel}/{d}" if lst.rel else d
                         seen.add(child)
                         queue.append(child)
+            listings = kept
             await self._apply(source, listings, full, report, vanished, moved_ids,
                               immediate=not confirm)
             report.folders += len(listings)
@@ -281,6 +337,7 @@ class Scanner:
         touched: set[int] = set()
         async with self.writer.lock(source.id), self.db.engine.begin() as conn:
             infos: dict[str, FolderInfo] = {}
+            by_rel = {lst.rel: lst for lst in listings}
             for lst in listings:
                 if lst.gone:
                     continue
@@ -288,7 +345,14 @@ class Scanner:
                 for d in lst.dirs:
                     child = f"{lst.rel}/{d}" if lst.rel else d
                     await self.writer.ensure_folder(conn, source, child, touched)
-            ids = [i.id for i in infos.values()]
+            # A folder whose listing has the digest recorded when the catalog last matched
+            # it is unchanged: its rows need not even be read.
+            same = {rel for rel in infos if by_rel[rel].unchanged}
+            for rel in same:
+                report.files += by_rel[rel].count
+            if same:
+                await self._missing_in(conn, [infos[r].id for r in same], vanished, immediate)
+            ids = [i.id for rel, i in infos.items() if rel not in same]
             existing: dict[int, dict[str, Any]] = {fid: {} for fid in ids}
             if ids:
                 for row in await conn.execute(sa.select(
@@ -301,7 +365,7 @@ class Scanner:
             restored: list[dict[str, Any]] = []
             gone: list[Any] = []
             for lst in listings:
-                if lst.gone:
+                if lst.gone or lst.rel in same:
                     continue
                 info = infos[lst.rel]
                 rows = existing[info.id]
@@ -343,6 +407,11 @@ class Scanner:
                 vanished.extend(gone)
             if touched:
                 await self.writer.recount(conn, touched)
+            # What was just reconciled matches its listing now (rows marked missing later
+            # in a confirming pass clear the digest again when they are).
+            await self.writer.remember_listings(conn, {
+                infos[lst.rel].id: lst.digest for lst in listings
+                if not lst.gone and lst.rel not in same and lst.digest is not None})
         # Changed files are announced by the indexer once re-read; files found again now.
         back: dict[int, list[int]] = {}
         for r in restored:
@@ -351,6 +420,18 @@ class Scanner:
             self.changes.photos("added", fid, self.writer.path_of(source, fid), pids)
         if touched:
             self.changes.folders(source.id, touched)
+
+    async def _missing_in(self, conn: Any, folder_ids: list[int], vanished: list[Any],
+                          immediate: bool) -> None:
+        """Photos already missing in folders skipped as unchanged: a confirming pass must
+        still see them, to remove them."""
+        if immediate:
+            return
+        for start in range(0, len(folder_ids), 500):
+            vanished.extend((await conn.execute(sa.select(
+                P.c.id, P.c.folder_id, P.c.name, P.c.status, P.c.missing_since).where(
+                P.c.status == "missing", P.c.folder_id.in_(folder_ids[start:start + 500]))
+            )).all())
 
     async def _insert_or_move(self, conn: Any, source: Source,
                               new: list[tuple[FolderInfo, str, FileEntry]], report: ScanReport,

@@ -39,6 +39,7 @@ class FolderInfo:
     id: int
     parent_id: int | None
     missing_since: dt.datetime | None
+    listing_hash: str | None = None
 
 
 def restored_status(row: Any) -> str:
@@ -53,6 +54,7 @@ class CatalogWriter:
         self.db = db
         self.changes = changes
         self._folders: dict[int, dict[str, FolderInfo]] = {}
+        self._infos: dict[int, FolderInfo] = {}  # folder id -> the same objects, by id
         self._locks: dict[int, asyncio.Lock] = {}
         self._rollups: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[set[int]]] = set()
@@ -61,7 +63,8 @@ class CatalogWriter:
         return self._locks.setdefault(source_id, asyncio.Lock())
 
     def forget(self, source_id: int) -> None:
-        self._folders.pop(source_id, None)
+        for info in self._folders.pop(source_id, {}).values():
+            self._infos.pop(info.id, None)
         self._locks.pop(source_id, None)
 
     async def folder_map(self, source: Source) -> dict[str, FolderInfo]:
@@ -71,10 +74,12 @@ class CatalogWriter:
             return cached
         async with self.db.engine.connect() as conn:
             rows = await conn.execute(sa.select(F.c.id, F.c.path, F.c.parent_id,
-                                                F.c.missing_since).where(
+                                                F.c.missing_since, F.c.listing_hash).where(
                 F.c.source_id == source.id))
-            mapping = {r.path: FolderInfo(r.id, r.parent_id, r.missing_since) for r in rows}
+            mapping = {r.path: FolderInfo(r.id, r.parent_id, r.missing_since, r.listing_hash)
+                       for r in rows}
         self._folders[source.id] = mapping
+        self._infos.update((info.id, info) for info in mapping.values())
         return mapping
 
     def path_of(self, source: Source, folder_id: int) -> str:
@@ -108,14 +113,22 @@ class CatalogWriter:
         info = FolderInfo(int(result.inserted_primary_key[0]),  # type: ignore[index]
                           parent.id if parent else None, None)
         mapping[rel] = info
+        self._infos[info.id] = info
         if parent is not None:
             touched.add(parent.id)
         touched.add(info.id)
         return info
 
     async def recount(self, conn: AsyncConnection, folder_ids: Iterable[int]) -> None:
-        """Direct photo/folder counts and bytes of these folders, from the rows themselves."""
+        """Direct photo/folder counts and bytes of these folders, from the rows themselves.
+
+        Their rows changed, so their listing digests no longer describe the catalog: cleared.
+        """
         ids = sorted(set(folder_ids))
+        for fid in ids:
+            info = self._infos.get(fid)
+            if info is not None:
+                info.listing_hash = None
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             photos = {r[0]: (int(r[1]), int(r[2] or 0)) for r in await conn.execute(
@@ -129,10 +142,34 @@ class CatalogWriter:
             await conn.execute(
                 F.update().where(F.c.id == sa.bindparam("fid")).values(
                     photo_count=sa.bindparam("pc"), bytes=sa.bindparam("by"),
-                    folder_count=sa.bindparam("fc")),
+                    folder_count=sa.bindparam("fc"), listing_hash=None),
                 [{"fid": fid, "pc": photos.get(fid, (0, 0))[0],
                   "by": photos.get(fid, (0, 0))[1], "fc": int(subs.get(fid, 0))}
                  for fid in chunk])
+
+    async def invalidate(self, conn: AsyncConnection, folder_ids: Iterable[int]) -> None:
+        """Forget the listing digests of folders whose rows changed outside a scan."""
+        ids = sorted(set(folder_ids))
+        for fid in ids:
+            info = self._infos.get(fid)
+            if info is not None:
+                info.listing_hash = None
+        for start in range(0, len(ids), 500):
+            await conn.execute(F.update().where(F.c.id.in_(ids[start:start + 500]))
+                               .values(listing_hash=None))
+
+    async def remember_listings(self, conn: AsyncConnection,
+                                digests: dict[int, str]) -> None:
+        """Record that these folders' rows now match the listings with these digests."""
+        if not digests:
+            return
+        await conn.execute(F.update().where(F.c.id == sa.bindparam("fid"))
+                           .values(listing_hash=sa.bindparam("lh")),
+                           [{"fid": fid, "lh": h} for fid, h in digests.items()])
+        for fid, h in digests.items():
+            info = self._infos.get(fid)
+            if info is not None:
+                info.listing_hash = h
 
     def rollup_soon(self, source: Source, delay: float = 1.0) -> None:
         """Coalesce the roll-ups of a burst of small changes into one."""
@@ -233,6 +270,7 @@ class CatalogWriter:
             parent = await self.ensure_folder(conn, source, parent_rel, touched)
             if new_rel in mapping:  # an old, missing folder of that name: retire it
                 stale = mapping.pop(new_rel)
+                self._infos.pop(stale.id, None)
                 await conn.execute(P.update().where(P.c.folder_id == stale.id)
                                    .values(folder_id=mapping[old_rel].id))
                 await conn.execute(F.delete().where(F.c.id == stale.id))

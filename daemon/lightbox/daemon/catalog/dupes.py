@@ -1,0 +1,556 @@
+"""Duplicate photos: exact (same sha256) and near (perceptual hashes a few bits apart).
+
+Semantics (what ``photos.duplicates`` and ``photos.get`` promise):
+
+- Only photos with status ``ok`` take part; a file's content is its sha256.
+- **exact**: the photos sharing one sha256, when there are at least two. Largest groups
+  first, then by sha256; the group key is the sha256.
+- **near**: first the photos are collapsed to distinct contents (one per sha256, so a file
+  and its byte-identical copies count once). Two contents are *neighbours* when the Hamming
+  distance of their 64-bit dHashes is at most ``threshold``; a near group is a connected
+  component of that graph (single linkage, computed with union-find) with at least two
+  distinct contents, and lists every photo of those contents. A chain A~B~C is one group even
+  when A and C are further apart than the threshold: people review such runs (bursts, edits
+  of edits) together, and each photo carries its ``distance`` to the group's first photo so
+  a UI can show how far it drifted. A set of byte-identical copies alone is an exact group,
+  never a near one. The group key is ``near-<lowest photo id>``.
+- ``photos.get``'s ``near`` is the number of other photos (of a different content) within
+  the default threshold of that photo itself: its direct neighbours, not its whole chain.
+
+Finding neighbours without comparing every pair: multi-index hashing. Split the 64 bits into
+``m`` bands; two hashes within ``r`` bits of each other differ in at most ``r`` bands, so they
+agree exactly on at least ``m - r`` of them (pigeonhole). One hash table per choice of
+``m - r`` bands, keyed by those bits, brings every such pair together in some bucket; only
+pairs within a bucket are compared. ``m = r + 1`` is the classic one-band-in-common scheme;
+a larger library wants wider keys (fewer collisions) at the price of more tables, so ``plan``
+picks ``m`` from a cost model, and refuses a threshold whose cost would be unreasonable for
+the library's size instead of running for an hour.
+
+The grouping is cached, keyed on a catalog fingerprint (count of ok photos, newest
+``indexed_at``, highest id). Catalog and source events in this daemon bump a generation that
+forces the fingerprint to be re-read; without events it is re-read at most every
+``RECHECK`` seconds, which is what another daemon sharing the database costs us in
+staleness. A grouping that took T seconds is not redone within 4T (a scan changes the
+catalog constantly; a million-photo grouping takes minutes), so replies carry
+``computed_at``. The CPU work runs off the event loop: in a thread for small libraries, in a
+short-lived, niced process for large ones (the GIL would otherwise stretch every other
+request's latency, and the process hands its memory back to the system when it exits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import concurrent.futures
+import itertools
+import math
+import multiprocessing
+import os
+import time
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lightbox.common import logs
+from lightbox.common.errors import InvalidParams, Unavailable
+from lightbox.daemon.catalog import present, queries
+from lightbox.daemon.catalog.tables import photos
+
+log = logs.get("dupes")
+
+BITS = 64
+_U64 = (1 << BITS) - 1
+DEFAULT_THRESHOLD = 6  # = photos.duplicates' default = media.phash.NEAR_DUPLICATE_DISTANCE
+# Work units (see ``plan``) we accept for one grouping; a threshold costing more is refused.
+# Measured here: ~1.5-2 us a unit, so 100,000 distinct photos at the default threshold take
+# ~4 s, 1,000,000 (uniformly random hashes, the worst case) ~2 minutes; the budget is a few
+# minutes of one core.
+BUDGET = 1.2e8
+PROCESS_ABOVE = 50_000  # contents; fewer are grouped in a thread (no process start-up cost)
+RECHECK = 2.0  # seconds an unchanged generation is trusted without asking the database
+REBUILD_FACTOR = 4.0  # see _Entry.cooling
+COOL_ABOVE = 1.0  # seconds: groupings quicker than this are always redone at once
+MAX_GROUP_PHOTOS = 100  # photos listed per group (``count`` says how many there are)
+
+
+# -- the pure part ---------------------------------------------------------------------------
+def distance(a: int, b: int) -> int:
+    return ((a ^ b) & _U64).bit_count()
+
+
+def band_masks(m: int) -> list[int]:
+    """``m`` disjoint bit masks covering the 64 bits, as even in width as possible."""
+    out, start = [], 0
+    for i in range(m):
+        width = BITS // m + (1 if i < BITS % m else 0)
+        out.append(((1 << width) - 1) << start)
+        start += width
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    threshold: int
+    bands: int  # m
+    keep: int  # bands per table key: m - threshold
+    tables: int
+    cost: float
+
+    def masks(self) -> Iterable[int]:
+        bands = band_masks(self.bands)
+        for combo in itertools.combinations(bands, self.keep):
+            mask = 0
+            for b in combo:
+                mask |= b
+            yield mask
+
+
+# Relative costs (CPython): a hash passing through a table's C-level counting and
+# filtering, a hash landing in a bucket shared with another (a Python loop iteration), a pair
+# compared. They make wide keys (more tables, few collisions) win on large libraries.
+_SCAN, _SHARED, _PAIR = 0.25, 1.0, 1.0
+
+
+def plan(n: int, threshold: int) -> Plan:
+    """The cheapest band layout for ``n`` distinct hashes (cost model: uniform hashes)."""
+    if threshold <= 0:
+        return Plan(0, 1, 1, 1, float(n))
+    best: Plan | None = None
+    for keep in range(1, 9):
+        m = threshold + keep
+        if m > BITS:
+            break
+        tables = math.comb(m, keep)
+        buckets = 2 ** (BITS * keep / m)
+        shared = n * -math.expm1(-(n - 1) / buckets)
+        pairs = n * (n - 1) / 2 / buckets
+        cost = tables * (_SCAN * n + _SHARED * shared + _PAIR * pairs)
+        if best is None or cost < best.cost:
+            best = Plan(threshold, m, keep, tables, cost)
+    assert best is not None
+    return best
+
+
+def max_threshold(n: int, budget: float = BUDGET) -> int:
+    """The largest threshold ``plan`` can serve for ``n`` hashes within ``budget`` (never
+    less than the default)."""
+    t = DEFAULT_THRESHOLD
+    while t < 16 and plan(n, t + 1).cost <= budget:
+        t += 1
+    return t
+
+
+def components(hashes: Sequence[int], threshold: int) -> list[list[int]]:
+    """Indices of ``hashes`` grouped into connected components (size >= 2) of the graph
+    "Hamming distance <= threshold"; each component sorted, components by first index."""
+    n = len(hashes)
+    uniq: list[int] = []
+    slot: dict[int, int] = {}
+    owner = [0] * n
+    for i, raw in enumerate(hashes):
+        h = raw & _U64
+        j = slot.get(h)
+        if j is None:
+            j = slot[h] = len(uniq)
+            uniq.append(h)
+        owner[i] = j
+    del slot
+    u = len(uniq)
+    parent = list(range(u))
+
+    def find(x: int) -> int:
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    if threshold > 0 and u > 1:
+        index = range(u)
+        for mask in plan(u, threshold).masks():
+            keys = list(map(mask.__and__, uniq))
+            counts = collections.Counter(keys)
+            if len(counts) == u:
+                continue  # every key unique: no pair to look at
+            shared = {k for k, c in counts.items() if c > 1}
+            del counts
+            buckets: dict[int, list[int]] = {}
+            # Only hashes whose key is shared reach Python code (compress/map run in C).
+            for j in itertools.compress(index, map(shared.__contains__, keys)):
+                b = buckets.get(keys[j])
+                if b is None:
+                    buckets[keys[j]] = [j]
+                else:
+                    b.append(j)
+            del keys, shared
+            for b in buckets.values():
+                if len(b) == 2:
+                    jx, jy = b
+                    if (uniq[jx] ^ uniq[jy]).bit_count() <= threshold:
+                        rx, ry = find(jx), find(jy)
+                        if rx != ry:
+                            parent[max(rx, ry)] = min(rx, ry)
+                    continue
+                if len({find(j) for j in b}) == 1:
+                    continue  # already one component: nothing to learn here
+                for x in range(len(b) - 1):
+                    jx = b[x]
+                    hx = uniq[jx]
+                    for jy in b[x + 1:]:
+                        if (hx ^ uniq[jy]).bit_count() <= threshold:
+                            rx, ry = find(jx), find(jy)
+                            if rx != ry:
+                                parent[max(rx, ry)] = min(rx, ry)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(owner[i]), []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _components_packed(packed: bytes, threshold: int, nice: int = 0) -> list[list[int]]:
+    """``components`` over an ``array('Q')`` in bytes (cheap to send to another process)."""
+    if nice:
+        os.nice(nice)  # in the grouping's own process: the daemon's work goes first
+    hashes = array("Q")
+    hashes.frombytes(packed)
+    return components(hashes, threshold)
+
+
+async def components_off_loop(hashes: array[int], threshold: int) -> list[list[int]]:
+    if len(hashes) <= PROCESS_ABOVE:
+        return await asyncio.to_thread(components, hashes, threshold)
+    loop = asyncio.get_running_loop()
+    # 'spawn': the daemon has threads, so never fork it. One process per grouping: it hands
+    # its memory back when it exits.
+    pool = concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        return await loop.run_in_executor(pool, _components_packed, hashes.tobytes(),
+                                          threshold, 10)
+    except BaseException:
+        # Cancelled (the daemon is stopping) or failed: do not wait for the worker.
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            if proc.is_alive():
+                proc.kill()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- groupings --------------------------------------------------------------------------------
+@dataclass
+class ExactGroups:
+    """(photo count, sha256) of every exact group, in page order."""
+
+    groups: list[tuple[int, str]]
+    computed: float = field(default_factory=time.time)
+
+    def order_key(self, count: int, key: str) -> tuple[int, str]:
+        return (-count, key)
+
+
+@dataclass
+class NearGroup:
+    reps: list[int]  # lowest photo id of each content, heaviest content first
+    hashes: list[int]  # unsigned dHash of each content
+    counts: list[int]  # photos of each content
+
+    @property
+    def photos(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def key(self) -> str:
+        return f"near-{min(self.reps)}"
+
+
+@dataclass
+class NearGroups:
+    threshold: int
+    groups: list[NearGroup]  # page order: most photos first, then lowest id
+    contents: int  # distinct contents considered
+    computed: float = field(default_factory=time.time)
+    by_rep: dict[int, int] = field(default_factory=dict)  # content rep -> group index
+
+    def __post_init__(self) -> None:
+        self.by_rep = {rep: i for i, g in enumerate(self.groups) for rep in g.reps}
+
+    def neighbours(self, rep: int | None, phash: int | None) -> int:
+        """Photos of other contents within ``threshold`` of the content ``rep``."""
+        if rep is None or phash is None:
+            return 0
+        gi = self.by_rep.get(rep)
+        if gi is None:
+            return 0
+        g = self.groups[gi]
+        h = phash & _U64
+        return sum(c for r, hh, c in zip(g.reps, g.hashes, g.counts, strict=True)
+                   if r != rep and distance(h, hh) <= self.threshold)
+
+
+# -- the catalog side -------------------------------------------------------------------------
+_OK = photos.c.status == "ok"
+
+
+async def fingerprint(conn: AsyncConnection) -> tuple[Any, ...]:
+    row = (await conn.execute(sa.select(
+        sa.func.count(), sa.func.max(photos.c.indexed_at), sa.func.max(photos.c.id)
+    ).where(_OK))).one()
+    return tuple(row)
+
+
+async def load_exact(conn: AsyncConnection) -> ExactGroups:
+    n = sa.func.count().label("n")
+    rows = await conn.execute(
+        sa.select(photos.c.sha256, n).where(_OK, photos.c.sha256.is_not(None))
+        .group_by(photos.c.sha256).having(sa.func.count() > 1))
+    groups = sorted(((int(r.n), str(r.sha256)) for r in rows), key=lambda g: (-g[0], g[1]))
+    return ExactGroups(groups)
+
+
+async def load_contents(conn: AsyncConnection) -> tuple[array[int], array[int], array[int]]:
+    """(rep id, unsigned dHash, photo count) per distinct content, streamed in chunks."""
+    reps, hashes, counts = array("q"), array("Q"), array("q")
+    stmt = (sa.select(sa.func.min(photos.c.id), sa.func.min(photos.c.phash), sa.func.count())
+            .where(_OK, photos.c.sha256.is_not(None), photos.c.phash.is_not(None))
+            .group_by(photos.c.sha256))
+    result = await conn.stream(stmt)
+    async for part in result.partitions(20_000):
+        for rep, h, c in part:
+            reps.append(int(rep))
+            hashes.append(int(h) & _U64)
+            counts.append(int(c))
+    return reps, hashes, counts
+
+
+async def build_near(conn: AsyncConnection, threshold: int) -> NearGroups:
+    started = time.perf_counter()
+    reps, hashes, counts = await load_contents(conn)
+    check_budget(len(hashes), threshold)
+    loaded = time.perf_counter()
+    comps = await components_off_loop(hashes, threshold)
+    groups = []
+    for comp in comps:
+        comp.sort(key=lambda i: (-counts[i], reps[i]))
+        groups.append(NearGroup([reps[i] for i in comp], [hashes[i] for i in comp],
+                                [counts[i] for i in comp]))
+    groups.sort(key=lambda g: (-g.photos, min(g.reps)))
+    log.info("near duplicates grouped", contents=len(hashes), threshold=threshold,
+             groups=len(groups), load_ms=round((loaded - started) * 1000),
+             group_ms=round((time.perf_counter() - loaded) * 1000))
+    return NearGroups(threshold, groups, len(hashes))
+
+
+def check_budget(n: int, threshold: int) -> None:
+    """Refuse a threshold above the default that would cost more than BUDGET; the default
+    itself is always served, however long it takes on a huge library."""
+    if threshold > DEFAULT_THRESHOLD and plan(n, threshold).cost > BUDGET:
+        best = max_threshold(n)
+        why = (f"too costly for {n:,} distinct photos (at most {best} here); near "
+               f"duplicates are usually within {DEFAULT_THRESHOLD}")
+        raise InvalidParams(f"threshold: {why}", {"errors": {"threshold": why},
+                                                   "max_threshold": best})
+
+
+@dataclass
+class _Entry:
+    value: Any
+    fingerprint: tuple[Any, ...]
+    generation: int
+    checked: float  # monotonic time the fingerprint was last compared
+    built: float  # monotonic time the value was computed
+    seconds: float  # how long computing it took
+
+    def cooling(self, now: float) -> bool:
+        """Too soon to rebuild: a grouping that took T seconds (T >= COOL_ABOVE) is rebuilt
+        at most every REBUILD_FACTOR * T, so a scan changing the catalog all the time does
+        not keep a core busy regrouping a large library; small ones regroup at once."""
+        return self.seconds >= COOL_ABOVE and now - self.built < REBUILD_FACTOR * self.seconds
+
+
+class DupeCache:
+    """Groupings of one catalog, rebuilt when the catalog changes (see the module doc)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.generation = 0
+        self.heavy = asyncio.Lock()  # one near grouping at a time: each can take minutes
+        self._entries: dict[Any, _Entry] = {}
+        self._tasks: dict[Any, asyncio.Task[Any]] = {}
+
+    def invalidate(self) -> None:
+        """The catalog changed (an event from this daemon): re-read the fingerprint."""
+        self.generation += 1
+
+    def on_event(self, event: Any) -> None:
+        if getattr(event, "topic", None) in ("catalog", "source"):
+            self.invalidate()
+
+    async def exact(self, wait: float | None = None) -> ExactGroups:
+        value: ExactGroups = await self._get("exact", load_exact, wait)
+        return value
+
+    async def near(self, threshold: int, wait: float | None = None) -> NearGroups:
+        async def build(conn: AsyncConnection) -> NearGroups:
+            async with self.heavy:
+                return await build_near(conn, threshold)
+
+        value: NearGroups = await self._get(("near", threshold), build, wait)
+        return value
+
+    def peek_near(self, threshold: int) -> NearGroups | None:
+        entry = self._entries.get(("near", threshold))
+        return None if entry is None else entry.value
+
+    async def _get(self, key: Any, build: Any, wait: float | None) -> Any:
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None and (entry.cooling(now) or (
+                entry.generation == self.generation and now - entry.checked < RECHECK)):
+            return entry.value
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.create_task(self._refresh(key, build, entry))
+            self._tasks[key] = task
+            task.add_done_callback(lambda t: self._done(key, t))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), wait)
+        except TimeoutError:
+            raise Unavailable(
+                "still grouping duplicates; try again in a few seconds",
+                {"retry_after": 5}) from None
+
+    def _done(self, key: Any, task: asyncio.Task[Any]) -> None:
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, InvalidParams):
+                log.error("duplicate grouping failed", key=str(key), error=repr(exc))
+
+    async def _refresh(self, key: Any, build: Any, entry: _Entry | None) -> Any:
+        generation = self.generation
+        async with self.engine.connect() as conn:
+            fp = await fingerprint(conn)
+            if entry is not None and entry.fingerprint == fp:
+                entry.generation, entry.checked = generation, time.monotonic()
+                return entry.value
+            started = time.monotonic()
+            value = await build(conn)
+        now = time.monotonic()
+        self._entries[key] = _Entry(value, fp, generation, now, now, now - started)
+        return value
+
+    async def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+
+
+# -- pages ------------------------------------------------------------------------------------
+def _after(order: Sequence[tuple[int, Any]], pos: tuple[int, str] | None,
+           near: bool) -> int:
+    if pos is None:
+        return 0
+    count, key = pos
+    sort: Any = key
+    if near:
+        try:
+            sort = int(key.removeprefix("near-"))
+        except ValueError:
+            raise InvalidParams("cursor: malformed", {"errors": {"cursor": "malformed"}}) \
+                from None
+    return bisect.bisect_right(order, (-count, sort))
+
+
+async def _photos_by_content(conn: AsyncConnection, shas: Sequence[str],
+                             per_group: int) -> dict[str, list[Any]]:
+    """Rows of the ok photos of each sha256 (at most ``per_group`` each, lowest ids)."""
+    if not shas:
+        return {}
+    rn = sa.func.row_number().over(partition_by=photos.c.sha256,
+                                   order_by=photos.c.id).label("rn")
+    inner = (sa.select(*queries.PHOTO_COLUMNS, rn)
+             .where(_OK, photos.c.sha256.in_(list(shas))).subquery())
+    rows = await conn.execute(
+        sa.select(*[inner.c[c.name] for c in queries.PHOTO_COLUMNS])
+        .where(inner.c.rn <= per_group).order_by(inner.c.id))
+    out: dict[str, list[Any]] = {}
+    for r in rows:
+        out.setdefault(r.sha256, []).append(r)
+    return out
+
+
+async def duplicates(cache: DupeCache, *, kind: str = "exact",
+                     threshold: int = DEFAULT_THRESHOLD, limit: int = 100,
+                     cursor: str | None = None, fields: Sequence[str] | None = None,
+                     wait: float | None = None) -> dict[str, Any]:
+    """The reply of ``photos.duplicates``."""
+    wanted = present.check_fields(fields)
+    near = kind == "near"
+    scope = present.scope("photos.duplicates", kind, threshold if near else None)
+    pos = present.decode_cursor(cursor, scope, "groups", "asc")
+    after = None if pos is None else pos.value
+    groups_out: list[dict[str, Any]] = []
+    next_pos: tuple[int, str] | None = None
+    if not near:
+        exact = await cache.exact(wait)
+        order: list[tuple[int, Any]] = [(-c, s) for c, s in exact.groups]
+        start = _after(order, after, near=False)
+        page = exact.groups[start:start + limit]
+        if start + limit < len(exact.groups) and page:
+            next_pos = page[-1]
+        total, computed = len(exact.groups), exact.computed
+        async with cache.engine.connect() as conn:
+            rows = await _photos_by_content(conn, [s for _, s in page], MAX_GROUP_PHOTOS)
+            book = await queries.path_book(conn, {r.folder_id for rs in rows.values()
+                                                  for r in rs})
+        for count, sha in page:
+            groups_out.append({"key": sha, "count": count,
+                               "photos": present.photos(rows.get(sha, []), book, wanted)})
+    else:
+        grouping = await cache.near(threshold, wait)
+        order = [(-g.photos, min(g.reps)) for g in grouping.groups]
+        start = _after(order, after, near=True)
+        npage = grouping.groups[start:start + limit]
+        if start + limit < len(grouping.groups) and npage:
+            next_pos = (npage[-1].photos, npage[-1].key)
+        total, computed = len(grouping.groups), grouping.computed
+        reps = [r for g in npage for r in g.reps[:MAX_GROUP_PHOTOS]]
+        async with cache.engine.connect() as conn:
+            sha_of: dict[int, str] = {}
+            if reps:
+                sha_of = {r.id: r.sha256 for r in await conn.execute(
+                    sa.select(photos.c.id, photos.c.sha256).where(photos.c.id.in_(reps)))}
+            rows = await _photos_by_content(conn, sorted(set(sha_of.values())),
+                                            MAX_GROUP_PHOTOS)
+            book = await queries.path_book(conn, {r.folder_id for rs in rows.values()
+                                                  for r in rs})
+        for g in npage:
+            members: list[Any] = []
+            for rep in g.reps:
+                members += rows.get(sha_of.get(rep, ""), [])
+            # Best copy first: most pixels, then largest file, then oldest in the catalog.
+            members.sort(key=lambda r: (-(r.width or 0) * (r.height or 0), -r.size, r.id))
+            members = members[:MAX_GROUP_PHOTOS]
+            ref = members[0].phash if members else None
+            listed = []
+            for r in members:
+                doc = present.trim(present.photo(r, book.photo(r.folder_id, r.name)), wanted)
+                doc["distance"] = None if ref is None or r.phash is None \
+                    else distance(ref, r.phash)
+                listed.append(doc)
+            groups_out.append({"key": g.key, "count": g.photos, "contents": len(g.reps),
+                               "photos": listed})
+    return {
+        "groups": groups_out,
+        "next_cursor": None if next_pos is None else present.encode_cursor(
+            scope, "groups", "asc", present.Position(next_pos, 0)),
+        "total_groups": total,
+        "computed_at": present.mtime_iso(int(computed * 1e9)),
+    }

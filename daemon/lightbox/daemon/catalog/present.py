@@ -1,0 +1,331 @@
+"""Catalog rows as the JSON the control protocol promises, and opaque page cursors.
+
+Kept apart from the SQL (``queries``) so that every method that shows a photo shows it the
+same way: absolute path, ``mtime`` as UTC ISO text (from ``mtime_ns``), ``taken_at`` as the
+camera's wall-clock time without a zone, ``phash`` as 16 hex digits, ``thumbs`` as names.
+
+Cursors are keyset positions (the sort value and the id of the last row sent), not offsets,
+so page N of a large folder costs what page 1 costs and a photo added meanwhile neither
+repeats nor hides one. They are opaque to clients (base64url JSON) but checked here: a cursor
+from another query, sort or direction, or one that was tampered with, is refused as
+``InvalidParams`` naming ``cursor`` rather than producing a wrong page or a database error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lightbox.common.api.catalog import PHOTO_FIELDS
+from lightbox.common.errors import InvalidParams
+from lightbox.daemon.catalog import paths
+from lightbox.daemon.catalog.types import iso
+
+_U64 = (1 << 64) - 1
+THUMB_BITS = (("grid", 1), ("preview", 2))
+THUMB_BIT = dict(THUMB_BITS)
+_FIELD_SET = frozenset(PHOTO_FIELDS)
+
+# The photo columns every query selects, in this order (see ``queries.PHOTO_COLUMNS``).
+PHOTO_COLUMN_NAMES = (
+    "id", "source_id", "folder_id", "name", "size", "mtime_ns", "status", "error", "sha256",
+    "mime", "format", "width", "height", "orientation", "taken_at", "taken_offset", "make",
+    "model", "lens", "exposure_time", "f_number", "iso", "focal_length", "gps_lat", "gps_lon",
+    "gps_alt", "phash", "thumbs", "first_seen", "indexed_at",
+)
+
+
+# -- values -------------------------------------------------------------------------------
+# Timestamps arrive as datetime objects from PostgreSQL and MariaDB and, on SQLite, as the
+# text SQLAlchemy stored ('YYYY-MM-DD HH:MM:SS.ffffff'): queries fetch that text as is
+# (``queries.PHOTO_COLUMNS``) because parsing it into a datetime only to print it again is a
+# third of the cost of a 500-photo page.
+def _text_ok(v: str) -> bool:
+    return len(v) >= 19 and v[10] in " T" and v[4] == "-" and v[13] == ":"
+
+
+def utc_iso(value: dt.datetime | str | None) -> str | None:
+    """A stored naive-UTC timestamp as ISO 8601 with milliseconds and a Z."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not _text_ok(value):
+            return iso(dt.datetime.fromisoformat(value))
+        return f"{value[:10]}T{value[11:19]}.{value[20:23].ljust(3, '0')}Z"
+    return iso(value)
+
+
+def wall_iso(value: dt.datetime | str | None) -> str | None:
+    """A naive wall-clock time as ISO text without a zone: ``2008-05-30T15:56:01``
+    (milliseconds only when there are some)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not _text_ok(value):
+            value = dt.datetime.fromisoformat(value)
+        else:
+            frac = value[20:23]
+            if frac.strip("0") and value[19:20] == ".":
+                return f"{value[:10]}T{value[11:19]}.{frac.ljust(3, '0')}"
+            return f"{value[:10]}T{value[11:19]}"
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+
+
+def wall_value(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A wall-clock time as a datetime, whichever form the driver gave it in."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(value)
+
+
+_gmtime = time.gmtime
+_strftime = time.strftime
+
+
+def mtime_iso(mtime_ns: int | None) -> str | None:
+    """Nanoseconds since the epoch as UTC ISO 8601 with milliseconds and a Z."""
+    if mtime_ns is None:
+        return None
+    sec, ns = divmod(mtime_ns, 1_000_000_000)
+    try:
+        return f"{_strftime('%Y-%m-%dT%H:%M:%S', _gmtime(sec))}.{ns // 1_000_000:03d}Z"
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def phash_hex(value: int | None) -> str | None:
+    """The signed int64 stored in the catalog as 16 hex digits (the unsigned hash)."""
+    return None if value is None else f"{value & _U64:016x}"
+
+
+_THUMB_LISTS = tuple(tuple(name for name, bit in THUMB_BITS if mask & bit)
+                     for mask in range(1 << len(THUMB_BITS)))
+_THUMB_MASK = (1 << len(THUMB_BITS)) - 1
+
+
+def thumb_names(bits: int | None) -> list[str]:
+    return list(_THUMB_LISTS[(bits or 0) & _THUMB_MASK])
+
+
+_isfinite = math.isfinite
+
+
+# -- photos -------------------------------------------------------------------------------
+def photo(row: Sequence[Any], abs_path: str | None) -> dict[str, Any]:
+    """Every field of PHOTO_FIELDS from a row of ``queries.PHOTO_COLUMNS``.
+
+    Written out flat, without helper calls for the common cases: it runs for every photo
+    of every page. JSON has no NaN or infinity, so a bad EXIF rational becomes null.
+    """
+    (pid, source_id, folder_id, name, size, mtime_ns, status, error, sha256, mime, fmt, width,
+     height, orientation, taken_at, taken_offset, make, model, lens, exposure_time, f_number,
+     iso_speed, focal_length, gps_lat, gps_lon, gps_alt, phash, thumbs, first_seen,
+     indexed_at) = row[:30]
+    return {
+        "id": pid, "name": name, "path": abs_path, "folder_id": folder_id,
+        "source_id": source_id, "size": size, "mtime": mtime_iso(mtime_ns), "status": status,
+        "error": error, "sha256": sha256, "mime": mime, "format": fmt, "width": width,
+        "height": height, "orientation": orientation,
+        "taken_at": None if taken_at is None else wall_iso(taken_at),
+        "taken_offset": taken_offset, "make": make, "model": model, "lens": lens,
+        "exposure_time": exposure_time if exposure_time is None or _isfinite(exposure_time)
+        else None,
+        "f_number": f_number if f_number is None or _isfinite(f_number) else None,
+        "iso": iso_speed,
+        "focal_length": focal_length if focal_length is None or _isfinite(focal_length)
+        else None,
+        "gps_lat": gps_lat if gps_lat is None or _isfinite(gps_lat) else None,
+        "gps_lon": gps_lon if gps_lon is None or _isfinite(gps_lon) else None,
+        "gps_alt": gps_alt if gps_alt is None or _isfinite(gps_alt) else None,
+        "phash": None if phash is None else f"{phash & _U64:016x}",
+        "thumbs": list(_THUMB_LISTS[(thumbs or 0) & _THUMB_MASK]),
+        "first_seen": None if first_seen is None else utc_iso(first_seen),
+        "indexed_at": None if indexed_at is None else utc_iso(indexed_at),
+    }
+
+
+def check_fields(fields: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The requested photo fields (id first, no repeats), or None for all of them."""
+    if fields is None:
+        return None
+    unknown = [f for f in fields if f not in _FIELD_SET]
+    if unknown:
+        raise InvalidParams(
+            f"fields: unknown field {unknown[0]!r} (known: {', '.join(PHOTO_FIELDS)})",
+            {"errors": {"fields": f"unknown field {unknown[0]!r}"}},
+        )
+    out = ["id"]
+    for f in fields:
+        if f not in out:
+            out.append(f)
+    return tuple(out)
+
+
+def trim(doc: dict[str, Any], fields: tuple[str, ...] | None) -> dict[str, Any]:
+    if fields is None:
+        return doc
+    return {f: doc[f] for f in fields}
+
+
+class PathBook:
+    """Absolute paths of folders, from one lookup of the folders a page touches."""
+
+    def __init__(self, folders: Mapping[int, tuple[str | None, str]]) -> None:
+        # folder id -> absolute path + "/" (None for a source without a local path)
+        self._prefix = {fid: None if src is None else paths.join(src, rel).rstrip("/") + "/"
+                        for fid, (src, rel) in folders.items()}
+
+    def folder(self, folder_id: int) -> str | None:
+        prefix = self._prefix.get(folder_id)
+        return None if prefix is None else (prefix.rstrip("/") or "/")
+
+    def photo(self, folder_id: int, name: str) -> str | None:
+        prefix = self._prefix.get(folder_id)
+        return None if prefix is None else prefix + name
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is None or _isfinite(v) else None
+
+
+_I = {name: i for i, name in enumerate(PHOTO_COLUMN_NAMES)}
+_PLAIN = ("id", "name", "folder_id", "source_id", "size", "status", "error", "sha256", "mime",
+          "format", "width", "height", "orientation", "taken_offset", "make", "model", "lens",
+          "iso")
+_CONVERTED: dict[str, tuple[str, Any]] = {
+    "mtime": ("mtime_ns", mtime_iso), "taken_at": ("taken_at", wall_iso),
+    "exposure_time": ("exposure_time", _finite), "f_number": ("f_number", _finite),
+    "focal_length": ("focal_length", _finite), "gps_lat": ("gps_lat", _finite),
+    "gps_lon": ("gps_lon", _finite), "gps_alt": ("gps_alt", _finite),
+    "phash": ("phash", phash_hex), "thumbs": ("thumbs", thumb_names),
+    "first_seen": ("first_seen", utc_iso), "indexed_at": ("indexed_at", utc_iso),
+}
+
+
+def photos(rows: Iterable[Sequence[Any]], book: PathBook,
+           fields: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """Photo dicts for a page; with ``fields``, only those are computed."""
+    if fields is None:
+        return [photo(r, book.photo(r[2], r[3])) for r in rows]
+    plain = [(f, _I[f]) for f in fields if f in _PLAIN]
+    converted = [(f, _I[_CONVERTED[f][0]], _CONVERTED[f][1]) for f in fields
+                 if f in _CONVERTED]
+    with_path = "path" in fields
+    out = []
+    for r in rows:
+        doc = {f: r[i] for f, i in plain}
+        for f, i, fn in converted:
+            doc[f] = fn(r[i])
+        if with_path:
+            doc["path"] = book.photo(r[2], r[3])
+        out.append({f: doc[f] for f in fields} if len(fields) > 1 else doc)
+    return out
+
+
+# -- folders ------------------------------------------------------------------------------
+def folder(row: Mapping[Any, Any], *, name: str | None = None) -> dict[str, Any]:
+    """A folder entry; ``row`` has the folder's columns plus ``source_path``, ``online``."""
+    source_path = row["source_path"]
+    return {
+        "id": row["id"],
+        "name": name if name is not None else row["name"],
+        "path": None if source_path is None else paths.join(source_path, row["path"]),
+        "source_id": row["source_id"],
+        "parent_id": row["parent_id"],
+        "photo_count": row["photo_count"],
+        "folder_count": row["folder_count"],
+        "total_count": row["total_count"],
+        "bytes": row["bytes"],
+        "online": bool(row["online"]),
+        "missing_since": utc_iso(row["missing_since"]),
+    }
+
+
+# -- cursors ------------------------------------------------------------------------------
+CURSOR_VERSION = 1
+
+
+def scope(*parts: Any) -> str:
+    """A short fingerprint of what a cursor was made for (method, filters)."""
+    text = json.dumps(parts, separators=(",", ":"), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the previous page ended: its last row's sort value and id.
+
+    For ``taken``, ``value`` None means the page ended among the undated photos (which come
+    after the dated ones in both directions)."""
+
+    value: Any
+    id: int
+
+
+def encode_cursor(scope_key: str, sort: str, order: str, pos: Position) -> str:
+    value = pos.value
+    if isinstance(value, dt.datetime):
+        value = value.isoformat()
+    elif isinstance(value, tuple):
+        value = list(value)
+    doc = [CURSOR_VERSION, scope_key, sort, order, value, pos.id]
+    raw = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _bad_cursor(why: str) -> InvalidParams:
+    return InvalidParams(f"cursor: {why}", {"errors": {"cursor": why}})
+
+
+def decode_cursor(text: str | None, scope_key: str, sort: str, order: str) -> Position | None:
+    """The position a cursor names, after checking it belongs to this very query."""
+    if text is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        doc = json.loads(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _bad_cursor("not a cursor this daemon made (pass next_cursor back as it "
+                          "came)") from None
+    if not isinstance(doc, list) or len(doc) != 6 or doc[0] != CURSOR_VERSION:
+        raise _bad_cursor("not a cursor this daemon made (pass next_cursor back as it came)")
+    _, key, c_sort, c_order, value, pid = doc
+    if key != scope_key or c_sort != sort or c_order != order:
+        raise _bad_cursor("it belongs to another query (the filters, sort or order changed); "
+                          "start again without a cursor")
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        raise _bad_cursor("malformed")
+    return Position(_cursor_value(sort, value), pid)
+
+
+def _cursor_value(sort: str, value: Any) -> Any:
+    ok: bool
+    if sort == "taken":
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                return dt.datetime.fromisoformat(value)
+            except ValueError:
+                pass
+        ok = False
+    elif sort == "size":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif sort == "name":
+        ok = isinstance(value, str)
+    else:  # "groups" (duplicates): [photo count, group key]
+        ok = (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+              and not isinstance(value[0], bool) and isinstance(value[1], str))
+        if ok:
+            return (value[0], value[1])
+    if not ok:
+        raise _bad_cursor("malformed")
+    return value

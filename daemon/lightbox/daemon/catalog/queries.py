@@ -1,0 +1,508 @@
+"""The catalog's read side: the SELECTs behind folders.list, photos.get and photos.search.
+
+Every function takes an open ``AsyncConnection`` and runs a small, fixed number of
+statements whatever the size of the answer (no N+1: a page of photos is one SELECT, their
+folder paths one more, breadcrumbs one), so the cost of a page does not grow with the page.
+
+Pagination is keyset, never OFFSET: a page asks for rows *after* the last one sent, in the
+order ``(sort value, id)``, written as ``v >= :v AND (v > :v OR id > :id)`` so that every
+engine can start an index range scan at the cursor (the bare OR form defeats SQLite's
+planner). Photos without ``taken_at`` come after the dated ones in both directions; that
+makes two phases for ``taken`` (dated, then undated ordered by id), each served by an index,
+instead of one ``ORDER BY taken_at IS NULL`` that no index can serve.
+
+Text matching is portable SQL: ``lower(column) LIKE lower(:pattern) ESCAPE '!'`` with ``%``,
+``_`` and ``!`` escaped in the words. MariaDB compares names byte for byte (binary
+collation, see ``types.Name``), hence ``lower()`` on both sides; SQLite's ``lower()`` folds
+ASCII letters only, so on SQLite a search for ``été`` does not find ``ÉTÉ.jpg``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lightbox.common.errors import InvalidParams, NotFound
+from lightbox.daemon.catalog import paths, present
+from lightbox.daemon.catalog.tables import folders, photos, sources
+from lightbox.daemon.catalog.types import iso
+
+_AS_STORED = {"taken_at", "first_seen", "indexed_at"}
+# The columns every photo query selects (present.PHOTO_COLUMN_NAMES). Timestamps come as the
+# driver gives them, without SQLAlchemy's processing: text on SQLite (see present).
+PHOTO_COLUMNS = tuple(
+    sa.type_coerce(photos.c[name], sa.String).label(name) if name in _AS_STORED
+    else photos.c[name] for name in present.PHOTO_COLUMN_NAMES)
+SORT_COLUMNS = {"name": photos.c.name, "size": photos.c.size, "taken": photos.c.taken_at}
+FOLDER_COLUMNS = (
+    folders.c.id, folders.c.source_id, folders.c.parent_id, folders.c.path, folders.c.name,
+    folders.c.depth, folders.c.photo_count, folders.c.folder_count, folders.c.total_count,
+    folders.c.bytes, folders.c.missing_since,
+    sources.c.path.label("source_path"), sources.c.name.label("source_name"),
+    sources.c.online, sources.c.kind.label("source_kind"),
+)
+AnyRow = Any  # a Row of PHOTO_COLUMNS (+ extras); SQLAlchemy's Row typing is variadic
+LIKE_ESCAPE = "!"  # not "\\" (a string escape in MySQL), not "/" (in every path)
+# What folders.list shows unless asked otherwise: everything but vanished files (errors
+# included, so the UI can mark them).
+HIDDEN_IN_FOLDERS = "missing"
+BIG_SUBTREE = 20_000  # photos: see Search.conditions
+
+
+def _bad(name: str, why: str) -> InvalidParams:
+    return InvalidParams(f"{name}: {why}", {"errors": {name: why}})
+
+
+# -- references: ids and absolute paths -----------------------------------------------------
+async def roots(conn: AsyncConnection) -> list[tuple[int, str]]:
+    """(id, absolute path) of every source that has a local path."""
+    rows = await conn.execute(
+        sa.select(sources.c.id, sources.c.path).where(sources.c.path.is_not(None)))
+    return [(r.id, r.path) for r in rows]
+
+
+async def locate(conn: AsyncConnection, path: str, what: str) -> tuple[int, str]:
+    """(source id, path relative to it) of an absolute path; NotFound outside every root."""
+    if not path.startswith("/"):
+        raise _bad("path", f"must be absolute, got {path!r}")
+    found = paths.locate(path, await roots(conn))
+    if found is None:
+        raise NotFound(f"{paths.normalize(path)} is not inside any root of the library",
+                       {"path": path})
+    return found
+
+
+async def folder_row(conn: AsyncConnection, folder_id: int | None = None,
+                     path: str | None = None) -> RowMapping:
+    """A folder with its source's path, name and state, by id or by absolute path."""
+    if folder_id is not None and path is not None:
+        raise _bad("path", "give folder or path, not both")
+    stmt = sa.select(*FOLDER_COLUMNS).select_from(
+        folders.join(sources, folders.c.source_id == sources.c.id))
+    if folder_id is not None:
+        row = (await conn.execute(stmt.where(folders.c.id == folder_id))).mappings().first()
+        if row is None:
+            raise NotFound(f"no folder with id {folder_id}", {"folder": folder_id})
+        return row
+    assert path is not None
+    source_id, rel = await locate(conn, path, "folder")
+    row = (await conn.execute(stmt.where(folders.c.source_id == source_id,
+                                         folders.c.path_hash == paths.path_hash(rel)))
+           ).mappings().first()
+    if row is None:
+        raise NotFound(f"no folder {paths.normalize(path)} in the catalog (not scanned yet, "
+                       "or not a folder)", {"path": path})
+    return row
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """One photo row with what it takes to show and open it."""
+
+    row: AnyRow
+    folder_path: str  # relative to the source
+    source_path: str | None
+    source_name: str
+    source_kind: str
+    online: bool
+    missing_since: dt.datetime | None
+
+    @property
+    def id(self) -> int:
+        return int(self.row.id)
+
+    @property
+    def abs_path(self) -> str | None:
+        if self.source_path is None:
+            return None
+        return paths.join(self.source_path, self.folder_path, self.row.name)
+
+    @property
+    def folder_abs_path(self) -> str | None:
+        if self.source_path is None:
+            return None
+        return paths.join(self.source_path, self.folder_path)
+
+
+_PHOTO_RECORD = sa.select(
+    *PHOTO_COLUMNS, folders.c.path.label("folder_path"), sources.c.path.label("source_path"),
+    sources.c.name.label("source_name"), sources.c.kind.label("source_kind"), sources.c.online,
+    photos.c.missing_since,
+).select_from(photos.join(folders, photos.c.folder_id == folders.c.id)
+              .join(sources, photos.c.source_id == sources.c.id))
+
+
+def _record(row: AnyRow) -> PhotoRecord:
+    return PhotoRecord(row, row.folder_path, row.source_path, row.source_name, row.source_kind,
+                       bool(row.online), row.missing_since)
+
+
+async def photo_record(conn: AsyncConnection, photo_id: int | None = None,
+                       path: str | None = None) -> PhotoRecord:
+    """A photo by id or by the absolute path of its file; NotFound otherwise."""
+    if photo_id is not None and path is not None:
+        raise _bad("path", "give id or path, not both")
+    if photo_id is not None:
+        row = (await conn.execute(_PHOTO_RECORD.where(photos.c.id == photo_id))).first()
+        if row is None:
+            raise NotFound(f"no photo with id {photo_id}", {"id": photo_id})
+        return _record(row)
+    if path is None:
+        raise _bad("id", "give a photo id or path")
+    source_id, rel = await locate(conn, path, "photo")
+    folder_rel = paths.parent(rel)
+    if folder_rel is None:
+        raise NotFound(f"{paths.normalize(path)} is a root, not a photo", {"path": path})
+    row = (await conn.execute(_PHOTO_RECORD.where(
+        folders.c.source_id == source_id, folders.c.path_hash == paths.path_hash(folder_rel),
+        photos.c.name == paths.basename(rel)))).first()
+    if row is None:
+        raise NotFound(f"no photo {paths.normalize(path)} in the catalog", {"path": path})
+    return _record(row)
+
+
+async def path_book(conn: AsyncConnection, folder_ids: set[int]) -> present.PathBook:
+    """Source and folder paths of the folders a page of photos lives in: one query."""
+    if not folder_ids:
+        return present.PathBook({})
+    rows = await conn.execute(
+        sa.select(folders.c.id, sources.c.path, folders.c.path)
+        .select_from(folders.join(sources, folders.c.source_id == sources.c.id))
+        .where(folders.c.id.in_(sorted(folder_ids))))
+    return present.PathBook({r[0]: (r[1], r[2]) for r in rows})
+
+
+# -- keyset pages ---------------------------------------------------------------------------
+def _after(col: Any, value: Any, pid: int, desc: bool) -> Any:
+    if desc:
+        return sa.and_(col <= value, sa.or_(col < value, photos.c.id < pid))
+    return sa.and_(col >= value, sa.or_(col > value, photos.c.id > pid))
+
+
+def _ordered(stmt: Any, col: Any, desc: bool) -> Any:
+    if desc:
+        return stmt.order_by(col.desc(), photos.c.id.desc())
+    return stmt.order_by(col.asc(), photos.c.id.asc())
+
+
+@dataclass
+class Page:
+    rows: list[AnyRow]
+    next: present.Position | None
+
+
+async def photo_page(conn: AsyncConnection, where: Sequence[Any], sort: str, order: str,
+                     limit: int, after: present.Position | None,
+                     undated: bool = True) -> Page:
+    """One page of photos matching ``where`` in ``(sort, id)`` order after ``after``.
+
+    ``undated=False`` says the filters already exclude photos without a date (a date
+    range), which saves the second phase of a ``taken`` sort.
+    """
+    col = SORT_COLUMNS[sort]
+    desc = order == "desc"
+    base = sa.select(*PHOTO_COLUMNS).where(*where)
+    rows: list[AnyRow] = []
+    if sort != "taken":
+        stmt = base if after is None else base.where(_after(col, after.value, after.id, desc))
+        rows = list((await conn.execute(_ordered(stmt, col, desc).limit(limit + 1))).all())
+    else:
+        in_undated = after is not None and after.value is None
+        if not in_undated:
+            stmt = base.where(col.is_not(None))
+            if after is not None:
+                stmt = stmt.where(_after(col, after.value, after.id, desc))
+            rows = list((await conn.execute(_ordered(stmt, col, desc).limit(limit + 1))).all())
+        if undated and len(rows) <= limit:
+            stmt = base.where(col.is_(None))
+            if in_undated:
+                assert after is not None
+                stmt = stmt.where(photos.c.id < after.id if desc else photos.c.id > after.id)
+            stmt = stmt.order_by(photos.c.id.desc() if desc else photos.c.id.asc())
+            rows += (await conn.execute(stmt.limit(limit + 1 - len(rows)))).all()
+    if len(rows) <= limit:
+        return Page(rows, None)
+    rows = rows[:limit]
+    last = rows[-1]
+    value = {"name": last.name, "size": last.size,
+             "taken": present.wall_value(last.taken_at)}[sort]
+    return Page(rows, present.Position(value, int(last.id)))
+
+
+# -- folders.list ---------------------------------------------------------------------------
+async def top_level(conn: AsyncConnection) -> dict[str, Any]:
+    """One entry per source: its top folder's counts under the source's name."""
+    top = folders.alias("top")
+    rows = (await conn.execute(
+        sa.select(
+            top.c.id, sources.c.id.label("source_id"), top.c.parent_id,
+            sa.func.coalesce(top.c.path, "").label("path"), sources.c.name,
+            sa.func.coalesce(top.c.photo_count, 0).label("photo_count"),
+            sa.func.coalesce(top.c.folder_count, 0).label("folder_count"),
+            sa.func.coalesce(top.c.total_count, 0).label("total_count"),
+            sa.func.coalesce(top.c.bytes, 0).label("bytes"), top.c.missing_since,
+            sources.c.path.label("source_path"), sources.c.online,
+        ).select_from(sources.outerjoin(
+            top, sa.and_(top.c.source_id == sources.c.id, top.c.parent_id.is_(None))))
+        .order_by(sources.c.name, sources.c.id))).mappings().all()
+    return {"folder": None, "breadcrumbs": [], "folders": [present.folder(r) for r in rows],
+            "photos": [], "next_cursor": None}
+
+
+_TREE_COLUMNS = (
+    folders.c.id, folders.c.source_id, folders.c.parent_id, folders.c.path, folders.c.name,
+    folders.c.depth, folders.c.photo_count, folders.c.folder_count, folders.c.total_count,
+    folders.c.bytes, folders.c.missing_since, folders.c.path_hash,
+)
+
+
+async def around(conn: AsyncConnection, folder: RowMapping
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Breadcrumbs (the chain from the source's top folder down to ``folder`` itself) and
+    the subfolders of ``folder``, in one query: both are in the folder's source, so the
+    source's columns come from ``folder``."""
+    hashes = [paths.path_hash(p) for p in paths.ancestors(folder["path"])]
+    rows = (await conn.execute(
+        sa.select(*_TREE_COLUMNS).where(sa.or_(
+            sa.and_(folders.c.source_id == folder["source_id"],
+                    folders.c.path_hash.in_(hashes)),
+            folders.c.parent_id == folder["id"]))
+        .order_by(folders.c.name, folders.c.id))).mappings().all()
+    wanted = set(hashes)
+    chain = sorted((r for r in rows if r["source_id"] == folder["source_id"]
+                    and r["path_hash"] in wanted), key=lambda r: r["depth"])
+    crumbs = [{"id": r["id"], "name": folder["source_name"] if r["parent_id"] is None
+               else r["name"]} for r in chain]
+    source = {"source_path": folder["source_path"], "online": folder["online"]}
+    subs = [present.folder({**r, **source}) for r in rows
+            if r["parent_id"] == folder["id"] and r["missing_since"] is None]
+    return crumbs, subs
+
+
+async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
+                      path: str | None = None, photos_: bool = True, sort: str = "name",
+                      order: str = "asc", limit: int = 200, cursor: str | None = None,
+                      fields: Sequence[str] | None = None) -> dict[str, Any]:
+    """The reply of ``folders.list``."""
+    wanted = present.check_fields(fields)
+    if folder is None and path is None:
+        if cursor is not None:
+            raise _bad("cursor", "the top level has no pages")
+        return await top_level(conn)
+    row = await folder_row(conn, folder, path)
+    scope = present.scope("folders.list", row["id"])
+    after = present.decode_cursor(cursor, scope, sort, order)
+    doc = present.folder(row, name=row["source_name"] if row["parent_id"] is None else None)
+    crumbs, subs = await around(conn, row)
+    out: dict[str, Any] = {
+        "folder": doc,
+        "breadcrumbs": crumbs,
+        # Subfolders come with the first page only; later pages carry photos.
+        "folders": subs if after is None else [],
+        "photos": [],
+        "next_cursor": None,
+    }
+    if photos_:
+        page = await photo_page(
+            conn, [photos.c.folder_id == row["id"], photos.c.status != HIDDEN_IN_FOLDERS],
+            sort, order, limit, after)
+        book = present.PathBook({row["id"]: (row["source_path"], row["path"])})
+        out["photos"] = present.photos(page.rows, book, wanted)
+        if page.next is not None:
+            out["next_cursor"] = present.encode_cursor(scope, sort, order, page.next)
+    return out
+
+
+# -- photos.search --------------------------------------------------------------------------
+_DAY = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?$")
+
+
+def parse_when(name: str, text: str | None, end: bool) -> tuple[dt.datetime, bool] | None:
+    """A date bound: (time, inclusive). ``YYYY``, ``YYYY-MM`` and ``YYYY-MM-DD`` name a whole
+    year, month or day (as an end bound: up to its last instant); anything else must be an
+    ISO date-time. A zone, if given, is dropped: ``taken_at`` is the camera's wall clock."""
+    if text is None:
+        return None
+    s = text.strip()
+    m = _DAY.match(s)
+    try:
+        if m:
+            year, month, day = int(m[1]), int(m[2] or 1), int(m[3] or 1)
+            start = dt.datetime(year, month, day)
+            if not end:
+                return start, True
+            if m[3]:
+                return start + dt.timedelta(days=1), False
+            if m[2]:
+                return (dt.datetime(year + 1, 1, 1) if month == 12
+                        else dt.datetime(year, month + 1, 1)), False
+            return dt.datetime(year + 1, 1, 1), False
+        value = dt.datetime.fromisoformat(s.replace(" ", "T", 1) if " " in s else s)
+        return value.replace(tzinfo=None), True
+    except (ValueError, OverflowError):
+        raise _bad(name, f"not a date: {text!r} (use YYYY-MM-DD or an ISO date-time such "
+                   "as 2008-05-30T15:56:01)") from None
+
+
+def like_escape(text: str) -> str:
+    """``text`` matching only itself in a LIKE pattern with ESCAPE LIKE_ESCAPE."""
+    e = LIKE_ESCAPE
+    return text.replace(e, e + e).replace("%", e + "%").replace("_", e + "_")
+
+
+def like_pattern(word: str) -> str:
+    """``%word%``, lower-cased, its wildcards escaped."""
+    return f"%{like_escape(word.lower())}%"
+
+
+def _contains(col: Any, word: str, dialect: str) -> Any:
+    """``col`` contains ``word``, ignoring case. SQLite's LIKE already ignores (ASCII) case,
+    and twice as fast without lower(); PostgreSQL has ILIKE; MariaDB needs lower() because
+    names have a binary collation."""
+    pattern = like_pattern(word)
+    if dialect == "sqlite":
+        return col.like(pattern, escape=LIKE_ESCAPE)
+    if dialect == "postgresql":
+        return col.ilike(pattern, escape=LIKE_ESCAPE)
+    return sa.func.lower(col).like(pattern, escape=LIKE_ESCAPE)
+
+
+def _starts_with(col: Any, prefix: str, dialect: str) -> Any:
+    """``col`` begins with ``prefix``, byte for byte: folder paths are case-sensitive on
+    Linux, while LIKE ignores case on SQLite (ASCII) and MariaDB compares with the database's
+    case-insensitive collation unless asked for bytes."""
+    if dialect in ("mysql", "mariadb"):
+        # Both sides as bytes (the prefix sent as text: aiomysql mangles bytes parameters).
+        return sa.func.substr(sa.cast(col, sa.LargeBinary), 1, len(prefix.encode())) == \
+            sa.cast(sa.literal(prefix, sa.String), sa.LargeBinary)
+    return sa.func.substr(col, 1, len(prefix)) == prefix
+
+
+@dataclass
+class Search:
+    """Validated filters of photos.search."""
+
+    words: list[str] = field(default_factory=list)
+    date_from: tuple[dt.datetime, bool] | None = None
+    date_to: tuple[dt.datetime, bool] | None = None
+    camera: list[str] = field(default_factory=list)
+    has_gps: bool | None = None
+    folder: RowMapping | None = None
+    recursive: bool = True
+    status: str = "ok"
+
+    def scope(self) -> str:
+        return present.scope(
+            "photos.search", self.words, self.date_from, self.date_to, self.camera,
+            self.has_gps, None if self.folder is None else self.folder["id"], self.recursive,
+            self.status)
+
+    def conditions(self, dialect: str, sort: str) -> list[Any]:
+        out: list[Any] = []
+        for word in self.words:
+            out.append(sa.or_(
+                _contains(photos.c.name, word, dialect),
+                photos.c.folder_id.in_(
+                    sa.select(folders.c.id).where(_contains(folders.c.path, word, dialect)))))
+        if self.date_from is not None:
+            out.append(photos.c.taken_at >= self.date_from[0])
+        if self.date_to is not None:
+            when, inclusive = self.date_to
+            out.append(photos.c.taken_at <= when if inclusive else photos.c.taken_at < when)
+        for word in self.camera:
+            out.append(sa.or_(_contains(photos.c.make, word, dialect),
+                              _contains(photos.c.model, word, dialect)))
+        if self.has_gps is True:
+            out += [photos.c.gps_lat.is_not(None), photos.c.gps_lon.is_not(None)]
+        elif self.has_gps is False:
+            out.append(sa.or_(photos.c.gps_lat.is_(None), photos.c.gps_lon.is_(None)))
+        if self.folder is not None:
+            f = self.folder
+            if not self.recursive:
+                out.append(photos.c.folder_id == f["id"])
+            elif f["path"] == "":
+                source: Any = photos.c.source_id
+                if dialect == "sqlite" and sort == "taken" and \
+                        f["total_count"] > BIG_SUBTREE:
+                    # A large root: walking the taken_at index and skipping other roots'
+                    # photos beats sorting the whole root, which SQLite (without
+                    # statistics) would choose.
+                    source = source + 0
+                out.append(source == f["source_id"])
+            else:
+                out.append(photos.c.folder_id.in_(sa.select(folders.c.id).where(
+                    folders.c.source_id == f["source_id"],
+                    sa.or_(folders.c.id == f["id"],
+                           _starts_with(folders.c.path, f["path"] + "/", dialect)),
+                )))
+        if self.status != "any":
+            status: Any = photos.c.status
+            if dialect == "sqlite" and self.status == "ok":
+                # Most photos are ok: without statistics SQLite would pick the status
+                # index and walk the whole library instead of the taken_at/date index.
+                status = status + ""
+            out.append(status == self.status)
+        return out
+
+
+async def search(conn: AsyncConnection, *, text: str | None = None,
+                 date_from: str | None = None, date_to: str | None = None,
+                 camera: str | None = None, has_gps: bool | None = None,
+                 folder: int | None = None, path: str | None = None, recursive: bool = True,
+                 status: str = "ok", sort: str = "name", order: str = "asc",
+                 limit: int = 200, cursor: str | None = None,
+                 fields: Sequence[str] | None = None) -> dict[str, Any]:
+    """The reply of ``photos.search``."""
+    wanted = present.check_fields(fields)
+    f = Search(
+        words=(text or "").split(),
+        date_from=parse_when("date_from", date_from, end=False),
+        date_to=parse_when("date_to", date_to, end=True),
+        camera=(camera or "").split(),
+        has_gps=has_gps, recursive=recursive, status=status,
+    )
+    if f.date_from and f.date_to and f.date_from[0] > f.date_to[0]:
+        raise _bad("date_to", f"{date_to} is before date_from {date_from}")
+    if folder is not None or path is not None:
+        f.folder = await folder_row(conn, folder, path)
+    scope = f.scope()
+    after = present.decode_cursor(cursor, scope, sort, order)
+    dated = f.date_from is not None or f.date_to is not None
+    page = await photo_page(conn, f.conditions(conn.dialect.name, sort), sort, order, limit, after,
+                            undated=not dated)
+    book = await path_book(conn, {r.folder_id for r in page.rows})
+    return {
+        "photos": present.photos(page.rows, book, wanted),
+        "next_cursor": None if page.next is None
+        else present.encode_cursor(scope, sort, order, page.next),
+    }
+
+
+# -- photos.get -----------------------------------------------------------------------------
+async def exact_copies(conn: AsyncConnection, rec: PhotoRecord) -> int:
+    """How many other ok photos have the same content (sha256)."""
+    sha = rec.row.sha256
+    if not sha:
+        return 0
+    return int(await conn.scalar(
+        sa.select(sa.func.count()).select_from(photos).where(
+            photos.c.sha256 == sha, photos.c.status == "ok", photos.c.id != rec.id)) or 0)
+
+
+def photo_detail(rec: PhotoRecord, exact: int, near: int | None) -> dict[str, Any]:
+    """The reply of ``photos.get``."""
+    doc = present.photo(rec.row, rec.abs_path)
+    doc["folder"] = {"id": rec.row.folder_id, "path": rec.folder_abs_path}
+    doc["source"] = {"id": rec.row.source_id, "name": rec.source_name,
+                     "online": rec.online}
+    doc["missing_since"] = iso(rec.missing_since)
+    doc["duplicates"] = {"exact": exact, "near": near}
+    return doc
+
