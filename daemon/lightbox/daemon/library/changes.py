@@ -13,7 +13,7 @@ from typing import Any
 
 from lightbox.daemon.control.events import EventBus
 
-WINDOW = 0.25
+WINDOW = 0.1
 MAX_IDS = 500
 FLUSH_AT = 2000
 

@@ -351,7 +351,12 @@ class Watcher:
             except Exception:
                 log.exception("watcher pass failed")
             if self._pending:
-                self._schedule(min(self.debounce / 2, 0.5))
+                # Wake exactly when the next file has been quiet long enough.
+                now = time.monotonic()
+                due = [last + self.debounce - now for p in self._pending.values()
+                       for last in p.files.values()]
+                dirty = any(p.dirty for p in self._pending.values())
+                self._schedule(0.01 if dirty or not due else max(0.01, min(due)))
 
     async def _settle(self) -> None:
         """Folders whose files have been quiet for ``debounce`` get their pass now.
