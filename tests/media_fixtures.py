@@ -218,3 +218,38 @@ def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
 
     diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
     return sum(ImageStat.Stat(diff).mean) / 3
+
+
+def check_corpus_metadata(a: Any, kv: dict[str, str]) -> None:
+    """Compare what lightbox read (an Analysis, or a catalog row as an object with the same
+    attribute names and ``taken_at`` as ISO text) with a MANIFEST ``expect`` column, under
+    the policies documented in test_media_corpus."""
+    import pytest
+
+    if "date" in kv:
+        text = kv["date"]
+        valid = len(text) == 19 and not text.startswith("0000")
+        expected = text.replace(":", "-", 2).replace(" ", "T") if valid else None
+        assert a.taken_at == expected, (a.taken_at, text)
+    if "orientation" in kv:
+        value = int(kv["orientation"])
+        assert a.orientation == (value if 1 <= value <= 8 else None)
+    if "gps" in kv:
+        lat_text, _, lon_text = kv["gps"].partition(",")
+        try:
+            lat, lon = float(lat_text), float(lon_text)
+        except ValueError:
+            lat = lon = None
+        valid = (lat is not None and lon is not None and abs(lat) <= 90 and abs(lon) <= 180
+                 and (lat, lon) != (0.0, 0.0))
+        if valid:
+            assert a.gps_lat == pytest.approx(lat, abs=1e-4)
+            assert a.gps_lon == pytest.approx(lon, abs=1e-4)
+        elif kv["gps"] == "," and a.gps_lat is not None:
+            assert a.gps_lon is not None and abs(a.gps_lat) <= 90 and abs(a.gps_lon) <= 180
+        else:
+            assert (a.gps_lat, a.gps_lon) == (None, None), kv["gps"]
+    if "make" in kv:
+        assert a.make == kv["make"].strip(" \x00")
+
+

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from media_fixtures import CORPUS, corpus_manifest
+from lbtest import need
+from media_fixtures import CORPUS, check_corpus_metadata, corpus_manifest
 
 from lightbox.daemon.media import DEFAULT_SPECS, Analysis, AnalyzeRequest
 from lightbox.daemon.media.sniff import MIME
@@ -56,8 +57,8 @@ async def _run_corpus(thumbs: Path) -> tuple[dict[str, Analysis], dict[str, Any]
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Analysis],
                                                              dict[str, Any]]:
-    if not ROWS:
-        pytest.skip(f"corpus not found at {CORPUS} (set LIGHTBOX_CORPUS)")
+    need(bool(ROWS), f"the image corpus at {CORPUS}",
+         "check out ../shared beside the project or set LIGHTBOX_CORPUS")
     return asyncio.run(_run_corpus(tmp_path_factory.mktemp("corpus-thumbs")))
 
 
@@ -78,8 +79,7 @@ def test_the_pool_survives_the_whole_corpus(corpus: tuple[dict[str, Analysis],
     assert status["replaced"] == 0
 
 
-@pytest.mark.parametrize("row", ROWS or [pytest.param(None, marks=pytest.mark.skip(
-    reason=f"corpus not found at {CORPUS}"))], ids=lambda r: r["path"] if r else "absent")
+@pytest.mark.parametrize("row", ROWS or [None], ids=lambda r: r["path"] if r else "absent")
 def test_corpus_file(corpus: tuple[dict[str, Analysis], dict[str, Any]],
                      row: dict[str, Any]) -> None:
     a = corpus[0][row["path"]]
@@ -90,14 +90,14 @@ def test_corpus_file(corpus: tuple[dict[str, Analysis], dict[str, Any]],
     if cls == "unsupported" and a.ok:
         assert a.format == "heif" or a.format in RAW_FORMATS, a
         assert set(a.thumbs) == {"grid", "preview"}
-        _check_metadata(a, kv)
+        check_corpus_metadata(a, kv)
     elif cls == "unsupported":
         assert a.error_kind == "unsupported" and a.error, a
     elif cls == "ok":
         assert a.ok, (a.error_kind, a.error)
         assert set(a.thumbs) == {"grid", "preview"} and a.phash is not None
         assert a.width and a.height
-        _check_metadata(a, kv)
+        check_corpus_metadata(a, kv)
     else:
         assert not a.ok and a.error and a.error.strip(), a
         assert "\n" not in a.error
@@ -105,33 +105,3 @@ def test_corpus_file(corpus: tuple[dict[str, Analysis], dict[str, Any]],
                          "corrupt": {"corrupt", "unsupported"}}[cls]
         assert a.error_kind in expected_kind, (a.error_kind, a.error)
         assert not a.thumbs
-
-
-def _check_metadata(a: Analysis, kv: dict[str, str]) -> None:
-    if "date" in kv:
-        text = kv["date"]
-        valid = len(text) == 19 and not text.startswith("0000")
-        expected = text.replace(":", "-", 2).replace(" ", "T") if valid else None
-        assert a.taken_at == expected, (a.taken_at, text)
-    if "orientation" in kv:
-        value = int(kv["orientation"])
-        assert a.orientation == (value if 1 <= value <= 8 else None)
-    if "gps" in kv:
-        lat_text, _, lon_text = kv["gps"].partition(",")
-        try:
-            lat, lon = float(lat_text), float(lon_text)
-        except ValueError:
-            lat = lon = None
-        valid = (lat is not None and lon is not None and abs(lat) <= 90 and abs(lon) <= 180
-                 and (lat, lon) != (0.0, 0.0))
-        if valid:
-            assert a.gps_lat == pytest.approx(lat, abs=1e-4)
-            assert a.gps_lon == pytest.approx(lon, abs=1e-4)
-        elif kv["gps"] == "," and a.gps_lat is not None:
-            assert a.gps_lon is not None and abs(a.gps_lat) <= 90 and abs(a.gps_lon) <= 180
-        else:
-            assert (a.gps_lat, a.gps_lon) == (None, None), kv["gps"]
-    if "make" in kv:
-        assert a.make == kv["make"].strip(" \x00")
-
-

@@ -54,6 +54,7 @@ SKIP_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+
                        "System Volume Information", ".Trash", ".Trashes"})
 SKIP_EXT = frozenset({
     ".xmp", ".aae", ".json", ".txt", ".md", ".db", ".ini", ".thm", ".pp3", ".dop", ".lrv",
+    ".tsv", ".csv", ".yaml", ".yml", ".toml", ".rtf", ".doc", ".docx", ".sqlite",
     ".xml", ".log", ".pdf", ".zip", ".html", ".htm", ".css", ".js", ".py", ".sh", ".exe",
     ".mp4", ".mov", ".avi", ".mkv", ".m4v", ".mts", ".m2ts", ".3gp", ".wmv", ".webm", ".mpg",
     ".mpeg", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".opus",
