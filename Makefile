@@ -65,7 +65,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 docs: $(VENV)/.installed-run
-	$(BIN)/python -m lightbox.common.api.reference docs/protocol.md
+	$(BIN)/python -m lightbox.common.api.reference docs/protocol.md README.md
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/run_all.py

@@ -23,6 +23,15 @@ def test_protocol_doc_matches_registry() -> None:
         assert f"| `{ev.topic}` | `{ev.type}` |" in doc
 
 
+def test_readme_config_table_matches_keys() -> None:
+    from lightbox.common.config import KEYS
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme == reference.splice(readme), "README.md is out of date: run `make docs`"
+    for key in KEYS:
+        assert f"`{key.name}`" in readme
+
+
 def test_doc_check_command_detects_drift(tmp_path: Path) -> None:
     stale = tmp_path / "protocol.md"
     stale.write_text(f"intro\n{reference.BEGIN}\nold\n{reference.END}\n")

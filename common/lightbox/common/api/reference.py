@@ -1,9 +1,10 @@
-"""Render the method and event reference of ``docs/protocol.md`` from the registry.
+"""Render the generated parts of the docs: the protocol reference and the config table.
 
-The reference part of the document sits between two marker comments and is generated; the
-prose around it is written by hand. ``python -m lightbox.common.api.reference FILE`` rewrites
-the generated part (``make docs``); ``--check`` exits 1 when the file is out of date, and a
-test does the same, so the document cannot drift from the code.
+Generated parts sit between marker comments; the prose around them is written by hand.
+``python -m lightbox.common.api.reference FILE...`` rewrites every generated part found in
+the files (``make docs``); ``--check`` exits 1 when one is out of date, and a test does the
+same, so ``docs/protocol.md`` (methods, events, error codes, from the method registry) and
+the README's configuration table (from ``lightbox.common.config.KEYS``) cannot drift.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from lightbox.common.api.schema import MethodSpec, Param
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE (make docs) -->"
 END = "<!-- END GENERATED REFERENCE -->"
+CONFIG_BEGIN = "<!-- BEGIN GENERATED CONFIG (make docs) -->"
+CONFIG_END = "<!-- END GENERATED CONFIG -->"
 
 
 def _param_row(p: Param) -> str:
@@ -82,31 +85,58 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def render_config() -> str:
+    from lightbox.common.config import KEYS
+
+    lines = [CONFIG_BEGIN, "", "| key | environment | default | meaning |", "|---|---|---|---|"]
+    for key in KEYS:
+        default = "—" if key.default is None else f"`{key.default}`"
+        limits = ""
+        if key.choices:
+            limits = " (" + ", ".join(key.choices) + ")"
+        lines.append(f"| `{key.name}` | `{key.env}` | {default} | {key.help}{limits} |")
+    lines += ["", CONFIG_END]
+    return "\n".join(lines)
+
+
+SECTIONS = ((BEGIN, END, render), (CONFIG_BEGIN, CONFIG_END, render_config))
+
+
 def splice(document: str) -> str:
-    """The document with its generated part replaced by ``render()``."""
-    if BEGIN not in document or END not in document:
-        raise ValueError(f"markers {BEGIN!r} and {END!r} not found")
-    head, _, rest = document.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    return head + render() + tail
+    """The document with every generated part it has replaced by a fresh rendering."""
+    found = False
+    for begin, end, fn in SECTIONS:
+        if begin not in document:
+            continue
+        if end not in document:
+            raise ValueError(f"{begin!r} without {end!r}")
+        found = True
+        head, _, rest = document.partition(begin)
+        _, _, tail = rest.partition(end)
+        document = head + fn() + tail
+    if not found:
+        raise ValueError("no generated-section markers found")
+    return document
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("file", type=Path)
-    parser.add_argument("--check", action="store_true", help="exit 1 if FILE is out of date")
+    parser.add_argument("files", type=Path, nargs="+")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file is out of date")
     args = parser.parse_args(argv)
-    current = args.file.read_text()
-    wanted = splice(current)
-    if args.check:
-        if current != wanted:
-            print(f"{args.file} is out of date: run `make docs`", file=sys.stderr)
-            return 1
-        return 0
-    if current != wanted:
-        args.file.write_text(wanted)
-        print(f"updated {args.file}")
-    return 0
+    stale = 0
+    for path in args.files:
+        current = path.read_text()
+        wanted = splice(current)
+        if current == wanted:
+            continue
+        if args.check:
+            print(f"{path} is out of date: run `make docs`", file=sys.stderr)
+            stale += 1
+        else:
+            path.write_text(wanted)
+            print(f"updated {path}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
