@@ -316,12 +316,16 @@ class JobQueue:
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            started = False
-            if len(self.running) < self.concurrency:
-                started = await self._claim_next()
-            if started:
-                continue
-            delay = await self._next_due_in()
+            try:
+                started = False
+                if len(self.running) < self.concurrency:
+                    started = await self._claim_next()
+                if started:
+                    continue
+                delay = await self._next_due_in()
+            except Exception:
+                log.exception("job queue could not read its table; retrying")
+                delay = 2.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 

@@ -121,7 +121,14 @@ class Indexer:
         after = 0
         started_any = False
         while True:
-            rows = await self._fetch(after)
+            try:
+                rows = await self._fetch(after)
+            except Exception:
+                # The database went away for a moment (a restarted server, a locked file):
+                # try again shortly rather than stop indexing for the daemon's lifetime.
+                log.exception("reading pending photos failed; retrying")
+                await asyncio.sleep(2.0)
+                continue
             if not rows:
                 if after:
                     # Wrap around: changed files keep their (older) ids.
@@ -135,7 +142,7 @@ class Indexer:
                 if running:
                     await asyncio.wait(running)
                     continue
-                await self._flush()
+                await self._safe_flush()
                 self._idle.set()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -171,7 +178,10 @@ class Indexer:
                 return
             self._results.append((row, result))
             if len(self._results) >= FLUSH_EVERY:
-                await self._flush()
+                try:
+                    await self._flush()
+                except Exception:
+                    log.exception("writing results failed; those photos stay pending")
             elif self._flush_timer is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(
                     FLUSH_AFTER, self._timed_flush)
@@ -181,9 +191,15 @@ class Indexer:
 
     def _timed_flush(self) -> None:
         self._flush_timer = None
-        task = asyncio.get_running_loop().create_task(self._flush())
+        task = asyncio.get_running_loop().create_task(self._safe_flush())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _safe_flush(self) -> None:
+        try:
+            await self._flush()
+        except Exception:
+            log.exception("writing results failed; those photos stay pending")
 
     async def _flush(self) -> None:
         if self._flush_timer is not None:
