@@ -27,9 +27,9 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Daemon, median, scratch  # noqa: E402
+from harness import Daemon, median, scratch
 
-from lightbox.daemon.media.samples import make_benchmark_set  # noqa: E402
+from lightbox.daemon.media.samples import make_benchmark_set
 
 
 def bare_one(args: tuple[str, str]) -> None:

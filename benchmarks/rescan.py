@@ -22,14 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Daemon, median, scratch  # noqa: E402
+from harness import Daemon, median, scratch
 
-from lightbox.daemon.catalog import paths, tables  # noqa: E402
-from lightbox.daemon.catalog.database import Database  # noqa: E402
-from lightbox.daemon.catalog.types import utcnow  # noqa: E402
+from lightbox.daemon.catalog import paths, tables
+from lightbox.daemon.catalog.database import Database
+from lightbox.daemon.catalog.types import utcnow
 
 
 def make_tree(root: Path, files: int, dirs: int) -> None:
@@ -153,7 +151,7 @@ def main() -> None:
                 scans.append(elapsed)
             rss = d.rss_mb()
             f_med, s_med = median(finds), median(scans)
-            print(f"| tree | find (median) | lightbox rescan (median) | ratio | daemon RSS |")
+            print("| tree | find (median) | lightbox rescan (median) | ratio | daemon RSS |")
             print("|---|---|---|---|---|")
             print(f"| {n} files / {args.dirs} folders | {f_med:.2f} s | {s_med:.2f} s | "
                   f"{s_med / f_med:.2f}x | {rss:.0f} MB |")

@@ -25,10 +25,10 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Daemon, median, percentile, scratch  # noqa: E402
+from harness import Daemon, median, percentile, scratch
 
-from lightbox.common.client import Client  # noqa: E402
-from lightbox.daemon.media.samples import make_photo  # noqa: E402
+from lightbox.common.client import Client
+from lightbox.daemon.media.samples import make_photo
 
 
 class Seen(FileSystemEventHandler):

@@ -1,6 +1,20 @@
 """One module per command: ``register(subparsers) -> parser`` and ``run(ctx, args) -> int``."""
 
-from lightbox.cli.commands import call, daemon, events, jobs, keys, lifecycle, roots, scan, status
+from lightbox.cli.commands import (
+    call,
+    daemon,
+    dupes,
+    events,
+    info,
+    jobs,
+    keys,
+    lifecycle,
+    ls,
+    roots,
+    scan,
+    search,
+    status,
+)
 
-COMMANDS = (status, roots, scan, jobs, call, events, lifecycle.Start, lifecycle.Stop, daemon,
-            keys)
+COMMANDS = (status, roots, scan, jobs, ls, info, search, dupes, call, events, lifecycle.Start,
+            lifecycle.Stop, daemon, keys)

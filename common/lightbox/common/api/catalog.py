@@ -11,7 +11,8 @@ PHOTO_FIELDS = (
 )
 
 _page = (
-    Param("sort", "string", "order of photos", default="name", enum=SORTS),
+    Param("sort", "string", "order of photos (ties by id; `taken`: undated photos last in "
+          "both directions)", default="name", enum=SORTS),
     Param("order", "string", "direction", default="asc", enum=("asc", "desc")),
     Param("limit", "integer", "photos per page", default=200, minimum=1, maximum=2000),
     Param("cursor", "string", "from the previous page's next_cursor", max_length=512),
@@ -28,7 +29,9 @@ METHODS = (
         "folders.list",
         Permission.READ,
         "A folder: its subfolders with counts and a page of its photos. Without `folder` and "
-        "`path`, the top level: one folder per root.",
+        "`path`, the top level: one folder per root. Subfolders come with the first page "
+        "only; photos of every status but `missing` are listed (errors included, with "
+        "`status` and `error`).",
         params=(
             Param("folder", "integer", "folder id", minimum=1),
             Param("path", "string", "absolute path of the folder (instead of its id)",
@@ -36,21 +39,27 @@ METHODS = (
             Param("photos", "boolean", "include photos", default=True),
             *_page,
         ),
-        result="{folder, breadcrumbs[{id, name}], folders[{id, name, path, photo_count, "
-        "folder_count, total_count, bytes, online}], photos[], next_cursor}",
+        result="{folder, breadcrumbs[{id, name}] (top folder first, this folder last), "
+        "folders[{id, name, path, source_id, parent_id, photo_count, folder_count, "
+        "total_count, bytes, online, missing_since}], photos[], next_cursor}",
         paginated=True,
     ),
     MethodSpec(
         "photos.get",
         Permission.READ,
-        "Everything known about one photo, with the number of exact and near duplicates.",
+        "Everything known about one photo, with the number of exact and near duplicates. "
+        "`near` counts the other photos (of different content) within the default "
+        "threshold of this one; null while a large library is still being grouped.",
         params=PHOTO_REF,
-        result="{…every photo field, folder, duplicates{exact, near}}",
+        result="{…every photo field, folder{id, path}, source{id, name, online}, "
+        "missing_since, duplicates{exact, near}}",
     ),
     MethodSpec(
         "photos.thumbnail",
         Permission.READ,
-        "A thumbnail as JPEG bytes in a binary frame; made on demand when missing.",
+        "A thumbnail as JPEG bytes in a binary frame; made on demand when missing. A photo "
+        "whose file could not be read or is missing has none (not found, with the reason); "
+        "one not indexed yet is `unavailable` (retry).",
         params=(
             Param("id", "integer", "photo id", required=True, minimum=1),
             Param("size", "string", "which thumbnail", default="grid",
@@ -63,7 +72,8 @@ METHODS = (
         "photos.original",
         Permission.READ,
         "A chunk of the original file as a binary frame; call again with the next offset "
-        "until `eof`.",
+        "until `eof`. Only the file the catalog names for `id` is read, and not when it "
+        "resolves (through a symbolic link) outside its root.",
         params=(
             Param("id", "integer", "photo id", required=True, minimum=1),
             Param("offset", "integer", "where to start, in bytes", default=0, minimum=0),
@@ -81,12 +91,12 @@ METHODS = (
         params=(
             Param("text", "string", "words that must all appear in the name or folder path "
                   "(case-insensitive)", max_length=200),
-            Param("date_from", "string", "taken on or after (YYYY-MM-DD or ISO date-time)",
-                  max_length=40),
-            Param("date_to", "string", "taken on or before (YYYY-MM-DD: the whole day)",
-                  max_length=40),
-            Param("camera", "string", "make or model contains this (case-insensitive)",
-                  max_length=100),
+            Param("date_from", "string", "taken on or after (YYYY, YYYY-MM, YYYY-MM-DD or an "
+                  "ISO date-time)", max_length=40),
+            Param("date_to", "string", "taken on or before (YYYY, YYYY-MM, YYYY-MM-DD: the "
+                  "whole period; or an ISO date-time)", max_length=40),
+            Param("camera", "string", "every word appears in the make or model "
+                  "(case-insensitive)", max_length=100),
             Param("has_gps", "boolean", "only photos with (true) or without (false) GPS"),
             Param("folder", "integer", "only this folder and (recursive) its subfolders",
                   minimum=1),
@@ -102,18 +112,25 @@ METHODS = (
     MethodSpec(
         "photos.duplicates",
         Permission.READ,
-        "Groups of duplicates: exact (same sha256) or near (perceptual hashes within "
-        "`threshold` bits), across every root.",
+        "Groups of duplicates across every root, largest first: exact (photos with the same "
+        "sha256) or near (distinct contents whose perceptual hashes are within `threshold` "
+        "bits, chained: each photo is near at least one other in its group; a set of "
+        "byte-identical copies alone is an exact group, never a near one). Only photos with "
+        "status ok; near photos carry `distance`, in bits, to the group's first photo (most "
+        "pixels first). Grouping a large library the first time takes a while: until it is "
+        "done the reply is `unavailable` with `data.retry_after`.",
         params=(
             Param("kind", "string", "exact or near", default="exact", enum=("exact", "near")),
-            Param("threshold", "integer", "near: largest Hamming distance in a group",
-                  default=6, minimum=0, maximum=16),
+            Param("threshold", "integer", "near: bits two hashes may differ by to be "
+                  "neighbours (too large for a big library is refused, with the largest "
+                  "that fits)", default=6, minimum=0, maximum=16),
             Param("limit", "integer", "groups per page", default=100, minimum=1, maximum=1000),
             Param("cursor", "string", "from the previous page's next_cursor", max_length=512),
             Param("fields", "array", "only these photo fields", items="string",
                   max_length=len(PHOTO_FIELDS)),
         ),
-        result="{groups[{key, count, photos[]}], next_cursor, total_groups}",
+        result="{groups[{key, count, contents, photos[{…, distance}]}], next_cursor, "
+        "total_groups, computed_at}",
         paginated=True,
     ),
 )

@@ -397,28 +397,46 @@ class DupeCache:
         return value
 
     async def near(self, threshold: int, wait: float | None = None) -> NearGroups:
-        async def build(conn: AsyncConnection) -> NearGroups:
-            async with self.heavy:
-                return await build_near(conn, threshold)
-
-        value: NearGroups = await self._get(("near", threshold), build, wait)
+        value: NearGroups = await self._get(("near", threshold), self._near_builder(threshold),
+                                            wait)
         return value
 
     def peek_near(self, threshold: int) -> NearGroups | None:
-        entry = self._entries.get(("near", threshold))
-        return None if entry is None else entry.value
-
-    async def _get(self, key: Any, build: Any, wait: float | None) -> Any:
+        """The grouping held now, possibly stale, without waiting; a refresh is started in
+        the background when one is due (photos.get must not wait for the catalog
+        fingerprint, a full scan of a large photos table)."""
+        key = ("near", threshold)
         entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if not self._fresh(entry):
+            self._task(key, self._near_builder(threshold), entry)
+        return entry.value  # type: ignore[no-any-return]
+
+    def _near_builder(self, threshold: int) -> Any:
+        async def build(conn: AsyncConnection) -> NearGroups:
+            async with self.heavy:
+                return await build_near(conn, threshold)
+        return build
+
+    def _fresh(self, entry: _Entry) -> bool:
         now = time.monotonic()
-        if entry is not None and (entry.cooling(now) or (
-                entry.generation == self.generation and now - entry.checked < RECHECK)):
-            return entry.value
+        return entry.cooling(now) or (entry.generation == self.generation
+                                      and now - entry.checked < RECHECK)
+
+    def _task(self, key: Any, build: Any, entry: _Entry | None) -> asyncio.Task[Any]:
         task = self._tasks.get(key)
         if task is None:
             task = asyncio.create_task(self._refresh(key, build, entry))
             self._tasks[key] = task
             task.add_done_callback(lambda t: self._done(key, t))
+        return task
+
+    async def _get(self, key: Any, build: Any, wait: float | None) -> Any:
+        entry = self._entries.get(key)
+        if entry is not None and self._fresh(entry):
+            return entry.value
+        task = self._task(key, build, entry)
         try:
             return await asyncio.wait_for(asyncio.shield(task), wait)
         except TimeoutError:
@@ -471,18 +489,17 @@ def _after(order: Sequence[tuple[int, Any]], pos: tuple[int, str] | None,
 async def _photos_by_content(conn: AsyncConnection, shas: Sequence[str],
                              per_group: int) -> dict[str, list[Any]]:
     """Rows of the ok photos of each sha256 (at most ``per_group`` each, lowest ids)."""
-    if not shas:
-        return {}
+    out: dict[str, list[Any]] = {}
     rn = sa.func.row_number().over(partition_by=photos.c.sha256,
                                    order_by=photos.c.id).label("rn")
-    inner = (sa.select(*queries.PHOTO_COLUMNS, rn)
-             .where(_OK, photos.c.sha256.in_(list(shas))).subquery())
-    rows = await conn.execute(
-        sa.select(*[inner.c[c.name] for c in queries.PHOTO_COLUMNS])
-        .where(inner.c.rn <= per_group).order_by(inner.c.id))
-    out: dict[str, list[Any]] = {}
-    for r in rows:
-        out.setdefault(r.sha256, []).append(r)
+    for part in queries.chunks(list(shas), queries.IN_CHUNK // 2):
+        inner = (sa.select(*queries.PHOTO_COLUMNS, rn)
+                 .where(_OK, photos.c.sha256.in_(part)).subquery())
+        rows = await conn.execute(
+            sa.select(*[inner.c[c.name] for c in queries.PHOTO_COLUMNS])
+            .where(inner.c.rn <= per_group).order_by(inner.c.id))
+        for r in rows:
+            out.setdefault(r.sha256, []).append(r)
     return out
 
 
@@ -524,9 +541,9 @@ async def duplicates(cache: DupeCache, *, kind: str = "exact",
         reps = [r for g in npage for r in g.reps[:MAX_GROUP_PHOTOS]]
         async with cache.engine.connect() as conn:
             sha_of: dict[int, str] = {}
-            if reps:
-                sha_of = {r.id: r.sha256 for r in await conn.execute(
-                    sa.select(photos.c.id, photos.c.sha256).where(photos.c.id.in_(reps)))}
+            for part in queries.chunks(reps):
+                sha_of.update((r.id, r.sha256) for r in await conn.execute(
+                    sa.select(photos.c.id, photos.c.sha256).where(photos.c.id.in_(part))))
             rows = await _photos_by_content(conn, sorted(set(sha_of.values())),
                                             MAX_GROUP_PHOTOS)
             book = await queries.path_book(conn, {r.folder_id for rs in rows.values()

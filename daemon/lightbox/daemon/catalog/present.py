@@ -301,9 +301,25 @@ def decode_cursor(text: str | None, scope_key: str, sort: str, order: str) -> Po
     if key != scope_key or c_sort != sort or c_order != order:
         raise _bad_cursor("it belongs to another query (the filters, sort or order changed); "
                           "start again without a cursor")
-    if not isinstance(pid, int) or isinstance(pid, bool):
+    if not _int64(pid):
         raise _bad_cursor("malformed")
     return Position(_cursor_value(sort, value), pid)
+
+
+def _int64(v: Any) -> bool:
+    """An integer every engine can bind (a larger one overflows the drivers)."""
+    return isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < 1 << 63
+
+
+def _text(v: Any) -> bool:
+    """A string every engine can bind: UTF-8 encodable, without NUL."""
+    if not isinstance(v, str) or "\x00" in v:
+        return False
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _cursor_value(sort: str, value: Any) -> Any:
@@ -313,17 +329,20 @@ def _cursor_value(sort: str, value: Any) -> Any:
             return None
         if isinstance(value, str):
             try:
-                return dt.datetime.fromisoformat(value)
+                when = dt.datetime.fromisoformat(value)
             except ValueError:
                 pass
+            else:
+                if when.tzinfo is None:  # we never make zoned ones
+                    return when
         ok = False
     elif sort == "size":
-        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = _int64(value)
     elif sort == "name":
-        ok = isinstance(value, str)
+        ok = _text(value)
     else:  # "groups" (duplicates): [photo count, group key]
-        ok = (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
-              and not isinstance(value[0], bool) and isinstance(value[1], str))
+        ok = (isinstance(value, list) and len(value) == 2 and _int64(value[0])
+              and _text(value[1]))
         if ok:
             return (value[0], value[1])
     if not ok:

@@ -1,8 +1,9 @@
 """The catalog's read side: the SELECTs behind folders.list, photos.get and photos.search.
 
 Every function takes an open ``AsyncConnection`` and runs a small, fixed number of
-statements whatever the size of the answer (no N+1: a page of photos is one SELECT, their
-folder paths one more, breadcrumbs one), so the cost of a page does not grow with the page.
+statements whatever the size of the answer (no N+1): a folder listing is the folder, its
+breadcrumbs and subfolders together, and one page of photos; a search page is the page and
+the paths of the folders it touches. ``tests/test_catalog_queries.py`` counts them.
 
 Pagination is keyset, never OFFSET: a page asks for rows *after* the last one sent, in the
 order ``(sort value, id)``, written as ``v >= :v AND (v > :v OR id > :id)`` so that every
@@ -11,10 +12,16 @@ planner). Photos without ``taken_at`` come after the dated ones in both directio
 makes two phases for ``taken`` (dated, then undated ordered by id), each served by an index,
 instead of one ``ORDER BY taken_at IS NULL`` that no index can serve.
 
-Text matching is portable SQL: ``lower(column) LIKE lower(:pattern) ESCAPE '!'`` with ``%``,
-``_`` and ``!`` escaped in the words. MariaDB compares names byte for byte (binary
-collation, see ``types.Name``), hence ``lower()`` on both sides; SQLite's ``lower()`` folds
-ASCII letters only, so on SQLite a search for ``été`` does not find ``ÉTÉ.jpg``.
+Text matching is portable: ``LIKE '%word%' ESCAPE '!'`` with ``%``, ``_`` and ``!`` escaped
+in the words, case folded by the engine's own means (see ``_contains``). SQLite folds ASCII
+letters only, so there a search for ``été`` does not find ``ÉTÉ.jpg``. Folder subtrees are
+matched on a byte-exact path prefix (``_starts_with``), never with LIKE, which ignores case
+on SQLite and, through the collation, on MariaDB.
+
+SQLite has no statistics unless someone runs ANALYZE, and then prefers any equality on an
+index (``status = 'ok'``, ``source_id = ?``) to the range that makes a page cheap; a few
+conditions are therefore written so that SQLite cannot use an index for them (``status ||
+''``, ``source_id + 0``), on SQLite only, where that is known to be the better plan.
 """
 
 from __future__ import annotations
@@ -60,6 +67,23 @@ def _bad(name: str, why: str) -> InvalidParams:
     return InvalidParams(f"{name}: {why}", {"errors": {name: why}})
 
 
+INT64_MAX = (1 << 63) - 1
+
+
+def clean(name: str, value: str | None) -> str | None:
+    """A text parameter that can go into SQL on every engine: no NUL (PostgreSQL refuses
+    it, SQLite's LIKE stops at it) and no lone surrogate (not encodable as UTF-8)."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise _bad(name, "contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad(name, "is not valid Unicode text (lone surrogate)") from None
+    return value
+
+
 # -- references: ids and absolute paths -----------------------------------------------------
 async def roots(conn: AsyncConnection) -> list[tuple[int, str]]:
     """(id, absolute path) of every source that has a local path."""
@@ -68,8 +92,9 @@ async def roots(conn: AsyncConnection) -> list[tuple[int, str]]:
     return [(r.id, r.path) for r in rows]
 
 
-async def locate(conn: AsyncConnection, path: str, what: str) -> tuple[int, str]:
+async def locate(conn: AsyncConnection, path: str) -> tuple[int, str]:
     """(source id, path relative to it) of an absolute path; NotFound outside every root."""
+    clean("path", path)
     if not path.startswith("/"):
         raise _bad("path", f"must be absolute, got {path!r}")
     found = paths.locate(path, await roots(conn))
@@ -87,12 +112,14 @@ async def folder_row(conn: AsyncConnection, folder_id: int | None = None,
     stmt = sa.select(*FOLDER_COLUMNS).select_from(
         folders.join(sources, folders.c.source_id == sources.c.id))
     if folder_id is not None:
-        row = (await conn.execute(stmt.where(folders.c.id == folder_id))).mappings().first()
+        row = None
+        if 0 < folder_id <= INT64_MAX:  # no such id can exist, and drivers overflow on it
+            row = (await conn.execute(stmt.where(folders.c.id == folder_id))).mappings().first()
         if row is None:
             raise NotFound(f"no folder with id {folder_id}", {"folder": folder_id})
         return row
     assert path is not None
-    source_id, rel = await locate(conn, path, "folder")
+    source_id, rel = await locate(conn, path)
     row = (await conn.execute(stmt.where(folders.c.source_id == source_id,
                                          folders.c.path_hash == paths.path_hash(rel)))
            ).mappings().first()
@@ -150,13 +177,15 @@ async def photo_record(conn: AsyncConnection, photo_id: int | None = None,
     if photo_id is not None and path is not None:
         raise _bad("path", "give id or path, not both")
     if photo_id is not None:
-        row = (await conn.execute(_PHOTO_RECORD.where(photos.c.id == photo_id))).first()
+        row = None
+        if 0 < photo_id <= INT64_MAX:
+            row = (await conn.execute(_PHOTO_RECORD.where(photos.c.id == photo_id))).first()
         if row is None:
             raise NotFound(f"no photo with id {photo_id}", {"id": photo_id})
         return _record(row)
     if path is None:
         raise _bad("id", "give a photo id or path")
-    source_id, rel = await locate(conn, path, "photo")
+    source_id, rel = await locate(conn, path)
     folder_rel = paths.parent(rel)
     if folder_rel is None:
         raise NotFound(f"{paths.normalize(path)} is a root, not a photo", {"path": path})
@@ -168,15 +197,24 @@ async def photo_record(conn: AsyncConnection, photo_id: int | None = None,
     return _record(row)
 
 
+IN_CHUNK = 5000  # values per IN (...): SQLite takes at most 32,766 parameters a statement
+
+
+def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> list[Sequence[Any]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
 async def path_book(conn: AsyncConnection, folder_ids: set[int]) -> present.PathBook:
-    """Source and folder paths of the folders a page of photos lives in: one query."""
-    if not folder_ids:
-        return present.PathBook({})
-    rows = await conn.execute(
-        sa.select(folders.c.id, sources.c.path, folders.c.path)
-        .select_from(folders.join(sources, folders.c.source_id == sources.c.id))
-        .where(folders.c.id.in_(sorted(folder_ids))))
-    return present.PathBook({r[0]: (r[1], r[2]) for r in rows})
+    """Source and folder paths of the folders a page of photos lives in: one query (one per
+    5,000 folders)."""
+    found: dict[int, tuple[str | None, str]] = {}
+    for part in chunks(sorted(folder_ids)):
+        rows = await conn.execute(
+            sa.select(folders.c.id, sources.c.path, folders.c.path)
+            .select_from(folders.join(sources, folders.c.source_id == sources.c.id))
+            .where(folders.c.id.in_(part)))
+        found.update((r[0], (r[1], r[2])) for r in rows)
+    return present.PathBook(found)
 
 
 # -- keyset pages ---------------------------------------------------------------------------
@@ -263,17 +301,18 @@ _TREE_COLUMNS = (
 )
 
 
-async def around(conn: AsyncConnection, folder: RowMapping
+async def around(conn: AsyncConnection, folder: RowMapping, with_subfolders: bool = True
                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Breadcrumbs (the chain from the source's top folder down to ``folder`` itself) and
     the subfolders of ``folder``, in one query: both are in the folder's source, so the
     source's columns come from ``folder``."""
     hashes = [paths.path_hash(p) for p in paths.ancestors(folder["path"])]
+    chain_of = sa.and_(folders.c.source_id == folder["source_id"],
+                       folders.c.path_hash.in_(hashes))
     rows = (await conn.execute(
-        sa.select(*_TREE_COLUMNS).where(sa.or_(
-            sa.and_(folders.c.source_id == folder["source_id"],
-                    folders.c.path_hash.in_(hashes)),
-            folders.c.parent_id == folder["id"]))
+        sa.select(*_TREE_COLUMNS).where(
+            sa.or_(chain_of, folders.c.parent_id == folder["id"]) if with_subfolders
+            else chain_of)
         .order_by(folders.c.name, folders.c.id))).mappings().all()
     wanted = set(hashes)
     chain = sorted((r for r in rows if r["source_id"] == folder["source_id"]
@@ -300,7 +339,7 @@ async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
     scope = present.scope("folders.list", row["id"])
     after = present.decode_cursor(cursor, scope, sort, order)
     doc = present.folder(row, name=row["source_name"] if row["parent_id"] is None else None)
-    crumbs, subs = await around(conn, row)
+    crumbs, subs = await around(conn, row, with_subfolders=after is None)
     out: dict[str, Any] = {
         "folder": doc,
         "breadcrumbs": crumbs,
@@ -338,12 +377,15 @@ def parse_when(name: str, text: str | None, end: bool) -> tuple[dt.datetime, boo
             start = dt.datetime(year, month, day)
             if not end:
                 return start, True
-            if m[3]:
-                return start + dt.timedelta(days=1), False
-            if m[2]:
-                return (dt.datetime(year + 1, 1, 1) if month == 12
-                        else dt.datetime(year, month + 1, 1)), False
-            return dt.datetime(year + 1, 1, 1), False
+            try:
+                if m[3]:
+                    return start + dt.timedelta(days=1), False
+                if m[2]:
+                    return (dt.datetime(year + 1, 1, 1) if month == 12
+                            else dt.datetime(year, month + 1, 1)), False
+                return dt.datetime(year + 1, 1, 1), False
+            except (ValueError, OverflowError):  # the end of year 9999
+                return dt.datetime.max, True
         value = dt.datetime.fromisoformat(s.replace(" ", "T", 1) if " " in s else s)
         return value.replace(tzinfo=None), True
     except (ValueError, OverflowError):
@@ -462,10 +504,10 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
     """The reply of ``photos.search``."""
     wanted = present.check_fields(fields)
     f = Search(
-        words=(text or "").split(),
-        date_from=parse_when("date_from", date_from, end=False),
-        date_to=parse_when("date_to", date_to, end=True),
-        camera=(camera or "").split(),
+        words=(clean("text", text) or "").split(),
+        date_from=parse_when("date_from", clean("date_from", date_from), end=False),
+        date_to=parse_when("date_to", clean("date_to", date_to), end=True),
+        camera=(clean("camera", camera) or "").split(),
         has_gps=has_gps, recursive=recursive, status=status,
     )
     if f.date_from and f.date_to and f.date_from[0] > f.date_to[0]:

@@ -1,21 +1,202 @@
-"""TEMPORARY until the catalog read side lands: every method answers 'unavailable'."""
+"""``photos.*``: one photo, its thumbnail and original bytes, search, duplicates.
+
+Bytes travel as binary frames (``ctx.attach``), never base64. Files are read off the event
+loop. ``photos.original`` reads only the file the catalog names for that id, and refuses one
+that resolves (through a symbolic link) outside its root: a request never chooses a path.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import os
+import stat
+import weakref
+from pathlib import Path
 from typing import Any
 
-from lightbox.common.api import METHODS
-from lightbox.common.errors import Unavailable
+import sqlalchemy as sa
+from PIL import Image
+
+from lightbox.common import logs
+from lightbox.common.errors import InvalidParams, NotFound, Unavailable
+from lightbox.daemon.catalog import dupes, queries
+from lightbox.daemon.catalog.tables import photos as photos_table
+from lightbox.daemon.catalog.types import iso
+from lightbox.daemon.media.thumbs import thumbnail_path
 from lightbox.daemon.rpc import Context, method
 
+log = logs.get("photos")
 
-def _unbuilt(name: str) -> None:
-    async def handler(ctx: Context, **params: Any) -> Any:
-        raise Unavailable(f"{name} is being built")
+# How long photos.get waits for a first near-duplicate grouping before answering
+# ``near: null`` (it keeps building for the next call); photos.duplicates waits longer but
+# stays under the clients' default 10 s timeout and then says "try again".
+GET_NEAR_WAIT = 0.5
+DUPLICATES_WAIT = 8.0
+THUMB_MIME = "image/jpeg"
 
-    method(name)(handler)
+_caches: weakref.WeakKeyDictionary[Any, dupes.DupeCache] = weakref.WeakKeyDictionary()
 
 
-for _name in METHODS:
-    if _name.startswith("photos."):
-        _unbuilt(_name)
+def dupe_cache(daemon: Any) -> dupes.DupeCache:
+    """The daemon's duplicate groupings, invalidated by its catalog and source events."""
+    cache = _caches.get(daemon)
+    engine = daemon.db.engine
+    if cache is None or cache.engine is not engine:  # first use, or the engine was switched
+        cache = dupes.DupeCache(engine)
+        daemon.bus.listen(cache.on_event)
+        _caches[daemon] = cache
+    return cache
+
+
+@method("photos.get")
+async def get(ctx: Context, id: int | None, path: str | None) -> dict[str, Any]:
+    async with ctx.daemon.db.engine.connect() as conn:
+        rec = await queries.photo_record(conn, id, path)
+        same, rep = 0, None
+        if rec.row.sha256:
+            same, rep = (await conn.execute(
+                sa.select(sa.func.count(), sa.func.min(photos_table.c.id)).where(
+                    photos_table.c.sha256 == rec.row.sha256,
+                    photos_table.c.status == "ok"))).one()
+    exact = max(0, int(same) - (1 if rec.row.status == "ok" else 0))
+    near: int | None = 0
+    if rec.row.status == "ok" and rec.row.phash is not None and rep is not None:
+        cache = dupe_cache(ctx.daemon)
+        # What is held now, even if a little stale (refreshed in the background); only the
+        # very first call waits, briefly, for a grouping to exist.
+        grouping = cache.peek_near(dupes.DEFAULT_THRESHOLD)
+        if grouping is None:
+            with contextlib.suppress(Unavailable, InvalidParams):
+                grouping = await cache.near(dupes.DEFAULT_THRESHOLD, wait=GET_NEAR_WAIT)
+        near = None if grouping is None else grouping.neighbours(int(rep), rec.row.phash)
+    return queries.photo_detail(rec, exact, near)
+
+
+def _unusable(rec: queries.PhotoRecord, what: str) -> None:
+    """Refuse a photo whose file or thumbnail cannot be had, saying why."""
+    status = rec.row.status
+    if status == "missing":
+        since = iso(rec.missing_since)
+        raise NotFound(f"photo {rec.id} has no {what}: the file is missing"
+                       + (f" (since {since})" if since else ""), {"id": rec.id})
+    if status == "error" and what == "thumbnail":
+        why = rec.row.error or "the file could not be read"
+        raise NotFound(f"photo {rec.id} has no thumbnail: {why}",
+                       {"id": rec.id, "error": rec.row.error})
+    if status == "pending" and what == "thumbnail":
+        raise Unavailable(f"photo {rec.id} is not indexed yet; try again shortly",
+                          {"id": rec.id, "retry_after": 2})
+
+
+def _read_jpeg(path: Path) -> tuple[bytes, int | None, int | None] | None:
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as img:  # reads the header only
+            width, height = img.size
+    except Exception:
+        return data, None, None
+    return data, width, height
+
+
+@method("photos.thumbnail")
+async def thumbnail(ctx: Context, id: int, size: str) -> dict[str, Any]:
+    async with ctx.daemon.db.engine.connect() as conn:
+        rec = await queries.photo_record(conn, id)
+    _unusable(rec, "thumbnail")
+    got = None
+    if rec.row.sha256:
+        thumbs_dir = ctx.daemon.config.paths.thumbnails_dir
+        got = await asyncio.to_thread(_read_jpeg, thumbnail_path(thumbs_dir, size,
+                                                                 rec.row.sha256))
+    if got is None:
+        indexer = getattr(ctx.daemon, "indexer", None)
+        if indexer is None:
+            raise Unavailable(f"photo {id} has no {size} thumbnail yet and the indexer that "
+                              "makes them is not running", {"id": id, "retry_after": 5})
+        made = await indexer.ensure_thumbnail(id, size)
+        got = await asyncio.to_thread(_read_jpeg, Path(made))
+        if got is None:
+            raise NotFound(f"photo {id}: the {size} thumbnail could not be made", {"id": id})
+    data, width, height = got
+    return {"id": id, "size": size, "mime": THUMB_MIME, "width": width, "height": height,
+            "bytes": len(data), "data": ctx.attach(data)}
+
+
+class _Outside(Exception):
+    """The file resolves outside its root."""
+
+
+def _read_chunk(root: str, path: str, offset: int, length: int) -> tuple[bytes, int]:
+    """``length`` bytes at ``offset`` of ``path`` and the file's size; the opened file must
+    be a regular file whose real path lies inside the real path of ``root``."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)  # O_NONBLOCK: a FIFO put in place of a photo must not hang us
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(f"{path} is not a regular file")
+        real = os.readlink(f"/proc/self/fd/{fd}") if os.path.isdir("/proc/self/fd") \
+            else os.path.realpath(path)
+        real_root = os.path.realpath(root).rstrip("/") + "/"
+        if not real.startswith(real_root):
+            raise _Outside(real)
+        data = os.pread(fd, length, offset) if offset < st.st_size else b""
+        return data, st.st_size
+    finally:
+        os.close(fd)
+
+
+@method("photos.original")
+async def original(ctx: Context, id: int, offset: int, length: int) -> dict[str, Any]:
+    async with ctx.daemon.db.engine.connect() as conn:
+        rec = await queries.photo_record(conn, id)
+    _unusable(rec, "original")
+    if rec.source_kind != "local" or rec.source_path is None or rec.abs_path is None:
+        raise Unavailable(f"photo {id} is in a bucket; originals from buckets are not served "
+                          "through the socket yet", {"id": id})
+    if not rec.online:
+        raise Unavailable(f"photo {id}: its root {rec.source_name} is offline", {"id": id})
+    try:
+        data, size = await asyncio.to_thread(_read_chunk, rec.source_path, rec.abs_path,
+                                             offset, length)
+    except _Outside as exc:
+        log.warning("refused a photo that resolves outside its root", id=id,
+                    path=rec.abs_path, real=str(exc))
+        raise NotFound(f"photo {id}: {rec.abs_path} resolves outside its root; refusing to "
+                       "read it", {"id": id}) from None
+    except FileNotFoundError:
+        raise NotFound(f"photo {id}: the file is gone ({rec.abs_path})", {"id": id}) from None
+    except OSError as exc:
+        raise NotFound(f"photo {id}: cannot read {rec.abs_path}: {exc.strerror or exc}",
+                       {"id": id}) from None
+    return {"id": id, "size": size, "offset": offset, "length": len(data),
+            "eof": offset + len(data) >= size, "mime": rec.row.mime, "data": ctx.attach(data)}
+
+
+@method("photos.search")
+async def search(
+    ctx: Context, text: str | None, date_from: str | None, date_to: str | None,
+    camera: str | None, has_gps: bool | None, folder: int | None, path: str | None,
+    recursive: bool, status: str, sort: str, order: str, limit: int, cursor: str | None,
+    fields: list[str] | None,
+) -> dict[str, Any]:
+    async with ctx.daemon.db.engine.connect() as conn:
+        return await queries.search(
+            conn, text=text, date_from=date_from, date_to=date_to, camera=camera,
+            has_gps=has_gps, folder=folder, path=path, recursive=recursive, status=status,
+            sort=sort, order=order, limit=limit, cursor=cursor, fields=fields)
+
+
+@method("photos.duplicates")
+async def duplicates(
+    ctx: Context, kind: str, threshold: int, limit: int, cursor: str | None,
+    fields: list[str] | None,
+) -> dict[str, Any]:
+    return await dupes.duplicates(dupe_cache(ctx.daemon), kind=kind, threshold=threshold,
+                                  limit=limit, cursor=cursor, fields=fields,
+                                  wait=DUPLICATES_WAIT)
