@@ -257,7 +257,7 @@ class Client:
             except (zmq.ZMQError, asyncio.CancelledError):
                 return
             try:
-                doc = protocol.loads(frames[0])
+                doc = protocol.loads_reply(frames[0])
             except errors.RpcError:
                 continue
             for reply in doc if isinstance(doc, list) else [doc]:
@@ -335,7 +335,7 @@ class Subscription:
             if len(frames) != 2:
                 continue
             try:
-                event = protocol.loads(frames[1])
+                event = protocol.loads_reply(frames[1])
             except errors.RpcError:
                 continue
             if isinstance(event, dict):

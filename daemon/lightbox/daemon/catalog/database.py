@@ -117,8 +117,29 @@ class Database:
             await self._engine.dispose()
             self._engine = None
             raise DatabaseError(f"cannot open the catalog at {mask(self.url)}: {exc}") from exc
+        await self.analyze()
         log.info("catalog ready", engine=self.dialect, url=mask(self.url),
                  revision=self.revision, ms=round((time.perf_counter() - started) * 1000, 1))
+
+    async def analyze(self, force: bool = False) -> None:
+        """Give SQLite's planner statistics (PostgreSQL and MySQL keep their own).
+
+        Without them SQLite guesses, and on a large catalog it guesses the wrong index. A
+        full ANALYZE takes about half a second at a million photos; a sampled one
+        (``analysis_limit``) was tried and made plans worse (it misjudged the date index by
+        6x and chose a skip-scan: 23 ms instead of 2.6 ms for a month's search). Done at
+        start when there are no statistics yet, and after scans that changed many rows.
+        """
+        if self.dialect != "sqlite":
+            return
+        async with self.engine.begin() as conn:
+            if not force:
+                have = await conn.scalar(sa.text(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"))
+                if have:
+                    return
+            await conn.execute(sa.text("ANALYZE"))
+        log.info("catalog statistics refreshed")
 
     async def stop(self) -> None:
         if self._engine is not None:

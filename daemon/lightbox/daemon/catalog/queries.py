@@ -250,7 +250,13 @@ async def photo_page(conn: AsyncConnection, where: Sequence[Any], sort: str, ord
     rows: list[AnyRow] = []
     if sort != "taken":
         stmt = base if after is None else base.where(_after(col, after.value, after.id, desc))
-        rows = list((await conn.execute(_ordered(stmt, col, desc).limit(limit + 1))).all())
+        order_col = col
+        if not undated and conn.dialect.name == "sqlite":
+            # A date range narrows far more than walking the name (or size) index and
+            # filtering would: keep SQLite on the taken_at range and sort what it finds.
+            order_col = col.concat("") if sort == "name" else col + 0
+        rows = list((await conn.execute(_ordered(stmt, order_col, desc)
+                                        .limit(limit + 1))).all())
     else:
         in_undated = after is not None and after.value is None
         if not in_undated:

@@ -149,4 +149,6 @@ photos = sa.Table(
     sa.Index(None, "make", "model"),
     sa.Index(None, "status", "source_id"),
     sa.Index(None, "source_id", "inode"),
+    sa.Index(None, "name"),
+    sa.Index(None, "status", "indexed_at"),
 )

@@ -91,6 +91,9 @@ class LibraryTasks:
             if left == 0:
                 break
             await asyncio.sleep(0.5)
+        changed = sum(r["new"] + r["changed"] + r["removed"] for r in reports.values())
+        if changed > 10_000:
+            await self.db.analyze(force=True)
         return {"roots": reports, "offline": offline, "indexed": total}
 
     async def cleanup(self, ctx: JobContext) -> dict[str, Any]:
