@@ -314,6 +314,8 @@ class Scanner:
             if progress:
                 progress(report)
             self.wake_indexer()
+            # Subtree totals (what the tree and roots.list show) follow a long pass too.
+            self.writer.rollup_soon(source, delay=5.0)
         # The end of the pass: only now, and only if the root is still there, does anything
         # that was not found change state.
         try:

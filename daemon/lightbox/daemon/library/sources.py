@@ -262,34 +262,44 @@ class Sources:
                                .values(scanned_at=now))
 
     async def describe(self, watching: set[int]) -> list[dict[str, Any]]:
-        """roots.list: every root with its counts, in two queries."""
+        """roots.list: every root with its counts, from cheap queries only.
+
+        Totals come from the roots' top folders (kept current by the writer), bytes from the
+        folders' direct sums, and the few photos that are pending, in error or missing
+        through the (status, source_id) index: nothing here reads the photos table whole,
+        which at a million photos would take a third of a second.
+        """
         f, p = tables.folders, tables.photos
         async with self.db.engine.connect() as conn:
             tops = {r.source_id: r for r in await conn.execute(
                 sa.select(f.c.source_id, f.c.total_count, f.c.id).where(
-                    f.c.path_hash == paths.path_hash(""), f.c.parent_id.is_(None)))}
-            stats: dict[int, dict[str, int]] = {}
-            for sid, status, count, size in await conn.execute(
-                    sa.select(p.c.source_id, p.c.status, sa.func.count(),
-                              sa.func.coalesce(sa.func.sum(p.c.size), 0))
-                    .group_by(p.c.source_id, p.c.status)):
-                stats.setdefault(sid, {})[status] = int(count)
-                if status != "missing":
-                    stats[sid]["bytes"] = stats[sid].get("bytes", 0) + int(size)
-            folders: dict[int, int] = dict((await conn.execute(
-                sa.select(f.c.source_id, sa.func.count()).where(f.c.missing_since.is_(None))
-                .group_by(f.c.source_id))).all())
+                    f.c.parent_id.is_(None)))}
+            sizes: dict[int, int] = {}
+            folders: dict[int, int] = {}
+            for sid, count, size in await conn.execute(
+                    sa.select(f.c.source_id, sa.func.count(),
+                              sa.func.coalesce(sa.func.sum(f.c.bytes), 0))
+                    .where(f.c.missing_since.is_(None)).group_by(f.c.source_id)):
+                folders[sid], sizes[sid] = int(count), int(size)
+            states: dict[int, dict[str, int]] = {}
+            for status in ("pending", "error", "missing"):
+                for sid, count in await conn.execute(
+                        sa.select(p.c.source_id, sa.func.count())
+                        .where(p.c.status == status).group_by(p.c.source_id)):
+                    states.setdefault(sid, {})[status] = int(count)
         out = []
         for s in self.by_id.values():
-            st = stats.get(s.id, {})
+            st = states.get(s.id, {})
             top = tops.get(s.id)
+            total = int(top.total_count) if top else 0
             out.append({
                 "id": s.id, "name": s.name, "path": s.path, "kind": s.kind,
                 "online": s.online, "status": s.status,
-                "photos": st.get("ok", 0) + st.get("error", 0) + st.get("pending", 0),
-                "ok": st.get("ok", 0), "errors": st.get("error", 0),
-                "pending": st.get("pending", 0), "missing": st.get("missing", 0),
-                "bytes": st.get("bytes", 0), "folders": int(folders.get(s.id, 0)),
+                "photos": total,
+                "ok": max(0, total - st.get("pending", 0) - st.get("error", 0)),
+                "errors": st.get("error", 0), "pending": st.get("pending", 0),
+                "missing": st.get("missing", 0), "bytes": sizes.get(s.id, 0),
+                "folders": folders.get(s.id, 0),
                 "folder_id": top.id if top else None,
                 "scanned_at": iso(s.scanned_at), "watching": s.id in watching,
             })
