@@ -250,7 +250,7 @@ async def photo_page(conn: AsyncConnection, where: Sequence[Any], sort: str, ord
     rows: list[AnyRow] = []
     if sort != "taken":
         stmt = base if after is None else base.where(_after(col, after.value, after.id, desc))
-        order_col = col
+        order_col: Any = col
         if not undated and conn.dialect.name == "sqlite":
             # A date range narrows far more than walking the name (or size) index and
             # filtering would: keep SQLite on the taken_at range and sort what it finds.
