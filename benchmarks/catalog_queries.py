@@ -49,7 +49,7 @@ import zmq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from catalog_fixtures import CAMERAS, CatalogBuilder, sha_of, signed64  # noqa: E402
+from catalog_fixtures import CAMERAS, CatalogBuilder, sha_of, signed64
 
 FAKE_ROOT = "/nonexistent/lightbox-bench-photos"  # offline: the daemon leaves it alone
 BIG = 500
