@@ -1,4 +1,9 @@
-"""Open the TUI from ``lightbox`` with no command, keeping Textual out of the CLI's imports."""
+"""Open the TUI from ``lightbox`` with no command, keeping Textual out of the CLI's imports.
+
+The daemon is checked first, while a plain one-line error is still possible: a TUI that opens
+only to say "not connected" is a worse first experience than the command that starts it.
+Once running, the TUI itself copes with the daemon going away and coming back.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ GRAPHICS = ("auto", "kitty", "sixel", "halfcell", "none")
 
 
 def launch(ctx: Context, graphics: str | None) -> int:
-    mode = graphics or os.environ.get("LIGHTBOX_GRAPHICS", "auto")
-    if mode not in GRAPHICS:
+    # --graphics, then LIGHTBOX_GRAPHICS; None lets the TUI use its setting, then detection.
+    mode = graphics or os.environ.get("LIGHTBOX_GRAPHICS") or None
+    if mode is not None and mode not in GRAPHICS:
         ctx.error(f"LIGHTBOX_GRAPHICS={mode!r}: expected one of {', '.join(GRAPHICS)}")
         return exits.USAGE
     if not sys.stdin.isatty() or not sys.stdout.isatty():

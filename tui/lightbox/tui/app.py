@@ -1,28 +1,136 @@
-"""The Textual application: owns the client, hands it to screens."""
+"""The Textual application: owns the daemon link, the image service and the settings, and
+hands them to the screens.
+
+The client is injected (``client_factory``) so tests start the app against a real daemon on
+a temporary data dir, and so a remote daemon (tcp:// with CURVE keys) is just another
+endpoint. The graphics mode is decided before the app is created (see ``graphics``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
-from textual.app import App
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
 
 from lightbox.common.client import Client
-from lightbox.tui.screens.status import StatusScreen
+from lightbox.tui.imaging.graphics import LABELS, Graphics
+from lightbox.tui.imaging.service import ImageService
+from lightbox.tui.link import Link
+from lightbox.tui.settings import Place, Settings
+
+HERE = Path(__file__).parent
 
 
 class LightboxApp(App[int]):
     TITLE = "lightbox"
-    CSS_PATH = "app.tcss"
-    BINDINGS = [("q", "quit", "Quit")]
+    CSS_PATH = HERE / "app.tcss"  # absolute: subclasses live elsewhere
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+    ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, client_factory: Callable[[], Client], graphics: str = "auto") -> None:
+    def __init__(
+        self,
+        client_factory: Callable[[], Client],
+        graphics: Graphics | str = "halfcell",
+        *,
+        settings: Settings | None = None,
+        start: Place | None = None,
+        state_path: Path | None = None,
+        heartbeat: float = 2.0,
+    ) -> None:
         super().__init__()
         self.client_factory = client_factory
         self.client = client_factory()
-        self.graphics = graphics
+        self.graphics = graphics if isinstance(graphics, Graphics) else Graphics(graphics)
+        self.settings = settings or Settings()
+        self.state_path = state_path
+        self.place = start or Place()
+        self.link = Link(self.client, heartbeat=heartbeat)
+        self.images = ImageService(self.link, self.graphics)
+        self._frozen = False
 
     def on_mount(self) -> None:
-        self.push_screen(StatusScreen(self.client))
+        from lightbox.tui.screens.browser import BrowserScreen
+
+        # The encoder thread is mostly Python and holds the GIL; with the default 5 ms switch
+        # interval a key press waits behind it. 1 ms keeps the UI responsive while it works.
+        sys.setswitchinterval(0.001)
+
+        self.run_worker(self.link.run(), name="daemon link", group="link")
+        for n in range(self.images.workers):
+            self.run_worker(self.images.run(), name=f"images {n}", group="images")
+        self._set_background()
+        for problem in self.settings.problems:
+            self.notify(problem, severity="warning", timeout=10)
+        self.push_screen(BrowserScreen(self.place))
+
+    def started(self) -> None:
+        """The first folder is on screen: what exists now (Textual, styles, widgets) lives as
+        long as the app, so full garbage collections need not walk it again (pauses of
+        100 ms and more while scrolling otherwise)."""
+        if not self._frozen:
+            self._frozen = True
+            gc.collect()
+            gc.freeze()
+
+    def _set_background(self) -> None:
+        try:
+            color = self.screen.styles.background
+            if color.a:
+                self.images.background = (color.r, color.g, color.b)
+        except Exception:
+            pass
 
     async def on_unmount(self) -> None:
-        await self.client.close()
+        self.workers.cancel_all()
+        self.images.close()
+        self.place.save(self.state_path)
+        await self.link.close()
+
+    # -- graphics -------------------------------------------------------------------------
+    def graphics_label(self) -> str:
+        return LABELS[self.graphics.mode]
+
+    def available_modes(self) -> list[str]:
+        """Modes that can be switched to while running: Kitty needs textual-image's Kitty
+        module, which queries the terminal on import, so only if it was imported before."""
+        modes = ["sixel", "halfcell", "none"]
+        if "textual_image.renderable.tgp" in sys.modules:
+            modes.insert(0, "kitty")
+        return modes
+
+    def set_graphics(self, mode: str) -> None:
+        if mode not in self.available_modes():
+            return
+        self.graphics = self.graphics.with_mode(mode)
+        self.images.set_graphics(self.graphics)
+        self.settings.graphics = mode
+        self.settings.save()
+        for screen in self.screen_stack:
+            hook = getattr(screen, "graphics_changed", None)
+            if hook is not None:
+                hook()
+            line = screen.query("StatusLine")
+            for widget in line:
+                widget.set_info(self.graphics_label())  # type: ignore[attr-defined]
+        self.screen.refresh()
+
+    # -- commands and help ----------------------------------------------------------------
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        from lightbox.tui.commands import commands
+
+        yield from commands(self, screen)
+
+    def action_help(self) -> None:
+        from lightbox.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())

@@ -1,0 +1,189 @@
+"""The browser driven with the keyboard, against a real daemon and a generated library."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from lbtest import DaemonProcess
+from test_tui_fixtures import (
+    SIZE,
+    TRIP,
+    acall,
+    folder_path,
+    grid_names,
+    make_app,
+    settled,
+    shared_library,
+    until,
+)
+
+from lightbox.tui.screens.browser import BrowserScreen
+from lightbox.tui.screens.preview import PreviewScreen
+from lightbox.tui.widgets.breadcrumb import Breadcrumb
+from lightbox.tui.widgets.metadata import MetadataPanel, rows
+from lightbox.tui.widgets.photo_grid import PhotoGrid
+from lightbox.tui.widgets.photo_table import PhotoTable
+
+
+@pytest.fixture
+def library() -> DaemonProcess:
+    """The shared read-only library and its daemon (built once per test process)."""
+    return shared_library()
+
+
+async def listing(d: Any, path: str, **params: Any) -> list[str]:
+    page = await acall(d, "folders.list", {"path": path, "limit": 2000, "fields": ["name"],
+                                           **params})
+    return [p["name"] for p in page["photos"]]
+
+
+async def test_tree_navigation_opens_a_folder(library: Any) -> None:
+    app = make_app(library)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        tree = screen.ftree
+        # The tree lists the root; the library's only root opens first (no photos directly).
+        assert [n.data["name"] for n in tree.root.children] == ["photos"]
+        await pilot.press("tab")
+        assert tree.has_focus
+        await pilot.press("l")  # expand "photos"
+        await until(pilot, lambda: len(tree.root.children[0].children) == 4, what="children")
+        await pilot.press("j", "l")  # 2023, expand
+        await until(pilot, lambda: tree.cursor_node.children, what="2023's children")
+        await pilot.press("j", "enter")  # the first trip
+        await until(pilot, lambda: screen.folder and screen.folder["name"] == TRIP[1],
+                    what="the trip to open")
+        await settled(pilot)
+        assert screen.grid.has_focus
+        assert grid_names(app) == await listing(library, folder_path(*TRIP))
+        crumbs = app.screen.query_one(Breadcrumb)
+        assert crumbs.parts == ["photos", "2023", TRIP[1]]
+
+
+async def test_grid_cursor_and_metadata(library: Any) -> None:
+    app = make_app(library, start=folder_path(*TRIP))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        grid = screen.query_one(PhotoGrid)
+        assert grid.has_focus and grid.cursor == 0
+        count = len(screen.seq)
+        await pilot.press("l")
+        assert grid.cursor == 1
+        await pilot.press("j")
+        assert grid.cursor == min(count - 1, 1 + grid.per_row)
+        await pilot.press("G")
+        assert grid.cursor == count - 1
+        await pilot.press("g")
+        assert grid.cursor == 0
+        await pilot.press("right", "right", "left")
+        assert grid.cursor == 1
+        # Every visible cell shows a picture (half-cells in tests).
+        shown = [c for c in grid._cells if c.index is not None]
+        assert len(shown) == min(count, grid.per_row * grid.rows_visible)
+        assert all(c.view.encoded is not None for c in shown)
+        # The metadata panel: EXIF, path, sha256, duplicates.
+        await pilot.press("i")
+        panel = screen.query_one(MetadataPanel)
+        assert panel.display
+        photo = screen.seq[1]
+        detail = await acall(library, "photos.get", {"id": photo["id"]})
+        await until(pilot, lambda: panel.photo and panel.photo.get("sha256")
+                    == detail["sha256"], what="metadata")
+        text = "\n".join(f"{k} {v}" for k, v in rows(panel.photo))
+        for needle in (detail["name"], detail["path"], detail["model"], detail["sha256"],
+                       "duplicates 0 exact"):
+            assert needle in text, needle
+        await pilot.press("i")
+        assert not panel.display
+
+
+async def test_list_view_keeps_the_cursor(library: Any) -> None:
+    app = make_app(library, start=folder_path(*TRIP))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        await pilot.press("l", "l")
+        await pilot.press("v")
+        table = screen.query_one(PhotoTable)
+        assert table.has_focus and table.display
+        assert table.cursor == 2
+        await pilot.press("j")
+        assert table.cursor == 3
+        await pilot.press("v")
+        assert screen.grid.cursor == 3
+
+
+async def test_preview_next_previous_and_back(library: Any) -> None:
+    app = make_app(library, start=folder_path(*TRIP))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        browser = app.screen
+        assert isinstance(browser, BrowserScreen)
+        await pilot.press("l", "enter")
+        preview = await until(pilot, lambda: isinstance(app.screen, PreviewScreen)
+                              and app.screen, what="the preview")
+        assert preview.index == 1
+        await until(pilot, lambda: preview.picture.encoded is not None, what="the picture")
+        big = preview.picture.encoded
+        assert big.cols > 60  # as large as the terminal allows
+        await pilot.press("l", "l")
+        assert preview.index == 3
+        await until(pilot, lambda: preview.picture.encoded is not None
+                    and preview.key and preview.key.photo_id == browser.seq[3]["id"],
+                    what="photo 3")
+        await pilot.press("h")
+        assert preview.index == 2
+        # neighbours were fetched ahead: going back is immediate
+        assert preview.picture.encoded is not None
+        await pilot.press("i")
+        panel = preview.query_one(MetadataPanel)
+        await until(pilot, lambda: panel.photo and panel.photo["id"] == browser.seq[2]["id"],
+                    what="the info panel")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is browser, what="back to the grid")
+        assert browser.grid.cursor == 2
+
+
+async def test_sort_and_reverse(library: Any) -> None:
+    app = make_app(library, start=folder_path(*TRIP))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        path = folder_path(*TRIP)
+        assert grid_names(app) == await listing(library, path)
+        await pilot.press("s")  # by date taken
+        await until(pilot, lambda: screen.seq.query.sort == "taken")
+        await settled(pilot)
+        assert grid_names(app) == await listing(library, path, sort="taken")
+        await pilot.press("s")  # by size
+        await until(pilot, lambda: screen.seq.query.sort == "size")
+        await settled(pilot)
+        assert grid_names(app) == await listing(library, path, sort="size")
+        await pilot.press("S")  # reversed
+        await until(pilot, lambda: screen.seq.query.order == "desc")
+        await settled(pilot)
+        assert grid_names(app) == await listing(library, path, sort="size", order="desc")
+        assert "size ↓" in screen.query_one(Breadcrumb).right
+
+
+async def test_all_photos_below_and_parent(library: Any) -> None:
+    app = make_app(library, start=folder_path("2023"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        assert len(screen.seq) == 0  # 2023 holds only folders
+        assert "press a" in str(screen.query_one("#empty").render())
+        await pilot.press("a")
+        await until(pilot, lambda: len(screen.seq) == 13, what="all 13 photos below 2023")
+        await pilot.press("escape")  # back to the folder itself
+        await until(pilot, lambda: not screen.seq.query.is_search)
+        await pilot.press("backspace")
+        await until(pilot, lambda: screen.folder["name"] == "photos", what="the parent")

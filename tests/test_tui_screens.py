@@ -1,0 +1,211 @@
+"""Search, jobs, duplicates, help and the command palette, against a real daemon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from lbtest import DaemonProcess
+from test_tui_fixtures import (
+    SIZE,
+    TRIP,
+    acall,
+    folder_path,
+    grid_names,
+    make_app,
+    settled,
+    shared_library,
+    until,
+)
+from textual.widgets import Input, OptionList
+
+from lightbox.tui.screens.browser import BrowserScreen
+from lightbox.tui.screens.duplicates import DupeCard, DuplicatesScreen
+from lightbox.tui.screens.help import HelpScreen, sections
+from lightbox.tui.screens.jobs import JobRow, JobsScreen
+from lightbox.tui.screens.preview import PreviewScreen
+from lightbox.tui.widgets.breadcrumb import Breadcrumb
+from lightbox.tui.widgets.search_bar import SearchBar, widen
+from lightbox.tui.widgets.status_line import StatusLine
+
+
+@pytest.fixture
+def library() -> DaemonProcess:
+    """The shared read-only library and its daemon (built once per test process)."""
+    return shared_library()
+
+
+async def search_names(d: Any, **params: Any) -> list[str]:
+    r = await acall(d, "photos.search", {"limit": 2000, "fields": ["name"], **params})
+    return [p["name"] for p in r["photos"]]
+
+
+async def test_search_by_text_camera_dates_and_scope(library: Any) -> None:
+    app = make_app(library, start=folder_path(*TRIP))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        folder_id = screen.folder["id"]
+        await pilot.press("slash")
+        bar = screen.query_one(SearchBar)
+        assert bar.is_open and app.focused is bar.query_one("#search-text", Input)
+        await pilot.press(*"IMG_10", "enter")
+        await until(pilot, lambda: screen.seq.query.filters is not None, what="search")
+        await settled(pilot)
+        assert not bar.is_open
+        assert grid_names(app) == await search_names(library, text="IMG_10", folder=folder_id)
+        assert screen.query_one(Breadcrumb).prefix.startswith("Search: ")
+        # everywhere, by camera make, within a date range
+        await pilot.press("slash")
+        bar.query_one("#search-text", Input).value = ""
+        bar.query_one("#search-camera", Input).value = "canon"
+        bar.query_one("#search-from", Input).value = "2023"
+        bar.query_one("#search-to", Input).value = "2024-06"
+        await pilot.click("#search-everywhere")
+        await pilot.press("enter") if app.focused is not None and isinstance(
+            app.focused, Input) else bar.submit()
+        bar.submit()
+        await until(pilot, lambda: screen.seq.query.filters is not None
+                    and screen.seq.query.filters.camera == "canon", what="camera search")
+        await settled(pilot)
+        expected = await search_names(library, camera="canon", date_from="2023-01-01",
+                                      date_to="2024-06-30")
+        assert grid_names(app) == expected and expected
+        # a bad date is pointed at, not sent
+        await pilot.press("slash")
+        bar.query_one("#search-from", Input).value = "2023-13"
+        bar.submit()
+        await pilot.pause(0.1)
+        assert "from: expected a date" in screen.query_one(StatusLine).message
+        await pilot.press("escape")  # close the bar
+        assert not bar.is_open
+        await pilot.press("escape")  # back to the folder
+        await until(pilot, lambda: not screen.seq.query.is_search, what="the folder again")
+
+
+def test_widen_dates() -> None:
+    assert widen("2023", end=False) == "2023-01-01"
+    assert widen("2023", end=True) == "2023-12-31"
+    assert widen("2024-02", end=True) == "2024-02-29"
+    assert widen("2023-6-4", end=False) == "2023-06-04"
+    assert widen("", end=True) == ""
+    assert widen("2023-02-30", end=False) is None
+    assert widen("yesterday", end=False) is None
+
+
+async def test_jobs_screen_rescan_and_live_progress(library: Any) -> None:
+    app = make_app(library, start=folder_path(*TRIP))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        await pilot.press("J")
+        jobs = await until(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen)
+        await until(pilot, lambda: jobs.rows, what="the job list")
+        first = dict(jobs.rows)
+        assert any(r.job["kind"] == "scan" and r.job["state"] == "succeeded"
+                   for r in first.values())
+        await pilot.press("r")  # rescan the folder the browser showed
+        new = await until(pilot, lambda: set(jobs.rows) - set(first), what="a new job row")
+        job_id = max(new)
+        await until(pilot, lambda: jobs.rows[job_id].job["state"] == "succeeded",
+                    timeout=30, what="the scan to finish (from job events)")
+        row = jobs.rows[job_id]
+        assert row.job["params"].get("path") == folder_path(*TRIP)
+        assert next(iter(jobs.query(JobRow))) is row  # newest first
+        # a finished job cannot be cancelled, and says so
+        await pilot.press("g", "c")
+        await until(pilot, lambda: "nothing to cancel" in jobs.query_one(StatusLine).message)
+        await pilot.press("escape")
+        assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_cancel_a_running_job(make_daemon: Any, tmp_path: Any) -> None:
+    from lightbox.daemon.media import samples
+
+    samples.make_demo_library(tmp_path / "many", 40, seed=3, megapixels=1.5, processes=2)
+    d = make_daemon()
+    app = make_app(d)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("J")
+        jobs = await until(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen)
+        await acall(d, "roots.add", {"path": str(tmp_path / "many")})
+        await until(pilot, lambda: any(r.job["state"] == "running" for r in jobs.rows.values()),
+                    what="a running job")
+        await pilot.press("g", "c")
+        line = jobs.query_one(StatusLine)
+        await until(pilot, lambda: line.message, what="an answer to the cancel")
+        if "nothing to cancel" in line.message:
+            pytest.skip("the scan finished before the cancel arrived (a fast machine)")
+        job_id = max(jobs.rows)
+        await until(pilot, lambda: jobs.rows[job_id].job["state"] == "cancelled", timeout=30,
+                    what="the job to be cancelled")
+        assert line.message.startswith(f"job {job_id}: ")
+
+
+async def test_duplicates_exact_and_near(library: Any) -> None:
+    app = make_app(library)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        await pilot.press("D")
+        dupes = await until(pilot, lambda: isinstance(app.screen, DuplicatesScreen)
+                            and app.screen)
+        await until(pilot, lambda: dupes.groups, what="exact groups")
+        await settled(pilot)
+        cards = [c for c in dupes.query(DupeCard) if c.photo is not None]
+        names = sorted(c.photo["name"] for c in cards)
+        assert len(cards) == 2 and names[0].startswith("IMG_") and names[1].startswith("copy of")
+        assert all(c.query_one("ImageView").encoded is not None for c in cards)
+        assert {c.photo["sha256"] for c in cards} == {cards[0].photo["sha256"]}
+        await pilot.press("l")
+        assert dupes.card_index == 1
+        await pilot.press("enter")  # compare in the preview
+        preview = await until(pilot, lambda: isinstance(app.screen, PreviewScreen)
+                              and app.screen)
+        assert preview.index == 1 and len(preview.seq) == 2
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is dupes)
+        await pilot.press("t")  # near duplicates: the edited copy of the first photo
+        await until(pilot, lambda: dupes.kind == "near" and dupes.groups, timeout=20,
+                    what="near groups")
+        group = dupes.groups[0]
+        assert any(p["name"].endswith("-edit.jpg") for p in group["photos"])
+        assert dupes.query_one(OptionList).option_count == len(dupes.groups)
+
+
+async def test_help_lists_every_binding(library: Any) -> None:
+    app = make_app(library)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        listed = {what for _, rows in sections() for _, what in rows}
+        for screen_cls in (BrowserScreen, PreviewScreen, JobsScreen, DuplicatesScreen):
+            for b in screen_cls.BINDINGS:
+                assert b.description in listed, (screen_cls.__name__, b.description)
+        await pilot.press("escape")
+        assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_command_palette_runs_actions(library: Any) -> None:
+    app = make_app(library, start=folder_path(*TRIP))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Search", "Grid/List", "Info", "Sort", "Jobs", "Duplicates",
+                      "Graphics: no images", "Help: keys"):
+            assert title in titles, title
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Jobs")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen), what="jobs via palette")
+        await pilot.press("escape")
+        # switching graphics from the palette redraws with the new mode
+        app.set_graphics("none")
+        assert app.images.mode == "none"
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        await pilot.pause(0.2)
+        cells = [c for c in screen.grid._cells if c.index is not None]
+        assert all(c.view.encoded is None for c in cells)
+        assert "none" not in [c.title for c in app.get_system_commands(app.screen)]

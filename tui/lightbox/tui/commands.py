@@ -1,0 +1,39 @@
+"""The command palette (Ctrl-p): every action of the screen in front, by name, plus the
+app's own (graphics mode, thumbnail size, screens). Built from the bindings, like the help
+screen, so an action with a key is always in both."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from textual.app import SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from lightbox.tui.imaging.graphics import LABELS
+from lightbox.tui.screens.help import key_label
+
+if TYPE_CHECKING:
+    from lightbox.tui.app import LightboxApp
+
+
+def commands(app: LightboxApp, screen: Screen[object]) -> Iterable[SystemCommand]:
+    seen: set[str] = set()
+    sources = [screen, *(w for w in screen.query("*") if w.BINDINGS)]
+    for node in sources:
+        for b in node.BINDINGS:
+            if not isinstance(b, Binding) or not b.description or b.action in seen:
+                continue
+            seen.add(b.action)
+            yield SystemCommand(
+                b.description, f"key: {key_label(b.key)}",
+                functools.partial(node.run_action, b.action), discover=b.show)
+    for mode in app.available_modes():
+        if mode != app.graphics.mode:
+            yield SystemCommand(f"Graphics: {LABELS[mode]}",
+                                "draw images this way (saved in tui.toml)",
+                                functools.partial(app.set_graphics, mode))
+    yield SystemCommand("Help: keys", "every key binding (?)", app.action_help)
+    yield SystemCommand("Quit", "leave lightbox (q)", app.exit)

@@ -1,0 +1,247 @@
+"""JPEG bytes to what a terminal draws: half-cell strips, a Sixel string or a Kitty image.
+
+Everything here is pure and thread-safe, because it runs in a thread pool: encoding a Sixel
+takes 10-300 ms, which on the event loop would freeze the UI. The picture is first decoded
+with JPEG draft mode (shrink-on-load), then scaled once to the exact pixel box of its cells,
+keeping the aspect ratio, so the terminal never scales and the encoder never sees more pixels
+than it must.
+
+Sixel heights are a multiple of 6 (one Sixel band), so a last partial band cannot paint into
+the caption line under the image. Kitty images are padded to whole cells and placed with
+Unicode placeholders, which Textual can redraw, move and clip like any other text.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import math
+import random
+from dataclasses import dataclass, field
+
+from PIL import Image
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+
+from lightbox.tui.imaging.cache import LRU
+
+GRID_EDGE = 256  # the daemon's grid thumbnail, long edge in pixels
+# Segments of half-cell strips kept built: a screenful of thumbnails and a preview or two.
+# Kept small on purpose: styled segments are many small objects, and a few hundred thousand
+# of them make every full garbage collection a visible pause.
+STRIPS_BUDGET = 40_000
+STYLES_MAX = 30_000
+UPSCALE_LIMIT = 4.0  # tiny originals are enlarged at most this much
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a picture sits in a box of cells: pixels to scale to and the cells it covers."""
+
+    width: int
+    height: int
+    cols: int
+    rows: int
+
+
+_serials = itertools.count(1)
+_strips: LRU[int, list[Strip]] = LRU(STRIPS_BUDGET, lambda ss: sum(len(s) for s in ss) + 1)
+_styles: dict[tuple[bytes, bytes], Style] = {}
+_colors: dict[bytes, Color] = {}
+_HALFCELL_LEVELS = [(v & 0xF8) | 4 for v in range(256)] * 3
+
+
+@dataclass(eq=False)
+class Encoded:
+    """One picture ready to draw in one mode at one size.
+
+    Half-cells keep only their pixels (``rgb``, two rows per cell); the strips Textual draws
+    are built on first use and kept in a small shared cache, because a strip of styled
+    segments costs a hundred times the memory of its pixels and only the photos on screen
+    need them."""
+
+    mode: str
+    cols: int  # footprint in cells
+    rows: int
+    data: str = ""  # Sixel: the DCS string; Kitty: the transmission escape sequences
+    image_id: int = 0  # Kitty
+    rgb: bytes = b""  # half-cells: pixels, cols x (2 x rows)
+    pixel_height: int = 0
+    background: tuple[int, int, int] = (0, 0, 0)
+    source: tuple[int, int] = (0, 0)  # pixel size of the bytes it was made from
+    nbytes: int = 0  # rough memory use, for the cache budget
+    placeholders: list[Strip] = field(default_factory=list)  # Kitty
+    prebuilt: list[Strip] | None = None  # half-cells: built in the worker, handed over once
+    serial: int = field(default_factory=lambda: next(_serials))
+
+    @property
+    def strips(self) -> list[Strip]:
+        if self.mode == "kitty":
+            return self.placeholders
+        got = _strips.get(self.serial)
+        if got is None:
+            got, self.prebuilt = self.prebuilt, None
+            if got is None:
+                got = halfcell_strips(self.rgb, self.cols, self.pixel_height,
+                                      self.background)
+            _strips.put(self.serial, got)
+        return got
+
+
+def fit(src_w: int, src_h: int, cols: int, rows: int, cell: tuple[int, int],
+        mode: str) -> Fit:
+    """Scale ``src`` into ``cols`` x ``rows`` cells, aspect kept, centred by the caller."""
+    cw, ch = cell
+    cols, rows = max(1, cols), max(1, rows)
+    if src_w <= 0 or src_h <= 0:
+        return Fit(0, 0, 0, 0)
+    box_w, box_h = cols * cw, rows * ch
+    scale = min(box_w / src_w, box_h / src_h, UPSCALE_LIMIT)
+    disp_w, disp_h = max(1.0, src_w * scale), max(1.0, src_h * scale)
+    if mode == "halfcell":
+        # A half-cell is a pixel cw wide and ch/2 tall on the screen.
+        w = min(cols, max(1, round(disp_w / cw)))
+        h = min(rows * 2, max(1, round(disp_h / (ch / 2))))
+        return Fit(w, h, w, math.ceil(h / 2))
+    w, h = max(1, round(disp_w)), max(1, round(disp_h))
+    if mode == "sixel" and h >= 6:
+        h -= h % 6
+    return Fit(w, h, min(cols, math.ceil(w / cw)), min(rows, math.ceil(h / ch)))
+
+
+def source_size(cols: int, rows: int, cell: tuple[int, int], mode: str) -> str:
+    """The smallest thumbnail the daemon has that fills the box: ``grid`` or ``preview``."""
+    cw, ch = cell
+    edge = max(cols, rows * 2) if mode == "halfcell" else max(cols * cw, rows * ch)
+    return "grid" if edge <= GRID_EDGE * 1.15 else "preview"
+
+
+def decode(data: bytes, box: tuple[int, int]) -> Image.Image:
+    """Decode JPEG (or any Pillow format) bytes, shrinking on load towards ``box``."""
+    img = Image.open(io.BytesIO(data))
+    img.draft("RGB", box)
+    img.load()
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def scaled(img: Image.Image, f: Fit) -> Image.Image:
+    if img.size == (f.width, f.height):
+        return img
+    smaller = f.width <= img.width and f.height <= img.height
+    return img.resize((f.width, f.height),
+                      Image.Resampling.LANCZOS if smaller else Image.Resampling.BICUBIC,
+                      reducing_gap=3.0 if smaller else None)
+
+
+# -- half-cells -------------------------------------------------------------------------------
+def _color(rgb: bytes) -> Color:
+    color = _colors.get(rgb)
+    if color is None:
+        color = _colors[rgb] = Color.from_rgb(rgb[0], rgb[1], rgb[2])
+    return color
+
+
+def _style(pair: tuple[bytes, bytes]) -> Style:
+    style = _styles.get(pair)
+    if style is None:
+        if len(_styles) > STYLES_MAX:  # bounded, for the same reason as the strips
+            _styles.clear()
+            _colors.clear()
+        style = _styles[pair] = Style(color=_color(pair[0]), bgcolor=_color(pair[1]))
+    return style
+
+
+def halfcell_strips(raw: bytes, w: int, h: int,
+                    background: tuple[int, int, int] = (0, 0, 0)) -> list[Strip]:
+    """Two pixels per cell: the upper one as the ▀ glyph's colour, the lower as background.
+
+    Every segment carries both colours (an odd last row gets the screen's background), so
+    the strips are drawn as they are, without combining styles per segment."""
+    out: list[Strip] = []
+    row_bytes = w * 3
+    bg = bytes(background)
+    for y in range(0, h, 2):
+        top = raw[y * row_bytes:(y + 1) * row_bytes]
+        low = raw[(y + 1) * row_bytes:(y + 2) * row_bytes] if y + 1 < h else None
+        pairs = [(top[i:i + 3], low[i:i + 3] if low is not None else bg)
+                 for i in range(0, row_bytes, 3)]
+        segments = [Segment("▀" * sum(1 for _ in run), _style(pair))
+                    for pair, run in itertools.groupby(pairs)]
+        out.append(Strip(segments, w))
+    return out
+
+
+# -- Sixel ------------------------------------------------------------------------------------
+def sixel_data(img: Image.Image) -> str:
+    from lightbox.tui.imaging import sixel
+
+    return sixel.encode(img)
+
+
+# -- Kitty ------------------------------------------------------------------------------------
+_kitty_ids = itertools.count(random.randint(1, 1 << 22))
+
+
+def _apc(payload: str = "", **keys: int | str) -> str:
+    control = ",".join(f"{k}={v}" for k, v in keys.items())
+    return f"\x1b_G{control}{';' + payload if payload else ''}\x1b\\"
+
+
+def kitty_image(img: Image.Image, f: Fit, cell: tuple[int, int],
+                background: tuple[int, int, int]) -> tuple[int, str, list[Strip]]:
+    """Transmit-once escape sequences and the placeholder strips that show the image."""
+    from textual_image.renderable.tgp import _NUMBER_TO_DIACRITIC as DIACRITIC
+
+    cw, ch = cell
+    canvas = Image.new("RGB", (f.cols * cw, f.rows * ch), background)
+    canvas.paste(img, ((canvas.width - img.width) // 2, (canvas.height - img.height) // 2))
+    buf = io.BytesIO()
+    canvas.save(buf, format="png", compress_level=1)
+    b64 = base64.b64encode(buf.getvalue()).decode("ascii")
+    image_id = next(_kitty_ids) & 0xFFFFFF or 1
+    chunks = [b64[i:i + 4096] for i in range(0, len(b64), 4096)] or [""]
+    parts = []
+    for n, chunk in enumerate(chunks):
+        more = 1 if n < len(chunks) - 1 else 0
+        if n == 0:
+            parts.append(_apc(chunk, a="t", f=100, i=image_id, q=2, m=more))
+        else:
+            parts.append(_apc(chunk, m=more, q=2))
+    parts.append(_apc(a="p", U=1, i=image_id, c=f.cols, r=f.rows, q=2))
+    style = Style(color=Color.from_rgb((image_id >> 16) & 255, (image_id >> 8) & 255,
+                                       image_id & 255))
+    high = chr(DIACRITIC[(image_id >> 24) & 255])
+    strips = []
+    for r in range(f.rows):
+        text = "".join(f"\U0010EEEE{chr(DIACRITIC[r])}{chr(DIACRITIC[c])}{high}"
+                       for c in range(f.cols))
+        strips.append(Strip([Segment(text, style)], f.cols))
+    return image_id, "".join(parts), strips
+
+
+# -- the whole pipeline -----------------------------------------------------------------------
+def encode(data: bytes, mode: str, cols: int, rows: int, cell: tuple[int, int],
+           background: tuple[int, int, int] = (0, 0, 0)) -> Encoded:
+    """Bytes of a thumbnail to an ``Encoded`` for a box of ``cols`` x ``rows`` cells."""
+    with Image.open(io.BytesIO(data)) as probe:
+        src = probe.size
+    f = fit(src[0], src[1], cols, rows, cell, mode)
+    img = scaled(decode(data, (max(f.width, 1), max(f.height, 1))), f)
+    if mode == "halfcell":
+        # 5 bits a channel: invisible at two pixels a cell, and it cuts the distinct colours
+        # (so styles and segments, which are Python objects) several times over.
+        raw = img.point(_HALFCELL_LEVELS).tobytes()
+        return Encoded(mode, f.cols, f.rows, rgb=raw, pixel_height=f.height,
+                       background=background, source=src, nbytes=len(raw) + 256,
+                       prebuilt=halfcell_strips(raw, f.width, f.height, background))
+    if mode == "sixel":
+        text = sixel_data(img)
+        return Encoded(mode, f.cols, f.rows, data=text, source=src, nbytes=len(text) + 512)
+    if mode == "kitty":
+        image_id, text, strips = kitty_image(img, f, cell, background)
+        return Encoded(mode, f.cols, f.rows, data=text, image_id=image_id, source=src,
+                       placeholders=strips, nbytes=len(text) + 400 * f.rows + 512)
+    raise ValueError(f"cannot encode for graphics mode {mode!r}")

@@ -1,0 +1,343 @@
+"""The browser: folder tree, thumbnail grid or list, metadata panel, search, status.
+
+This screen owns what is shown (a ``PhotoSeq`` for a folder or a search) and does all the
+I/O for it in workers; the widgets only draw and report the cursor. The tree
+(``browser_tree``), search and sort (``browser_search``) and live updates (``browser_live``)
+are mixins in their own modules, so this one stays about loading and showing photos.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.timer import Timer
+from textual.widgets import ContentSwitcher, Footer, Input, Static
+
+from lightbox.common import errors
+from lightbox.tui import format as fmt
+from lightbox.tui.model import SORT_LABELS, Filters, PhotoSeq, Query, pages
+from lightbox.tui.screens.base import LinkedScreen
+from lightbox.tui.screens.browser_live import LiveUpdates
+from lightbox.tui.screens.browser_search import SearchAndSort
+from lightbox.tui.screens.browser_tree import TreeNavigation
+from lightbox.tui.settings import THUMB_SIZES, Place
+from lightbox.tui.widgets.breadcrumb import Breadcrumb
+from lightbox.tui.widgets.folder_tree import Folder, FolderTree
+from lightbox.tui.widgets.metadata import MetadataPanel
+from lightbox.tui.widgets.nav import PhotoCursor, PhotoOpen
+from lightbox.tui.widgets.photo_grid import PhotoGrid
+from lightbox.tui.widgets.photo_table import PhotoTable
+from lightbox.tui.widgets.search_bar import SearchBar
+from lightbox.tui.widgets.status_line import StatusLine
+
+RPC_ERRORS = (errors.ClientError, errors.RpcError)
+
+
+HERE = Path(__file__).parent
+
+
+class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
+    CSS_PATH = HERE / "browser.tcss"  # absolute: subclasses live elsewhere
+    BINDINGS = [
+        Binding("slash", "search", "Search"),
+        Binding("v", "toggle_view", "Grid/List"),
+        Binding("i", "toggle_metadata", "Info"),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("a", "toggle_below", "All below", show=False),
+        Binding("backspace", "parent", "Parent folder", show=False),
+        Binding("plus,equals_sign", "thumbs(1)", "Bigger thumbnails", show=False),
+        Binding("minus", "thumbs(-1)", "Smaller thumbnails", show=False),
+        Binding("R", "rescan", "Rescan folder", show=False),
+        Binding("J", "jobs", "Jobs"),
+        Binding("D", "duplicates", "Duplicates"),
+        Binding("escape", "back", "Back", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, start: Place | None = None) -> None:
+        super().__init__()
+        self.start = start or Place()
+        self.seq: PhotoSeq | None = None
+        self.folder: Folder | None = None  # the folder whose photos (or subtree) are shown
+        self.sort, self.order = "name", "asc"
+        self.filters: Filters | None = None
+        self._pending_folder: Timer | None = None
+        self.empty_text = ""
+        self.ftree = FolderTree(id="tree")
+        self.grid = PhotoGrid(self.images, thumb_size=self.lb.settings.thumb_size, id="grid")
+        self.table = PhotoTable(id="list")
+
+    def compose(self) -> ComposeResult:
+        settings = self.lb.settings
+        yield Breadcrumb(id="crumbs")
+        yield SearchBar(id="search")
+        with Horizontal(id="panes"):
+            yield self.ftree
+            with ContentSwitcher(initial=settings.view, id="center"):
+                yield self.grid
+                yield self.table
+                yield Static("", id="empty")
+            panel = MetadataPanel(id="meta")
+            panel.display = settings.metadata
+            yield panel
+        yield StatusLine()
+        yield Footer()
+
+    # -- handy ----------------------------------------------------------------------------
+    @property
+    def view(self) -> PhotoGrid | PhotoTable:
+        return self.grid if self.lb.settings.view == "grid" else self.table
+
+    @property
+    def cursor(self) -> int:
+        return self.view.cursor
+
+    def current_photo(self) -> dict[str, Any] | None:
+        return self.seq.get(self.cursor) if self.seq is not None else None
+
+    def on_mount(self) -> None:
+        # (LinkedScreen.on_mount runs too: Textual calls the handler of every class)
+        self.query_one(MetadataPanel).show(None)
+        self.load_roots(open_start=True)
+        self.view.focus()
+
+    def remember(self) -> None:
+        photo = self.current_photo()
+        folder = self.folder or {}
+        place = Place(folder.get("id"), folder.get("path"), photo["id"] if photo else None)
+        self.lb.place = place
+
+    # -- the tree -------------------------------------------------------------------------
+    # -- loading photos -------------------------------------------------------------------
+    def open_folder(self, folder: Folder, photo_id: int | None = None,
+                    below: bool = False) -> None:
+        self.folder = folder
+        self.filters = None
+        self.query_one(SearchBar).close()
+        self.load(Query(int(folder["id"]), recursive=below, sort=self.sort, order=self.order),
+                  photo_id)
+
+    def load(self, query: Query, photo_id: int | None = None) -> None:
+        self._load(query, photo_id)
+
+    @work(group="photos", exclusive=True)
+    async def _load(self, query: Query, photo_id: int | None) -> None:
+        seq = PhotoSeq(query)
+        if not query.is_search and self.folder:
+            seq.expected = int(self.folder.get("photo_count") or 0)
+        first = True
+        try:
+            async for loaded in pages(self.link, seq):
+                if first:
+                    first = False
+                    self._show_seq(seq, photo_id)
+                else:
+                    self.view.seq_grew()
+                    if photo_id is not None and self.cursor == 0:
+                        index = seq.index_of(photo_id)
+                        if index:
+                            self.view.move_cursor(index)
+                self._update_info()
+                del loaded
+                await asyncio.sleep(0)
+        except errors.NotFound:
+            self._empty("This folder is no longer in the library.")
+            self.load_roots()
+        except RPC_ERRORS as exc:
+            if first:
+                self._empty(self._trouble("Cannot load the photos", exc))
+            else:
+                self.say(f"stopped loading: {exc}", error=True)
+
+    def _show_seq(self, seq: PhotoSeq, photo_id: int | None) -> None:
+        old = self.seq
+        self.seq = seq
+        if seq.folder and not seq.query.is_search:
+            self.folder = seq.folder
+        index = seq.index_of(photo_id) or 0
+        for view in (self.grid, self.table):
+            view.set_seq(seq, index)
+        if old is None or old.query.folder_id != seq.query.folder_id:
+            self.query_one(MetadataPanel).show(None)
+        self._update_crumbs()
+        if not len(seq) and seq.complete:
+            self._empty(self._empty_text(seq))
+        else:
+            self.query_one("#center", ContentSwitcher).current = self.lb.settings.view
+            if not isinstance(self.focused, (FolderTree, Input)):
+                self.view.focus()  # it was hidden behind the empty-folder message
+        self._update_info()
+        self._cursor_moved()
+        self.call_after_refresh(self.lb.started)
+
+    @staticmethod
+    def _trouble(what: str, exc: Exception) -> str:
+        if isinstance(exc, errors.DaemonNotRunning):
+            return (f"Not connected: {exc}.\n\nStart it with `lightbox start`; this screen "
+                    "fills in as soon as it answers.")
+        return f"{what}: {exc}"
+
+    def _empty(self, text: str) -> None:
+        self.empty_text = text
+        self.query_one("#empty", Static).update(text)
+        self.query_one("#center", ContentSwitcher).current = "empty"
+
+    def _empty_text(self, seq: PhotoSeq) -> str:
+        if seq.query.filters is not None:
+            return (f"No photos match {seq.query.filters.describe()}.\n\n"
+                    "Press / to change the search, Esc to go back to the folder.")
+        folder = seq.folder or self.folder or {}
+        subs, total = seq.subfolders, int(folder.get("total_count") or 0)
+        if subs and total:
+            return (f"No photos directly in this folder.\n\n{fmt.count(len(subs), 'subfolder')}"
+                    f" hold {fmt.count(total)}: open one in the tree, or press a to show all "
+                    "of them here.")
+        if not folder.get("online", True):
+            return "This source is offline (unmounted or unreachable); its photos are kept."
+        return "No photos in this folder (yet)."
+
+    def _update_crumbs(self) -> None:
+        seq = self.seq
+        crumbs = self.query_one(Breadcrumb)
+        parts = [c.get("name") or "?" for c in (seq.breadcrumbs if seq is not None else [])]
+        if seq is not None and seq.query.is_search:
+            folder = self.folder or {}
+            here = [folder.get("name") or "?"]
+            if seq.query.filters is not None:
+                where = [] if seq.query.filters.everywhere else here
+                crumbs.set_path(where, f"Search: {seq.query.filters.describe()}")
+            else:
+                crumbs.set_path(here, "All photos below")
+        else:
+            crumbs.set_path(parts)
+        self._update_position()
+
+    def _update_position(self) -> None:
+        seq = self.seq
+        arrow = "↑" if self.order == "asc" else "↓"
+        pos = ""
+        if seq is not None and len(seq):
+            pos = f"{self.cursor + 1:,}/{seq.total:,}" + ("" if seq.complete else "…")
+        self.query_one(Breadcrumb).set_right(
+            f"{pos}   sorted by {SORT_LABELS[self.sort]} {arrow}")
+
+    def _update_info(self) -> None:
+        seq = self.seq
+        line = self.status_line
+        if line is None:
+            return
+        parts = []
+        if seq is not None:
+            loading = "" if seq.complete else f" (loading {len(seq):,})"
+            parts.append(fmt.count(seq.total) + loading)
+        parts.append(self.lb.graphics_label())
+        line.set_info("  ·  ".join(parts))
+        self._update_position()
+
+    # -- cursor and opening ---------------------------------------------------------------
+    def on_photo_cursor(self, message: PhotoCursor) -> None:
+        # The hidden view only takes the index; it scrolls to it when it is shown.
+        other = self.table if message.control is self.grid else self.grid
+        other.cursor = message.index
+        self._cursor_moved()
+
+    def _cursor_moved(self) -> None:
+        self.remember()
+        self._update_position()
+        if self.query_one(MetadataPanel).display:
+            self.load_metadata()
+
+    @work(group="meta", exclusive=True)
+    async def load_metadata(self) -> None:
+        panel = self.query_one(MetadataPanel)
+        photo = self.current_photo()
+        if photo is None:
+            panel.show(None)
+            return
+        await asyncio.sleep(0.12)  # let a held arrow key pass first
+        try:
+            detail = await self.link.call("photos.get", {"id": photo["id"]})
+        except RPC_ERRORS as exc:
+            panel.show({**photo, "error": f"(details unavailable: {exc})"})
+            return
+        panel.show(detail)
+
+    def on_photo_open(self, message: PhotoOpen) -> None:
+        if self.seq is None or not len(self.seq):
+            return
+        from lightbox.tui.screens.preview import PreviewScreen
+
+        def back(index: int | None) -> None:
+            if index is not None:
+                self.view.move_cursor(index)
+                other = self.table if self.view is self.grid else self.grid
+                other.move_cursor(index, announce=False)
+
+        self.app.push_screen(PreviewScreen(self.seq, message.index), back)
+
+    def graphics_changed(self) -> None:
+        self.grid.update_cells()
+        self._update_info()
+
+    # -- actions --------------------------------------------------------------------------
+    def action_toggle_view(self) -> None:
+        settings = self.lb.settings
+        index = self.cursor
+        settings.view = "list" if settings.view == "grid" else "grid"
+        settings.save()
+        switcher = self.query_one("#center", ContentSwitcher)
+        if switcher.current != "empty":
+            switcher.current = settings.view
+        self.view.move_cursor(index, announce=False)
+        self.view.focus()
+        if settings.view == "grid":
+            self.grid.update_cells()
+
+    def action_toggle_metadata(self) -> None:
+        panel = self.query_one(MetadataPanel)
+        panel.display = not panel.display
+        self.lb.settings.metadata = bool(panel.display)
+        self.lb.settings.save()
+        if panel.display:
+            self.load_metadata()
+
+    async def action_thumbs(self, step: int) -> None:
+        names = list(THUMB_SIZES)
+        settings = self.lb.settings
+        i = max(0, min(len(names) - 1, names.index(settings.thumb_size) + step))
+        settings.thumb_size = names[i]
+        settings.save()
+        await self.grid.set_thumb_size(names[i])
+        self.say(f"{names[i]} thumbnails")
+
+    @work(group="rescan")
+    async def action_rescan(self) -> None:
+        folder = self.folder
+        if not folder or not folder.get("path"):
+            return
+        try:
+            r = await self.link.call("library.scan", {"path": folder["path"]})
+        except RPC_ERRORS as exc:
+            self.say(f"cannot start a scan: {exc}", error=True)
+            return
+        self.say(f"rescanning {folder['name']} (job {r['job']}); J shows its progress")
+
+    def action_jobs(self) -> None:
+        from lightbox.tui.screens.jobs import JobsScreen
+
+        self.app.push_screen(JobsScreen(self.folder))
+
+    def action_duplicates(self) -> None:
+        from lightbox.tui.screens.duplicates import DuplicatesScreen
+
+        self.app.push_screen(DuplicatesScreen())
+
+    async def action_quit(self) -> None:
+        self.app.exit(0)

@@ -1,0 +1,117 @@
+"""The TUI's own settings and where it left off.
+
+``$XDG_CONFIG_HOME/lightbox/tui.toml`` holds choices a person makes once (graphics mode,
+thumbnail size); ``$XDG_STATE_HOME/lightbox/tui-state.json`` remembers the last folder and
+photo so the next start opens where the last one ended. The daemon's settings (F10) are
+about the library; these are about this terminal, so they live with the client.
+
+Precedence for the graphics mode: ``--graphics``, then ``LIGHTBOX_GRAPHICS``, then this file,
+then automatic detection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightbox.tui.imaging.graphics import MODES
+
+THUMB_SIZES = ("small", "medium", "large")
+
+
+def config_file(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "lightbox" / "tui.toml"
+
+
+def state_file(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "lightbox" / "tui-state.json"
+
+
+@dataclass
+class Settings:
+    graphics: str = "auto"
+    thumb_size: str = "medium"
+    view: str = "grid"  # or "list"
+    metadata: bool = False
+    path: Path | None = None  # where to save; None: do not save (tests)
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path | None) -> Settings:
+        s = cls(path=path)
+        if path is None or not path.exists():
+            return s
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            s.problems.append(f"{path}: {exc}")
+            return s
+        graphics = doc.get("graphics", "auto")
+        if graphics in MODES:
+            s.graphics = graphics
+        else:
+            s.problems.append(f"{path}: graphics = {graphics!r}: expected one of "
+                              f"{', '.join(MODES)}")
+        if doc.get("thumbnails") in THUMB_SIZES:
+            s.thumb_size = doc["thumbnails"]
+        if doc.get("view") in ("grid", "list"):
+            s.view = doc["view"]
+        if isinstance(doc.get("metadata"), bool):
+            s.metadata = doc["metadata"]
+        return s
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        text = (
+            "# lightbox terminal UI settings (written by the app; edit freely)\n"
+            f'graphics = "{self.graphics}"    # auto, kitty, sixel, halfcell or none\n'
+            f'thumbnails = "{self.thumb_size}"    # small, medium or large\n'
+            f'view = "{self.view}"    # grid or list\n'
+            f"metadata = {'true' if self.metadata else 'false'}    # show the info panel\n"
+        )
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(self.path)
+
+
+@dataclass
+class Place:
+    """Where the browser was: a folder and the photo under the cursor."""
+
+    folder_id: int | None = None
+    folder_path: str | None = None
+    photo_id: int | None = None
+
+    @classmethod
+    def load(cls, path: Path | None) -> Place:
+        if path is None:
+            return cls()
+        try:
+            doc: Any = json.loads(path.read_text())
+            return cls(doc.get("folder_id"), doc.get("folder_path"), doc.get("photo_id"))
+        except (OSError, ValueError, AttributeError):
+            return cls()
+
+    def save(self, path: Path | None) -> None:
+        if path is None:
+            return
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"folder_id": self.folder_id,
+                                       "folder_path": self.folder_path,
+                                       "photo_id": self.photo_id}))
+            tmp.replace(path)
