@@ -192,6 +192,8 @@ def _finish(req: AnalyzeRequest, a: Analysis, f: BinaryIO, sniffed: sniff.Sniffe
         t = time.perf_counter()
         try:
             a.phash = phash.phash(small)
+            if a.phash is None:
+                a.notes.append("no perceptual hash: the image has too little structure")
         except Exception as exc:
             a.notes.append(f"perceptual hash failed ({decode.one_line(str(exc))})")
         a.timings["phash"] = _ms(t)

@@ -38,9 +38,21 @@ def to_unsigned(value: int) -> int:
     return value & ((1 << 64) - 1)
 
 
-def phash(img: Image.Image) -> int:
-    """The hash stored in the catalog: dHash as a signed int64."""
-    return to_signed(dhash(img))
+# A hash with almost every bit equal says "smooth left-to-right", not "this picture": a flat
+# or blown-out frame hashes to 0, a horizontal gradient to 0 or all ones, and every such image
+# would be a "near duplicate" of every other (the corpus had an overexposed DNG, a black
+# JPEG and a truncated one all at distance 0). Those get no hash rather than a misleading one.
+MIN_SET_BITS = 5
+
+
+def phash(img: Image.Image) -> int | None:
+    """The hash stored in the catalog: dHash as a signed int64, or None for an image with
+    too little structure to tell it from others."""
+    value = dhash(img)
+    bits = value.bit_count()
+    if bits < MIN_SET_BITS or bits > HASH_BITS - MIN_SET_BITS:
+        return None
+    return to_signed(value)
 
 
 def distance(a: int, b: int) -> int:

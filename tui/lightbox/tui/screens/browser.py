@@ -169,6 +169,9 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         self._update_crumbs()
         if not len(seq) and seq.complete:
             self._empty(self._empty_text(seq))
+            if not isinstance(self.focused, Input):
+                # Nothing to move through here: the keys belong to the tree.
+                self.ftree.focus()
         else:
             self.query_one("#center", ContentSwitcher).current = self.lb.settings.view
             if not isinstance(self.focused, (FolderTree, Input)):

@@ -126,4 +126,8 @@ class TreeNavigation:
                 me._pending_folder.stop()
             if not me.folder or int(me.folder["id"]) != int(data["id"]) or me.filters:
                 me.open_folder(data)
-            me.view.focus()
+            if int(data.get("photo_count") or 0) > 0:
+                me.view.focus()
+            else:
+                # A folder of folders: show what is inside it, in the tree.
+                event.node.expand()
