@@ -116,7 +116,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         schema = remote["params"] if remote else None
         starts_job = bool(remote and remote.get("starts_job"))
     params = parse_params(args.method, args.params, schema)
-    result = ctx.call(args.method, params or None)
+    # A method that waits (jobs.wait timeout=120) must not be cut off by the reply timeout.
+    waits = params.get("timeout")
+    reply_timeout = None
+    if isinstance(waits, (int, float)) and not isinstance(waits, bool):
+        reply_timeout = max(ctx.timeout, float(waits) + ctx.timeout)
+    result = ctx.call(args.method, params or None, timeout=reply_timeout)
     if args.wait:
         if not starts_job:
             raise CliError(f"{args.method} does not start a job; --wait does not apply",

@@ -3,8 +3,9 @@
 from lightbox.common.api.schema import EventSpec, MethodSpec, Param, Permission
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-JOB_FIELDS = ("{id, kind, state, params, processed, total, bytes, errors, rate, eta, "
-              "attempts, max_attempts, error, result, created_at, started_at, finished_at}")
+JOB_FIELDS = ("{id, kind, state, phase, params, processed, total, bytes, errors, rate, eta, "
+              "attempts, max_attempts, error, result, owner, created_at, started_at, "
+              "finished_at, not_before}")
 JOB_ID = Param("id", "integer", "job id", required=True, minimum=1)
 
 METHODS = (
