@@ -170,8 +170,12 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         if not len(seq) and seq.complete:
             self._empty(self._empty_text(seq))
             if not isinstance(self.focused, Input):
-                # Nothing to move through here: the keys belong to the tree.
+                # Nothing to move through here: the keys belong to the tree, opened on what
+                # this folder holds.
                 self.ftree.focus()
+                node = self.ftree.node_for(int(self.folder["id"])) if self.folder else None
+                if node is not None and not seq.query.is_search:
+                    node.expand()
         else:
             self.query_one("#center", ContentSwitcher).current = self.lb.settings.view
             if not isinstance(self.focused, (FolderTree, Input)):
