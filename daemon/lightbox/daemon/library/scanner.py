@@ -22,13 +22,11 @@ skipped, never fatal.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import stat
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -37,6 +35,7 @@ from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
 from lightbox.daemon.library.changes import ChangeFeed
+from lightbox.daemon.library.listing import FileEntry, Listing, list_many, wanted_file
 from lightbox.daemon.library.sources import Source, Sources
 from lightbox.daemon.library.writer import CatalogWriter, FolderInfo, restored_status
 from lightbox.daemon.workers.pool import PoolClosed, WorkerCrashed, WorkerPool, WorkerTimeout
@@ -49,42 +48,8 @@ BATCH_DIRS = 32
 POOL_LISTING_DIRS = 64  # passes over more folders than this list them in worker processes
 PARALLEL_BATCHES = 4
 MAX_PROBLEMS = 100
-# Names that are never photos: OS and NAS metadata, sidecars, video (not supported yet).
-SKIP_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found",
-                       "System Volume Information", ".Trash", ".Trashes"})
-SKIP_EXT = frozenset({
-    ".xmp", ".aae", ".json", ".txt", ".md", ".db", ".ini", ".thm", ".pp3", ".dop", ".lrv",
-    ".tsv", ".csv", ".yaml", ".yml", ".toml", ".rtf", ".doc", ".docx", ".sqlite",
-    ".xml", ".log", ".pdf", ".zip", ".html", ".htm", ".css", ".js", ".py", ".sh", ".exe",
-    ".mp4", ".mov", ".avi", ".mkv", ".m4v", ".mts", ".m2ts", ".3gp", ".wmv", ".webm", ".mpg",
-    ".mpeg", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".opus",
-})
-
-
 class Offline(Exception):
     """The root cannot be trusted right now; nothing was changed under it."""
-
-
-class FileEntry(NamedTuple):
-    name: str
-    size: int
-    mtime_ns: int
-    inode: int
-
-
-@dataclass
-class Listing:
-    rel: str
-    dirs: list[str] = field(default_factory=list)
-    files: list[FileEntry] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    unreadable: set[str] = field(default_factory=set)  # names seen but not stat-able
-    complete: bool = False  # the directory itself could be listed
-    gone: bool = False  # the directory itself is not there
-    digest: str | None = None  # of the files' names and fingerprints, when complete
-    key: tuple[int, int] | None = None  # (st_dev, st_ino) of the directory
-    unchanged: bool = False  # digest as expected: ``files`` was dropped, ``count`` kept
-    count: int = 0  # files listed
 
 
 @dataclass
@@ -107,81 +72,6 @@ class ScanReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
-
-
-def wanted_file(name: str) -> bool:
-    if name.startswith("."):
-        return False
-    return os.path.splitext(name)[1].lower() not in SKIP_EXT
-
-
-def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset()) -> Listing:
-    """One directory's subdirectories and candidate files, with their stat data."""
-    out = Listing(rel)
-    path = paths.join(root, rel)
-    try:
-        st = os.stat(path)
-        if not stat.S_ISDIR(st.st_mode):
-            out.gone = True
-            return out
-        out.key = (st.st_dev, st.st_ino)
-        with os.scandir(path) as it:
-            entries = list(it)
-    except FileNotFoundError:
-        out.gone = True
-        return out
-    except OSError as exc:
-        out.problems.append(f"{path}: {exc.strerror or exc}")
-        return out
-    out.complete = True
-    # The hot loop of a rescan (a stat per file, like find): keep it lean.
-    files = out.files
-    for entry in entries:
-        name = entry.name
-        if not name.isascii() and not paths.is_storable(name):
-            out.problems.append(f"{path}: skipped a name that is not valid UTF-8: "
-                                f"{os.fsencode(name)!r}")
-            continue
-        try:
-            if entry.is_dir():  # follows symbolic links; loops are caught by ``visited``
-                if name[0] != "." and name not in SKIP_DIRS:
-                    out.dirs.append(name)
-                continue
-            if name in exclude:
-                out.unreadable.add(name)  # still changing: neither new nor gone yet
-                continue
-            if name[0] == ".":
-                continue
-            dot = name.rfind(".")
-            if (dot > 0 and name[dot:].lower() in SKIP_EXT) or not entry.is_file():
-                continue
-            est = entry.stat()
-        except OSError as exc:
-            out.unreadable.add(name)
-            out.problems.append(f"{path}/{name}: {exc.strerror or exc}")
-            continue
-        files.append(FileEntry(name, est.st_size, est.st_mtime_ns, est.st_ino))
-    if not out.unreadable:
-        out.files.sort()
-        h = hashlib.blake2b(digest_size=16)
-        h.update("\n".join(f"{n}\0{s}\0{m}\0{i}" for n, s, m, i in out.files).encode())
-        out.digest = h.hexdigest()
-    out.count = len(out.files)
-    return out
-
-
-def list_many(root: str, rels: list[str], exclude: frozenset[str],
-              expected: dict[str, str]) -> list[Listing]:
-    """Several directories; those whose digest is as ``expected`` come back without their
-    files (the caller knows them already). Runs in a thread or a worker process."""
-    out = []
-    for rel in rels:
-        lst = list_dir(root, rel, exclude)
-        if lst.digest is not None and expected.get(rel) == lst.digest:
-            lst.files = []
-            lst.unchanged = True
-        out.append(lst)
-    return out
 
 
 class Scanner:

@@ -45,7 +45,8 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from lightbox.common import logs
 from lightbox.daemon.catalog import paths
-from lightbox.daemon.library.scanner import Offline, Scanner, wanted_file
+from lightbox.daemon.library.listing import wanted_file
+from lightbox.daemon.library.scanner import Offline, Scanner
 from lightbox.daemon.library.sources import Source, Sources
 from lightbox.daemon.library.writer import CatalogWriter
 
