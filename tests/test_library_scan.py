@@ -102,7 +102,9 @@ def test_fixture_set_is_indexed_as_expected(library: Any) -> None:
         if "taken_at" in expect:
             assert row["taken_at"].replace(" ", "T").startswith(expect["taken_at"]), key
         if expect["ok"]:
-            assert row["sha256"] and row["phash"] is not None
+            assert row["sha256"]
+            # The 16-bit scan is a smooth gradient: too little structure for a dHash.
+            assert (row["phash"] is None) == (key == "tiff16"), key
             assert row["thumbs"] == 3
             for size in ("grid", "preview"):
                 assert (thumbs / size / row["sha256"][:2] / f"{row['sha256']}.jpg").is_file()
