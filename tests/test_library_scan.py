@@ -369,3 +369,22 @@ def test_daemon_restart_keeps_catalog(library: Any) -> None:
     assert d.call("roots.list")["roots"][0]["photos"] == len(before)
     assert rows(d, "SELECT id, sha256, status FROM photos ORDER BY id") == before
 
+
+
+def test_duplicates_from_real_files(library: Any) -> None:
+    """Exact groups by content across folders; near groups catch a resized and a re-encoded
+    copy of a photo and leave a different photo out."""
+    d, root, files = library
+    exact = d.call("photos.duplicates", {"kind": "exact"})
+    groups = [{p["path"] for p in g["photos"]} for g in exact["groups"]]
+    assert {str(files["original"]), str(files["exact_copy"])} in groups
+    near = d.call("photos.duplicates", {"kind": "near"}, timeout=30)
+    group = next(g for g in near["groups"]
+                 if str(files["resized"]) in {p["path"] for p in g["photos"]})
+    paths = {p["path"] for p in group["photos"]}
+    assert {str(files["resized"]), str(files["reencoded"])} <= paths
+    assert str(files["original"]) in paths or str(files["exact_copy"]) in paths
+    assert str(files["different"]) not in paths
+    assert all(p["distance"] is None or p["distance"] <= 6 for p in group["photos"])
+    info = d.call("photos.get", {"path": str(files["original"])})
+    assert info["duplicates"]["exact"] == 1
