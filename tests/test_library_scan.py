@@ -374,7 +374,7 @@ def test_daemon_restart_keeps_catalog(library: Any) -> None:
 def test_duplicates_from_real_files(library: Any) -> None:
     """Exact groups by content across folders; near groups catch a resized and a re-encoded
     copy of a photo and leave a different photo out."""
-    d, root, files = library
+    d, _, files = library
     exact = d.call("photos.duplicates", {"kind": "exact"})
     groups = [{p["path"] for p in g["photos"]} for g in exact["groups"]]
     assert {str(files["original"]), str(files["exact_copy"])} in groups
