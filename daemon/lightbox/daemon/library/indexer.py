@@ -77,6 +77,7 @@ class Indexer:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
+        self._flushed = asyncio.Event()  # set after every batch written (for waiters)
         self.indexed = 0
         self.failed = 0
         self.started = time.monotonic()
@@ -228,6 +229,7 @@ class Indexer:
                     self.failed += 1
             for (folder_id, folder), ids in by_folder.items():
                 self.changes.photos("changed", folder_id, folder, ids)
+            self._flushed.set()
             log.debug("indexed batch", count=len(results), applied=done.rowcount)
 
     def _values(self, row: Any, a: Analysis) -> dict[str, Any]:
@@ -253,6 +255,13 @@ class Indexer:
         # Bind names must differ from column names in an UPDATE's SET clause.
         return {"pid": row.id, "old_size": row.size, "old_mtime": row.mtime_ns,
                 **{f"v_{k}": v for k, v in values.items()}}
+
+    async def wait_progress(self, timeout: float) -> None:
+        """Return after the next batch of results is written (or ``timeout``): how a job
+        that waits for indexing follows it without polling on a fixed beat."""
+        self._flushed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._flushed.wait(), timeout)
 
     async def wait_idle(self, timeout: float) -> bool:
         """For tests and tools: True once nothing is pending or in flight."""

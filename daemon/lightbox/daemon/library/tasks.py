@@ -90,7 +90,7 @@ class LibraryTasks:
             ctx.progress(processed=max(0, total - left), total=max(total, left))
             if left == 0:
                 break
-            await asyncio.sleep(0.5)
+            await self.indexer.wait_progress(1.0)
         changed = sum(r["new"] + r["changed"] + r["removed"] for r in reports.values())
         if changed > 10_000:
             await self.db.analyze(force=True)
