@@ -91,6 +91,9 @@ class LibraryTasks:
             if left == 0:
                 break
             await self.indexer.wait_progress(1.0)
+        # Catalog events still being merged go out now, before the job's "finished": a
+        # script that waits for the job and then reads events sees them all.
+        self.indexer.changes.flush()
         changed = sum(r["new"] + r["changed"] + r["removed"] for r in reports.values())
         if changed > 10_000:
             await self.db.analyze(force=True)
