@@ -44,6 +44,10 @@ HERE = Path(__file__).parent
 
 class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
     CSS_PATH = HERE / "browser.tcss"  # absolute: subclasses live elsewhere
+    # Where the keys go is decided by what the folder shows (photos: the grid; none: the
+    # tree), not by Textual's "first focusable widget", which is the tree and, on a busy
+    # machine, won the race against a folder's photos arriving.
+    AUTO_FOCUS = None
     BINDINGS = [
         Binding("slash", "search", "Search"),
         Binding("v", "toggle_view", "Grid/List"),
@@ -69,6 +73,7 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         self.sort, self.order = "name", "asc"
         self.filters: Filters | None = None
         self._pending_folder: Timer | None = None
+        self._tree_took_focus = False  # the tree got the keys because a folder was empty
         self.empty_text = ""
         self.ftree = FolderTree(id="tree")
         self.grid = PhotoGrid(self.images, thumb_size=self.lb.settings.thumb_size, id="grid")
@@ -169,17 +174,22 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         self._update_crumbs()
         if not len(seq) and seq.complete:
             self._empty(self._empty_text(seq))
-            if not isinstance(self.focused, Input):
-                # Nothing to move through here: the keys belong to the tree, opened on what
-                # this folder holds.
+            if self.focused is None or self.focused is self.view:
+                # Nothing to move through here: the keys go to the tree, opened on what this
+                # folder holds (and come back when photos show up, unless the user has
+                # started moving in the tree meanwhile).
                 self.ftree.focus()
+                self._tree_took_focus = True
                 node = self.ftree.node_for(int(self.folder["id"])) if self.folder else None
                 if node is not None and not seq.query.is_search:
                     node.expand()
         else:
             self.query_one("#center", ContentSwitcher).current = self.lb.settings.view
-            if not isinstance(self.focused, (FolderTree, Input)):
+            if self._tree_took_focus and self.ftree.has_focus:
+                self.view.focus()
+            elif not isinstance(self.focused, (FolderTree, Input)):
                 self.view.focus()  # it was hidden behind the empty-folder message
+            self._tree_took_focus = False
         self._update_info()
         self._cursor_moved()
         self.call_after_refresh(self.lb.started)

@@ -115,6 +115,7 @@ class TreeNavigation:
 
     def _follow_tree(self, data: Folder) -> None:
         me = self._me()
+        me._tree_took_focus = False  # the user is moving in the tree: the keys stay there
         if not me.folder or int(me.folder["id"]) != int(data["id"]) or me.filters:
             me.open_folder(data)
 
@@ -126,6 +127,7 @@ class TreeNavigation:
                 me._pending_folder.stop()
             if not me.folder or int(me.folder["id"]) != int(data["id"]) or me.filters:
                 me.open_folder(data)
+            me._tree_took_focus = False
             if int(data.get("photo_count") or 0) > 0:
                 me.view.focus()
             else:
