@@ -97,6 +97,15 @@ def pages(ctx: Context, method: str, params: dict[str, Any], follow: bool
         params["cursor"] = cursor
 
 
+def merge_page(merged: dict[str, Any] | None, reply: dict[str, Any]) -> dict[str, Any]:
+    """``--json --all``: one document with the photos of every page and the last cursor."""
+    if merged is None:
+        return reply
+    merged["photos"] += reply["photos"]
+    merged["next_cursor"] = reply["next_cursor"]
+    return merged
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     if args.path is None:
         top = ctx.call("folders.list")
@@ -123,11 +132,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     more = None
     for reply in pages(ctx, "folders.list", params, args.all):
         if ctx.json:
-            if first is None:
-                first = reply
-            else:
-                first["photos"] += reply["photos"]
-            first["next_cursor"] = reply["next_cursor"]
+            first = merge_page(first, reply)
             continue
         for f in reply["folders"]:
             ctx.print(folder_line(f))

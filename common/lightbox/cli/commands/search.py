@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lightbox.cli.commands.ls import PAGE, abspath, add_page_options, note, pages, photo_line
+from lightbox.cli.commands.ls import (
+    PAGE,
+    abspath,
+    add_page_options,
+    merge_page,
+    note,
+    pages,
+    photo_line,
+)
 from lightbox.cli.context import Context, Subparsers
 
 
@@ -57,11 +65,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     shown = 0
     for reply in pages(ctx, "photos.search", params_of(args), args.all):
         if ctx.json:
-            if first is None:
-                first = reply
-            else:
-                first["photos"] += reply["photos"]
-            first["next_cursor"] = reply["next_cursor"]
+            first = merge_page(first, reply)
             continue
         for p in reply["photos"]:
             ctx.print(photo_line(p, name=p.get("path") or p["name"]))
