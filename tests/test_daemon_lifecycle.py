@@ -165,18 +165,25 @@ def test_stop_is_bounded_with_a_client_that_never_reads(daemon: DaemonProcess) -
 
 def test_runtime_dir_fallback_is_private(tmp_path: Path) -> None:
     """Without XDG_RUNTIME_DIR the fallback directory is created 0700 and vetted."""
+    import tempfile
+
     from lightbox.common import paths
 
-    env = {"HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
-    # /run/user/<uid> may exist on a desktop; the vetting below is what matters.
+    env = {"HOME": str(tmp_path)}
     resolved = paths.resolve(None, env)
+    run_user = Path(f"/run/user/{os.getuid()}")
+    if run_user.is_dir() and run_user.stat().st_uid == os.getuid():
+        assert resolved.runtime_dir == run_user / "lightbox"
+    else:  # containers, cron, su: a directory of our own in the temporary directory
+        assert resolved.runtime_dir == Path(tempfile.gettempdir()) / f"lightbox-{os.getuid()}"
+    with_xdg = paths.resolve(None, {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)})
+    assert with_xdg.runtime_dir == tmp_path / "lightbox"
     target = tmp_path / "rt" / "lightbox"
     paths.ensure_private_dir(target)
     assert stat.S_IMODE(target.stat().st_mode) == 0o700
     target.chmod(0o755)
     paths.ensure_private_dir(target)  # ours but too open: closed again
     assert stat.S_IMODE(target.stat().st_mode) == 0o700
-    assert resolved.runtime_dir.name in ("lightbox", f"lightbox-{os.getuid()}")
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a directory to another uid")
