@@ -188,3 +188,26 @@ async def test_all_photos_below_and_parent(library: Any) -> None:
         await until(pilot, lambda: not screen.seq.query.is_search)
         await pilot.press("backspace")
         await until(pilot, lambda: screen.folder["name"] == "photos", what="the parent")
+
+
+async def test_preview_of_an_unreadable_photo_says_why(make_daemon: Any, tmp_path: Any) -> None:
+    from lightbox.daemon.media.samples import make_photo, save_jpeg
+
+    root = tmp_path / "broken"
+    root.mkdir()
+    save_jpeg(make_photo(320, 240, seed=1), root / "a_good.jpg")
+    data = (root / "a_good.jpg").read_bytes()
+    (root / "b_cut.jpg").write_bytes(data[: len(data) // 3])  # a truncated copy
+    d: DaemonProcess = make_daemon()
+    job = (await acall(d, "roots.add", {"path": str(root)}))["job"]
+    assert (await acall(d, "jobs.wait", {"id": job, "timeout": 60}))["state"] == "succeeded"
+    app = make_app(d, start=str(root))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        await pilot.press("l", "enter")  # the second photo: the broken one
+        preview = await until(pilot, lambda: isinstance(app.screen, PreviewScreen)
+                              and app.screen, what="the preview")
+        await until(pilot, lambda: "truncated" in preview.picture._placeholder,
+                    what="the reason in the preview")
+        assert preview.picture._placeholder.startswith("⚠ unreadable")
+        assert preview.picture.encoded is None

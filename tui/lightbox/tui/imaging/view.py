@@ -110,7 +110,10 @@ class ImageView(Widget):
                 for r, strip in enumerate(enc.strips[:rows]):
                     lines[oy + r] = self._place(strip, ox, width, base)
         elif self._placeholder and rows:
-            lines[rows // 2] = self._centred(self._placeholder, width, base)
+            text = self._placeholder.split("\n")[:rows]
+            top = max(0, rows // 2 - len(text) // 2)
+            for i, part in enumerate(text):
+                lines[min(rows - 1, top + i)] = self._centred(part, width, base)
         self._lines_key, self._lines = key, lines
         return lines
 

@@ -89,7 +89,7 @@ class PreviewScreen(LinkedScreen):
         dims = fmt.dims(photo.get("width"), photo.get("height"))
         self.picture.set_caption(f" {photo.get('name') or ''}",
                                  f"{taken}  {dims}  {self.index + 1:,}/{self.seq.total:,} ")
-        self.picture.show(self.images.get(key), placeholder(photo, self.images))
+        self.picture.show(self.images.get(key), placeholder(photo, self.images, detail=True))
         wanted = [key]
         for step in PREFETCH:
             neighbour = self.seq.get(self.index + step)
@@ -105,7 +105,8 @@ class PreviewScreen(LinkedScreen):
     def _ready(self, key: ImageKey, encoded: Encoded | None) -> None:
         if key == self.key:
             photo = self.photo
-            self.picture.show(encoded, placeholder(photo, self.images) if photo else "")
+            text = placeholder(photo, self.images, detail=True) if photo else ""
+            self.picture.show(encoded, text)
 
     def action_step(self, step: int) -> None:
         new = max(0, min(len(self.seq) - 1, self.index + step))

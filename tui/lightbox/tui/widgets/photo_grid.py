@@ -36,10 +36,12 @@ def thumb_box(size: str, cell: tuple[int, int]) -> tuple[int, int]:
     return cols, rows
 
 
-def placeholder(photo: dict[str, Any], images: ImageService) -> str:
+def placeholder(photo: dict[str, Any], images: ImageService, detail: bool = False) -> str:
+    """What stands where a picture cannot: ``detail`` (the preview) adds the reason."""
     failure = images.failure(int(photo["id"]))
     if photo.get("status") == "error" or failure:
-        return "⚠ unreadable"
+        reason = photo.get("error") or failure
+        return f"⚠ unreadable\n\n{reason}" if detail and reason else "⚠ unreadable"
     if photo.get("status") == "pending":
         return "indexing…"
     if photo.get("status") == "missing":
