@@ -53,12 +53,23 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+# Query parameters drivers accept a secret in (asyncpg and aiomysql take ``?password=``).
+_SECRET_PARAMS = frozenset({"password", "passwd", "pwd", "pass", "sslpassword", "secret",
+                            "token", "auth_token", "api_key", "apikey"})
+
+
 def mask(url: str) -> str:
-    """The URL with its password replaced, for logs and replies."""
+    """The URL with its password replaced, for logs and replies: the one in the user-info
+    part and any in the query string (``?password=``)."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
         return "<unparseable database URL>"
+    secret = {k: "***" for k in parsed.query if k.lower() in _SECRET_PARAMS}
+    if secret:
+        parsed = parsed.update_query_dict(secret)
+    # render_as_string percent-encodes the placeholder; show it as it reads in the password.
+    return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
 
 
 def make_engine(url: str) -> AsyncEngine:

@@ -85,8 +85,9 @@ class Indexer:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         self.thumbs_dir.mkdir(parents=True, exist_ok=True)
-        # Nothing of ours is being written yet: any temp file is a crash's leftover.
-        removed = await asyncio.to_thread(remove_stale_temp_files, self.thumbs_dir, 0.0)
+        # Temp files whose writer died (a crash, a SIGKILL) go; a live daemon's stay, even
+        # one sharing this cache (each name carries its owner).
+        removed = await asyncio.to_thread(remove_stale_temp_files, self.thumbs_dir)
         if removed:
             log.info("removed half-written thumbnails left by a crash", count=removed)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="indexer")

@@ -12,10 +12,8 @@ one hash prefix (of 256) at a time, so memory stays flat however large the libra
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from lightbox.daemon.jobs.queue import JobContext, JobFailed
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.scanner import Offline, Scanner, ScanReport
 from lightbox.daemon.library.sources import Source, Sources
-from lightbox.daemon.media.thumbs import TEMP_SUFFIX
+from lightbox.daemon.media.thumbs import TEMP_SUFFIX, is_stale_temp
 
 log = logs.get("library")
 
@@ -131,10 +129,13 @@ class LibraryTasks:
             for entry in entries:
                 stem = entry.name.split(".", 1)[0]
                 if entry.name.endswith(TEMP_SUFFIX):
-                    # A worker may be writing it right now; only old leftovers go.
-                    with contextlib.suppress(OSError):
-                        if time.time() - entry.stat().st_mtime < 3600:
+                    # A worker may be writing it right now: only a dead owner's or an old
+                    # leftover goes.
+                    try:
+                        if not is_stale_temp(entry.name, entry.stat().st_mtime):
                             continue
+                    except OSError:
+                        continue
                 if entry.name.endswith(TEMP_SUFFIX) or stem not in wanted:
                     try:
                         freed += entry.stat().st_size
