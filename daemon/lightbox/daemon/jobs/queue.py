@@ -45,7 +45,12 @@ STALE_AFTER = 60.0  # a running job whose owner is silent this long is taken ove
 
 
 class JobFailed(Exception):
-    """Raised by a handler for a failure that retrying will not fix (no retry)."""
+    """Raised by a handler for a failure that retrying will not fix (no retry); ``result``
+    is kept as the job's result (a machine-readable ``reason``, what was done)."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class _Requeue(Exception):
@@ -382,7 +387,7 @@ class JobQueue:
                 else:
                     raise _Requeue() from None
             except JobFailed as exc:
-                await self._end(ctx, "failed", str(exc), None)
+                await self._end(ctx, "failed", str(exc), exc.result)
             except Exception as exc:
                 log.exception("job attempt failed", id=ctx.id, kind=ctx.kind)
                 message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -159,7 +159,8 @@ def check(candidate: str, guards: Iterable[Guarded]) -> Refusal | None:
         alias = "" if any(by_path) else ", reached by another path (a bind mount?)"
         if same:
             shown = f" ({gpath}{alias})" if alias or gpath != candidate else ""
-            return Refusal(g.reason, f"{candidate} is {g.what}{shown}")
+            already = "already a root: " if g.reason == SAME_ROOT else ""
+            return Refusal(g.reason, f"{candidate} is {already}{g.what}{shown}")
         if inside and not g.inside_ok:
             return Refusal(INSIDE_ROOT if g.reason == SAME_ROOT else g.reason,
                            f"{candidate} is inside {g.what}: {gpath}{alias}")

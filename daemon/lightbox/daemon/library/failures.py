@@ -75,13 +75,7 @@ def classify(a: Analysis) -> Verdict | None:
         return Verdict(ERROR, refusal, message)
     code = a.error_errno
     if a.error_where == "cache" and code is not None:
-        if code in _FULL:
-            return Verdict(PAUSE, DISK_FULL, message, "thumbnail disk")
-        if code in _UNWRITABLE:
-            return Verdict(PAUSE, CACHE_UNWRITABLE, message, "thumbnail cache")
-        if code in _GONE:
-            return Verdict(RETRY, CACHE_MISSING, message)
-        return Verdict(RETRY, RESOURCES if code in _RESOURCES else IO_ERROR, message)
+        return _cache(code, message)
     if a.error_where == "source" and code is not None:
         if code in _NAME:
             return Verdict(ERROR, "name", message)
@@ -91,6 +85,21 @@ def classify(a: Analysis) -> Verdict | None:
             return Verdict(RETRY, GONE, message)
         return Verdict(RETRY, RESOURCES if code in _RESOURCES else IO_ERROR, message)
     return Verdict(ERROR, a.error_kind or "corrupt", message)
+
+
+def _cache(code: int, message: str) -> Verdict:
+    if code in _FULL:
+        return Verdict(PAUSE, DISK_FULL, message, "thumbnail disk")
+    if code in _UNWRITABLE:
+        return Verdict(PAUSE, CACHE_UNWRITABLE, message, "thumbnail cache")
+    if code in _GONE:
+        return Verdict(RETRY, CACHE_MISSING, message)
+    return Verdict(RETRY, RESOURCES if code in _RESOURCES else IO_ERROR, message)
+
+
+def classify_cache_error(exc: OSError) -> Verdict:
+    """A thumbnail made on demand could not be written."""
+    return _cache(exc.errno or 0, f"cannot write thumbnail ({exc.strerror or exc})")
 
 
 def catalog_write(exc: BaseException) -> Verdict:

@@ -3,6 +3,10 @@
 ``scan`` walks the requested roots (or one folder) and then waits until the indexer has read
 every file the walk queued, so ``lightbox scan --wait`` returns when the catalog is complete:
 metadata, hashes and thumbnails. Its progress first counts folders walked, then files indexed.
+Files the indexer could not read for the machine's reasons (permission denied, an I/O error)
+do not hold it up: its result counts them under ``retrying`` by reason, and the indexer reads
+them later by itself. When indexing pauses (a full disk), the job fails at once with that
+reason instead of waiting for ever.
 
 ``cleanup`` deletes thumbnails no photo needs: those whose hash no longer appears in the
 catalog, and those of photos missing for longer than the configured number of days. It works
@@ -88,6 +92,16 @@ class LibraryTasks:
             ctx.progress(processed=max(0, total - left), total=max(total, left))
             if left == 0:
                 break
+            pause = self.indexer.pause
+            if pause is not None:
+                # Nothing will be read until the cause is gone: say so now, rather than run
+                # on silently. The photos stay pending and are read when it resumes.
+                raise JobFailed(f"indexing paused: {pause.message} ({pause.verdict.message}); "
+                                "it resumes by itself when that is fixed",
+                                {"reason": pause.verdict.reason, "paused": pause.describe(),
+                                 "roots": reports, "offline": offline})
+            if await self.indexer.only_retrying(ids):
+                break   # what is left waits for a retry the indexer makes by itself
             await self.indexer.wait_progress(1.0)
         # Catalog events still being merged go out now, before the job's "finished": a
         # script that waits for the job and then reads events sees them all.
@@ -95,7 +109,9 @@ class LibraryTasks:
         changed = sum(r["new"] + r["changed"] + r["removed"] for r in reports.values())
         if changed > 10_000:
             await self.db.analyze(force=True)
-        return {"roots": reports, "offline": offline, "indexed": total}
+        retrying = self.indexer.backlog.reasons(ids)
+        return {"roots": reports, "offline": offline, "indexed": total - sum(retrying.values()),
+                "retrying": retrying}
 
     async def cleanup(self, ctx: JobContext) -> dict[str, Any]:
         days = ctx.params.get("days")

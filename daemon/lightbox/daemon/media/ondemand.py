@@ -18,6 +18,11 @@ from lightbox.daemon.media.pixels import decode_pixels, sha256_file, uses_exifre
 from lightbox.daemon.media.thumbs import ThumbSpec, thumbnail_path
 
 
+class CacheWriteError(OSError):
+    """The thumbnail could not be written (disk full, read-only cache): the machine's fault,
+    not the photo's (``library.failures``)."""
+
+
 def make_thumbnails(source: Locator | str, sha256: str, specs: Sequence[ThumbSpec],
                     thumbs_dir: str, verify: bool = True) -> dict[str, str]:
     """Make missing thumbnails on demand; returns {spec name: path relative to thumbs_dir}.
@@ -58,7 +63,9 @@ def make_thumbnails(source: Locator | str, sha256: str, specs: Sequence[ThumbSpe
         except MediaError:
             raise
         except OSError as exc:
-            raise MediaError(IO, f"cannot write thumbnail ({exc.strerror or exc})") from exc
+            if exc.errno is None:     # an encoder's complaint about these pixels
+                raise MediaError(IO, f"cannot write thumbnail ({exc})") from exc
+            raise CacheWriteError(exc.errno, exc.strerror) from exc
         except Exception as exc:
             raise decode.describe(exc, sniffed) from exc
         finally:

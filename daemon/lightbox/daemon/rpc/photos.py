@@ -169,9 +169,8 @@ async def original(ctx: Context, id: int, offset: int, length: int) -> dict[str,
     except Refused as exc:
         log.warning("refused to serve a photo", id=id, path=loc.path, reason=exc.reason,
                     why=str(exc))
-        if exc.reason == CHANGED:
-            await ctx.daemon.writer.requeue(id)
-            ctx.daemon.indexer.wake()
+        if exc.reason == CHANGED:   # read it again: the indexer checks what it is now
+            await ctx.daemon.indexer.repend(id)
         raise NotFound(f"photo {id}: refusing to read {loc.path}: {exc}",
                        {"id": id, "reason": exc.reason}) from None
     except FileNotFoundError:
