@@ -15,8 +15,9 @@ with the ``read`` class. ``roots.add`` therefore refuses:
 - an existing root again, a folder inside one or a folder holding one.
 
 Paths are compared resolved (``realpath``: symbolic links, ``//x``, ``x/../y``) **and** by
-identity: each folder's (device, inode) and those of its ancestors, so a bind mount of a root,
-or of ``/etc``, at another path is seen for what it is.
+identity: each folder's (device, inode) and those of its ancestors, and where it lies in its
+file system (from ``/proc/self/mountinfo``: a bind mount's source folder), so a bind mount of
+a root, of a folder inside one, or of ``/etc``, at another path is seen for what it is.
 """
 
 from __future__ import annotations
@@ -146,15 +147,24 @@ def check(candidate: str, guards: Iterable[Guarded]) -> Refusal | None:
                                   "the kernel's state, not photos")
     chain = _chain(candidate)
     me = chain[0] if chain else None
+    table = mounts()
+    here = location(candidate, table)
     for g in guards:
         gpath = resolve(g.path)
         gexists = os.path.exists(gpath)
         gchain = _chain(_existing(gpath))
         gid = gchain[0] if gexists and gchain else None
+        there = location(gpath, table) if gexists else None
         by_path = (candidate == gpath, _under(candidate, gpath) and candidate != gpath,
                    _under(gpath, candidate) and candidate != gpath)
         by_id = (gid is not None and gid == me, gid is not None and gid in chain[1:],
                  me is not None and me in (gchain[1:] if gexists else gchain))
+        if here is not None and there is not None and here[0] == there[0]:
+            # Where each lies in its file system: a bind mount of a folder inside a root (or
+            # of a folder above one) has parents the (dev, inode) chain cannot see.
+            by_id = (by_id[0] or here == there,
+                     by_id[1] or (_under(here[1], there[1]) and here != there),
+                     by_id[2] or (_under(there[1], here[1]) and here != there))
         same, inside, holds = (p or i for p, i in zip(by_path, by_id, strict=True))
         alias = "" if any(by_path) else ", reached by another path (a bind mount?)"
         if same:
@@ -177,23 +187,52 @@ def _existing(path: str) -> str:
     return path
 
 
-def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str | None:
-    """The type of the file system ``path`` (resolved) is on, from the mount table."""
-    best, kind = "", None
+@dataclass(frozen=True)
+class Mount:
+    point: str     # where it is mounted
+    root: str      # which directory of its file system appears there (bind mounts: not /)
+    device: str    # major:minor
+    fstype: str
+
+
+def mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
     try:
         with open(mountinfo, encoding="utf-8", errors="replace") as f:
             lines: Sequence[str] = f.read().splitlines()
     except OSError:
-        return None
+        return []
+    out = []
     for line in lines:
         left, sep, right = line.partition(" - ")
         fields = left.split()
-        if not sep or len(fields) < 5:
-            continue
-        point = _unescape(fields[4])
-        if _under(path, point) and len(point) >= len(best):
-            best, kind = point, right.split(" ", 1)[0]
-    return kind
+        if sep and len(fields) >= 5:
+            out.append(Mount(_unescape(fields[4]), _unescape(fields[3]), fields[2],
+                             right.split(" ", 1)[0]))
+    return out
+
+
+def _mount_of(path: str, table: Sequence[Mount]) -> Mount | None:
+    best: Mount | None = None
+    for m in table:     # later lines are mounted over earlier ones at the same point
+        if _under(path, m.point) and (best is None or len(m.point) >= len(best.point)):
+            best = m
+    return best
+
+
+def location(path: str, table: Sequence[Mount]) -> tuple[str, str] | None:
+    """(device, path inside that file system) of a resolved path: the same directory
+    reached through two bind mounts has one location."""
+    m = _mount_of(path, table)
+    if m is None:
+        return None
+    below = path[len(m.point.rstrip("/")):] if m.point != "/" else path
+    return m.device, "/" + (m.root.rstrip("/") + below).lstrip("/")
+
+
+def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The type of the file system ``path`` (resolved) is on, from the mount table."""
+    m = _mount_of(path, mounts(mountinfo))
+    return None if m is None else m.fstype
 
 
 def _unescape(text: str) -> str:

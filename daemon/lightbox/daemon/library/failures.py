@@ -104,14 +104,15 @@ def classify_cache_error(exc: OSError) -> Verdict:
 
 def catalog_write(exc: BaseException) -> Verdict:
     """A batch of results could not be written: pause for space, else retry later."""
-    if _disk_full(exc):
+    if disk_full(exc):
         return Verdict(PAUSE, DISK_FULL, f"the catalog's disk is full ({_one_line(exc)})",
                        "catalog disk")
     return Verdict(PAUSE, CATALOG, f"the catalog refused a write ({_one_line(exc)})",
                    "catalog")
 
 
-def _disk_full(exc: BaseException) -> bool:
+def disk_full(exc: BaseException) -> bool:
+    """Whether an exception (a DBAPI error wrapped by SQLAlchemy, an OSError) says no space."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
@@ -133,7 +134,7 @@ def _disk_full(exc: BaseException) -> bool:
 
 def backoff(attempt: int) -> float:
     """Seconds before retry ``attempt`` (1-based) of one file: 2, 4, 8 … at most 10 minutes."""
-    return min(RETRY_MAX, RETRY_FIRST * 2 ** max(0, attempt - 1))
+    return min(RETRY_MAX, RETRY_FIRST * float(2 ** min(30, max(0, attempt - 1))))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -119,6 +119,9 @@ class Indexer:
                 "retrying": self.backlog.reasons(),
                 "paused": self.pause.describe() if self.pause else None}
 
+    def paused(self) -> bool:
+        return self.pause is not None
+
     def wake(self) -> None:
         self._idle.clear()
         self._wake.set()
@@ -196,7 +199,7 @@ class Indexer:
                         self.backlog.waiting(row.id, row.size, row.mtime_ns, now):
                     continue
                 await slots.acquire()
-                if self.pause is not None:
+                if self.paused():    # a result that came back meanwhile paused indexing
                     slots.release()
                     break
                 self._inflight.add(row.id)
@@ -280,7 +283,7 @@ class Indexer:
             waiting = await self.pending()
         except Exception:
             waiting = 0
-        if self.pause is not None:
+        if self.paused():    # another result paused it while we counted
             return
         self.pause = holdups.Pause(verdict, waiting)
         info = self.pause.describe()
