@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lbtest import DaemonProcess, need, short_tmpdir
+from lbtest import DaemonProcess, need, run_cli, short_tmpdir
 from test_library_scan import SCAN_ONLY, photo, rows
 
 from lightbox.common import errors
@@ -111,6 +111,8 @@ def test_full_thumbnail_disk_pauses_once_and_resumes_by_itself(
         paused = status["indexing"]["paused"]
         assert paused["reason"] == "disk_full" and paused["scope"] == "thumbnail disk"
         assert paused["message"] == "thumbnail disk full: 12 photos waiting"
+        shown = run_cli("status", env={"LIGHTBOX_DATA_DIR": str(data)})
+        assert "indexing   PAUSED: thumbnail disk full: 12 photos waiting" in shown.stdout
         # Said once, however many photos hit it.
         assert len(events(d, seq, "indexing_paused")) == 1
         filler.unlink()
