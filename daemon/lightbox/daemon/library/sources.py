@@ -11,6 +11,10 @@ root changes state, ``check`` must say it is online:
 
 An offline root is reported (``source.offline``), left untouched and polled until it is
 back (``source.online``, then rescanned).
+
+Which folders may become roots at all (not ``/``, no system tree, none of the daemon's own
+directories, no overlap or alias of another root) is ``admission``'s to say; a root's path is
+stored resolved.
 """
 
 from __future__ import annotations

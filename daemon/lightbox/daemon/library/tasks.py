@@ -110,8 +110,8 @@ class LibraryTasks:
         if changed > 10_000:
             await self.db.analyze(force=True)
         retrying = self.indexer.backlog.reasons(ids)
-        return {"roots": reports, "offline": offline, "indexed": total - sum(retrying.values()),
-                "retrying": retrying}
+        return {"roots": reports, "offline": offline,
+                "indexed": max(0, total - sum(retrying.values())), "retrying": retrying}
 
     async def cleanup(self, ctx: JobContext) -> dict[str, Any]:
         days = ctx.params.get("days")
