@@ -59,7 +59,7 @@ log = logs.get("database")
 MASK = (1 << 64) - 1
 BATCH = 5000
 KEY_CHUNK = 500
-SMALL_TABLE = 20_000  # rows: tables this small are compared whole again under the freeze
+SMALL_TABLE = 5000  # rows: tables this small are compared whole again under the freeze
 
 # Hooks run on the target after a bulk copy (an engine-specific index that triggers do not
 # fill, for one): ``async def hook(conn: AsyncConnection) -> None``.

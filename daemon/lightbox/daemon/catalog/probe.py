@@ -164,11 +164,17 @@ def probe_engine(url: str, timeout: float = CONNECT_TIMEOUT) -> AsyncEngine:
 
 
 def _sqlite_readonly(parsed: sa.engine.URL) -> tuple[str, Path | None]:
-    """A URL opening the file read-only (or an in-memory database if there is no file)."""
+    """A URL opening the file read-only (or an in-memory database if there is no file).
+
+    A read-only connection to a WAL database that nobody has open would create its -wal
+    and -shm files: such a file is opened ``immutable`` instead (no journal, no locks).
+    One in use (its -wal exists) is read through the files its writer keeps.
+    """
     path = Path(parsed.database or "")
     if not parsed.database or parsed.database == ":memory:" or not path.exists():
         return "sqlite+aiosqlite://", path if parsed.database else None
-    return f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true", path
+    mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+    return f"sqlite+aiosqlite:///file:{path}?{mode}&uri=true", path
 
 
 async def run(url: str, timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:

@@ -34,10 +34,11 @@ lives in this process's memory for the job's lifetime (a switch interrupted by a
 not resumed: it fails, and can be started again).
 
 ``LIGHTBOX_SWITCH_HOLD=phase[,phase...]`` (for fault-injection tests) makes the job stop
-and wait at that point of that phase, after a ``database.held`` event: ``test``,
-``migrate`` (marker written, before the migration), ``copy`` and ``verify`` (after the
-first table), ``sync``, ``freeze`` (gate closed, last rows copied), ``switch`` (engine
-swapped, state not yet written), ``committed`` (state written, gate still closed).
+and wait at that point of that phase, after a ``database.held`` event, until the daemon gets
+SIGUSR1 (or is killed): ``test``, ``migrate`` (marker written, before the migration),
+``copy`` and ``verify`` (after the first table), ``sync``, ``freeze`` (gate closed, last
+rows copied), ``switch`` (engine swapped, state not yet written), ``committed`` (state
+written, gate still closed).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -99,14 +101,18 @@ class Switcher:
         self.last: dict[str, Any] | None = None
         self.holds = {h.strip() for h in os.environ.get("LIGHTBOX_SWITCH_HOLD", "").split(",")
                       if h.strip()}
+        self.released = asyncio.Event()
         daemon.jobs.register(KIND, self.run, retry=False, requeue=False,
                              recover=self._recover)
 
     async def start(self) -> None:
-        pass
+        if self.holds:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.released.set)
 
     async def stop(self) -> None:
-        pass
+        if self.holds:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
 
     def status(self) -> dict[str, Any]:
         return {"active": self.active, "last": self.last}
@@ -218,9 +224,11 @@ class _Run:
 
     async def hold(self, point: str) -> None:
         if point in self.owner.holds:
+            self.owner.released.clear()
             self.daemon.bus.publish("database", "held", {"job": self.ctx.id, "point": point})
-            log.warning("catalog switch held (LIGHTBOX_SWITCH_HOLD)", point=point)
-            await asyncio.sleep(3600)
+            log.warning("catalog switch held (LIGHTBOX_SWITCH_HOLD) until SIGUSR1", point=point)
+            await self.owner.released.wait()
+            log.info("catalog switch released", point=point)
 
     def progress(self, phase: str, done: int, total: int | None) -> None:
         self.ctx.progress(processed=done, total=total)
@@ -228,20 +236,20 @@ class _Run:
     async def execute(self) -> dict[str, Any]:
         plans = copy.plan()
         old_url = self.db.url
-        self.enter("test")
-        await self.test()
-        await self.hold("test")
-        self.enter("migrate")
-        target_engine = probe.probe_engine(self.url)
-        try:
-            await self.prepare_target(target_engine)
-        finally:
-            await target_engine.dispose()
         capture = copy.ChangeCapture(plans)
         source = copy.Reader(old_url, snapshot=True)
         target = copy.Writer(self.url)
         current = copy.Reader(old_url, snapshot=False)
         try:
+            self.enter("test")
+            await self.test()
+            await self.hold("test")
+            self.enter("migrate")
+            target_engine = probe.probe_engine(self.url)
+            try:
+                await self.prepare_target(target_engine)
+            finally:
+                await target_engine.dispose()
             self.enter("copy")
             capture.attach(self.db.engine)
             # A transaction that wrote before the capture began but commits after the
@@ -325,6 +333,9 @@ class _Run:
     async def prepare_target(self, engine: AsyncEngine) -> None:
         """Reset an incomplete copy, mark the target incomplete, migrate it to head."""
         catalog = (self.report or {}).get("catalog") or {}
+        parsed = engine.url
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            await asyncio.to_thread(_make_parent, parsed.database)
         async with engine.begin() as conn:
             if catalog.get("state") == "incomplete":
                 log.info("resetting an incomplete copy left by an earlier switch",
@@ -432,6 +443,12 @@ class _Run:
                 if count != self.states[p.name].rows:
                     raise SwitchFailed(f"health check: {p.name} has {count} rows, expected "
                                        f"{self.states[p.name].rows}", "health_failed")
+
+
+def _make_parent(database: str) -> None:
+    from pathlib import Path
+
+    Path(database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _drop_catalog(conn: sa.Connection) -> None:
