@@ -157,6 +157,14 @@ def plan(metadata: sa.MetaData | None = None) -> list[TablePlan]:
     return list(plans.values())
 
 
+def side_table(name: str) -> bool:
+    """A table named after a catalog table (``photos_text``, ``photos_terms``...): the
+    engine-specific index another migration keeps beside it, which the target's own
+    migration and triggers rebuild, so it is never copied."""
+    return name not in tables.metadata.tables and any(
+        name.startswith(t + "_") for t in tables.metadata.tables)
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from lightbox.common import dburl
-from lightbox.daemon.catalog import tables
+from lightbox.daemon.catalog import copy, tables
 from lightbox.daemon.catalog.database import MARKER, head_revision, read_marker
 from lightbox.daemon.catalog.types import Id, Name, Timestamp
 
@@ -272,7 +272,8 @@ async def _catalog(conn: AsyncConnection, report: Report) -> None:
         state = "foreign"
     else:
         state = "empty"
-    other = sorted(names - set(ours) - {"alembic_version", MARKER.name})
+    other = sorted(n for n in names - set(ours) - {"alembic_version", MARKER.name}
+                   if not copy.side_table(n))
     report.info["catalog"] = {
         "state": state, "revision": revision, "head": head_revision(), "rows": rows,
         "other_tables": len(other),

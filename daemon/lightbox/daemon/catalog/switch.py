@@ -452,7 +452,18 @@ def _make_parent(database: str) -> None:
 
 
 def _drop_catalog(conn: sa.Connection) -> None:
-    """Drop what a lightbox migration creates (an incomplete copy's tables), nothing else."""
+    """Drop what lightbox's migrations create in an incomplete copy, nothing else: the
+    catalog's tables, Alembic's, the marker, and the side tables of engine-specific
+    indexes (named after a catalog table, or holding a foreign key into one)."""
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names())
+    side = [n for n in present if copy.side_table(n) or any(
+        fk.get("referred_table") in tables.metadata.tables
+        for fk in inspector.get_foreign_keys(n)) and n not in tables.metadata.tables]
+    quote = conn.dialect.identifier_preparer.quote
+    for name in sorted(side, key=len, reverse=True):  # FTS shadow tables go with theirs
+        if name in set(sa.inspect(conn).get_table_names()):
+            conn.execute(sa.text(f"DROP TABLE {quote(name)}"))
     tables.metadata.drop_all(conn, checkfirst=True)
     conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     MARKER.drop(conn, checkfirst=True)
