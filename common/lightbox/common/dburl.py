@@ -26,7 +26,9 @@ _URL = re.compile(
     r"(?:\?(?P<query>.*))?",
     re.S,
 )
-_SECRET_PARAMS = ("password", "passwd", "pwd")
+# Query parameters drivers accept a secret in (asyncpg and aiomysql take ``?password=``).
+_SECRET_PARAMS = frozenset({"password", "passwd", "pwd", "pass", "sslpassword", "secret",
+                            "token", "auth_token", "api_key", "apikey"})
 
 ENGINES = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mysql",
            "mariadb": "mysql"}

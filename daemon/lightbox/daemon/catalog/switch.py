@@ -457,9 +457,9 @@ def _drop_catalog(conn: sa.Connection) -> None:
     indexes (named after a catalog table, or holding a foreign key into one)."""
     inspector = sa.inspect(conn)
     present = set(inspector.get_table_names())
-    side = [n for n in present if copy.side_table(n) or any(
+    side = [n for n in present if copy.side_table(n) or (any(
         fk.get("referred_table") in tables.metadata.tables
-        for fk in inspector.get_foreign_keys(n)) and n not in tables.metadata.tables]
+        for fk in inspector.get_foreign_keys(n)) and n not in tables.metadata.tables)]
     quote = conn.dialect.identifier_preparer.quote
     for name in sorted(side, key=len, reverse=True):  # FTS shadow tables go with theirs
         if name in set(sa.inspect(conn).get_table_names()):
