@@ -10,7 +10,7 @@ and classifies what happens (``library.failures``). Their text is all there is t
 those versions stored no reason.
 
 Revision ID: 0006_trust_confine
-Revises: 0004
+Revises: 0009_database
 Create Date: 2026-12-01
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_trust_confine"
-down_revision: str | None = "0004"
+down_revision: str | None = "0009_database"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
