@@ -53,6 +53,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -67,10 +68,10 @@ BITS = 64
 _U64 = (1 << BITS) - 1
 DEFAULT_THRESHOLD = 6  # = photos.duplicates' default = media.phash.NEAR_DUPLICATE_DISTANCE
 # Work units (see ``plan``) we accept for one grouping; a threshold costing more is refused.
-# Measured here: ~1.5-2 us a unit, so 100,000 distinct photos at the default threshold take
-# ~4 s, 1,000,000 (uniformly random hashes, the worst case) ~2 minutes; the budget is a few
-# minutes of one core.
-BUDGET = 1.2e8
+# Measured here: ~80 ns a unit on a loaded 2-core machine (numpy), so 1,000,000 distinct,
+# uniformly random hashes (the worst case) at the default threshold cost ~1.2e8 units, about
+# 9 s; the budget is a couple of minutes of one core.
+BUDGET = 1.5e9
 PROCESS_ABOVE = 50_000  # contents; fewer are grouped in a thread (no process start-up cost)
 RECHECK = 2.0  # seconds an unchanged generation is trusted without asking the database
 REBUILD_FACTOR = 4.0  # see _Entry.cooling
@@ -110,10 +111,10 @@ class Plan:
             yield mask
 
 
-# Relative costs (CPython): a hash passing through a table's C-level counting and
-# filtering, a hash landing in a bucket shared with another (a Python loop iteration), a pair
-# compared. They make wide keys (more tables, few collisions) win on large libraries.
-_SCAN, _SHARED, _PAIR = 0.25, 1.0, 1.0
+# Relative costs (numpy): a hash passing through a table (its key computed, sorted with its
+# index), a candidate pair compared (gathered, xor-ed, counted). Sorting dominates, so wide
+# keys (more tables) win only until buckets hold about one hash each.
+_SCAN, _SHARED, _PAIR = 1.0, 0.0, 2.0
 
 
 def plan(n: int, threshold: int) -> Plan:
@@ -145,72 +146,172 @@ def max_threshold(n: int, budget: float = BUDGET) -> int:
     return t
 
 
-def components(hashes: Sequence[int], threshold: int) -> list[list[int]]:
-    """Indices of ``hashes`` grouped into connected components (size >= 2) of the graph
-    "Hamming distance <= threshold"; each component sorted, components by first index."""
-    n = len(hashes)
-    uniq: list[int] = []
-    slot: dict[int, int] = {}
-    owner = [0] * n
-    for i, raw in enumerate(hashes):
-        h = raw & _U64
-        j = slot.get(h)
-        if j is None:
-            j = slot[h] = len(uniq)
-            uniq.append(h)
-        owner[i] = j
-    del slot
-    u = len(uniq)
-    parent = list(range(u))
+def _as_u64(hashes: Sequence[int] | Any) -> Any:
+    """The hashes as a numpy uint64 array (signed int64 from the catalog, unsigned, or an
+    ``array('Q')``)."""
+    if isinstance(hashes, array):
+        if hashes.typecode == "Q":
+            return np.frombuffer(hashes, dtype=np.uint64)
+        return np.frombuffer(hashes, dtype=np.int64).view(np.uint64)
+    if isinstance(hashes, np.ndarray):
+        return hashes.astype(np.int64, copy=False).view(np.uint64) \
+            if hashes.dtype.kind == "i" else hashes.astype(np.uint64, copy=False)
+    return np.fromiter((h & _U64 for h in hashes), dtype=np.uint64, count=len(hashes))
 
-    def find(x: int) -> int:
+
+def _bands_of(mask: int) -> list[tuple[int, int]]:
+    """(start bit, width) of each run of set bits of ``mask``."""
+    out, bit = [], 0
+    while mask >> bit:
+        if mask >> bit & 1:
+            width = 0
+            while mask >> (bit + width) & 1:
+                width += 1
+            out.append((bit, width))
+            bit += width
+        else:
+            bit += 1
+    return out
+
+
+def _key(uniq: Any, mask: int) -> tuple[Any, int]:
+    """The bits of ``mask`` packed together (a key of ``mask.bit_count()`` bits)."""
+    key = np.zeros(len(uniq), dtype=np.uint64)
+    shift = 0
+    for start, width in _bands_of(mask):
+        part = (uniq >> np.uint64(start)) & np.uint64((1 << width) - 1)
+        key |= part << np.uint64(shift) if shift else part
+        shift += width
+    return key, shift
+
+
+_LONG_RUN = 32  # bucket size above which pairs are compared block by block
+
+
+def close_pairs(uniq: Any, threshold: int, masks: Iterable[int]) -> tuple[Any, Any]:
+    """Index pairs (i < j) of distinct ``uniq`` hashes within ``threshold`` bits that share
+    the key of some mask, each pair once or more. Vectorised: per mask, the hashes are
+    sorted by key and neighbours ``d`` apart in that order compared, d = 1, 2, ... while
+    some run of equal keys is that long; the rare long run (a cluster of similar pictures)
+    is compared block by block."""
+    found_a: list[Any] = []
+    found_b: list[Any] = []
+    n = len(uniq)
+    t = np.uint8(threshold)
+    idx_bits = max(1, (n - 1).bit_length())
+    idx_mask = np.uint64((1 << idx_bits) - 1)
+    index = np.arange(n, dtype=np.uint64)
+    for mask in masks:
+        key, bits = _key(uniq, mask)
+        if bits + idx_bits <= 64:
+            # Key and index in one word: a plain sort (no argsort, no gather) orders both.
+            packed = np.sort((key << np.uint64(idx_bits)) | index)
+            sk, si = packed >> np.uint64(idx_bits), (packed & idx_mask).astype(np.int64)
+            del packed
+        else:
+            order = np.argsort(key)
+            sk, si = key[order], order
+        del key
+        starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+        lengths = np.diff(np.r_[starts, len(sk)])
+        long_runs = np.flatnonzero(lengths > _LONG_RUN)
+        if len(long_runs):
+            in_long = np.zeros(len(sk), dtype=bool)
+            for r in long_runs:
+                a0, ln = int(starts[r]), int(lengths[r])
+                in_long[a0:a0 + ln] = True
+                members = si[a0:a0 + ln]
+                hs = uniq[members]
+                for x in range(0, ln, 1024):
+                    block = hs[x:x + 1024]
+                    near = np.bitwise_count(block[:, None] ^ hs[None, :]) <= t
+                    ia, ib = np.nonzero(near)
+                    keep = members[x + ia] < members[ib]
+                    found_a.append(members[x + ia][keep])
+                    found_b.append(members[ib][keep])
+            sk = np.where(in_long, np.uint64(_U64), sk)  # out of the neighbour passes
+            lens_short = lengths.copy()
+            lens_short[long_runs] = 1
+            longest = int(lens_short.max())
+        else:
+            longest = int(lengths.max())
+        for d in range(1, longest):
+            eq = sk[d:] == sk[:-d]
+            if long_runs.size:
+                eq &= sk[d:] != np.uint64(_U64)
+            if not eq.any():
+                break
+            a, b = si[:-d][eq], si[d:][eq]
+            close = np.bitwise_count(uniq[a] ^ uniq[b]) <= t
+            if close.any():
+                found_a.append(a[close])
+                found_b.append(b[close])
+    if not found_a:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    return np.concatenate(found_a), np.concatenate(found_b)
+
+
+class UnionFind:
+    """Components over ``n`` items, in a numpy array (a million items: 8 MB)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n, dtype=np.int64)
+
+    def grow(self, n: int) -> None:
+        old = len(self.parent)
+        if n > old:
+            self.parent = np.concatenate([self.parent, np.arange(old, n, dtype=np.int64)])
+
+    def find(self, x: int) -> int:
+        parent = self.parent
         root = x
         while parent[root] != root:
-            root = parent[root]
+            root = int(parent[root])
         while parent[x] != root:
-            parent[x], x = root, parent[x]
+            parent[x], x = root, int(parent[x])
         return root
 
+    def union_pairs(self, a: Any, b: Any) -> None:
+        find, parent = self.find, self.parent
+        for x, y in zip(a.tolist(), b.tolist(), strict=True):
+            rx, ry = find(x), find(y)
+            if rx != ry:
+                parent[max(rx, ry)] = min(rx, ry)
+
+    def roots(self) -> Any:
+        """The root of every item (vectorised pointer jumping)."""
+        p = self.parent
+        while True:
+            q = p[p]
+            if np.array_equal(q, p):
+                return p
+            p = q
+
+
+def components(hashes: Sequence[int] | Any, threshold: int) -> list[list[int]]:
+    """Indices of ``hashes`` grouped into connected components (size >= 2) of the graph
+    "Hamming distance <= threshold"; each component sorted, components by first index."""
+    h = _as_u64(hashes)
+    n = len(h)
+    if n < 2:
+        return []
+    uniq, owner = np.unique(h, return_inverse=True)
+    owner = owner.reshape(-1)
+    u = len(uniq)
+    uf = UnionFind(u)
     if threshold > 0 and u > 1:
-        index = range(u)
-        for mask in plan(u, threshold).masks():
-            keys = list(map(mask.__and__, uniq))
-            counts = collections.Counter(keys)
-            if len(counts) == u:
-                continue  # every key unique: no pair to look at
-            shared = {k for k, c in counts.items() if c > 1}
-            del counts
-            buckets: dict[int, list[int]] = {}
-            # Only hashes whose key is shared reach Python code (compress/map run in C).
-            for j in itertools.compress(index, map(shared.__contains__, keys)):
-                b = buckets.get(keys[j])
-                if b is None:
-                    buckets[keys[j]] = [j]
-                else:
-                    b.append(j)
-            del keys, shared
-            for b in buckets.values():
-                if len(b) == 2:
-                    jx, jy = b
-                    if (uniq[jx] ^ uniq[jy]).bit_count() <= threshold:
-                        rx, ry = find(jx), find(jy)
-                        if rx != ry:
-                            parent[max(rx, ry)] = min(rx, ry)
-                    continue
-                if len({find(j) for j in b}) == 1:
-                    continue  # already one component: nothing to learn here
-                for x in range(len(b) - 1):
-                    jx = b[x]
-                    hx = uniq[jx]
-                    for jy in b[x + 1:]:
-                        if (hx ^ uniq[jy]).bit_count() <= threshold:
-                            rx, ry = find(jx), find(jy)
-                            if rx != ry:
-                                parent[max(rx, ry)] = min(rx, ry)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(find(owner[i]), []).append(i)
-    return [g for g in groups.values() if len(g) > 1]
+        a, b = close_pairs(uniq, threshold, plan(u, threshold).masks())
+        uf.union_pairs(a, b)
+    root = uf.roots()[owner]  # per input index
+    order = np.argsort(root, kind="stable")
+    rs = root[order]
+    starts = np.flatnonzero(np.r_[True, rs[1:] != rs[:-1]])
+    lengths = np.diff(np.r_[starts, n])
+    groups = [order[s:s + ln].tolist() for s, ln in zip(starts.tolist(), lengths.tolist(),
+                                                         strict=True) if ln > 1]
+    groups.sort(key=lambda g: g[0])
+    return groups
 
 
 def _components_packed(packed: bytes, threshold: int, nice: int = 0) -> list[list[int]]:

@@ -454,6 +454,7 @@ class Search:
     folder: RowMapping | None = None
     recursive: bool = True
     status: str = "ok"
+    indexed: list[textindex.Word] = field(default_factory=list)  # textindex.prepare'd
 
     def scope(self) -> str:
         return present.scope(
@@ -467,11 +468,14 @@ class Search:
 
     def conditions(self, dialect: str, sort: str) -> list[Any]:
         out: list[Any] = []
+        looked_up = {w.text: w for w in self.indexed if w.paths}
         for word in self.words:
+            in_path = [_contains(folders.c.path, word, dialect)]
+            if word in looked_up:  # the folders the index offers, not every folder
+                in_path.insert(0, looked_up[word].folder_ids(dialect))
             out.append(sa.or_(
                 *(_contains(photos.c[c], word, dialect) for c in textindex.PHOTO_COLUMNS),
-                photos.c.folder_id.in_(
-                    sa.select(folders.c.id).where(_contains(folders.c.path, word, dialect)))))
+                photos.c.folder_id.in_(sa.select(folders.c.id).where(*in_path))))
         if self.date_from is not None:
             out.append(photos.c.taken_at >= self.date_from[0])
         if self.date_to is not None:
@@ -536,8 +540,9 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
     scope = f.scope()
     after = present.decode_cursor(cursor, scope, sort, order)
     dated = f.date_from is not None or f.date_to is not None
+    f.indexed = await textindex.prepare(conn, f.text_words())
     where = f.conditions(conn.dialect.name, sort)
-    start = await textindex.plan(conn, f.text_words())
+    start = await textindex.plan(conn, f.indexed)
     if start is not None:
         where.append(start.candidates(conn.dialect.name))
     page = await photo_page(conn, where, sort, order, limit, after, undated=not dated,

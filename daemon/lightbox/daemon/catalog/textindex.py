@@ -174,10 +174,10 @@ async def estimate(conn: AsyncConnection, word: Word) -> int:
     return n
 
 
-async def plan(conn: AsyncConnection, words: list[Word]) -> Word | None:
-    """The word whose index candidates a search should start from, or None when every
-    word is common (or none can be looked up): then the search walks its order."""
-    usable = await prepare(conn, words)
+async def plan(conn: AsyncConnection, usable: list[Word]) -> Word | None:
+    """The word (of those ``prepare`` returned) whose index candidates a search should
+    start from, or None when every word is common (or none can be looked up): then the
+    search walks its order."""
     # Longer words are rarer: try them first, and stop at the first rare one.
     for word in sorted(usable, key=lambda w: -len(w.text)):
         if await estimate(conn, word) <= DENSE:
