@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import collections
 import concurrent.futures
 import itertools
 import math
@@ -60,7 +59,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from lightbox.common import logs
 from lightbox.common.errors import InvalidParams, Unavailable
 from lightbox.daemon.catalog import present, queries
-from lightbox.daemon.catalog.tables import photos
+from lightbox.daemon.catalog.tables import folders, photos
 
 log = logs.get("dupes")
 
@@ -397,55 +396,238 @@ class NearGroups:
 
 # -- the catalog side -------------------------------------------------------------------------
 _OK = photos.c.status == "ok"
+INCREMENTAL_MAX = 50_000  # new photos an update takes; more, and the grouping is redone
+INCREMENTAL_THRESHOLD = 8  # above: one band table per bit pair would be needed; redone
 
 
 async def fingerprint(conn: AsyncConnection) -> tuple[Any, ...]:
-    row = (await conn.execute(sa.select(
-        sa.func.count(), sa.func.max(photos.c.indexed_at), sa.func.max(photos.c.id)
-    ).where(_OK))).one()
-    return tuple(row)
+    """(ok photos, newest indexed_at, highest id), cheaply: the ok count is the folders'
+    photo counts (every photo but missing ones, kept by the writer) less the pending and
+    erroneous photos (few; an index range), not a count of a million rows."""
+    listed = await conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(folders.c.photo_count),
+                                                          0)))
+    not_ok = await conn.scalar(sa.select(sa.func.count()).select_from(photos).where(
+        photos.c.status.in_(("pending", "error"))))
+    newest = (await conn.execute(sa.select(
+        sa.select(sa.func.max(photos.c.indexed_at)).where(_OK).scalar_subquery(),
+        sa.select(sa.func.max(photos.c.id)).scalar_subquery()))).one()
+    return (int(listed or 0) - int(not_ok or 0), *newest)
+
+
+@dataclass
+class Contents:
+    """Every ok photo with a sha256, collapsed to distinct contents (numpy columns)."""
+
+    reps: Any  # int64: lowest photo id of each content
+    hashes: Any  # uint64: its dHash (0 where none: see has_hash)
+    has_hash: Any  # bool
+    counts: Any  # int64: photos of each content
+    shas: list[str]  # sha256 of each content (only kept for exact groups' keys)
+
+    @property
+    def exact(self) -> ExactGroups:
+        many = np.flatnonzero(self.counts > 1)
+        groups = sorted(((int(self.counts[i]), self.shas[i]) for i in many.tolist()),
+                        key=lambda g: (-g[0], g[1]))
+        return ExactGroups(groups)
+
+
+def collapse(ids: Any, shas: list[str], hashes: Any, has_hash: Any) -> Contents:
+    """Rows (in id order) to contents: grouped by the first 64 bits of the sha256 (numpy
+    sorts integers, not strings), checked against the whole sha256 (a collision of the
+    first 64 bits regroups by the full text)."""
+    n = len(shas)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Contents(empty, np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=bool), empty,
+                        [])
+    prefix = np.fromiter((int(x[:16], 16) for x in shas), dtype=np.uint64, count=n)
+    _, first, inverse, counts = np.unique(prefix, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    inverse = inverse.reshape(-1)
+    full = np.array(shas, dtype="S64")
+    if not np.array_equal(full, full[first][inverse]):
+        _, first, inverse, counts = np.unique(full, return_index=True, return_inverse=True,
+                                              return_counts=True)
+    return Contents(ids[first], hashes[first], has_hash[first], counts.astype(np.int64),
+                    [shas[i] for i in first.tolist()])
+
+
+async def load(conn: AsyncConnection) -> Contents:
+    """One pass over the ok photos, in id order (a sequential read, not a GROUP BY that
+    visits the sha256 index and then every row)."""
+    ids: list[int] = []
+    shas: list[str] = []
+    hs: list[int | None] = []
+    stmt = (sa.select(photos.c.id, photos.c.sha256, photos.c.phash)
+            .where(_OK, photos.c.sha256.is_not(None)).order_by(photos.c.id))
+    result = await conn.stream(stmt)
+    async for part in result.partitions(50_000):
+        for pid, sha, h in part:
+            ids.append(pid)
+            shas.append(sha)
+            hs.append(h)
+    has = np.fromiter((h is not None for h in hs), dtype=bool, count=len(hs))
+    raw = np.fromiter((0 if h is None else h for h in hs), dtype=np.int64, count=len(hs))
+    return await asyncio.to_thread(collapse, np.array(ids, dtype=np.int64), shas,
+                                   raw.view(np.uint64), has)
 
 
 async def load_exact(conn: AsyncConnection) -> ExactGroups:
-    n = sa.func.count().label("n")
-    rows = await conn.execute(
-        sa.select(photos.c.sha256, n).where(_OK, photos.c.sha256.is_not(None))
-        .group_by(photos.c.sha256).having(sa.func.count() > 1))
-    groups = sorted(((int(r.n), str(r.sha256)) for r in rows), key=lambda g: (-g[0], g[1]))
-    return ExactGroups(groups)
+    return (await load(conn)).exact
 
 
-async def load_contents(conn: AsyncConnection) -> tuple[array[int], array[int], array[int]]:
-    """(rep id, unsigned dHash, photo count) per distinct content, streamed in chunks."""
-    reps, hashes, counts = array("q"), array("Q"), array("q")
-    stmt = (sa.select(sa.func.min(photos.c.id), sa.func.min(photos.c.phash), sa.func.count())
-            .where(_OK, photos.c.sha256.is_not(None), photos.c.phash.is_not(None))
-            .group_by(photos.c.sha256))
-    result = await conn.stream(stmt)
-    async for part in result.partitions(20_000):
-        for rep, h, c in part:
-            reps.append(int(rep))
-            hashes.append(int(h) & _U64)
-            counts.append(int(c))
-    return reps, hashes, counts
+@dataclass
+class NearState:
+    """What an incremental update of a near grouping starts from: the contents that take
+    part (with a dHash), their components, the photos counted."""
+
+    threshold: int
+    reps: Any
+    hashes: Any
+    counts: Any
+    uf: UnionFind
 
 
-async def build_near(conn: AsyncConnection, threshold: int) -> NearGroups:
+def _near_groups(state: NearState) -> NearGroups:
+    """The groups (components of two contents or more) in page order."""
+    roots = state.uf.roots()
+    joined = np.flatnonzero(roots != np.arange(len(roots)))
+    members = np.union1d(joined, roots[joined])
+    by_root: dict[int, list[int]] = {}
+    for i, r in zip(members.tolist(), roots[members].tolist(), strict=True):
+        by_root.setdefault(r, []).append(i)
+    reps, hashes, counts = state.reps, state.hashes, state.counts
+    groups = []
+    for comp in by_root.values():
+        comp.sort(key=lambda i: (-int(counts[i]), int(reps[i])))
+        groups.append(NearGroup([int(reps[i]) for i in comp], [int(hashes[i]) for i in comp],
+                                [int(counts[i]) for i in comp]))
+    groups.sort(key=lambda g: (-g.photos, min(g.reps)))
+    return NearGroups(state.threshold, groups, len(reps))
+
+
+async def build_near(conn: AsyncConnection, threshold: int
+                     ) -> tuple[NearGroups, NearState]:
     started = time.perf_counter()
-    reps, hashes, counts = await load_contents(conn)
+    contents = await load(conn)
+    sel = np.flatnonzero(contents.has_hash)
+    reps, hashes, counts = contents.reps[sel], contents.hashes[sel], contents.counts[sel]
     check_budget(len(hashes), threshold)
     loaded = time.perf_counter()
-    comps = await components_off_loop(hashes, threshold)
-    groups = []
+    comps = await components_off_loop(array("Q", hashes.tobytes()), threshold)
+    uf = UnionFind(len(hashes))
     for comp in comps:
-        comp.sort(key=lambda i: (-counts[i], reps[i]))
-        groups.append(NearGroup([reps[i] for i in comp], [hashes[i] for i in comp],
-                                [counts[i] for i in comp]))
-    groups.sort(key=lambda g: (-g.photos, min(g.reps)))
+        uf.parent[comp] = comp[0]  # sorted: the first is the lowest
+    state = NearState(threshold, reps, hashes, counts, uf)
+    grouping = await asyncio.to_thread(_near_groups, state)
     log.info("near duplicates grouped", contents=len(hashes), threshold=threshold,
-             groups=len(groups), load_ms=round((loaded - started) * 1000),
+             groups=len(grouping.groups), load_ms=round((loaded - started) * 1000),
              group_ms=round((time.perf_counter() - loaded) * 1000))
-    return NearGroups(threshold, groups, len(hashes))
+    return grouping, state
+
+
+def neighbour_pairs(hashes: Any, new: Any, threshold: int) -> tuple[Any, Any]:
+    """Pairs (new content, any content) within ``threshold`` bits: one table per band of
+    ``threshold + 1`` (two hashes that close agree on a whole band), each a sort of the
+    band's values; the new hashes look their bands up in it."""
+    found_a: list[Any] = []
+    found_b: list[Any] = []
+    t = np.uint8(threshold)
+    for mask in band_masks(threshold + 1):
+        key, _ = _key(hashes, mask)
+        key16 = key.astype(np.uint16)
+        order = np.argsort(key16, kind="stable")  # a radix sort for 16-bit keys
+        sk = key16[order]
+        q = key16[new]
+        lo = np.searchsorted(sk, q, "left")
+        hi = np.searchsorted(sk, q, "right")
+        lens = hi - lo
+        total = int(lens.sum())
+        if total == 0:
+            continue
+        which = np.repeat(np.arange(len(new)), lens)
+        offs = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
+        cand = order[np.repeat(lo, lens) + offs]
+        qi = new[which]
+        close = (np.bitwise_count(hashes[cand] ^ hashes[qi]) <= t) & (cand != qi)
+        found_a.append(qi[close])
+        found_b.append(cand[close])
+    if not found_a:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    return np.concatenate(found_a), np.concatenate(found_b)
+
+
+async def added_since(conn: AsyncConnection, old: tuple[Any, ...], new: tuple[Any, ...]
+                      ) -> list[tuple[str, int, int, int | None, int | None]] | None:
+    """The contents that photos indexed since fingerprint ``old`` belong to, as (sha256,
+    lowest id, photos, lowest id already there at ``old``, dHash); None unless the
+    catalog changed by additions only (ok photos: the old ones plus the newly indexed),
+    which is what an update can follow; anything else is regrouped from scratch."""
+    old_ok, old_at, _ = old
+    new_ok = new[0]
+    if old_at is None or new_ok < old_ok or new_ok - old_ok > INCREMENTAL_MAX:
+        return None
+    fresh = (await conn.execute(sa.select(photos.c.id, photos.c.sha256).where(
+        _OK, photos.c.indexed_at > old_at).limit(INCREMENTAL_MAX + 1))).all()
+    if old_ok + len(fresh) != new_ok or not fresh:
+        return None  # (nothing newly indexed, yet the fingerprint moved: something else)
+    shas = sorted({r.sha256 for r in fresh if r.sha256 is not None})
+    out: list[tuple[str, int, int, int | None, int | None]] = []
+    before = sa.case((photos.c.indexed_at <= old_at, photos.c.id))
+    for part in queries.chunks(shas, queries.IN_CHUNK // 2):
+        rows = await conn.execute(sa.select(
+            photos.c.sha256, sa.func.min(photos.c.id), sa.func.count(),
+            sa.func.min(before), sa.func.min(photos.c.phash))
+            .where(_OK, photos.c.sha256.in_(part)).group_by(photos.c.sha256))
+        out += [(r[0], int(r[1]), int(r[2]), None if r[3] is None else int(r[3]),
+                 None if r[4] is None else int(r[4]) & _U64) for r in rows]
+    return out
+
+
+def extend_near(state: NearState, added: list[tuple[str, int, int, int | None, int | None]]
+                ) -> NearGroups | None:
+    """The grouping after ``added`` (see ``added_since``), updated in place; None when an
+    addition is not one it can follow."""
+    order = np.argsort(state.reps)
+    sorted_reps = state.reps[order]
+    new_reps: list[int] = []
+    new_hashes: list[int] = []
+    new_counts: list[int] = []
+    for _sha, rep, count, old_rep, h in added:
+        if h is None:
+            continue
+        if old_rep is not None:
+            at = int(np.searchsorted(sorted_reps, old_rep))
+            if at >= len(sorted_reps) or sorted_reps[at] != old_rep:
+                return None  # a content we did not hold: regroup
+            i = int(order[at])
+            state.reps[i], state.counts[i] = rep, count
+        else:
+            new_reps.append(rep)
+            new_hashes.append(h)
+            new_counts.append(count)
+    if new_reps:
+        first = len(state.reps)
+        state.reps = np.concatenate([state.reps, np.array(new_reps, dtype=np.int64)])
+        state.hashes = np.concatenate([state.hashes, np.array(new_hashes, dtype=np.uint64)])
+        state.counts = np.concatenate([state.counts, np.array(new_counts, dtype=np.int64)])
+        state.uf.grow(len(state.reps))
+        new = np.arange(first, len(state.reps))
+        a, b = neighbour_pairs(state.hashes, new, state.threshold)
+        state.uf.union_pairs(a, b)
+    return _near_groups(state)
+
+
+def extend_exact(exact: ExactGroups, added: list[tuple[str, int, int, int | None, int | None]]
+                 ) -> ExactGroups:
+    """Exact groups after ``added``: the counts of the contents photos were added to."""
+    counts = {sha: c for c, sha in exact.groups}
+    for sha, _rep, count, _old, _h in added:
+        counts[sha] = count
+    return ExactGroups(sorted(((c, sha) for sha, c in counts.items() if c > 1),
+                              key=lambda g: (-g[0], g[1])))
 
 
 def check_budget(n: int, threshold: int) -> None:
@@ -467,6 +649,7 @@ class _Entry:
     checked: float  # monotonic time the fingerprint was last compared
     built: float  # monotonic time the value was computed
     seconds: float  # how long computing it took
+    state: Any = None  # what an incremental update needs (NearState; True for exact)
 
     def cooling(self, now: float) -> bool:
         """Too soon to rebuild: a grouping that took T seconds (T >= COOL_ABOVE) is rebuilt
@@ -494,7 +677,9 @@ class DupeCache:
             self.invalidate()
 
     async def exact(self, wait: float | None = None) -> ExactGroups:
-        value: ExactGroups = await self._get("exact", load_exact, wait)
+        async def build(conn: AsyncConnection) -> tuple[ExactGroups, Any]:
+            return await load_exact(conn), True
+        value: ExactGroups = await self._get("exact", build, wait)
         return value
 
     async def near(self, threshold: int, wait: float | None = None) -> NearGroups:
@@ -515,15 +700,15 @@ class DupeCache:
         return entry.value  # type: ignore[no-any-return]
 
     def _near_builder(self, threshold: int) -> Any:
-        async def build(conn: AsyncConnection) -> NearGroups:
+        async def build(conn: AsyncConnection) -> tuple[NearGroups, Any]:
             async with self.heavy:
-                return await build_near(conn, threshold)
+                grouping, state = await build_near(conn, threshold)
+            return grouping, state if threshold <= INCREMENTAL_THRESHOLD else None
         return build
 
     def _fresh(self, entry: _Entry) -> bool:
         now = time.monotonic()
-        return entry.cooling(now) or (entry.generation == self.generation
-                                      and now - entry.checked < RECHECK)
+        return entry.generation == self.generation and now - entry.checked < RECHECK
 
     def _task(self, key: Any, build: Any, entry: _Entry | None) -> asyncio.Task[Any]:
         task = self._tasks.get(key)
@@ -560,10 +745,28 @@ class DupeCache:
             if entry is not None and entry.fingerprint == fp:
                 entry.generation, entry.checked = generation, time.monotonic()
                 return entry.value
+            if entry is not None and entry.state is not None:
+                # Photos indexed since: follow them instead of regrouping everything.
+                started = time.monotonic()
+                added = await added_since(conn, entry.fingerprint, fp)
+                value = None
+                if added is not None:
+                    value = await asyncio.to_thread(
+                        extend_exact, entry.value, added) if entry.state is True \
+                        else await asyncio.to_thread(extend_near, entry.state, added)
+                if value is not None:
+                    log.info("duplicates updated", key=str(key), contents=len(added or ()),
+                             ms=round((time.monotonic() - started) * 1000))
+                    entry.value, entry.fingerprint = value, fp
+                    entry.generation, entry.checked = generation, time.monotonic()
+                    return value
+            if entry is not None and entry.cooling(time.monotonic()):
+                entry.generation, entry.checked = generation, time.monotonic()
+                return entry.value  # regrouped a moment ago; again once it has cooled
             started = time.monotonic()
-            value = await build(conn)
+            value, state = await build(conn)
         now = time.monotonic()
-        self._entries[key] = _Entry(value, fp, generation, now, now, now - started)
+        self._entries[key] = _Entry(value, fp, generation, now, now, now - started, state)
         return value
 
     async def stop(self) -> None:
