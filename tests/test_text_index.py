@@ -121,6 +121,23 @@ def test_search_follows_adds_renames_moves_and_deletes(
     assert found(d, text="0042") == [] and found(d, text="nikkor") == []
     d.stop()
     asyncio.run(index_consistent(db_url))
+    asyncio.run(rebuilt(db_url))
+
+
+async def rebuilt(url: str) -> None:
+    """textindex.rebuild (for bulk loads) leaves the same, consistent index."""
+    from lightbox.daemon.catalog import queries
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await textindex.rebuild(conn)
+        async with engine.connect() as conn:
+            doc = await queries.search(conn, text="xf35", status="any")
+            assert [p["name"] for p in doc["photos"]] == ["new.jpg"]
+    finally:
+        await engine.dispose()
+    await index_consistent(url)
 
 
 @pytest.mark.parametrize(("word", "terms"), [

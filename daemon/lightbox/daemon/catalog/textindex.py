@@ -183,3 +183,22 @@ async def plan(conn: AsyncConnection, usable: list[Word]) -> Word | None:
         if await estimate(conn, word) <= DENSE:
             return word
     return None
+
+
+async def rebuild(conn: AsyncConnection) -> None:
+    """Index every row again from the tables (after a bulk load that bypassed or
+    disabled the triggers; a copy between engines that inserts rows normally need not).
+    PostgreSQL's indexes are ordinary ones and always current."""
+    name = conn.dialect.name
+    if not await available(conn):
+        return
+    if name == "sqlite":
+        for fts in ("photos_text", "folders_text"):
+            await conn.execute(sa.text(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')"))
+    elif name in ("mysql", "mariadb"):
+        await conn.execute(sa.text("SET @lightbox_text_rebuild = 1"))
+        try:
+            await conn.execute(sa.text("UPDATE photos SET name = name"))
+            await conn.execute(sa.text("UPDATE folders SET path = path"))
+        finally:
+            await conn.execute(sa.text("SET @lightbox_text_rebuild = NULL"))
