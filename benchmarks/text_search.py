@@ -137,6 +137,8 @@ def main() -> None:
                     lat.append(time.perf_counter() - t0)
                     matched[k] = max(matched.get(k, 0), len(doc["photos"]))
                 round_all += lat
+                print(f"  {k}: p50 {pct(lat, 0.5):.2f} ms, p99 {pct(lat, 0.99):.2f} ms",
+                      file=sys.stderr, flush=True)
                 results[k]["p50"].append(pct(lat, 0.5))
                 results[k]["p99"].append(pct(lat, 0.99))
                 if k in baseline:

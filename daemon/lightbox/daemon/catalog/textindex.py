@@ -22,9 +22,14 @@ scanner, the indexer, a copy from another engine, a test's bulk insert), and a c
 only knows the tables of ``tables.metadata`` rebuilds it as it inserts.
 
 When an index is used: a word found in many photos is cheapest to find by walking the
-requested order and testing each row (the first page fills after a few hundred rows); a
-rare one by fetching its few rows through the index and sorting them. ``plan`` counts
-the candidates of the most selective-looking word, capped at ``DENSE`` photos, and picks.
+requested order and testing each row (the first page fills after a few hundred rows, when
+the matches are spread over that order); a rare one by fetching its few rows through the
+index and sorting them. ``plan`` counts the candidates of each word, capped at ``DENSE``
+photos, and starts from the first rare one; several common words start from the least
+common (their combination is usually rare); one common word alone walks the order. Known
+slow case: one common word whose photos sit together far down the requested order (a
+camera whose file names all start alike, sorted by name): the walk crosses the photos
+before them.
 """
 
 from __future__ import annotations
@@ -179,9 +184,17 @@ async def plan(conn: AsyncConnection, usable: list[Word]) -> Word | None:
     start from, or None when every word is common (or none can be looked up): then the
     search walks its order."""
     # Longer words are rarer: try them first, and stop at the first rare one.
+    seen: list[tuple[int, Word]] = []
     for word in sorted(usable, key=lambda w: -len(w.text)):
-        if await estimate(conn, word) <= DENSE:
+        n = await estimate(conn, word)
+        if n <= DENSE:
             return word
+        seen.append((n, word))
+    if len(seen) > 1:
+        # Several common words: together they are usually rare ("bruges beach"), and a
+        # walk would test most of the library before it filled a page; the least common
+        # one's candidates are the bounded way.
+        return min(seen, key=lambda nw: nw[0])[1]
     return None
 
 
