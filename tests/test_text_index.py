@@ -152,3 +152,48 @@ def test_mysql_query_is_every_trigram_or_a_spread_of_them(word: str, terms: str 
     else:
         grams = got.split()
         assert len(grams) == 8 and grams[0] == "+x616263" and grams[-1] == "+x6E6F70"
+
+
+QUERIES = [{"text": "DAY2"}, {"text": "trip day"}, {"text": "2008 canon"},
+           {"text": "2008 apple", "camera": "iphone"}, {"text": "d_1 jpg"},
+           {"camera": "canon eos"}]
+
+
+@pytest.mark.parametrize("dense", [0, 1_000_000])
+async def test_every_plan_gives_the_same_photos(db_url: str, dense: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a word counts as common (walk the order: dense=0 makes every word common,
+    and several common words start from the least common one's candidates) or rare (start
+    from its candidates), the photos and their pages are those of the LIKE conditions
+    alone (the index switched off)."""
+    from catalog_fixtures import standard
+
+    from lightbox.daemon.catalog import queries
+
+    b, _ = await standard(db_url)
+
+    async def pages(sort: str, **kw: Any) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        async with b.engine.connect() as conn:
+            while True:
+                doc = await queries.search(conn, sort=sort, limit=3, cursor=cursor, **kw)
+                seen += [p["name"] for p in doc["photos"]]
+                cursor = doc["next_cursor"]
+                if cursor is None:
+                    return seen
+
+    try:
+        async def off(conn: Any) -> bool:
+            return False
+
+        with monkeypatch.context() as m:
+            m.setattr(textindex, "available", off)
+            expected = {(i, sort): await pages(sort, **q) for i, q in enumerate(QUERIES)
+                        for sort in ("name", "taken")}
+        assert expected[(0, "name")] == ["day2-0.jpg", "day2-1.jpg", "day2-2.jpg"]
+        monkeypatch.setattr(textindex, "DENSE", dense)
+        for (i, sort), want in expected.items():
+            assert await pages(sort, **QUERIES[i]) == want, (QUERIES[i], sort)
+    finally:
+        await b.close()
