@@ -110,18 +110,18 @@ class Word:
     paths: bool  # also the folder path
     query: str = ""  # the engine's index query (SQLite, MariaDB)
 
-    def photo_ids(self, dialect: str) -> Any:
+    def photo_ids(self, dialect: str, table: Any = photos) -> Any:
         """A condition true for (at least) the photos whose columns contain the word."""
         if dialect == "sqlite":
             cols = " ".join(self.columns)
             fts = sa.table("photos_text", sa.column("rowid"), sa.column("photos_text"))
-            return photos.c.id.in_(sa.select(fts.c.rowid).where(
+            return table.c.id.in_(sa.select(fts.c.rowid).where(
                 fts.c.photos_text.match(f"{{{cols}}} : {self.query}")))
         if dialect == "postgresql":
             pattern = _like(self.text)
-            return sa.or_(*(photos.c[c].ilike(pattern, escape="!") for c in self.columns))
+            return sa.or_(*(table.c[c].ilike(pattern, escape="!") for c in self.columns))
         terms = sa.table("photos_terms", sa.column("id"), sa.column("terms"))
-        return photos.c.id.in_(sa.select(terms.c.id).where(terms.c.terms.match(self.query)))
+        return table.c.id.in_(sa.select(terms.c.id).where(terms.c.terms.match(self.query)))
 
     def folder_ids(self, dialect: str) -> Any:
         """A condition on folders: (at least) those whose path contains the word."""
@@ -135,12 +135,15 @@ class Word:
         return folders.c.id.in_(sa.select(terms.c.id).where(terms.c.terms.match(self.query)))
 
     def candidates(self, dialect: str) -> Any:
-        """Photos that may contain the word (the index's superset)."""
-        cond = self.photo_ids(dialect)
+        """Photos that may contain the word (the index's superset), as ids from a union:
+        an OR of the two lookups in the WHERE clause defeats PostgreSQL's planner (a scan
+        of every row: 6 s instead of 20 ms at 1,000,000 photos)."""
+        p = photos.alias("candidate")  # not correlated with the outer query's photos
+        cand = sa.select(p.c.id).where(self.photo_ids(dialect, p))
         if self.paths:
-            cond = sa.or_(cond, photos.c.folder_id.in_(
-                sa.select(folders.c.id).where(self.folder_ids(dialect))))
-        return cond
+            cand = sa.union(cand, sa.select(p.c.id).where(p.c.folder_id.in_(
+                sa.select(folders.c.id).where(self.folder_ids(dialect)))))
+        return photos.c.id.in_(cand)
 
 
 def _like(word: str) -> str:
