@@ -82,6 +82,7 @@ def folder_name(i: int, day: dt.datetime) -> str:
 
 async def build(db_path: Path | str, total: int) -> dict[str, Any]:
     """A catalog of ``total`` photos at ``db_path`` (a SQLite file) or a database URL."""
+    import sqlalchemy as sa
     from alembic.script import ScriptDirectory
 
     from lightbox.daemon.catalog.database import alembic_config
