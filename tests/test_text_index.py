@@ -72,7 +72,8 @@ async def index_consistent(url: str) -> None:
 def test_search_follows_adds_renames_moves_and_deletes(
         make_daemon: Any, db_url: str, tmp_path: Path) -> None:
     if db_url.startswith("sqlite"):
-        db_url = f"sqlite+aiosqlite:///{tmp_path}/data-catalog.db"
+        (tmp_path / "db").mkdir()
+        db_url = f"sqlite+aiosqlite:///{tmp_path}/db/catalog.db"
     root = tmp_path / "photos"
     cams = [("Canon", "Canon EOS 5D Mark II", "EF24-70mm f/2.8L USM"),
             ("NIKON CORPORATION", "NIKON D750", "AF-S NIKKOR 50mm f/1.8G")]

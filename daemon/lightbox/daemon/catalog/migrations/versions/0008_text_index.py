@@ -13,7 +13,7 @@ Triggers rather than code in the writer: every write keeps the index current wha
 code makes it (the scanner, the indexer, a copy between engines, a test's bulk insert).
 
 Revision ID: 0008_text_index
-Revises: 0004
+Revises: 0006_trust_confine
 Create Date: 2026-12-01
 """
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_text_index"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006_trust_confine"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
