@@ -18,6 +18,8 @@ SCRIPTS = [
     ("catalog queries at 1,000,000 photos and daemon memory (issue 3 c, e)",
      ["catalog_queries.py"]),
     ("file created -> catalog event (issue 3 d)", ["watch_latency.py"]),
+    ("text search at 1,000,000 photos (issue 13)", ["text_search.py"]),
+    ("duplicate grouping at 1,000,000 photos (issue 13)", ["duplicates.py"]),
     ("terminal UI (issue 4)", ["tui_bench.py"]),
     ("confinement: cost of opening beneath the root (issue 7)", ["open_beneath.py"]),
 ]

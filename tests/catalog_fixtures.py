@@ -122,10 +122,22 @@ class CatalogBuilder:
         self.source_paths: dict[int, str] = {}
 
     @classmethod
-    async def open(cls, url: str) -> CatalogBuilder:
+    async def open(cls, url: str, revision: str | None = None) -> CatalogBuilder:
+        """A builder on a migrated catalog; ``revision`` stops the migrations there (bulk
+        loads before the text index, whose migration then indexes every row at once)."""
         db = Database(url)
-        await db.start()
+        if revision is None:
+            await db.start()
+        else:
+            from lightbox.daemon.catalog.database import make_engine
+
+            db._engine = make_engine(url)
+            await db.migrate(revision)
         return cls(db)
+
+    async def upgrade(self) -> None:
+        """Migrate to the head revision (after ``open(url, revision)``)."""
+        await self.db.migrate("head")
 
     async def close(self) -> None:
         await self.db.stop()

@@ -7,13 +7,14 @@ import random
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from catalog_fixtures import CatalogBuilder, db_url, sha_of, signed64, standard, synth
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightbox.common.api import METHODS
 from lightbox.common.errors import InvalidParams
-from lightbox.daemon.catalog import dupes
+from lightbox.daemon.catalog import dupes, tables
 from lightbox.daemon.media import phash as media_phash
 
 U64 = (1 << 64) - 1
@@ -332,3 +333,55 @@ async def test_a_page_of_many_large_groups_stays_under_the_parameter_limit(
         assert exact["total_groups"] == 36
     finally:
         await b.close()
+
+
+async def test_photos_indexed_later_update_the_groupings_without_regrouping(
+        db_url: str) -> None:
+    """New photos (new contents near old ones, a new copy of an old content, a photo of no
+    group) are followed incrementally, and the result is what grouping from scratch
+    gives; a removal is not something an update follows: then it regroups."""
+    import datetime as dt
+
+    b, _ids = await _near_catalog(db_url)
+    try:
+        cache = dupes.DupeCache(b.engine)
+        await cache.near(6)
+        await cache.exact()
+        built = {k: e.built for k, e in cache._entries.items()}
+        h = 0x0123_4567_89AB_CDEF
+        later = dt.datetime(2026, 6, 1)
+        await b.photos(b.by_path[(1, "2009")], [
+            synth(90, name="n5.jpg", phash=signed64(flip(h, 9, 10, 11, 12, 13)),
+                  indexed_at=later),  # near n3 (9 bits from n1): joins the chain
+            synth(91, name="n1 copy.jpg", sha256=sha_of(60), phash=signed64(h),
+                  indexed_at=later),  # a copy of n1's content
+            synth(92, name="far.jpg", phash=signed64(0x5555_5555_5555_5555),
+                  indexed_at=later),
+            synth(93, name="far2.jpg", phash=signed64(flip(0x5555_5555_5555_5555, 1)),
+                  indexed_at=later),  # a new group of two new contents
+        ])
+        await b.finish()
+        cache.invalidate()
+        near, exact = await cache.near(6), await cache.exact()
+        assert {k: e.built for k, e in cache._entries.items()} == built  # not rebuilt
+        scratch = dupes.DupeCache(b.engine)
+        again_near, again_exact = await scratch.near(6), await scratch.exact()
+        assert [(g.reps, g.counts) for g in near.groups] == \
+            [(g.reps, g.counts) for g in again_near.groups]
+        assert exact.groups == again_exact.groups
+        assert any(sha_of(60) == sha for _, sha in exact.groups)
+        # A removal: regrouped from scratch.
+        async with b.engine.begin() as conn:
+            await conn.execute(tables_photos().delete().where(
+                tables_photos().c.name == "far2.jpg"))
+        await b.finish()
+        cache.invalidate()
+        after = await cache.near(6)
+        assert cache._entries[("near", 6)].built != built[("near", 6)]
+        assert len(after.groups) == len(near.groups) - 1
+    finally:
+        await b.close()
+
+
+def tables_photos() -> sa.Table:
+    return tables.photos

@@ -89,11 +89,12 @@ METHODS = (
     MethodSpec(
         "photos.search",
         Permission.READ,
-        "Photos matching every given filter: text in the name or path, a date range (on the "
-        "camera's local time), a camera, GPS or not, a folder subtree.",
+        "Photos matching every given filter: text in the name, path, camera or lens, a date "
+        "range (on the camera's local time), a camera, GPS or not, a folder subtree.",
         params=(
-            Param("text", "string", "words that must all appear in the name or folder path "
-                  "(case-insensitive)", max_length=200),
+            Param("text", "string", "words that must all appear, each in the name, the "
+                  "folder path, the make, model or lens (case-insensitive substrings)",
+                  max_length=200),
             Param("date_from", "string", "taken on or after (YYYY, YYYY-MM, YYYY-MM-DD or an "
                   "ISO date-time)", max_length=40),
             Param("date_to", "string", "taken on or before (YYYY, YYYY-MM, YYYY-MM-DD: the "

@@ -14,7 +14,10 @@ instead of one ``ORDER BY taken_at IS NULL`` that no index can serve.
 
 Text matching is portable: ``LIKE '%word%' ESCAPE '!'`` with ``%``, ``_`` and ``!`` escaped
 in the words, case folded by the engine's own means (see ``_contains``). SQLite folds ASCII
-letters only, so there a search for ``été`` does not find ``ÉTÉ.jpg``. Folder subtrees are
+letters only, so there a search for ``été`` does not find ``ÉTÉ.jpg``. That condition says
+what matches; each engine's text index (``textindex``) only decides which rows it is tested
+on: a rare word's few candidates, fetched through the index and sorted, or, for a common
+word, the rows met walking the requested order. Folder subtrees are
 matched on a byte-exact path prefix (``_starts_with``), never with LIKE, which ignores case
 on SQLite and, through the collation, on MariaDB.
 
@@ -37,7 +40,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lightbox.common.errors import InvalidParams, NotFound
-from lightbox.daemon.catalog import paths, present
+from lightbox.daemon.catalog import paths, present, textindex
 from lightbox.daemon.catalog.tables import folders, photos, sources
 from lightbox.daemon.catalog.types import iso
 
@@ -238,20 +241,24 @@ class Page:
 
 async def photo_page(conn: AsyncConnection, where: Sequence[Any], sort: str, order: str,
                      limit: int, after: present.Position | None,
-                     undated: bool = True) -> Page:
+                     undated: bool = True, few: bool = False) -> Page:
     """One page of photos matching ``where`` in ``(sort, id)`` order after ``after``.
 
     ``undated=False`` says the filters already exclude photos without a date (a date
-    range), which saves the second phase of a ``taken`` sort.
+    range), which saves the second phase of a ``taken`` sort. ``few=True`` says the
+    filters hold few rows that an index finds (a rare word's candidates): sort them rather
+    than walk the order's index testing every row.
     """
     col = SORT_COLUMNS[sort]
     desc = order == "desc"
     base = sa.select(*PHOTO_COLUMNS).where(*where)
     rows: list[AnyRow] = []
+    # The same order, through an expression no index serves.
+    sorted_col: Any = sa.func.coalesce(col, col) if few else col
     if sort != "taken":
         stmt = base if after is None else base.where(_after(col, after.value, after.id, desc))
-        order_col: Any = col
-        if not undated and conn.dialect.name == "sqlite":
+        order_col: Any = sorted_col
+        if not undated and conn.dialect.name == "sqlite" and not few:
             # A date range narrows far more than walking the name (or size) index and
             # filtering would: keep SQLite on the taken_at range and sort what it finds.
             order_col = col.concat("") if sort == "name" else col + 0
@@ -263,13 +270,15 @@ async def photo_page(conn: AsyncConnection, where: Sequence[Any], sort: str, ord
             stmt = base.where(col.is_not(None))
             if after is not None:
                 stmt = stmt.where(_after(col, after.value, after.id, desc))
-            rows = list((await conn.execute(_ordered(stmt, col, desc).limit(limit + 1))).all())
+            rows = list((await conn.execute(_ordered(stmt, sorted_col, desc)
+                                            .limit(limit + 1))).all())
         if undated and len(rows) <= limit:
             stmt = base.where(col.is_(None))
             if in_undated:
                 assert after is not None
                 stmt = stmt.where(photos.c.id < after.id if desc else photos.c.id > after.id)
-            stmt = stmt.order_by(photos.c.id.desc() if desc else photos.c.id.asc())
+            pid: Any = photos.c.id + 0 if few else photos.c.id
+            stmt = stmt.order_by(pid.desc() if desc else pid.asc())
             rows += (await conn.execute(stmt.limit(limit + 1 - len(rows)))).all()
     if len(rows) <= limit:
         return Page(rows, None)
@@ -445,6 +454,7 @@ class Search:
     folder: RowMapping | None = None
     recursive: bool = True
     status: str = "ok"
+    indexed: list[textindex.Word] = field(default_factory=list)  # textindex.prepare'd
 
     def scope(self) -> str:
         return present.scope(
@@ -452,13 +462,20 @@ class Search:
             self.has_gps, None if self.folder is None else self.folder["id"], self.recursive,
             self.status)
 
+    def text_words(self) -> list[textindex.Word]:
+        return [*(textindex.Word(w, textindex.PHOTO_COLUMNS, True) for w in self.words),
+                *(textindex.Word(w, textindex.CAMERA_COLUMNS, False) for w in self.camera)]
+
     def conditions(self, dialect: str, sort: str) -> list[Any]:
         out: list[Any] = []
+        looked_up = {w.text: w for w in self.indexed if w.paths}
         for word in self.words:
+            in_path = [_contains(folders.c.path, word, dialect)]
+            if word in looked_up:  # the folders the index offers, not every folder
+                in_path.insert(0, looked_up[word].folder_ids(dialect))
             out.append(sa.or_(
-                _contains(photos.c.name, word, dialect),
-                photos.c.folder_id.in_(
-                    sa.select(folders.c.id).where(_contains(folders.c.path, word, dialect)))))
+                *(_contains(photos.c[c], word, dialect) for c in textindex.PHOTO_COLUMNS),
+                photos.c.folder_id.in_(sa.select(folders.c.id).where(*in_path))))
         if self.date_from is not None:
             out.append(photos.c.taken_at >= self.date_from[0])
         if self.date_to is not None:
@@ -523,8 +540,13 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
     scope = f.scope()
     after = present.decode_cursor(cursor, scope, sort, order)
     dated = f.date_from is not None or f.date_to is not None
-    page = await photo_page(conn, f.conditions(conn.dialect.name, sort), sort, order, limit, after,
-                            undated=not dated)
+    f.indexed = await textindex.prepare(conn, f.text_words())
+    where = f.conditions(conn.dialect.name, sort)
+    start = await textindex.plan(conn, f.indexed)
+    if start is not None:
+        where.append(start.candidates(conn.dialect.name))
+    page = await photo_page(conn, where, sort, order, limit, after, undated=not dated,
+                            few=start is not None)
     book = await path_book(conn, {r.folder_id for r in page.rows})
     return {
         "photos": present.photos(page.rows, book, wanted),

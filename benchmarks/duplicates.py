@@ -1,0 +1,145 @@
+"""Duplicate grouping at 1,000,000 distinct photos: the first grouping, an unchanged
+catalog, and the update after 1,000 photos are indexed.
+
+On a copy of the ``catalog_queries`` catalog (every photo its own content, dHashes
+uniformly random: the worst case for near grouping), with the daemon's own ``DupeCache``
+in this process (the same code ``photos.duplicates`` runs, without the socket):
+
+- ``exact`` and ``near`` (threshold 6) the first time (one pass over the catalog serves
+  both), again with the catalog unchanged (the fingerprint), and after 1,000 photos were
+  added with a new ``indexed_at`` (one a copy of an existing photo), as the indexer does.
+
+Baselines, same run: the same rows read with the stdlib ``sqlite3`` module (the floor of
+any grouping that looks at every photo), and a bare Python loop over the same hashes that
+only counts each one's bits (the floor of touching each hash once in Python). Targets:
+first grouping < 10 s, an update after 1,000 new photos < 1 s, exact < 100 ms.
+
+    .venv/bin/python benchmarks/duplicates.py --reuse DIR [--rounds 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import catalog_queries as cq
+import sqlalchemy as sa
+from catalog_fixtures import sha_of, synth
+
+from lightbox.daemon.catalog import database, dupes, tables
+
+
+async def one_round(db: Path) -> dict[str, float]:
+    out: dict[str, float] = {}
+    engine = database.make_engine(f"sqlite+aiosqlite:///{db}")
+    cache = dupes.DupeCache(engine)
+    try:
+        t = time.perf_counter()
+        await cache.exact()
+        out["exact, first"] = time.perf_counter() - t
+        t = time.perf_counter()
+        await cache.near(6)
+        out["near, first (after exact: the same pass)"] = time.perf_counter() - t
+        for key in ("exact", ("near", 6)):
+            cache._entries[key].checked = 0  # past RECHECK: the fingerprint is read again
+        cache.invalidate()
+        t = time.perf_counter()
+        await cache.exact()
+        out["exact, unchanged"] = time.perf_counter() - t
+        t = time.perf_counter()
+        await cache.near(6)
+        out["near, unchanged"] = time.perf_counter() - t
+        async with engine.begin() as conn:
+            fid, src = (await conn.execute(sa.text(
+                "SELECT id, source_id FROM folders WHERE name = :n"), {"n": cq.BIG_NAME})).one()
+            top = int(await conn.scalar(sa.text("SELECT max(id) FROM photos")))
+            rows = [dict(synth(5_000_000 + i, name=f"new-{top + i}.jpg",
+                               indexed_at=dt.datetime(2030, 1, 1)),
+                         id=top + 1 + i, folder_id=fid, source_id=src) for i in range(1000)]
+            rows[0]["sha256"] = sha_of(5)  # a copy of a photo already there
+            await conn.execute(tables.photos.insert(), rows)
+            await conn.execute(sa.text(
+                "UPDATE folders SET photo_count = photo_count + 1000 WHERE id = :f"), {"f": fid})
+        cache.invalidate()
+        t = time.perf_counter()
+        await cache.exact()
+        out["exact, after 1,000 new photos"] = time.perf_counter() - t
+        t = time.perf_counter()
+        await cache.near(6)
+        out["near, after 1,000 new photos"] = time.perf_counter() - t
+    finally:
+        await cache.stop()
+        await engine.dispose()
+    return out
+
+
+def baselines(db: Path) -> dict[str, float]:
+    conn = sqlite3.connect(db)
+    t = time.perf_counter()
+    rows = conn.execute("SELECT id, sha256, phash FROM photos WHERE status = 'ok' AND "
+                        "sha256 IS NOT NULL ORDER BY id").fetchall()
+    read = time.perf_counter() - t
+    conn.close()
+    hashes = [r[2] & ((1 << 64) - 1) for r in rows if r[2] is not None]
+    t = time.perf_counter()
+    bits = 0
+    for h in hashes:
+        bits += h.bit_count()
+    loop = time.perf_counter() - t
+    return {"raw SQL: read every ok photo (sqlite3)": read,
+            "bare Python loop over the hashes": loop}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reuse", type=Path, help="a catalog kept by catalog_queries --keep")
+    ap.add_argument("--photos", type=int, default=1_000_000, help="when building")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="20,000 photos, 1 round")
+    args = ap.parse_args()
+    if args.quick:
+        args.photos, args.rounds, args.reuse = 20_000, 1, None
+    work = Path(tempfile.mkdtemp(prefix="lbd-", dir="/tmp"))
+    try:
+        src = work / "src.db"
+        if args.reuse:
+            shutil.copy2(args.reuse / "catalog.db", src)
+        else:
+            asyncio.run(cq.build(src, args.photos))
+        results: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            db = work / "catalog.db"
+            shutil.copy2(src, db)
+            for k, v in {**baselines(db), **asyncio.run(one_round(db))}.items():
+                results.setdefault(k, []).append(v)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"duplicates, {args.photos if not args.reuse else 'reused'} catalog; "
+          f"{args.rounds} rounds (median, min-max); {os.cpu_count()} CPUs; load "
+          f"{os.getloadavg()[0]:.1f}")
+    print()
+    print("| measure | median | min-max |")
+    print("|---|---|---|")
+
+    def fmt(v: float) -> str:
+        return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
+
+    for k, vs in results.items():
+        print(f"| {k} | {fmt(statistics.median(vs))} | {fmt(min(vs))}-{fmt(max(vs))} |")
+
+
+if __name__ == "__main__":
+    main()

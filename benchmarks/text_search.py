@@ -1,0 +1,175 @@
+"""Text search at 1,000,000 photos, on SQLite, PostgreSQL or MariaDB.
+
+The catalog of ``catalog_queries`` (file names counting up per camera, places and events in
+folder names, a lens per camera), in a SQLite file or a database given by URL. The real
+daemon on it answers ``photos.search`` with ``text`` over the socket (plain DEALER,
+sequential calls, ``limit=200``, sorted by name), for words of every kind a person types:
+
+- ``file``: a file's number with its prefix (``DSC_4242``: ~25 photos), ``number``: the
+  number alone (~100); ``event``: a place and an event (two words: ~1,000); ``place``: one
+  place (~25,000); ``month``: ``2016-03`` (in folder paths: ~5,500); ``lens``: ``nikkor``
+  (~170,000); ``camera``: ``canon`` (~170,000); ``none``: a word nothing contains.
+
+Baseline, same run (SQLite only): the statements the daemon runs for the same request,
+captured from SQLAlchemy, replayed with the stdlib ``sqlite3`` module; and the query as it
+was before the text index: the LIKE conditions alone (``--no-index`` shows that figure for
+every kind). Targets: p50 < 20 ms, p99 < 50 ms on every engine, also during a scan
+(``--during-scan ROOT`` as in catalog_queries).
+
+    .venv/bin/python benchmarks/text_search.py [--url URL | --reuse DIR] [--keep DIR]
+        [--photos 1000000] [--calls 40] [--rounds 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import catalog_queries as cq
+from harness import Daemon
+
+KINDS = ("file", "number", "event", "place", "month", "lens", "camera", "none")
+
+
+def word_for(kind: str, rng: random.Random) -> str:
+    n = rng.randrange(10_000)
+    if kind == "file":
+        return f"{rng.choice(cq.PREFIXES)}{n:04d}"
+    if kind == "number":
+        return f"{n:04d}"
+    if kind == "event":
+        return f"{rng.choice(cq.PLACES)} {rng.choice(cq.EVENTS)}"
+    if kind == "place":
+        return rng.choice(cq.PLACES)
+    if kind == "month":
+        return f"{rng.randrange(2010, 2025)}-{rng.randrange(1, 13):02d}"
+    if kind == "lens":
+        return rng.choice(("nikkor", "xf35", "85mm", "24-70"))
+    if kind == "camera":
+        return rng.choice(("canon", "nikon", "iphone", "fujifilm"))
+    return f"zq{n}x"
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * q))] * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", help="a PostgreSQL or MariaDB database to build into (or reuse "
+                    "with --reuse-url)")
+    ap.add_argument("--reuse-url", action="store_true", help="the --url catalog is built")
+    ap.add_argument("--photos", type=int, default=1_000_000)
+    ap.add_argument("--calls", type=int, default=40, help="calls per kind and round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--keep", type=Path, help="build the SQLite catalog in DIR and keep it")
+    ap.add_argument("--reuse", type=Path, help="measure the SQLite catalog kept in DIR")
+    ap.add_argument("--during-scan", type=Path, metavar="ROOT")
+    ap.add_argument("--quick", action="store_true", help="20,000 photos, 5 calls, 1 round")
+    args = ap.parse_args()
+    if args.quick:
+        args.photos, args.calls, args.rounds = 20_000, 5, 1
+
+    data = Path(tempfile.mkdtemp(prefix="lbt-", dir="/tmp"))
+    db_path: Path | None = None
+    if args.url:
+        url = args.url
+        if not args.reuse_url:
+            print(f"building {args.photos:,} photos in {url} ...", file=sys.stderr)
+            asyncio.run(cq.build(url, args.photos))
+        config = f'[database]\nurl = "{url}"\n'
+    else:
+        src = args.reuse or args.keep
+        if args.reuse is None:
+            target = (args.keep or data) / "catalog.db"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            print(f"building {args.photos:,} photos in {target} ...", file=sys.stderr)
+            asyncio.run(cq.build(target, args.photos))
+            src = target.parent
+        assert src is not None
+        db_path = data / "catalog.db"
+        if src != data:
+            shutil.copy2(src / "catalog.db", db_path)
+        url = f"sqlite+aiosqlite:///{db_path}"
+        config = f'[database]\nurl = "{url}"\n'
+    rng = random.Random(7)
+    words = {k: [word_for(k, rng) for _ in range(args.calls)] for k in KINDS}
+
+    baseline: dict[str, list[list[tuple[str, Any]]]] = {}
+    if db_path is not None:
+        from lightbox.daemon.catalog import queries
+        for k in KINDS:
+            baseline[k] = [asyncio.run(cq.capture(db_path, lambda c, w=w: queries.search(
+                c, text=w, limit=200))) for w in words[k][:5]]
+
+    daemon = Daemon(data / "d", config=config).start(timeout=600)
+    rpc = cq.Rpc(daemon.endpoint)
+    results: dict[str, dict[str, list[float]]] = {
+        k: {"p50": [], "p99": [], "raw50": []} for k in KINDS}
+    every: list[list[float]] = []
+    matched: dict[str, int] = {}
+    try:
+        if args.during_scan:
+            added = rpc.call("roots.add", {"path": str(args.during_scan.resolve()),
+                                           "scan": False})
+            rpc.call("library.scan", {"root": added["root"]["id"]})
+            time.sleep(1.0)
+        for _ in range(args.rounds):
+            round_all: list[float] = []
+            for k in KINDS:
+                lat = []
+                for w in words[k]:
+                    t0 = time.perf_counter()
+                    doc = rpc.call("photos.search", {"text": w, "limit": 200}, timeout=120)
+                    lat.append(time.perf_counter() - t0)
+                    matched[k] = max(matched.get(k, 0), len(doc["photos"]))
+                round_all += lat
+                print(f"  {k}: p50 {pct(lat, 0.5):.2f} ms, p99 {pct(lat, 0.99):.2f} ms",
+                      file=sys.stderr, flush=True)
+                results[k]["p50"].append(pct(lat, 0.5))
+                results[k]["p99"].append(pct(lat, 0.99))
+                if k in baseline:
+                    raw_lat = []
+                    for stmts in baseline[k]:
+                        raw_lat += cq.raw(db_path, stmts, 3)  # type: ignore[arg-type]
+                    results[k]["raw50"].append(pct(raw_lat, 0.5))
+            every.append(round_all)
+    finally:
+        rpc.close()
+        daemon.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+    med = statistics.median
+    engine = url.split(":", 1)[0]
+    print(f"text search, {engine}, {args.photos:,} photos; {args.calls} calls per kind x "
+          f"{args.rounds} rounds (medians of rounds, min-max); {os.cpu_count()} CPUs; "
+          f"load {os.getloadavg()[0]:.1f}" + (" ; during a scan" if args.during_scan else ""))
+    print()
+    print("| kind | example | p50 ms | p99 ms | raw SQL p50 ms | page |")
+    print("|---|---|---|---|---|---|")
+    for k in KINDS:
+        r = results[k]
+        raw50 = f"{med(r['raw50']):.2f}" if r["raw50"] else "-"
+        print(f"| {k} | `{words[k][0]}` | {med(r['p50']):.2f} ({min(r['p50']):.2f}-"
+              f"{max(r['p50']):.2f}) | {med(r['p99']):.2f} | {raw50} | {matched[k]} |")
+    p50s = [pct(x, 0.5) for x in every]
+    p99s = [pct(x, 0.99) for x in every]
+    print(f"| all | | {med(p50s):.2f} ({min(p50s):.2f}-{max(p50s):.2f}) | "
+          f"{med(p99s):.2f} ({min(p99s):.2f}-{max(p99s):.2f}) | | |")
+
+
+if __name__ == "__main__":
+    main()
