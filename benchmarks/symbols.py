@@ -40,9 +40,9 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 CELL = (8, 16)  # pixels of a cell when rasterising
 BOXES = {"grid": (18, 7), "preview": (120, 37)}
 
-from lightbox.daemon.media import thumbs  # noqa: E402
-from lightbox.tui.imaging import encode as enc  # noqa: E402
-from lightbox.tui.imaging import symbols  # noqa: E402
+from lightbox.daemon.media import thumbs
+from lightbox.tui.imaging import encode as enc
+from lightbox.tui.imaging import symbols
 
 
 # -- glyph coverage ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -97,23 +98,30 @@ class LightboxApp(App[int]):
 
     # -- graphics -------------------------------------------------------------------------
     def graphics_label(self) -> str:
-        return LABELS[self.graphics.mode]
+        label = LABELS[self.graphics.mode]
+        if self.graphics.mode == "symbols" and self.graphics.symbols != "blocks":
+            label += f" ({self.graphics.symbols})"
+        return label + (" via tmux" if self.graphics.passthrough else "")
 
     def available_modes(self) -> list[str]:
-        """Modes that can be switched to while running: Kitty needs textual-image's Kitty
-        module, which queries the terminal on import, so only if it was imported before."""
-        modes = ["sixel", "halfcell", "none"]
-        if "textual_image.renderable.tgp" in sys.modules:
-            modes.insert(0, "kitty")
-        return modes
+        """Modes this terminal can show (detection decided), in the palette's order. Kitty
+        needs textual-image's Kitty module, which queries the terminal on import, so only if
+        it was imported before the app started."""
+        return [m for m in self.graphics.available
+                if m != "kitty" or "textual_image.renderable.tgp" in sys.modules]
 
-    def set_graphics(self, mode: str) -> None:
+    def set_graphics(self, mode: str, symbols: str | None = None) -> None:
+        """Draw this session's images another way ("auto": as detected). Nothing is saved:
+        saving a choice is the settings screen's (``imaging.choice.save``)."""
+        if mode == "auto":
+            mode = self.graphics.detected or self.graphics.mode
         if mode not in self.available_modes():
             return
-        self.graphics = self.graphics.with_mode(mode)
+        graphics = self.graphics.with_mode(mode, "this session")
+        if symbols is not None:
+            graphics = replace(graphics, symbols=symbols)
+        self.graphics = graphics
         self.images.set_graphics(self.graphics)
-        self.settings.graphics = mode
-        self.settings.save()
         for screen in self.screen_stack:
             hook = getattr(screen, "graphics_changed", None)
             if hook is not None:

@@ -106,7 +106,7 @@ class ImageView(Widget):
         if enc is not None and enc.cols and enc.rows:
             ox = max(0, (width - enc.cols) // 2)
             oy = max(0, (rows - enc.rows) // 2)
-            if enc.mode in ("halfcell", "kitty"):
+            if enc.mode in ("symbols", "halfcell", "kitty"):
                 for r, strip in enumerate(enc.strips[:rows]):
                     lines[oy + r] = self._place(strip, ox, width, base)
         elif self._placeholder and rows:
