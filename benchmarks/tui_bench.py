@@ -171,7 +171,7 @@ def main() -> None:
     d = Daemon(data, config="[library]\nreconcile_interval = 0\n").start()
     try:
         print(f"baseline: photos.thumbnail (grid) round trip p50 {baseline(d):.1f} ms")
-        for graphics in ("sixel", "halfcell"):
+        for graphics in ("sixel", "symbols", "halfcell"):
             runs = [run_probe(d.endpoint, graphics, args.moves, args.previews,
                               f"{args.profile}.{graphics}" if args.profile and not i else None)
                     for i in range(args.runs)]

@@ -22,6 +22,8 @@ from textual.screen import Screen
 from lightbox.common.client import Client
 from lightbox.tui.imaging.graphics import LABELS, Graphics
 from lightbox.tui.imaging.service import ImageService
+from lightbox.tui.imaging.tmux import Pane, PaneState
+from lightbox.tui.imaging.view import ImageView
 from lightbox.tui.link import Link
 from lightbox.tui.settings import Place, Settings
 
@@ -56,6 +58,7 @@ class LightboxApp(App[int]):
         self.place = start or Place()
         self.link = Link(self.client, heartbeat=heartbeat)
         self.images = ImageService(self.link, self.graphics)
+        self.pane: Pane | None = None  # tmux passthrough: where this pane is (imaging.tmux)
         self._frozen = False
 
     def on_mount(self) -> None:
@@ -69,6 +72,7 @@ class LightboxApp(App[int]):
         for n in range(self.images.workers):
             self.run_worker(self.images.run(), name=f"images {n}", group="images")
         self._set_background()
+        self._watch_pane()
         for problem in self.settings.problems:
             self.notify(problem, severity="warning", timeout=10)
         self.push_screen(BrowserScreen(self.place))
@@ -97,6 +101,23 @@ class LightboxApp(App[int]):
         await self.link.close()
 
     # -- graphics -------------------------------------------------------------------------
+    def _watch_pane(self) -> None:
+        tmux = self.graphics.tmux
+        if tmux is None or not self.graphics.passthrough or self.pane is not None:
+            return
+        self.pane = Pane(tmux.pane)
+        self.run_worker(self.pane.watch(self._pane_changed), name="tmux pane", group="tmux")
+
+    def _pane_changed(self, state: PaneState) -> None:
+        """tmux redrew the window (moved, hidden, shown): what was drawn through it is gone;
+        draw again if the pane is visible."""
+        for screen in self.screen_stack:
+            for view in screen.query(ImageView):
+                view.forget_drawn()
+        if state.visible:
+            for view in self.screen.query(ImageView):
+                view.refresh()
+
     def graphics_label(self) -> str:
         label = LABELS[self.graphics.mode]
         if self.graphics.mode == "symbols" and self.graphics.symbols != "blocks":
@@ -122,6 +143,7 @@ class LightboxApp(App[int]):
             graphics = replace(graphics, symbols=symbols)
         self.graphics = graphics
         self.images.set_graphics(self.graphics)
+        self._watch_pane()
         for screen in self.screen_stack:
             hook = getattr(screen, "graphics_changed", None)
             if hook is not None:
