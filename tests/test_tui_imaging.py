@@ -323,3 +323,44 @@ def test_numpy_is_a_runtime_dependency() -> None:
     requires = md.requires("lightbox") or []
     runtime = [r for r in requires if "extra ==" not in r]
     assert any(r.lower().startswith("numpy") for r in runtime)
+
+
+def test_tmux_pane_state_and_wrapping() -> None:
+    from lightbox.tui.imaging import tmux
+
+    assert tmux.parse("0 0 1 1 0 1 on bottom") == tmux.PaneState(0, 0, True)
+    assert tmux.parse("5 61 1 0 0 1 on top") == tmux.PaneState(6, 61, True)  # status on top
+    assert tmux.parse("0 0 0 1 0 1 on bottom").visible is False  # another window in front
+    assert tmux.parse("0 0 1 0 1 1 on bottom").visible is False  # another pane zoomed
+    assert tmux.parse("0 0 1 1 0 0 on bottom").visible is False  # detached
+    assert tmux.parse("no server running") is None
+    assert graphics.wrap_tmux("\x1b[c") == "\x1bPtmux;\x1b\x1b[c\x1b\\"
+    e = enc.encode(jpeg(300, 200), "kitty", 10, 4, (10, 20))
+    wrapped = tmux.wrap_kitty(e.data)
+    assert wrapped.count("\x1bPtmux;") == e.data.count("\x1b_G") >= 2
+    assert wrapped.replace("\x1b\x1b", "\x1b").replace("\x1bPtmux;", "").replace(
+        "\x1b\\\x1b\\", "\x1b\\") == e.data
+
+
+def test_tmux_detection_reads_what_tmux_says(monkeypatch: Any) -> None:
+    """Inside tmux the Kitty query is never sent; Kitty outside is known from tmux's
+    client; without passthrough the answer is symbols, with the reason."""
+    import subprocess
+
+    def fake_run(cmd: list[str], **kw: Any) -> Any:
+        out = "on\n" if "show" in cmd else "3.3a\txterm-kitty\tkitty(0.31)\n"
+        return subprocess.CompletedProcess(cmd, 0, out, "")
+
+    monkeypatch.setattr(graphics.subprocess, "run", fake_run)
+    monkeypatch.setattr(graphics, "query_sixel", lambda through_tmux=False: False)
+    monkeypatch.setattr(graphics, "query_kitty", lambda: pytest.fail("kitty query in tmux"))
+    env = {"TMUX": "/tmp/tmux-0/default,1,0", "TMUX_PANE": "%3", "TERM": "tmux-256color"}
+    info = graphics.tmux_info(env)
+    assert info == graphics.Tmux("3.3a", True, "xterm-kitty", "kitty(0.31)", "%3")
+    mode, pictures, why = graphics._auto_mode(env, info)
+    assert (mode, pictures) == ("kitty", ["kitty"]) and "through tmux" in why
+    assert graphics.symbol_set(env, info)[0] == "sextants"  # kitty draws them itself
+    assert graphics.terminal_key(env, info) == "tmux in xterm-kitty"
+    off = graphics.Tmux("3.3a", False, "xterm-256color", "XTerm(379)", "%3")
+    mode, pictures, why = graphics._auto_mode(env, off)
+    assert mode == "symbols" and pictures == [] and "allow-passthrough" in why
