@@ -19,6 +19,7 @@ SCRIPTS = [
      ["catalog_queries.py"]),
     ("file created -> catalog event (issue 3 d)", ["watch_latency.py"]),
     ("terminal UI (issue 4)", ["tui_bench.py"]),
+    ("pictures as text against chafa, preview bytes (issue 12)", ["symbols.py"]),
 ]
 
 

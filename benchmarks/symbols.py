@@ -18,6 +18,11 @@ Time: lightbox's whole ``encode`` from JPEG bytes to Textual strips; chafa's JPE
 Targets (issue 12): lightbox's symbols at least chafa's best score at the same cell count, a
 grid thumbnail encoded in < 5 ms.
 
+Then the bytes a preview of a 120x40 terminal writes (120x37 cells of picture, 8x17 px
+cells) in each mode: the Sixel string, the Kitty transmission and its placeholders, the
+text modes' cells as escape sequences (24-bit SGR per run of equal colours, as Textual
+writes them, plus a cursor move per row); target: Sixel <= 0.5 MB.
+
     .venv/bin/python benchmarks/symbols.py [--quick] [--runs 3]
 """
 
@@ -31,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -264,6 +270,45 @@ def main() -> None:
                 times.append(1000 * (time.perf_counter() - t) / len(pics))
             print(f"  {name:34} {statistics.mean(scores):7.4f}  {statistics.median(times):8.2f}"
                   f" ({min(times):.2f}-{max(times):.2f})")
+    if not args.quick:
+        preview_bytes(pics)
+
+
+def text_bytes(strips: list[Any]) -> int:
+    """What a terminal receives for these strips: each segment's SGR and text, a move per
+    row."""
+    from rich.color import ColorSystem
+
+    total = 0
+    for strip in strips:
+        total += len(b"\x1b[40;1H")
+        for seg in strip:
+            total += len(seg.style.render(seg.text, color_system=ColorSystem.TRUECOLOR)
+                         .encode()) if seg.style else len(seg.text.encode())
+    return total
+
+
+def preview_bytes(pics: list[dict[str, bytes]]) -> None:
+    cols, rows, cell = 120, 37, (8, 17)
+    print(f"\npreview bytes at 120x40 ({cols}x{rows} cells of picture, {cell[0]}x{cell[1]} px "
+          "cells), over the same photos:")
+    for mode, label in (("sixel", "Sixel"), ("kitty", "Kitty (PNG)"),
+                        ("symbols", "symbols (blocks)"), ("halfcell", "half-cells")):
+        sizes, times = [], []
+        for pic in pics:
+            t = time.perf_counter()
+            e = enc.encode(pic["preview"], mode, cols, rows, cell)
+            times.append(1000 * (time.perf_counter() - t))
+            if mode in ("sixel",):
+                sizes.append(len(e.data.encode()))
+            elif mode == "kitty":
+                sizes.append(len(e.data.encode()) + text_bytes(e.placeholders))
+            else:
+                sizes.append(text_bytes(e.strips))
+        over = sum(1 for n in sizes if n > 500_000)
+        print(f"  {label:18} median {statistics.median(sizes) / 1e6:5.3f} MB  "
+              f"max {max(sizes) / 1e6:5.3f} MB  ({over} of {len(sizes)} over 0.5 MB; "
+              f"encode median {statistics.median(times):.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -164,11 +164,15 @@ def test_symbols_recover_a_picture_drawn_from_their_own_shapes(name: str) -> Non
         assert np.abs(got.bg[r, c].astype(int) - bg).max() <= 2
 
 
+def test_symbol_sampling_is_one_number() -> None:
+    assert enc.SYMBOL_SAMPLES == symbols.SAMPLES  # encode knows it without importing numpy
+
+
 def test_sextant_characters() -> None:
     assert symbols.sextant_char(1) == "\U0001FB00" and symbols.sextant_char(62) == "\U0001FB3B"
     assert symbols.sextant_char(22) == "\U0001FB14"  # after the skipped left column (21)
     for p in (0, 21, 42, 63):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="no sextant"):
             symbols.sextant_char(p)
 
 

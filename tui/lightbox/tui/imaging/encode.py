@@ -24,16 +24,18 @@ import itertools
 import math
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from lightbox.tui.imaging import symbols
 from lightbox.tui.imaging.cache import LRU
+
+if TYPE_CHECKING:
+    from lightbox.tui.imaging import symbols
 
 GRID_EDGE = 256  # the daemon's grid thumbnail, long edge in pixels
 # Segments of half-cell strips kept built: a screenful of thumbnails and a preview or two.
@@ -46,7 +48,8 @@ TEXT_MODES = ("symbols", "halfcell")
 # Picture pixels per cell a text mode can show (its resolution, for the enlargement cap) and
 # the samples per cell it is encoded from (which decide the thumbnail size it asks for).
 TEXT_RESOLUTION = {"symbols": (2, 4), "halfcell": (1, 2)}
-TEXT_SAMPLES = {"symbols": symbols.SAMPLES, "halfcell": (3, 6)}
+SYMBOL_SAMPLES = (8, 16)  # symbols.SAMPLES (numpy is imported when first needed)
+TEXT_SAMPLES = {"symbols": SYMBOL_SAMPLES, "halfcell": (3, 6)}
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ def fit(src_w: int, src_h: int, cols: int, rows: int, cell: tuple[int, int],
     if mode == "symbols":
         w = min(cols, max(1, round(disp_w / cw)))
         h = min(rows, max(1, round(disp_h / ch)))
-        sx, sy = symbols.SAMPLES
+        sx, sy = SYMBOL_SAMPLES
         return Fit(w * sx, h * sy, w, h)
     w, h = max(1, round(disp_w)), max(1, round(disp_h))
     if mode == "sixel" and h >= 6:
@@ -224,6 +227,8 @@ def _style_of(key: int) -> Style:
 
 def symbol_strips(cells: symbols.Cells) -> list[Strip]:
     """One segment per run of cells with the same two colours."""
+    import numpy as np
+
     fg = cells.fg.astype(np.int64)
     bg = cells.bg.astype(np.int64)
     keys = ((fg[..., 0] << 16 | fg[..., 1] << 8 | fg[..., 2]) << 24
@@ -239,6 +244,10 @@ def symbol_strips(cells: symbols.Cells) -> list[Strip]:
 
 
 def symbol_cells(img: Image.Image, f: Fit, symbol_set: str = "blocks") -> symbols.Cells:
+    import numpy as np
+
+    from lightbox.tui.imaging import symbols
+
     px = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     # Full 24-bit colour: 6 bits a channel (fewer styles) cost 0.006 of SSIM in the benchmark.
     return symbols.fit_cells(px, f.cols, f.rows, symbols.symbol_set(symbol_set))
@@ -290,6 +299,12 @@ def kitty_image(img: Image.Image, f: Fit, cell: tuple[int, int],
                        for c in range(f.cols))
         strips.append(Strip([Segment(text, style)], f.cols))
     return image_id, "".join(parts), strips
+
+
+def warm() -> None:
+    """Import what encoding needs (numpy, 0.1-0.2 s) in the encoder thread while the app
+    starts, instead of on the way to the first frame."""
+    from lightbox.tui.imaging import sixel, symbols  # noqa: F401
 
 
 # -- the whole pipeline -----------------------------------------------------------------------

@@ -74,7 +74,7 @@ class Tmux:
 
 def _version(text: str) -> tuple[int, int]:
     digits = "".join(c if c.isdigit() or c == "." else " " for c in text).split()
-    parts = (digits[0].split(".") + ["0"])[:2] if digits else ["0", "0"]
+    parts = ([*digits[0].split("."), "0"])[:2] if digits else ["0", "0"]
     try:
         return int(parts[0]), int(parts[1] or 0)
     except ValueError:
@@ -175,7 +175,7 @@ def tmux_info(env: Mapping[str, str]) -> Tmux | None:
     except (OSError, subprocess.SubprocessError) as exc:
         log.info("inside tmux, but cannot ask it: %r", exc)
         return Tmux("", False, pane=pane)
-    version, term, kind = (shown.stdout.rstrip("\n").split("\t") + ["", "", ""])[:3]
+    version, term, kind = ([*shown.stdout.rstrip("\n").split("\t"), "", "", ""])[:3]
     passthrough = option.stdout.strip() in ("on", "all")
     info = Tmux(version, passthrough, term, kind, pane)
     log.info("inside tmux: %s", info)

@@ -67,6 +67,7 @@ class ImageService:
         # One thread: encoders are mostly Python holding the GIL, so a second thread would
         # only slow down the photo wanted first (and the UI) without finishing sooner.
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="lightbox-encode")
+        self._pool.submit(enc.warm)
         self._queue: list[tuple[ImageKey, Hashable, Callback]] = []
         self._busy: dict[ImageKey, list[Callback]] = {}
         self._ready = asyncio.Event()

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLES = (8, 16)  # samples per cell (x, y) the fit works on: eighths fall on sample edges
+SAMPLES = (8, 16)  # samples per cell (x, y) of the fit; eighths fall on sample edges
 SETS = ("blocks", "sextants")
 
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the cell
@@ -45,9 +45,10 @@ def _block_shapes() -> list[tuple[str, list[Rect]]]:
         shapes.append((chr(0x2580 + k), [(0.0, 1 - k / 8, 1.0, 1.0)]))
     for k in range(1, 8):  # left k/8: ▏▎▍▌▋▊▉ (complements: the right blocks)
         shapes.append((chr(0x2590 - k), [(0.0, 0.0, k / 8, 1.0)]))
-    quads = {"▘": [(0, 0, .5, .5)], "▝": [(.5, 0, 1, .5)], "▖": [(0, .5, .5, 1)],
-             "▗": [(.5, .5, 1, 1)], "▚": [(0, 0, .5, .5), (.5, .5, 1, 1)]}
-    shapes.extend((c, [tuple(map(float, r)) for r in rs]) for c, rs in quads.items())  # type: ignore[misc]
+    quads: dict[str, list[Rect]] = {
+        "▘": [(0.0, 0.0, 0.5, 0.5)], "▝": [(0.5, 0.0, 1.0, 0.5)], "▖": [(0.0, 0.5, 0.5, 1.0)],
+        "▗": [(0.5, 0.5, 1.0, 1.0)], "▚": [(0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0)]}
+    shapes.extend(quads.items())
     return shapes
 
 
@@ -81,7 +82,8 @@ def coverage(rects: Sequence[Rect], sx: int, sy: int) -> np.ndarray:
         wx = np.clip(np.minimum(xs[1:], x1) - np.maximum(xs[:-1], x0), 0, None) * sx
         wy = np.clip(np.minimum(ys[1:], y1) - np.maximum(ys[:-1], y0), 0, None) * sy
         out += np.outer(wy, wx)
-    return np.clip(out, 0, 1).reshape(-1)
+    result: np.ndarray = np.clip(out, 0, 1).reshape(-1)
+    return result
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ def fit_cells(px: np.ndarray, cols: int, rows: int, symbols: SymbolSet,
     chars = ["".join(glyphs[r * cols:(r + 1) * cols]) for r in range(rows)]
 
     def to8(x: np.ndarray) -> np.ndarray:
-        return (np.clip(x, 0, 255) + 0.5).astype(np.uint8).reshape(rows, cols, 3)
+        out: np.ndarray = (np.clip(x, 0, 255) + 0.5).astype(np.uint8)
+        return out.reshape(rows, cols, 3)
 
     return Cells(cols, rows, chars, to8(fg), to8(bg))

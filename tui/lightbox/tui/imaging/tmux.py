@@ -54,7 +54,7 @@ def parse(line: str) -> PaneState | None:
     lines = 0
     if position == "top" and status != "off":
         lines = int(status) if status.isdigit() else 1
-    visible = bool(window_active) and attached > 0 and (pane_active or not zoomed)
+    visible = bool(window_active) and attached > 0 and bool(pane_active or not zoomed)
     return PaneState(top + lines, left, visible)
 
 
