@@ -28,6 +28,7 @@ from lightbox.tui.link import Link
 from lightbox.tui.settings import Place, Settings
 
 HERE = Path(__file__).parent
+RELEASE_IMAGES_AFTER = 2.0  # seconds: images start with the first folder, or after this
 
 
 class LightboxApp(App[int]):
@@ -73,6 +74,7 @@ class LightboxApp(App[int]):
             self.run_worker(self.images.run(), name=f"images {n}", group="images")
         self._set_background()
         self._watch_pane()
+        self.set_timer(RELEASE_IMAGES_AFTER, self.images.release)  # no folder ever shown
         for problem in self.settings.problems:
             self.notify(problem, severity="warning", timeout=10)
         self.push_screen(BrowserScreen(self.place))
@@ -81,6 +83,7 @@ class LightboxApp(App[int]):
         """The first folder is on screen: what exists now (Textual, styles, widgets) lives as
         long as the app, so full garbage collections need not walk it again (pauses of
         100 ms and more while scrolling otherwise)."""
+        self.images.release()
         if not self._frozen:
             self._frozen = True
             gc.collect()

@@ -67,7 +67,9 @@ class ImageService:
         # One thread: encoders are mostly Python holding the GIL, so a second thread would
         # only slow down the photo wanted first (and the UI) without finishing sooner.
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="lightbox-encode")
-        self._pool.submit(enc.warm)
+        # Encoding waits for the first folder on screen (``release``): it holds the GIL for
+        # 10-200 ms a picture and would otherwise stretch the first paint.
+        self._released = asyncio.Event()
         self._queue: list[tuple[ImageKey, Hashable, Callback]] = []
         self._busy: dict[ImageKey, list[Callback]] = {}
         self._ready = asyncio.Event()
@@ -156,8 +158,16 @@ class ImageService:
         return not self._queue and not self._busy
 
     # -- workers --------------------------------------------------------------------------
+    def release(self) -> None:
+        """Start encoding (the app calls this once the first folder is painted): numpy is
+        imported in the encoder thread, then the workers take from the queue."""
+        if not self._released.is_set():
+            self._pool.submit(enc.warm)
+            self._released.set()
+
     async def run(self) -> None:
         """One worker; the app starts ``workers`` of these as Textual workers."""
+        await self._released.wait()
         while True:
             while not self._queue:
                 self._ready.clear()
