@@ -221,5 +221,5 @@ def estimate(q: Image.Image) -> int:
     if pad:
         px = np.concatenate([px, np.repeat(px[-1:], pad, axis=0)])
     bands = np.sort(px.reshape(-1, 6, w), axis=1)
-    pairs = int((np.diff(bands, axis=1) != 0).sum()) + bands.shape[0] * w
+    pairs = int((np.diff(bands, axis=1) != 0).sum()) + int(bands.shape[0]) * w
     return 3 * pairs
