@@ -20,6 +20,7 @@ SCRIPTS = [
     ("file created -> catalog event (issue 3 d)", ["watch_latency.py"]),
     ("terminal UI (issue 4)", ["tui_bench.py"]),
     ("pictures as text against chafa, preview bytes (issue 12)", ["symbols.py"]),
+    ("confinement: cost of opening beneath the root (issue 7)", ["open_beneath.py"]),
 ]
 
 

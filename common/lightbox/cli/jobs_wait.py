@@ -29,7 +29,8 @@ def wait_for_job(ctx: Context, started: Any, timeout: float | None = None) -> in
             total = job.get("total")
             done = job.get("processed", 0)
             frac = f"{done}/{total}" if total else f"{done}"
-            sys.stderr.write(f"\rjob {job_id} {job['kind']}: {job['state']} {frac}   ")
+            phase = f" {job['phase']}" if job.get("phase") else ""
+            sys.stderr.write(f"\rjob {job_id} {job['kind']}: {job['state']}{phase} {frac}   ")
             sys.stderr.flush()
         if job["state"] in TERMINAL:
             break

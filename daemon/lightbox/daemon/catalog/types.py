@@ -5,6 +5,9 @@
 - ``Name``: strings compared byte for byte (file names), also on MySQL.
 - ``Timestamp``: naive UTC datetimes with microseconds (MySQL's DATETIME drops them unless
   asked for fsp=6; MariaDB also drops time zones, so we never store one).
+- ``Real``: a double-precision float everywhere (MySQL's FLOAT is single precision: an
+  exposure of 1/3 s would come back as 0.333333, and a catalog copied to MySQL would no
+  longer be the catalog it was copied from).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def Name(length: int = 255) -> sa.types.TypeEngine[str]:
         mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
     )
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+Real = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
 
 
 def utcnow() -> dt.datetime:

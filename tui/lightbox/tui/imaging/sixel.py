@@ -216,10 +216,10 @@ def estimate(q: Image.Image) -> int:
     in each column of each band, times what selections and gaps add (2.5-3.4 on corpus
     previews; 3 here)."""
     px = np.asarray(q)
-    h, w = px.shape
+    h, w = int(px.shape[0]), int(px.shape[1])
     pad = (-h) % 6
     if pad:
         px = np.concatenate([px, np.repeat(px[-1:], pad, axis=0)])
     bands = np.sort(px.reshape(-1, 6, w), axis=1)
-    pairs = int((np.diff(bands, axis=1) != 0).sum()) + int(bands.shape[0]) * w
+    pairs = int((np.diff(bands, axis=1) != 0).sum()) + len(bands) * w
     return 3 * pairs
