@@ -202,7 +202,7 @@ async def readonly_urls(pg_scratch_url: str, mysql_scratch_url: str) -> Any:
 
 
 def test_failed_switches_keep_the_old_catalog(make_daemon: Any, readonly_urls: Any,
-                                              mysql_scratch_url: str) -> None:
+                                              mysql_scratch_url: str, tmp_path: Path) -> None:
     d: DaemonProcess = make_daemon(start=False, config=QUIET)
     url = sqlite_url(d.data_dir / "catalog.db")
     asyncio.run(edge_library(url, 300))
@@ -233,7 +233,8 @@ def test_failed_switches_keep_the_old_catalog(make_daemon: Any, readonly_urls: A
     st = d.call("database.status")
     assert st["engine"] == "sqlite" and st["origin"] == "config"
     assert st["switch"]["last"]["reason"] == "migration_failed"
-    d.call("roots.add", {"path": str(d.data_dir), "name": "after", "scan": False})
+    # (not the data dir itself: no root may be one of the daemon's own directories)
+    d.call("roots.add", {"path": str(tmp_path), "name": "after", "scan": False})
     now = asyncio.run(dump(url))
     jobs = set(now["jobs"]) - set(before["jobs"])
     assert len(jobs) == 4
