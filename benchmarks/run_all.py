@@ -21,6 +21,7 @@ SCRIPTS = [
     ("text search at 1,000,000 photos (issue 13)", ["text_search.py"]),
     ("duplicate grouping at 1,000,000 photos (issue 13)", ["duplicates.py"]),
     ("terminal UI (issue 4)", ["tui_bench.py"]),
+    ("pictures as text against chafa, preview bytes (issue 12)", ["symbols.py"]),
     ("confinement: cost of opening beneath the root (issue 7)", ["open_beneath.py"]),
 ]
 

@@ -12,10 +12,13 @@ The catalog is built with ``tests/catalog_fixtures`` (a source whose folder does
 so it is offline and no scan touches it); the open folder's thumbnails are in the daemon's
 cache already (24 real pictures, hard-linked under 1,000 content hashes). The app runs on a
 pseudo-terminal (``tui_probe.py``) with its real driver, so rendering and writing the escape
-sequences (Sixel included) are in the figures; the terminal's own drawing is not. Baseline in
-the same run: the daemon's own ``photos.thumbnail`` round trip for the grid size.
+sequences (Sixel included) are in the figures; the terminal's own drawing is not. Baselines in
+the same run: the daemon's own ``photos.thumbnail`` round trip for the grid size, and the
+floor under the start (``tui_floor.py``: a bare Textual app on the same pty that connects,
+asks for the folder's first page and paints the names).
 
     .venv/bin/python benchmarks/tui_bench.py [--photos 100000] [--reuse DIR] [--runs 3]
+        [--modes sixel,symbols,halfcell]
 """
 
 from __future__ import annotations
@@ -93,6 +96,12 @@ async def build(data: Path, total: int, open_n: int) -> None:
 def run_probe(endpoint: str, graphics: str, moves: int, previews: int,
               profile: str | None = None) -> dict[str, Any]:
     """The app on a 120x40 pty (8x17 px cells); returns what the probe measured."""
+    return on_pty("tui_probe.py", endpoint, [
+        "--graphics", graphics, "--moves", str(moves), "--previews", str(previews),
+        *(["--profile", profile] if profile else [])])
+
+
+def on_pty(script: str, endpoint: str, extra: list[str]) -> dict[str, Any]:
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 960, 680))
@@ -100,10 +109,8 @@ def run_probe(endpoint: str, graphics: str, moves: int, previews: int,
     env.update(TERM="xterm-256color", COLORTERM="truecolor")
     t0 = time.time()
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "tui_probe.py"), "--endpoint", endpoint,
-         "--folder", f"{SOURCE}/{OPEN}", "--graphics", graphics, "--t0", repr(t0),
-         "--moves", str(moves), "--previews", str(previews), "--out", str(out),
-         *(["--profile", profile] if profile else [])],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--endpoint", endpoint,
+         "--folder", f"{SOURCE}/{OPEN}", "--t0", repr(t0), "--out", str(out), *extra],
         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
     os.close(slave)
     written = 0
@@ -162,6 +169,8 @@ def main() -> None:
     p.add_argument("--moves", type=int, default=200)
     p.add_argument("--previews", type=int, default=40)
     p.add_argument("--profile", help="cProfile the grid moves of the first run into FILE")
+    p.add_argument("--modes", default="sixel,symbols,halfcell",
+                   help="graphics modes to measure, comma-separated")
     args = p.parse_args()
     data = args.reuse or Path(tempfile.mkdtemp(prefix="lb-tuib-", dir="/tmp"))
     if not (data / "catalog.db").exists():
@@ -171,7 +180,12 @@ def main() -> None:
     d = Daemon(data, config="[library]\nreconcile_interval = 0\n").start()
     try:
         print(f"baseline: photos.thumbnail (grid) round trip p50 {baseline(d):.1f} ms")
-        for graphics in ("sixel", "halfcell"):
+        floors = [on_pty("tui_floor.py", d.endpoint, [])["first_frame_s"]
+                  for _ in range(args.runs)]
+        floor = median(floors)
+        print(f"floor: a bare Textual app painting the folder's first page {floor:.2f} s "
+              f"(runs {', '.join(f'{s:.2f}' for s in floors)})")
+        for graphics in args.modes.split(","):
             runs = [run_probe(d.endpoint, graphics, args.moves, args.previews,
                               f"{args.profile}.{graphics}" if args.profile and not i else None)
                     for i in range(args.runs)]
@@ -183,7 +197,8 @@ def main() -> None:
             images = [r["start_to_images_s"] for r in runs]
             print(f"{graphics} ({runs[0]['folder_photos']} photos in the folder, 120x40):")
             print(f"  start to first folder painted      {median(starts):.2f} s (runs "
-                  f"{', '.join(f'{s:.2f}' for s in starts)}; target < 1 s; imports "
+                  f"{', '.join(f'{s:.2f}' for s in starts)}; target < 1 s; "
+                  f"{median(starts) / floor:.2f}x the floor; interpreter up "
                   f"{median([r['import_s'] for r in runs]):.2f} s)")
             print(f"  ... to every visible thumbnail     {median(images):.2f} s")
             show("grid: next row painted", flat(r["grid_next_row_ms"] for r in runs),

@@ -13,10 +13,9 @@ from PIL import Image
 from test_tui_fixtures import SIZE, add_root, make_app, settled, until
 
 from lightbox.daemon.media import samples
+from lightbox.tui.imaging import choice, graphics, sixel, symbols
 from lightbox.tui.imaging import encode as enc
-from lightbox.tui.imaging import graphics, sixel
 from lightbox.tui.imaging.cache import LRU
-from lightbox.tui.main import choose_mode
 from lightbox.tui.screens.browser import BrowserScreen
 from lightbox.tui.settings import Settings
 from lightbox.tui.widgets.photo_grid import PhotoGrid
@@ -29,7 +28,7 @@ def jpeg(w: int, h: int, seed: int = 1) -> bytes:
 
 
 # -- fitting ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("mode", ["sixel", "kitty", "halfcell"])
+@pytest.mark.parametrize("mode", ["sixel", "kitty", "symbols", "halfcell"])
 @pytest.mark.parametrize("src", [(4000, 3000), (3000, 4000), (128, 128), (5000, 500)])
 def test_fit_keeps_aspect_inside_the_box(mode: str, src: tuple[int, int]) -> None:
     cell = (8, 17)
@@ -37,6 +36,9 @@ def test_fit_keeps_aspect_inside_the_box(mode: str, src: tuple[int, int]) -> Non
     assert 1 <= f.cols <= 100 and 1 <= f.rows <= 30
     if mode == "halfcell":
         shown = (f.width * cell[0], f.height * cell[1] / 2)
+    elif mode == "symbols":
+        shown = (f.cols * cell[0], f.rows * cell[1])
+        assert (f.width, f.height) == (f.cols * 8, f.rows * 16)  # the sampling grid
     else:
         shown = (f.width, f.height)
         assert f.width <= 100 * 8 and f.height <= 30 * 17
@@ -48,7 +50,21 @@ def test_fit_keeps_aspect_inside_the_box(mode: str, src: tuple[int, int]) -> Non
 def test_the_smallest_thumbnail_that_fills_the_box() -> None:
     assert enc.source_size(18, 7, (8, 17), "sixel") == "grid"
     assert enc.source_size(120, 37, (8, 17), "sixel") == "preview"
-    assert enc.source_size(120, 37, (8, 17), "halfcell") == "grid"  # 120x74 half-cells
+    # Text modes count their samples: a preview box wants the preview thumbnail, a grid
+    # cell the grid one (issue 12: tmux previews were blown up from 256 px).
+    assert enc.source_size(120, 37, (8, 17), "halfcell") == "preview"
+    assert enc.source_size(160, 45, (8, 17), "symbols") == "preview"
+    assert enc.source_size(18, 7, (8, 17), "symbols") == "grid"
+    assert enc.source_size(28, 9, (8, 17), "halfcell") == "grid"
+
+
+@pytest.mark.parametrize("cell", [(8, 17), (16, 32), (1, 2)])
+def test_text_modes_fill_the_box_whatever_tmux_says_a_cell_is(cell: tuple[int, int]) -> None:
+    """The enlargement cap counts the cells' own resolution, not the terminal's pixels: a
+    256 px thumbnail fills a 160x45 box (it showed as 64x24 inside tmux)."""
+    for mode in ("symbols", "halfcell"):
+        f = enc.fit(256, 192, 160, 45, cell, mode)
+        assert f.cols == 160 or f.rows == 45, (mode, cell, f)
 
 
 # -- encoders ---------------------------------------------------------------------------------
@@ -107,10 +123,9 @@ def _put(px: Any, x: int, y: int, bits: int, pct: tuple[int, int, int], w: int, 
             px[x, y + k] = rgb
 
 
-@pytest.mark.parametrize("use_numpy", [True, False] if sixel.HAVE_NUMPY else [False])
-def test_sixel_draws_every_pixel_once_in_its_colour(use_numpy: bool) -> None:
+def test_sixel_draws_every_pixel_once_in_its_colour() -> None:
     img = samples.make_photo(131, 47, 3)  # odd sizes: a partial last band, a ragged edge
-    text = sixel.encode(img, use_numpy=use_numpy)
+    text = sixel.encode(img)
     drawn, regs = decode_sixel(text)
     assert len(regs) <= 256
     q = sixel.palette_image(img).convert("RGB")
@@ -120,11 +135,53 @@ def test_sixel_draws_every_pixel_once_in_its_colour(use_numpy: bool) -> None:
     assert mismatches == 0  # every pixel painted, in its own colour, first band included
 
 
-def test_sixel_numpy_and_pure_python_agree() -> None:
-    if not sixel.HAVE_NUMPY:
-        pytest.skip("numpy is not installed (it is optional)")
-    img = samples.make_photo(200, 150, 9)
-    assert sixel.encode(img, use_numpy=True) == sixel.encode(img, use_numpy=False)
+@pytest.mark.parametrize("name", symbols.SETS)
+def test_symbols_recover_a_picture_drawn_from_their_own_shapes(name: str) -> None:
+    """Cells drawn from a shape and two colours come back as that shape (or its complement
+    with the colours swapped) and those colours: the fit is exact where it can be."""
+    import numpy as np
+
+    ss = symbols.symbol_set(name)
+    rng = np.random.default_rng(7)
+    rows, cols = 4, 9
+    sx, sy = symbols.SAMPLES
+    px = np.zeros((rows * sy, cols * sx, 3))
+    want = []
+    for r in range(rows):
+        for c in range(cols):
+            k = int(rng.integers(len(ss.chars)))
+            fg, bg = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            while np.abs(fg - bg).sum() < 90:  # two colours that differ in brightness
+                bg = rng.integers(0, 256, 3)
+            u = ss.masks[:, k].reshape(sy, sx, 1)
+            px[r * sy:(r + 1) * sy, c * sx:(c + 1) * sx] = u * fg + (1 - u) * bg
+            want.append((ss.chars[k], fg, bg))
+    got = symbols.fit_cells(px.round().astype(np.uint8), cols, rows, ss)
+    for i, (char, fg, bg) in enumerate(want):
+        r, c = divmod(i, cols)
+        assert got.chars[r][c] == char, (i, char, got.chars[r][c])
+        assert np.abs(got.fg[r, c].astype(int) - fg).max() <= 2
+        assert np.abs(got.bg[r, c].astype(int) - bg).max() <= 2
+
+
+def test_symbol_sampling_is_one_number() -> None:
+    assert enc.SYMBOL_SAMPLES == symbols.SAMPLES  # encode knows it without importing numpy
+
+
+def test_sextant_characters() -> None:
+    assert symbols.sextant_char(1) == "\U0001FB00" and symbols.sextant_char(62) == "\U0001FB3B"
+    assert symbols.sextant_char(22) == "\U0001FB14"  # after the skipped left column (21)
+    for p in (0, 21, 42, 63):
+        with pytest.raises(ValueError, match="no sextant"):
+            symbols.sextant_char(p)
+
+
+def test_symbol_strips_fill_the_footprint() -> None:
+    e = enc.encode(jpeg(400, 300), "symbols", 20, 8, (10, 20), symbol_set="sextants")
+    assert e.mode == "symbols" and e.cells is not None and len(e.strips) == e.rows
+    assert [s.text for s in e.strips] == e.cells.chars
+    assert all(s.cell_length == e.cols for s in e.strips)
+    assert e.cols == 20 and e.rows <= 8
 
 
 def test_halfcell_strips_fill_the_footprint() -> None:
@@ -153,19 +210,57 @@ def test_lru_keeps_to_its_byte_budget() -> None:
 
 
 # -- graphics mode ----------------------------------------------------------------------------
-def test_mode_precedence() -> None:
-    s = Settings(graphics="halfcell")
-    assert choose_mode("sixel", {"LIGHTBOX_GRAPHICS": "kitty"}, s) == "sixel"
-    assert choose_mode(None, {"LIGHTBOX_GRAPHICS": "kitty"}, s) == "kitty"
-    assert choose_mode(None, {}, s) == "halfcell"
-    assert choose_mode(None, {}, Settings()) == "auto"
+XTERM = graphics.Graphics("sixel", requested="auto", detected="sixel",
+                          available=("sixel", *graphics.TEXT), terminal="xterm-256color")
+TMUX = graphics.Graphics("symbols", requested="auto", detected="symbols",
+                         available=graphics.TEXT, terminal="tmux in xterm-256color")
+
+
+def test_mode_precedence(monkeypatch: Any, tmp_path: Path) -> None:
+    """Flag, then LIGHTBOX_GRAPHICS, then a choice saved for this terminal, then detection;
+    a choice saved elsewhere, or one this terminal cannot show, does not apply (and says
+    why)."""
+    s = Settings(graphics_saved={"xterm-256color": "halfcell"}, path=tmp_path / "tui.toml")
+    found = XTERM
+    monkeypatch.setattr(choice, "detect", lambda mode, env, symbols="auto":
+                        found if mode == "auto" else found.with_mode(mode, "forced"))
+    assert choice.start("kitty", {"LIGHTBOX_GRAPHICS": "none"}, s).graphics.mode == "kitty"
+    assert choice.start(None, {"LIGHTBOX_GRAPHICS": "none"}, s).graphics.mode == "none"
+    got = choice.start(None, {}, s)
+    assert got.graphics.mode == "halfcell" and "saved for xterm-256color" in got.graphics.note
+    found = TMUX  # the same person, now inside tmux: the xterm choice is not this terminal's
+    assert choice.start(None, {}, s).graphics.mode == "symbols"
+    s.graphics_saved["tmux in xterm-256color"] = "sixel"  # saved when passthrough was on
+    got = choice.start(None, {}, s)
+    assert got.graphics.mode == "symbols" and "cannot show" in got.notice
+    legacy = Settings(graphics="sixel")  # an older tui.toml: one mode for all terminals
+    assert choice.start(None, {}, legacy).graphics.mode == "symbols"
+    found = XTERM
+    assert choice.start(None, {}, legacy).graphics.mode == "sixel"
+
+
+def test_saving_a_choice_is_per_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "tui.toml"
+    s = Settings(graphics="sixel", path=path)
+    assert choice.options(XTERM)[0] == ("auto", "auto (detected: Sixel)")
+    assert [v for v, _ in choice.options(TMUX)] == ["auto", "symbols", "halfcell", "none"]
+    choice.save(s, XTERM, "sixel")
+    choice.save(s, TMUX, "halfcell")
+    back = Settings.load(path)
+    assert back.problems == [] and back.graphics == "auto"
+    assert choice.saved(back, XTERM) == "sixel" and choice.saved(back, TMUX) == "halfcell"
+    choice.save(back, TMUX, "auto")
+    assert choice.saved(Settings.load(path), TMUX) == "auto"
+    with pytest.raises(ValueError, match="cannot be shown"):
+        choice.save(back, TMUX, "sixel")
 
 
 def test_forced_modes_and_no_terminal() -> None:
     assert graphics.detect("none").mode == "none"
     assert graphics.detect("sixel").requested == "sixel"
     g = graphics.detect("auto")  # pytest's stdout is not a terminal
-    assert g.mode == "halfcell" and g.note == "not a terminal"
+    assert g.mode == "symbols" and g.note == "not a terminal"
+    assert g.available == graphics.TEXT
     with pytest.raises(ValueError, match="graphics"):
         graphics.detect("ascii-art")
 
@@ -225,12 +320,51 @@ async def test_unreadable_photos_say_so_and_are_not_asked_again(make_daemon: Any
         assert app.images.stats["fetched"] == fetched
 
 
-def test_numpy_is_used_when_installed() -> None:
-    """numpy is a runtime dependency (the daemon's duplicate grouping); the Sixel encoder
-    uses it then, and keeps its pure-Python path (tested above) for an install without."""
+def test_numpy_is_a_runtime_dependency() -> None:
+    """`make run` installs the fast encoders: numpy is not only in the dev extra."""
     import importlib.metadata as md
 
     requires = md.requires("lightbox") or []
     runtime = [r for r in requires if "extra ==" not in r]
     assert any(r.lower().startswith("numpy") for r in runtime)
-    assert sixel.HAVE_NUMPY
+
+
+def test_tmux_pane_state_and_wrapping() -> None:
+    from lightbox.tui.imaging import tmux
+
+    assert tmux.parse("0 0 1 1 0 1 on bottom") == tmux.PaneState(0, 0, True)
+    assert tmux.parse("5 61 1 0 0 1 on top") == tmux.PaneState(6, 61, True)  # status on top
+    assert tmux.parse("0 0 0 1 0 1 on bottom").visible is False  # another window in front
+    assert tmux.parse("0 0 1 0 1 1 on bottom").visible is False  # another pane zoomed
+    assert tmux.parse("0 0 1 1 0 0 on bottom").visible is False  # detached
+    assert tmux.parse("no server running") is None
+    assert graphics.wrap_tmux("\x1b[c") == "\x1bPtmux;\x1b\x1b[c\x1b\\"
+    e = enc.encode(jpeg(300, 200), "kitty", 10, 4, (10, 20))
+    wrapped = tmux.wrap_kitty(e.data)
+    assert wrapped.count("\x1bPtmux;") == e.data.count("\x1b_G") >= 2
+    assert wrapped.replace("\x1b\x1b", "\x1b").replace("\x1bPtmux;", "").replace(
+        "\x1b\\\x1b\\", "\x1b\\") == e.data
+
+
+def test_tmux_detection_reads_what_tmux_says(monkeypatch: Any) -> None:
+    """Inside tmux the Kitty query is never sent; Kitty outside is known from tmux's
+    client; without passthrough the answer is symbols, with the reason."""
+    import subprocess
+
+    def fake_run(cmd: list[str], **kw: Any) -> Any:
+        out = "on\n" if "show" in cmd else "3.3a\txterm-kitty\tkitty(0.31)\n"
+        return subprocess.CompletedProcess(cmd, 0, out, "")
+
+    monkeypatch.setattr(graphics.subprocess, "run", fake_run)
+    monkeypatch.setattr(graphics, "query_sixel", lambda through_tmux=False: False)
+    monkeypatch.setattr(graphics, "query_kitty", lambda: pytest.fail("kitty query in tmux"))
+    env = {"TMUX": "/tmp/tmux-0/default,1,0", "TMUX_PANE": "%3", "TERM": "tmux-256color"}
+    info = graphics.tmux_info(env)
+    assert info == graphics.Tmux("3.3a", True, "xterm-kitty", "kitty(0.31)", "%3")
+    mode, pictures, why = graphics._auto_mode(env, info)
+    assert (mode, pictures) == ("kitty", ["kitty"]) and "through tmux" in why
+    assert graphics.symbol_set(env, info)[0] == "sextants"  # kitty draws them itself
+    assert graphics.terminal_key(env, info) == "tmux in xterm-kitty"
+    off = graphics.Tmux("3.3a", False, "xterm-256color", "XTerm(379)", "%3")
+    mode, pictures, why = graphics._auto_mode(env, off)
+    assert mode == "symbols" and pictures == [] and "allow-passthrough" in why

@@ -209,3 +209,91 @@ async def test_command_palette_runs_actions(library: Any) -> None:
         cells = [c for c in screen.grid._cells if c.index is not None]
         assert all(c.view.encoded is None for c in cells)
         assert "none" not in [c.title for c in app.get_system_commands(app.screen)]
+
+
+async def test_palette_offers_what_this_terminal_shows_for_this_session(
+        library: Any, tmp_path: Any) -> None:
+    """Only the modes detection found; "auto (detected: …)" to go back; nothing saved."""
+    from lightbox.tui.imaging.graphics import TEXT, Graphics
+
+    app = make_app(library, start=folder_path(*TRIP))
+    app.graphics = Graphics("symbols", 8, 17, detected="symbols", available=TEXT,
+                            terminal="tmux in xterm-256color")
+    app.images.set_graphics(app.graphics)
+    app.settings.path = tmp_path / "tui.toml"
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Graphics: half-cells" in titles and "Graphics: no images" in titles
+        assert not [t for t in titles if "Sixel" in t or "Kitty" in t], titles
+        assert "Graphics: symbols with sextants" in titles
+        app.set_graphics("sixel")  # not something this terminal can show: refused
+        assert app.graphics.mode == "symbols"
+        app.set_graphics("halfcell")
+        await settled(pilot)
+        assert app.images.mode == "halfcell"
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Graphics: auto (detected: symbols)" in titles
+        cells = [c for c in app.screen.query("ThumbCell") if c.index is not None]
+        await until(pilot, lambda: all(c.view.encoded is not None
+                                       and c.view.encoded.mode == "halfcell" for c in cells))
+        app.set_graphics("auto")
+        assert app.graphics.mode == "symbols"
+    assert not (tmp_path / "tui.toml").exists()  # a palette choice is for this session
+
+
+async def test_sixel_through_tmux_is_placed_cleared_and_held_while_hidden(
+        library: Any) -> None:
+    """Passthrough: the Sixel is wrapped for tmux and placed in the outer terminal's
+    coordinates; nothing is drawn while the pane is hidden; the next photo clears the old
+    rectangle first (tmux would not)."""
+    from textual.geometry import Region
+
+    from lightbox.tui.imaging.graphics import TEXT, Graphics, Tmux
+    from lightbox.tui.imaging.tmux import Pane, PaneState
+
+    tmux = Tmux("3.3a", True, "xterm-256color", "XTerm(379)", "%1")
+    app = make_app(library, graphics="sixel", start=folder_path(*TRIP))
+    app.graphics = Graphics("sixel", 10, 20, tmux=tmux, available=("sixel", *TEXT))
+    app.images.set_graphics(app.graphics)
+    app.pane = Pane("%1", PaneState(top=3, left=10, visible=True))
+    assert app.graphics.passthrough
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PreviewScreen)
+                    and app.screen.picture.encoded is not None)
+        view = app.screen.picture
+        enc = view.encoded
+        assert enc is not None
+
+        def control() -> str:
+            caption = view.render_lines(Region(0, 0, *view.size))[-1]
+            return "".join(s.text for s in caption if s.control)
+
+        drawn = control()
+        region = app.screen.find_widget(view).region
+        ox = (view.size.width - enc.cols) // 2
+        oy = (view.size.height - 1 - enc.rows) // 2
+        assert drawn.startswith("\x1bPtmux;\x1b\x1b7") and drawn.endswith("\x1b\x1b8\x1b\\")
+        assert f"\x1b\x1b[{3 + region.y + oy + 1};{10 + region.x + ox + 1}H" in drawn
+        assert "\x1b\x1bP0;1;0q" in drawn  # the Sixel itself, its ESC doubled
+        app.pane.update(PaneState(top=3, left=10, visible=False))
+        assert control() == ""  # hidden: nothing drawn (tmux shows another window)
+        app.pane.update(PaneState(top=3, left=10, visible=True))
+        assert "P0;1;0q" in control()  # shown again: drawn again, nothing to clear
+        first = view.encoded
+        written: list[str] = []
+        render = view.render_lines
+
+        def recorded(crop: Region) -> Any:
+            lines = render(crop)
+            written.append("".join(s.text for line in lines for s in line if s.control))
+            return lines
+
+        view.render_lines = recorded  # type: ignore[method-assign]
+        await pilot.press("l")
+        await until(pilot, lambda: view.encoded is not None and view.encoded is not first
+                    and any("P0;1;0q" in w for w in written))
+        again = next(w for w in written if "P0;1;0q" in w)
+        assert again.index("\x1b\x1b[48;2;") < again.index("P0;1;0q")  # cleared, then drawn

@@ -157,6 +157,21 @@ def test_preview_with_info(snap_compare: Any, library: Any) -> None:
          wait=shown)
 
 
+def test_browser_grid_symbols(snap_compare: Any, library: Any) -> None:
+    """The symbols mode: block shapes and two colours per cell (issue 12)."""
+    snap(snap_compare, make_app(library, graphics="symbols", start=folder_path(*TRIP)), "l")
+
+
+def test_preview_symbols(snap_compare: Any, library: Any) -> None:
+    """A symbols preview fills its box, made from the preview thumbnail."""
+    def shown(app: Any) -> bool:
+        screen = app.screen
+        return isinstance(screen, PreviewScreen) and screen.picture.encoded is not None
+
+    snap(snap_compare, make_app(library, graphics="symbols", start=folder_path(*TRIP)), "l",
+         "enter", wait=shown)
+
+
 def test_duplicates(snap_compare: Any, library: Any) -> None:
     def shown(app: Any) -> bool:
         return isinstance(app.screen, DuplicatesScreen) and bool(app.screen.groups)

@@ -16,6 +16,7 @@ from typing import Any
 from lightbox.cli import exits
 from lightbox.cli.commands import COMMANDS
 from lightbox.cli.context import CliError, Context
+from lightbox.cli.tui_launcher import GRAPHICS
 from lightbox.common import __version__, errors
 
 EPILOG = """\
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lightbox {__version__}")
-    parser.add_argument("--graphics", choices=("auto", "kitty", "sixel", "halfcell", "none"),
+    parser.add_argument("--graphics", choices=GRAPHICS,
                         help="how the TUI draws images (env LIGHTBOX_GRAPHICS; default auto)")
     connection_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

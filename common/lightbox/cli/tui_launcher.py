@@ -14,7 +14,7 @@ from lightbox.cli import exits
 from lightbox.cli.context import Context
 from lightbox.common import errors
 
-GRAPHICS = ("auto", "kitty", "sixel", "halfcell", "none")
+GRAPHICS = ("auto", "kitty", "sixel", "symbols", "halfcell", "none")
 
 
 def launch(ctx: Context, graphics: str | None) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,13 @@ from textual.screen import Screen
 from lightbox.common.client import Client
 from lightbox.tui.imaging.graphics import LABELS, Graphics
 from lightbox.tui.imaging.service import ImageService
+from lightbox.tui.imaging.tmux import Pane, PaneState
+from lightbox.tui.imaging.view import ImageView
 from lightbox.tui.link import Link
 from lightbox.tui.settings import Place, Settings
 
 HERE = Path(__file__).parent
+RELEASE_IMAGES_AFTER = 2.0  # seconds: images start with the first folder, or after this
 
 
 class LightboxApp(App[int]):
@@ -55,6 +59,7 @@ class LightboxApp(App[int]):
         self.place = start or Place()
         self.link = Link(self.client, heartbeat=heartbeat)
         self.images = ImageService(self.link, self.graphics)
+        self.pane: Pane | None = None  # tmux passthrough: where this pane is (imaging.tmux)
         self._frozen = False
 
     def on_mount(self) -> None:
@@ -68,6 +73,8 @@ class LightboxApp(App[int]):
         for n in range(self.images.workers):
             self.run_worker(self.images.run(), name=f"images {n}", group="images")
         self._set_background()
+        self._watch_pane()
+        self.set_timer(RELEASE_IMAGES_AFTER, self.images.release)  # no folder ever shown
         for problem in self.settings.problems:
             self.notify(problem, severity="warning", timeout=10)
         self.push_screen(BrowserScreen(self.place))
@@ -76,6 +83,7 @@ class LightboxApp(App[int]):
         """The first folder is on screen: what exists now (Textual, styles, widgets) lives as
         long as the app, so full garbage collections need not walk it again (pauses of
         100 ms and more while scrolling otherwise)."""
+        self.images.release()
         if not self._frozen:
             self._frozen = True
             gc.collect()
@@ -96,24 +104,49 @@ class LightboxApp(App[int]):
         await self.link.close()
 
     # -- graphics -------------------------------------------------------------------------
+    def _watch_pane(self) -> None:
+        tmux = self.graphics.tmux
+        if tmux is None or not self.graphics.passthrough or self.pane is not None:
+            return
+        self.pane = Pane(tmux.pane)
+        self.run_worker(self.pane.watch(self._pane_changed), name="tmux pane", group="tmux")
+
+    def _pane_changed(self, state: PaneState) -> None:
+        """tmux redrew the window (moved, hidden, shown): what was drawn through it is gone;
+        draw again if the pane is visible."""
+        for screen in self.screen_stack:
+            for view in screen.query(ImageView):
+                view.forget_drawn()
+        if state.visible:
+            for view in self.screen.query(ImageView):
+                view.refresh()
+
     def graphics_label(self) -> str:
-        return LABELS[self.graphics.mode]
+        label = LABELS[self.graphics.mode]
+        if self.graphics.mode == "symbols" and self.graphics.symbols != "blocks":
+            label += f" ({self.graphics.symbols})"
+        return label + (" via tmux" if self.graphics.passthrough else "")
 
     def available_modes(self) -> list[str]:
-        """Modes that can be switched to while running: Kitty needs textual-image's Kitty
-        module, which queries the terminal on import, so only if it was imported before."""
-        modes = ["sixel", "halfcell", "none"]
-        if "textual_image.renderable.tgp" in sys.modules:
-            modes.insert(0, "kitty")
-        return modes
+        """Modes this terminal can show (detection decided), in the palette's order. Kitty
+        needs textual-image's Kitty module, which queries the terminal on import, so only if
+        it was imported before the app started."""
+        return [m for m in self.graphics.available
+                if m != "kitty" or "textual_image.renderable.tgp" in sys.modules]
 
-    def set_graphics(self, mode: str) -> None:
+    def set_graphics(self, mode: str, symbols: str | None = None) -> None:
+        """Draw this session's images another way ("auto": as detected). Nothing is saved:
+        saving a choice is the settings screen's (``imaging.choice.save``)."""
+        if mode == "auto":
+            mode = self.graphics.detected or self.graphics.mode
         if mode not in self.available_modes():
             return
-        self.graphics = self.graphics.with_mode(mode)
+        graphics = self.graphics.with_mode(mode, "this session")
+        if symbols is not None:
+            graphics = replace(graphics, symbols=symbols)
+        self.graphics = graphics
         self.images.set_graphics(self.graphics)
-        self.settings.graphics = mode
-        self.settings.save()
+        self._watch_pane()
         for screen in self.screen_stack:
             hook = getattr(screen, "graphics_changed", None)
             if hook is not None:

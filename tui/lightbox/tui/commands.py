@@ -12,7 +12,7 @@ from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from lightbox.tui.imaging.graphics import LABELS
+from lightbox.tui.imaging.graphics import LABELS, SYMBOL_SETS
 from lightbox.tui.screens.help import key_label
 
 if TYPE_CHECKING:
@@ -30,10 +30,27 @@ def commands(app: LightboxApp, screen: Screen[object]) -> Iterable[SystemCommand
             yield SystemCommand(
                 b.description, f"key: {key_label(b.key)}",
                 functools.partial(node.run_action, b.action), discover=b.show)
-    for mode in app.available_modes():
-        if mode != app.graphics.mode:
-            yield SystemCommand(f"Graphics: {LABELS[mode]}",
-                                "draw images this way (saved in tui.toml)",
-                                functools.partial(app.set_graphics, mode))
+    yield from graphics_commands(app)
     yield SystemCommand("Help: keys", "every key binding (?)", app.action_help)
     yield SystemCommand("Quit", "leave lightbox (q)", app.exit)
+
+
+def graphics_commands(app: LightboxApp) -> Iterable[SystemCommand]:
+    """"auto (detected: …)" and the modes this terminal can show, for this session only (a
+    choice is saved on purpose in the settings screen, per terminal: ``imaging.choice``)."""
+    g = app.graphics
+    session = "this session only; save a choice in the settings screen"
+    if g.detected and g.mode != g.detected:
+        yield SystemCommand(f"Graphics: auto (detected: {LABELS[g.detected]})", session,
+                            functools.partial(app.set_graphics, "auto"))
+    for mode in app.available_modes():
+        if mode != g.mode:
+            yield SystemCommand(f"Graphics: {LABELS[mode]}", session,
+                                functools.partial(app.set_graphics, mode))
+    if g.mode == "symbols":
+        for name in SYMBOL_SETS:
+            if name != g.symbols:
+                yield SystemCommand(
+                    f"Graphics: symbols with {name}",
+                    "sextants need a terminal or font that has them; " + session,
+                    functools.partial(app.set_graphics, "symbols", name))

@@ -3,24 +3,18 @@ app with an injected client.
 
 The order matters: textual-image asks the terminal about graphics and cell size on import,
 and that only works before Textual starts reading stdin. The mode comes from ``--graphics``,
-else ``LIGHTBOX_GRAPHICS`` (both resolved by the launcher), else the ``graphics`` setting in
-``tui.toml``, else automatic detection.
+else ``LIGHTBOX_GRAPHICS`` (both resolved by the launcher), else a mode saved for this
+terminal in ``tui.toml``, else automatic detection (``imaging.choice`` holds the rules).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 
 from lightbox.common.client import Client, Endpoint
-from lightbox.tui.imaging.graphics import detect
+from lightbox.tui.imaging import choice
 from lightbox.tui.settings import Place, Settings, config_file, state_file
-
-
-def choose_mode(flag: str | None, env: Mapping[str, str], settings: Settings) -> str:
-    """``--graphics``, then ``LIGHTBOX_GRAPHICS``, then the setting, then ``auto``."""
-    return flag or env.get("LIGHTBOX_GRAPHICS") or settings.graphics or "auto"
 
 
 def run_app(endpoint: Endpoint, graphics: str | None = None) -> int:
@@ -30,8 +24,11 @@ def run_app(endpoint: Endpoint, graphics: str | None = None) -> int:
                             format="%(asctime)s %(name)s %(message)s")
     settings = Settings.load(config_file())
     # Before Textual starts: detection queries the terminal.
-    chosen = detect(choose_mode(graphics, os.environ, settings))
-    if chosen.mode == "kitty":
+    resolved = choice.start(graphics, os.environ, settings)
+    chosen = resolved.graphics
+    if resolved.notice:
+        settings.problems.append(resolved.notice)
+    if "kitty" in chosen.available:
         import textual_image.renderable.tgp  # noqa: F401 - needed by the Kitty encoder
 
     from lightbox.tui.app import LightboxApp

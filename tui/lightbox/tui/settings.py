@@ -5,8 +5,9 @@ thumbnail size); ``$XDG_STATE_HOME/lightbox/tui-state.json`` remembers the last 
 photo so the next start opens where the last one ended. The daemon's settings (F10) are
 about the library; these are about this terminal, so they live with the client.
 
-Precedence for the graphics mode: ``--graphics``, then ``LIGHTBOX_GRAPHICS``, then this file,
-then automatic detection.
+The graphics mode: ``--graphics``, then ``LIGHTBOX_GRAPHICS``, then a mode saved for this
+terminal (``[graphics_by_terminal]``), then automatic detection; the rules are in
+``imaging.choice``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightbox.tui.imaging.graphics import MODES
+from lightbox.tui.imaging.graphics import DRAWN, MODES, SYMBOL_SETS
 
 THUMB_SIZES = ("small", "medium", "large")
 
@@ -39,7 +40,9 @@ def state_file(env: Mapping[str, str] | None = None) -> Path:
 
 @dataclass
 class Settings:
-    graphics: str = "auto"
+    graphics: str = "auto"  # older files: one mode for every terminal
+    graphics_saved: dict[str, str] = field(default_factory=dict)  # terminal -> mode
+    symbols: str = "auto"  # auto, blocks or sextants
     thumb_size: str = "medium"
     view: str = "grid"  # or "list"
     metadata: bool = False
@@ -62,6 +65,19 @@ class Settings:
         else:
             s.problems.append(f"{path}: graphics = {graphics!r}: expected one of "
                               f"{', '.join(MODES)}")
+        saved = doc.get("graphics_by_terminal", {})
+        if isinstance(saved, dict):
+            for terminal, mode in saved.items():
+                if mode in DRAWN:
+                    s.graphics_saved[str(terminal)] = mode
+                else:
+                    s.problems.append(f"{path}: graphics_by_terminal: {terminal} = {mode!r}: "
+                                      f"expected one of {', '.join(DRAWN)}")
+        if doc.get("symbols", "auto") in ("auto", *SYMBOL_SETS):
+            s.symbols = doc.get("symbols", "auto")
+        else:
+            s.problems.append(f"{path}: symbols = {doc['symbols']!r}: expected auto, "
+                              f"{', '.join(SYMBOL_SETS)}")
         if doc.get("thumbnails") in THUMB_SIZES:
             s.thumb_size = doc["thumbnails"]
         if doc.get("view") in ("grid", "list"):
@@ -75,11 +91,16 @@ class Settings:
             return
         text = (
             "# lightbox terminal UI settings (written by the app; edit freely)\n"
-            f'graphics = "{self.graphics}"    # auto, kitty, sixel, halfcell or none\n'
+            f'graphics = "{self.graphics}"    # every terminal: auto (see graphics_by_terminal)\n'
+            f'symbols = "{self.symbols}"    # symbols mode: auto, blocks or sextants\n'
             f'thumbnails = "{self.thumb_size}"    # small, medium or large\n'
             f'view = "{self.view}"    # grid or list\n'
             f"metadata = {'true' if self.metadata else 'false'}    # show the info panel\n"
         )
+        # Tables last (TOML). Saved in the settings screen, per terminal: see imaging.choice.
+        text += "\n[graphics_by_terminal]    # kitty, sixel, symbols, halfcell or none\n"
+        text += "".join(f"{json.dumps(t)} = {json.dumps(m)}\n"
+                        for t, m in sorted(self.graphics_saved.items()))
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")

@@ -1,10 +1,15 @@
-"""JPEG bytes to what a terminal draws: half-cell strips, a Sixel string or a Kitty image.
+"""JPEG bytes to what a terminal draws: text cells (symbols, half-cells), a Sixel string or a
+Kitty image.
 
 Everything here is pure and thread-safe, because it runs in a thread pool: encoding a Sixel
 takes 10-300 ms, which on the event loop would freeze the UI. The picture is first decoded
 with JPEG draft mode (shrink-on-load), then scaled once to the exact pixel box of its cells,
 keeping the aspect ratio, so the terminal never scales and the encoder never sees more pixels
 than it must.
+
+Text modes are fitted in cells, not in the terminal's pixels: the enlargement cap compares the
+picture's own pixels with what the cells can show (inside tmux the reported cell size is
+tmux's guess, and counting in it shrank a 160x45 preview box to a 64x24 picture).
 
 Sixel heights are a multiple of 6 (one Sixel band), so a last partial band cannot paint into
 the caption line under the image. Kitty images are padded to whole cells and placed with
@@ -19,6 +24,7 @@ import itertools
 import math
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PIL import Image
 from rich.color import Color
@@ -28,6 +34,9 @@ from textual.strip import Strip
 
 from lightbox.tui.imaging.cache import LRU
 
+if TYPE_CHECKING:
+    from lightbox.tui.imaging import symbols
+
 GRID_EDGE = 256  # the daemon's grid thumbnail, long edge in pixels
 # Segments of half-cell strips kept built: a screenful of thumbnails and a preview or two.
 # Kept small on purpose: styled segments are many small objects, and a few hundred thousand
@@ -35,6 +44,12 @@ GRID_EDGE = 256  # the daemon's grid thumbnail, long edge in pixels
 STRIPS_BUDGET = 40_000
 STYLES_MAX = 30_000
 UPSCALE_LIMIT = 4.0  # tiny originals are enlarged at most this much
+TEXT_MODES = ("symbols", "halfcell")
+# Picture pixels per cell a text mode can show (its resolution, for the enlargement cap) and
+# the samples per cell it is encoded from (which decide the thumbnail size it asks for).
+TEXT_RESOLUTION = {"symbols": (2, 4), "halfcell": (1, 2)}
+SYMBOL_SAMPLES = (8, 16)  # symbols.SAMPLES (numpy is imported when first needed)
+TEXT_SAMPLES = {"symbols": SYMBOL_SAMPLES, "halfcell": (3, 6)}
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,7 @@ class Fit:
 _serials = itertools.count(1)
 _strips: LRU[int, list[Strip]] = LRU(STRIPS_BUDGET, lambda ss: sum(len(s) for s in ss) + 1)
 _styles: dict[tuple[bytes, bytes], Style] = {}
+_key_styles: dict[int, Style] = {}  # symbols: (fg << 24 | bg) -> style
 _colors: dict[bytes, Color] = {}
 _HALFCELL_LEVELS = [(v & 0xF8) | 4 for v in range(256)] * 3
 
@@ -66,6 +82,7 @@ class Encoded:
     mode: str
     cols: int  # footprint in cells
     rows: int
+    cells: symbols.Cells | None = None  # symbols: glyphs and colours
     data: str = ""  # Sixel: the DCS string; Kitty: the transmission escape sequences
     image_id: int = 0  # Kitty
     rgb: bytes = b""  # half-cells: pixels, cols x (2 x rows)
@@ -84,7 +101,9 @@ class Encoded:
         got = _strips.get(self.serial)
         if got is None:
             got, self.prebuilt = self.prebuilt, None
-            if got is None:
+            if got is None and self.cells is not None:
+                got = symbol_strips(self.cells)
+            elif got is None:
                 got = halfcell_strips(self.rgb, self.cols, self.pixel_height,
                                       self.background)
             _strips.put(self.serial, got)
@@ -93,19 +112,31 @@ class Encoded:
 
 def fit(src_w: int, src_h: int, cols: int, rows: int, cell: tuple[int, int],
         mode: str) -> Fit:
-    """Scale ``src`` into ``cols`` x ``rows`` cells, aspect kept, centred by the caller."""
+    """Scale ``src`` into ``cols`` x ``rows`` cells, aspect kept, centred by the caller.
+
+    For text modes ``width`` x ``height`` is the grid the encoder samples (half-cells: one
+    pixel per half cell; symbols: ``symbols.SAMPLES`` per cell)."""
     cw, ch = cell
     cols, rows = max(1, cols), max(1, rows)
     if src_w <= 0 or src_h <= 0:
         return Fit(0, 0, 0, 0)
     box_w, box_h = cols * cw, rows * ch
-    scale = min(box_w / src_w, box_h / src_h, UPSCALE_LIMIT)
+    limit = UPSCALE_LIMIT
+    if mode in TEXT_MODES:
+        # The cap in the cells' own resolution: screen pixels per picture pixel.
+        limit *= cw / TEXT_RESOLUTION[mode][0]
+    scale = min(box_w / src_w, box_h / src_h, limit)
     disp_w, disp_h = max(1.0, src_w * scale), max(1.0, src_h * scale)
     if mode == "halfcell":
         # A half-cell is a pixel cw wide and ch/2 tall on the screen.
         w = min(cols, max(1, round(disp_w / cw)))
         h = min(rows * 2, max(1, round(disp_h / (ch / 2))))
         return Fit(w, h, w, math.ceil(h / 2))
+    if mode == "symbols":
+        w = min(cols, max(1, round(disp_w / cw)))
+        h = min(rows, max(1, round(disp_h / ch)))
+        sx, sy = SYMBOL_SAMPLES
+        return Fit(w * sx, h * sy, w, h)
     w, h = max(1, round(disp_w)), max(1, round(disp_h))
     if mode == "sixel" and h >= 6:
         h -= h % 6
@@ -113,9 +144,16 @@ def fit(src_w: int, src_h: int, cols: int, rows: int, cell: tuple[int, int],
 
 
 def source_size(cols: int, rows: int, cell: tuple[int, int], mode: str) -> str:
-    """The smallest thumbnail the daemon has that fills the box: ``grid`` or ``preview``."""
+    """The smallest thumbnail the daemon has that fills the box: ``grid`` or ``preview``.
+
+    Text modes count the samples they encode from, so a preview box asks for the preview
+    thumbnail (a 256 px grid thumbnail blown up to 160 columns of sextants looks soft)."""
     cw, ch = cell
-    edge = max(cols, rows * 2) if mode == "halfcell" else max(cols * cw, rows * ch)
+    if mode in TEXT_MODES:
+        sx, sy = TEXT_SAMPLES[mode]
+        edge = max(cols * sx, rows * sy)
+    else:
+        edge = max(cols * cw, rows * ch)
     return "grid" if edge <= GRID_EDGE * 1.15 else "preview"
 
 
@@ -174,6 +212,47 @@ def halfcell_strips(raw: bytes, w: int, h: int,
     return out
 
 
+# -- symbols ----------------------------------------------------------------------------------
+def _style_of(key: int) -> Style:
+    style = _key_styles.get(key)
+    if style is None:
+        if len(_key_styles) > STYLES_MAX:
+            _key_styles.clear()
+        fg, bg = key >> 24, key & 0xFFFFFF
+        style = Style(color=Color.from_rgb(fg >> 16, fg >> 8 & 255, fg & 255),
+                      bgcolor=Color.from_rgb(bg >> 16, bg >> 8 & 255, bg & 255))
+        _key_styles[key] = style
+    return style
+
+
+def symbol_strips(cells: symbols.Cells) -> list[Strip]:
+    """One segment per run of cells with the same two colours."""
+    import numpy as np
+
+    fg = cells.fg.astype(np.int64)
+    bg = cells.bg.astype(np.int64)
+    keys = ((fg[..., 0] << 16 | fg[..., 1] << 8 | fg[..., 2]) << 24
+            | bg[..., 0] << 16 | bg[..., 1] << 8 | bg[..., 2])
+    out = []
+    for row, text in zip(keys, cells.chars, strict=True):
+        cuts = [0, *(np.flatnonzero(row[1:] != row[:-1]) + 1).tolist(), len(row)]
+        runs = row[cuts[:-1]].tolist()
+        out.append(Strip([Segment(text[a:b], _style_of(k))
+                          for a, b, k in zip(cuts, cuts[1:], runs, strict=False)],
+                         cells.cols))
+    return out
+
+
+def symbol_cells(img: Image.Image, f: Fit, symbol_set: str = "blocks") -> symbols.Cells:
+    import numpy as np
+
+    from lightbox.tui.imaging import symbols
+
+    px = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    # Full 24-bit colour: 6 bits a channel (fewer styles) cost 0.006 of SSIM in the benchmark.
+    return symbols.fit_cells(px, f.cols, f.rows, symbols.symbol_set(symbol_set))
+
+
 # -- Sixel ------------------------------------------------------------------------------------
 def sixel_data(img: Image.Image) -> str:
     from lightbox.tui.imaging import sixel
@@ -222,9 +301,16 @@ def kitty_image(img: Image.Image, f: Fit, cell: tuple[int, int],
     return image_id, "".join(parts), strips
 
 
+def warm() -> None:
+    """Import what encoding needs (numpy, 0.1-0.2 s) in the encoder thread while the app
+    starts, instead of on the way to the first frame."""
+    from lightbox.tui.imaging import sixel, symbols  # noqa: F401
+
+
 # -- the whole pipeline -----------------------------------------------------------------------
 def encode(data: bytes, mode: str, cols: int, rows: int, cell: tuple[int, int],
-           background: tuple[int, int, int] = (0, 0, 0)) -> Encoded:
+           background: tuple[int, int, int] = (0, 0, 0), *,
+           symbol_set: str = "blocks") -> Encoded:
     """Bytes of a thumbnail to an ``Encoded`` for a box of ``cols`` x ``rows`` cells."""
     with Image.open(io.BytesIO(data)) as probe:
         src = probe.size
@@ -237,6 +323,10 @@ def encode(data: bytes, mode: str, cols: int, rows: int, cell: tuple[int, int],
         return Encoded(mode, f.cols, f.rows, rgb=raw, pixel_height=f.height,
                        background=background, source=src, nbytes=len(raw) + 256,
                        prebuilt=halfcell_strips(raw, f.width, f.height, background))
+    if mode == "symbols":
+        cells = symbol_cells(img, f, symbol_set)
+        return Encoded(mode, f.cols, f.rows, cells=cells, source=src,
+                       nbytes=f.cols * f.rows * 10 + 256, prebuilt=symbol_strips(cells))
     if mode == "sixel":
         text = sixel_data(img)
         return Encoded(mode, f.cols, f.rows, data=text, source=src, nbytes=len(text) + 512)

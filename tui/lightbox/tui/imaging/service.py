@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -44,10 +45,13 @@ class ImageKey:
     cols: int
     rows: int
     mode: str
+    variant: str = ""  # symbols: the symbol set
 
     @classmethod
-    def of(cls, photo: dict[str, Any], cols: int, rows: int, mode: str) -> ImageKey:
-        return cls(int(photo["id"]), (photo.get("sha256") or "")[:16], cols, rows, mode)
+    def of(cls, photo: dict[str, Any], cols: int, rows: int, mode: str,
+           variant: str = "") -> ImageKey:
+        return cls(int(photo["id"]), (photo.get("sha256") or "")[:16], cols, rows, mode,
+                   variant)
 
 
 class ImageService:
@@ -63,6 +67,9 @@ class ImageService:
         # One thread: encoders are mostly Python holding the GIL, so a second thread would
         # only slow down the photo wanted first (and the UI) without finishing sooner.
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="lightbox-encode")
+        # Encoding waits for the first folder on screen (``release``): it holds the GIL for
+        # 10-200 ms a picture and would otherwise stretch the first paint.
+        self._released = asyncio.Event()
         self._queue: list[tuple[ImageKey, Hashable, Callback]] = []
         self._busy: dict[ImageKey, list[Callback]] = {}
         self._ready = asyncio.Event()
@@ -75,8 +82,15 @@ class ImageService:
         return self.graphics.mode
 
     @property
+    def variant(self) -> str:
+        return self.graphics.symbols if self.graphics.mode == "symbols" else ""
+
+    @property
     def cell(self) -> tuple[int, int]:
         return self.graphics.cell
+
+    def _current(self, key: ImageKey) -> bool:
+        return key.mode == self.mode and key.variant == self.variant
 
     def set_graphics(self, graphics: Graphics) -> None:
         self.graphics = graphics
@@ -84,7 +98,7 @@ class ImageService:
         self._queue.clear()
 
     def key(self, photo: dict[str, Any], cols: int, rows: int) -> ImageKey:
-        return ImageKey.of(photo, cols, rows, self.mode)
+        return ImageKey.of(photo, cols, rows, self.mode, self.variant)
 
     def get(self, key: ImageKey) -> enc.Encoded | None:
         return self.encoded.get(key)
@@ -117,7 +131,7 @@ class ImageService:
         fresh = []
         seen: set[ImageKey] = set()
         for key in keys:
-            if key.mode != self.mode or key in seen or key in self.encoded:
+            if not self._current(key) or key in seen or key in self.encoded:
                 continue
             if key.photo_id in self.failures or self._pending_until.get(key.photo_id, 0) > now:
                 continue
@@ -144,14 +158,22 @@ class ImageService:
         return not self._queue and not self._busy
 
     # -- workers --------------------------------------------------------------------------
+    def release(self) -> None:
+        """Start encoding (the app calls this once the first folder is painted): numpy is
+        imported in the encoder thread, then the workers take from the queue."""
+        if not self._released.is_set():
+            self._pool.submit(enc.warm)
+            self._released.set()
+
     async def run(self) -> None:
         """One worker; the app starts ``workers`` of these as Textual workers."""
+        await self._released.wait()
         while True:
             while not self._queue:
                 self._ready.clear()
                 await self._ready.wait()
             key, _owner, callback = self._queue.pop(0)
-            if key.mode != self.mode or key in self.encoded:
+            if not self._current(key) or key in self.encoded:
                 with contextlib.suppress(Exception):
                     callback(key, self.encoded.get(key))
                 continue
@@ -182,12 +204,12 @@ class ImageService:
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         encoded = await loop.run_in_executor(
-            self._pool, enc.encode, data, key.mode, key.cols, key.rows, self.cell,
-            self.background)
+            self._pool, functools.partial(enc.encode, symbol_set=key.variant or "blocks"),
+            data, key.mode, key.cols, key.rows, self.cell, self.background)
         self.stats["encoded"] += 1
         self.stats["encode_seconds"] += time.perf_counter() - t0
         log.debug("encoded %s from %s in %.0f ms", key, size, 1000 * (time.perf_counter() - t0))
-        if key.mode == self.mode:
+        if self._current(key):
             self.encoded.put(key, encoded)
         return encoded
 

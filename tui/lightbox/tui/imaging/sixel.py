@@ -1,39 +1,36 @@
-"""A Sixel encoder: one pass per colour per band, palette from a median cut, numpy if there.
+"""A Sixel encoder: one pass per colour per band, palette from a median cut, numpy.
 
 Why not textual-image's encoder: in xterm its first band comes out with stray pixels (a
 strip of the wrong colour along the top of every picture), and its fast-octree palette
 bands smooth gradients. This one is deliberately plain: the palette is a median cut of a
 quarter-size copy (close to what a full median cut gives, at a twentieth of the cost), every
 register is defined up front, and each band is drawn colour by colour with transparent
-zero bits (``P2=1``), so no pass can undo another. Each colour covers only the span from its
-first to its last pixel, spans that do not overlap share a pass, and runs of four or more
-equal columns are run-length encoded.
+zero bits (``P2=1``), so no pass can undo another. Each colour covers the span from its first
+to its last pixel in the band, spans that do not overlap share a pass, and runs of four or
+more equal columns are run-length encoded.
 
-With numpy the bits of a band are gathered in six vectorised steps; without it (numpy is not
-a runtime dependency) a pure-Python path produces the same bytes, more slowly.
+Bytes matter over SSH (a 120x40 preview is 0.4-1.3 MB with 256 colours): registers are
+numbered by how often they are selected (``#5`` costs a byte less than ``#125``), and a
+picture over ``budget`` bytes is encoded again with fewer colours *where the picture is
+busy* (a pixel whose neighbourhood changes brightness by more than ``TEXTURE``): there the
+palette's neighbours are merged into a coarser set, which texture hides, while smooth areas
+(skies, skin, walls), where fewer colours would show as bands, keep the full palette.
 """
 
 from __future__ import annotations
 
 import heapq
-import re
+import logging
 from collections.abc import Iterator
 
+import numpy as np
 from PIL import Image
 
-try:
-    import numpy as np
-
-    HAVE_NUMPY = True
-except ImportError:  # pragma: no cover - numpy is in the dev extra only
-    HAVE_NUMPY = False
-
-_RUN = re.compile(rb"(.)\1{3,}")
 _OFFSET = 63  # "?" is the empty sixel
-
-
-def _rle(data: bytes) -> bytes:
-    return _RUN.sub(lambda m: b"!%d%c" % (len(m[0]), m[1]), data)
+BUDGET = 500_000  # bytes a picture should not exceed (a 120x40 preview; slow links)
+NEAR = 24.0  # RGB distance of colours merged in busy areas, over budget
+TEXTURE = 8  # brightness steps between neighbours above which a pixel counts as busy
+log = logging.getLogger("lightbox.tui.images")
 
 
 def palette_image(img: Image.Image, colors: int = 256) -> Image.Image:
@@ -47,18 +44,57 @@ def _pct(v: int) -> int:
     return (v * 100 + 127) // 255
 
 
-def _merge_palette(q: Image.Image) -> tuple[bytes, list[tuple[int, int, int, int]]]:
-    """The pixels with palette entries that look the same in Sixel's percent colours merged
-    into one register (fewer registers, fewer passes, fewer bytes), and the registers used."""
+def _merge_palette(q: Image.Image) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The pixels as register numbers, and the registers: palette entries that look the same
+    in Sixel's percent colours share one (fewer registers, passes and bytes), and the most
+    used colours get the shortest numbers."""
     pal = q.getpalette() or []
-    px = q.tobytes()
+    px = np.asarray(q)
+    counts = np.bincount(px.reshape(-1), minlength=256)
     first: dict[tuple[int, int, int], int] = {}
-    table = bytearray(range(256))
-    for c in sorted(set(px)):
+    table = np.arange(256, dtype=np.uint8)
+    for c in np.flatnonzero(counts).tolist():
         rgb = (_pct(pal[c * 3]), _pct(pal[c * 3 + 1]), _pct(pal[c * 3 + 2]))
         table[c] = first.setdefault(rgb, c)
-    registers = [(c, *rgb) for rgb, c in first.items()]
-    return px.translate(table), registers
+    px = table[px]
+    # Selections follow colour changes along rows: count those, not pixels.
+    changes = np.bincount(px[:, np.r_[True, (px[:, 1:] != px[:, :-1]).any(0)]].reshape(-1),
+                          minlength=256)
+    order = sorted(set(first.values()), key=lambda c: -int(changes[c]))
+    number = np.zeros(256, dtype=np.uint8)
+    registers = []
+    for n, c in enumerate(order):
+        number[c] = n
+        registers.append((n, _pct(pal[c * 3]), _pct(pal[c * 3 + 1]), _pct(pal[c * 3 + 2])))
+    return number[px], registers
+
+
+def coarser(q: Image.Image, img: Image.Image, distance: float) -> Image.Image:
+    """``q`` with each busy pixel's colour replaced by the most used palette colour within
+    ``distance`` (RGB) of it: flicker between near colours is what scatters a colour over a
+    band, and in a busy area nobody sees a difference of that size."""
+    pal = np.array((q.getpalette() or [])[:768], dtype=np.float32).reshape(-1, 3)
+    idx = np.asarray(q)
+    counts = np.bincount(idx.reshape(-1), minlength=256)
+    used = np.flatnonzero(counts)
+    near = np.linalg.norm(pal[used, None, :] - pal[None, used, :], axis=2) <= distance
+    rep = np.arange(256, dtype=np.uint8)
+    free = np.ones(len(used), dtype=bool)
+    for i in np.argsort(-counts[used], kind="stable").tolist():
+        if free[i]:
+            group = near[i] & free
+            rep[used[group]] = used[i]
+            free &= ~group
+    y = np.asarray(img.convert("L"), dtype=np.int16)
+    grad = np.zeros(y.shape, dtype=np.int16)
+    grad[:, 1:] = np.abs(np.diff(y, axis=1))
+    grad[1:, :] = np.maximum(grad[1:, :], np.abs(np.diff(y, axis=0)))
+    busy = grad > TEXTURE
+    busy[:, 1:] |= busy[:, :-1].copy()  # a pixel beside a busy one is busy too
+    busy[1:, :] |= busy[:-1, :].copy()
+    out = Image.fromarray(np.where(busy, rep[idx], idx).astype(np.uint8), "P")
+    out.putpalette(q.getpalette() or [])
+    return out
 
 
 def _header(w: int, h: int, registers: list[tuple[int, int, int, int]]) -> bytes:
@@ -67,7 +103,7 @@ def _header(w: int, h: int, registers: list[tuple[int, int, int, int]]) -> bytes
     return b"".join(parts)
 
 
-def _passes(spans: list[tuple[int, int, int, bytes]], encoded: bool = False) -> bytes:
+def _passes(spans: list[tuple[int, int, int, bytes]]) -> bytes:
     """Pack colour spans ``(start, end, colour, sixels)`` into as few passes as possible:
     a colour whose first pixel lies after another's last one follows it in the same pass
     (interval partitioning, greedy by start), which saves a carriage return and the gap."""
@@ -89,7 +125,7 @@ def _passes(spans: list[tuple[int, int, int, bytes]], encoded: bool = False) -> 
         for start, end, colour, data in chunk:
             gap = start - pos
             fill = b"?" * gap if gap < 4 else b"!%d?" % gap
-            parts.append(b"#%d%s%s" % (colour, fill, data if encoded else _rle(data)))
+            parts.append(b"#%d%s%s" % (colour, fill, data))
             pos = end + 1
         out.append(b"".join(parts))
     return b"$".join(out) + b"-"
@@ -99,7 +135,8 @@ _COUNTS = [b"!%d" % n for n in range(4096)]
 
 
 def _rle_numpy(flat: np.ndarray) -> bytes:
-    """Run-length encode a whole band at once: only runs of 4+ cost Python work."""
+    """Run-length encode a whole band at once: one token per run of 4+, built in a single
+    comprehension (the rest is numpy)."""
     raw = flat.tobytes()
     if len(flat) < 4:
         return raw
@@ -107,23 +144,23 @@ def _rle_numpy(flat: np.ndarray) -> bytes:
     starts = np.concatenate(([0], edges))
     lengths = np.diff(np.concatenate((starts, [len(flat)])))
     long = lengths >= 4
-    out = []
-    prev = 0
-    for start, n in zip(starts[long].tolist(), lengths[long].tolist(), strict=True):
-        out.append(raw[prev:start])
-        out.append((_COUNTS[n] if n < 4096 else b"!%d" % n) + raw[start:start + 1])
-        prev = start + n
-    out.append(raw[prev:])
+    at, n = starts[long], lengths[long]
+    before = np.concatenate(([0], (at + n)[:-1])).tolist()
+    counts = _COUNTS
+    out = [raw[p:a] + (counts[k] if k < 4096 else b"!%d" % k) + raw[a:a + 1]
+           for p, a, k in zip(before, at.tolist(), n.tolist(), strict=True)]
+    out.append(raw[(int(at[-1]) + int(n[-1])) if len(at) else 0:])
     return b"".join(out)
 
 
-GAP = 10  # a colour's span is split at more than this many empty columns
+# A colour's span is split at more than this many empty columns. Measured on corpus
+# previews: splitting costs a selection and a skip (about 7 bytes) where a run-length
+# encoded gap costs 3-5, so only very long gaps are worth it.
+GAP = 100
 
 
-def _bands_numpy(data: bytes, w: int, h: int) -> Iterator[bytes]:
-    px = np.frombuffer(data, dtype=np.uint8).reshape(h, w)
+def _bands(px: np.ndarray, w: int, h: int) -> Iterator[bytes]:
     cols = np.arange(w)
-    sep = np.zeros(1, dtype=np.uint8)  # never a sixel: runs cannot cross it
     for y0 in range(0, h, 6):
         band = px[y0:y0 + 6]
         colors = np.unique(band)
@@ -139,49 +176,50 @@ def _bands_numpy(data: bytes, w: int, h: int) -> Iterator[bytes]:
         starts = at[first].tolist()
         ends = at[last].tolist()
         vals += _OFFSET
-        pieces = []
-        for r, a, b in zip(span_rows, starts, ends, strict=True):
-            pieces.append(vals[r, a:b + 1])
-            pieces.append(sep)
-        encoded = _rle_numpy(np.concatenate(pieces)).split(b"\x00")
+        # Every span's sixels one after the other, a 0 (never a sixel) after each.
+        lens = at[last] - at[first] + 1
+        into = np.cumsum(lens + 1) - (lens + 1)  # where each span starts in the output
+        flat = np.zeros(int(lens.sum()) + len(lens), dtype=np.uint8)
+        keep = np.ones(len(flat), dtype=bool)
+        keep[into + lens] = False
+        source = np.flatnonzero(keep) + np.repeat(rows[first] * w + at[first] - into, lens)
+        flat[keep] = vals.reshape(-1)[source]
+        encoded = _rle_numpy(flat).split(b"\x00")
         palette = colors.tolist()
         spans = [(a, b, palette[r], d)
                  for r, a, b, d in zip(span_rows, starts, ends, encoded, strict=False)]
-        yield _passes(spans, encoded=True)
-
-
-def _bands_python(px: bytes, w: int, h: int) -> Iterator[bytes]:
-    gap = re.compile(rb"\?{%d,}" % (GAP + 1))
-    for y0 in range(0, h, 6):
-        rows = [px[(y0 + k) * w:(y0 + k + 1) * w] for k in range(min(6, h - y0))]
-        spans = []
-        for c in sorted(set(b"".join(rows))):
-            values = bytearray(w)
-            for k, row in enumerate(rows):
-                bit = 1 << k
-                at = row.find(c)
-                while at != -1:
-                    values[at] |= bit
-                    at = row.find(c, at + 1)
-            data = bytes(v + _OFFSET for v in values)
-            pos = 0
-            for m in [*gap.finditer(data), None]:
-                stop = m.start() if m else len(data)
-                piece = data[pos:stop]
-                lead = len(piece) - len(piece.lstrip(b"?"))
-                body = piece.strip(b"?")
-                if body:
-                    spans.append((pos + lead, pos + lead + len(body) - 1, c, body))
-                pos = m.end() if m else len(data)
         yield _passes(spans)
 
 
-def encode(img: Image.Image, colors: int = 256, *, use_numpy: bool = HAVE_NUMPY) -> str:
-    """``img`` (RGB) as a Sixel DCS string, drawn at the cursor, with transparent gaps."""
+def _encode(q: Image.Image) -> str:
+    px, registers = _merge_palette(q)
+    w, h = q.size
+    return (_header(w, h, registers) + b"".join(_bands(px, w, h)) + b"\x1b\\").decode("ascii")
+
+
+def encode(img: Image.Image, colors: int = 256, *, budget: int | None = BUDGET) -> str:
+    """``img`` (RGB) as a Sixel DCS string, drawn at the cursor, with transparent gaps;
+    over ``budget`` bytes, busy areas get fewer colours (see the module docstring)."""
     if img.mode != "RGB":
         img = img.convert("RGB")
     q = palette_image(img, colors)
-    px, registers = _merge_palette(q)
-    w, h = q.size
-    bands = _bands_numpy(px, w, h) if use_numpy else _bands_python(px, w, h)
-    return (_header(w, h, registers) + b"".join(bands) + b"\x1b\\").decode("ascii")
+    guess = estimate(q)
+    if budget is None or guess <= budget:
+        return _encode(q)
+    log.debug("sixel %dx%d: about %d bytes: near colours merged where busy", img.width,
+              img.height, guess)
+    return _encode(coarser(q, img, NEAR))
+
+
+def estimate(q: Image.Image) -> int:
+    """About how many bytes ``q`` encodes to, without encoding it: one per colour present
+    in each column of each band, times what selections and gaps add (2.5-3.4 on corpus
+    previews; 3 here)."""
+    px = np.asarray(q)
+    h, w = int(px.shape[0]), int(px.shape[1])
+    pad = (-h) % 6
+    if pad:
+        px = np.concatenate([px, np.repeat(px[-1:], pad, axis=0)])
+    bands = np.sort(px.reshape(-1, 6, w), axis=1)
+    pairs = int((np.diff(bands, axis=1) != 0).sum()) + len(bands) * w
+    return 3 * pairs

@@ -14,6 +14,12 @@ The widget draws its own lines (``render_lines``) instead of going through a Ric
 Sixels are drawn only while the screen is the active one (a modal dialog on top would be
 painted over otherwise) and only when the widget is not clipped by its container; screens
 refresh their image views when they become active again.
+
+Inside tmux (the app's ``pane`` is set, see ``tmux``) the Sixel goes through the passthrough,
+positioned in the outer terminal's coordinates, and the view remembers the rectangle it
+drew, because tmux will not erase it: it clears that rectangle before drawing another picture
+and when it shows none, and ``clear_drawn`` does so when its screen goes to the background.
+Kitty transmissions are wrapped the same way; their placeholders are text to tmux.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from lightbox.tui.imaging.encode import Encoded
+from lightbox.tui.imaging.tmux import Pane, wrap_kitty
 
 _NULL = Style()
 _ZERO_WIDTH = ((ControlType.CURSOR_FORWARD, 0),)
@@ -63,6 +70,10 @@ class ImageView(Widget):
         self._kitty_sent = 0
         self._lines_key: tuple[object, ...] | None = None
         self._lines: list[Strip] = []
+        # Through tmux: the rectangle (x, y, w, h) drawn, of which picture, in which pane state.
+        self._drawn: tuple[int, int, int, int] | None = None
+        self._drawn_serial = 0
+        self._drawn_generation = -1
 
     # -- attributes down ------------------------------------------------------------------
     @property
@@ -88,11 +99,44 @@ class ImageView(Widget):
             self.refresh()
 
     # -- drawing --------------------------------------------------------------------------
+    def _pane(self) -> Pane | None:
+        pane = getattr(self.app, "pane", None)
+        return pane if isinstance(pane, Pane) else None
+
     def _sixel_allowed(self) -> bool:
+        pane = self._pane()
+        if pane is not None and not pane.state.visible:
+            return False
         try:
             return self.screen.is_active and self.app.screen is self.screen
         except NoScreen:
             return False
+
+    def _background(self) -> tuple[int, int, int]:
+        color = self.rich_style.bgcolor
+        triplet = color.get_truecolor() if color is not None else None
+        return (triplet.red, triplet.green, triplet.blue) if triplet else (0, 0, 0)
+
+    def _stale(self, pane: Pane) -> tuple[int, int, int, int] | None:
+        """What this view drew through tmux that is still on the terminal."""
+        if self._drawn is None or self._drawn_generation != pane.generation:
+            return None  # nothing, or tmux has redrawn the window since
+        return self._drawn
+
+    def forget_drawn(self) -> None:
+        """tmux redrew the window: whatever this view drew is gone."""
+        self._drawn = None
+
+    def clear_drawn(self) -> None:
+        """Clear what this view drew through tmux now (its screen goes to the background:
+        no frame of it will be written)."""
+        pane = self._pane()
+        stale = self._stale(pane) if pane is not None else None
+        self._drawn = None
+        driver = getattr(self.app, "_driver", None)
+        if pane is None or stale is None or not pane.state.visible or driver is None:
+            return
+        driver.write(pane.draw("", (0, 0), stale, self._background()))
 
     def _picture_lines(self, width: int, rows: int, base: Style) -> list[Strip]:
         """The rows above the caption; kept until the picture, size or style changes (a
@@ -106,7 +150,7 @@ class ImageView(Widget):
         if enc is not None and enc.cols and enc.rows:
             ox = max(0, (width - enc.cols) // 2)
             oy = max(0, (rows - enc.rows) // 2)
-            if enc.mode in ("halfcell", "kitty"):
+            if enc.mode in ("symbols", "halfcell", "kitty"):
                 for r, strip in enumerate(enc.strips[:rows]):
                     lines[oy + r] = self._place(strip, ox, width, base)
         elif self._placeholder and rows:
@@ -128,7 +172,8 @@ class ImageView(Widget):
             self._kitty_sent = enc.image_id
             oy = max(0, (rows - enc.rows) // 2)
             first = lines[oy]
-            lines[oy] = Strip([_control(enc.data), *first], first.cell_length)
+            data = enc.data if self._pane() is None else wrap_kitty(enc.data)
+            lines[oy] = Strip([_control(data), *first], first.cell_length)
         if height:
             lines.append(self._caption_strip(width, height, enc, crop))
         return [line.crop(crop.x, crop.right) if crop.width != width else line
@@ -160,10 +205,16 @@ class ImageView(Widget):
         text = left + " " * (width - cell_len(left) - cell_len(right)) + right
         text = set_cell_size(text, width)
         caption = Strip([Segment(text, style)], width)
-        if enc is None or enc.mode != "sixel" or not enc.data or not self._sixel_allowed():
-            return caption
-        if crop != Region(0, 0, width, height):
-            return caption  # clipped by a container: a Sixel can only be drawn whole
+        pane = self._pane()
+        drawable = (enc is not None and enc.mode == "sixel" and bool(enc.data)
+                    and self._sixel_allowed() and crop == Region(0, 0, width, height))
+        if not drawable or enc is None:  # (clipped by a container: a Sixel is drawn whole)
+            stale = self._stale(pane) if pane is not None and pane.state.visible else None
+            if pane is None or stale is None:
+                return caption
+            self._drawn = None
+            return Strip([_control(pane.draw("", (0, 0), stale, self._background())),
+                          *caption], width)
         try:
             region = self.screen.find_widget(self).region
         except Exception:
@@ -171,6 +222,15 @@ class ImageView(Widget):
         rows = height - 1
         ox = max(0, (width - enc.cols) // 2)
         oy = max(0, (rows - enc.rows) // 2)
+        if pane is not None:
+            rect = (region.x + ox, region.y + oy, enc.cols, enc.rows)
+            stale = self._stale(pane)
+            if stale == rect and self._drawn_serial == enc.serial:
+                stale = None  # the same picture again: it covers itself
+            self._drawn, self._drawn_serial = rect, enc.serial
+            self._drawn_generation = pane.generation
+            sequence = pane.draw(enc.data, rect[:2], stale, self._background())
+            return Strip([_control(sequence), *caption], width)
         return Strip([
             _control(Control.move_to(region.x + ox, region.y + oy).segment.text),
             _control(enc.data),

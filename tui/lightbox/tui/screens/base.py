@@ -69,6 +69,10 @@ class LinkedScreen(Screen[Any]):
     def on_screen_resume(self) -> None:
         self.call_after_refresh(self.refresh_images)
 
+    def on_screen_suspend(self) -> None:
+        for view in self.query(ImageView):
+            view.clear_drawn()  # through tmux, pictures are not painted over: clear them
+
     def refresh_images(self) -> None:
         for view in self.query(ImageView):
             view.refresh()

@@ -91,7 +91,8 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text("lightbox — keys", style="bold"), id="help-title")
             if graphics is not None:
                 yield Static(Text(f"Images: {graphics.describe()}. Change with --graphics, "
-                                  "LIGHTBOX_GRAPHICS, tui.toml or the command palette.\n",
+                                  "LIGHTBOX_GRAPHICS, the command palette (this session) "
+                                  "or the settings screen (saved for this terminal).\n",
                                   style="dim"))
             yield Static(table)
             yield Static(Text("Esc closes this. The mouse works too (click, double click, "
