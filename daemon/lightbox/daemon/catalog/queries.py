@@ -516,7 +516,8 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
         camera=(clean("camera", camera) or "").split(),
         has_gps=has_gps, recursive=recursive, status=status,
     )
-    if f.date_from and f.date_to and f.date_from[0] > f.date_to[0]:
+    if f.date_from and f.date_to and (f.date_from[0] > f.date_to[0] or (
+            f.date_from[0] == f.date_to[0] and not f.date_to[1])):  # --from 2024 --to 2023
         raise _bad("date_to", f"{date_to} is before date_from {date_from}")
     if folder is not None or path is not None:
         f.folder = await folder_row(conn, folder, path)
