@@ -163,6 +163,55 @@ async def test_pages_through_a_large_folder_in_every_order(db_url: str, sort: st
         await b.close()
 
 
+async def test_page_around_a_photo_count_and_batch_get(db_url: str) -> None:
+    """What a client scrolling a large folder uses: ``around`` opens the listing at a photo
+    with its index (``offset``), in every order, also among ties and undated photos (in the
+    middle of the ``taken`` order's two phases); ``count`` sizes a search; ``photos_by_id``
+    brings rows back in the order asked."""
+    b = await CatalogBuilder.open(db_url)
+    try:
+        src = await b.source("s", ROOT)
+        fid = await b.folder(src, "big")
+        await big_folder(b, fid, 600)
+        await b.finish()
+        async with b.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(
+                tables.photos.c.id, tables.photos.c.name, tables.photos.c.size,
+                tables.photos.c.taken_at).where(tables.photos.c.folder_id == fid))).all()
+        for sort in ("name", "taken", "size"):
+            for order in ("asc", "desc"):
+                full = expected_order(rows, sort, order == "desc")
+                for index in (0, 1, 17, 299, 540, 599):  # 540+: undated, for taken asc
+                    doc = await run(b, queries.list_folder, folder=fid, sort=sort,
+                                    order=order, limit=60, around=full[index],
+                                    fields=["name"])
+                    got = [p["id"] for p in doc["photos"]]
+                    start = doc["offset"]
+                    assert start == max(0, index - 20), (sort, order, index)
+                    assert got == full[start:start + 60], (sort, order, index)
+                    if doc["next_cursor"]:  # and the pages after it join on
+                        more = await run(b, queries.list_folder, folder=fid, sort=sort,
+                                         order=order, limit=600, cursor=doc["next_cursor"],
+                                         fields=["name"])
+                        assert got + [p["id"] for p in more["photos"]] == full[start:]
+        # A photo that is not in the folder: the first page.
+        doc = await run(b, queries.list_folder, folder=fid, limit=5, around=10**9)
+        assert doc["offset"] == 0 and len(doc["photos"]) == 5
+        with pytest.raises(InvalidParams, match="around"):
+            await run(b, queries.list_folder, folder=fid, around=full[3],
+                      cursor=doc["next_cursor"])
+        found = await run(b, queries.search, folder=fid, text="p0010", limit=3, count=True)
+        assert found["count"] == 10 and len(found["photos"]) == 3  # p00100 .. p00109
+        assert "count" not in await run(b, queries.search, folder=fid, limit=1)
+        ids = [full[5], 10**9, full[2], full[5], -1]
+        batch = await run(b, queries.photos_by_id, ids=ids, fields=["name", "path"])
+        assert [p["id"] for p in batch] == [full[5], full[2]]
+        assert batch[0]["path"].startswith(ROOT + "/big/") and set(batch[0]) == \
+            {"id", "name", "path"}
+    finally:
+        await b.close()
+
+
 async def test_cursor_belongs_to_its_query(cat: Any) -> None:
     b, w = cat
     doc = await run(b, queries.list_folder, folder=w["trip"], limit=3)

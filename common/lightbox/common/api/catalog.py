@@ -38,10 +38,15 @@ METHODS = (
                   max_length=4096),
             Param("photos", "boolean", "include photos", default=True),
             *_page,
+            Param("around", "integer", "instead of `cursor`: open the listing at this photo "
+                  "(about a third of the page before it, the rest from it on); `offset` "
+                  "in the reply is the listing index of the page's first photo. A photo not "
+                  "in this folder gives the first page (offset 0)", minimum=1),
         ),
         result="{folder, breadcrumbs[{id, name}] (top folder first, this folder last), "
         "folders[{id, name, path, source_id, parent_id, photo_count, folder_count, "
-        "total_count, bytes, online, missing_since}], photos[], next_cursor}",
+        "total_count, bytes, online, missing_since}], photos[], next_cursor, "
+        "offset (with around)}",
         paginated=True,
     ),
     MethodSpec(
@@ -49,10 +54,19 @@ METHODS = (
         Permission.READ,
         "Everything known about one photo, with the number of exact and near duplicates. "
         "`near` counts the other photos (of different content) within the default "
-        "threshold of this one; null while a large library is still being grouped.",
-        params=PHOTO_REF,
+        "threshold of this one; null while a large library is still being grouped. With "
+        "`ids`: the listed fields of many photos at once (what a client scrolling a large "
+        "folder asks for), in the order given, without duplicate counts; ids the catalog "
+        "does not have are left out.",
+        params=(
+            *PHOTO_REF,
+            Param("ids", "array", "many photo ids (instead of id or path)", items="integer",
+                  max_length=2000),
+            Param("fields", "array", "with ids: only these photo fields (id is always "
+                  "included)", items="string", max_length=len(PHOTO_FIELDS)),
+        ),
         result="{…every photo field, folder{id, path}, source{id, name, online}, "
-        "missing_since, duplicates{exact, near}}",
+        "missing_since, duplicates{exact, near}}; with ids: {photos[]}",
     ),
     MethodSpec(
         "photos.thumbnail",
@@ -105,8 +119,10 @@ METHODS = (
             Param("status", "string", "which photos", default="ok",
                   enum=("ok", "error", "pending", "missing", "any")),
             *_page,
+            Param("count", "boolean", "also count every match (`count` in the reply)",
+                  default=False),
         ),
-        result="{photos[], next_cursor}",
+        result="{photos[], next_cursor, count (when asked)}",
         paginated=True,
     ),
     MethodSpec(
