@@ -213,6 +213,10 @@ class Link:
         self.seq = seq
         if ev.get("topic") == "job" and ev.get("type") in ("queued", "started", "finished"):
             self.refresh_status()
+        if ev.get("topic") == "catalog" and ev.get("type") == "indexing":
+            # Indexing no job stands for (the watcher's): the status lines show it.
+            self.status = {**self.status, "indexing": ev.get("data") or {}}
+            self._post(functools.partial(StatusChanged, self.status))
         self._post(functools.partial(DaemonEvent, ev))
 
     async def _status_loop(self) -> None:
@@ -221,6 +225,7 @@ class Link:
             self._status_due.clear()
             with contextlib.suppress(errors.ClientError, errors.RpcError):
                 status = await self.client.call("system.status", timeout=CALL_TIMEOUT)
-                self.status = status
+                self.status = {**status, "indexing": self.status.get("indexing")} \
+                    if "indexing" in self.status else status
                 self._post(functools.partial(StatusChanged, status))
             await asyncio.sleep(0.5)  # at most twice a second

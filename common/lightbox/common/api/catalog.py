@@ -165,4 +165,10 @@ EVENTS = (
                "missing": "true when only marked missing"}),
     EventSpec("catalog", "folders", "The folder tree or its counts changed.",
               {"source_id": "", "ids": "folder ids (at most 500)"}),
+    EventSpec("catalog", "indexing", "Photos waiting to be read (hash, metadata, "
+              "thumbnails), whoever queued them (a scan job, the watcher, a restart): at "
+              "most once a second while the indexer works, and once with `pending` 0 when "
+              "it is done.",
+              {"pending": "photos still to read", "indexed": "read since the daemon started",
+               "failed": "unreadable since the daemon started", "rate": "photos/s lately"}),
 )

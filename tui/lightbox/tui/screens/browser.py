@@ -21,7 +21,7 @@ from textual.widgets import ContentSwitcher, Footer, Input, Static
 
 from lightbox.common import errors
 from lightbox.tui import format as fmt
-from lightbox.tui.model import SORT_LABELS, Filters, PhotoSeq, Query, pages
+from lightbox.tui.model import ROWS_BATCH, SORT_LABELS, Filters, PhotoSeq, Query, fetch_rows, pages
 from lightbox.tui.screens.base import LinkedScreen
 from lightbox.tui.screens.browser_live import LiveUpdates
 from lightbox.tui.screens.browser_search import SearchAndSort
@@ -137,9 +137,10 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         seq = PhotoSeq(query)
         if not query.is_search and self.folder:
             seq.expected = int(self.folder.get("photo_count") or 0)
+        seq.on_miss = self._rows_wanted
         first = True
         try:
-            async for loaded in pages(self.link, seq):
+            async for loaded in pages(self.link, seq, around=photo_id):
                 if first:
                     first = False
                     self._show_seq(seq, photo_id)
@@ -160,6 +161,36 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
                 self._empty(self._trouble("Cannot load the photos", exc))
             else:
                 self.say(f"stopped loading: {exc}", error=True)
+
+    # -- rows on demand ------------------------------------------------------------------
+    _fetching = False
+
+    def _rows_wanted(self, index: int) -> None:
+        """A view asked for a row that is not here (called while drawing): fetch it soon."""
+        if not self._fetching:
+            self._fetching = True
+            self.call_later(self._fetch_rows)
+
+    @work(group="rows")
+    async def _fetch_rows(self) -> None:
+        """Rows around the last one asked for, a batch at a time, until what is wanted is
+        here (its ids may still be on their way: the order's next page wakes this again)."""
+        try:
+            while (seq := self.seq) is not None and seq.last_miss is not None:
+                at = seq.last_miss
+                seq.last_miss = None
+                ids = seq.missing(at - ROWS_BATCH // 4, at + ROWS_BATCH * 3 // 4)
+                if not ids:
+                    continue
+                await fetch_rows(self.link, seq, ids)
+                if seq is not self.seq:
+                    return
+                seq.evict(self.cursor)
+                self.view.seq_grew()  # the hidden view catches up when it is shown
+        except RPC_ERRORS as exc:
+            self.say(f"cannot load photos: {exc}", error=True)
+        finally:
+            self._fetching = False
 
     def _show_seq(self, seq: PhotoSeq, photo_id: int | None) -> None:
         old = self.seq

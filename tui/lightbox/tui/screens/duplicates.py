@@ -295,7 +295,7 @@ class DuplicatesScreen(LinkedScreen):
         from lightbox.tui.screens.preview import PreviewScreen
 
         seq = PhotoSeq(Query(None), items=list(self.groups[self.group_index].get("photos")
-                                                or []), complete=True)
+                                                or []))
         self.app.push_screen(PreviewScreen(seq, self.card_index), self._back)
 
     def _back(self, index: int | None) -> None:

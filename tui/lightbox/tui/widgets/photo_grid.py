@@ -237,9 +237,10 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
             except Exception:
                 continue  # not composed yet
             if photo is None:
-                cell.index, cell.key = None, None
-                cell.set_class(True, "-empty")
-                view.show(None)
+                cell.key = None
+                cell.index = index if index < self.count else None  # not here yet
+                cell.set_class(cell.index is None, "-empty")
+                view.show(None, "…" if cell.index is not None else "")
                 view.set_caption("")
                 continue
             cell.set_class(False, "-empty")
@@ -268,7 +269,8 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
         ahead = range(first + page, min(len(self.seq), first + 2 * page))
         behind = range(max(0, first - page), first)
         for index in [*ahead, *reversed(behind)]:
-            keys.append(self.images.key(self.seq[index], cols, rows))
+            if self.seq.loaded(index):
+                keys.append(self.images.key(self.seq[index], cols, rows))
         self.images.want(self, keys, self._image_ready)
 
     def _image_ready(self, key: ImageKey, encoded: Encoded | None) -> None:
