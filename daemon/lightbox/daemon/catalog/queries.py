@@ -363,8 +363,9 @@ _TREE_COLUMNS = (
 )
 
 
-async def crumbs_and_subfolders(conn: AsyncConnection, folder: RowMapping,
-                                with_subfolders: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def crumbs_and_subfolders(
+        conn: AsyncConnection, folder: RowMapping, with_subfolders: bool = True,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Breadcrumbs (the chain from the source's top folder down to ``folder`` itself) and
     the subfolders of ``folder``, in one query: both are in the folder's source, so the
     source's columns come from ``folder``."""
