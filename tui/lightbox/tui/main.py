@@ -38,6 +38,7 @@ def run_app(endpoint: Endpoint, graphics: str | None = None) -> int:
 
     app = LightboxApp(
         client_factory=lambda: Client(endpoint), graphics=chosen, settings=settings,
-        start=Place.load(state_file()), state_path=state_file())
+        start=Place.load(state_file(endpoint=endpoint.address)),
+        state_path=state_file(endpoint=endpoint.address))
     app.run()
     return int(app.return_code or 0)

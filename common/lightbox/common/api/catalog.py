@@ -149,6 +149,21 @@ METHODS = (
         "total_groups, computed_at}",
         paginated=True,
     ),
+    MethodSpec(
+        "photos.trash",
+        Permission.ADMIN,
+        "Move photos' files to the freedesktop trash of the daemon's host (Send2Trash: "
+        "`~/.local/share/Trash`, or the `.Trash-UID` of the file's volume), never a plain "
+        "delete: they can be restored from there. Only ok photos of online local roots, "
+        "whose files resolve inside their root. The catalog follows: a scan of each folder "
+        "touched is started (`job`), which marks the files missing.",
+        params=(
+            Param("ids", "array", "photo ids", required=True, items="integer",
+                  max_length=1000),
+        ),
+        result="{trashed[{id, path}], failed[{id, path, reason, message}], job}",
+        starts_job=True,
+    ),
 )
 
 EVENTS = (

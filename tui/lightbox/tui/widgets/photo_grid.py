@@ -18,6 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
 
+from lightbox.common.orientation import upright_of
 from lightbox.tui import format as fmt
 from lightbox.tui.imaging.encode import Encoded
 from lightbox.tui.imaging.service import ImageKey, ImageService
@@ -48,7 +49,7 @@ def placeholder(photo: dict[str, Any], images: ImageService, detail: bool = Fals
         return "missing"
     if images.mode == "none":
         fmt_name = (photo.get("name") or "").rsplit(".", 1)[-1].upper()
-        return f"{fmt_name} {fmt.dims(photo.get('width'), photo.get('height'))}"
+        return f"{fmt_name} {fmt.dims(*upright_of(photo))}"
     return "…"
 
 
@@ -77,6 +78,12 @@ class ThumbCell(Widget):
     }
     ThumbCell.-empty {
         border: round $surface;
+    }
+    ThumbCell.-marked {
+        border: heavy $warning;
+    }
+    ThumbCell.-marked.-cursor {
+        border: heavy $accent;
     }
     """
 
@@ -130,6 +137,7 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
         self._cols = 1
         self._rows = 1
         self._cells: list[ThumbCell] = []
+        self.marked: set[int] = set()
         self._layout_key: tuple[int, int, int, int] | None = None
 
     # -- geometry -------------------------------------------------------------------------
@@ -200,6 +208,10 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
         """More pages arrived: fill cells that were waiting for them."""
         self.update_cells()
 
+    def set_marks(self, marked: set[int]) -> None:
+        self.marked = marked
+        self.update_cells()
+
     def _cursor_changed(self) -> None:
         if self._scroll_to_cursor():
             self.update_cells()
@@ -237,6 +249,7 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
             except Exception:
                 continue  # not composed yet
             if photo is None:
+                cell.set_class(False, "-marked")
                 cell.key = None
                 cell.index = index if index < self.count else None  # not here yet
                 cell.set_class(cell.index is None, "-empty")
@@ -244,9 +257,12 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
                 view.set_caption("")
                 continue
             cell.set_class(False, "-empty")
+            marked = int(photo["id"]) in self.marked
+            cell.set_class(marked, "-marked")
             cell.index = index
             cell.key = self.images.key(photo, cols, rows)
-            view.set_caption(fmt.truncate(photo.get("name") or "", cols))
+            view.set_caption(fmt.truncate(("✓ " if marked else "") + (photo.get("name") or ""),
+                                          cols))
             view.show(self.images.get(cell.key), placeholder(photo, self.images))
         self._mark_cursor()
         self._request_images()

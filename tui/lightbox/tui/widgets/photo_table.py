@@ -102,13 +102,19 @@ class PhotoTable(CursorNav, ScrollView, can_focus=True):
     PhotoTable > .photo-table--error {
         color: $error;
     }
+    PhotoTable > .photo-table--marked {
+        color: $warning;
+        text-style: bold;
+    }
     """
-    COMPONENT_CLASSES = {"photo-table--header", "photo-table--cursor", "photo-table--error"}
+    COMPONENT_CLASSES = {"photo-table--header", "photo-table--cursor", "photo-table--error",
+                         "photo-table--marked"}
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.seq: PhotoSeq | None = None
         self.cursor = 0
+        self.marked: set[int] = set()
 
     @property
     def count(self) -> int:
@@ -123,6 +129,10 @@ class PhotoTable(CursorNav, ScrollView, can_focus=True):
         self.cursor = max(0, min(cursor, max(0, self.count - 1)))
         self.seq_grew()
         self._scroll_to_cursor(center=True)
+
+    def set_marks(self, marked: set[int]) -> None:
+        self.marked = marked
+        self.refresh()
 
     def seq_grew(self) -> None:
         self.virtual_size = Size(self.size.width, self.count + 1)
@@ -165,10 +175,16 @@ class PhotoTable(CursorNav, ScrollView, can_focus=True):
         style = self.rich_style
         if photo.get("status") == "error":
             style = style + self.get_component_rich_style("photo-table--error")
+        marked = int(photo["id"]) in self.marked
+        if marked:
+            style = style + self.get_component_rich_style("photo-table--marked")
         if index == self.cursor:
             style = style + self.get_component_rich_style("photo-table--cursor")
         with_path = self.seq is not None and self.seq.query.is_search
-        return self._line(cells(photo, with_path), columns, width, style)
+        texts = cells(photo, with_path)
+        if marked:
+            texts[0] = "✓ " + texts[0]
+        return self._line(texts, columns, width, style)
 
     @staticmethod
     def _line(texts: list[str], columns: list[tuple[int, int]], width: int,
