@@ -111,7 +111,7 @@ def make_app(d: DaemonProcess, graphics: str = "halfcell", start: str | None = N
 
 
 async def until(pilot: Pilot[Any], check: Callable[[], Any], timeout: float = 10.0,
-                what: str = "") -> Any:
+                what: Any = "") -> Any:
     """Poll ``check`` between frames until it returns something true."""
     deadline = time.monotonic() + timeout
     while True:
@@ -120,7 +120,8 @@ async def until(pilot: Pilot[Any], check: Callable[[], Any], timeout: float = 10
             if got:
                 return got
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out waiting for {said or check}")
         await pilot.pause(0.05)
 
 
@@ -137,7 +138,7 @@ async def settled(pilot: Pilot[Any], timeout: float = 15.0) -> None:
         if app.link.state != "connected" or not app.images.idle:
             return False
         return not any(w.is_running for w in app.workers
-                       if w.group in ("photos", "roots", "children", "meta", "dupes",
+                       if w.group in ("photos", "rows", "roots", "children", "meta", "dupes",
                                       "group", "jobs", "info"))
 
     await until(pilot, done, timeout, "the app to settle")

@@ -315,7 +315,8 @@ class DuplicatesScreen(LinkedScreen):
             keys.append(card.key)
         self.images.want(self, keys, self._ready)
         hidden = len(photos) - min(len(photos), fit)
-        self.say(f"{len(photos)} photos in this group; h/l move along them" if hidden else "")
+        if hidden:  # (a message of its own times out; this one must not wipe it)
+            self.say(f"{len(photos)} photos in this group; h/l move along them")
 
     def on_group_pane_resized(self, message: GroupPane.Resized) -> None:
         self._render_group()

@@ -156,10 +156,13 @@ class IndexingRow(Widget, can_focus=False):
         self.pending = int(data.get("pending") or 0)
         done = int(data.get("indexed") or 0) + int(data.get("failed") or 0)
         if self.pending == 0:
+            if self._start_done is not None:
+                self.done = done - self._start_done  # the burst's last figure stays
             self._start_done = None
-        elif self._start_done is None:
-            self._start_done = done
-        self.done = done - (self._start_done or done)
+        else:
+            if self._start_done is None:
+                self._start_done = done
+            self.done = done - self._start_done
         rate = data.get("rate")
         self.rate = float(rate) if isinstance(rate, (int, float)) else None
         self.set_class(self.pending > 0, "-active")
