@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lightbox.common.errors import InvalidParams, NotFound
 from lightbox.daemon.catalog import paths, present
 from lightbox.daemon.catalog.tables import folders, photos, sources
-from lightbox.daemon.catalog.types import iso
+from lightbox.daemon.catalog.types import iso, natural_key
 
 _AS_STORED = {"taken_at", "first_seen", "indexed_at"}
 # The columns every photo query selects (present.PHOTO_COLUMN_NAMES). Timestamps come as the
@@ -47,7 +47,9 @@ _AS_STORED = {"taken_at", "first_seen", "indexed_at"}
 PHOTO_COLUMNS = tuple(
     sa.type_coerce(photos.c[name], sa.String).label(name) if name in _AS_STORED
     else photos.c[name] for name in present.PHOTO_COLUMN_NAMES)
-SORT_COLUMNS = {"name": photos.c.name, "size": photos.c.size, "taken": photos.c.taken_at}
+# By name is natural and case-insensitive (``name_key``, see types.natural_key); a cursor
+# holds the key, which is a function of the name.
+SORT_COLUMNS = {"name": photos.c.name_key, "size": photos.c.size, "taken": photos.c.taken_at}
 FOLDER_COLUMNS = (
     folders.c.id, folders.c.source_id, folders.c.parent_id, folders.c.path, folders.c.name,
     folders.c.depth, folders.c.photo_count, folders.c.folder_count, folders.c.total_count,
@@ -275,9 +277,7 @@ async def photo_page(conn: AsyncConnection, where: Sequence[Any], sort: str, ord
         return Page(rows, None)
     rows = rows[:limit]
     last = rows[-1]
-    value = {"name": last.name, "size": last.size,
-             "taken": present.wall_value(last.taken_at)}[sort]
-    return Page(rows, present.Position(value, int(last.id)))
+    return Page(rows, position_of(last, sort))
 
 
 def _before(col: Any, value: Any, pid: int, desc: bool) -> Any:
@@ -287,7 +287,7 @@ def _before(col: Any, value: Any, pid: int, desc: bool) -> Any:
 
 def position_of(row: AnyRow, sort: str) -> present.Position:
     """Where ``row`` stands in a ``sort`` order (what a cursor after it would hold)."""
-    value = {"name": row.name, "size": row.size,
+    value = {"name": natural_key(row.name) if sort == "name" else None, "size": row.size,
              "taken": present.wall_value(row.taken_at)}[sort]
     return present.Position(value, int(row.id))
 
@@ -385,6 +385,7 @@ async def crumbs_and_subfolders(
     source = {"source_path": folder["source_path"], "online": folder["online"]}
     subs = [present.folder({**r, **source}) for r in rows
             if r["parent_id"] == folder["id"] and r["missing_since"] is None]
+    subs.sort(key=lambda f: (natural_key(f["name"]), f["id"]))  # as photos are listed
     return crumbs, subs
 
 
