@@ -180,10 +180,10 @@ def main() -> int:
         finally:
             d.stop()
     keys = list(runs[0])
-    print(f"\n{args.photos:,} photos in one folder, {args.runs} run(s): median (min–max)")
+    print(f"\n{args.photos:,} photos in one folder, {args.runs} run(s): median (min-max)")
     for k in keys:
         values = [r[k] for r in runs]
-        print(f"  {k:<16} {median(values):>10.1f}  ({min(values):.1f}–{max(values):.1f})")
+        print(f"  {k:<16} {median(values):>10.1f}  ({min(values):.1f}-{max(values):.1f})")
     med = {k: median([r[k] for r in runs]) for k in keys}
     print(f"\n  open / bare page            {med['open ms'] / med['bare page ms']:.2f}x")
     print(f"  open / load all             {med['open ms'] / 1000 / med['load all s']:.3f}x")
