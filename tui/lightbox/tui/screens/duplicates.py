@@ -112,7 +112,7 @@ class DupeCard(Vertical):
             return
         view = self.query_one(ImageView)
         view.styles.height = rows + 1
-        name = ("🗑 " if trash else "") + (photo.get("name") or "")
+        name = ("✗ " if trash else "") + (photo.get("name") or "")
         view.set_caption(fmt.truncate(name, CARD_COLS))
         folder = (photo.get("path") or "").rsplit("/", 1)[0]
         self.query_one(".folder", Static).update(
@@ -123,8 +123,9 @@ class DupeCard(Vertical):
         facts.append(fmt.taken(photo.get("taken_at")))
         distance = photo.get("distance")
         if distance is not None:
+            bits = f"{distance} bit{'' if distance == 1 else 's'} from the first"
             facts.append("\n" + ("the reference" if distance == 0 and photo is self.first
-                                  else f"{distance} bits from the first"), style="italic")
+                                  else bits), style="italic")
         if trash:
             facts.append("\nto the trash (x)", style="bold red")
         self.query_one(".facts", Static).update(facts)

@@ -178,7 +178,7 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
         await self.remove_children()
         self._cells = []
         lines = []
-        pad = (width - cols * cw) // 2
+        pad = max(0, (width - cols * cw) // 2)  # a cell wider than the pane: from the left
         for r in range(rows):
             cells = [ThumbCell(r * cols + c) for c in range(cols)]
             for cell in cells:

@@ -44,6 +44,9 @@ COLUMNS = (
 )
 
 
+NAME_COMFORT = 32
+
+
 def layout(width: int) -> list[tuple[int, int]]:
     """(column index, width) of the columns that fit in ``width`` cells, one blank apart:
     the least important dropped first, then the room left shared out up to each column's
@@ -53,10 +56,16 @@ def layout(width: int) -> list[tuple[int, int]]:
         shown.remove(max(shown, key=lambda i: COLUMNS[i].keep))
     widths = {i: COLUMNS[i].least for i in shown}
     spare = width - sum(widths.values()) - (len(shown) - 1)
-    for i in sorted(shown, key=lambda i: COLUMNS[i].keep):
-        grow = min(spare, COLUMNS[i].most - widths[i])
-        widths[i] += max(0, grow)
-        spare -= max(0, grow)
+    # The name to a comfortable width first, then camera and lens whole, then the name to
+    # its most, then whatever is left to the name.
+    steps = [(0, NAME_COMFORT)] + [(i, COLUMNS[i].most) for i in sorted(
+        (i for i in shown if i), key=lambda i: COLUMNS[i].keep)] + [(0, COLUMNS[0].most)]
+    for i, upto in steps:
+        if i not in widths:
+            continue
+        grow = max(0, min(spare, upto - widths[i]))
+        widths[i] += grow
+        spare -= grow
     widths[shown[0]] += max(0, spare)
     return [(i, widths[i]) for i in shown]
 
