@@ -64,8 +64,10 @@ class Context:
         """How to run ``lightbox WORDS`` against this same instance: the hints we print
         must keep ``--data-dir``/``--config``/``--socket``, or they talk to another daemon."""
         argv = ["lightbox"]
+        # `start` makes a daemon from the data dir and config: a socket names no instance.
+        socket = None if words[:1] == ("start",) else self.socket
         for flag, value in (("--data-dir", self.data_dir), ("--config", self.config),
-                            ("--socket", self.socket)):
+                            ("--socket", socket)):
             if value:
                 argv += [flag, value]
         return shlex.join([*argv, *words])
