@@ -38,4 +38,4 @@ def launch(ctx: Context, graphics: str | None) -> int:
         ctx.close()
     from lightbox.tui.main import run_app
 
-    return run_app(endpoint, graphics=mode)
+    return run_app(endpoint, graphics=mode, start_command=ctx.command("start"))

@@ -42,6 +42,8 @@ class Link:
                  client_name: str = "lightbox-tui") -> None:
         self.client = client
         self.heartbeat = heartbeat
+        # How to start this very daemon (the launcher keeps --data-dir/--config in it).
+        self.start_hint = START_HINT
         self.client_name = client_name
         self.state = CONNECTING
         self.detail = "connecting…"
@@ -84,7 +86,7 @@ class Link:
 
     def mark_down(self, exc: BaseException) -> None:
         if isinstance(exc, errors.DaemonNotRunning):
-            self._set_state(DOWN, f"{exc}; {START_HINT}")
+            self._set_state(DOWN, f"{exc}; {self.start_hint}")
         elif isinstance(exc, errors.RequestTimeout):
             self._set_state(DOWN, f"lightboxd does not answer ({exc})")
         else:
@@ -193,7 +195,7 @@ class Link:
             self._apply(ev)
             if ev.get("topic") == "system" and ev.get("type") == "stopping":
                 self._set_state(DOWN, "lightboxd is stopping; waiting for it to come back "
-                                f"(or {START_HINT})")
+                                f"(or {self.start_hint})")
                 return
 
     async def _beat(self) -> None:

@@ -23,7 +23,8 @@ def choose_mode(flag: str | None, env: Mapping[str, str], settings: Settings) ->
     return flag or env.get("LIGHTBOX_GRAPHICS") or settings.graphics or "auto"
 
 
-def run_app(endpoint: Endpoint, graphics: str | None = None) -> int:
+def run_app(endpoint: Endpoint, graphics: str | None = None,
+            start_command: str | None = None) -> int:
     if os.environ.get("LIGHTBOX_TUI_LOG"):
         # The terminal belongs to the UI: debug logs go to a file, when asked for.
         logging.basicConfig(filename=os.environ["LIGHTBOX_TUI_LOG"], level=logging.DEBUG,
@@ -40,5 +41,7 @@ def run_app(endpoint: Endpoint, graphics: str | None = None) -> int:
         client_factory=lambda: Client(endpoint), graphics=chosen, settings=settings,
         start=Place.load(state_file(endpoint=endpoint.address)),
         state_path=state_file(endpoint=endpoint.address))
+    if start_command:
+        app.link.start_hint = f"start it with `{start_command}`"
     app.run()
     return int(app.return_code or 0)

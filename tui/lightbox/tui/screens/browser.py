@@ -237,10 +237,10 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         self._cursor_moved()
         self.call_after_refresh(self.lb.started)
 
-    @staticmethod
-    def _trouble(what: str, exc: Exception) -> str:
+    def _trouble(self, what: str, exc: Exception) -> str:
         if isinstance(exc, errors.DaemonNotRunning):
-            return (f"Not connected: {exc}.\n\nStart it with `lightbox start`; this screen "
+            hint = self.link.start_hint
+            return (f"Not connected: {exc}.\n\n{hint[:1].upper()}{hint[1:]}; this screen "
                     "fills in as soon as it answers.")
         return f"{what}: {exc}"
 
