@@ -114,7 +114,7 @@ class Query:
 
 
 ROWS_KEEP = 6000  # rows held around the cursor; the rest are fetched again when needed
-ROWS_BATCH = 1000  # rows per photos.get
+ROWS_BATCH = 300  # rows per photos.get: about two screens of the list, six of the grid
 
 
 class PhotoSeq:
