@@ -19,6 +19,8 @@ from typing import Any
 from lightbox.common import __version__, logs
 from lightbox.common.config import Config
 from lightbox.daemon.catalog.database import Database
+from lightbox.daemon.catalog.dbstate import StateFile
+from lightbox.daemon.catalog.switch import Switcher
 from lightbox.daemon.component import Component
 from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.control.server import ControlServer
@@ -49,7 +51,10 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.bus = EventBus(config["events.buffer"])
         self.boot = self.bus.boot
-        self.db = Database(config.database_url)
+        # A completed database.switch recorded where the catalog went (dbstate.py).
+        self.db_state = StateFile(config.paths.data_dir)
+        url, persisted = self.db_state.effective(config.database_url)
+        self.db = Database(url, completed_switch=persisted.switch_id if persisted else None)
         processes = config["workers.processes"] or os.cpu_count() or 2
         memory = config["workers.memory_mb"]
         self.pool = WorkerPool(processes, task_timeout=config["workers.task_timeout"],
@@ -81,10 +86,12 @@ class Daemon:
                                max_watches=config["library.max_watches"],
                                poll_interval=config["library.poll_interval"])
         self.sources.on_online.append(self._root_online)
+        self.switcher = Switcher(self, self.db_state)
+        self.db.on_switch.append(self._catalog_moved)
         self.control = ControlServer(self, config, self.bus)
         self.components: list[Component] = [
             self.db, self.bus, self.pool, self.sources, self.indexer, self.jobs,
-            self.reconciler, self.watcher, self.control]
+            self.reconciler, self.watcher, self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stop_reason: str | None = None
@@ -131,6 +138,12 @@ class Daemon:
         """A root leaves the library: stop watching it, drop cached state."""
         self.watcher.unwatch(source.id)
         self.writer.forget(source.id)
+
+    async def _catalog_moved(self) -> None:
+        """The catalog now lives in another database (or came back): drop and re-read what
+        is cached from its rows. The duplicate groupings follow the engine by themselves."""
+        self.writer.drop_caches()
+        await self.sources.reload()
 
     def _root_online(self, source: Source, online: bool) -> None:
         if online:

@@ -3,6 +3,7 @@
 from lightbox.cli.commands import (
     call,
     daemon,
+    db,
     dupes,
     events,
     info,
@@ -17,4 +18,4 @@ from lightbox.cli.commands import (
 )
 
 COMMANDS = (status, roots, scan, jobs, ls, info, search, dupes, call, events, lifecycle.Start,
-            lifecycle.Stop, daemon, keys)
+            lifecycle.Stop, daemon, keys, db)

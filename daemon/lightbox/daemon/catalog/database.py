@@ -8,15 +8,29 @@ failed connection, not a failed request.
 Migrations run at every start, under a lock that works across processes sharing the same
 database (an advisory lock on PostgreSQL, GET_LOCK on MySQL, an flock beside a SQLite file),
 so several daemons starting together do not race to create the same tables.
+
+The engine can be replaced while the daemon runs (``database.switch``, see ``switch.py``):
+``db.engine`` is read at every use, never kept, so a swap takes effect at the next statement.
+Every write in the daemon goes through ``engine.begin()``; the engine is a ``GatedEngine``
+whose ``begin()`` passes a ``WriteGate`` first. Closing the gate (the switch's write freeze)
+holds new transactions and waits for the open ones to end; a held transaction then runs on
+whichever engine is current when the gate opens, so nothing written during a switch lands
+in the database being left. Reads through ``engine.connect()`` are never held.
+
+A database that a switch was copying into carries a marker table (``lightbox_incomplete``)
+until the switch completes; ``start`` refuses such a database, so a copy that a failure or
+a SIGKILL left half-done is never used as a catalog.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +41,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from lightbox.common import logs
+from lightbox.common import dburl, logs
+from lightbox.daemon.catalog.types import Timestamp
 
 log = logs.get("database")
 
@@ -55,14 +70,132 @@ def head_revision() -> str | None:
 
 def mask(url: str) -> str:
     """The URL with its password replaced, for logs and replies."""
+    return dburl.mask(url)
+
+
+# -- the marker of an incomplete copy ------------------------------------------------------
+# Not part of ``tables.metadata``: it is no catalog table, it exists only in a database a
+# switch is filling, and copying or comparing schemas must not see it.
+MARKER = sa.Table(
+    "lightbox_incomplete", sa.MetaData(),
+    sa.Column("switch_id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(500), nullable=False),  # masked URL of the catalog copied
+    sa.Column("started_at", Timestamp, nullable=False),
+)
+
+
+async def read_marker(conn: AsyncConnection) -> dict[str, Any] | None:
+    """The marker row of a database a switch was copying into, None when there is none."""
+    has = await conn.run_sync(lambda c: sa.inspect(c).has_table(MARKER.name))
+    if not has:
+        return None
+    row = (await conn.execute(sa.select(MARKER))).mappings().first()
+    return dict(row) if row else {"switch_id": "", "source": "?", "started_at": None}
+
+
+class WriteGate:
+    """Holds new write transactions while closed; counts the ones in progress.
+
+    ``close`` stops new ``begin()`` blocks at the gate and returns once the ones already
+    inside have ended, so what follows sees every committed write and no write in flight.
+    A transaction nested in one that is inside (same task context) is let through: holding
+    it would deadlock its parent. ``quiesce`` waits (without closing) until the
+    transactions open at the time of the call have ended.
+    """
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._open = asyncio.Event()
+        self._open.set()
+        self._active: dict[int, int] = {}  # ticket -> 1, in order of entry
+        self._tickets = 0
+        self._changed = asyncio.Event()
+        self._inside: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"gate-{id(self)}", default=False)
+        self.held = 0  # transactions that waited at the gate (for status and tests)
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+    @contextlib.asynccontextmanager
+    async def passage(self) -> AsyncIterator[None]:
+        if self._inside.get():
+            yield
+            return
+        if self.closed:
+            self.held += 1
+            while self.closed:
+                await self._open.wait()
+        self._tickets += 1
+        ticket = self._tickets
+        self._active[ticket] = 1
+        token = self._inside.set(True)
+        try:
+            yield
+        finally:
+            self._inside.reset(token)
+            del self._active[ticket]
+            self._changed.set()
+
+    async def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
+        return True
+
+    async def close(self, timeout: float) -> bool:
+        """Close and wait for the transactions inside; False (and open again) on timeout."""
+        self.closed = True
+        self._open.clear()
+        if await self._wait(lambda: not self._active, timeout):
+            return True
+        self.open()
+        return False
+
+    def open(self) -> None:
+        self.closed = False
+        self._open.set()
+
+    async def quiesce(self, timeout: float) -> bool:
+        """Wait until every transaction that is open now has ended (new ones may start)."""
+        last = self._tickets
+        return await self._wait(lambda: not any(t <= last for t in self._active), timeout)
+
+
+class GatedEngine(AsyncEngine):
+    """An AsyncEngine whose ``begin()`` passes the database's write gate first, then runs
+    on the database's current engine (which a switch may have replaced meanwhile)."""
+
+    __slots__ = ("owner",)
+
+    owner: Database | None
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        owner = self.owner
+        if owner is None:
+            async with AsyncEngine.begin(self) as conn:
+                yield conn
+            return
+        async with owner.gate.passage():
+            current = owner._engine if owner._engine is not None else self
+            async with AsyncEngine.begin(current) as conn:
+                yield conn
+
+
+def make_engine(url: str, owner: Database | None = None) -> AsyncEngine:
+    """An engine for ``url`` with the per-engine settings; gated by ``owner``'s write gate
+    when one is given."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        return "<unparseable database URL>"
-
-
-def make_engine(url: str) -> AsyncEngine:
-    parsed = sa.engine.make_url(url)
+        raise DatabaseError(f"not a database URL: {mask(url)}") from None
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -72,7 +205,9 @@ def make_engine(url: str) -> AsyncEngine:
         kwargs.update(pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=10)
         if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-    engine = create_async_engine(parsed, **kwargs)
+    plain = create_async_engine(parsed, **kwargs)
+    engine = GatedEngine(plain.sync_engine)
+    engine.owner = owner
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
@@ -88,15 +223,29 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+SwitchHook = Callable[[], Awaitable[None]]
+
+
 class Database:
-    """Owns the engine. Other components take ``db.engine`` once it has started."""
+    """Owns the engine. Other components read ``db.engine`` at each use (never keep it).
+
+    ``completed_switch``: the id of the switch the persisted URL came from; the marker of
+    exactly that switch is removed at start (the daemon was killed after the switch was
+    committed but before it removed the marker), any other marker makes ``start`` fail.
+    """
 
     name = "database"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, completed_switch: str | None = None) -> None:
         self.url = url
+        self.completed_switch = completed_switch
         self._engine: AsyncEngine | None = None
         self.revision: str | None = None
+        self.gate = WriteGate()
+        # Called after the engine was swapped (and again if it is swapped back), so that
+        # components drop what they cached from the previous database's rows.
+        self.on_switch: list[SwitchHook] = []
+        self.switched_at: float | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -109,14 +258,20 @@ class Database:
         return self.engine.dialect.name
 
     async def start(self) -> None:
-        self._engine = make_engine(self.url)
+        self._engine = make_engine(self.url, self)
         started = time.perf_counter()
         try:
+            await self._check_marker()
             self.revision = await self.migrate()
+        except DatabaseError:
+            await self._engine.dispose()
+            self._engine = None
+            raise
         except Exception as exc:
             await self._engine.dispose()
             self._engine = None
-            raise DatabaseError(f"cannot open the catalog at {mask(self.url)}: {exc}") from exc
+            raise DatabaseError(f"cannot open the catalog at {mask(self.url)}: "
+                                f"{dburl.scrub(str(exc), [self.url])}") from exc
         await self.analyze()
         log.info("catalog ready", engine=self.dialect, url=mask(self.url),
                  revision=self.revision, ms=round((time.perf_counter() - started) * 1000, 1))
@@ -141,10 +296,39 @@ class Database:
             await conn.execute(sa.text("ANALYZE"))
         log.info("catalog statistics refreshed")
 
+    async def _check_marker(self) -> None:
+        async with self.engine.connect() as conn:
+            marker = await read_marker(conn)
+        if marker is None:
+            return
+        if self.completed_switch and marker["switch_id"] == self.completed_switch:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(lambda c: MARKER.drop(c, checkfirst=True))
+            log.info("finished a completed catalog switch", switch=self.completed_switch)
+            return
+        raise DatabaseError(
+            f"the catalog at {mask(self.url)} is an incomplete copy left by a catalog switch "
+            f"that did not finish (switch {marker['switch_id']} from {marker['source']}); it "
+            "was never used. Point database.url at the catalog in use, or switch to this "
+            "database again (the switch starts the copy over)")
+
     async def stop(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+    def swap(self, engine: AsyncEngine, url: str, revision: str | None) -> AsyncEngine:
+        """Make ``engine`` (from ``make_engine(url, self)``) the catalog's engine at once;
+        returns the previous one, which the caller disposes when it is done with it."""
+        old = self.engine
+        self._engine, self.url, self.revision = engine, url, revision
+        self.switched_at = time.time()
+        log.info("catalog engine switched", engine=self.dialect, url=mask(url))
+        return old
+
+    async def run_switch_hooks(self) -> None:
+        for hook in self.on_switch:
+            await hook()
 
     def status(self) -> dict[str, Any]:
         return {"engine": self.dialect if self._engine else None, "url": mask(self.url),

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lightbox.daemon.catalog.types import Id, Name, SortKey, Timestamp, natural_key
+from lightbox.daemon.catalog.types import Id, Name, Real, SortKey, Timestamp, natural_key
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -46,6 +46,9 @@ jobs = sa.Table(
     sa.Column("finished_at", Timestamp, nullable=True),
     sa.Column("not_before", Timestamp, nullable=True),
     sa.Column("heartbeat_at", Timestamp, nullable=True),
+    # Which daemon may run it, when several share the catalog: None for any, "source:N"
+    # for the holder of that source's lease (a scan must run where the files are).
+    sa.Column("affinity", sa.String(100), nullable=True),
     sa.CheckConstraint(
         "state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="state"
     ),
@@ -138,10 +141,10 @@ photos = sa.Table(
     sa.Column("make", sa.String(100), nullable=True),
     sa.Column("model", sa.String(100), nullable=True),
     sa.Column("lens", sa.String(200), nullable=True),
-    sa.Column("exposure_time", sa.Float, nullable=True),
-    sa.Column("f_number", sa.Float, nullable=True),
+    sa.Column("exposure_time", Real, nullable=True),
+    sa.Column("f_number", Real, nullable=True),
     sa.Column("iso", sa.Integer, nullable=True),
-    sa.Column("focal_length", sa.Float, nullable=True),
+    sa.Column("focal_length", Real, nullable=True),
     sa.Column("gps_lat", sa.Double, nullable=True),
     sa.Column("gps_lon", sa.Double, nullable=True),
     sa.Column("gps_alt", sa.Double, nullable=True),
@@ -164,4 +167,48 @@ photos = sa.Table(
     sa.Index(None, "status", "indexed_at"),
     sa.Index(None, "folder_id", "name_key"),
     sa.Index(None, "name_key"),
+)
+
+
+# -- several daemons, one catalog --------------------------------------------------------
+# A lease is held by one daemon at a time and kept by its heartbeat; a lease whose holder
+# stopped heart-beating past ``expires_at`` may be taken over. Keys: "daemon:<owner>" (the
+# daemon's presence), "source:<id>" (which daemon watches and scans that source).
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("acquired_at", Timestamp, nullable=False),
+    sa.Column("heartbeat_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("info", sa.JSON, nullable=True),  # host, pid, version, data dir of a daemon
+    sa.Index(None, "owner"),
+)
+
+# Pending photos a daemon's indexer has taken (claimed with FOR UPDATE SKIP LOCKED), so
+# that no other daemon reads the same file; released when the result is written, or taken
+# over when the claimant's daemon lease expires.
+index_claims = sa.Table(
+    "index_claims",
+    metadata,
+    sa.Column("photo_id", Id, sa.ForeignKey("photos.id", ondelete="CASCADE"),
+              primary_key=True, autoincrement=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("claimed_at", Timestamp, nullable=False),
+    sa.Index(None, "owner"),
+)
+
+# Events one daemon relays to the others where the engine has no LISTEN/NOTIFY (MySQL,
+# MariaDB): appended by their origin, polled by the rest, pruned after a while.
+event_feed = sa.Table(
+    "event_feed",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("origin", sa.String(200), nullable=False),
+    sa.Column("topic", sa.String(40), nullable=False),
+    sa.Column("type", sa.String(60), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "created_at"),
 )

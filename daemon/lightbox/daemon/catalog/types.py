@@ -6,6 +6,9 @@
 - ``SortKey``: ``natural_key`` of a name, compared byte for byte everywhere.
 - ``Timestamp``: naive UTC datetimes with microseconds (MySQL's DATETIME drops them unless
   asked for fsp=6; MariaDB also drops time zones, so we never store one).
+- ``Real``: a double-precision float everywhere (MySQL's FLOAT is single precision: an
+  exposure of 1/3 s would come back as 0.333333, and a catalog copied to MySQL would no
+  longer be the catalog it was copied from).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def natural_key(name: str) -> str:
 
 
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+Real = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
 
 
 def utcnow() -> dt.datetime:

@@ -45,7 +45,12 @@ STALE_AFTER = 60.0  # a running job whose owner is silent this long is taken ove
 
 
 class JobFailed(Exception):
-    """Raised by a handler for a failure that retrying will not fix (no retry)."""
+    """Raised by a handler for a failure that retrying will not fix (no retry); ``result``
+    becomes the job's result (a machine-readable ``reason``, what was done)."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class _Requeue(Exception):
@@ -105,11 +110,19 @@ class JobContext:
 Handler = Callable[[JobContext], Awaitable[dict[str, Any] | None]]
 
 
+# What to make of a job found running when the daemon starts (its daemon died): the state,
+# error and result to end it with, or None to queue it again (the default for every kind).
+Recover = Callable[[int, dict[str, Any]], tuple[str, str | None, dict[str, Any] | None] | None]
+
+
 @dataclass(frozen=True)
 class Kind:
     handler: Handler
     retry: bool = True
     max_attempts: int | None = None
+    # False: a job interrupted by a stopping daemon fails instead of being queued again.
+    requeue: bool = True
+    recover: Recover | None = None
 
 
 def owner_id(boot: str) -> str:
@@ -160,11 +173,32 @@ class JobQueue:
         self._runner: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = False
+        self._paused = False
         self._user_cancelled: set[int] = set()
 
     def register(self, kind: str, handler: Handler, *, retry: bool = True,
-                 max_attempts: int | None = None) -> None:
-        self.kinds[kind] = Kind(handler, retry, max_attempts)
+                 max_attempts: int | None = None, requeue: bool = True,
+                 recover: Recover | None = None) -> None:
+        self.kinds[kind] = Kind(handler, retry, max_attempts, requeue, recover)
+
+    # -- pausing (a catalog switch's write freeze) ----------------------------------------
+    def pause(self) -> None:
+        """Claim no new job until ``resume``."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self._wake.set()
+
+    async def interrupt(self, keep: set[int], timeout: float) -> list[int]:
+        """Stop the running jobs except ``keep``; each is queued again with its checkpoint
+        and its attempt given back, as at a daemon stop. Returns their ids."""
+        tasks = {i: t for i, (_, t) in self.running.items() if i not in keep}
+        for task in tasks.values():
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks.values(), timeout=timeout)
+        return sorted(tasks)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -194,12 +228,24 @@ class JobQueue:
         """Queue again the jobs whose owner died while running them."""
         j = tables.jobs
         async with self.db.engine.begin() as conn:
-            rows = (await conn.execute(sa.select(j.c.id, j.c.owner, j.c.heartbeat_at)
+            rows = (await conn.execute(sa.select(j.c.id, j.c.owner, j.c.heartbeat_at,
+                                                 j.c.kind, j.c.params)
                                        .where(j.c.state == "running"))).all()
             stale_before = utcnow() - dt.timedelta(seconds=STALE_AFTER)
-            for job_id, owner, beat in rows:
+            for job_id, owner, beat, kind, params in rows:
                 alive = _owner_alive(owner)
                 if alive or (alive is None and beat is not None and beat > stale_before):
+                    continue
+                recover = self.kinds[kind].recover if kind in self.kinds else None
+                ending = recover(job_id, dict(params or {})) if recover else None
+                if ending is not None:
+                    state, error, result = ending
+                    await conn.execute(j.update().where(j.c.id == job_id,
+                                                        j.c.state == "running").values(
+                        state=state, error=error, result=result, finished_at=utcnow(),
+                        heartbeat_at=None))
+                    log.info("ended a job left running by a stopped daemon", id=job_id,
+                             kind=kind, state=state)
                     continue
                 await conn.execute(j.update().where(j.c.id == job_id, j.c.state == "running")
                                    .values(state="queued", owner=None, not_before=None,
@@ -318,7 +364,7 @@ class JobQueue:
             self._wake.clear()
             try:
                 started = False
-                if len(self.running) < self.concurrency:
+                if len(self.running) < self.concurrency and not self._paused:
                     started = await self._claim_next()
                 if started:
                     continue
@@ -379,10 +425,14 @@ class JobQueue:
             except asyncio.CancelledError:
                 if ctx.id in self._user_cancelled:
                     await self._end(ctx, "cancelled", "cancelled by request", None)
+                elif not kind.requeue:
+                    await asyncio.shield(self._end(
+                        ctx, "failed", "interrupted: the daemon stopped while it ran",
+                        {"reason": "interrupted", "phase": ctx.phase}))
                 else:
                     raise _Requeue() from None
             except JobFailed as exc:
-                await self._end(ctx, "failed", str(exc), None)
+                await self._end(ctx, "failed", str(exc), exc.result)
             except Exception as exc:
                 log.exception("job attempt failed", id=ctx.id, kind=ctx.kind)
                 message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

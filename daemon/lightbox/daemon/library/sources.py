@@ -76,6 +76,17 @@ class Sources:
                                       r["device"], bool(r["online"]), r["status"],
                                       r["scanned_at"]) for r in rows}
 
+    async def reload(self) -> None:
+        """Read the table again (the catalog moved to another database), keeping the
+        Source objects other components hold: they are updated in place."""
+        old = self.by_id
+        await self.load()
+        for sid, fresh in list(self.by_id.items()):
+            kept = old.get(sid)
+            if kept is not None:
+                kept.__dict__.update(fresh.__dict__)
+                self.by_id[sid] = kept
+
     def local(self) -> list[Source]:
         return [s for s in self.by_id.values() if s.kind == "local"]
 

@@ -111,6 +111,12 @@ class CatalogWriter:
             self._infos.pop(info.id, None)
         self._locks.pop(source_id, None)
 
+    def drop_caches(self) -> None:
+        """Forget every cached folder row (the catalog moved to another database); the
+        per-source locks stay, a pass holding one keeps it."""
+        self._folders.clear()
+        self._infos.clear()
+
     async def folder_map(self, source: Source) -> dict[str, FolderInfo]:
         """rel path -> folder, for one source (loaded once, then kept in step)."""
         cached = self._folders.get(source.id)

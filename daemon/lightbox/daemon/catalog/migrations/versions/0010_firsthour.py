@@ -1,7 +1,7 @@
 """photos.name_key: listing by name in natural, case-insensitive order on every engine
 
-Revision ID: 0005_firsthour
-Revises: 0004
+Revision ID: 0010_firsthour
+Revises: 0009_database
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from lightbox.daemon.catalog.types import SortKey, natural_key
 
-revision: str = "0005_firsthour"
-down_revision: str | None = "0004"
+revision: str = "0010_firsthour"
+down_revision: str | None = "0009_database"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
