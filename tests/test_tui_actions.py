@@ -1,9 +1,8 @@
 """The TUI's first-hour fixes and the actions a yazi user reaches for, under the pilot against
 a real daemon: a very large folder (12,000 photos) opened and scrolled without loading every
-row; marks and
-ranges; paths and ids to the clipboard (OSC 52); opening an original with a configured
-command; duplicates to the trash with a confirmation; the palette and help; indexing that no
-job stands for, shown in the status line and the jobs screen."""
+row; marks and ranges; paths and ids to the clipboard (OSC 52); opening an original with a
+configured command; duplicates to the trash with a confirmation; the palette and help;
+indexing that no job stands for, shown in the status line and the jobs screen."""
 
 from __future__ import annotations
 
