@@ -257,3 +257,19 @@ async def test_indexing_without_a_job_shows_in_the_status_line(make_daemon: Any,
         await until(pilot, lambda: not line.indexing and not row.has_class("-active"),
                     timeout=90, what="indexing done")
         assert row.done >= 1
+
+
+def test_each_daemon_has_its_own_remembered_place(tmp_path: Path) -> None:
+    """``make demo`` beside ``make run``: each reopens where it was, not at a folder id of
+    the other; and ``open_command`` survives a save."""
+    from lightbox.tui.settings import Settings, state_file
+
+    env = {"XDG_STATE_HOME": str(tmp_path)}
+    a = state_file(env, endpoint="ipc:///run/user/0/lightbox/control.sock")
+    b = state_file(env, endpoint="ipc:///home/me/.local/share/lightbox-demo/run/control.sock")
+    assert a != b and a.parent == b.parent == tmp_path / "lightbox"
+    Place(folder_path="/photos/2023", photo_id=7).save(a)
+    assert Place.load(b).photo_id is None and Place.load(a).photo_id == 7
+    s = Settings(path=tmp_path / "tui.toml", open_command='feh --scale-down "{}"')
+    s.save()
+    assert Settings.load(tmp_path / "tui.toml").open_command == 'feh --scale-down "{}"'
