@@ -19,6 +19,7 @@ SCRIPTS = [
      ["catalog_queries.py"]),
     ("file created -> catalog event (issue 3 d)", ["watch_latency.py"]),
     ("terminal UI (issue 4)", ["tui_bench.py"]),
+    ("confinement: cost of opening beneath the root (issue 7)", ["open_beneath.py"]),
     ("a folder of 100,000 photos in the TUI's model (issue 13, item 4)", ["large_folder.py"]),
 ]
 

@@ -14,6 +14,7 @@ import media_fixtures as mf
 import pytest
 
 from lightbox.daemon.media import DEFAULT_SPECS, AnalyzeRequest, samples
+from lightbox.daemon.media.confine import LocalFile
 from lightbox.daemon.workers import (
     PRIORITY_INTERACTIVE,
     PoolClosed,
@@ -260,14 +261,17 @@ async def test_analyze_in_pool_returns_the_analysis(pool: WorkerPool, tmp_path: 
 async def test_analyze_in_pool_turns_timeouts_and_crashes_into_errors(tmp_path: Path) -> None:
     big = tmp_path / "big.png"
     samples.make_photo(4000, 3000, 3).save(big, "PNG", compress_level=1)
-    req = AnalyzeRequest(str(big), str(tmp_path / "thumbs"), DEFAULT_SPECS)
+    st = big.stat()
+    # The catalog's fingerprint travels with the locator; a failed analysis keeps it.
+    loc = LocalFile(str(tmp_path), "big.png", st.st_size, st.st_mtime_ns, st.st_ino)
+    req = AnalyzeRequest(loc, str(tmp_path / "thumbs"), DEFAULT_SPECS)
     p = WorkerPool(1, task_timeout=0.05)
     await p.start()
     try:
         a = await analyze_in_pool(p, req)
         assert not a.ok and a.error_kind == "timeout"
         assert a.error == "analysis timed out after 0.05 s; the file may be hostile or huge"
-        assert a.size == big.stat().st_size and a.mtime_ns == big.stat().st_mtime_ns
+        assert (a.size, a.mtime_ns, a.inode) == (st.st_size, st.st_mtime_ns, st.st_ino)
     finally:
         await p.stop()
 

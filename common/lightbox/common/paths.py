@@ -67,13 +67,48 @@ class Paths:
         """Where ``lightbox start`` sends a detached daemon's stderr."""
         return self.state_dir / "lightboxd.log"
 
-    def ensure(self) -> None:
-        """Create every directory; the runtime one private to this user."""
+    def ensure(self) -> list[str]:
+        """Create every directory private to this user (0700) and return what was fixed.
+
+        The catalog tells where every photo is and when it was taken, the cache shows them:
+        an existing directory that is ours but open to others is closed (with the catalog
+        and log files in it), and one that belongs to someone else is refused.
+        """
+        fixed: list[str] = []
         for d in (self.data_dir, self.cache_dir, self.state_dir):
-            # The catalog tells where every photo is and when it was taken: keep it the
-            # owner's (an existing directory keeps whatever mode its owner chose).
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise PathError(f"cannot create {d}: {exc.strerror}") from exc
+            fixed += _make_private(d, 0o700)
+        for f in (self.default_database, self.default_database.with_name("catalog.db-wal"),
+                  self.default_database.with_name("catalog.db-shm"), self.log_file):
+            fixed += _make_private(f, 0o600)
         ensure_private_dir(self.runtime_dir)
+        return fixed
+
+
+def _make_private(path: Path, mode: int) -> list[str]:
+    """Close ``path`` to others if it is ours; refuse it if it is someone else's."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise PathError(f"cannot use {path}: {exc.strerror}") from exc
+    if st.st_uid != os.getuid():
+        raise PathError(f"{path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}); "
+                        "refusing to keep the catalog there (chown it, or use another "
+                        "--data-dir)")
+    if not st.st_mode & 0o077:
+        return []
+    try:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077 | (mode & 0o700))
+    except OSError as exc:
+        raise PathError(f"{path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}) "
+                        f"and cannot be closed: {exc.strerror}") from exc
+    return [f"{path} was open to other users (mode {stat.S_IMODE(st.st_mode):o}); "
+            f"now {stat.S_IMODE(os.stat(path).st_mode):o}"]
 
 
 def default_config_file(env: Mapping[str, str] | None = None) -> Path:

@@ -25,6 +25,7 @@ from lightbox.daemon.component import Component
 from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.control.server import ControlServer
 from lightbox.daemon.jobs.queue import JobQueue
+from lightbox.daemon.library.admission import daemon_dirs
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.reconcile import Reconciler
@@ -33,6 +34,7 @@ from lightbox.daemon.library.sources import Source, Sources
 from lightbox.daemon.library.tasks import LibraryTasks
 from lightbox.daemon.library.watcher import Watcher
 from lightbox.daemon.library.writer import CatalogWriter
+from lightbox.daemon.lock import InstanceLock
 from lightbox.daemon.media.thumbs import ThumbSpec
 from lightbox.daemon.notify import Notifier
 from lightbox.daemon.workers.pool import WorkerPool
@@ -49,6 +51,7 @@ class Daemon:
         self.started_wall = time.time()
         self.started = time.monotonic()
         self.notifier = notifier or Notifier()
+        self.instance = InstanceLock(config.socket_dir / "lightboxd.lock")
         self.bus = EventBus(config["events.buffer"])
         self.boot = self.bus.boot
         # A completed database.switch recorded where the catalog went (dbstate.py).
@@ -59,7 +62,7 @@ class Daemon:
         memory = config["workers.memory_mb"]
         self.pool = WorkerPool(processes, task_timeout=config["workers.task_timeout"],
                                memory_limit=memory << 20 if memory else None)
-        self.sources = Sources(self.db, self.bus)
+        self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config))
         self.changes = ChangeFeed(self.bus)
         self.writer = CatalogWriter(self.db, self.changes)
         quality = config["thumbnails.quality"]
@@ -90,7 +93,7 @@ class Daemon:
         self.db.on_switch.append(self._catalog_moved)
         self.control = ControlServer(self, config, self.bus)
         self.components: list[Component] = [
-            self.db, self.bus, self.pool, self.sources, self.indexer, self.jobs,
+            self.instance, self.db, self.bus, self.pool, self.sources, self.indexer, self.jobs,
             self.reconciler, self.watcher, self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()

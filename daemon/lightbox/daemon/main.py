@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -47,6 +48,9 @@ def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Everything the daemon creates — catalog, WAL, logs, thumbnails, keys, sockets — is
+    # the owner's alone, whatever umask it was started with.
+    os.umask(0o077)
     try:
         cfg = configmod.load(
             args.config,
@@ -63,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     logs.setup(cfg["log.level"], cfg["log.format"])
     log = logs.get("daemon")
     try:
-        cfg.paths.ensure()
+        for fixed in cfg.paths.ensure():
+            log.warning("closed to other users", what=fixed)
     except PathError as exc:
         print(f"lightboxd: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -13,6 +13,7 @@ from lightbox.cli import exits
 from lightbox.cli.context import CliError, Context, Subparsers
 from lightbox.common import config as configmod
 from lightbox.common import errors
+from lightbox.common.paths import PathError
 
 
 def _ping(ctx: Context) -> dict[str, Any] | None:
@@ -52,14 +53,19 @@ class Start:
             cfg = configmod.load(ctx.config, ctx.data_dir)
         except configmod.ConfigError as exc:
             raise CliError(f"configuration error: {exc}", exits.USAGE) from None
-        cfg.paths.ensure()
+        try:
+            cfg.paths.ensure()
+        except PathError as exc:
+            raise CliError(str(exc), exits.USAGE) from None
         log_path = cfg.paths.log_file
         cmd = [sys.executable, "-m", "lightbox.daemon"]
         if ctx.config:
             cmd += ["--config", ctx.config]
         if ctx.data_dir:
             cmd += ["--data-dir", ctx.data_dir]
-        with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
+        # The log names photos and folders: the owner's alone, like the catalog.
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with open(fd, "ab") as log, open(os.devnull, "rb") as devnull:
             proc = subprocess.Popen(cmd, stdin=devnull, stdout=log, stderr=log,
                                     start_new_session=True, close_fds=True)
         deadline = time.monotonic() + args.wait_timeout

@@ -36,7 +36,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             out = ctx.call("roots.add", {"path": path, "name": args.name,
                                          "scan": not args.no_scan})
         except errors.Conflict as exc:
-            if args.if_missing and "already a root" in exc.message:
+            if args.if_missing and isinstance(exc.data, dict) \
+                    and exc.data.get("reason") == "already_a_root":
                 if not ctx.json:
                     ctx.print(f"{path} is already in the library")
                 else:

@@ -43,6 +43,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         ctx.print("counts     " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     ctx.print("jobs       " + ", ".join(f"{jobs.get(k, 0)} {k}" for k in
                                         ("queued", "running", "failed")))
+    indexing = st.get("indexing") or {}
+    if indexing.get("paused"):
+        ctx.print(f"indexing   PAUSED: {indexing['paused']['message']}")
+    if indexing.get("retrying"):
+        ctx.print("retrying   " + ", ".join(f"{n} {reason.replace('_', ' ')}"
+                                            for reason, n in indexing["retrying"].items()))
     endpoints = st.get("components", {}).get("control", {}).get("endpoints", {})
     for transport, address in endpoints.items():
         ctx.print(f"socket     {address}  ({transport})")

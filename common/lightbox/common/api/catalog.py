@@ -86,8 +86,11 @@ METHODS = (
         "photos.original",
         Permission.READ,
         "A chunk of the original file as a binary frame; call again with the next offset "
-        "until `eof`. Only the file the catalog names for `id` is read, and not when it "
-        "resolves (through a symbolic link) outside its root.",
+        "until `eof`. Only photos indexed `ok` are served, and only the file the catalog "
+        "names for `id`: opened beneath its root without following any link, and refused "
+        "unless it is still the file that was indexed (device, inode, size, mtime). Refusals "
+        "are `not found` with `data.reason`: `status_pending`, `status_error`, `changed` (the "
+        "photo is read again), `symlink`, `not_regular`, `gone`, `unreadable`.",
         params=(
             Param("id", "integer", "photo id", required=True, minimum=1),
             Param("offset", "integer", "where to start, in bytes", default=0, minimum=0),

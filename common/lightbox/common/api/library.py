@@ -15,8 +15,15 @@ METHODS = (
     MethodSpec(
         "roots.add",
         Permission.ADMIN,
-        "Add a folder to the library and start scanning it. Refused when the folder does not "
-        "exist, is not a directory, or overlaps a root already in the library.",
+        "Add a folder to the library and start scanning it. The path is stored resolved "
+        "(links, `//`, `..`). Refused when the folder does not exist or is not a directory "
+        "(`invalid params`); when it is `/`, a system or kernel tree (`/etc`, `/usr`, `/proc`, "
+        "`/var/lib` …) or on a pseudo file system, the daemon's own data, cache, state, config "
+        "or runtime dir, a home directory itself (a folder inside one is fine), or holds one "
+        "of these (`invalid params`, `data.reason`: `filesystem_root`, `system_tree`, "
+        "`pseudo_filesystem`, `daemon_dir`, `home_dir`); when it is a root already, lies "
+        "inside one or holds one, also through a bind mount or a link (`conflict`, "
+        "`data.reason`: `already_a_root`, `inside_a_root`, `holds_a_root`).",
         params=(
             Param("path", "string", "absolute path of the folder", required=True,
                   max_length=4096),

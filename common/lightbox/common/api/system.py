@@ -21,9 +21,10 @@ METHODS = (
         "system.status",
         Permission.READ,
         "Health of the daemon: uptime, version, database engine, catalog counts, job summary, "
-        "component states.",
+        "component states; `indexing` says whether indexing is paused and why, and how many "
+        "photos wait for a retry, by reason.",
         result="{version, pid, started, uptime, database{engine, revision}, counts{}, jobs{}, "
-        "components{}, clients}",
+        "indexing{paused, retrying{}}, components{}, clients}",
     ),
     MethodSpec(
         "system.methods",
@@ -47,4 +48,15 @@ EVENTS = (
               {"version": "daemon version", "pid": "process id"}),
     EventSpec("system", "stopping", "The daemon is shutting down; reconnect later.",
               {"reason": "signal name or 'request'"}),
+    EventSpec("system", "indexing_paused", "Indexing stopped for a cause no photo is to blame "
+              "for (a full or read-only thumbnail disk, a full catalog disk); published once. "
+              "The photos stay pending and indexing resumes by itself when the cause is gone.",
+              {"reason": "disk_full | cache_unwritable | catalog_unavailable",
+               "scope": "what is unusable: thumbnail disk, thumbnail cache, catalog disk, "
+               "catalog", "message": "for people: 'thumbnail disk full: 2,837 photos waiting'",
+               "detail": "the error seen", "waiting": "pending photos",
+               "since": "when it began (Unix time)"}),
+    EventSpec("system", "indexing_resumed", "The cause of a pause is gone; indexing goes on.",
+              {"reason": "the pause's reason", "waited": "seconds paused",
+               "waiting": "pending photos when it resumed"}),
 )

@@ -54,8 +54,11 @@ def ancestors(rel: str) -> list[str]:
 
 
 def normalize(path: str) -> str:
-    """An absolute, normalised path without touching the file system."""
-    return os.path.normpath(os.path.abspath(os.path.expanduser(path)))
+    """An absolute, normalised path without touching the file system.
+
+    POSIX lets ``normpath`` keep two leading slashes (``//x``); on Linux they name ``/x``.
+    """
+    return "/" + os.path.normpath(os.path.abspath(os.path.expanduser(path))).lstrip("/")
 
 
 def relative_to(path: str, root: str) -> str | None:

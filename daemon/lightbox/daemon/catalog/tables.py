@@ -126,6 +126,9 @@ photos = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("mtime_ns", sa.BigInteger, nullable=False),
     sa.Column("inode", sa.BigInteger, nullable=True),
+    # st_dev when the file was last read: with inode, size and mtime_ns, what every later
+    # read is checked against (media.confine).
+    sa.Column("device", sa.BigInteger, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("sha256", sa.String(64), nullable=True),

@@ -21,7 +21,9 @@ from lightbox.common.errors import (
     MethodNotFound,
     PermissionDenied,
     RpcError,
+    Unavailable,
 )
+from lightbox.daemon.library import failures
 from lightbox.daemon.rpc import Context, Handler, load_handlers
 
 if TYPE_CHECKING:
@@ -134,7 +136,13 @@ class Dispatcher:
             return None if call.notification else protocol.error_reply(call.id, err)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            if failures.disk_full(exc):
+                # Not a bug: the catalog cannot take a write until there is room again.
+                log.warning("request refused: the catalog's disk is full", method=call.method)
+                full = Unavailable("the catalog's disk is full; free some space and retry",
+                                   {"reason": "disk_full", "retry_after": 10})
+                return None if call.notification else protocol.error_reply(call.id, full)
             self.errors += 1
             ref = uuid.uuid4().hex[:12]
             log.exception("handler crashed", method=call.method, ref=ref, peer=peer)

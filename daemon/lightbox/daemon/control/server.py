@@ -29,11 +29,9 @@ from lightbox.common import logs, protocol
 from lightbox.common.api import Permission
 from lightbox.common.config import Config
 from lightbox.common.errors import Busy, Unavailable
-from lightbox.common.paths import ensure_private_dir
 from lightbox.daemon.control.auth import Authenticator, AuthorizedKeys, make_curve_server
 from lightbox.daemon.control.dispatch import Dispatcher
 from lightbox.daemon.control.events import EventBus
-from lightbox.daemon.lock import InstanceLock
 
 if TYPE_CHECKING:
     from lightbox.daemon.app import Daemon
@@ -68,7 +66,6 @@ class ControlServer:
         self.ctx = zmq.asyncio.Context()
         self.dispatcher = Dispatcher(daemon, config["control.max_message_bytes"])
         self.endpoints: list[Endpoint] = []
-        self._lock = InstanceLock(config.socket_dir / "lightboxd.lock")
         self._auth: Authenticator | None = None
         self._keys: AuthorizedKeys | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -77,15 +74,13 @@ class ControlServer:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        ensure_private_dir(self.config.socket_dir)
-        self._lock.acquire()
+        # The instance lock (``lightbox.daemon.lock``) was the first thing the daemon took.
         try:
             self._bind_ipc()
             if self.config["control.tcp"]:
                 self._bind_tcp()
         except BaseException:
             self._close_sockets(linger=0)
-            self._lock.release()
             raise
         for ep in self.endpoints:
             ep.task = asyncio.get_running_loop().create_task(
@@ -112,7 +107,6 @@ class ControlServer:
                      self.config.socket_dir / "events.sock"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        self._lock.release()
         self.ctx.term()
 
     def reload(self) -> None:

@@ -175,6 +175,9 @@ class JobQueue:
         self._stopping = False
         self._paused = False
         self._user_cancelled: set[int] = set()
+        # How jobs ended when the catalog could not record it (a full disk): shown by
+        # jobs.get/wait from here, written by the heartbeat once the catalog takes it.
+        self._unwritten: dict[int, dict[str, Any]] = {}
 
     def register(self, kind: str, handler: Handler, *, retry: bool = True,
                  max_attempts: int | None = None, requeue: bool = True,
@@ -285,7 +288,11 @@ class JobQueue:
                    ).mappings().first()
         if row is None:
             raise NotFound(f"no job {job_id}")
-        return self.present(row)
+        return self.present(self._overlay(row))
+
+    def _overlay(self, row: Any) -> Any:
+        ended = self._unwritten.get(row["id"])
+        return row if ended is None else {**row, **ended}
 
     async def list(self, state: str | None, kind: str | None, limit: int,
                    cursor: str | None) -> dict[str, Any]:
@@ -302,7 +309,7 @@ class JobQueue:
             q = q.where(j.c.id < int(cursor))
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(q)).mappings().all()
-        jobs = [self.present(r) for r in rows[:limit]]
+        jobs = [self.present(self._overlay(r)) for r in rows[:limit]]
         next_cursor = str(rows[limit - 1]["id"]) if len(rows) > limit else None
         return {"jobs": jobs, "next_cursor": next_cursor}
 
@@ -456,15 +463,26 @@ class JobQueue:
 
     async def _end(self, ctx: JobContext, state: str, error: str | None,
                    result: dict[str, Any] | None) -> None:
-        j = tables.jobs
-        async with self.db.engine.begin() as conn:
-            await conn.execute(j.update().where(j.c.id == ctx.id).values(
-                state=state, error=error, result=result, finished_at=utcnow(),
-                heartbeat_at=None, **self._progress_values(ctx)))
+        values = {"state": state, "error": error, "result": result, "finished_at": utcnow(),
+                  "heartbeat_at": None, **self._progress_values(ctx)}
+        try:
+            await self._write_end(ctx.id, values)
+        except Exception:
+            # The catalog cannot take it now (its disk is full, its server gone): the end
+            # still reaches every client (the event, jobs.get/wait) and is written later.
+            log.exception("could not record how a job ended; it is kept until the catalog "
+                          "takes it", id=ctx.id, state=state)
+            self._unwritten[ctx.id] = values
         self.bus.flush_throttled(f"job:{ctx.id}")
         self._finished(ctx.id, ctx.kind, state, error, result)
         log.info("job finished", id=ctx.id, kind=ctx.kind, state=state, error=error,
                  processed=ctx.processed, seconds=round(time.monotonic() - ctx.started, 2))
+
+    async def _write_end(self, job_id: int, values: dict[str, Any]) -> None:
+        j = tables.jobs
+        async with self.db.engine.begin() as conn:
+            await conn.execute(j.update().where(j.c.id == job_id).values(**values))
+        self._unwritten.pop(job_id, None)
 
     def _finished(self, job_id: int, kind: str, state: str, error: str | None,
                   result: dict[str, Any] | None) -> None:
@@ -510,6 +528,9 @@ class JobQueue:
         j = tables.jobs
         while True:
             await asyncio.sleep(HEARTBEAT)
+            for job_id, values in list(self._unwritten.items()):
+                with contextlib.suppress(Exception):
+                    await self._write_end(job_id, values)
             if not self.running:
                 continue
             try:

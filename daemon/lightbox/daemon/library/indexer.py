@@ -8,6 +8,12 @@ are still pending at the next start, and thumbnails are written atomically by th
 
 A result is only applied if the row still has the fingerprint it had when it was picked
 (the file did not change again meanwhile); otherwise the row stays pending and is read again.
+
+Workers get a locator (``media.confine.LocalFile``: the root, the path below it and the row's
+fingerprint), never a path to open: they open the file beneath its root without following
+links and refuse one that is not the file that was listed. A failure is classified
+(``failures``): only the file's own content makes a lasting ``error``; the machine's faults
+leave the photo pending, to be retried with backoff or after a pause (``holdups``).
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from lightbox.common.errors import NotFound, Unavailable
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
-from lightbox.daemon.library import writer
+from lightbox.daemon.library import failures, holdups, writer
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.media.analyze import Analysis, AnalyzeRequest, make_thumbnails
+from lightbox.daemon.media.confine import CHANGED, LocalFile, Refused
 from lightbox.daemon.media.decode import MediaError
+from lightbox.daemon.media.ondemand import CacheWriteError
 from lightbox.daemon.media.thumbs import ThumbSpec, remove_stale_temp_files, thumbnail_path
 from lightbox.daemon.workers.pool import (
     PRIORITY_INTERACTIVE,
@@ -73,12 +81,14 @@ class Indexer:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[int] = set()
-        self._results: list[tuple[Any, Analysis]] = []
+        self._results: list[tuple[Any, dict[str, Any], str]] = []  # (row, values, outcome)
         self._flush_lock = asyncio.Lock()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._flushed = asyncio.Event()  # set after every batch written (for waiters)
+        self.backlog = holdups.Backlog()
+        self.pause: holdups.Pause | None = None
         self.indexed = 0
         self.failed = 0
         self.started = time.monotonic()
@@ -89,23 +99,31 @@ class Indexer:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         self.thumbs_dir.mkdir(parents=True, exist_ok=True)
-        # Nothing of ours is being written yet: any temp file is a crash's leftover.
-        removed = await asyncio.to_thread(remove_stale_temp_files, self.thumbs_dir, 0.0)
+        # Temp files whose writer died (a crash, a SIGKILL) go; a live daemon's stay, even
+        # one sharing this cache (each name carries its owner).
+        removed = await asyncio.to_thread(remove_stale_temp_files, self.thumbs_dir)
         if removed:
             log.info("removed half-written thumbnails left by a crash", count=removed)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="indexer")
         self._wake.set()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        tasks = [t for t in (self._task, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         with contextlib.suppress(Exception):
             await self._flush()
 
     def status(self) -> dict[str, Any]:
-        return {"indexed": self.indexed, "failed": self.failed, "in_flight": len(self._inflight)}
+        return {"indexed": self.indexed, "failed": self.failed, "in_flight": len(self._inflight),
+                "retrying": self.backlog.reasons(),
+                "paused": self.pause.describe() if self.pause else None}
+
+    def paused(self) -> bool:
+        return self.pause is not None
 
     def wake(self) -> None:
         self._idle.clear()
@@ -118,6 +136,18 @@ class Indexer:
         async with self.db.engine.connect() as conn:
             return int(await conn.scalar(q) or 0)
 
+    async def only_retrying(self, source_ids: Sequence[int]) -> bool:
+        """True when every pending photo of these roots is waiting for a retry: nothing the
+        indexer could read now (a scan job is done then; the rest follows by itself)."""
+        deferred = self.backlog.ids(source_ids)
+        if not deferred:
+            return False
+        q = sa.select(P.c.id).where(P.c.status == "pending",
+                                    P.c.source_id.in_(list(source_ids)))
+        async with self.db.engine.connect() as conn:
+            pending = set((await conn.execute(q.limit(len(deferred) + 1))).scalars())
+        return pending <= deferred
+
     # -- the loop --------------------------------------------------------------------------
     async def _run(self) -> None:
         width = max(2, 2 * int(self.pool.status().get("processes", 2)))
@@ -125,7 +155,12 @@ class Indexer:
         running: set[asyncio.Task[None]] = set()
         after = 0
         started_any = False
+        seen: set[int] = set()     # pending ids of this pass, to forget stale retries
         while True:
+            if self.pause is not None:
+                await self.pause.resumed.wait()
+                after, started_any = 0, False
+                continue
             try:
                 rows = await self._fetch(after)
             except Exception:
@@ -138,15 +173,21 @@ class Indexer:
                 if after:
                     # Wrap around: changed files keep their (older) ids.
                     after = 0
+                    self.backlog.keep_only(seen)
+                    seen = set()
                     if not started_any and running:
                         # Everything pending is already being read: wait for one to finish
                         # instead of spinning over the same rows.
                         await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    elif not started_any:
+                        # Everything pending waits for a retry: sleep until the first is due.
+                        await self._sleep_until_due()
                     started_any = False
                     continue
                 if running:
                     await asyncio.wait(running)
                     continue
+                self.backlog.keep_only(())
                 await self._safe_flush()
                 with contextlib.suppress(Exception):
                     await self._report_progress(final=True)
@@ -155,46 +196,135 @@ class Indexer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 30.0)
                 continue
+            now = time.monotonic()
             for row in rows:
                 after = row.id
-                if row.id in self._inflight:
+                seen.add(row.id)
+                if row.id in self._inflight or \
+                        self.backlog.waiting(row.id, row.size, row.mtime_ns, now):
                     continue
                 await slots.acquire()
+                if self.paused():    # a result that came back meanwhile paused indexing
+                    slots.release()
+                    break
                 self._inflight.add(row.id)
                 started_any = True
                 task = asyncio.get_running_loop().create_task(self._one(row, slots))
                 running.add(task)
                 task.add_done_callback(running.discard)
 
+    async def _sleep_until_due(self) -> None:
+        due = self.backlog.next_due()
+        delay = 30.0 if due is None else max(0.05, min(30.0, due - time.monotonic()))
+        self._idle.set()
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+
     async def _fetch(self, after: int) -> list[Any]:
         q = (sa.select(P.c.id, P.c.folder_id, P.c.source_id, P.c.name, P.c.size, P.c.mtime_ns,
-                       F.c.path.label("folder_path"), S.c.path.label("source_path"))
+                       P.c.inode, F.c.path.label("folder_path"), S.c.path.label("source_path"))
              .join(F, F.c.id == P.c.folder_id).join(S, S.c.id == P.c.source_id)
              .where(P.c.status == "pending", P.c.id > after, S.c.online.is_(True))
              .order_by(P.c.id).limit(FETCH))
         async with self.db.engine.connect() as conn:
             return list((await conn.execute(q)).all())
 
+    @staticmethod
+    def locator(row: Any, device: int | None = None) -> LocalFile:
+        rel = f"{row.folder_path}/{row.name}" if row.folder_path else row.name
+        return LocalFile(row.source_path, rel, size=row.size, mtime_ns=row.mtime_ns,
+                         inode=row.inode, device=device)
+
     async def _one(self, row: Any, slots: asyncio.Semaphore) -> None:
         try:
-            path = paths.join(row.source_path, row.folder_path, row.name)
-            req = AnalyzeRequest(path=path, thumbs_dir=str(self.thumbs_dir), thumbs=self.specs)
+            req = AnalyzeRequest(self.locator(row), thumbs_dir=str(self.thumbs_dir),
+                                 thumbs=self.specs)
             try:
                 result = await analyze_in_pool(self.pool, req)
             except PoolClosed:
                 return
-            self._results.append((row, result))
+            if not await self._judge(row, result):
+                return
             if len(self._results) >= FLUSH_EVERY:
-                try:
-                    await self._flush()
-                except Exception:
-                    log.exception("writing results failed; those photos stay pending")
+                await self._safe_flush()
             elif self._flush_timer is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(
                     FLUSH_AFTER, self._timed_flush)
         finally:
             self._inflight.discard(row.id)
             slots.release()
+
+    async def _judge(self, row: Any, a: Analysis) -> bool:
+        """What a result means for its photo; True when there is something to write."""
+        verdict = failures.classify(a)
+        if verdict is None or verdict.action == failures.ERROR:
+            self.backlog.done(row.id)
+            self._results.append((row, self._values(row, a), "ok" if a.ok else "error"))
+            return True
+        if verdict.action == failures.REQUEUE:
+            # Not the file that was listed: nothing of it was read. Pending again under
+            # what is there now, after a short wait (a file still being written).
+            self._results.append((row, {"size": a.size, "mtime_ns": a.mtime_ns,
+                                        "inode": a.inode}, "requeue"))
+            self.backlog.defer(row.id, row.source_id, a.size, a.mtime_ns, verdict)
+            return True
+        if verdict.action == failures.RETRY:
+            entry = self.backlog.defer(row.id, row.source_id, row.size, row.mtime_ns, verdict)
+            if entry.attempts == 1:
+                log.warning("photo not read; it will be retried", id=row.id,
+                            path=paths.join(row.source_path, row.folder_path, row.name),
+                            reason=verdict.reason, error=verdict.message)
+            return False
+        await self._pause(verdict)
+        return False
+
+    # -- pausing ---------------------------------------------------------------------------
+    async def _pause(self, verdict: failures.Verdict) -> None:
+        """Stop reading photos until the cause is gone; say so once."""
+        if self.pause is not None:
+            return
+        try:
+            waiting = await self.pending()
+        except Exception:
+            waiting = 0
+        if self.paused():    # another result paused it while we counted
+            return
+        self.pause = holdups.Pause(verdict, waiting)
+        info = self.pause.describe()
+        log.warning("indexing paused", reason=verdict.reason, message=self.pause.message,
+                    error=verdict.message)
+        self.changes.bus.publish("system", "indexing_paused", info)
+        task = asyncio.get_running_loop().create_task(self._probe(self.pause),
+                                                      name="indexer-probe")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        self._flushed.set()   # waiters (scan jobs) look at the state now
+
+    async def _probe(self, pause: holdups.Pause) -> None:
+        for delay in holdups.probe_delays():
+            await asyncio.sleep(delay)
+            if pause.verdict.scope in ("thumbnail disk", "thumbnail cache"):
+                problem = await asyncio.to_thread(holdups.cache_writable, self.thumbs_dir)
+                if problem is not None:
+                    continue
+            elif self._results:
+                try:
+                    await self._flush()
+                except Exception:
+                    continue
+            with contextlib.suppress(Exception):
+                pause.waiting = await self.pending()
+            break
+        self.pause = None
+        waited = round(time.time() - pause.since, 1)
+        log.info("indexing resumed", reason=pause.verdict.reason, waited=waited,
+                 waiting=pause.waiting)
+        self.changes.bus.publish("system", "indexing_resumed",
+                                 {"reason": pause.verdict.reason, "waited": waited,
+                                  "waiting": pause.waiting})
+        pause.resumed.set()
+        self.wake()
 
     def _timed_flush(self) -> None:
         self._flush_timer = None
@@ -205,8 +335,12 @@ class Indexer:
     async def _safe_flush(self) -> None:
         try:
             await self._flush()
-        except Exception:
-            log.exception("writing results failed; those photos stay pending")
+        except Exception as exc:
+            # The results are kept and written when the catalog takes them again.
+            if self.pause is None:
+                log.exception("writing results failed; indexing pauses, those photos stay "
+                              "pending")
+            await self._pause(failures.catalog_write(exc))
 
     async def _flush(self) -> None:
         if self._flush_timer is not None:
@@ -216,15 +350,21 @@ class Indexer:
             results, self._results = self._results, []
             if not results:
                 return
-            batch = [writer.Analysed(row.id, row.size, row.mtime_ns, self._values(row, a))
-                     for row, a in results]
-            async with self.db.engine.begin() as conn:
-                applied = await writer.write_analyses(conn, batch)
+            batch = [writer.Analysed(row.id, row.size, row.mtime_ns, values)
+                     for row, values, _ in results]
+            try:
+                async with self.db.engine.begin() as conn:
+                    applied = await writer.write_analyses(conn, batch)
+            except BaseException:
+                self._results[:0] = results    # kept for the next attempt
+                raise
             by_folder: dict[tuple[int, str], list[int]] = {}
-            for row, a in results:
+            for row, _, outcome in results:
+                if outcome == "requeue":
+                    continue
                 key = (row.folder_id, paths.join(row.source_path, row.folder_path))
                 by_folder.setdefault(key, []).append(row.id)
-                if a.ok:
+                if outcome == "ok":
                     self.indexed += 1
                 else:
                     self.failed += 1
@@ -280,6 +420,7 @@ class Indexer:
         return {
             "status": status, "error": error,
             "size": a.size or row.size, "mtime_ns": a.mtime_ns or row.mtime_ns,
+            "device": a.device or None,
             "sha256": a.sha256, "mime": a.mime, "format": a.format, "width": a.width,
             "height": a.height, "orientation": a.orientation,
             "taken_at": parse_taken(a.taken_at), "taken_offset": a.taken_offset,
@@ -311,6 +452,7 @@ class Indexer:
         if spec is None:
             raise NotFound(f"no thumbnail size {size!r}")
         q = (sa.select(P.c.id, P.c.status, P.c.sha256, P.c.error, P.c.thumbs, P.c.name,
+                       P.c.size, P.c.mtime_ns, P.c.inode, P.c.device,
                        F.c.path.label("folder_path"), S.c.path.label("source_path"))
              .join(F, F.c.id == P.c.folder_id).join(S, S.c.id == P.c.source_id)
              .where(P.c.id == photo_id))
@@ -325,23 +467,35 @@ class Indexer:
         target = thumbnail_path(self.thumbs_dir, spec.name, row.sha256)
         if target.exists():
             return target
-        path = paths.join(row.source_path, row.folder_path, row.name)
+        data = {"id": photo_id}
         try:
-            await self.pool.submit(make_thumbnails, path, row.sha256, (spec,),
-                                   str(self.thumbs_dir), priority=PRIORITY_INTERACTIVE)
-        except MediaError as exc:
-            if exc.kind == "changed":
-                await self._repend(photo_id)
-            raise NotFound(f"photo {photo_id}: cannot make its thumbnail: {exc}") from None
+            await self.pool.submit(make_thumbnails, self.locator(row, row.device), row.sha256,
+                                   (spec,), str(self.thumbs_dir), priority=PRIORITY_INTERACTIVE)
+        except (MediaError, Refused) as exc:
+            reason = exc.kind if isinstance(exc, MediaError) else exc.reason
+            if reason == CHANGED:
+                await self.repend(photo_id)
+            raise NotFound(f"photo {photo_id}: cannot make its thumbnail: {exc}",
+                           {**data, "reason": reason}) from None
         except FileNotFoundError:
-            raise NotFound(f"photo {photo_id}: the file is gone") from None
+            raise NotFound(f"photo {photo_id}: the file is gone", {**data, "reason": "gone"}
+                           ) from None
+        except CacheWriteError as exc:
+            verdict = failures.classify_cache_error(exc)
+            raise Unavailable(f"photo {photo_id}: thumbnail not made: {verdict.message}",
+                              {**data, "reason": verdict.reason, "retry_after": 10}) from None
+        except OSError as exc:
+            raise Unavailable(f"photo {photo_id}: cannot read the file now: "
+                              f"{exc.strerror or exc}",
+                              {**data, "reason": "unreadable", "retry_after": 10}) from None
         except (WorkerTimeout, WorkerCrashed, PoolClosed) as exc:
             raise Unavailable(f"photo {photo_id}: thumbnail not made: {exc}") from None
         async with self.db.engine.begin() as conn:
             await writer.add_thumbnail(conn, photo_id, self.bits[spec.name])
         return target
 
-    async def _repend(self, photo_id: int) -> None:
+    async def repend(self, photo_id: int) -> None:
+        """The file is not what its row says: pending again, read at once."""
         async with self.db.engine.begin() as conn:
             await writer.repend(conn, photo_id)
         self.wake()

@@ -11,6 +11,10 @@ root changes state, ``check`` must say it is online:
 
 An offline root is reported (``source.offline``), left untouched and polled until it is
 back (``source.online``, then rescanned).
+
+Which folders may become roots at all (not ``/``, no system tree, none of the daemon's own
+directories, no overlap or alias of another root) is ``admission``'s to say; a root's path is
+stored resolved.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +34,7 @@ from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
+from lightbox.daemon.library import admission
 
 log = logs.get("sources")
 
@@ -51,9 +56,12 @@ class Sources:
 
     name = "sources"
 
-    def __init__(self, db: Database, bus: EventBus) -> None:
+    def __init__(self, db: Database, bus: EventBus, *,
+                 guarded: Sequence[admission.Guarded] = ()) -> None:
         self.db = db
         self.bus = bus
+        # The daemon's own directories: no root may be, hold or lie inside one.
+        self.guarded = tuple(guarded)
         self.by_id: dict[int, Source] = {}
         # Called with (source, online) when a root goes offline or comes back.
         self.on_online: list[Callable[[Source, bool], None]] = []
@@ -109,10 +117,10 @@ class Sources:
             for s in self.by_id.values():
                 if s.name == ref:
                     return s
-            if ref.startswith(("/", "~")):
-                wanted = paths.normalize(ref)
+            if ref.startswith(("/", "~")) and "\0" not in ref:
+                wanted = {paths.normalize(ref), admission.resolve(ref)}
                 for s in self.by_id.values():
-                    if s.path == wanted:
+                    if s.path in wanted:
                         return s
             raise NotFound(f"no root named {ref!r}")
         raise InvalidParams("root: expected an id, a name or a path",
@@ -129,7 +137,11 @@ class Sources:
     async def add(self, path: str, name: str | None) -> Source:
         if not path.startswith(("/", "~")):
             raise InvalidParams("path: must be absolute", {"errors": {"path": "not absolute"}})
-        real = paths.normalize(path)
+        if "\0" in path:
+            raise InvalidParams("path: contains a NUL byte", {"errors": {"path": "NUL byte"}})
+        # Stored resolved (no links, no ``//``), so that every later open beneath it and
+        # every comparison with other roots is about the directory itself.
+        real = await asyncio.to_thread(admission.resolve, path)
         try:
             st = await asyncio.to_thread(os.stat, real)
         except FileNotFoundError:
@@ -143,14 +155,16 @@ class Sources:
         if not await asyncio.to_thread(os.access, real, os.R_OK | os.X_OK):
             raise InvalidParams(f"{real}: cannot list it (permission denied)",
                                 {"errors": {"path": "permission denied"}})
-        for other in self.local():
-            if other.path == real:
-                raise Conflict(f"{real} is already a root ({other.name})")
-            if paths.relative_to(real, other.path) is not None:
-                raise Conflict(f"{real} is inside the root {other.name} ({other.path})")
-            if paths.relative_to(other.path, real) is not None:
-                raise Conflict(f"{real} contains the root {other.name} ({other.path}); "
-                               "remove that one first")
+        guards = [admission.Guarded(other.path, f"the root {other.name}", admission.SAME_ROOT)
+                  for other in self.local()]
+        guards += admission.system_guards() + list(self.guarded)
+        refusal = await asyncio.to_thread(admission.check, real, guards)
+        if refusal is not None:
+            data = {"reason": refusal.reason, "errors": {"path": refusal.message}}
+            if refusal.reason in (admission.SAME_ROOT, admission.INSIDE_ROOT,
+                                  admission.HOLDS_ROOT):
+                raise Conflict(refusal.message, data)
+            raise InvalidParams(f"{refusal.message}; refusing to make it a root", data)
         label = (name or "").strip() or os.path.basename(real.rstrip("/")) or real
         taken = {s.name for s in self.by_id.values()}
         if label in taken:

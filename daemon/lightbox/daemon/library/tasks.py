@@ -3,6 +3,10 @@
 ``scan`` walks the requested roots (or one folder) and then waits until the indexer has read
 every file the walk queued, so ``lightbox scan --wait`` returns when the catalog is complete:
 metadata, hashes and thumbnails. Its progress first counts folders walked, then files indexed.
+Files the indexer could not read for the machine's reasons (permission denied, an I/O error)
+do not hold it up: its result counts them under ``retrying`` by reason, and the indexer reads
+them later by itself. When indexing pauses (a full disk), the job fails at once with that
+reason instead of waiting for ever.
 
 ``cleanup`` deletes thumbnails no photo needs: those whose hash no longer appears in the
 catalog, and those of photos missing for longer than the configured number of days. It works
@@ -12,10 +16,8 @@ one hash prefix (of 256) at a time, so memory stays flat however large the libra
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from lightbox.daemon.jobs.queue import JobContext, JobFailed
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.scanner import Offline, Scanner, ScanReport
 from lightbox.daemon.library.sources import Source, Sources
-from lightbox.daemon.media.thumbs import TEMP_SUFFIX
+from lightbox.daemon.media.thumbs import TEMP_SUFFIX, is_stale_temp
 
 log = logs.get("library")
 
@@ -90,6 +92,16 @@ class LibraryTasks:
             ctx.progress(processed=max(0, total - left), total=max(total, left))
             if left == 0:
                 break
+            pause = self.indexer.pause
+            if pause is not None:
+                # Nothing will be read until the cause is gone: say so now, rather than run
+                # on silently. The photos stay pending and are read when it resumes.
+                raise JobFailed(f"indexing paused: {pause.message} ({pause.verdict.message}); "
+                                "it resumes by itself when that is fixed",
+                                {"reason": pause.verdict.reason, "paused": pause.describe(),
+                                 "roots": reports, "offline": offline})
+            if await self.indexer.only_retrying(ids):
+                break   # what is left waits for a retry the indexer makes by itself
             await self.indexer.wait_progress(1.0)
         # Catalog events still being merged go out now, before the job's "finished": a
         # script that waits for the job and then reads events sees them all.
@@ -97,7 +109,9 @@ class LibraryTasks:
         changed = sum(r["new"] + r["changed"] + r["removed"] for r in reports.values())
         if changed > 10_000:
             await self.db.analyze(force=True)
-        return {"roots": reports, "offline": offline, "indexed": total}
+        retrying = self.indexer.backlog.reasons(ids)
+        return {"roots": reports, "offline": offline,
+                "indexed": max(0, total - sum(retrying.values())), "retrying": retrying}
 
     async def cleanup(self, ctx: JobContext) -> dict[str, Any]:
         days = ctx.params.get("days")
@@ -131,10 +145,13 @@ class LibraryTasks:
             for entry in entries:
                 stem = entry.name.split(".", 1)[0]
                 if entry.name.endswith(TEMP_SUFFIX):
-                    # A worker may be writing it right now; only old leftovers go.
-                    with contextlib.suppress(OSError):
-                        if time.time() - entry.stat().st_mtime < 3600:
+                    # A worker may be writing it right now: only a dead owner's or an old
+                    # leftover goes.
+                    try:
+                        if not is_stale_temp(entry.name, entry.stat().st_mtime):
                             continue
+                    except OSError:
+                        continue
                 if entry.name.endswith(TEMP_SUFFIX) or stem not in wanted:
                     try:
                         freed += entry.stat().st_size

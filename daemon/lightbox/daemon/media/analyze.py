@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image
 
-from lightbox.daemon.media import decode, exif, phash, pixels, sniff, thumbs
-from lightbox.daemon.media.decode import CORRUPT, EMPTY, IO, UNSUPPORTED, MediaError
+from lightbox.daemon.media import confine, decode, exif, phash, pixels, sniff, thumbs
+from lightbox.daemon.media.confine import LocalFile, Locator
+from lightbox.daemon.media.decode import CHANGED, CORRUPT, EMPTY, IO, UNSUPPORTED, MediaError
 from lightbox.daemon.media.ondemand import make_thumbnails
 from lightbox.daemon.media.pixels import sha256_file
 from lightbox.daemon.media.thumbs import ThumbSpec, thumbnail_path
@@ -36,10 +36,16 @@ _HASH_ONLY_EDGE = thumbs.GRID.size
 
 @dataclass(frozen=True)
 class AnalyzeRequest:
-    path: str
+    # Where the file is and what the catalog knows of it (``confine``); a plain path is a
+    # file the caller chose itself (tools, tests), opened beneath its own directory.
+    source: Locator | str
     thumbs_dir: str                       # e.g. <cache>/thumbnails
     thumbs: tuple[ThumbSpec, ...] = ()    # sizes to make in this call (may be empty)
     want_hash: bool = True
+
+    @property
+    def locator(self) -> Locator:
+        return LocalFile.at(self.source) if isinstance(self.source, str) else self.source
 
 
 @dataclass
@@ -49,10 +55,18 @@ class Analysis:
     path: str
     ok: bool = False
     error: str | None = None
-    error_kind: str | None = None     # empty|corrupt|unsupported|bomb|io (+ pool: timeout|crash)
+    error_kind: str | None = None     # empty|corrupt|unsupported|bomb|io|changed
+                                      # (+ pool: timeout|crash)
+    # What ``library.failures`` needs to tell the machine's fault from the file's: the OS
+    # error number and where it happened ("source": reading the photo, "cache": writing a
+    # thumbnail), or why ``confine`` refused the file.
+    error_errno: int | None = None
+    error_where: str | None = None
+    error_refusal: str | None = None
     size: int = 0
     mtime_ns: int = 0
     inode: int = 0
+    device: int = 0
     sha256: str | None = None
     mime: str | None = None
     format: str | None = None
@@ -84,6 +98,19 @@ class Analysis:
         elif message not in self.notes:
             self.notes.append(message)
 
+    def fail_os(self, where: str, message: str, exc: OSError) -> None:
+        """An operating-system error while reading the photo or writing to the cache."""
+        first = self.error is None
+        self.fail(IO, message)
+        if first:
+            self.error_errno, self.error_where = exc.errno, where
+
+    def refused(self, exc: confine.Refused) -> None:
+        self.fail(CHANGED if exc.reason == confine.CHANGED else IO, str(exc))
+        self.error_refusal = exc.reason
+        if exc.found is not None:
+            self.size, self.mtime_ns, self.inode, self.device = exc.found
+
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
@@ -91,7 +118,7 @@ def _ms(start: float) -> float:
 
 def analyze(req: AnalyzeRequest) -> Analysis:
     """Everything the catalog needs about one file. Never raises."""
-    a = Analysis(path=req.path)
+    a = Analysis(path=req.locator.path)
     total = time.perf_counter()
     try:
         _analyze(req, a)
@@ -106,18 +133,22 @@ def analyze(req: AnalyzeRequest) -> Analysis:
 
 def _analyze(req: AnalyzeRequest, a: Analysis) -> None:
     t = time.perf_counter()
+    loc = req.locator
     try:
-        f = pixels.open_regular(req.path)
-    except MediaError as err:
-        a.fail(err.kind, str(err))
+        f, st = confine.open_photo(loc)
+    except confine.Refused as exc:
+        a.refused(exc)
+        return
+    except OSError as exc:
+        a.fail_os("source", f"cannot open file ({exc.strerror or exc})", exc)
         return
     with f:
-        st = os.fstat(f.fileno())
         a.size, a.mtime_ns, a.inode = st.st_size, st.st_mtime_ns, st.st_ino
+        a.device = st.st_dev
         try:
             a.sha256 = pixels.sha256_file(f)
         except OSError as exc:
-            a.fail(IO, f"cannot read file ({exc.strerror or exc})")
+            a.fail_os("source", f"cannot read file ({exc.strerror or exc})", exc)
             return
         a.timings["hash"] = _ms(t)
         if a.size == 0:
@@ -126,9 +157,9 @@ def _analyze(req: AnalyzeRequest, a: Analysis) -> None:
 
         t = time.perf_counter()
         try:
-            sniffed = sniff.sniff_file(f, a.size, Path(req.path).suffix)
+            sniffed = sniff.sniff_file(f, a.size, os.path.splitext(loc.name)[1])
         except OSError as exc:
-            a.fail(IO, f"cannot read file ({exc.strerror or exc})")
+            a.fail_os("source", f"cannot read file ({exc.strerror or exc})", exc)
             return
         a.mime, a.format = sniffed.mime, sniffed.format
         a.timings["sniff"] = _ms(t)
@@ -148,7 +179,11 @@ def _analyze(req: AnalyzeRequest, a: Analysis) -> None:
         try:
             px = pixels.decode_pixels(f, a.size, sniffed, long_edge)
         except MediaError as err:
-            a.fail(err.kind, str(err))
+            cause = err.__cause__
+            if err.kind == IO and isinstance(cause, OSError) and cause.errno is not None:
+                a.fail_os("source", str(err), cause)   # the disk failed, not the decoder
+            else:
+                a.fail(err.kind, str(err))
             px = getattr(err, "pixels", None)
         a.timings["decode"] = _ms(t)
         if px is not None:
@@ -182,7 +217,8 @@ def _finish(req: AnalyzeRequest, a: Analysis, f: BinaryIO, sniffed: sniff.Sniffe
     except MediaError as err:
         a.fail(err.kind, str(err))
     except OSError as exc:
-        a.fail(IO, f"cannot write thumbnail ({exc.strerror or decode.one_line(str(exc))})")
+        a.fail_os("cache", "cannot write thumbnail "
+                  f"({exc.strerror or decode.one_line(str(exc))})", exc)
     except Exception as exc:
         described = decode.describe(exc, sniffed)
         a.fail(described.kind, str(described))

@@ -56,6 +56,7 @@ def _register_plugins() -> tuple[bool, bool]:
 HEIF_SUPPORTED, AVIF_SUPPORTED = _register_plugins()
 
 EMPTY, CORRUPT, UNSUPPORTED, BOMB, IO = "empty", "corrupt", "unsupported", "bomb", "io"
+CHANGED = "changed"   # the file is not the one the catalog knows (re-read it)
 
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,

@@ -9,33 +9,42 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import BinaryIO
 
 from lightbox.daemon.media import decode, exif, sniff, thumbs
-from lightbox.daemon.media.decode import EMPTY, IO, UNSUPPORTED, MediaError
-from lightbox.daemon.media.pixels import decode_pixels, open_regular, sha256_file, uses_exifread
+from lightbox.daemon.media.confine import LocalFile, Locator, open_photo
+from lightbox.daemon.media.decode import CHANGED, EMPTY, IO, UNSUPPORTED, MediaError
+from lightbox.daemon.media.pixels import decode_pixels, sha256_file, uses_exifread
 from lightbox.daemon.media.thumbs import ThumbSpec, thumbnail_path
 
 
-def make_thumbnails(path: str, sha256: str, specs: Sequence[ThumbSpec], thumbs_dir: str,
-                    verify: bool = True) -> dict[str, str]:
+class CacheWriteError(OSError):
+    """The thumbnail could not be written (disk full, read-only cache): the machine's fault,
+    not the photo's (``library.failures``)."""
+
+
+def make_thumbnails(source: Locator | str, sha256: str, specs: Sequence[ThumbSpec],
+                    thumbs_dir: str, verify: bool = True) -> dict[str, str]:
     """Make missing thumbnails on demand; returns {spec name: path relative to thumbs_dir}.
 
     Raises ``MediaError`` (with ``.kind``) when the file cannot be decoded, or when
     ``verify`` is on and its content no longer matches ``sha256`` (kind "changed": the file
-    must be re-indexed, or its thumbnail would be filed under someone else's hash).
+    must be re-indexed, or its thumbnail would be filed under someone else's hash);
+    ``confine.Refused`` when the file is not the catalog's (kind "changed" too), and
+    ``OSError`` when it cannot be read.
     """
     if not specs:
         return {}
     thumbnail_path(thumbs_dir, specs[0].name, sha256)   # validates the digest early
-    with open_regular(path) as f:
-        size = os.fstat(f.fileno()).st_size
+    loc = LocalFile.at(source) if isinstance(source, str) else source
+    f, st = open_photo(loc)
+    with f:
+        size = st.st_size
         if size == 0:
             raise MediaError(EMPTY, "empty file")
         if verify and sha256_file(f) != sha256:
-            raise MediaError("changed", "file content changed since it was indexed")
-        sniffed = sniff.sniff_file(f, size, Path(path).suffix)
+            raise MediaError(CHANGED, "file content changed since it was indexed")
+        sniffed = sniff.sniff_file(f, size, os.path.splitext(loc.name)[1])
         if sniffed.kind == sniff.OTHER:
             raise MediaError(UNSUPPORTED, f"not an image: content looks like {sniffed.what}")
         orientation = _orientation(f, sniffed)
@@ -54,7 +63,9 @@ def make_thumbnails(path: str, sha256: str, specs: Sequence[ThumbSpec], thumbs_d
         except MediaError:
             raise
         except OSError as exc:
-            raise MediaError(IO, f"cannot write thumbnail ({exc.strerror or exc})") from exc
+            if exc.errno is None:     # an encoder's complaint about these pixels
+                raise MediaError(IO, f"cannot write thumbnail ({exc})") from exc
+            raise CacheWriteError(exc.errno, exc.strerror) from exc
         except Exception as exc:
             raise decode.describe(exc, sniffed) from exc
         finally:

@@ -1,4 +1,5 @@
-"""The steps analyze() and make_thumbnails() share: open, hash, decode under the guard.
+"""The steps analyze() and make_thumbnails() share: hash, decode under the guard (opening is
+``confine``'s).
 
 Split from ``analyze`` so the on-demand thumbnail path runs exactly the same decoding code
 (shrink-on-load, RAW previews, bomb guard) as indexing does.
@@ -7,15 +8,13 @@ Split from ``analyze`` so the on-demand thumbnail path runs exactly the same dec
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from PIL import Image
 
 from lightbox.daemon.media import decode, sniff
-from lightbox.daemon.media.decode import CORRUPT, IO, UNSUPPORTED, MediaError
+from lightbox.daemon.media.decode import CORRUPT, UNSUPPORTED, MediaError
 
 _CHUNK = 1 << 20
 
@@ -38,22 +37,6 @@ def sha256_file(f: BinaryIO) -> str:
     while n := f.readinto(view):  # type: ignore[attr-defined]
         h.update(view[:n])
     return h.hexdigest()
-
-
-def open_regular(path: str) -> BinaryIO:
-    """Open for reading without ever blocking: a FIFO or device swapped in under a photo's
-    name must give an error, not hang the worker."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise MediaError(IO, f"cannot open file ({exc.strerror or exc})") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise MediaError(IO, "not a regular file")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def decode_pixels(f: BinaryIO, size: int, sniffed: sniff.Sniffed, long_edge: int | None,

@@ -4,6 +4,8 @@ The path is derived from the file's sha256, so duplicates share one thumbnail an
 photo keeps its own. A thumbnail appears under its final name only complete (temp file in the
 same directory + ``os.replace``): a daemon SIGKILLed mid-write leaves at most a hidden
 ``.*.tmp`` that ``remove_stale_temp_files`` clears, never a half JPEG the TUI would show.
+A temp file's name carries its owner (the daemon's pid and the boot id), so cleanup removes
+only a dead writer's files (or old ones), never those of a daemon still writing.
 
 All sizes of one call come from one decode: the caller drafts the decoder to the largest size
 asked for, and each smaller size is resized from the previous result. Orientation is applied
@@ -14,7 +16,10 @@ px it encodes ~30x faster than WebP here, and the TUI decodes it faster too.
 from __future__ import annotations
 
 import contextlib
+import functools
+import multiprocessing
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -73,7 +78,7 @@ def atomic_save(img: Image.Image, final: Path, quality: int, fsync: bool = False
     ``fsync`` guards against power loss only; SIGKILL cannot expose a partial file either
     way, and a lost thumbnail is rebuilt on demand, so it is off by default.
     """
-    prefix = f".{final.stem[:16]}."
+    prefix = f".{final.stem[:16]}.{owner_tag()}."
     try:
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=final.parent)
     except FileNotFoundError:     # first thumbnail in this shard (mkdir costs a syscall)
@@ -149,14 +154,62 @@ def _fit(size: tuple[int, int], long_edge: int) -> tuple[int, int]:
     return max(1, round(w * long_edge / h)), long_edge
 
 
+def owner_tag() -> str:
+    """Who is writing: ``p<pid>b<boot>``, the pid of the daemon (a worker process writes
+    for its parent) and the first characters of the kernel's boot id."""
+    parent = multiprocessing.parent_process()
+    pid = parent.pid if parent is not None and parent.pid else os.getpid()
+    return f"p{pid}b{_boot_id()}"
+
+
+@functools.cache
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip().replace("-", "")[:8] or "0"
+    except OSError:
+        return "0"
+
+
+_OWNER = re.compile(r"p(\d+)b([0-9a-f]+)")
+
+
+def owner_alive(name: str) -> bool | None:
+    """Whether the process that named this temp file still runs; None when the name says
+    no owner (an older version's) or the owner is not ours to judge."""
+    parts = name.split(".")
+    m = _OWNER.fullmatch(parts[2]) if len(parts) > 4 else None
+    if m is None:
+        return None
+    if m.group(2) != _boot_id():
+        return False            # written before the machine last booted
+    try:
+        os.kill(int(m.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def is_stale_temp(name: str, mtime: float, older_than: float = 3600.0) -> bool:
+    """A temp file to delete: its owner is dead, or it is older than ``older_than`` (a
+    worker killed mid-write by its timeout leaves one behind a live daemon)."""
+    if not name.endswith(TEMP_SUFFIX):
+        return False
+    alive = owner_alive(name)
+    if alive is False:
+        return True
+    return time.time() - mtime > older_than
+
+
 def remove_stale_temp_files(thumbs_dir: str | Path, older_than: float = 3600.0) -> int:
-    """Delete temp files left by a killed writer; returns how many were removed."""
+    """Delete temp files left by dead writers (and old ones); returns how many."""
     removed = 0
-    cutoff = time.time() - older_than
     root = Path(thumbs_dir)
     for path in _walk_temp(root):
         with contextlib.suppress(OSError):
-            if path.stat().st_mtime < cutoff:
+            if is_stale_temp(path.name, path.stat().st_mtime, older_than):
                 path.unlink()
                 removed += 1
     return removed

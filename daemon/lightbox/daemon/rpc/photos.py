@@ -1,8 +1,10 @@
 """``photos.*``: one photo, its thumbnail and original bytes, search, duplicates.
 
 Bytes travel as binary frames (``ctx.attach``), never base64. Files are read off the event
-loop. ``photos.original`` reads only the file the catalog names for that id, and refuses one
-that resolves (through a symbolic link) outside its root: a request never chooses a path.
+loop. ``photos.original`` serves only photos indexed ``ok``, and reads only the file the
+catalog names for that id, opened beneath its root without following links and checked
+against the row's (device, inode, size, mtime) before a byte is sent (``media.confine``): a
+request never chooses a path.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import asyncio
 import contextlib
 import io
 import os
-import stat
 import weakref
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from lightbox.common.errors import InvalidParams, NotFound, Unavailable
 from lightbox.daemon.catalog import dupes, queries
 from lightbox.daemon.catalog.tables import photos as photos_table
 from lightbox.daemon.catalog.types import iso
+from lightbox.daemon.media.confine import CHANGED, LocalFile, Refused, open_photo
 from lightbox.daemon.media.thumbs import thumbnail_path
 from lightbox.daemon.rpc import Context, method
 
@@ -137,28 +139,21 @@ async def thumbnail(ctx: Context, id: int, size: str) -> dict[str, Any]:
             "bytes": len(data), "data": ctx.attach(data)}
 
 
-class _Outside(Exception):
-    """The file resolves outside its root."""
+def locator(rec: queries.PhotoRecord) -> LocalFile:
+    """Where a local photo is, and what its file must be for its bytes to be served."""
+    assert rec.source_path is not None
+    rel = f"{rec.folder_path}/{rec.row.name}" if rec.folder_path else rec.row.name
+    return LocalFile(rec.source_path, rel, size=rec.row.size, mtime_ns=rec.row.mtime_ns,
+                     inode=rec.row.inode, device=rec.row.device)
 
 
-def _read_chunk(root: str, path: str, offset: int, length: int) -> tuple[bytes, int]:
-    """``length`` bytes at ``offset`` of ``path`` and the file's size; the opened file must
-    be a regular file whose real path lies inside the real path of ``root``."""
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
-    fd = os.open(path, flags)  # O_NONBLOCK: a FIFO put in place of a photo must not hang us
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(f"{path} is not a regular file")
-        real = os.readlink(f"/proc/self/fd/{fd}") if os.path.isdir("/proc/self/fd") \
-            else os.path.realpath(path)
-        real_root = os.path.realpath(root).rstrip("/") + "/"
-        if not real.startswith(real_root):
-            raise _Outside(real)
-        data = os.pread(fd, length, offset) if offset < st.st_size else b""
-        return data, st.st_size
-    finally:
-        os.close(fd)
+def _read_chunk(loc: LocalFile, offset: int, length: int) -> tuple[bytes, int]:
+    """``length`` bytes at ``offset`` of the photo and its size, opened beneath its root
+    without links and checked against the catalog's fingerprint first (``confine``)."""
+    f, st = open_photo(loc)
+    with f:
+        data = os.pread(f.fileno(), length, offset) if offset < st.st_size else b""
+    return data, st.st_size
 
 
 @method("photos.original")
@@ -169,21 +164,31 @@ async def original(ctx: Context, id: int, offset: int, length: int) -> dict[str,
     if rec.source_kind != "local" or rec.source_path is None or rec.abs_path is None:
         raise Unavailable(f"photo {id} is in a bucket; originals from buckets are not served "
                           "through the socket yet", {"id": id})
+    if rec.row.status != "ok":
+        # Only what was read and found to be an image is served: an ``error`` row may be
+        # anything at all (the finding: /etc/shadow, "not an image", served byte for byte).
+        why = {"pending": "it is not indexed yet", "error": f"it is not a readable image "
+               f"({rec.row.error or 'error'})"}.get(rec.row.status, rec.row.status)
+        raise NotFound(f"photo {id} is not served: {why}",
+                       {"id": id, "reason": f"status_{rec.row.status}"})
     if not rec.online:
         raise Unavailable(f"photo {id}: its root {rec.source_name} is offline", {"id": id})
+    loc = locator(rec)
     try:
-        data, size = await asyncio.to_thread(_read_chunk, rec.source_path, rec.abs_path,
-                                             offset, length)
-    except _Outside as exc:
-        log.warning("refused a photo that resolves outside its root", id=id,
-                    path=rec.abs_path, real=str(exc))
-        raise NotFound(f"photo {id}: {rec.abs_path} resolves outside its root; refusing to "
-                       "read it", {"id": id}) from None
+        data, size = await asyncio.to_thread(_read_chunk, loc, offset, length)
+    except Refused as exc:
+        log.warning("refused to serve a photo", id=id, path=loc.path, reason=exc.reason,
+                    why=str(exc))
+        if exc.reason == CHANGED:   # read it again: the indexer checks what it is now
+            await ctx.daemon.indexer.repend(id)
+        raise NotFound(f"photo {id}: refusing to read {loc.path}: {exc}",
+                       {"id": id, "reason": exc.reason}) from None
     except FileNotFoundError:
-        raise NotFound(f"photo {id}: the file is gone ({rec.abs_path})", {"id": id}) from None
+        raise NotFound(f"photo {id}: the file is gone ({loc.path})",
+                       {"id": id, "reason": "gone"}) from None
     except OSError as exc:
-        raise NotFound(f"photo {id}: cannot read {rec.abs_path}: {exc.strerror or exc}",
-                       {"id": id}) from None
+        raise NotFound(f"photo {id}: cannot read {loc.path}: {exc.strerror or exc}",
+                       {"id": id, "reason": "unreadable"}) from None
     return {"id": id, "size": size, "offset": offset, "length": len(data),
             "eof": offset + len(data) >= size, "mime": rec.row.mime, "data": ctx.attach(data)}
 

@@ -65,6 +65,8 @@ async def status(ctx: Context) -> dict[str, Any]:
                    "photos": int(photos or 0), "pending": by_state["pending"],
                    "errors": by_state["error"], "missing": by_state["missing"]},
         "jobs": jobs,
+        "indexing": {"paused": d.indexer.pause.describe() if d.indexer.pause else None,
+                     "retrying": d.indexer.backlog.reasons()},
         "components": d.component_status(),
         "paths": {
             "data": str(d.config.paths.data_dir),

@@ -558,12 +558,13 @@ async def analyze_in_pool(pool: WorkerPool, req: AnalyzeRequest,
         result: Analysis = await pool.submit(analyze, req, priority=priority)
         return result
     except WorkerTimeout as exc:
-        failed = Analysis(path=req.path, error_kind="timeout",
+        failed = Analysis(path=req.locator.path, error_kind="timeout",
                           error=f"analysis {exc}; the file may be hostile or huge")
     except WorkerCrashed as exc:
-        failed = Analysis(path=req.path, error_kind="crash",
+        failed = Analysis(path=req.locator.path, error_kind="crash",
                           error=f"the decoder crashed: {exc}")
-    with contextlib.suppress(OSError):
-        st = os.stat(req.path)
-        failed.size, failed.mtime_ns, failed.inode = st.st_size, st.st_mtime_ns, st.st_ino
+    # The fingerprint it was sent with (the loop never stats a photo: that is the workers').
+    loc = req.locator
+    failed.size, failed.mtime_ns = loc.size or 0, loc.mtime_ns or 0
+    failed.inode = loc.inode or 0
     return failed

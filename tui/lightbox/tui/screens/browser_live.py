@@ -43,6 +43,10 @@ class LiveUpdates:
                 self._schedule_reload()
         elif message.topic == "system" and message.type == "started":
             me.say("lightboxd restarted")
+        elif message.topic == "system" and message.type == "indexing_paused":
+            me.say(f"indexing paused: {data.get('message') or data.get('reason')}")
+        elif message.topic == "system" and message.type == "indexing_resumed":
+            me.say("indexing resumed")
 
     def _catalog(self, kind: str, data: dict[str, Any]) -> None:
         me = self._me()

@@ -1,7 +1,7 @@
 """photos.name_key: listing by name in natural, case-insensitive order on every engine
 
 Revision ID: 0010_firsthour
-Revises: 0009_database
+Revises: 0006_trust_confine
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from lightbox.daemon.catalog.types import SortKey, natural_key
 
 revision: str = "0010_firsthour"
-down_revision: str | None = "0009_database"
+down_revision: str | None = "0006_trust_confine"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
