@@ -7,12 +7,15 @@ BIN    := $(VENV)/bin
 ROOT   ?= $(HOME)/Pictures
 DEMO_DIR ?= $(HOME)/.local/share/lightbox-demo
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+# Where `make run` links the `lightbox` command, so a new shell finds it.
+BIN_DIR ?= $(HOME)/.local/bin
 
-.PHONY: help run demo test lint docs bench install-user-service stop clean
+.PHONY: help run demo link test lint docs bench install-user-service stop clean
 
 help:
 	@echo "make run [ROOT=/path/to/photos]  set up, start the daemon on your photos, open the TUI"
 	@echo "make demo                        the same on a generated sample library"
+	@echo "make link                        put lightbox and lightboxd on PATH ($(BIN_DIR))"
 	@echo "make test                        set up and run the whole test suite"
 	@echo "make lint                        ruff and mypy"
 	@echo "make docs                        regenerate the reference in docs/protocol.md"
@@ -36,7 +39,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run
+# A link, not a copy: the venv's script knows its interpreter. An existing file that is not
+# a link is someone else's command and is left alone.
+link: $(VENV)/.installed-run
+	@mkdir -p "$(BIN_DIR)"
+	@for cmd in lightbox lightboxd; do \
+	  target="$(abspath $(BIN))/$$cmd"; dest="$(BIN_DIR)/$$cmd"; \
+	  if [ -e "$$dest" ] && [ ! -L "$$dest" ]; then \
+	    echo "lightbox: $$dest exists and is not a link; left alone (use $$target)"; \
+	  elif [ "$$(readlink "$$dest")" != "$$target" ]; then \
+	    ln -sfn "$$target" "$$dest" && echo "linked $$dest -> $$target"; fi; \
+	done
+	@case ":$$PATH:" in *":$(BIN_DIR):"*) ;; *) \
+	  echo "lightbox: $(BIN_DIR) is not on your PATH, so a new shell will not find"; \
+	  echo "  lightbox there. Add it (for bash: echo 'export PATH=\"$(BIN_DIR):\$$PATH\"' >> ~/.bashrc)"; \
+	  echo "  or run $(abspath $(BIN))/lightbox";; esac
+
+run: link
 	@if [ ! -d "$(ROOT)" ]; then \
 	  echo "lightbox: there is no photo folder at $(ROOT)."; \
 	  echo "  Name yours:        make run ROOT=/path/to/photos"; \
@@ -47,7 +66,7 @@ run: $(VENV)/.installed-run
 	@$(BIN)/lightbox
 	@echo "The daemon keeps running in the background (lightbox status; make stop to stop it)."
 
-demo: $(VENV)/.installed-run
+demo: link
 	@[ -d "$(DEMO_DIR)/photos" ] || $(BIN)/python -m lightbox.daemon.media.samples "$(DEMO_DIR)/photos"
 	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)" start
 	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)" roots add "$(DEMO_DIR)/photos" --if-missing

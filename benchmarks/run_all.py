@@ -23,6 +23,7 @@ SCRIPTS = [
     ("terminal UI (issue 4)", ["tui_bench.py"]),
     ("pictures as text against chafa, preview bytes (issue 12)", ["symbols.py"]),
     ("confinement: cost of opening beneath the root (issue 7)", ["open_beneath.py"]),
+    ("a folder of 100,000 photos in the TUI's model (issue 13, item 4)", ["large_folder.py"]),
 ]
 
 

@@ -253,3 +253,8 @@ def check_corpus_metadata(a: Any, kv: dict[str, str]) -> None:
         assert a.make == kv["make"].strip(" \x00")
 
 
+
+
+def write_stderr(text: str) -> int:
+    """What libtiff does: write straight to file descriptor 2, past Python."""
+    return os.write(2, text.encode())

@@ -15,6 +15,7 @@ from catalog_fixtures import CatalogBuilder, big_folder, db_url, standard, synth
 from lightbox.common.errors import InvalidParams, NotFound
 from lightbox.daemon.catalog import queries, tables
 from lightbox.daemon.catalog.present import PHOTO_FIELDS
+from lightbox.daemon.catalog.types import natural_key
 
 ROOT = "/nonexistent/lb-photos"
 __all__ = ["db_url"]  # the engine-parametrised fixture
@@ -67,8 +68,8 @@ async def test_folder_by_id_and_by_path_with_breadcrumbs(cat: Any) -> None:
     assert by_id["breadcrumbs"][-1]["id"] == w["trip"]
     assert [(s["name"], s["photo_count"], s["path"]) for s in by_id["folders"]] == \
         [("day 2", 3, ROOT + "/2008/trip/day 2")]
-    # Everything but missing, errors and pending included; by name (byte order).
-    assert names(by_id) == ["B.jpg", "a.jpg", "c 100%.jpg", "d_1.jpg", "e.jpg", "f.jpg",
+    # Everything but missing, errors and pending included; by name (any case).
+    assert names(by_id) == ["a.jpg", "B.jpg", "c 100%.jpg", "d_1.jpg", "e.jpg", "f.jpg",
                             "g.jpg", "h-error.jpg", "i-pending.jpg", "k.jpg", "l.jpg"]
     err = next(p for p in by_id["photos"] if p["name"] == "h-error.jpg")
     assert (err["status"], err["error"]) == ("error", "truncated JPEG")
@@ -127,7 +128,8 @@ def expected_order(rows: list[Any], sort: str, desc: bool) -> list[int]:
         undated = sorted((r for r in rows if r.taken_at is None), key=lambda r: r.id,
                          reverse=desc)
         return [r.id for r in dated + undated]  # undated last in both directions
-    key = (lambda r: (r.name, r.id)) if sort == "name" else (lambda r: (r.size, r.id))
+    key = (lambda r: (natural_key(r.name), r.id)) if sort == "name" else \
+        (lambda r: (r.size, r.id))
     return [r.id for r in sorted(rows, key=key, reverse=desc)]
 
 
@@ -161,6 +163,98 @@ async def test_pages_through_a_large_folder_in_every_order(db_url: str, sort: st
             assert got == expected_order(rows, sort, order == "desc")
     finally:
         await b.close()
+
+
+async def test_page_around_a_photo_count_and_batch_get(db_url: str) -> None:
+    """What a client scrolling a large folder uses: ``around`` opens the listing at a photo
+    with its index (``offset``), in every order, also among ties and undated photos (in the
+    middle of the ``taken`` order's two phases); ``count`` sizes a search; ``photos_by_id``
+    brings rows back in the order asked."""
+    b = await CatalogBuilder.open(db_url)
+    try:
+        src = await b.source("s", ROOT)
+        fid = await b.folder(src, "big")
+        await big_folder(b, fid, 600)
+        await b.finish()
+        async with b.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(
+                tables.photos.c.id, tables.photos.c.name, tables.photos.c.size,
+                tables.photos.c.taken_at).where(tables.photos.c.folder_id == fid))).all()
+        for sort in ("name", "taken", "size"):
+            for order in ("asc", "desc"):
+                full = expected_order(rows, sort, order == "desc")
+                for index in (0, 1, 17, 299, 540, 599):  # 540+: undated, for taken asc
+                    doc = await run(b, queries.list_folder, folder=fid, sort=sort,
+                                    order=order, limit=60, around=full[index],
+                                    fields=["name"])
+                    got = [p["id"] for p in doc["photos"]]
+                    start = doc["offset"]
+                    assert start == max(0, index - 20), (sort, order, index)
+                    assert got == full[start:start + 60], (sort, order, index)
+                    if doc["next_cursor"]:  # and the pages after it join on
+                        more = await run(b, queries.list_folder, folder=fid, sort=sort,
+                                         order=order, limit=600, cursor=doc["next_cursor"],
+                                         fields=["name"])
+                        assert got + [p["id"] for p in more["photos"]] == full[start:]
+        # A photo that is not in the folder: the first page.
+        doc = await run(b, queries.list_folder, folder=fid, limit=5, around=10**9)
+        assert doc["offset"] == 0 and len(doc["photos"]) == 5
+        with pytest.raises(InvalidParams, match="around"):
+            await run(b, queries.list_folder, folder=fid, around=full[3],
+                      cursor=doc["next_cursor"])
+        found = await run(b, queries.search, folder=fid, text="p0010", limit=3, count=True)
+        assert found["count"] == 10 and len(found["photos"]) == 3  # p00100 .. p00109
+        assert "count" not in await run(b, queries.search, folder=fid, limit=1)
+        ids = [full[5], 10**9, full[2], full[5], -1]
+        batch = await run(b, queries.photos_by_id, ids=ids, fields=["name", "path"])
+        assert [p["id"] for p in batch] == [full[5], full[2]]
+        assert batch[0]["path"].startswith(ROOT + "/big/") and set(batch[0]) == \
+            {"id", "name", "path"}
+    finally:
+        await b.close()
+
+
+async def test_names_sort_naturally_and_ignoring_case_on_every_engine(db_url: str) -> None:
+    """"IMG_2" before "IMG_10", "img_3" between them whatever its case, accents and
+    punctuation in the same order on SQLite, PostgreSQL and MariaDB (byte order of the key),
+    pages joining up across ties; subfolders in the same order."""
+    names = ["IMG_10.jpg", "img_3.JPG", "IMG_2.jpg", "IMG_02.jpg", "b.jpg", "A.jpg",
+             "Été 2.jpg", "ete 10.jpg", "z-1.jpg", "z_1.jpg", "x9y10.jpg", "x9y9.jpg",
+             "2024-06-01 10.jpg", "2024-06-01 9.jpg", "100.jpg", "99.jpg"]
+    b = await CatalogBuilder.open(db_url)
+    try:
+        src = await b.source("s", ROOT)
+        fid = await b.folder(src, "n")
+        for sub in ("Trip 10", "trip 9", "Trip 1"):
+            await b.folder(src, f"n/{sub}")
+        ids = await b.photos(fid, [synth(i, name=n) for i, n in enumerate(names)])
+        await b.finish()
+        assert len(ids) == len(names)
+        # Ties ("IMG_2", "IMG_02") by id; accented letters after z (byte order of UTF-8).
+        want = ["99.jpg", "100.jpg", "2024-06-01 9.jpg", "2024-06-01 10.jpg", "A.jpg",
+                "b.jpg", "ete 10.jpg", "IMG_2.jpg", "IMG_02.jpg", "img_3.JPG", "IMG_10.jpg",
+                "x9y9.jpg", "x9y10.jpg", "z-1.jpg", "z_1.jpg", "Été 2.jpg"]
+        for order in ("asc", "desc"):
+            got: list[str] = []
+            cursor = None
+            while True:
+                doc = await run(b, queries.list_folder, folder=fid, order=order, limit=3,
+                                cursor=cursor, fields=["name"])
+                got += names_of(doc)
+                cursor = doc["next_cursor"]
+                if cursor is None:
+                    break
+            assert got == (want if order == "asc" else want[::-1]), order
+        doc = await run(b, queries.list_folder, folder=fid, limit=1)
+        assert [f["name"] for f in doc["folders"]] == ["Trip 1", "trip 9", "Trip 10"]
+        found = await run(b, queries.search, folder=fid, text="img", limit=10)
+        assert names_of(found) == ["IMG_2.jpg", "IMG_02.jpg", "img_3.JPG", "IMG_10.jpg"]
+    finally:
+        await b.close()
+
+
+def names_of(doc: dict[str, Any]) -> list[str]:
+    return [p["name"] for p in doc["photos"]]
 
 
 async def test_cursor_belongs_to_its_query(cat: Any) -> None:

@@ -148,6 +148,33 @@ def test_demo_library_layout(tmp_path: Path) -> None:
     assert len(paths) == 14
 
 
+def test_demo_portraits_are_upright_portraits(tmp_path: Path) -> None:
+    """A demo photo tagged orientation 6 is a portrait shown upright: turned as its tag says
+    it is taller than wide and has the pixels of an upright scene (sky at the top), not a
+    landscape lying on its side."""
+    from PIL import ImageOps, ImageStat
+
+    paths = samples.make_demo_library(tmp_path, count=30, megapixels=0.2, processes=1)
+    portraits = 0
+    for path in paths:
+        with Image.open(path) as img:
+            if img.getexif().get(0x0112) != 6:
+                continue
+            portraits += 1
+            assert img.width > img.height  # stored as the sensor saw it
+            shown = ImageOps.exif_transpose(img)
+        assert shown.height > shown.width
+        # Sky at the top, ground at the bottom: the top eighth is the bluer one.
+        def blueness(box: tuple[int, int, int, int], shown: Image.Image = shown) -> float:
+            r, _, b = ImageStat.Stat(shown.crop(box).convert("RGB")).mean
+            return float(b - r)
+
+        top = blueness((0, 0, shown.width, shown.height // 8))
+        bottom = blueness((0, shown.height * 7 // 8, shown.width, shown.height))
+        assert top > bottom + 20, (path.name, top, bottom)
+    assert portraits >= 2
+
+
 def test_benchmark_set(tmp_path: Path) -> None:
     paths = samples.make_benchmark_set(tmp_path, 3, megapixels=1, processes=1)
     assert len(paths) == 3

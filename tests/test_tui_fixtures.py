@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import fcntl
 import functools
 import os
 import shutil
@@ -31,6 +32,19 @@ from lightbox.tui.imaging.graphics import Graphics
 from lightbox.tui.settings import Place, Settings
 
 LIBRARY = Path("/tmp/lb-tui-library")  # fixed: paths appear in snapshots
+_LOCKS: list[Any] = []
+
+
+def hold_fixed_paths() -> None:
+    """Take, for the rest of this test process, the lock on the fixed /tmp paths the TUI
+    tests use: a second test run on the same machine (another checkout) would otherwise
+    delete and rebuild the library under this run's daemon, which then (rightly) reports
+    the root offline. The second run waits here instead."""
+    if _LOCKS:
+        return
+    lock = open("/tmp/lb-tui.lock", "w")  # noqa: SIM115 - held until the process exits
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    _LOCKS.append(lock)
 FIXED_TIME = 1_700_000_000  # 2023-11-14T22:13:20Z, every file's mtime
 SIZE = (120, 40)
 
@@ -59,6 +73,7 @@ def quiet_config() -> dict[str, Any]:
 @functools.cache
 def shared_library() -> DaemonProcess:
     """The read-only library and its daemon, once per test process."""
+    hold_fixed_paths()
     make_library(LIBRARY / "photos")
     d = DaemonProcess(short_tmpdir("lbtui"), config=quiet_config())
     d.start()
@@ -111,7 +126,7 @@ def make_app(d: DaemonProcess, graphics: str = "halfcell", start: str | None = N
 
 
 async def until(pilot: Pilot[Any], check: Callable[[], Any], timeout: float = 10.0,
-                what: str = "") -> Any:
+                what: Any = "") -> Any:
     """Poll ``check`` between frames until it returns something true."""
     deadline = time.monotonic() + timeout
     while True:
@@ -120,7 +135,8 @@ async def until(pilot: Pilot[Any], check: Callable[[], Any], timeout: float = 10
             if got:
                 return got
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out waiting for {said or check}")
         await pilot.pause(0.05)
 
 
@@ -137,7 +153,7 @@ async def settled(pilot: Pilot[Any], timeout: float = 15.0) -> None:
         if app.link.state != "connected" or not app.images.idle:
             return False
         return not any(w.is_running for w in app.workers
-                       if w.group in ("photos", "roots", "children", "meta", "dupes",
+                       if w.group in ("photos", "rows", "roots", "children", "meta", "dupes",
                                       "group", "jobs", "info"))
 
     await until(pilot, done, timeout, "the app to settle")

@@ -23,6 +23,7 @@ from test_tui_fixtures import (
     SIZE,
     TRIP,
     folder_path,
+    hold_fixed_paths,
     make_app,
     settled,
     shared_library,
@@ -86,6 +87,7 @@ async def _jobs_catalog(data_dir: Path) -> None:
 def jobs_daemon() -> DaemonProcess:
     import atexit
 
+    hold_fixed_paths()
     shutil.rmtree(JOBS_DIR, ignore_errors=True)
     JOBS_DIR.mkdir()
     asyncio.run(_jobs_catalog(JOBS_DIR))

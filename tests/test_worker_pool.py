@@ -312,3 +312,22 @@ def test_workers_that_cannot_start_break_the_pool_instead_of_looping(tmp_path: P
     assert last == ("RuntimeError: worker processes cannot start: worker died at start-up "
                     "(exited with code 1)"), out.stderr[-3000:]
     assert time.monotonic() - started < 30
+
+
+async def test_what_a_worker_writes_to_stderr_becomes_a_debug_record(
+        pool: WorkerPool, capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """C libraries write warnings to fd 2 (libtiff: one line per unknown tag): they must
+    not land raw in the daemon's log, but as records of it (debug) naming the task."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="lightbox")
+    line = "TIFFReadDirectory: Warning, Unknown field with tag 50341 (0xc4a5) encountered."
+    for _ in range(3):
+        assert await pool.submit(mf.write_stderr, line + "\n") > 0
+    assert await pool.submit(mf.echo, 1) == 1  # a later reply carries any late lines
+    err = capfd.readouterr().err
+    assert "TIFFReadDirectory" not in err
+    records = [r for r in caplog.records if r.getMessage() == "worker stderr"]
+    got = [ln for r in records for ln in getattr(r, "fields", {}).get("lines", [])]
+    assert got.count(line) == 3, got

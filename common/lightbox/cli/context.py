@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from lightbox.cli import exits
+from lightbox.cli.quote import safe_line
 from lightbox.common.client import DEFAULT_TIMEOUT, Endpoint, SyncClient, resolve_endpoint
 
 # The object add_subparsers() returns (generic only to the type checker).
@@ -58,6 +60,18 @@ class Context:
             self._client = SyncClient(self.endpoint(), timeout=self.timeout)
         return self._client
 
+    def command(self, *words: str) -> str:
+        """How to run ``lightbox WORDS`` against this same instance: the hints we print
+        must keep ``--data-dir``/``--config``/``--socket``, or they talk to another daemon."""
+        argv = ["lightbox"]
+        # `start` makes a daemon from the data dir and config: a socket names no instance.
+        socket = None if words[:1] == ("start",) else self.socket
+        for flag, value in (("--data-dir", self.data_dir), ("--config", self.config),
+                            ("--socket", socket)):
+            if value:
+                argv += [flag, value]
+        return shlex.join([*argv, *words])
+
     def call(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
         return self.client.call(method, params, timeout=timeout)
 
@@ -72,14 +86,19 @@ class Context:
         sys.stdout.flush()
 
     def print(self, text: str = "") -> None:
-        sys.stdout.write(text + "\n")
+        """A line of human-readable output. Names and paths are quoted by the commands
+        (``quote.shell_name``); anything else that came from a file (EXIF text, an error
+        message) has its control characters escaped here, so no output can drive the
+        terminal."""
+        sys.stdout.write("\n".join(safe_line(line) for line in text.split("\n")) + "\n")
 
     def error(self, message: str, data: Any = None) -> None:
         detail = ""
         if isinstance(data, dict) and isinstance(data.get("errors"), dict) and \
                 len(data["errors"]) > 1:
             detail = "".join(f"\n  {k}: {v}" for k, v in data["errors"].items())
-        sys.stderr.write(f"lightbox: {message}{detail}\n")
+        text = f"lightbox: {message}{detail}"
+        sys.stderr.write("\n".join(safe_line(line) for line in text.split("\n")) + "\n")
 
 
 def _bytes_summary(value: Any) -> Any:

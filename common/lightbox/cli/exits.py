@@ -13,6 +13,7 @@ PERMISSION = 5
 TIMEOUT = 6
 RETRY = 7
 INTERRUPTED = 130
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 
 def for_error(exc: errors.RpcError) -> int:
     return exc.exit_code

@@ -15,6 +15,16 @@ from lightbox.cli.context import CliError, Context
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 SLICE = 5.0
+TTY_SLICE = 1.0
+
+
+def progress_line(job: dict[str, Any]) -> str:
+    """``job 7 scan: indexing 120/300 (40%)``: what a person watching a terminal wants."""
+    total = job.get("total")
+    done = job.get("processed") or 0
+    what = job.get("phase") if job["state"] == "running" and job.get("phase") else job["state"]
+    count = f"{done}/{total} ({100 * done / max(total, 1):.0f}%)" if total else f"{done}"
+    return f"job {job['id']} {job['kind']}: {what} {count}"
 
 
 def wait_for_job(ctx: Context, started: Any, timeout: float | None = None) -> int:
@@ -22,22 +32,32 @@ def wait_for_job(ctx: Context, started: Any, timeout: float | None = None) -> in
         raise CliError(f"expected a job id in the reply, got {started!r}", exits.ERROR)
     job_id = started["job"]
     show = sys.stderr.isatty() and not ctx.json
+    # On a terminal ask every second, so the count moves; a script needs no more than the end.
+    piece = TTY_SLICE if show else SLICE
     waited = 0.0
-    while True:
-        job = ctx.call("jobs.wait", {"id": job_id, "timeout": SLICE}, timeout=SLICE + ctx.timeout)
-        if show:
-            total = job.get("total")
-            done = job.get("processed", 0)
-            frac = f"{done}/{total}" if total else f"{done}"
-            phase = f" {job['phase']}" if job.get("phase") else ""
-            sys.stderr.write(f"\rjob {job_id} {job['kind']}: {job['state']}{phase} {frac}   ")
-            sys.stderr.flush()
-        if job["state"] in TERMINAL:
-            break
-        waited += SLICE
-        if timeout is not None and waited >= timeout:
-            raise CliError(f"job {job_id} still {job['state']} after {timeout:g} s",
-                           exits.TIMEOUT)
+    width = 0
+    try:
+        while True:
+            job = ctx.call("jobs.wait", {"id": job_id, "timeout": piece},
+                           timeout=piece + ctx.timeout)
+            if show:
+                text = progress_line(job)
+                sys.stderr.write("\r" + text.ljust(width))
+                sys.stderr.flush()
+                width = len(text)
+            if job["state"] in TERMINAL:
+                break
+            waited += piece
+            if timeout is not None and waited >= timeout:
+                raise CliError(f"job {job_id} still {job['state']} after {timeout:g} s",
+                               exits.TIMEOUT)
+    except KeyboardInterrupt:
+        # Only the waiting stops: say so, and how to pick it up again.
+        sys.stderr.write(("\n" if show else "") + f"lightbox: stopped waiting; job {job_id} "
+                         f"goes on in the daemon ({ctx.command('jobs', 'wait', str(job_id))}"
+                         f" to wait again, {ctx.command('jobs', 'cancel', str(job_id))} to "
+                         "stop it)\n")
+        return exits.INTERRUPTED
     if show:
         sys.stderr.write("\n")
     if ctx.json:

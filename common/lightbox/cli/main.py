@@ -9,6 +9,7 @@ only then: the CLI itself never imports Textual).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from lightbox.cli.commands import COMMANDS
 from lightbox.cli.context import CliError, Context
 from lightbox.cli.tui_launcher import GRAPHICS
 from lightbox.common import __version__, errors
+from lightbox.common import keys as keymod
 
 EPILOG = """\
 exit codes:
@@ -30,6 +32,7 @@ exit codes:
   6  timed out waiting for a reply or a job
   7  conflict or busy: retry later
   130 interrupted (Ctrl-C)
+  141 stdout was closed early (as with `lightbox search --all | head`): nothing printed
 
 With no command, lightbox opens the terminal UI.
 """
@@ -89,14 +92,28 @@ def run(argv: Sequence[str] | None = None) -> int:
 
             return launch(ctx, args.graphics)
         code: int = args.run(ctx, args)
+        sys.stdout.flush()  # a closed pipe shows here, while it can still be handled
         return code
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as coreutils do. Point stdout at
+        # /dev/null so the interpreter's own flush at exit does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return exits.BROKEN_PIPE
     except KeyboardInterrupt:
         return exits.INTERRUPTED
+    except keymod.KeyError_ as exc:
+        ctx.error(f"{exc}. A tcp:// daemon needs a client key pair: make one with "
+                  f"`lightbox keys generate` and add its public key to the daemon's "
+                  f"authorized keys (or pass --client-key FILE).")
+        return exits.USAGE
     except CliError as exc:
         ctx.error(str(exc))
         return exc.code
     except errors.DaemonNotRunning as exc:
-        ctx.error(f"{exc}. Start it with `lightbox start` (or `lightboxd` in the foreground).")
+        ctx.error(f"{exc}. Start it with `{ctx.command('start')}` (or `lightboxd` in the "
+                  "foreground).")
         return exits.NOT_RUNNING
     except errors.RequestTimeout as exc:
         ctx.error(str(exc))

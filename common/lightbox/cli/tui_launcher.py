@@ -31,10 +31,11 @@ def launch(ctx: Context, graphics: str | None) -> int:
     try:
         ctx.call("hello", timeout=3.0)
     except errors.DaemonNotRunning as exc:
-        ctx.error(f"{exc}. Start it with `lightbox start`, then run `lightbox` again.")
+        ctx.error(f"{exc}. Start it with `{ctx.command('start')}`, then run "
+                  f"`{ctx.command()}` again.")
         return exits.NOT_RUNNING
     finally:
         ctx.close()
     from lightbox.tui.main import run_app
 
-    return run_app(endpoint, graphics=mode)
+    return run_app(endpoint, graphics=mode, start_command=ctx.command("start"))

@@ -279,6 +279,9 @@ class Client:
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(errors.ClientError("connection reset"))
+                # Its caller may be gone (Ctrl-C in the sync client): mark it retrieved, or
+                # asyncio prints "Future exception was never retrieved" at exit.
+                fut.exception()
 
     async def close(self) -> None:
         if self._closed:

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from textual.app import SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
+from textual.widget import Widget
 
 from lightbox.tui.imaging.graphics import LABELS, SYMBOL_SETS
 from lightbox.tui.screens.help import key_label
@@ -19,20 +21,36 @@ if TYPE_CHECKING:
     from lightbox.tui.app import LightboxApp
 
 
+def _offered(node: DOMNode) -> bool:
+    """Only our own widgets, and only those on screen: Textual's inputs bring editing
+    commands ("Delete left") nobody looks for in a palette, and a closed search bar's
+    "Close search" has nothing to close."""
+    if not type(node).__module__.startswith("lightbox."):
+        return False
+    if isinstance(node, Widget):
+        return node.display and node.region.area > 0 and all(
+            a.display for a in node.ancestors if isinstance(a, Widget))
+    return True
+
+
 def commands(app: LightboxApp, screen: Screen[object]) -> Iterable[SystemCommand]:
     seen: set[str] = set()
-    sources = [screen, *(w for w in screen.query("*") if w.BINDINGS)]
+    titles: set[str] = set()
+    sources = [screen, *(w for w in screen.query("*") if w.BINDINGS and _offered(w))]
     for node in sources:
         for b in node.BINDINGS:
-            if not isinstance(b, Binding) or not b.description or b.action in seen:
+            if not isinstance(b, Binding) or not b.description or b.action in seen \
+                    or b.description.lower() in titles:
                 continue
             seen.add(b.action)
+            titles.add(b.description.lower())
             yield SystemCommand(
                 b.description, f"key: {key_label(b.key)}",
                 functools.partial(node.run_action, b.action), discover=b.show)
     yield from graphics_commands(app)
     yield SystemCommand("Help: keys", "every key binding (?)", app.action_help)
-    yield SystemCommand("Quit", "leave lightbox (q)", app.exit)
+    if "quit" not in titles:  # the screen's own "Quit" (q) is already there
+        yield SystemCommand("Quit", "leave lightbox (Ctrl-c)", app.exit)
 
 
 def graphics_commands(app: LightboxApp) -> Iterable[SystemCommand]:

@@ -11,7 +11,7 @@ import datetime as dt
 from fractions import Fraction
 from typing import Any
 
-_UNITS = ("B", "KB", "MB", "GB", "TB")
+_UNITS = ("B", "kB", "MB", "GB", "TB")  # SI, as the CLI says them
 TIMES = "\u00d7"  # the multiplication sign of 4032x3024
 CRUMB = " \u203a "  # the single angle quote between breadcrumb parts
 DASH = "\u2013"

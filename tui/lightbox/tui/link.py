@@ -42,6 +42,8 @@ class Link:
                  client_name: str = "lightbox-tui") -> None:
         self.client = client
         self.heartbeat = heartbeat
+        # How to start this very daemon (the launcher keeps --data-dir/--config in it).
+        self.start_hint = START_HINT
         self.client_name = client_name
         self.state = CONNECTING
         self.detail = "connecting…"
@@ -84,7 +86,7 @@ class Link:
 
     def mark_down(self, exc: BaseException) -> None:
         if isinstance(exc, errors.DaemonNotRunning):
-            self._set_state(DOWN, f"{exc}; {START_HINT}")
+            self._set_state(DOWN, f"{exc}; {self.start_hint}")
         elif isinstance(exc, errors.RequestTimeout):
             self._set_state(DOWN, f"lightboxd does not answer ({exc})")
         else:
@@ -193,7 +195,7 @@ class Link:
             self._apply(ev)
             if ev.get("topic") == "system" and ev.get("type") == "stopping":
                 self._set_state(DOWN, "lightboxd is stopping; waiting for it to come back "
-                                f"(or {START_HINT})")
+                                f"(or {self.start_hint})")
                 return
 
     async def _beat(self) -> None:
@@ -213,6 +215,10 @@ class Link:
         self.seq = seq
         if ev.get("topic") == "job" and ev.get("type") in ("queued", "started", "finished"):
             self.refresh_status()
+        if ev.get("topic") == "catalog" and ev.get("type") == "indexing":
+            # Indexing no job stands for (the watcher's): the status lines show it.
+            self.status = {**self.status, "indexing": ev.get("data") or {}}
+            self._post(functools.partial(StatusChanged, self.status))
         self._post(functools.partial(DaemonEvent, ev))
 
     async def _status_loop(self) -> None:
@@ -221,6 +227,7 @@ class Link:
             self._status_due.clear()
             with contextlib.suppress(errors.ClientError, errors.RpcError):
                 status = await self.client.call("system.status", timeout=CALL_TIMEOUT)
-                self.status = status
+                self.status = {**status, "indexing": self.status.get("indexing")} \
+                    if "indexing" in self.status else status
                 self._post(functools.partial(StatusChanged, status))
             await asyncio.sleep(0.5)  # at most twice a second

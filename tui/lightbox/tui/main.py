@@ -17,7 +17,8 @@ from lightbox.tui.imaging import choice
 from lightbox.tui.settings import Place, Settings, config_file, state_file
 
 
-def run_app(endpoint: Endpoint, graphics: str | None = None) -> int:
+def run_app(endpoint: Endpoint, graphics: str | None = None,
+            start_command: str | None = None) -> int:
     if os.environ.get("LIGHTBOX_TUI_LOG"):
         # The terminal belongs to the UI: debug logs go to a file, when asked for.
         logging.basicConfig(filename=os.environ["LIGHTBOX_TUI_LOG"], level=logging.DEBUG,
@@ -35,6 +36,9 @@ def run_app(endpoint: Endpoint, graphics: str | None = None) -> int:
 
     app = LightboxApp(
         client_factory=lambda: Client(endpoint), graphics=chosen, settings=settings,
-        start=Place.load(state_file()), state_path=state_file())
+        start=Place.load(state_file(endpoint=endpoint.address)),
+        state_path=state_file(endpoint=endpoint.address))
+    if start_command:
+        app.link.start_hint = f"start it with `{start_command}`"
     app.run()
     return int(app.return_code or 0)

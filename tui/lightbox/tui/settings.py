@@ -13,6 +13,7 @@ terminal (``[graphics_by_terminal]``), then automatic detection; the rules are i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tomllib
@@ -32,10 +33,15 @@ def config_file(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "lightbox" / "tui.toml"
 
 
-def state_file(env: Mapping[str, str] | None = None) -> Path:
+def state_file(env: Mapping[str, str] | None = None, endpoint: str | None = None) -> Path:
+    """The last place, per daemon: two instances (``make demo`` beside ``make run``, or a
+    remote daemon) each reopen where they were, not at a folder id of the other."""
     env = os.environ if env is None else env
     base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "lightbox" / "tui-state.json"
+    if endpoint is None:
+        return Path(base) / "lightbox" / "tui-state.json"
+    digest = hashlib.sha1(endpoint.encode(), usedforsecurity=False).hexdigest()[:12]
+    return Path(base) / "lightbox" / f"tui-state-{digest}.json"
 
 
 @dataclass
@@ -46,6 +52,10 @@ class Settings:
     thumb_size: str = "medium"
     view: str = "grid"  # or "list"
     metadata: bool = False
+    # How `o` opens an original (fetched through photos.original into a temporary file):
+    # a command line, "{}" standing for the file (else it goes last). Empty: xdg-open when
+    # there is a display.
+    open_command: str = ""
     path: Path | None = None  # where to save; None: do not save (tests)
     problems: list[str] = field(default_factory=list)
 
@@ -84,6 +94,8 @@ class Settings:
             s.view = doc["view"]
         if isinstance(doc.get("metadata"), bool):
             s.metadata = doc["metadata"]
+        if isinstance(doc.get("open_command"), str):
+            s.open_command = doc["open_command"]
         return s
 
     def save(self) -> None:
@@ -96,6 +108,8 @@ class Settings:
             f'thumbnails = "{self.thumb_size}"    # small, medium or large\n'
             f'view = "{self.view}"    # grid or list\n'
             f"metadata = {'true' if self.metadata else 'false'}    # show the info panel\n"
+            f"open_command = {json.dumps(self.open_command)}    # o opens originals with "
+            "this ({} is the file; empty: xdg-open)\n"
         )
         # Tables last (TOML). Saved in the settings screen, per terminal: see imaging.choice.
         text += "\n[graphics_by_terminal]    # kitty, sixel, symbols, halfcell or none\n"

@@ -65,9 +65,15 @@ def convert(key: str, raw: str, prop: dict[str, Any] | None) -> Any:
         if kind == "string":
             return raw
         if kind == "integer":
-            return int(raw)
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"expected a whole number, got {raw!r}") from None
         if kind == "number":
-            return float(raw)
+            try:
+                return float(raw)
+            except ValueError:
+                raise ValueError(f"expected a number, got {raw!r}") from None
         if kind == "boolean":
             if raw.lower() in _TRUE:
                 return True

@@ -11,8 +11,9 @@ import argparse
 import time
 from typing import Any
 
-from lightbox.cli.commands.ls import human_size, note
+from lightbox.cli.commands.ls import dims, human_size, int_range, note
 from lightbox.cli.context import Context, Subparsers
+from lightbox.cli.quote import shell_name
 from lightbox.common import errors
 
 WAIT_MAX = 600.0  # seconds to keep asking while the daemon groups
@@ -24,9 +25,10 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
                        "resized, re-encoded or slightly edited copies, by perceptual hash; a "
                        "group is a chain of photos each within THRESHOLD bits of another.")
     p.add_argument("--near", action="store_true", help="near duplicates instead of exact")
-    p.add_argument("--threshold", type=int, default=None, metavar="N",
+    p.add_argument("--threshold", type=int_range(0, 16), default=None, metavar="N",
                    help="near: bits two hashes may differ by (default 6; 0-16)")
-    p.add_argument("--limit", type=int, default=100, metavar="N", help="groups per page")
+    p.add_argument("--limit", type=int_range(1, 1000), default=100, metavar="N",
+                   help="groups per page (1-1000)")
     p.add_argument("--all", action="store_true", help="every page of groups")
     return p
 
@@ -48,6 +50,15 @@ def call_patiently(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
             time.sleep(min(float(retry), 5.0))
 
 
+def wasted(group: dict[str, Any]) -> int:
+    """Bytes that deleting every copy but the largest would free (exact groups: all but
+    one; near groups: all but the biggest file)."""
+    if isinstance(group.get("wasted"), int):
+        return int(group["wasted"])
+    sizes = sorted((int(p.get("size") or 0) for p in group.get("photos") or []), reverse=True)
+    return sum(sizes[1:])
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"kind": "near" if args.near else "exact", "limit": args.limit}
     if args.threshold is not None:
@@ -65,13 +76,13 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         else:
             for g in reply["groups"]:
                 kind = f", {g['contents']} different" if "contents" in g else ""
-                ctx.print(f"{g['count']} photos{kind}  ({g['key']})")
+                ctx.print(f"{g['count']} photos{kind}, {human_size(wasted(g))} in copies")
                 for p in g["photos"]:
-                    dims = f"{p['width']}x{p['height']}" if p.get("width") else "-"
-                    dist = f"  ~{p['distance']}" if p.get("distance") is not None else ""
+                    dist = (f"  {p['distance']} bits off" if p.get("distance") is not None
+                            else "")
                     taken = (p.get("taken_at") or "-").replace("T", " ")
-                    ctx.print(f"  {p.get('path') or p['name']}  {human_size(p.get('size'))}  "
-                              f"{dims}  {taken}{dist}")
+                    ctx.print(f"  {shell_name(p.get('path') or p['name'])}  "
+                              f"{human_size(p.get('size'))}  {dims(p)}  {taken}{dist}")
         more = reply["next_cursor"]
         if not args.all or not more:
             break

@@ -6,21 +6,25 @@ import argparse
 import os
 from typing import Any
 
-from lightbox.cli.commands.ls import abspath, camera, human_size
+from lightbox.cli.commands.ls import abspath, camera, dims, human_size
 from lightbox.cli.context import Context, Subparsers
+from lightbox.cli.quote import shell_name
+from lightbox.common.orientation import QUARTER_TURNS
 
 # Shown first, in this order; then anything else that has a value.
-_ORDER = ("id", "path", "status", "error", "size", "mtime", "format", "mime", "width",
-          "height", "orientation", "taken_at", "taken_offset", "camera", "lens",
+_ORDER = ("id", "path", "status", "error", "size", "mtime", "format", "mime", "dimensions",
+          "orientation", "taken_at", "taken_offset", "camera", "lens",
           "exposure_time", "f_number", "iso", "focal_length", "gps", "sha256", "phash",
           "thumbs", "first_seen", "indexed_at", "missing_since")
-_SKIP = {"name", "make", "model", "gps_lat", "gps_lon", "gps_alt", "folder", "folder_id",
-         "source", "source_id", "duplicates"}
+_SKIP = {"name", "width", "height", "make", "model", "gps_lat", "gps_lon", "gps_alt",
+         "folder", "folder_id", "source", "source_id", "duplicates"}
 
 
 def register(sub: Subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="everything known about one photo",
-                       description="Show photos.get for a photo id or file path.")
+                       description="Everything the catalog knows about one photo: path, "
+                       "status, size, dimensions as shown (after EXIF rotation), date taken, "
+                       "camera and exposure, GPS, sha256, duplicates.")
     p.add_argument("photo", metavar="ID|PATH",
                    help="photo id, or the path of the file (relative paths are resolved)")
     return p
@@ -34,6 +38,15 @@ def reference(arg: str) -> dict[str, Any]:
 
 
 def _value(key: str, doc: dict[str, Any]) -> Any:
+    if key == "path":
+        return shell_name(doc["path"]) if doc.get("path") else None
+    if key == "dimensions":
+        if not doc.get("width") or not doc.get("height"):
+            return None
+        shown = dims(doc)
+        if doc.get("orientation") in QUARTER_TURNS:
+            shown += f" (stored {doc['width']}x{doc['height']}, turned upright)"
+        return shown
     if key == "camera":
         return camera(doc) if doc.get("make") or doc.get("model") else None
     if key == "gps":
@@ -60,7 +73,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if ctx.json:
         ctx.emit_json(doc)
         return 0
-    ctx.print(doc["name"])
+    ctx.print(shell_name(doc["name"]))
     keys = [*_ORDER, *(k for k in doc if k not in _ORDER and k not in _SKIP)]
     for key in keys:
         value = _value(key, doc)

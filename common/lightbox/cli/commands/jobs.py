@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lightbox.cli.commands.ls import int_range
 from lightbox.cli.context import Context, Subparsers
 from lightbox.cli.jobs_wait import TERMINAL, wait_for_job
 
@@ -14,7 +15,8 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
                        description="Without an action, list recent jobs.")
     p.add_argument("--state", choices=("queued", "running", "succeeded", "failed", "cancelled"))
     p.add_argument("--kind")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=int_range(1, 1000), default=20, metavar="N",
+                   help="how many jobs, newest first (default 20)")
     actions = p.add_subparsers(dest="jobs_action", metavar="ACTION")
     for name, text in (("get", "show one job"), ("wait", "wait until a job ends"),
                        ("cancel", "cancel a queued or running job")):

@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lightbox.cli.context import Context, Subparsers
+from lightbox.cli.quote import shell_name
+from lightbox.common.orientation import upright_of
 
 PAGE = 500
 
@@ -32,9 +34,23 @@ def add_page_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sort", choices=("name", "taken", "size"), default="name",
                    help="order of photos (default name)")
     p.add_argument("--desc", action="store_true", help="reverse the order")
-    p.add_argument("--limit", type=int, default=None, metavar="N",
+    p.add_argument("--limit", type=int_range(1, 2000), default=None, metavar="N",
                    help=f"photos per page (default {PAGE}; 1-2000)")
     p.add_argument("--all", action="store_true", help="every page, not just the first")
+
+
+def int_range(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], with a usage error (exit 2) otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}-{high}")
+        return value
+    parse.__name__ = "number"
+    return parse
 
 
 # -- formatting ---------------------------------------------------------------------------
@@ -56,11 +72,17 @@ def camera(p: dict[str, Any]) -> str:
     return f"{make} {model}".strip() or "-"
 
 
+def dims(p: dict[str, Any]) -> str:
+    """Width x height as the photo is shown (after its EXIF rotation)."""
+    width, height = upright_of(p)
+    return f"{width}x{height}" if width and height else "-"
+
+
 def photo_line(p: dict[str, Any], name: str | None = None) -> str:
     taken = (p.get("taken_at") or "-").replace("T", " ")
-    dims = f"{p['width']}x{p['height']}" if p.get("width") and p.get("height") else "-"
-    line = (f"{name if name is not None else p['name']:<32} {taken:<19}  {camera(p):<22.22} "
-            f"{dims:>11}  {human_size(p.get('size')):>9}")
+    label = shell_name(name if name is not None else p["name"])
+    line = (f"{label:<32} {taken:<19}  {camera(p):<22.22} "
+            f"{dims(p):>11}  {human_size(p.get('size')):>9}")
     if p.get("status") not in (None, "ok"):
         why = f": {p['error']}" if p.get("error") else ""
         line += f"  [{p['status']}{why}]"
@@ -68,7 +90,7 @@ def photo_line(p: dict[str, Any], name: str | None = None) -> str:
 
 
 def folder_line(f: dict[str, Any], name: str | None = None) -> str:
-    label = (name if name is not None else f["name"]) + "/"
+    label = shell_name((name if name is not None else f["name"]) + "/")
     extra = "" if f.get("online", True) else "  (offline)"
     if f.get("missing_since"):
         extra += "  (missing)"
@@ -115,7 +137,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if not top["folders"]:
             note("the library has no roots yet: lightbox roots add PATH")
         for f in top["folders"]:
-            ctx.print(folder_line(f) + f"  {f['path']}")
+            ctx.print(folder_line(f) + f"  {shell_name(f['path'])}")
         return 0
     path = abspath(args.path)
     if os.path.isfile(path):

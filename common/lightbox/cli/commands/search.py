@@ -50,7 +50,7 @@ def params_of(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.text:
         params["text"] = " ".join(args.text)
-    for key in ("date_from", "date_to", "camera", "has_gps"):
+    for key in ("date_from", "date_to", "camera", "has_gps"):  # the daemon checks them
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
     if args.within:

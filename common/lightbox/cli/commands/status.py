@@ -9,7 +9,10 @@ from lightbox.cli.context import Context, Subparsers
 
 def register(sub: Subparsers) -> argparse.ArgumentParser:
     return sub.add_parser("status", help="daemon health: version, uptime, catalog, jobs",
-                          description="Show system.status.")
+                          description="Whether the daemon answers, and how it is doing: "
+                          "version, uptime, the catalog database and schema, photo counts "
+                          "(pending ones are still being indexed), jobs, the sockets it "
+                          "listens on. Exit 3 when it is not running.")
 
 
 def duration(seconds: float) -> str:

@@ -38,10 +38,15 @@ METHODS = (
                   max_length=4096),
             Param("photos", "boolean", "include photos", default=True),
             *_page,
+            Param("around", "integer", "instead of `cursor`: open the listing at this photo "
+                  "(about a third of the page before it, the rest from it on); `offset` "
+                  "in the reply is the listing index of the page's first photo. A photo not "
+                  "in this folder gives the first page (offset 0)", minimum=1),
         ),
         result="{folder, breadcrumbs[{id, name}] (top folder first, this folder last), "
         "folders[{id, name, path, source_id, parent_id, photo_count, folder_count, "
-        "total_count, bytes, online, missing_since}], photos[], next_cursor}",
+        "total_count, bytes, online, missing_since}], photos[], next_cursor, "
+        "offset (with around)}",
         paginated=True,
     ),
     MethodSpec(
@@ -49,10 +54,19 @@ METHODS = (
         Permission.READ,
         "Everything known about one photo, with the number of exact and near duplicates. "
         "`near` counts the other photos (of different content) within the default "
-        "threshold of this one; null while a large library is still being grouped.",
-        params=PHOTO_REF,
+        "threshold of this one; null while a large library is still being grouped. With "
+        "`ids`: the listed fields of many photos at once (what a client scrolling a large "
+        "folder asks for), in the order given, without duplicate counts; ids the catalog "
+        "does not have are left out.",
+        params=(
+            *PHOTO_REF,
+            Param("ids", "array", "many photo ids (instead of id or path)", items="integer",
+                  max_length=2000),
+            Param("fields", "array", "with ids: only these photo fields (id is always "
+                  "included)", items="string", max_length=len(PHOTO_FIELDS)),
+        ),
         result="{…every photo field, folder{id, path}, source{id, name, online}, "
-        "missing_since, duplicates{exact, near}}",
+        "missing_since, duplicates{exact, near}}; with ids: {photos[]}",
     ),
     MethodSpec(
         "photos.thumbnail",
@@ -109,8 +123,10 @@ METHODS = (
             Param("status", "string", "which photos", default="ok",
                   enum=("ok", "error", "pending", "missing", "any")),
             *_page,
+            Param("count", "boolean", "also count every match (`count` in the reply)",
+                  default=False),
         ),
-        result="{photos[], next_cursor}",
+        result="{photos[], next_cursor, count (when asked)}",
         paginated=True,
     ),
     MethodSpec(
@@ -137,6 +153,21 @@ METHODS = (
         "total_groups, computed_at}",
         paginated=True,
     ),
+    MethodSpec(
+        "photos.trash",
+        Permission.ADMIN,
+        "Move photos' files to the freedesktop trash of the daemon's host (Send2Trash: "
+        "`~/.local/share/Trash`, or the `.Trash-UID` of the file's volume), never a plain "
+        "delete: they can be restored from there. Only ok photos of online local roots, "
+        "whose files resolve inside their root. The catalog follows: a scan of each folder "
+        "touched is started (`job`), which marks the files missing.",
+        params=(
+            Param("ids", "array", "photo ids", required=True, items="integer",
+                  max_length=1000),
+        ),
+        result="{trashed[{id, path}], failed[{id, path, reason, message}], job}",
+        starts_job=True,
+    ),
 )
 
 EVENTS = (
@@ -153,4 +184,10 @@ EVENTS = (
                "missing": "true when only marked missing"}),
     EventSpec("catalog", "folders", "The folder tree or its counts changed.",
               {"source_id": "", "ids": "folder ids (at most 500)"}),
+    EventSpec("catalog", "indexing", "Photos waiting to be read (hash, metadata, "
+              "thumbnails), whoever queued them (a scan job, the watcher, a restart): at "
+              "most once a second while the indexer works, and once with `pending` 0 when "
+              "it is done.",
+              {"pending": "photos still to read", "indexed": "read since the daemon started",
+               "failed": "unreadable since the daemon started", "rate": "photos/s lately"}),
 )

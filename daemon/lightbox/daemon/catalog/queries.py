@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lightbox.common.errors import InvalidParams, NotFound
 from lightbox.daemon.catalog import paths, present, textindex
 from lightbox.daemon.catalog.tables import folders, photos, sources
-from lightbox.daemon.catalog.types import iso
+from lightbox.daemon.catalog.types import iso, natural_key
 
 _AS_STORED = {"taken_at", "first_seen", "indexed_at"}
 # The columns every photo query selects (present.PHOTO_COLUMN_NAMES). Timestamps come as the
@@ -50,7 +50,9 @@ _AS_STORED = {"taken_at", "first_seen", "indexed_at"}
 PHOTO_COLUMNS = tuple(
     sa.type_coerce(photos.c[name], sa.String).label(name) if name in _AS_STORED
     else photos.c[name] for name in present.PHOTO_COLUMN_NAMES)
-SORT_COLUMNS = {"name": photos.c.name, "size": photos.c.size, "taken": photos.c.taken_at}
+# By name is natural and case-insensitive (``name_key``, see types.natural_key); a cursor
+# holds the key, which is a function of the name.
+SORT_COLUMNS = {"name": photos.c.name_key, "size": photos.c.size, "taken": photos.c.taken_at}
 FOLDER_COLUMNS = (
     folders.c.id, folders.c.source_id, folders.c.parent_id, folders.c.path, folders.c.name,
     folders.c.depth, folders.c.photo_count, folders.c.folder_count, folders.c.total_count,
@@ -284,9 +286,63 @@ async def photo_page(conn: AsyncConnection, where: Sequence[Any], sort: str, ord
         return Page(rows, None)
     rows = rows[:limit]
     last = rows[-1]
-    value = {"name": last.name, "size": last.size,
-             "taken": present.wall_value(last.taken_at)}[sort]
-    return Page(rows, present.Position(value, int(last.id)))
+    return Page(rows, position_of(last, sort))
+
+
+def _before(col: Any, value: Any, pid: int, desc: bool) -> Any:
+    """Rows before ``(value, pid)`` in ``(col, id)`` order: the mirror of ``_after``."""
+    return _after(col, value, pid, not desc)
+
+
+def position_of(row: AnyRow, sort: str) -> present.Position:
+    """Where ``row`` stands in a ``sort`` order (what a cursor after it would hold)."""
+    value = {"name": natural_key(row.name) if sort == "name" else None, "size": row.size,
+             "taken": present.wall_value(row.taken_at)}[sort]
+    return present.Position(value, int(row.id))
+
+
+async def count_before(conn: AsyncConnection, where: Sequence[Any], sort: str, order: str,
+                       pos: present.Position) -> int:
+    """How many rows matching ``where`` come before ``pos``: the index of the photo at
+    ``pos`` in the listing. An index range count (one or two for ``taken``, whose undated
+    photos come last in both directions), never a walk of the rows."""
+    col = SORT_COLUMNS[sort]
+    desc = order == "desc"
+    count = sa.select(sa.func.count()).select_from(photos).where(*where)
+    if sort != "taken":
+        return int(await conn.scalar(count.where(_before(col, pos.value, pos.id, desc))) or 0)
+    if pos.value is not None:
+        return int(await conn.scalar(count.where(
+            col.is_not(None), _before(col, pos.value, pos.id, desc))) or 0)
+    dated = int(await conn.scalar(count.where(col.is_not(None))) or 0)
+    undated = int(await conn.scalar(count.where(
+        col.is_(None), photos.c.id > pos.id if desc else photos.c.id < pos.id)) or 0)
+    return dated + undated
+
+
+async def rows_before(conn: AsyncConnection, where: Sequence[Any], sort: str, order: str,
+                      limit: int, pos: present.Position) -> list[AnyRow]:
+    """Up to ``limit`` rows just before ``pos``, in listing order (keyset, backwards)."""
+    col = SORT_COLUMNS[sort]
+    desc = order == "desc"
+    base = sa.select(*PHOTO_COLUMNS).where(*where)
+    rows: list[AnyRow] = []
+    if sort != "taken" or pos.value is not None:
+        stmt = base.where(_before(col, pos.value, pos.id, desc))
+        if sort == "taken":
+            stmt = stmt.where(col.is_not(None))
+        rows = list((await conn.execute(_ordered(stmt, col, not desc).limit(limit))).all())
+    else:
+        # Among the undated (by id, after every dated one): the undated before it, then the
+        # last dated ones.
+        stmt = base.where(col.is_(None), photos.c.id > pos.id if desc else photos.c.id < pos.id)
+        stmt = stmt.order_by(photos.c.id.asc() if desc else photos.c.id.desc())
+        rows = list((await conn.execute(stmt.limit(limit))).all())
+        if len(rows) < limit:
+            stmt = _ordered(base.where(col.is_not(None)), col, not desc)
+            rows += (await conn.execute(stmt.limit(limit - len(rows)))).all()
+    rows.reverse()
+    return rows
 
 
 # -- folders.list ---------------------------------------------------------------------------
@@ -316,8 +372,9 @@ _TREE_COLUMNS = (
 )
 
 
-async def around(conn: AsyncConnection, folder: RowMapping, with_subfolders: bool = True
-                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def crumbs_and_subfolders(
+        conn: AsyncConnection, folder: RowMapping, with_subfolders: bool = True,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Breadcrumbs (the chain from the source's top folder down to ``folder`` itself) and
     the subfolders of ``folder``, in one query: both are in the folder's source, so the
     source's columns come from ``folder``."""
@@ -337,24 +394,29 @@ async def around(conn: AsyncConnection, folder: RowMapping, with_subfolders: boo
     source = {"source_path": folder["source_path"], "online": folder["online"]}
     subs = [present.folder({**r, **source}) for r in rows
             if r["parent_id"] == folder["id"] and r["missing_since"] is None]
+    subs.sort(key=lambda f: (natural_key(f["name"]), f["id"]))  # as photos are listed
     return crumbs, subs
 
 
 async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
                       path: str | None = None, photos_: bool = True, sort: str = "name",
                       order: str = "asc", limit: int = 200, cursor: str | None = None,
-                      fields: Sequence[str] | None = None) -> dict[str, Any]:
+                      fields: Sequence[str] | None = None,
+                      around: int | None = None) -> dict[str, Any]:
     """The reply of ``folders.list``."""
     wanted = present.check_fields(fields)
+    if around is not None and cursor is not None:
+        raise _bad("around", "give around or cursor, not both")
     if folder is None and path is None:
-        if cursor is not None:
-            raise _bad("cursor", "the top level has no pages")
+        if cursor is not None or around is not None:
+            raise _bad("cursor" if cursor is not None else "around",
+                       "the top level has no pages")
         return await top_level(conn)
     row = await folder_row(conn, folder, path)
     scope = present.scope("folders.list", row["id"])
     after = present.decode_cursor(cursor, scope, sort, order)
     doc = present.folder(row, name=row["source_name"] if row["parent_id"] is None else None)
-    crumbs, subs = await around(conn, row, with_subfolders=after is None)
+    crumbs, subs = await crumbs_and_subfolders(conn, row, with_subfolders=after is None)
     out: dict[str, Any] = {
         "folder": doc,
         "breadcrumbs": crumbs,
@@ -364,14 +426,43 @@ async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
         "next_cursor": None,
     }
     if photos_:
-        page = await photo_page(
-            conn, [photos.c.folder_id == row["id"], photos.c.status != HIDDEN_IN_FOLDERS],
-            sort, order, limit, after)
+        where = [photos.c.folder_id == row["id"], photos.c.status != HIDDEN_IN_FOLDERS]
+        before: list[AnyRow] = []
+        if around is not None:
+            out["offset"] = 0
+            anchor = await _listed_photo(conn, where, around)
+            if anchor is not None:
+                # The page opens about a third of the way before the photo, so the photo
+                # and what follows it are on screen; ``offset`` places the page in the
+                # listing (earlier rows: page from the start, without a cursor).
+                at = position_of(anchor, sort)
+                before = await rows_before(conn, where, sort, order, limit // 3, at)
+                out["offset"] = await count_before(conn, where, sort, order, at) - len(before)
+                after = _just_before(anchor, sort, order)
+        page = await photo_page(conn, where, sort, order, limit - len(before), after)
         book = present.PathBook({row["id"]: (row["source_path"], row["path"])})
-        out["photos"] = present.photos(page.rows, book, wanted)
+        out["photos"] = present.photos([*before, *page.rows], book, wanted)
         if page.next is not None:
             out["next_cursor"] = present.encode_cursor(scope, sort, order, page.next)
     return out
+
+
+async def _listed_photo(conn: AsyncConnection, where: Sequence[Any], photo_id: int
+                        ) -> AnyRow | None:
+    """The row of ``photo_id`` if it is in this listing (``around`` of a photo that left the
+    folder opens the folder at its start)."""
+    if not 0 < photo_id <= INT64_MAX:
+        return None
+    return (await conn.execute(sa.select(*PHOTO_COLUMNS).where(
+        photos.c.id == photo_id, *where))).first()
+
+
+def _just_before(row: AnyRow, sort: str, order: str) -> present.Position:
+    """A keyset position from which the next page starts *at* ``row``: its sort value with
+    the id just before it in this direction (ties are broken by id, and no id sits between
+    id and id±1)."""
+    pos = position_of(row, sort)
+    return present.Position(pos.value, pos.id - 1 if order == "asc" else pos.id + 1)
 
 
 # -- photos.search --------------------------------------------------------------------------
@@ -523,7 +614,7 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
                  folder: int | None = None, path: str | None = None, recursive: bool = True,
                  status: str = "ok", sort: str = "name", order: str = "asc",
                  limit: int = 200, cursor: str | None = None,
-                 fields: Sequence[str] | None = None) -> dict[str, Any]:
+                 fields: Sequence[str] | None = None, count: bool = False) -> dict[str, Any]:
     """The reply of ``photos.search``."""
     wanted = present.check_fields(fields)
     f = Search(
@@ -533,7 +624,8 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
         camera=(clean("camera", camera) or "").split(),
         has_gps=has_gps, recursive=recursive, status=status,
     )
-    if f.date_from and f.date_to and f.date_from[0] > f.date_to[0]:
+    if f.date_from and f.date_to and (f.date_from[0] > f.date_to[0] or (
+            f.date_from[0] == f.date_to[0] and not f.date_to[1])):  # --from 2024 --to 2023
         raise _bad("date_to", f"{date_to} is before date_from {date_from}")
     if folder is not None or path is not None:
         f.folder = await folder_row(conn, folder, path)
@@ -548,11 +640,21 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
     page = await photo_page(conn, where, sort, order, limit, after, undated=not dated,
                             few=start is not None)
     book = await path_book(conn, {r.folder_id for r in page.rows})
-    return {
+    out: dict[str, Any] = {
         "photos": present.photos(page.rows, book, wanted),
         "next_cursor": None if page.next is None
         else present.encode_cursor(scope, sort, order, page.next),
     }
+    if count:
+        out["count"] = await count_matching(conn, f.conditions(conn.dialect.name, sort))
+    return out
+
+
+async def count_matching(conn: AsyncConnection, where: Sequence[Any]) -> int:
+    """How many photos match: what a client needs to size a scroll bar before it has the
+    rows (one COUNT over the same conditions as the page)."""
+    return int(await conn.scalar(sa.select(sa.func.count()).select_from(photos).where(*where))
+               or 0)
 
 
 # -- photos.get -----------------------------------------------------------------------------
@@ -576,3 +678,18 @@ def photo_detail(rec: PhotoRecord, exact: int, near: int | None) -> dict[str, An
     doc["duplicates"] = {"exact": exact, "near": near}
     return doc
 
+
+async def photos_by_id(conn: AsyncConnection, ids: Sequence[int],
+                       fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """``photos.get`` with ``ids``: the listed fields of many photos in one query (one per
+    5,000 ids) and one for their folders' paths, in the order asked; ids the catalog does
+    not have are left out. No duplicate counts: that is one photo's detail."""
+    wanted = present.check_fields(fields)
+    valid = [i for i in dict.fromkeys(ids) if 0 < i <= INT64_MAX]
+    found: dict[int, AnyRow] = {}
+    for part in chunks(valid):
+        rows = await conn.execute(sa.select(*PHOTO_COLUMNS).where(photos.c.id.in_(part)))
+        found.update((int(r.id), r) for r in rows)
+    ordered = [found[i] for i in valid if i in found]
+    book = await path_book(conn, {r.folder_id for r in ordered})
+    return present.photos(ordered, book, wanted)

@@ -6,9 +6,11 @@ this metadata with a freshly migrated database so the two cannot drift.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
-from lightbox.daemon.catalog.types import Id, Name, Real, Timestamp
+from lightbox.daemon.catalog.types import Id, Name, Real, SortKey, Timestamp, natural_key
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -104,6 +106,11 @@ folders = sa.Table(
     sa.Index(None, "parent_id", "name"),
 )
 
+def _name_key(context: Any) -> str:
+    """Insert default of ``name_key`` (per row, also in an executemany)."""
+    return natural_key(context.get_current_parameters()["name"])
+
+
 photos = sa.Table(
     "photos",
     metadata,
@@ -111,6 +118,10 @@ photos = sa.Table(
     sa.Column("source_id", Id, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
     sa.Column("folder_id", Id, sa.ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
     sa.Column("name", Name(255), nullable=False),
+    # The listing order by name (natural, case-insensitive): filled from ``name`` on every
+    # insert; whatever renames a photo sets it too (writer.move_photo).
+    sa.Column("name_key", SortKey(), nullable=False, server_default="",
+              default=_name_key),
     # What the scanner compares to decide that a file is unchanged and need not be read.
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("mtime_ns", sa.BigInteger, nullable=False),
@@ -157,6 +168,8 @@ photos = sa.Table(
     sa.Index(None, "source_id", "inode"),
     sa.Index(None, "name"),
     sa.Index(None, "status", "indexed_at"),
+    sa.Index(None, "folder_id", "name_key"),
+    sa.Index(None, "name_key"),
 )
 
 

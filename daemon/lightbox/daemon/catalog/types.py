@@ -3,6 +3,7 @@
 - ``Id``: a 64-bit key, except on SQLite where only ``INTEGER PRIMARY KEY`` aliases the rowid
   and autoincrements.
 - ``Name``: strings compared byte for byte (file names), also on MySQL.
+- ``SortKey``: ``natural_key`` of a name, compared byte for byte everywhere.
 - ``Timestamp``: naive UTC datetimes with microseconds (MySQL's DATETIME drops them unless
   asked for fsp=6; MariaDB also drops time zones, so we never store one).
 - ``Real``: a double-precision float everywhere (MySQL's FLOAT is single precision: an
@@ -13,9 +14,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -30,6 +32,31 @@ def Name(length: int = 255) -> sa.types.TypeEngine[str]:
     return sa.String(length).with_variant(
         mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
     )
+def SortKey(length: int = 255) -> sa.types.TypeEngine[str]:
+    """A sort key made by ``natural_key``: compared byte for byte on every engine (binary
+    collation on MySQL/MariaDB, ``C`` on PostgreSQL whatever the database's own collation),
+    so all three list names in the same order."""
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    ).with_variant(postgresql.VARCHAR(length, collation="C"), "postgresql")
+
+
+_DIGITS = re.compile(r"\d+")
+SORT_KEY_LENGTH = 255
+
+
+def natural_key(name: str) -> str:
+    """How people sort file names: case ignored, numbers by value ("IMG_2" before "IMG_10",
+    "img_3" between them). Case-folded, and every run of digits written as its length (two
+    digits) and its value without leading zeros: "IMG_10.jpg" -> "img_0210.jpg". Names
+    equal but for case or leading zeros tie (the listing breaks ties by id). Cut to the
+    column's length: names alike for 255 characters tie too."""
+    def number(m: re.Match[str]) -> str:
+        digits = m.group().lstrip("0") or "0"
+        return f"{min(len(digits), 99):02d}{digits}"
+    return _DIGITS.sub(number, name.casefold())[:SORT_KEY_LENGTH]
+
+
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 Real = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
 

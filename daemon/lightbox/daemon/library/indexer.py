@@ -92,6 +92,9 @@ class Indexer:
         self.indexed = 0
         self.failed = 0
         self.started = time.monotonic()
+        self._reported = 0.0  # when catalog.indexing last went out
+        self._reported_done = 0  # indexed+failed at the last "nothing pending"
+        self._window = (self.started, 0)  # (time, indexed+failed) for the rate
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -186,6 +189,8 @@ class Indexer:
                     continue
                 self.backlog.keep_only(())
                 await self._safe_flush()
+                with contextlib.suppress(Exception):
+                    await self._report_progress(final=True)
                 self._idle.set()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -367,6 +372,42 @@ class Indexer:
                 self.changes.photos("changed", folder_id, folder, ids)
             self._flushed.set()
             log.debug("indexed batch", count=len(results), applied=applied)
+        await self._report_progress()
+
+    async def _report_progress(self, final: bool = False) -> None:
+        """``catalog.indexing``: how many photos wait, for clients to show indexing that no
+        job stands for (the watcher's, a restart's). At most once a second (the count is one
+        index range), and at once when the queue has run dry."""
+        now = time.monotonic()
+        if not final and now - self._reported < 1.0:
+            return
+        self._reported = now
+        try:
+            # Only what can be read now: a root that is offline keeps its pending photos.
+            async with self.db.engine.connect() as conn:
+                left = int(await conn.scalar(
+                    sa.select(sa.func.count()).select_from(P).where(
+                        P.c.status == "pending",
+                        P.c.source_id.in_(sa.select(S.c.id).where(S.c.online.is_(True)))))
+                    or 0)
+        except Exception:  # the database is away: the next batch will say it
+            return
+        done = self.indexed + self.failed
+        if final and left == 0 and done == self._reported_done:
+            return  # nothing happened since the last "done"
+        rate: float | None = None
+        if self._reported_done >= 0:  # idle until now: a new burst, the rate starts here
+            self._window = (now, done)
+        else:
+            rate = round((done - self._window[1]) / max(1e-6, now - self._window[0]), 1)
+            self._window = (now, done)
+        self._reported_done = done if left == 0 else -1
+        bus = self.changes.bus
+        bus.publish_throttled("indexing", "catalog", "indexing", {
+            "pending": left, "indexed": self.indexed, "failed": self.failed,
+            "rate": rate}, interval=1.0)
+        if left == 0:
+            bus.flush_throttled("indexing")
 
     def _values(self, row: Any, a: Analysis) -> dict[str, Any]:
         status = "ok" if a.ok else "error"

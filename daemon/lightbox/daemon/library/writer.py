@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lightbox.common import logs
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
-from lightbox.daemon.catalog.types import utcnow
+from lightbox.daemon.catalog.types import natural_key, utcnow
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.library.sources import Source
 
@@ -303,8 +303,8 @@ class CatalogWriter:
         await conn.execute(P.delete().where(P.c.folder_id == folder.id, P.c.name == name,
                                             P.c.id != row.id))
         await conn.execute(P.update().where(P.c.id == row.id).values(
-            folder_id=folder.id, name=name, size=size, mtime_ns=mtime_ns, inode=inode,
-            status=status, missing_since=None))
+            folder_id=folder.id, name=name, name_key=natural_key(name), size=size,
+            mtime_ns=mtime_ns, inode=inode, status=status, missing_since=None))
         touched.update((row.folder_id, folder.id))
         self.changes.photos("moved", folder.id, self.path_of(source, folder.id), [row.id],
                             from_folder_id=row.folder_id)

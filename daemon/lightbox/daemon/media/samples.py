@@ -253,6 +253,17 @@ def _camera_spec(rng: random.Random, taken: datetime, place: tuple[float, float]
                     orientation=orientation, gps=gps)
 
 
+def render_pixels(width: int, height: int, seed: int, spec: ExifSpec | None) -> Image.Image:
+    """The pixels a camera would store: for orientation 6 (held turned a quarter clockwise)
+    an upright portrait scene, stored turned back a quarter, so that a viewer applying the
+    orientation shows it upright (sky at the top), as a real portrait. ``width`` and
+    ``height`` are the stored size."""
+    if spec is not None and spec.orientation == 6:
+        upright = make_photo(height, width, seed)
+        return upright.transpose(Image.Transpose.ROTATE_90)
+    return make_photo(width, height, seed)
+
+
 @dataclass(frozen=True)
 class _Job:
     path: str
@@ -265,7 +276,7 @@ class _Job:
 
 
 def _render(job: _Job) -> str:
-    img = make_photo(job.width, job.height, job.seed)
+    img = render_pixels(job.width, job.height, job.seed, job.spec)
     if job.resize_of is not None:
         img = img.resize(job.resize_of, Image.Resampling.LANCZOS)
     save_jpeg(img, Path(job.path), job.spec, job.quality)
@@ -285,7 +296,8 @@ def _run(jobs: Sequence[_Job], processes: int | None) -> list[Path]:
 
 def make_demo_library(directory: str | Path, count: int = 60, *, seed: int = 1,
                       megapixels: float = 2.5, processes: int | None = None) -> list[Path]:
-    """A few dated folders of photos with EXIF (some portrait via orientation 6, one near-
+    """A few dated folders of photos with EXIF (some real portraits, stored sideways with
+    orientation 6 as cameras do; one near-
     duplicate pair, one exact duplicate across folders). A couple of seconds on 2 cores."""
     root = Path(directory)
     rng = random.Random(seed)

@@ -15,9 +15,9 @@ from lightbox.daemon.rpc import Context, method
 @method("folders.list")
 async def list_folder(
     ctx: Context, folder: int | None, path: str | None, photos: bool, sort: str, order: str,
-    limit: int, cursor: str | None, fields: list[str] | None,
+    limit: int, cursor: str | None, fields: list[str] | None, around: int | None,
 ) -> dict[str, Any]:
     async with ctx.daemon.db.engine.connect() as conn:
         return await queries.list_folder(
             conn, folder=folder, path=path, photos_=photos, sort=sort, order=order,
-            limit=limit, cursor=cursor, fields=fields)
+            limit=limit, cursor=cursor, fields=fields, around=around)

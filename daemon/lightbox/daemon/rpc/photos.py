@@ -53,7 +53,17 @@ def dupe_cache(daemon: Any) -> dupes.DupeCache:
 
 
 @method("photos.get")
-async def get(ctx: Context, id: int | None, path: str | None) -> dict[str, Any]:
+async def get(ctx: Context, id: int | None, path: str | None, ids: list[int] | None,
+              fields: list[str] | None) -> dict[str, Any]:
+    if ids is not None:
+        if id is not None or path is not None:
+            raise InvalidParams("ids: give ids, or one id or path, not both",
+                                {"errors": {"ids": "give ids, or one id or path"}})
+        async with ctx.daemon.db.engine.connect() as conn:
+            return {"photos": await queries.photos_by_id(conn, ids, fields)}
+    if fields is not None:
+        raise InvalidParams("fields: only with ids (one photo comes whole)",
+                            {"errors": {"fields": "only with ids"}})
     async with ctx.daemon.db.engine.connect() as conn:
         rec = await queries.photo_record(conn, id, path)
         same, rep = 0, None
@@ -188,13 +198,13 @@ async def search(
     ctx: Context, text: str | None, date_from: str | None, date_to: str | None,
     camera: str | None, has_gps: bool | None, folder: int | None, path: str | None,
     recursive: bool, status: str, sort: str, order: str, limit: int, cursor: str | None,
-    fields: list[str] | None,
+    fields: list[str] | None, count: bool,
 ) -> dict[str, Any]:
     async with ctx.daemon.db.engine.connect() as conn:
         return await queries.search(
             conn, text=text, date_from=date_from, date_to=date_to, camera=camera,
             has_gps=has_gps, folder=folder, path=path, recursive=recursive, status=status,
-            sort=sort, order=order, limit=limit, cursor=cursor, fields=fields)
+            sort=sort, order=order, limit=limit, cursor=cursor, fields=fields, count=count)
 
 
 @method("photos.duplicates")

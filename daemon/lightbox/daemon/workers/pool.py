@@ -27,6 +27,8 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -82,9 +84,51 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
+STDERR_KEEP = 50  # lines of a worker's stderr kept per task; the rest are counted
+
+
+class _StderrCapture:
+    """The worker's fd 2 as a pipe read by a thread: C libraries (libtiff: "TIFFReadDirectory:
+    Warning, Unknown field with tag …", about 200 lines for the corpus) write there
+    directly, past Python's warnings. The lines go to the pool with each reply and become
+    debug records of the daemon's log instead of raw text in it. The thread keeps reading,
+    so a file that makes a decoder write megabytes never blocks the worker."""
+
+    def __init__(self) -> None:
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._dropped = 0
+        threading.Thread(target=self._pump, args=(read,), daemon=True,
+                         name="stderr").start()
+
+    def _pump(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            for raw in iter(lambda: pipe.readline(4096), b""):
+                line = raw.decode("utf-8", "replace").rstrip()
+                if not line:
+                    continue
+                with self._lock:
+                    if len(self._lines) < STDERR_KEEP:
+                        self._lines.append(line)
+                    else:
+                        self._dropped += 1
+
+    def take(self) -> tuple[list[str], int]:
+        """What was written since the last call (the C side has flushed: it is unbuffered)."""
+        with self._lock:
+            lines, dropped = self._lines, self._dropped
+            self._lines, self._dropped = [], 0
+        return lines, dropped
+
+
 def _worker_main(conn: Connection, nice: int, memory_limit: int | None) -> None:
-    """The loop of one worker process: receive (id, pickled call), reply (id, ok, value)."""
+    """The loop of one worker process: receive (id, pickled call), reply (id, ok, value),
+    after a ("stderr", lines, dropped) message when the call wrote to stderr."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    capture = _StderrCapture()
     if nice:
         with contextlib.suppress(OSError):
             os.nice(nice)
@@ -105,6 +149,11 @@ def _worker_main(conn: Connection, nice: int, memory_limit: int | None) -> None:
         except BaseException as exc:      # everything goes back to the caller
             reply = (task_id, False, _portable(exc))
         try:
+            sys.stderr.flush()
+            time.sleep(0)  # let the reader thread take what was just written
+            lines, dropped = capture.take()
+            if lines or dropped:
+                conn.send(("stderr", lines, dropped))
             conn.send(reply)
         except (BrokenPipeError, EOFError):
             return
@@ -340,6 +389,11 @@ class WorkerPool:
             self._start_failures = 0
             self.spawn_ms = round((time.perf_counter() - w.spawned) * 1000, 1)
             self._dispatch()
+            return
+        if isinstance(msg, tuple) and len(msg) == 3 and msg[0] == "stderr":
+            task = w.task
+            log.debug("worker stderr", pid=w.pid, task=task.name if task else None,
+                      lines=msg[1], more=msg[2] or None)
             return
         task_id, ok, value = msg
         task = w.task

@@ -21,7 +21,8 @@ from textual.widgets import ContentSwitcher, Footer, Input, Static
 
 from lightbox.common import errors
 from lightbox.tui import format as fmt
-from lightbox.tui.model import SORT_LABELS, Filters, PhotoSeq, Query, pages
+from lightbox.tui import opener
+from lightbox.tui.model import ROWS_BATCH, SORT_LABELS, Filters, PhotoSeq, Query, fetch_rows, pages
 from lightbox.tui.screens.base import LinkedScreen
 from lightbox.tui.screens.browser_live import LiveUpdates
 from lightbox.tui.screens.browser_search import SearchAndSort
@@ -59,6 +60,13 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         Binding("plus,equals_sign", "thumbs(1)", "Bigger thumbnails", show=False),
         Binding("minus", "thumbs(-1)", "Smaller thumbnails", show=False),
         Binding("R", "rescan", "Rescan folder", show=False),
+        Binding("space", "mark", "Mark", show=False),
+        Binding("V", "mark_range", "Mark range", show=False),
+        Binding("U", "unmark", "Clear marks", show=False),
+        Binding("y", "yank('path')", "Copy path", show=False),
+        Binding("Y", "yank('id')", "Copy id", show=False),
+        Binding("o", "open_original", "Open original", show=False),
+        Binding("t", "toggle_tree", "Folder tree", show=False),
         Binding("J", "jobs", "Jobs"),
         Binding("D", "duplicates", "Duplicates"),
         Binding("escape", "back", "Back", show=False),
@@ -75,6 +83,8 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         self._pending_folder: Timer | None = None
         self._tree_took_focus = False  # the tree got the keys because a folder was empty
         self.empty_text = ""
+        self.marks: dict[int, str] = {}  # marked photo id -> its path (for y)
+        self._mark_anchor: int | None = None  # index of the last photo (un)marked
         self.ftree = FolderTree(id="tree")
         self.grid = PhotoGrid(self.images, thumb_size=self.lb.settings.thumb_size, id="grid")
         self.table = PhotoTable(id="list")
@@ -137,9 +147,10 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         seq = PhotoSeq(query)
         if not query.is_search and self.folder:
             seq.expected = int(self.folder.get("photo_count") or 0)
+        seq.on_miss = self._rows_wanted
         first = True
         try:
-            async for loaded in pages(self.link, seq):
+            async for loaded in pages(self.link, seq, around=photo_id):
                 if first:
                     first = False
                     self._show_seq(seq, photo_id)
@@ -161,9 +172,41 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
             else:
                 self.say(f"stopped loading: {exc}", error=True)
 
+    # -- rows on demand ------------------------------------------------------------------
+    _fetching = False
+
+    def _rows_wanted(self, index: int) -> None:
+        """A view asked for a row that is not here (called while drawing): fetch it soon."""
+        if not self._fetching:
+            self._fetching = True
+            self.call_later(self._fetch_rows)
+
+    @work(group="rows")
+    async def _fetch_rows(self) -> None:
+        """Rows around the last one asked for, a batch at a time, until what is wanted is
+        here (its ids may still be on their way: the order's next page wakes this again)."""
+        try:
+            while (seq := self.seq) is not None and seq.last_miss is not None:
+                at = seq.last_miss
+                seq.last_miss = None
+                ids = seq.missing(at - ROWS_BATCH // 4, at + ROWS_BATCH * 3 // 4)
+                if not ids:
+                    continue
+                await fetch_rows(self.link, seq, ids)
+                if seq is not self.seq:
+                    return
+                seq.evict(self.cursor)
+                self.view.seq_grew()  # the hidden view catches up when it is shown
+        except RPC_ERRORS as exc:
+            self.say(f"cannot load photos: {exc}", error=True)
+        finally:
+            self._fetching = False
+
     def _show_seq(self, seq: PhotoSeq, photo_id: int | None) -> None:
         old = self.seq
         self.seq = seq
+        if old is None or old.query != seq.query:
+            self._set_marks({})
         if seq.folder and not seq.query.is_search:
             self.folder = seq.folder
         index = seq.index_of(photo_id) or 0
@@ -194,10 +237,10 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         self._cursor_moved()
         self.call_after_refresh(self.lb.started)
 
-    @staticmethod
-    def _trouble(what: str, exc: Exception) -> str:
+    def _trouble(self, what: str, exc: Exception) -> str:
         if isinstance(exc, errors.DaemonNotRunning):
-            return (f"Not connected: {exc}.\n\nStart it with `lightbox start`; this screen "
+            hint = self.link.start_hint
+            return (f"Not connected: {exc}.\n\n{hint[:1].upper()}{hint[1:]}; this screen "
                     "fills in as soon as it answers.")
         return f"{what}: {exc}"
 
@@ -252,8 +295,10 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
             return
         parts = []
         if seq is not None:
-            loading = "" if seq.complete else f" (loading {len(seq):,})"
+            loading = "" if seq.complete else " (loading…)"
             parts.append(fmt.count(seq.total) + loading)
+        if self.marks:
+            parts.append(f"{len(self.marks):,} marked")
         parts.append(self.lb.graphics_label())
         line.set_info("  ·  ".join(parts))
         self._update_position()
@@ -302,6 +347,107 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
     def graphics_changed(self) -> None:
         self.grid.update_cells()
         self._update_info()
+
+    # -- marks, clipboard, opening -------------------------------------------------------
+    def photo_path(self, photo: dict[str, Any]) -> str:
+        if photo.get("path"):
+            return str(photo["path"])
+        folder = (self.seq.folder if self.seq is not None else None) or self.folder or {}
+        return f"{folder.get('path') or ''}/{photo.get('name') or ''}"
+
+    def _set_marks(self, marks: dict[int, str]) -> None:
+        self.marks = marks
+        for view in (self.grid, self.table):
+            view.set_marks(set(marks))
+        self._update_info()
+
+    def action_mark(self) -> None:
+        """Space: mark or unmark the photo under the cursor, then move on (yazi's key)."""
+        photo = self.current_photo()
+        if photo is None:
+            return
+        marks = dict(self.marks)
+        pid = int(photo["id"])
+        if pid in marks:
+            del marks[pid]
+        else:
+            marks[pid] = self.photo_path(photo)
+        self._mark_anchor = self.cursor
+        self._set_marks(marks)
+        self.view.action_move(1, "item")
+
+    def action_mark_range(self) -> None:
+        """V: mark every photo from the last one marked to the cursor."""
+        if self.seq is None or not len(self.seq):
+            return
+        anchor = self.cursor if self._mark_anchor is None else self._mark_anchor
+        lo, hi = sorted((anchor, self.cursor))
+        marks = dict(self.marks)
+        waiting = 0
+        for i in range(lo, hi + 1):
+            photo = self.seq.get(i)
+            if photo is None:
+                waiting += 1
+                continue
+            marks[int(photo["id"])] = self.photo_path(photo)
+        self._set_marks(marks)
+        self.say(f"{len(marks):,} marked" + (f" ({waiting:,} still loading: V again)"
+                                             if waiting else ""))
+
+    def action_unmark(self) -> None:
+        if self.marks:
+            self.say(f"{len(self.marks):,} marks cleared")
+        self._set_marks({})
+
+    def action_yank(self, what: str) -> None:
+        """y / Y: the marked photos' paths or ids (else the current one's) to the clipboard
+        through OSC 52, which works over SSH (inside tmux: ``set -g set-clipboard on``)."""
+        if self.marks:
+            values = list(self.marks.values()) if what == "path" else \
+                [str(i) for i in self.marks]
+        else:
+            photo = self.current_photo()
+            if photo is None:
+                return
+            values = [self.photo_path(photo) if what == "path" else str(photo["id"])]
+        self.app.copy_to_clipboard("\n".join(values))
+        shown = values[0] if len(values) == 1 else f"{len(values)} {what}s"
+        self.say(f"copied {shown}")
+
+    @work(group="open", exclusive=True)
+    async def action_open_original(self) -> None:
+        """o: the original, fetched through the daemon (it may be on another host) into a
+        temporary file, opened with the ``open_command`` of tui.toml (xdg-open by default
+        when there is a display)."""
+        photo = self.current_photo()
+        if photo is None:
+            return
+        argv = opener.command(self.lb.settings.open_command)
+        if argv is None:
+            self.say("no way to open it here: set open_command in tui.toml (for example "
+                     '"feh {}"); o then opens the original with it', error=True)
+            return
+        self.say(f"fetching {photo.get('name')} …")
+        try:
+            path = await opener.fetch(self.link, int(photo["id"]), str(photo.get("name")))
+            opener.launch(argv, path)
+        except RPC_ERRORS as exc:
+            self.say(f"cannot open it: {exc}", error=True)
+            return
+        except OSError as exc:
+            self.say(f"cannot run {argv[0]}: {exc.strerror or exc}", error=True)
+            return
+        self.say(f"opened {photo.get('name')} with {argv[0]}")
+
+    def action_toggle_tree(self) -> None:
+        self.ftree.display = not self.ftree.display
+        if not self.ftree.display and self.ftree.has_focus:
+            self.view.focus()
+
+    def on_resize(self, event: Any) -> None:
+        # A narrow terminal keeps most of its width for the photos (t hides the tree).
+        width = self.size.width
+        self.ftree.styles.width = 32 if width >= 100 else max(12, width // 3)
 
     # -- actions --------------------------------------------------------------------------
     def action_toggle_view(self) -> None:

@@ -59,6 +59,7 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
                         ("Ctrl-p", "Command palette: every action by name"),
                         ("Tab Shift-Tab", "Next / previous pane")]),
         ("Browser", binding_rows(BrowserScreen.BINDINGS)),
+        ("Help", binding_rows(HelpScreen.BINDINGS)),
         ("Thumbnails and list", binding_rows(NAV_BINDINGS)),
         ("Folder tree", [*binding_rows(FolderTree.BINDINGS),
                          ("Enter", "Open the folder")]),
@@ -75,7 +76,28 @@ HERE = Path(__file__).parent
 
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = HERE / "help.tcss"  # absolute: subclasses live elsewhere
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close help")]
+    BINDINGS = [
+        Binding("escape,q,question_mark", "dismiss", "Close help"),
+        Binding("j,down", "lines(1)", "Scroll down", show=False),
+        Binding("k,up", "lines(-1)", "Scroll up", show=False),
+        Binding("ctrl+d,pagedown,space,ctrl+f", "lines(20)", "Page down", show=False),
+        Binding("ctrl+u,pageup,ctrl+b", "lines(-20)", "Page up", show=False),
+        Binding("g,home", "to_edge(0)", "Top", show=False),
+        Binding("G,end", "to_edge(1)", "Bottom", show=False),
+    ]
+
+    def action_lines(self, lines: int) -> None:
+        box = self.query_one("#help-box", VerticalScroll)
+        if abs(lines) > 1:
+            lines = (1 if lines > 0 else -1) * max(1, box.size.height - 2)
+        box.scroll_relative(y=lines, animate=False)
+
+    def action_to_edge(self, bottom: int) -> None:
+        box = self.query_one("#help-box", VerticalScroll)
+        if bottom:
+            box.scroll_end(animate=False)
+        else:
+            box.scroll_home(animate=False)
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))

@@ -24,7 +24,7 @@ from textual.widgets import Footer, Static
 
 from lightbox.common import errors
 from lightbox.tui import format as fmt
-from lightbox.tui.messages import DaemonEvent, Resync
+from lightbox.tui.messages import DaemonEvent, Resync, StatusChanged
 from lightbox.tui.screens.base import LinkedScreen
 from lightbox.tui.widgets.status_line import StatusLine
 
@@ -129,6 +129,59 @@ class JobRow(Widget, can_focus=False):
         return Group(head, line2)
 
 
+class IndexingRow(Widget, can_focus=False):
+    """The indexer at work, whoever queued its photos (a scan job, or the watcher, which
+    has no job): photos left, a bar over this burst of work, the rate. Hidden when idle."""
+
+    DEFAULT_CSS = """
+    IndexingRow {
+        height: 1;
+        padding: 0 1;
+        display: none;
+    }
+    IndexingRow.-active {
+        display: block;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(id="jobs-indexing")
+        self.pending = 0
+        self.rate: float | None = None
+        self._start_done: int | None = None  # indexed+failed when this burst began
+        self.done = 0
+
+    def update_indexing(self, data: dict[str, Any] | None) -> None:
+        data = data or {}
+        self.pending = int(data.get("pending") or 0)
+        done = int(data.get("indexed") or 0) + int(data.get("failed") or 0)
+        if self.pending == 0:
+            if self._start_done is not None:
+                self.done = done - self._start_done  # the burst's last figure stays
+            self._start_done = None
+        else:
+            if self._start_done is None:
+                self._start_done = done
+            self.done = done - self._start_done
+        rate = data.get("rate")
+        self.rate = float(rate) if isinstance(rate, (int, float)) else None
+        self.set_class(self.pending > 0, "-active")
+        self.refresh()
+
+    def render(self) -> RenderableType:
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(width=17)
+        grid.add_column(ratio=1)
+        grid.add_column(width=34, justify="right")
+        total = self.done + self.pending
+        bar = ProgressBar(total=float(max(total, 1)), completed=float(self.done), pulse=False)
+        eta = self.pending / self.rate if self.rate else None
+        grid.add_row(Text(f"indexing {self.pending:,} …", style="bold cyan"), bar,
+                     Text(f"{self.done:,}/{total:,}  {fmt.rate(self.rate)}  "
+                          f"ETA {fmt.duration(eta)}"))
+        return grid
+
+
 class JobsScreen(LinkedScreen):
     CSS_PATH = HERE / "jobs.tcss"  # absolute: subclasses live elsewhere
     BINDINGS = [
@@ -150,6 +203,7 @@ class JobsScreen(LinkedScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(" Jobs", id="jobs-title")
+        yield IndexingRow()
         yield VerticalScroll(id="jobs-list")
         yield Static("", id="jobs-empty")
         yield StatusLine()
@@ -161,6 +215,11 @@ class JobsScreen(LinkedScreen):
             f" Jobs   r rescans {where or 'the current folder'}, R every root, "
             "c cancels the selected job")
         self.load_jobs()
+        self.query_one(IndexingRow).update_indexing(self.link.status.get("indexing"))
+
+    def on_status_changed(self, message: StatusChanged) -> None:
+        # (LinkedScreen's handler updates the status line: Textual calls both)
+        self.query_one(IndexingRow).update_indexing(message.status.get("indexing"))
 
     @work(group="jobs", exclusive=True)
     async def load_jobs(self) -> None:

@@ -19,6 +19,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer
 
 from lightbox.common import errors
+from lightbox.common.orientation import upright_of
 from lightbox.tui import format as fmt
 from lightbox.tui.imaging.encode import Encoded
 from lightbox.tui.imaging.service import ImageKey
@@ -86,7 +87,7 @@ class PreviewScreen(LinkedScreen):
             return
         self.key = key = self._key(photo)
         taken = fmt.taken(photo.get("taken_at"))
-        dims = fmt.dims(photo.get("width"), photo.get("height"))
+        dims = fmt.dims(*upright_of(photo))  # as shown, after the EXIF rotation
         self.picture.set_caption(f" {photo.get('name') or ''}",
                                  f"{taken}  {dims}  {self.index + 1:,}/{self.seq.total:,} ")
         self.picture.show(self.images.get(key), placeholder(photo, self.images, detail=True))

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from lightbox.common.orientation import upright_of
 from lightbox.tui import format as fmt
 
 
@@ -27,7 +28,7 @@ def rows(p: dict[str, Any]) -> list[tuple[str, str]]:
         ("ISO", fmt.number(p.get("iso"))),
         ("focal length", fmt.number(p.get("focal_length"), suffix=" mm")),
         ("GPS", fmt.gps(p.get("gps_lat"), p.get("gps_lon"), p.get("gps_alt"))),
-        ("dimensions", fmt.dims(p.get("width"), p.get("height"))),
+        ("dimensions", fmt.dims(*upright_of(p))),  # as shown, after the EXIF rotation
         ("orientation", str(p.get("orientation") or "—")),
         ("format", (p.get("format") or "—").upper() + (f" ({p['mime']})" if p.get("mime")
                                                         else "")),

@@ -18,6 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
 
+from lightbox.common.orientation import upright_of
 from lightbox.tui import format as fmt
 from lightbox.tui.imaging.encode import Encoded
 from lightbox.tui.imaging.service import ImageKey, ImageService
@@ -48,7 +49,7 @@ def placeholder(photo: dict[str, Any], images: ImageService, detail: bool = Fals
         return "missing"
     if images.mode == "none":
         fmt_name = (photo.get("name") or "").rsplit(".", 1)[-1].upper()
-        return f"{fmt_name} {fmt.dims(photo.get('width'), photo.get('height'))}"
+        return f"{fmt_name} {fmt.dims(*upright_of(photo))}"
     return "…"
 
 
@@ -77,6 +78,12 @@ class ThumbCell(Widget):
     }
     ThumbCell.-empty {
         border: round $surface;
+    }
+    ThumbCell.-marked {
+        border: heavy $warning;
+    }
+    ThumbCell.-marked.-cursor {
+        border: heavy $accent;
     }
     """
 
@@ -130,6 +137,7 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
         self._cols = 1
         self._rows = 1
         self._cells: list[ThumbCell] = []
+        self.marked: set[int] = set()
         self._layout_key: tuple[int, int, int, int] | None = None
 
     # -- geometry -------------------------------------------------------------------------
@@ -170,7 +178,7 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
         await self.remove_children()
         self._cells = []
         lines = []
-        pad = (width - cols * cw) // 2
+        pad = max(0, (width - cols * cw) // 2)  # a cell wider than the pane: from the left
         for r in range(rows):
             cells = [ThumbCell(r * cols + c) for c in range(cols)]
             for cell in cells:
@@ -198,6 +206,10 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
 
     def seq_grew(self) -> None:
         """More pages arrived: fill cells that were waiting for them."""
+        self.update_cells()
+
+    def set_marks(self, marked: set[int]) -> None:
+        self.marked = marked
         self.update_cells()
 
     def _cursor_changed(self) -> None:
@@ -237,15 +249,20 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
             except Exception:
                 continue  # not composed yet
             if photo is None:
-                cell.index, cell.key = None, None
-                cell.set_class(True, "-empty")
-                view.show(None)
+                cell.set_class(False, "-marked")
+                cell.key = None
+                cell.index = index if index < self.count else None  # not here yet
+                cell.set_class(cell.index is None, "-empty")
+                view.show(None, "…" if cell.index is not None else "")
                 view.set_caption("")
                 continue
             cell.set_class(False, "-empty")
+            marked = int(photo["id"]) in self.marked
+            cell.set_class(marked, "-marked")
             cell.index = index
             cell.key = self.images.key(photo, cols, rows)
-            view.set_caption(fmt.truncate(photo.get("name") or "", cols))
+            view.set_caption(fmt.truncate(("✓ " if marked else "") + (photo.get("name") or ""),
+                                          cols))
             view.show(self.images.get(cell.key), placeholder(photo, self.images))
         self._mark_cursor()
         self._request_images()
@@ -268,7 +285,8 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
         ahead = range(first + page, min(len(self.seq), first + 2 * page))
         behind = range(max(0, first - page), first)
         for index in [*ahead, *reversed(behind)]:
-            keys.append(self.images.key(self.seq[index], cols, rows))
+            if self.seq.loaded(index):
+                keys.append(self.images.key(self.seq[index], cols, rows))
         self.images.want(self, keys, self._image_ready)
 
     def _image_ready(self, key: ImageKey, encoded: Encoded | None) -> None:

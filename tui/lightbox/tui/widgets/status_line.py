@@ -11,7 +11,22 @@ from rich.text import Text
 from textual.timer import Timer
 from textual.widget import Widget
 
+from lightbox.tui import format as fmt
 from lightbox.tui import link as linkmod
+
+
+def indexing_text(status: dict[str, object]) -> str:
+    """``indexing 198 …, 12/s``: photos the daemon still has to read, from its
+    ``catalog.indexing`` events (``system.status``'s pending count also holds the photos of
+    offline roots, which nobody is reading)."""
+    live = status.get("indexing")
+    if isinstance(live, dict):
+        left = int(live.get("pending") or 0)
+        if not left:
+            return ""
+        rate = live.get("rate")
+        return f"indexing {left:,} …" + (f", {fmt.rate(float(rate))}" if rate else "")
+    return ""
 
 
 class StatusLine(Widget):
@@ -30,6 +45,7 @@ class StatusLine(Widget):
         self.state = linkmod.CONNECTING
         self.detail = "connecting…"
         self.jobs = ""
+        self.indexing = ""
         self.info = ""
         self.message = ""
         self.message_error = False
@@ -49,6 +65,7 @@ class StatusLine(Widget):
             if queued:
                 parts.append(f"{queued} queued")
             self.jobs = ", ".join(parts)
+        self.indexing = indexing_text(status)
         self.refresh()
 
     def set_info(self, info: str) -> None:
@@ -80,7 +97,7 @@ class StatusLine(Widget):
         if self.message:
             text.append("  ")
             text.append(self.message, style="bold red" if self.message_error else "bold")
-        right = "  ·  ".join(p for p in (self.jobs, self.info) if p)
+        right = "  ·  ".join(p for p in (self.indexing, self.jobs, self.info) if p)
         if right:
             room = self.size.width - text.cell_len - 2
             if room > 8:
