@@ -240,6 +240,7 @@ img = make_photo(2400, 1800, 5)
 print("ready", flush=True)
 for i in range(1000):
     atomic_save(img, Path(sys.argv[1]) / "ab" / f"{i:04d}.jpg", 95)
+    print("saved", flush=True)
 """
 
 
@@ -256,7 +257,11 @@ def test_sigkilled_writer_never_leaves_a_partial_file_under_the_final_name(
                                 stdout=subprocess.PIPE)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(rng.uniform(0.05, 0.4))
+        # Some files done (whatever the machine's load), then a kill somewhere in the
+        # middle of the next write.
+        for _ in range(rng.randint(1, 3)):
+            assert proc.stdout.readline().strip() == b"saved"
+        time.sleep(rng.uniform(0.0, 0.05))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         finals = sorted((out / "ab").glob("[0-9]*.jpg"))

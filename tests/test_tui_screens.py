@@ -295,5 +295,8 @@ async def test_sixel_through_tmux_is_placed_cleared_and_held_while_hidden(
         await pilot.press("l")
         await until(pilot, lambda: view.encoded is not None and view.encoded is not first
                     and any("P0;1;0q" in w for w in written))
-        again = next(w for w in written if "P0;1;0q" in w)
-        assert again.index("\x1b\x1b[48;2;") < again.index("P0;1;0q")  # cleared, then drawn
+        # Everything written up to the new picture: the old rectangle is cleared first (in
+        # the same frame, or in an earlier one while the next picture was still encoding).
+        upto = "".join(written[:next(i for i, w in enumerate(written) if "P0;1;0q" in w) + 1])
+        assert "\x1b\x1b[48;2;" in upto
+        assert upto.index("\x1b\x1b[48;2;") < upto.index("P0;1;0q")  # cleared, then drawn
