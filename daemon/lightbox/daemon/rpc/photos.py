@@ -161,6 +161,9 @@ async def original(ctx: Context, id: int, offset: int, length: int) -> dict[str,
                           "through the socket yet", {"id": id})
     if not rec.online:
         raise Unavailable(f"photo {id}: its root {rec.source_name} is offline", {"id": id})
+    # The bytes come out of the reply budget before a byte is read (busy when it is full):
+    # a batch of large chunks cannot make the daemon hold more than the budget.
+    ctx.reserve(min(length, max(0, int(rec.row.size) - offset)), f"photo {id}'s chunk")
     try:
         data, size = await asyncio.to_thread(_read_chunk, rec.source_path, rec.abs_path,
                                              offset, length)
