@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from lbtest import CORPUS, MYSQL_URL, POSTGRES_URL, DaemonProcess, need, port_open, short_tmpdir
+from s3env import MotoServer, S3Env, moto_server_binary, s3_env
 
 
 @pytest.fixture
@@ -117,3 +118,38 @@ async def mysql_scratch_url(mysql_url: str) -> Any:
     await _admin_exec(mysql_url, f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
     yield mysql_url.rsplit("/", 1)[0] + f"/{name}"
     await _admin_exec(mysql_url, f"DROP DATABASE IF EXISTS {name}")
+
+
+def _moto(max_keys: int | None) -> Iterator[MotoServer]:
+    need(moto_server_binary() is not None, "moto_server (the S3 endpoint the tests use)",
+         "install the dev extra: make test (pip install -e '.[dev]')")
+    server = MotoServer(max_keys=max_keys).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto S3 server for the whole run (tests use their own buckets)."""
+    yield from _moto(None)
+
+
+@pytest.fixture(scope="session")
+def moto_small_pages() -> Iterator[MotoServer]:
+    """A moto server that lists 7 keys a page unless asked otherwise (many pages, few objects)."""
+    yield from _moto(7)
+
+
+@pytest.fixture
+def s3(moto_server: MotoServer) -> Iterator[S3Env]:
+    """A fault-injecting proxy in front of moto, and buckets removed after the test."""
+    with s3_env(moto_server) as env:
+        yield env
+
+
+@pytest.fixture
+def s3_small_pages(moto_small_pages: MotoServer) -> Iterator[S3Env]:
+    with s3_env(moto_small_pages) as env:
+        yield env

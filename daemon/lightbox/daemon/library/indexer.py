@@ -27,6 +27,7 @@ from lightbox.common.errors import NotFound, Unavailable
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
+from lightbox.daemon.library import writer
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.media.analyze import Analysis, AnalyzeRequest, make_thumbnails
 from lightbox.daemon.media.decode import MediaError
@@ -210,15 +211,10 @@ class Indexer:
             results, self._results = self._results, []
             if not results:
                 return
-            updates = [self._values(row, a) for row, a in results]
+            batch = [writer.Analysed(row.id, row.size, row.mtime_ns, self._values(row, a))
+                     for row, a in results]
             async with self.db.engine.begin() as conn:
-                done = await conn.execute(
-                    P.update().where(P.c.id == sa.bindparam("pid"),
-                                     P.c.status == "pending",
-                                     P.c.size == sa.bindparam("old_size"),
-                                     P.c.mtime_ns == sa.bindparam("old_mtime"))
-                    .values({k[2:]: sa.bindparam(k) for k in updates[0] if k.startswith("v_")}),
-                    updates)
+                applied = await writer.write_analyses(conn, batch)
             by_folder: dict[tuple[int, str], list[int]] = {}
             for row, a in results:
                 key = (row.folder_id, paths.join(row.source_path, row.folder_path))
@@ -230,7 +226,7 @@ class Indexer:
             for (folder_id, folder), ids in by_folder.items():
                 self.changes.photos("changed", folder_id, folder, ids)
             self._flushed.set()
-            log.debug("indexed batch", count=len(results), applied=done.rowcount)
+            log.debug("indexed batch", count=len(results), applied=applied)
 
     def _values(self, row: Any, a: Analysis) -> dict[str, Any]:
         status = "ok" if a.ok else "error"
@@ -240,7 +236,7 @@ class Indexer:
         error = a.error
         if a.ok and a.notes:
             error = None
-        values = {
+        return {
             "status": status, "error": error,
             "size": a.size or row.size, "mtime_ns": a.mtime_ns or row.mtime_ns,
             "sha256": a.sha256, "mime": a.mime, "format": a.format, "width": a.width,
@@ -252,9 +248,6 @@ class Indexer:
             "gps_alt": a.gps_alt, "phash": a.phash, "thumbs": thumbs,
             "indexed_at": utcnow(),
         }
-        # Bind names must differ from column names in an UPDATE's SET clause.
-        return {"pid": row.id, "old_size": row.size, "old_mtime": row.mtime_ns,
-                **{f"v_{k}": v for k, v in values.items()}}
 
     async def wait_progress(self, timeout: float) -> None:
         """Return after the next batch of results is written (or ``timeout``): how a job
@@ -304,11 +297,10 @@ class Indexer:
         except (WorkerTimeout, WorkerCrashed, PoolClosed) as exc:
             raise Unavailable(f"photo {photo_id}: thumbnail not made: {exc}") from None
         async with self.db.engine.begin() as conn:
-            await conn.execute(P.update().where(P.c.id == photo_id).values(
-                thumbs=P.c.thumbs.bitwise_or(self.bits[spec.name])))
+            await writer.add_thumbnail(conn, photo_id, self.bits[spec.name])
         return target
 
     async def _repend(self, photo_id: int) -> None:
         async with self.db.engine.begin() as conn:
-            await conn.execute(P.update().where(P.c.id == photo_id).values(status="pending"))
+            await writer.repend(conn, photo_id)
         self.wake()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,50 @@ class FolderInfo:
     parent_id: int | None
     missing_since: dt.datetime | None
     listing_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """What the indexer learnt about one photo, to be written back only if the row still has
+    the fingerprint it was picked with (still pending, same size and mtime): a file that
+    changed again meanwhile stays pending and is read once more."""
+
+    photo_id: int
+    size: int  # the fingerprint the photo was picked with
+    mtime_ns: int
+    values: Mapping[str, Any]  # columns to set
+
+
+async def write_analyses(conn: AsyncConnection, batch: Sequence[Analysed]) -> int:
+    """The indexer's results, in as few statements as their column sets allow; returns how
+    many rows were still as picked (and so were written)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for a in batch:
+        # Bind names must differ from column names in an UPDATE's SET clause.
+        groups.setdefault(tuple(sorted(a.values)), []).append(
+            {"pid": a.photo_id, "old_size": a.size, "old_mtime": a.mtime_ns,
+             **{f"v_{k}": v for k, v in a.values.items()}})
+    written = 0
+    for columns, params in groups.items():
+        result = await conn.execute(
+            P.update().where(P.c.id == sa.bindparam("pid"), P.c.status == "pending",
+                             P.c.size == sa.bindparam("old_size"),
+                             P.c.mtime_ns == sa.bindparam("old_mtime"))
+            .values({c: sa.bindparam(f"v_{c}") for c in columns}), params)
+        written += max(0, result.rowcount or 0)
+    return written
+
+
+async def add_thumbnail(conn: AsyncConnection, photo_id: int, bit: int) -> None:
+    """A thumbnail size made on demand is recorded in the photo's bit set."""
+    await conn.execute(P.update().where(P.c.id == photo_id).values(
+        thumbs=P.c.thumbs.bitwise_or(bit)))
+
+
+async def repend(conn: AsyncConnection, photo_id: int) -> None:
+    """The file is not what the row says any more (seen while making a thumbnail): read it
+    again."""
+    await conn.execute(P.update().where(P.c.id == photo_id).values(status="pending"))
 
 
 def restored_status(row: Any) -> str:
