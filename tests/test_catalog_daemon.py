@@ -388,10 +388,13 @@ def test_hostile_values_get_proper_errors(lib: Lib) -> None:
     trip = lib.where["trip"]
     scope = present.scope("folders.list", trip)
     for method, params, cls in [
-        ("folders.list", {"folder": huge}, errors.NotFound),
-        ("photos.get", {"id": huge}, errors.NotFound),
-        ("photos.thumbnail", {"id": huge}, errors.NotFound),
-        ("photos.search", {"folder": huge}, errors.NotFound),
+        # Beyond 63 bits an id cannot exist: refused before any query (issue 7).
+        ("folders.list", {"folder": huge}, errors.InvalidParams),
+        ("photos.get", {"id": huge}, errors.InvalidParams),
+        ("photos.thumbnail", {"id": huge}, errors.InvalidParams),
+        ("photos.search", {"folder": huge}, errors.InvalidParams),
+        ("photos.get", {"id": 2**62}, errors.NotFound),
+        ("folders.list", {"folder": 2**63 - 1}, errors.NotFound),
         ("folders.list", {"folder": trip, "cursor": _cursor([1, scope, "name", "asc", "a", huge])},
          errors.InvalidParams),
         ("folders.list", {"folder": trip, "sort": "size",
@@ -408,7 +411,9 @@ def test_hostile_values_get_proper_errors(lib: Lib) -> None:
         expect_error(cls, lib.call, method, params)
     end = lib.call("photos.search", {"date_to": "9999-12-31", "limit": 1})  # not an overflow
     assert end["photos"]
-    whole = lib.call("photos.original", {"id": lib.real["red.jpg"], "offset": huge})
+    expect_error(errors.InvalidParams, lib.call, "photos.original",
+                 {"id": lib.real["red.jpg"], "offset": huge})
+    whole = lib.call("photos.original", {"id": lib.real["red.jpg"], "offset": 2**63 - 1})
     assert whole["eof"] and whole["data"] == b""
 
 

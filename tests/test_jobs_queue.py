@@ -230,3 +230,33 @@ def test_backoff_schedule() -> None:
     real = REAL_BACKOFF
     assert [real(n) for n in (1, 2, 3, 4)] == [5.0, 20.0, 80.0, 320.0]
     assert real(10) == 900.0
+
+
+async def test_failures_read_as_reasons_never_as_exception_reprs(db: Database) -> None:
+    """A bug is not retried and says where to look; the environment's errors say what."""
+    q = await make_queue(db, max_attempts=3)
+    attempts: dict[str, int] = {}
+
+    async def overflow(ctx: JobContext) -> None:
+        attempts["overflow"] = ctx.attempt
+        raise OverflowError("date value out of range")
+
+    async def locked(ctx: JobContext) -> None:
+        async with db.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT * FROM no_such_table"))
+
+    q.register("overflow", overflow)
+    q.register("locked", locked, retry=False)
+    await q.start()
+    try:
+        job = await q.wait(await q.submit("overflow"), 10)
+        assert job["state"] == "failed"
+        assert job["attempts"] == 1 and attempts["overflow"] == 1  # retrying cannot help
+        assert job["error"].startswith("internal error (ref ")
+        assert "OverflowError" not in job["error"] and "date value" not in job["error"]
+        db_job = await q.wait(await q.submit("locked"), 10)
+        assert db_job["error"].startswith("the catalog database failed: "), db_job["error"]
+        assert "no such table: no_such_table" in db_job["error"]
+        assert "OperationalError" not in db_job["error"]
+    finally:
+        await q.stop()

@@ -68,6 +68,25 @@ def test_read_key_cannot_shut_down(tcp_daemon: tuple[DaemonProcess, dict[str, An
     assert d.proc.poll() is None  # type: ignore[union-attr]
 
 
+def test_read_key_gets_no_paths_or_database_url_from_status(
+        tcp_daemon: tuple[DaemonProcess, dict[str, Any]]) -> None:
+    d, info = tcp_daemon
+    with SyncClient(endpoint(info, "admin"), timeout=5) as c:
+        full = c.call("system.status")
+    assert full["paths"]["data"] == str(d.data_dir)
+    assert "url" in full["database"]
+    with SyncClient(endpoint(info, "reader"), timeout=5) as c:
+        limited = c.call("system.status")
+    assert "paths" not in limited
+    assert "url" not in limited["database"]
+    assert limited["database"]["engine"] == "sqlite"
+    assert limited["counts"] == full["counts"]
+    text = json.dumps(limited)
+    assert str(d.data_dir) not in text, text
+    assert "ipc://" not in text and "sqlite" + "+aiosqlite" not in text
+    assert "/tmp" not in text and "/run/" not in text
+
+
 def test_unlisted_key_gets_nothing(tcp_daemon: tuple[DaemonProcess, dict[str, Any]]) -> None:
     d, info = tcp_daemon
     with SyncClient(endpoint(info, "stranger"), timeout=1.5) as c, \

@@ -89,6 +89,12 @@ KEYS: tuple[Key, ...] = (
         "needed with tcp"),
     Key("control.max_message_bytes", int, 1 << 20,
         "largest request accepted, in bytes", minimum=1024, maximum=64 << 20),
+    Key("control.reply_budget", int, 32,
+        "MiB of replies in flight to one connection (file chunks, thumbnails, large pages) "
+        "before its requests are answered busy", minimum=16, maximum=4096),
+    Key("control.reply_budget_total", int, 128,
+        "MiB of replies in flight to all connections together", minimum=16,
+        maximum=65536),
     Key("events.buffer", int, 10_000,
         "how many past events events.since can replay", minimum=100, maximum=1_000_000),
     Key("log.level", str, "info", "least severe level logged", choices=LOG_LEVELS),

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from lightbox.common.errors import InternalError, InvalidRequest, ParseError, RpcError
+from lightbox.common.fields import shown, text_problem
 
 JSONRPC = "2.0"
 MAX_BATCH = 100
@@ -90,9 +91,17 @@ class BadCall:
 def _valid_id(value: Any) -> bool:
     if isinstance(value, bool):
         return False
-    return value is None or isinstance(value, (str, int)) or (
+    if isinstance(value, str):
+        # Valid JSON may still hold a lone surrogate ("\ud800"), which no reply can carry.
+        return value.isascii() or text_problem(value) is None
+    return value is None or isinstance(value, int) or (
         isinstance(value, float) and value.is_integer()
     )
+
+
+def answer_id(value: Any) -> Any:
+    """The id to answer under: the request's own when it is valid, else null."""
+    return value if _valid_id(value) else None
 
 
 def check_call(obj: Any) -> Call | BadCall:
@@ -106,8 +115,10 @@ def check_call(obj: Any) -> Call | BadCall:
     rid = obj.get("id")
     reply_id = rid if _valid_id(rid) else None
     if "id" in obj and not _valid_id(rid):
-        return BadCall(None, InvalidRequest("id must be a string, an integer or null"))
-    extra = sorted(set(obj) - _MEMBERS)
+        why = ("id must be valid Unicode text (it holds a lone surrogate)"
+               if isinstance(rid, str) else "id must be a string, an integer or null")
+        return BadCall(None, InvalidRequest(why, {"member": "id"}))
+    extra = sorted(shown(k) for k in set(obj) - _MEMBERS)
     if extra:
         return BadCall(reply_id, InvalidRequest(
             f"unexpected member {extra[0]!r}", {"members": extra}))
@@ -116,6 +127,10 @@ def check_call(obj: Any) -> Call | BadCall:
     method = obj.get("method")
     if not isinstance(method, str) or not method:
         return BadCall(reply_id, InvalidRequest("method must be a non-empty string"))
+    if not method.isprintable():  # NUL, control characters, lone surrogates
+        return BadCall(reply_id, InvalidRequest(
+            "method must be printable text (no NUL, control characters or lone surrogates)",
+            {"member": "method"}))
     params = obj.get("params")
     if "params" in obj and not isinstance(params, (dict, list)):
         return BadCall(reply_id, InvalidRequest("params must be an object or an array"))

@@ -61,7 +61,8 @@ METHODS = (
         "Remove thumbnails that no photo uses any more and those of photos missing for more "
         "than `days` days.",
         params=(Param("days", "integer", "age of missing photos whose thumbnails go "
-                      "(default: the configured thumbnails.cleanup_days)", minimum=0),),
+                      "(default: the configured thumbnails.cleanup_days)", minimum=0,
+                      maximum=3650),),
         result="{job}",
         starts_job=True,
     ),

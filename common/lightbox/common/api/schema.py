@@ -6,19 +6,21 @@ answers, the CLI builds ``lightbox call`` and its help, and ``docs/protocol.md``
 (a test fails when the file and the registry differ). Handlers in the daemon attach to a spec
 by name; the daemon refuses to start when a spec has no handler or a handler no spec.
 
-Parameters are a small typed subset of JSON Schema, validated by hand: it keeps the error
-messages ours (one per field, naming the field) and avoids a schema library on the hot path.
+Parameters are ``Field``s (``lightbox.common.fields``), a small typed subset of JSON Schema
+validated by hand: it keeps the error messages ours (one per field, naming the field) and
+avoids a schema library on the hot path. Every parameter also gets the rules any value gets:
+valid Unicode text without NUL, finite numbers, integers within 64 bits.
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lightbox.common.errors import InvalidParams
+from lightbox.common.fields import Field, shown
 
 
 class Permission(enum.IntEnum):
@@ -45,116 +47,9 @@ class Permission(enum.IntEnum):
         return self.name.lower()
 
 
-_JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object", "any")
-
-
-@dataclass(frozen=True)
-class Param:
-    """One named parameter of a method."""
-
-    name: str
-    type: str
-    description: str
-    required: bool = False
-    default: Any = None
-    enum: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    items: str | None = None  # element type of an array
-    nullable: bool = False
-    max_length: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.type not in _JSON_TYPES:
-            raise ValueError(f"param {self.name}: unknown type {self.type}")
-
-    def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"description": self.description}
-        if self.type != "any":
-            schema["type"] = [self.type, "null"] if self.nullable else self.type
-        if self.enum is not None:
-            schema["enum"] = list(self.enum)
-        if self.minimum is not None:
-            schema["minimum"] = self.minimum
-        if self.maximum is not None:
-            schema["maximum"] = self.maximum
-        if self.items is not None:
-            schema["items"] = {"type": self.items}
-        if self.max_length is not None:
-            key = "maxItems" if self.type == "array" else "maxLength"
-            schema[key] = self.max_length
-        if not self.required and self.default is not None:
-            schema["default"] = self.default
-        return schema
-
-    def check(self, value: Any) -> Any:
-        """Return the value (ints accepted as numbers) or raise ValueError with the reason."""
-        if value is None:
-            if self.nullable:
-                return None
-            if not self.required:
-                return self.default  # null for an optional parameter means "the default"
-            raise ValueError("must not be null")
-        value = _check_type(self.type, value)
-        if self.type == "array" and self.items:
-            value = [_check_type(self.items, v, f"item {i}: ") for i, v in enumerate(value)]
-        if self.enum is not None and value not in self.enum:
-            raise ValueError("must be one of " + ", ".join(map(str, self.enum)))
-        if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"must be at least {self.minimum:g}")
-        if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"must be at most {self.maximum:g}")
-        if self.max_length is not None and len(value) > self.max_length:
-            raise ValueError(f"must have at most {self.max_length} "
-                             + ("items" if self.type == "array" else "characters"))
-        return value
-
-
-def _check_type(kind: str, value: Any, prefix: str = "") -> Any:
-    ok: bool
-    if kind == "string":
-        ok = isinstance(value, str)
-    elif kind == "integer":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if not ok and isinstance(value, float) and value.is_integer() and math.isfinite(value):
-            return int(value)
-    elif kind == "number":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and not math.isfinite(value):
-            raise ValueError(f"{prefix}must be a finite number")
-    elif kind == "boolean":
-        ok = isinstance(value, bool)
-    elif kind == "array":
-        ok = isinstance(value, list)
-    elif kind == "object":
-        ok = isinstance(value, dict)
-    else:
-        ok = True
-    if not ok:
-        raise ValueError(f"{prefix}expected {_ARTICLE[kind]}, got {_describe(value)}")
-    return value
-
-
-_ARTICLE = {"string": "a string", "integer": "an integer", "number": "a number",
-            "boolean": "true or false", "array": "an array", "object": "an object"}
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+# A method parameter is a field like any other (see ``lightbox.common.fields``): the same
+# type checks, ranges and text rules as the bootstrap config and the runtime settings.
+Param = Field
 
 
 @dataclass(frozen=True)
@@ -204,7 +99,7 @@ class MethodSpec:
         known = {p.name: p for p in self.params}
         for name in given:
             if name not in known:
-                errors[name] = "unknown parameter"
+                errors[shown(name)] = "unknown parameter"
         for p in self.params:
             if p.name not in given:
                 if p.required:

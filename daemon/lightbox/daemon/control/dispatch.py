@@ -2,7 +2,8 @@
 
 Knows nothing about sockets, so it can be exercised (and fuzzed) without ZeroMQ; the
 control server hands it the frames and sends back whatever it returns. Guarantees: every
-request that has an id gets exactly one reply, and no reply ever contains a traceback.
+request that has an id gets exactly one reply (under ``id: null`` when its id cannot be
+encoded), and no reply ever contains a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lightbox.common import logs, protocol
 from lightbox.common.api import METHODS, MethodSpec, Permission
 from lightbox.common.errors import (
+    Busy,
     InternalError,
     InvalidRequest,
     MethodNotFound,
@@ -23,11 +25,13 @@ from lightbox.common.errors import (
     RpcError,
     Unavailable,
 )
+from lightbox.daemon.control.budget import SMALL
 from lightbox.daemon.library import failures
-from lightbox.daemon.rpc import Context, Handler, load_handlers
+from lightbox.daemon.rpc import Caller, Context, Handler, load_handlers
 
 if TYPE_CHECKING:
     from lightbox.daemon.app import Daemon
+    from lightbox.daemon.control.budget import Lease
 
 log = logs.get("control")
 
@@ -55,9 +59,15 @@ class Dispatcher:
         self.errors = 0
 
     async def handle(
-        self, frames: list[bytes], permission: Permission, transport: str, peer: str
+        self, frames: list[bytes], permission: Permission, transport: str, peer: str,
+        caller: Caller | None = None, lease: Lease | None = None,
     ) -> list[bytes] | None:
-        """Reply frames for one request message, or None when nothing must be sent back."""
+        """Reply frames for one request message, or None when nothing must be sent back.
+
+        Each call's reply is encoded as soon as its handler returns, so a batch never holds
+        all of its results as Python objects at once, and a reply that cannot be encoded
+        spoils only its own element.
+        """
         if not frames:
             return [protocol.dumps(protocol.error_reply(None, InvalidRequest("empty message")))]
         if len(frames) > 1:
@@ -75,16 +85,18 @@ class Dispatcher:
         attachments: list[bytes] = []
         if batch:
             replies = await asyncio.gather(
-                *(self._one(c, permission, transport, peer, attachments) for c in calls)
+                *(self._one(c, permission, transport, peer, attachments, caller, lease)
+                  for c in calls)
             )
             out = [r for r in replies if r is not None]
             if not out:
                 return None
-            return [self._encode(out), *attachments]
-        reply = await self._one(calls[0], permission, transport, peer, attachments)
+            return [b"[" + b",".join(out) + b"]", *attachments]
+        reply = await self._one(calls[0], permission, transport, peer, attachments, caller,
+                                lease)
         if reply is None:
             return None
-        return [self._encode(reply), *attachments]
+        return [reply, *attachments]
 
     def _peek_id(self, frame: bytes) -> Any:
         """Best effort: the id of a request sent with stray frames, so the client can match it."""
@@ -95,25 +107,29 @@ class Dispatcher:
         except RpcError:
             return None
         rid = doc.get("id") if isinstance(doc, dict) else None
-        return rid if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None
+        return rid if isinstance(rid, (str, int)) and protocol.answer_id(rid) == rid else None
 
-    def _encode(self, reply: Any) -> bytes:
+    def _encode(self, reply: dict[str, Any], lease: Lease | None) -> bytes:
         try:
-            return protocol.dumps(reply)
+            data = protocol.dumps(reply)
         except (TypeError, ValueError):
-            # A handler returned something that is not JSON: a bug, reported as such,
-            # element by element so the rest of a batch still gets its answers.
-            replies = reply if isinstance(reply, list) else [reply]
-            fixed = []
-            for r in replies:
-                try:
-                    protocol.dumps(r)
-                    fixed.append(r)
-                except (TypeError, ValueError):
-                    log.error("handler returned a result that is not JSON", id=r.get("id"))
-                    fixed.append(protocol.error_reply(r.get("id"), InternalError(
-                        "the daemon produced a reply it cannot encode; see its log")))
-            return protocol.dumps(fixed if isinstance(reply, list) else fixed[0])
+            error = reply.get("error")
+            if isinstance(error, dict):
+                # An error message quoting text that cannot be encoded: escape it, keep
+                # the code, drop the data.
+                message = str(error.get("message", "")).encode("utf-8", "backslashreplace")
+                return protocol.dumps({**reply, "error": {
+                    "code": error.get("code"), "message": message.decode("utf-8")}})
+            # A handler returned something that is not JSON: a bug, reported as such.
+            log.error("handler returned a result that is not JSON", id=reply.get("id"))
+            return protocol.dumps(protocol.error_reply(reply.get("id"), InternalError(
+                "the daemon produced a reply it cannot encode; see its log")))
+        if lease is not None and len(data) > SMALL:
+            try:
+                lease.take(len(data), f"a {len(data)}-byte reply")
+            except Busy as err:
+                return protocol.dumps(protocol.error_reply(reply.get("id"), err))
+        return data
 
     async def _one(
         self,
@@ -122,18 +138,22 @@ class Dispatcher:
         transport: str,
         peer: str,
         attachments: list[bytes],
-    ) -> dict[str, Any] | None:
+        caller: Caller | None = None,
+        lease: Lease | None = None,
+    ) -> bytes | None:
         if isinstance(call, protocol.BadCall):
             self.errors += 1
-            return protocol.error_reply(call.id, call.error)
+            return self._encode(protocol.error_reply(call.id, call.error), None)
         started = time.perf_counter()
+        ctx = Context(self.daemon, permission, transport, peer, attachments, caller, lease)
         try:
-            result = await self._invoke(call, permission, transport, peer, attachments)
+            result = await self._invoke(call, ctx)
         except RpcError as err:
             self.errors += 1
             log.debug("request failed", method=call.method, code=err.code, error=err.message,
                       peer=peer)
-            return None if call.notification else protocol.error_reply(call.id, err)
+            return None if call.notification else self._encode(
+                protocol.error_reply(call.id, err), None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -142,25 +162,24 @@ class Dispatcher:
                 log.warning("request refused: the catalog's disk is full", method=call.method)
                 full = Unavailable("the catalog's disk is full; free some space and retry",
                                    {"reason": "disk_full", "retry_after": 10})
-                return None if call.notification else protocol.error_reply(call.id, full)
+                return None if call.notification else self._encode(
+                    protocol.error_reply(call.id, full), None)
             self.errors += 1
             ref = uuid.uuid4().hex[:12]
             log.exception("handler crashed", method=call.method, ref=ref, peer=peer)
             crash = InternalError(f"internal error (ref {ref}); see the daemon log", {"ref": ref})
-            return None if call.notification else protocol.error_reply(call.id, crash)
+            return None if call.notification else protocol.dumps(
+                protocol.error_reply(call.id, crash))
+        finally:
+            ctx.settle()
         self.served += 1
         log.debug("request served", method=call.method,
                   ms=round((time.perf_counter() - started) * 1000, 3), peer=peer)
-        return None if call.notification else protocol.result_reply(call.id, result)
+        return None if call.notification else self._encode(
+            protocol.result_reply(call.id, result), lease)
 
-    async def _invoke(
-        self,
-        call: protocol.Call,
-        permission: Permission,
-        transport: str,
-        peer: str,
-        attachments: list[bytes],
-    ) -> Any:
+    async def _invoke(self, call: protocol.Call, ctx: Context) -> Any:
+        permission = ctx.permission
         spec = self.specs.get(call.method)
         if spec is None:
             close = difflib.get_close_matches(call.method, self.specs, n=3)
@@ -175,5 +194,4 @@ class Dispatcher:
                 {"needs": spec.permission.label, "has": permission.label},
             )
         kwargs = spec.validate(call.params)
-        ctx = Context(self.daemon, permission, transport, peer, attachments)
         return await self.handlers[spec.name](ctx, **kwargs)

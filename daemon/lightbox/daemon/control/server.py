@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +29,12 @@ from lightbox.common import keys as keymod
 from lightbox.common import logs, protocol
 from lightbox.common.api import Permission
 from lightbox.common.config import Config
-from lightbox.common.errors import Busy, Unavailable
+from lightbox.common.errors import Busy, InternalError, InvalidRequest, Unavailable
 from lightbox.daemon.control.auth import Authenticator, AuthorizedKeys, make_curve_server
+from lightbox.daemon.control.budget import ReplyBudget
 from lightbox.daemon.control.dispatch import Dispatcher
 from lightbox.daemon.control.events import EventBus
+from lightbox.daemon.rpc import Caller
 
 if TYPE_CHECKING:
     from lightbox.daemon.app import Daemon
@@ -40,6 +43,13 @@ log = logs.get("control")
 
 MAX_IN_FLIGHT = 512
 SEND_TIMEOUT = 5.0
+RCVHWM = 128
+
+
+def hard_ceiling(max_message_bytes: int) -> int:
+    """Frames above this size close the connection in libzmq without being read."""
+    return max(64 << 20, 2 * max_message_bytes)
+
 
 
 @dataclass
@@ -65,6 +75,8 @@ class ControlServer:
         self.bus = bus
         self.ctx = zmq.asyncio.Context()
         self.dispatcher = Dispatcher(daemon, config["control.max_message_bytes"])
+        self.budget = ReplyBudget(int(config["control.reply_budget"]) << 20,
+                                  int(config["control.reply_budget_total"]) << 20)
         self.endpoints: list[Endpoint] = []
         self._auth: Authenticator | None = None
         self._keys: AuthorizedKeys | None = None
@@ -101,6 +113,7 @@ class ControlServer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await ep.task
         self._close_sockets(linger=500)
+        await self.budget.close()
         if self._auth is not None:
             self._auth.stop()
         for path in (self.config.socket_dir / "control.sock",
@@ -120,6 +133,7 @@ class ControlServer:
             "served": self.dispatcher.served,
             "errors": self.dispatcher.errors,
             "clients_seen": len(self.peers_seen),
+            "reply_budget": self.budget.status(),
         }
 
     def events_endpoint(self, transport: str) -> str:
@@ -134,9 +148,12 @@ class ControlServer:
         # Fail loudly (EHOSTUNREACH) instead of dropping a reply to a peer that left.
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         # A hard ceiling far above the JSON limit: bigger frames disconnect the peer in
-        # libzmq, smaller-but-too-big ones get an error reply from the dispatcher.
-        sock.setsockopt(zmq.MAXMSGSIZE, max(16 * int(self.config["control.max_message_bytes"]),
-                                            16 << 20))
+        # libzmq, smaller-but-too-big ones get an error reply (measured, never copied).
+        sock.setsockopt(zmq.MAXMSGSIZE, hard_ceiling(int(self.config["control.max_message_bytes"])))
+        # Inbound messages ZeroMQ queues per connection before it stops reading from it
+        # (a pipelining client waits; nothing is dropped): bounds what one client can park
+        # in the daemon's memory at ceiling-sized messages.
+        sock.setsockopt(zmq.RCVHWM, RCVHWM)
         sock.setsockopt(zmq.LINGER, 500)
         return sock
 
@@ -195,30 +212,39 @@ class ControlServer:
     # -- serving ------------------------------------------------------------------------
     async def _serve(self, ep: Endpoint) -> None:
         tcp = ep.transport == "tcp"
+        limit = self.dispatcher.max_bytes
         while True:
             try:
-                if tcp:
-                    msg = await ep.router.recv_multipart(copy=False)
-                    raw_user = msg[-1].get("User-Id") if len(msg) > 1 else None
-                    user = raw_user if isinstance(raw_user, str) else None
-                    frames = [f.bytes for f in msg]
-                    permission = (self._keys.permission(user) if self._keys and user else None)
-                    peer = user or "?"
-                else:
-                    frames = await ep.router.recv_multipart()
-                    permission = Permission.ADMIN
-                    peer = frames[0].hex()
+                msg = await ep.router.recv_multipart(copy=False)
             except zmq.ZMQError as exc:
                 log.warning("receive failed", transport=ep.transport, error=str(exc))
                 await asyncio.sleep(0.05)
                 continue
+            last = msg[-1]
+            if tcp:
+                raw_user = last.get("User-Id") if len(msg) > 1 else None
+                user = raw_user if isinstance(raw_user, str) else None
+                permission = (self._keys.permission(user) if self._keys and user else None)
+                peer = user or "?"
+            else:
+                user = None
+                permission = Permission.ADMIN
+                peer = ""
             if permission is None:  # revoked since the handshake
                 continue
-            self.peers_seen.add(frames[0])
-            self._spawn(ep, frames, permission, peer)
+            # An oversized frame is measured, never copied out of ZeroMQ's buffer.
+            frames = [f.bytes if len(f) <= limit else b"" for f in msg]
+            oversized = next((len(f) for f in msg[1:] if len(f) > limit), None)
+            identity = frames[0]
+            if not tcp:
+                peer = identity.hex()
+            self.peers_seen.add(identity)
+            caller = Caller(ep.transport, identity, user, _peer_address(last))
+            self._spawn(ep, frames, permission, peer, caller, oversized)
 
     def _spawn(
-        self, ep: Endpoint, frames: list[bytes], permission: Permission, peer: str
+        self, ep: Endpoint, frames: list[bytes], permission: Permission, peer: str,
+        caller: Caller, oversized: int | None = None,
     ) -> None:
         identity, body = frames[0], frames[1:]
         # A REQ client puts an empty delimiter before its body; keep it for the reply.
@@ -226,6 +252,12 @@ class ControlServer:
         if len(body) >= 2 and body[0] == b"":
             envelope.append(b"")
             body = body[1:]
+        if oversized is not None:
+            big = InvalidRequest(
+                f"message of {oversized} bytes exceeds the limit of {self.dispatcher.max_bytes}",
+                {"limit": self.dispatcher.max_bytes, "size": oversized})
+            self._send_now(ep, [*envelope, protocol.dumps(protocol.error_reply(None, big))])
+            return
         if self._draining or len(self._inflight) >= MAX_IN_FLIGHT:
             err = (Unavailable("the daemon is shutting down") if self._draining
                    else Busy(f"more than {MAX_IN_FLIGHT} requests in flight; retry shortly"))
@@ -234,24 +266,51 @@ class ControlServer:
             self._send_now(ep, envelope + reply)
             return
         task = asyncio.get_running_loop().create_task(
-            self._answer(ep, envelope, body, permission, peer)
+            self._answer(ep, envelope, body, permission, peer, caller)
         )
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
     async def _answer(
         self, ep: Endpoint, envelope: list[bytes], body: list[bytes], permission: Permission,
-        peer: str,
+        peer: str, caller: Caller,
     ) -> None:
-        reply = await self.dispatcher.handle(body, permission, ep.transport, peer)
+        lease = self.budget.lease(caller.identity)
+        try:
+            reply = await self.dispatcher.handle(body, permission, ep.transport, peer, caller,
+                                                 lease)
+        except asyncio.CancelledError:
+            lease.release()
+            raise
+        except Exception:
+            # The dispatcher answers every failure itself; this is a last resort so that a
+            # bug there still gets the client an answer instead of silence.
+            lease.release()
+            ref = uuid.uuid4().hex[:12]
+            log.exception("request could not be answered", ref=ref, peer=peer)
+            reply = [protocol.dumps(protocol.error_reply(None, InternalError(
+                f"internal error (ref {ref}); see the daemon log", {"ref": ref})))]
         if reply is None:
+            lease.release()
             return
         try:
-            await asyncio.wait_for(ep.router.send_multipart(envelope + reply), SEND_TIMEOUT)
+            if lease.held:
+                tracker = await asyncio.wait_for(
+                    ep.router.send_multipart(envelope + reply, copy=False, track=True),
+                    SEND_TIMEOUT)
+                if tracker is None:
+                    lease.release()
+                else:
+                    self.budget.track(tracker, lease)
+            else:
+                await asyncio.wait_for(ep.router.send_multipart(envelope + reply),
+                                       SEND_TIMEOUT)
         except zmq.ZMQError as exc:
             # EHOSTUNREACH: the client went away before its answer was ready. Not our problem.
+            lease.release()
             log.debug("reply not delivered", peer=peer, error=exc.strerror)
         except TimeoutError:
+            lease.release()
             log.warning("reply dropped: client not reading", peer=peer)
 
     def _send_now(self, ep: Endpoint, frames: list[bytes]) -> None:
@@ -259,3 +318,13 @@ class ControlServer:
             ep.router.send_multipart(frames, flags=zmq.NOBLOCK)
         except zmq.ZMQError:
             pass
+
+
+def _peer_address(frame: zmq.Frame) -> str | None:
+    """libzmq's Peer-Address of the connection a message came on (on ipc, with
+    SO_PEERCRED, ``host:uid:gid:pid``); None when the transport does not say."""
+    try:
+        value = frame.get("Peer-Address")
+    except zmq.ZMQError:
+        return None
+    return value if isinstance(value, str) else None

@@ -24,6 +24,7 @@ import datetime as dt
 import os
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +150,31 @@ def _owner_alive(owner: str | None) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+# Exceptions that say the code (or its input) is wrong: running it again cannot help.
+_BUGS = (ArithmeticError, AssertionError, AttributeError, LookupError, NameError, TypeError,
+         ValueError)
+
+
+def failure_reason(exc: BaseException, ref: str) -> tuple[str, bool]:
+    """What a person reads about a failed attempt, and whether another attempt may succeed.
+
+    Never an exception's repr: the environment's errors say what and where in words
+    (``OSError`` has strerror and filename; a database error its first line), anything
+    else is an internal error with a reference to the traceback in the daemon's log.
+    """
+    if isinstance(exc, OSError) and (exc.strerror or str(exc)):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}", True
+    if isinstance(exc, sa.exc.DBAPIError):
+        first = str(getattr(exc, "orig", exc) or "").strip().splitlines()[:1]
+        detail = f": {first[0][:200]}" if first else ""
+        return f"the catalog database failed{detail}", True
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return "timed out" if isinstance(exc, TimeoutError) else "connection failed", True
+    retriable = not isinstance(exc, _BUGS)
+    return (f"internal error (ref {ref}); see the daemon log", retriable)
 
 
 def backoff(attempt: int) -> float:
@@ -441,9 +467,10 @@ class JobQueue:
             except JobFailed as exc:
                 await self._end(ctx, "failed", str(exc), exc.result)
             except Exception as exc:
-                log.exception("job attempt failed", id=ctx.id, kind=ctx.kind)
-                message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if kind.retry and ctx.attempt < row["max_attempts"]:
+                ref = uuid.uuid4().hex[:12]
+                log.exception("job attempt failed", id=ctx.id, kind=ctx.kind, ref=ref)
+                message, retriable = failure_reason(exc, ref)
+                if retriable and kind.retry and ctx.attempt < row["max_attempts"]:
                     await self._retry(ctx, message)
                 else:
                     dead = {"dead_letter": True} if kind.retry else None

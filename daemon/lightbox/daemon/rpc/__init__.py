@@ -19,6 +19,7 @@ from lightbox.common.protocol import FRAME_KEY
 
 if TYPE_CHECKING:
     from lightbox.daemon.app import Daemon
+    from lightbox.daemon.control.budget import Lease
 
 Handler = Callable[..., Awaitable[Any]]
 H = TypeVar("H", bound=Handler)
@@ -46,6 +47,16 @@ def load_handlers() -> dict[str, Handler]:
     return HANDLERS
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request, as far as the transport can tell (for the audit log)."""
+
+    transport: str  # "ipc" or "tcp"
+    identity: bytes = b""  # the connection's routing id
+    key: str | None = None  # tcp: the client's CURVE public key (Z85)
+    peer_address: str | None = None  # libzmq's Peer-Address; ipc: "host:uid:gid:pid"
+
+
 @dataclass
 class Context:
     """What a handler knows about the call it serves."""
@@ -55,8 +66,33 @@ class Context:
     transport: str  # "ipc" or "tcp"
     peer: str  # for logs: the CURVE key on TCP, the connection's id on ipc
     frames: list[bytes] = field(default_factory=list)
+    caller: Caller | None = None
+    lease: Lease | None = None  # the reply budget of the message this call came in
+    reserved: int = 0  # bytes this call took from the budget...
+    attached: int = 0  # ...and how many of them its frames use
+
+    def reserve(self, n: int, what: str = "this reply") -> None:
+        """Take ``n`` bytes of the reply budget before reading them; Busy when over it."""
+        if self.lease is not None and n > 0:
+            self.lease.take(n, what)
+            self.reserved += n
 
     def attach(self, data: bytes) -> dict[str, int]:
-        """Send ``data`` as a binary frame of the reply; returns the marker to put in the result."""
+        """Send ``data`` as a binary frame of the reply; returns the marker to put in the result.
+
+        Its bytes come out of what ``reserve`` took; beyond that they are taken now (and
+        Busy is raised, with nothing attached, when the budget has no room).
+        """
+        over = self.attached + len(data) - self.reserved
+        if over > 0:
+            self.reserve(over, f"a {len(data)}-byte frame")
+        self.attached += len(data)
         self.frames.append(data)
         return {FRAME_KEY: len(self.frames) - 1}
+
+    def settle(self) -> None:
+        """The call is done: give back what it reserved and did not use."""
+        unused = self.reserved - self.attached
+        if unused > 0 and self.lease is not None:
+            self.lease.give_back(unused)
+            self.reserved = self.attached

@@ -173,6 +173,9 @@ async def original(ctx: Context, id: int, offset: int, length: int) -> dict[str,
                        {"id": id, "reason": f"status_{rec.row.status}"})
     if not rec.online:
         raise Unavailable(f"photo {id}: its root {rec.source_name} is offline", {"id": id})
+    # The bytes come out of the reply budget before a byte is read (busy when it is full):
+    # a batch of large chunks cannot make the daemon hold more than the budget.
+    ctx.reserve(min(length, max(0, int(rec.row.size) - offset)), f"photo {id}'s chunk")
     loc = locator(rec)
     try:
         data, size = await asyncio.to_thread(_read_chunk, loc, offset, length)

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lightbox.common import logs
-from lightbox.common.api import EVENTS, METHODS, PROTOCOL_VERSION
+from lightbox.common.api import EVENTS, METHODS, PROTOCOL_VERSION, Permission
 from lightbox.daemon.catalog import tables
 from lightbox.daemon.control.events import iso_now
 from lightbox.daemon.rpc import Context, method
@@ -54,7 +54,7 @@ async def status(ctx: Context) -> dict[str, Any]:
                 sa.select(sa.func.count()).select_from(p).where(p.c.status == state)) or 0)
         folders = await conn.scalar(sa.select(sa.func.count()).select_from(f)
                                     .where(f.c.missing_since.is_(None)))
-    return {
+    status = {
         "version": d.version,
         "pid": d.pid,
         "boot": d.boot,
@@ -74,6 +74,33 @@ async def status(ctx: Context) -> dict[str, Any]:
             "state": str(d.config.paths.state_dir),
         },
     }
+    if ctx.transport != "ipc" and ctx.permission < Permission.CONTROL:
+        return redact_for_remote_reader(status)
+    return status
+
+
+def redact_for_remote_reader(status: dict[str, Any]) -> dict[str, Any]:
+    """``system.status`` for a ``read`` key over TCP: health and counts, but nothing that
+    maps the host (absolute paths, socket addresses, the database URL).
+
+    The known places are dropped by name; every other string that looks like a path or a
+    URL, wherever a component put it, is replaced, so a new field cannot leak by default.
+    """
+    out = {k: v for k, v in status.items() if k != "paths"}
+    out["database"] = {k: v for k, v in status["database"].items() if k != "url"}
+    hidden = "(hidden from read-only remote clients)"
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return hidden if value.startswith(("/", "~")) or "://" in value else value
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    scrubbed: dict[str, Any] = scrub(out)
+    return scrubbed
 
 
 @method("system.methods")
