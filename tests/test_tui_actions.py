@@ -239,7 +239,9 @@ async def test_indexing_without_a_job_shows_in_the_status_line(make_daemon: Any,
     and the jobs screen shows the indexer's row while it works, then neither."""
     root = tmp_path / "photos"
     root.mkdir()
-    samples.make_demo_library(tmp_path / "incoming", 24, seed=9, megapixels=1.2, processes=2)
+    # Enough photos that one worker needs several seconds: on a quiet machine 24 were read
+    # within the indexer's one report a second, and no client ever saw them pending.
+    samples.make_demo_library(tmp_path / "incoming", 160, seed=9, megapixels=1.0, processes=2)
     d = make_daemon(config={"workers": {"processes": 1}})
     await asyncio.to_thread(add_root, d, root)
     app = make_app(d)
@@ -252,7 +254,8 @@ async def test_indexing_without_a_job_shows_in_the_status_line(make_daemon: Any,
         line = jobs.query_one(StatusLine)
         (tmp_path / "incoming").rename(root / "new")  # one move: the watcher's, no job
         await until(pilot, lambda: "indexing" in line.indexing and row.pending > 0,
-                    timeout=30, what="indexing shown")
+                    timeout=30, what=lambda: f"indexing shown (line {line.indexing!r}, "
+                    f"pending {row.pending})")
         assert row.has_class("-active")
         await until(pilot, lambda: not line.indexing and not row.has_class("-active"),
                     timeout=90, what="indexing done")
