@@ -26,6 +26,7 @@ from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.control.server import ControlServer
 from lightbox.daemon.jobs.queue import JobQueue
 from lightbox.daemon.library.admission import daemon_dirs
+from lightbox.daemon.library.bucketsync import BucketScheduler, BucketSync
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.reconcile import Reconciler
@@ -71,7 +72,7 @@ class Daemon:
                             ThumbSpec("preview", config["thumbnails.preview"], quality,
                                       min_size=preview_min))
         self.indexer = Indexer(self.db, self.pool, self.changes, config.paths.thumbnails_dir,
-                               self.thumb_specs)
+                               self.thumb_specs, self.sources)
         self.scanner = Scanner(self.db, self.sources, self.writer, self.changes,
                                self.indexer.wake, self.pool)
         self.jobs = JobQueue(self.db, self.bus, self.boot,
@@ -81,6 +82,9 @@ class Daemon:
                                   config.paths.thumbnails_dir, config["thumbnails.cleanup_days"])
         self.jobs.register("scan", self.tasks.scan)
         self.jobs.register("cleanup", self.tasks.cleanup)
+        self.bucketsync = BucketSync(self.db, self.sources, self.writer, self.indexer)
+        self.jobs.register("sync", self.bucketsync.run)
+        self.buckets = BucketScheduler(self.sources, self.jobs)
         self.reconciler = Reconciler(self.sources, self.jobs, self.writer,
                                      config["library.reconcile_interval"])
         self.watcher = Watcher(self.sources, self.scanner, self.writer,
@@ -94,7 +98,7 @@ class Daemon:
         self.control = ControlServer(self, config, self.bus)
         self.components: list[Component] = [
             self.instance, self.db, self.bus, self.pool, self.sources, self.indexer, self.jobs,
-            self.reconciler, self.watcher, self.switcher, self.control]
+            self.reconciler, self.buckets, self.watcher, self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stop_reason: str | None = None

@@ -38,7 +38,7 @@ def _local(path: str | None, config: Mapping[str, Any] | None,
 def _s3(path: str | None, config: Mapping[str, Any] | None,
         secrets: Mapping[str, str]) -> SourceKind:
     assert config is not None
-    return S3Kind(s3_config(config, secrets))
+    return S3Kind(s3_config(config, secrets), page_size=int(config.get("page_size") or 1000))
 
 
 KINDS: dict[str, Callable[[str | None, Mapping[str, Any] | None, Mapping[str, str]],

@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import errno
 import hashlib
 import http.client
+import os
 import random
 import socket
 import ssl
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -145,13 +148,28 @@ class S3Config:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
-class S3Error(Exception):
-    """An S3 operation failed for a reason a user can act on (``reason`` in ``REASONS``)."""
+_ERRNO = {ENDPOINT: errno.EHOSTUNREACH, TLS: errno.EPROTO, CLOCK: errno.EACCES,
+          CREDENTIALS: errno.EACCES, BUCKET: errno.ENOENT, LIST_DENIED: errno.EACCES,
+          GET_DENIED: errno.EACCES, THROTTLED: errno.EAGAIN, SERVER: errno.EIO,
+          GONE: errno.ENOENT}
+
+
+class S3Error(OSError):
+    """An S3 operation failed for a reason a user can act on (``reason`` in ``REASONS``).
+
+    An OSError with a fitting errno, so that ``library.failures`` treats a bucket's faults
+    like a disk's: permission denied, gone, I/O error are the machine's (retried with
+    backoff), never a lasting error of the photo.
+    """
 
     def __init__(self, reason: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(_ERRNO.get(reason, errno.EIO), message)
         self.reason = reason
         self.status = status
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
     def __reduce__(self) -> tuple[type[S3Error], tuple[str, str, int | None]]:
         return (S3Error, (self.reason, str(self), self.status))
@@ -531,6 +549,22 @@ def download(loc: S3Object, out: BinaryIO, *, attempts: int = MAX_ATTEMPTS) -> t
             wait = retry_after(exc)
             time.sleep(backoff(attempt) if wait is None else wait)
     raise AssertionError("unreachable")
+
+
+def open_object(loc: S3Object) -> tuple[BinaryIO, os.stat_result]:
+    """The object downloaded once into an anonymous temporary file (removed by the system
+    when closed, even after a crash), rewound, and a stat of what was listed: how every
+    reader that takes a local file (analysis, thumbnails on demand) reads a bucket's."""
+    tmp = tempfile.TemporaryFile(prefix="lightbox-s3-")  # noqa: SIM115 - returned open
+    try:
+        _, size = download(loc, tmp)
+        tmp.seek(0)
+    except BaseException:
+        tmp.close()
+        raise
+    st = os.stat_result((0o100600, 0, 0, 1, 0, 0, size, 0, 0, 0),
+                        {"st_mtime_ns": loc.mtime_ns or 0})
+    return tmp, st
 
 
 def presign(loc: S3Object, expires: int) -> tuple[str, int]:
