@@ -6,6 +6,7 @@ from lightbox.cli.commands import (
     db,
     dupes,
     events,
+    get,
     info,
     jobs,
     keys,
@@ -14,8 +15,10 @@ from lightbox.cli.commands import (
     roots,
     scan,
     search,
+    sources,
     status,
+    sync,
 )
 
-COMMANDS = (status, roots, scan, jobs, ls, info, search, dupes, call, events, lifecycle.Start,
-            lifecycle.Stop, daemon, keys, db)
+COMMANDS = (status, roots, sources, scan, sync, get, jobs, ls, info, search, dupes, call,
+            events, lifecycle.Start, lifecycle.Stop, daemon, keys, db)
