@@ -131,24 +131,24 @@ def test_errors_a_user_can_act_on_change_nothing(make_daemon: Any, s3: S3Env) ->
 def test_object_reads_are_retried_honouring_retry_after(make_daemon: Any, s3: S3Env) -> None:
     bucket, objects = _bucket(s3, 2)
     key = next(iter(objects))
-    s3.proxy.inject("slowdown", method="GET", key=key.rpartition("/")[2], ranged=False,
+    # Corpus photos are smaller than the sniff: their one (ranged) GET is what is faulted.
+    s3.proxy.inject("slowdown", method="GET", key=key.rpartition("/")[2], list_objects=False,
                     retry_after=1, times=1)
     s3.proxy.inject("reset_mid_body", method="GET", key=list(objects)[1].rpartition("/")[2],
-                    ranged=False, times=1)
+                    list_objects=False, times=1)
     d: DaemonProcess = make_daemon()
     add_bucket(d, s3, bucket)
     assert sync(d)["state"] == "succeeded"
     assert all(p["status"] == "ok" for p in photos(d, "any"))
-    log = [r for r in s3.proxy.log() if r.key == key and "range" not in r.headers]
-    assert [r.status for r in log][:2] == [503, 200]
+    log = [r for r in s3.proxy.log() if r.key == key and r.method == "GET"]
+    assert [r.status for r in log][:2] in ([503, 200], [503, 206]), [r.status for r in log]
 
 
 def test_sigkill_during_a_sync_loses_nothing_and_reads_nothing_twice(
         make_daemon: Any, s3: S3Env) -> None:
     bucket, _ = _bucket(s3, 40)
     # Slow object reads (not listings) so the kill lands in the middle of processing.
-    s3.proxy.inject("delay", method="GET", list_objects=False, ranged=False, delay=0.4,
-                    times=None)
+    s3.proxy.inject("delay", method="GET", list_objects=False, delay=0.4, times=None)
     d: DaemonProcess = make_daemon(config={"workers": {"processes": 2}})
     job = add_bucket(d, s3, bucket, sync=True)["job"]
     deadline = time.monotonic() + 90
@@ -171,7 +171,7 @@ def test_sigkill_during_a_sync_loses_nothing_and_reads_nothing_twice(
     assert len({p["name"] for p in everything}) == 40
     # What was written before the kill was not downloaded again.
     again = {r.key.rpartition("/")[2] for r in s3.proxy.log()
-             if r.key and r.method == "GET" and "range" not in r.headers}
+             if r.key and r.method == "GET"}
     assert not (again & done_before), again & done_before
 
 
