@@ -187,3 +187,41 @@ def photos_offline(d: DaemonProcess) -> list[dict[str, Any]]:
             "SELECT name FROM photos WHERE status = 'ok'")]
     finally:
         con.close()
+
+
+def test_a_bucket_syncs_on_its_interval_by_itself(make_daemon: Any, s3: S3Env) -> None:
+    bucket, _ = _bucket(s3, 2)
+    d: DaemonProcess = make_daemon()
+    add_bucket(d, s3, bucket, interval=2)       # no sync asked for: the schedule starts one
+    deadline = time.monotonic() + 90
+    while True:
+        jobs = [j for j in d.call("jobs.list", {"limit": 50})["jobs"] if j["kind"] == "sync"]
+        done = [j for j in jobs if j["state"] == "succeeded"]
+        if len(done) >= 2:
+            break
+        assert time.monotonic() < deadline, jobs
+        time.sleep(0.5)
+    assert len(photos(d)) == 2
+    # New objects arrive by themselves on the next scheduled sync.
+    s3.put(bucket, "late/arrival.jpg", CORPUS_JPEGS[3].read_bytes())
+    deadline = time.monotonic() + 90
+    while "arrival.jpg" not in {p["name"] for p in photos(d)}:
+        assert time.monotonic() < deadline, "the scheduled sync did not pick it up"
+        time.sleep(0.5)
+
+
+def test_tls_failure_and_clock_skew_in_words(make_daemon: Any, s3: S3Env) -> None:
+    bucket, _ = _bucket(s3, 1)
+    d: DaemonProcess = make_daemon()
+    # https:// to a plain-HTTP endpoint: the handshake fails.
+    tls = d.call("sources.test", {"endpoint": s3.endpoint.replace("http://", "https://"),
+                                  "bucket": bucket, "access_key_id": "AKIDX",
+                                  "secret_access_key": "s", "addressing_style": "path"},
+                 timeout=60)
+    assert tls["failed"] == "tls" and "TLS" in tls["message"], tls
+    add_bucket(d, s3, bucket)
+    s3.proxy.inject("status", list_objects=True, status=403, code="RequestTimeTooSkewed")
+    job = sync(d)
+    assert job["state"] == "failed" and job["result"]["reason"] == "clock_skew", job
+    assert "clock" in job["error"] and "NTP" in job["error"]
+    assert photos(d, "any") == []

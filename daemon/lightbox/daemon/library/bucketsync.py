@@ -251,10 +251,12 @@ class BucketSync:
 
 class BucketScheduler:
     """Each bucket syncs on its interval (default 24 h) after its last complete sync; one
-    that failed is tried again after ``RETRY_FAILED`` (or its interval, if shorter)."""
+    that failed is tried again after ``RETRY_FAILED`` (or its interval, if shorter). It
+    sleeps until the next bucket is due (at most ``TICK``), and is poked when one is added."""
 
     name = "buckets"
     TICK = 60.0
+    MIN_SLEEP = 1.0
     RETRY_FAILED = 900.0
 
     def __init__(self, sources: Sources, jobs: Any) -> None:
@@ -262,6 +264,7 @@ class BucketScheduler:
         self.jobs = jobs
         self._task: asyncio.Task[None] | None = None
         self._tried: dict[int, float] = {}
+        self._poke = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="buckets")
@@ -277,27 +280,48 @@ class BucketScheduler:
     def status(self) -> dict[str, Any]:
         return {"buckets": len(self.sources.buckets())}
 
+    def mark_tried(self, source_id: int) -> None:
+        """A sync of this bucket was just queued by hand: the schedule counts from now."""
+        self._tried[source_id] = time.monotonic()
+
+    def poke(self) -> None:
+        """A bucket was added or changed: look at the schedule now."""
+        self._poke.set()
+
     async def _run(self) -> None:
         while True:
+            delay = self.TICK
             try:
-                await self.tick()
+                delay = await self.tick()
             except Exception:
                 log.exception("bucket schedule check failed")
-            await asyncio.sleep(self.TICK)
+            self._poke.clear()
+            try:
+                await asyncio.wait_for(self._poke.wait(),
+                                       max(self.MIN_SLEEP, min(self.TICK, delay)))
+            except TimeoutError:
+                pass
 
-    async def tick(self) -> None:
+    async def tick(self) -> float:
+        """Queue the syncs that are due; returns the seconds until the next one is."""
         now_wall = utcnow()
         now = time.monotonic()
+        soonest = self.TICK
         for src in self.sources.buckets():
             every = src.interval
             if every <= 0:
                 continue
             last = src.scanned_at
-            due = last is None or (now_wall - _aware(last)).total_seconds() >= every
+            left = 0.0 if last is None else every - (now_wall - _aware(last)).total_seconds()
             tried = self._tried.get(src.id)
-            if due and (tried is None or now - tried >= min(every, self.RETRY_FAILED)):
+            retry_in = 0.0 if tried is None else min(every, self.RETRY_FAILED) - (now - tried)
+            wait_for = max(left, retry_in)
+            if wait_for <= 0:
                 self._tried[src.id] = now
                 await self.jobs.submit("sync", {"source": src.id})
+                wait_for = min(every, self.RETRY_FAILED)
+            soonest = min(soonest, wait_for)
+        return soonest
 
 
 def _aware(when: Any) -> Any:
