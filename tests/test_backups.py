@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import os
 import shutil
 import sqlite3
@@ -112,7 +113,7 @@ def test_schedule_follows_wall_clock_across_daylight_saving_changes() -> None:
     hourly = schedule.next_runs("0 * * * *", dt.datetime(2026, 10, 24, 23, 30, tzinfo=dt.UTC),
                                 "Europe/Berlin", 4)
     utc_hours = [w.astimezone(dt.UTC) for w in hourly]
-    gaps = {(b - a).total_seconds() for a, b in zip(utc_hours, utc_hours[1:], strict=False)}
+    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(utc_hours)}
     assert gaps == {3600.0}
     assert schedule.problem("61 * * * *")
     assert schedule.problem("* * *")
@@ -196,7 +197,7 @@ def test_full_then_incremental_runs_and_the_target_checks_with_coreutils(lib: An
 
 
 def test_verify_finds_a_flipped_byte_a_missing_and_an_extra_file(lib: Any) -> None:
-    d, root, target = lib
+    d, _, target = lib
     assert backup(d)["state"] == "succeeded"
     files = sorted(target_files(target))
     flipped = target / files[0]
@@ -307,7 +308,7 @@ def test_bit_rot_at_the_source_is_reported_and_the_good_copy_kept(lib: Any) -> N
 
 def test_a_missing_or_read_only_target_fails_the_run_writing_nothing(lib: Any,
                                                                      tmp_path: Path) -> None:
-    d, root, target = lib
+    d, _, target = lib
     aside = tmp_path / "nas-unplugged"
     target.rename(aside)
     target.mkdir()  # the empty mount point
