@@ -390,9 +390,10 @@ def test_sigkill_mid_run_then_a_rerun_copies_nothing_twice(make_daemon: Any,
     d.call("backups.add", {"name": "nas", "path": str(target)})
     job = d.call("backups.run", {"target": "nas"})["job"]
     deadline = time.monotonic() + 60
-    while not target_files(target) and time.monotonic() < deadline:
-        time.sleep(0.005)
+    while not any((target / "photos").rglob("*.jpg")) and time.monotonic() < deadline:
+        time.sleep(0.002)
     d.kill()
+    assert len(list((target / "photos").rglob("*.jpg"))) < 40  # killed in the middle
     # Nothing under a final name is partial: every final file is a photo's exact bytes.
     originals = {sha(p) for p in root.rglob("*.jpg")}
     assert set(target_files(target).values()) <= originals
@@ -408,5 +409,7 @@ def test_sigkill_mid_run_then_a_rerun_copies_nothing_twice(make_daemon: Any,
     assert manifest == on_target
     assert sha256sum_check(target).returncode == 0
     assert not list((target / ".lightbox-tmp").iterdir())
-    runs = rows(d, "SELECT state FROM backup_runs ORDER BY id")
-    assert "running" not in [r["state"] for r in runs]
+    runs = rows(d, "SELECT state, result FROM backup_runs ORDER BY id")
+    assert [r["state"] for r in runs] == ["failed", "succeeded", "succeeded"]
+    assert "interrupted" in runs[0]["result"]
+    assert first["result"]["adopted"] + first["result"]["copied"] == 40

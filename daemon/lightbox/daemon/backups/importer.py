@@ -312,7 +312,9 @@ class Importer:
         not_in = len(set(shas) - in_library)
         errors = sum(1 for it in plan if it.action == "error")
         not_photo = sum(1 for it in plan if it.action == "not_photo")
-        safe = not_in == 0 and errors == 0 and all(v == 0 for v in backed.values())
+        # Every file on the card, not only the photos: erasing it must lose nothing.
+        safe = not_in == 0 and errors == 0 and not_photo == 0 \
+            and all(v == 0 for v in backed.values())
         return {"safe_to_erase": safe, "not_in_library": not_in, "not_backed_up": backed,
                 "errors": errors, "not_photos": not_photo}
 
@@ -358,57 +360,17 @@ def _copy_part(source: str, root: str, part: list[Planned], move: bool
     """Copy (and for a move, delete once verified) each planned file; sets its action to
     copied / present / error. A destination error (full, read-only) stops: returned."""
     dirs: set[str] = set()
+    stop: files.TargetError | None = None
     for it in part:
-        src = os.path.join(source, it.rel)
-        final_dir = os.path.dirname(os.path.join(root, it.dest))
-        try:
-            os.makedirs(final_dir, exist_ok=True)
-        except OSError as exc:
-            return files.target_error(exc, "creating a folder")
-        tmp = os.path.join(final_dir, f".lbimport-{os.getpid()}-{id(it)}.part")
-        try:
-            h = hashlib.sha256()
-            with open(src, "rb") as fin:
-                try:
-                    fout = open(tmp, "xb")  # noqa: SIM115 - closed below
-                except OSError as exc:
-                    raise files.target_error(exc, "creating a temporary file") from None
-                with fout:
-                    while True:
-                        chunk = fin.read(files.CHUNK)
-                        if not chunk:
-                            break
-                        h.update(chunk)
-                        try:
-                            fout.write(chunk)
-                        except OSError as exc:
-                            raise files.target_error(exc, "writing a copy") from None
-                    try:
-                        fout.flush()
-                        os.fsync(fout.fileno())
-                    except OSError as exc:
-                        raise files.target_error(exc, "fsync of a copy") from None
-            if h.hexdigest() != it.sha256:
-                raise OSError(0, "the source changed while it was imported")
-            if files.hash_path(tmp, drop_cache=True)[0] != it.sha256:
-                raise OSError(0, "the copy read back differs from the source")
-            dest, present = files.place(root, tmp, it.dest, it.sha256)
-            it.dest = dest
-            it.action = "present" if present else "copied"
-            dirs.add(os.path.dirname(os.path.join(root, dest)))
-        except files.TargetError as exc:
-            _quiet_unlink(tmp)
-            it.action, it.reason = "error", f"{exc}; the source is kept"
-            return exc
-        except OSError as exc:
-            _quiet_unlink(tmp)
-            it.action, it.reason = "error", f"{exc.strerror or exc}; the source is kept"
-            continue
+        stop = _copy_one(source, root, it, dirs)
+        if stop is not None:
+            break
     try:
         files.fsync_dirs(dirs)
     except files.TargetError as exc:
-        return exc
+        return exc  # nothing is durable for sure: no source is deleted
     if move:
+        # Only now, with every copy read back and its folder on disk, may a source go.
         for it in part:
             if it.action in ("copied", "present"):
                 try:
@@ -416,6 +378,56 @@ def _copy_part(source: str, root: str, part: list[Planned], move: bool
                     it.reason = "moved"
                 except OSError as exc:
                     it.reason = f"copied, but the source could not be deleted: {exc.strerror}"
+    return stop
+
+
+def _copy_one(source: str, root: str, it: Planned, dirs: set[str]) -> files.TargetError | None:
+    src = os.path.join(source, it.rel)
+    final_dir = os.path.dirname(os.path.join(root, it.dest))
+    try:
+        os.makedirs(final_dir, exist_ok=True)
+    except OSError as exc:
+        err = files.target_error(exc, "creating a folder")
+        it.action, it.reason = "error", f"{err}; the source is kept"
+        return err
+    tmp = os.path.join(final_dir, f".lbimport-{os.getpid()}-{id(it)}.part")
+    try:
+        h = hashlib.sha256()
+        with open(src, "rb") as fin:
+            try:
+                fout = open(tmp, "xb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise files.target_error(exc, "creating a temporary file") from None
+            with fout:
+                while True:
+                    chunk = fin.read(files.CHUNK)
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    try:
+                        fout.write(chunk)
+                    except OSError as exc:
+                        raise files.target_error(exc, "writing a copy") from None
+                try:
+                    fout.flush()
+                    os.fsync(fout.fileno())
+                except OSError as exc:
+                    raise files.target_error(exc, "fsync of a copy") from None
+        if h.hexdigest() != it.sha256:
+            raise OSError(0, "the source changed while it was imported")
+        if files.hash_path(tmp, drop_cache=True)[0] != it.sha256:
+            raise OSError(0, "the copy read back differs from the source")
+        dest, present = files.place(root, tmp, it.dest, it.sha256)
+        it.dest = dest
+        it.action = "present" if present else "copied"
+        dirs.add(os.path.dirname(os.path.join(root, dest)))
+    except files.TargetError as exc:
+        _quiet_unlink(tmp)
+        it.action, it.reason = "error", f"{exc}; the source is kept"
+        return exc
+    except OSError as exc:
+        _quiet_unlink(tmp)
+        it.action, it.reason = "error", f"{exc.strerror or exc}; the source is kept"
     return None
 
 
