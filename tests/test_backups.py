@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lbtest import DaemonProcess, need
+import json
+
+from lbtest import DaemonProcess, need, run_cli
 
 from lightbox.common import errors, schedule
 from lightbox.daemon.media.samples import make_photo, save_jpeg
@@ -413,3 +415,48 @@ def test_sigkill_mid_run_then_a_rerun_copies_nothing_twice(make_daemon: Any,
     assert [r["state"] for r in runs] == ["failed", "succeeded", "succeeded"]
     assert "interrupted" in runs[0]["result"]
     assert first["result"]["adopted"] + first["result"]["copied"] == 40
+
+
+def test_the_command_line_drives_backups_and_import(make_daemon: Any, tmp_path: Path) -> None:
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    env = {"LIGHTBOX_DATA_DIR": str(d.data_dir)}
+    root = tmp_path / "photos"
+    photos(root, 3)
+    d.call("roots.add", {"path": str(root), "name": "photos", "scan": False})
+    scan(d)
+    target = tmp_path / "usb"
+    target.mkdir()
+    r = run_cli("backup", "add", "usb", str(target), "--schedule", "30 2 * * *",
+                "--timezone", "Europe/Berlin", "--retention-days", "30", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "At 02:30" in r.stdout and "remove copies 30 days" in r.stdout
+    r = run_cli("backup", "add", "bad", str(target), "--schedule", "99 * * * *", env=env)
+    assert r.returncode == 2 and "schedule" in r.stderr
+    r = run_cli("backup", "schedule", "0 3 * * 0", "--json", env=env)
+    assert json.loads(r.stdout)["valid"]
+    r = run_cli("backup", "run", "usb", "--wait", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    assert job["state"] == "succeeded" and job["result"]["copied"] == 3
+    r = run_cli("backup", "verify", "usb", "--all", "--wait", env=env)
+    assert r.returncode == 0 and "succeeded" in r.stdout, r.stdout + r.stderr
+    r = run_cli("backup", "restore", "usb", str(tmp_path / "back"), "--all", "--dry-run",
+                "--wait", "--json", env=env)
+    assert json.loads(r.stdout)["result"]["counts"] == {"restore": 3}
+    r = run_cli("backup", "status", env=env)
+    assert "0 photos not backed up" in r.stdout and "last verify: succeeded" in r.stdout
+    r = run_cli("backup", "history", "--json", env=env)
+    assert [x["kind"] for x in json.loads(r.stdout)] == ["restore", "verify", "backup"]
+    (target / ".lightbox-target").unlink()  # as if another disk were mounted there
+    r = run_cli("backup", "run", "usb", "--wait", env=env)
+    assert r.returncode == 1 and "marker" in r.stdout
+    card = tmp_path / "card"
+    save_jpeg(make_photo(64, 64, seed=77), card / "IMG_1.jpg")
+    r = run_cli("import", str(card), "--root", "photos", "--dry-run", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "IMG_1.jpg -> undated/undated/IMG_1.jpg" in r.stdout and "plan: 1 copy" in r.stdout
+    r = run_cli("import", str(card), "--root", "photos", "--move", "--wait", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "NOT safe to erase" in r.stdout  # usb covers the root and lacks the new photo
+    assert not (card / "IMG_1.jpg").exists()
+    assert (root / "undated" / "undated" / "IMG_1.jpg").is_file()
