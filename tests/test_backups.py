@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import json
 import os
 import shutil
 import sqlite3
@@ -19,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import json
-
 from lbtest import DaemonProcess, need, run_cli
 
 from lightbox.common import errors, schedule
