@@ -7,6 +7,7 @@ permitted; required under LIGHTBOX_REQUIRE_SERVICES=1).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import pytest
 from lbtest import DaemonProcess, need
 from test_library_scan import consistent, rows, scan
 
+from lightbox.daemon.library import vanish
 from lightbox.daemon.media.samples import make_photo, save_jpeg
 
 
@@ -173,3 +175,110 @@ def test_scan_of_an_unmounted_bind_mount_changes_nothing(
     assert snapshot(d) == before
     assert rows(d, "SELECT root_inode, mount_id, mount_device FROM sources")[0][0] == \
         point.stat().st_ino
+
+
+# -- the mass-vanish guard --------------------------------------------------------------------
+
+def test_decide_holds_a_mass_vanishing_until_confirmed_after_the_delay() -> None:
+    """The guard's rule on its own (pure: no daemon, no database)."""
+    held = vanish.Held()
+    gone = [(i, i % 3) for i in range(60)]          # 60 of 100 photos, folders 0..2
+    out = vanish.decide(held, gone, covered={0, 1, 2}, total=100, delay=10, now=0)
+    assert (out.vanish, out.held, out.newly_held) == ([], 60, 60)
+    # Too early: still held, even when fewer are gone now than the limit.
+    out = vanish.decide(held, gone[:5], covered={0, 1, 2}, total=100, delay=10, now=5)
+    assert out.vanish == [] and out.held == 5      # the other 55 were seen again
+    out = vanish.decide(held, gone[:5], covered={0, 1, 2}, total=100, delay=10, now=11)
+    assert sorted(out.vanish) == list(range(5)) and out.held == 0
+    # A few at a time vanish at once; a pass over other folders leaves suspects alone.
+    assert vanish.decide(held, gone[:50], set(), 100, 10, 20).vanish == list(range(50))
+    vanish.decide(held, gone, {0, 1, 2}, 100, 10, 30)
+    assert vanish.decide(held, [], covered={7}, total=100, delay=10, now=31).held == 60
+    # 10 % of a big root is the limit there.
+    big = vanish.Held()
+    assert vanish.decide(big, [(i, 0) for i in range(100)], {0}, 1000, 10, 0).held == 0
+    assert vanish.decide(big, [(i, 0) for i in range(101)], {0}, 1000, 10, 0).held == 101
+
+
+SLOW_CONFIRM = {"library": {"watch": False, "reconcile_interval": 0, "vanish_delay": 3}}
+
+
+def test_a_mass_vanishing_is_held_as_suspect(make_daemon: Any, tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    fill(root, folders=4, per_folder=20)           # 80 photos: the limit is 50
+    d: DaemonProcess = make_daemon(config=SLOW_CONFIRM)
+    out = d.call("roots.add", {"path": str(root)})
+    assert d.call("jobs.wait", {"id": out["job"], "timeout": 120}, timeout=130)["state"] == \
+        "succeeded"
+    before = snapshot(d)
+    name = root_state(d)["name"]
+    for f in ("day00", "day01", "day02"):          # 60 photos gone at once
+        for p in (root / f).iterdir():
+            p.unlink()
+    job = scan(d)
+    report = job["result"]["roots"][name]
+    assert (report["missing"], report["removed"], report["suspect"]) == (0, 0, 60), report
+    assert snapshot(d) == before
+    state = root_state(d)
+    assert state["suspect"]["count"] == 60 and state["photos"] == 80, state
+    assert d.call("system.status")["components"]["sources"]["suspect"][name]["count"] == 60
+    events = [e for e in d.call("events.since", {"seq": 0, "topics": ["source"]})["events"]
+              if e["type"] == "suspect"]
+    assert events and events[-1]["data"]["count"] == 60
+    # Files put back: no longer suspect, nothing happened to their rows.
+    fill(root, folders=1, per_folder=20)           # day00 again, same content
+    job = scan(d)
+    assert job["result"]["roots"][name]["suspect"] == 40
+    assert root_state(d)["suspect"]["count"] == 40
+    # After the delay a later pass confirms: missing, not removed; the pass after removes.
+    until(lambda: root_state(d)["suspect"]["confirm_in"] == 0, what="delay over")
+    job = scan(d)
+    assert job["result"]["roots"][name]["missing"] == 40, job["result"]
+    assert root_state(d)["suspect"] is None
+    assert len([r for r in snapshot(d) if r[3] == "missing"]) == 40
+    job = scan(d)
+    assert job["result"]["roots"][name]["removed"] == 40
+    consistent(d)
+
+
+def test_the_user_confirms_a_mass_vanishing(make_daemon: Any, tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    fill(root, folders=4, per_folder=20)
+    d: DaemonProcess = make_daemon(config={"library": {"watch": False, "reconcile_interval": 0}})
+    out = d.call("roots.add", {"path": str(root)})
+    assert d.call("jobs.wait", {"id": out["job"], "timeout": 120}, timeout=130)["state"] == \
+        "succeeded"
+    for f in ("day01", "day02", "day03"):          # 60 of 80: more than 50
+        shutil.rmtree(root / f)
+    for _ in range(2):                             # no delay passed: a second pass holds too
+        job = scan(d)
+        assert job["result"]["roots"]["photos"]["suspect"] == 60, job["result"]
+    assert rows(d, "SELECT count(*) FROM photos WHERE status = 'ok'")[0][0] == 80
+    assert rows(d, "SELECT count(*) FROM folders WHERE missing_since IS NOT NULL")[0][0] == 0
+    assert d.call("roots.confirm", {"root": "photos"}) == {"root": 1, "confirmed": 60}
+    assert root_state(d)["suspect"] is None
+    assert rows(d, "SELECT count(*) FROM photos WHERE status = 'missing'")[0][0] == 60
+    consistent(d)
+    job = scan(d)
+    assert job["result"]["roots"]["photos"]["removed"] == 60
+    consistent(d)
+
+
+def test_the_watcher_holds_a_mass_vanishing_too(make_daemon: Any, tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    fill(root, folders=1, per_folder=60)
+    d: DaemonProcess = make_daemon(config=LIVE)
+    out = d.call("roots.add", {"path": str(root)})
+    assert d.call("jobs.wait", {"id": out["job"], "timeout": 120}, timeout=130)["state"] == \
+        "succeeded"
+    until(lambda: root_state(d)["watching"], what="watching")
+    for i in range(55):
+        (root / "day00" / f"p{i}.jpg").unlink()
+    until(lambda: (root_state(d)["suspect"] or {}).get("count") == 55, what="55 held by watcher")
+    time.sleep(1.0)   # a later watcher pass does not mark them either
+    assert rows(d, "SELECT count(*) FROM photos WHERE status = 'ok'")[0][0] == 60
+    # A few deletions afterwards are ordinary: marked missing by the watcher at once.
+    (root / "day00" / "p55.jpg").unlink()
+    until(lambda: rows(d, "SELECT status FROM photos WHERE name = 'p55.jpg'")[0][0] ==
+          "missing", what="p55 missing")
+    assert root_state(d)["suspect"]["count"] == 55

@@ -38,6 +38,7 @@ from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.library import admission
 from lightbox.daemon.library.identity import Identity, probe
+from lightbox.daemon.library.vanish import VanishGuard
 
 log = logs.get("sources")
 
@@ -61,9 +62,12 @@ class Sources:
     name = "sources"
 
     def __init__(self, db: Database, bus: EventBus, *,
-                 guarded: Sequence[admission.Guarded] = ()) -> None:
+                 guarded: Sequence[admission.Guarded] = (), vanish_delay: float = 600.0
+                 ) -> None:
         self.db = db
         self.bus = bus
+        # Photos a pass found gone in numbers too large to believe at once (``vanish``).
+        self.guard = VanishGuard(vanish_delay, bus.publish)
         # The daemon's own directories: no root may be, hold or lie inside one.
         self.guarded = tuple(guarded)
         self.by_id: dict[int, Source] = {}
@@ -78,7 +82,9 @@ class Sources:
 
     def status(self) -> dict[str, Any]:
         return {"roots": len(self.by_id),
-                "offline": [s.name for s in self.by_id.values() if not s.online]}
+                "offline": [s.name for s in self.by_id.values() if not s.online],
+                "suspect": {s.name: held for s in self.by_id.values()
+                            if (held := self.guard.describe(s.id)) is not None}}
 
     async def load(self) -> None:
         s = tables.sources
@@ -207,6 +213,7 @@ class Sources:
             await conn.execute(f.delete().where(f.c.source_id == src.id))
             await conn.execute(tables.sources.delete().where(tables.sources.c.id == src.id))
         self.by_id.pop(src.id, None)
+        self.guard.forget(src.id)
         self.bus.publish("source", "removed", {"id": src.id, "name": src.name})
         log.info("root removed", id=src.id, name=src.name, photos=photos)
         return {"removed": src.id, "photos": int(photos or 0), "folders": int(folders or 0)}
@@ -358,6 +365,7 @@ class Sources:
                 "folders": folders.get(s.id, 0),
                 "folder_id": top.id if top else None,
                 "scanned_at": iso(s.scanned_at), "watching": s.id in watching,
+                "suspect": self.guard.describe(s.id),
             })
         return out
 
