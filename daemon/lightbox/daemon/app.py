@@ -39,6 +39,7 @@ from lightbox.daemon.library.writer import CatalogWriter
 from lightbox.daemon.lock import InstanceLock
 from lightbox.daemon.media.thumbs import ThumbSpec
 from lightbox.daemon.notify import Notifier
+from lightbox.daemon.settings import SettingsStore
 from lightbox.daemon.workers.pool import WorkerPool
 
 log = logs.get("daemon")
@@ -100,9 +101,14 @@ class Daemon:
         self.switcher = Switcher(self, self.db_state)
         self.db.on_switch.append(self._catalog_moved)
         self.control = ControlServer(self, config, self.bus)
+        # Right after the database: the stored settings are applied (through each
+        # component's ``apply``) before the components they configure start.
+        self.settings = SettingsStore(self)
+        self.db.on_switch.append(self.settings.reload)
         self.components: list[Component] = [
-            self.instance, self.db, self.bus, self.pool, self.sources, self.indexer, self.jobs,
-            self.backups, self.reconciler, self.watcher, self.switcher, self.control]
+            self.instance, self.db, self.settings, self.bus, self.pool, self.sources,
+            self.indexer, self.jobs, self.backups, self.reconciler, self.watcher,
+            self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stop_reason: str | None = None

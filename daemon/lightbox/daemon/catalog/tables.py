@@ -291,3 +291,52 @@ backup_runs = sa.Table(
     sa.Column("result", sa.JSON, nullable=True),
     sa.Index(None, "target_id", "kind", "id"),
 )
+
+
+# -- settings (F10) --------------------------------------------------------------------
+# Runtime settings that differ from their defaults, one row per key with its own version.
+# ``settings_revision`` holds one row (id 1): the global revision, bumped in the same
+# transaction as every change, so a daemon that sees a new revision re-reads and applies
+# (two daemons on one catalog converge by polling it). A key set back to its default is
+# deleted, not stored.
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),  # of the last change to the row
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+settings_revision = sa.Table(
+    "settings_revision",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+)
+
+# One row per change (settings.set/reset/revert, roots.add/remove): who, when, what, the
+# result. ``changes`` is [{key, old, new}] with secrets as fingerprints only; the keys are
+# also in ``settings_audit_keys`` so one key's history is an index range, on every engine.
+settings_audit = sa.Table(
+    "settings_audit",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("actor", sa.JSON, nullable=False),
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Column("result", sa.String(40), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.Index(None, "revision"),
+)
+
+settings_audit_keys = sa.Table(
+    "settings_audit_keys",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("audit_id", Id, sa.ForeignKey("settings_audit.id", ondelete="CASCADE"),
+              primary_key=True, autoincrement=False),
+)
