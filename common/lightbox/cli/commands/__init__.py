@@ -1,12 +1,14 @@
 """One module per command: ``register(subparsers) -> parser`` and ``run(ctx, args) -> int``."""
 
 from lightbox.cli.commands import (
+    backup,
     call,
     daemon,
     db,
     dupes,
     events,
     get,
+    importing,
     info,
     jobs,
     keys,
@@ -20,5 +22,5 @@ from lightbox.cli.commands import (
     sync,
 )
 
-COMMANDS = (status, roots, sources, scan, sync, get, jobs, ls, info, search, dupes, call,
-            events, lifecycle.Start, lifecycle.Stop, daemon, keys, db)
+COMMANDS = (status, roots, sources, scan, sync, get, importing, backup, jobs, ls, info,
+            search, dupes, call, events, lifecycle.Start, lifecycle.Stop, daemon, keys, db)

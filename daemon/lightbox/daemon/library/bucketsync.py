@@ -7,10 +7,12 @@ multipart upload's is not an MD5). New and changed objects become ``pending`` fo
 indexer, which reads each in a worker (a ranged GET to sniff, then one streamed GET).
 
 Nothing vanishes unless the listing is **proven complete** and passes the **mass-vanish
-guard**: an incomplete listing (truncated without a token, a repeated token, a page that
-failed, the page cap), an empty listing over a source that had photos, or more than half of
-a source's photos gone at once (``MASS_VANISH_*``; ``force=true`` overrides the latter two)
-leaves every photo where it is; the job then fails saying why, after recording what is new.
+guard** local roots go through (``library.vanish``): an incomplete listing (truncated
+without a token, a repeated token, a page that failed, the page cap) or an empty listing
+over a source that had photos leaves every photo where it is; more photos gone at once than
+``vanish.limit`` allows are held as suspect (a later sync confirms them after the guard's
+delay, ``force=true`` or ``roots.confirm`` at once). The job then fails saying why, after
+recording what is new.
 Vanished photos become ``missing``; the next complete listing that still lacks them
 removes them (as for local roots). Folders come from the keys' "/"-separated prefixes.
 
@@ -38,6 +40,7 @@ from lightbox.daemon.catalog.types import utcnow
 from lightbox.daemon.jobs.queue import JobContext, JobFailed
 from lightbox.daemon.kinds.base import Entry, Listing
 from lightbox.daemon.kinds.s3 import GET_DENIED, SERVER, THROTTLED, S3Error
+from lightbox.daemon.library import vanish
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.sources import Source, Sources
 from lightbox.daemon.library.writer import CatalogWriter
@@ -47,22 +50,11 @@ log = logs.get("sync")
 
 P = tables.photos
 
-MASS_VANISH_FRACTION = 0.5   # more than this share of a source's photos gone at once ...
-MASS_VANISH_MIN = 20         # ... and at least this many: held back, not applied
 WRITE_BATCH = 1000
 EMPTY_LISTING = "empty_listing"
 MASS_VANISH = "mass_vanish"
 # Failures that say nothing about whether the bucket is there: it stays online.
 _TRANSIENT = (SERVER, THROTTLED, GET_DENIED, CHANGED)
-
-
-def mass_vanish(live: int, vanishing: int) -> str | None:
-    """Why ``vanishing`` of ``live`` photos disappearing at once is not believed, or None."""
-    if vanishing >= MASS_VANISH_MIN and vanishing > live * MASS_VANISH_FRACTION:
-        return (f"{vanishing} of {live} photos would vanish at once; that looks like a "
-                "wrong prefix, credentials of another account or a failing endpoint, not "
-                "deletions. Nothing was removed; sync with force=true if it is real")
-    return None
 
 
 def _folders_of(rel: str) -> list[str]:
@@ -177,16 +169,31 @@ class BucketSync:
         report: dict[str, Any] = {"new": len(new), "changed": len(changed),
                                   "restored": len(restored), "missing": 0, "removed": 0}
         held: dict[str, Any] | None = None
-        if listing.complete and not force:
-            if not listing.entries and live:
-                held = {"reason": EMPTY_LISTING,
-                        "message": f"the bucket lists empty but the catalog has {live} photos "
-                                   "from it; nothing was removed (sync with force=true if "
-                                   "it was emptied on purpose)"}
+        allowed = vanishing
+        if listing.complete and not listing.entries and live and not force:
+            held = {"reason": EMPTY_LISTING,
+                    "message": f"the bucket lists empty but the catalog has {live} photos "
+                               "from it; nothing was removed (sync with force=true if it "
+                               "was emptied on purpose)"}
+        elif listing.complete:
+            # The same mass-vanish guard as local roots: a complete listing covers every
+            # folder of the bucket. ``force`` is the user's confirmation.
+            guard = self.sources.guard
+            if force:
+                guard.forget(src.id)
             else:
-                why = mass_vanish(live, len(vanishing))
-                if why is not None:
-                    held = {"reason": MASS_VANISH, "message": why}
+                covered = {i.id for i in mapping.values()}
+                ok = set(guard.decide(src, [(r.id, r.folder_id) for r in vanishing],
+                                      covered, live))
+                allowed = [r for r in vanishing if r.id in ok]
+                suspect = len(vanishing) - len(allowed)
+                if suspect:
+                    report["suspect"] = suspect
+                    held = {"reason": MASS_VANISH, "message":
+                            f"{suspect} of {live} photos would vanish at once (more than "
+                            f"{vanish.limit(live)}); they are held as suspect, not removed. "
+                            "A later sync confirms them after a while; sync with "
+                            "force=true (or `lightbox roots confirm`) if it is real"}
         # What is new or changed is recorded in any case, a batch per transaction.
         for start in range(0, max(len(new), len(changed), len(restored)), WRITE_BATCH):
             touched: set[int] = set()
@@ -198,20 +205,22 @@ class BucketSync:
                 await self.writer.recount(conn, touched)
             self.writer.changes.folders(src.id, touched)
             self.indexer.wake()
-        if listing.complete and held is None:
+        if listing.complete and (held is None or held["reason"] == MASS_VANISH):
             touched = set()
             async with self.db.engine.begin() as conn:
-                if vanishing:
-                    await self.writer.mark_missing(conn, src, vanishing, touched)
+                if allowed:
+                    await self.writer.mark_missing(conn, src, allowed, touched)
                 if to_remove:
                     await self.writer.delete_photos(conn, src, to_remove, touched)
-                await self.writer.retire_folders(conn, src, live_folders, pass_started, touched)
+                if held is None:
+                    await self.writer.retire_folders(conn, src, live_folders, pass_started,
+                                                     touched)
                 if touched:
                     await self.writer.recount(conn, touched)
             if touched:
                 self.writer.changes.folders(src.id, touched)
-            report["missing"], report["removed"] = len(vanishing), len(to_remove)
-        elif held is not None:
+            report["missing"], report["removed"] = len(allowed), len(to_remove)
+        if held is not None:
             report["held_back"] = held
         await self.writer.rollup(src)
         return report

@@ -1,7 +1,7 @@
 """S3 sources: an object's ETag on its photo row, and the sources' secrets in their own table
 
 Revision ID: 0013_s3
-Revises: 0010_firsthour
+Revises: 0012_settings
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from lightbox.daemon.catalog.types import Id, Timestamp
 
 revision: str = "0013_s3"
-down_revision: str | None = "0010_firsthour"
+down_revision: str | None = "0012_settings"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
