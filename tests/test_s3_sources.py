@@ -225,3 +225,28 @@ def test_tls_failure_and_clock_skew_in_words(make_daemon: Any, s3: S3Env) -> Non
     assert job["state"] == "failed" and job["result"]["reason"] == "clock_skew", job
     assert "clock" in job["error"] and "NTP" in job["error"]
     assert photos(d, "any") == []
+
+
+def test_credentials_from_a_profile_of_the_aws_files(make_daemon: Any, s3: S3Env,
+                                                     tmp_path: Path) -> None:
+    bucket, _ = _bucket(s3, 1)
+    creds = tmp_path / "credentials"
+    creds.write_text("[lbtest]\naws_access_key_id = AKIDFROMPROFILE\n"
+                     "aws_secret_access_key = profile-secret\n")
+    d: DaemonProcess = make_daemon(env={"AWS_SHARED_CREDENTIALS_FILE": str(creds),
+                                        "AWS_CONFIG_FILE": str(tmp_path / "config")})
+    common = {"kind": "s3", "endpoint": s3.endpoint, "bucket": bucket,
+              "addressing_style": "path", "sync": False}
+    d.call("sources.add", {**common, "name": "prof", "credentials_profile": "lbtest"})
+    s3.proxy.reset_log()
+    assert sync(d, "prof")["state"] == "succeeded"
+    signed = [r.headers.get("authorization", "") for r in s3.proxy.log() if r.is_list]
+    assert signed and all("Credential=AKIDFROMPROFILE/" in a for a in signed)
+    with pytest.raises(Exception, match="overlaps the source prof"):
+        d.call("sources.add", {**common, "name": "again", "prefix": "p/0"})
+    other, _ = _bucket(s3, 1)
+    d.call("sources.add", {**common, "bucket": other, "name": "noprof",
+                           "credentials_profile": "nope"})
+    job = sync(d, "noprof")
+    assert job["state"] == "failed" and job["result"]["reason"] == "credentials", job
+    assert "nope" in job["error"]
