@@ -395,9 +395,11 @@ class S3Kind:
     def client(self) -> Any:
         return client(self.cfg)
 
-    def list_prefix(self, prefix: str = "") -> Listing:
+    def list_prefix(self, prefix: str = "",
+                    on_page: Callable[[int, int], None] | None = None) -> Listing:
         """Every object below the source's prefix + ``prefix``, with a completeness
-        verdict. An error on the first page raises ``S3Error`` (nothing was listed)."""
+        verdict. An error on the first page raises ``S3Error`` (nothing was listed).
+        ``on_page(pages, entries)`` after each page (from this thread)."""
         full = self.cfg.prefix + prefix
         out = Listing()
         token: str | None = None
@@ -421,6 +423,8 @@ class S3Kind:
             out.pages += 1
             for obj in page.get("Contents", ()):
                 self._add(out, obj, len(self.cfg.prefix))
+            if on_page is not None:
+                on_page(out.pages, len(out.entries))
             if not page.get("IsTruncated"):
                 break
             nxt = page.get("NextContinuationToken")

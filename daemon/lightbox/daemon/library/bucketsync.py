@@ -99,8 +99,15 @@ class BucketSync:
             ctx.progress(processed=0, total=None)
         started = time.monotonic()
         pass_started = utcnow()
+        loop = asyncio.get_running_loop()
+
+        def on_page(pages: int, entries: int) -> None:
+            # From the listing thread: progress (objects listed so far) on the loop.
+            if ctx is not None:
+                loop.call_soon_threadsafe(lambda: ctx.progress(processed=entries, total=None))
+
         try:
-            listing: Listing = await asyncio.to_thread(kind.list_prefix)
+            listing: Listing = await asyncio.to_thread(kind.list_prefix, "", on_page)
         except S3Error as err:
             online = err.reason in _TRANSIENT
             await self.sources.set_status(src, online, str(err))
