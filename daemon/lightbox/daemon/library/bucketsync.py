@@ -115,13 +115,16 @@ class BucketSync:
                         reason=err.reason, error=str(err))
             raise JobFailed(f"{src.name}: {err}", {"reason": err.reason}) from None
         listed = len(listing.entries)
+        listed_at = time.monotonic()
         if ctx is not None:
             ctx.progress(processed=listed, total=listed)
         async with self.writer.lock(src.id):
             report = await self._apply(src, listing, pass_started, force)
+        done = time.monotonic()
         report.update(listed=listed, pages=listing.pages, complete=listing.complete,
-                      skipped=len(listing.skipped), seconds=round(time.monotonic() - started,
-                                                                  3))
+                      skipped=len(listing.skipped), seconds=round(done - started, 3),
+                      list_seconds=round(listed_at - started, 3),
+                      apply_seconds=round(done - listed_at, 3))
         if listing.skipped:
             report["skipped_keys"] = listing.skipped[:20]
         if not listing.complete:
