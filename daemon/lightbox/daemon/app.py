@@ -111,8 +111,8 @@ class Daemon:
         self.db.on_switch.append(self.settings.reload)
         self.components: list[Component] = [
             self.instance, self.db, self.settings, self.bus, self.pool, self.sources,
-            self.indexer, self.jobs, self.backups, self.reconciler, self.buckets, self.watcher,
-            self.switcher, self.control]
+            self.indexer, self.jobs, self.backups, self.reconciler, self.buckets,
+            self.watcher, self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stop_reason: str | None = None

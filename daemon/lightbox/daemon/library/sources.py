@@ -117,7 +117,7 @@ class Sources:
         self.by_id = {r["id"]: Source(r["id"], r["kind"], r["name"], r["path"] or "",
                                       r["device"], bool(r["online"]), r["status"],
                                       r["scanned_at"], _identity(r), r["config"])
-                   for r in rows}
+                    for r in rows}
         self._secrets = {}
         for sec in secrets:
             self._secrets.setdefault(sec.source_id, {})[sec.name] = (sec.value, sec.fingerprint)
@@ -263,8 +263,8 @@ class Sources:
                 tables.source_secrets.c.source_id == src.id))
             await conn.execute(tables.sources.delete().where(tables.sources.c.id == src.id))
         self.by_id.pop(src.id, None)
-        self._secrets.pop(src.id, None)
         self.guard.forget(src.id)
+        self._secrets.pop(src.id, None)
         self.bus.publish("source", "removed", {"id": src.id, "name": src.name})
         log.info("source removed", id=src.id, name=src.name, kind=src.kind, photos=photos)
         return {"removed": src.id, "photos": int(photos or 0), "folders": int(folders or 0)}
