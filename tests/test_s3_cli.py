@@ -52,3 +52,13 @@ def test_sources_sync_get_from_the_command_line(make_daemon: Any, s3: S3Env,
     assert r.returncode == 1 and "FAIL  bucket" in r.stdout and "does not exist" in r.stdout
     r = run_cli("sources", "remove", "cloud", env=env)
     assert r.returncode == 0 and "1 photos" in r.stdout
+    # The same command for a photo of a local root.
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "here.jpg").write_bytes(CORPUS_JPEGS[4].read_bytes())
+    assert run_cli("roots", "add", str(root), "--wait", env=env, timeout=120).returncode == 0
+    local = d.call("photos.search", {"limit": 5})["photos"][0]
+    r = run_cli("get", str(local["id"]), "-o", str(tmp_path / "local.jpg"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "local.jpg").read_bytes() == CORPUS_JPEGS[4].read_bytes()
+    assert "(checked)" in r.stdout
