@@ -250,3 +250,27 @@ def test_credentials_from_a_profile_of_the_aws_files(make_daemon: Any, s3: S3Env
     job = sync(d, "noprof")
     assert job["state"] == "failed" and job["result"]["reason"] == "credentials", job
     assert "nope" in job["error"]
+
+
+def test_sigterm_during_a_long_listing_stops_at_once_and_resumes(make_daemon: Any,
+                                                                  s3: S3Env) -> None:
+    bucket, _ = _bucket(s3, 30)
+    s3.proxy.inject("delay", list_objects=True, delay=1.0, times=None)
+    d: DaemonProcess = make_daemon()
+    job = add_bucket(d, s3, bucket, page_size=1, sync=True)["job"]   # 30 slow pages
+    deadline = time.monotonic() + 60
+    while True:
+        got = d.call("jobs.get", {"id": job})
+        if got["state"] == "running" and got["phase"] == "listing" and got["processed"]:
+            break
+        assert time.monotonic() < deadline, got
+        time.sleep(0.2)
+    started = time.monotonic()
+    assert d.stop(timeout=30) == 0
+    assert time.monotonic() - started < 15, "the listing kept the daemon alive"
+    assert "Traceback" not in d.log().split("stopping", 1)[-1]
+    s3.proxy.clear()
+    d.start()
+    done = wait(d, job, 120)
+    assert done["state"] == "succeeded" and done["result"]["listed"] == 30, done
+    assert len(photos(d, "any")) == 30

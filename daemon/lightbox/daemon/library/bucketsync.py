@@ -28,6 +28,8 @@ already indexed with the same fingerprint are not read again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from typing import Any
 
@@ -55,6 +57,10 @@ EMPTY_LISTING = "empty_listing"
 MASS_VANISH = "mass_vanish"
 # Failures that say nothing about whether the bucket is there: it stays online.
 _TRANSIENT = (SERVER, THROTTLED, GET_DENIED, CHANGED)
+
+
+class _Aborted(Exception):
+    """The sync was interrupted while listing: the listing thread stops at a page break."""
 
 
 def _folders_of(rel: str) -> list[str]:
@@ -100,14 +106,25 @@ class BucketSync:
         started = time.monotonic()
         pass_started = utcnow()
         loop = asyncio.get_running_loop()
+        abort = threading.Event()
 
         def on_page(pages: int, entries: int) -> None:
-            # From the listing thread: progress (objects listed so far) on the loop.
+            # From the listing thread: progress (objects listed so far) on the loop; a job
+            # interrupted (the daemon stopping) ends the listing at the next page instead
+            # of keeping the process alive until the bucket is listed.
+            if abort.is_set():
+                raise _Aborted
             if ctx is not None:
                 loop.call_soon_threadsafe(lambda: ctx.progress(processed=entries, total=None))
 
+        task = asyncio.ensure_future(asyncio.to_thread(kind.list_prefix, "", on_page))
         try:
-            listing: Listing = await asyncio.to_thread(kind.list_prefix, "", on_page)
+            listing: Listing = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            abort.set()
+            with contextlib.suppress(BaseException):
+                await task
+            raise
         except S3Error as err:
             online = err.reason in _TRANSIENT
             await self.sources.set_status(src, online, str(err))
