@@ -134,3 +134,26 @@ def test_listing_faults_delete_nothing_and_the_next_sync_completes(
         s3.proxy.clear()
         done = sync(d)
         assert done["state"] == "succeeded" and done["result"]["missing"] == 0, (fault, done)
+
+
+@pytest.mark.parametrize("engine", ["pg_scratch_url", "mysql_scratch_url"])
+def test_bucket_sync_on_server_databases(request: pytest.FixtureRequest, engine: str,
+                                         make_daemon: Any, s3: S3Env) -> None:
+    """The same sync on PostgreSQL and MariaDB: ETags, secrets, JSON config, timestamps."""
+    url = request.getfixturevalue(engine)
+    bucket = s3.make_bucket()
+    for i in range(3):
+        s3.put(bucket, f"x/{i}.jpg", CORPUS_JPEGS[i].read_bytes())
+    d: DaemonProcess = make_daemon(args=["--database", url])
+    add_bucket(d, s3, bucket)
+    assert sync(d)["state"] == "succeeded"
+    assert sum(p["status"] == "ok" for p in photos(d)) == 3
+    s3.put(bucket, "x/0.jpg", CORPUS_JPEGS[5].read_bytes())
+    s3.delete(bucket, "x/1.jpg")
+    r = sync(d)["result"]
+    assert (r["changed"], r["missing"]) == (1, 1), r
+    assert sync(d)["result"]["removed"] == 1
+    d.call("sources.set_secret", {"source": "cloud", "value": SECRET_KEY})
+    src = d.call("sources.get", {"source": "cloud"})["source"]
+    assert src["secrets"]["secret_access_key"]["set"] and src["config"]["bucket"] == bucket
+    assert src["scanned_at"]
