@@ -274,3 +274,33 @@ def test_sigterm_during_a_long_listing_stops_at_once_and_resumes(make_daemon: An
     done = wait(d, job, 120)
     assert done["state"] == "succeeded" and done["result"]["listed"] == 30, done
     assert len(photos(d, "any")) == 30
+
+
+def test_a_presigned_url_never_outlives_temporary_credentials(make_daemon: Any, s3: S3Env,
+                                                              tmp_path: Path) -> None:
+    """Credentials from a ``credential_process`` that expire in 20 minutes: a URL asked for
+    a week is valid for at most those 20 minutes."""
+    import datetime as dt
+    import json
+    import sys
+
+    bucket, _ = _bucket(s3, 1)
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    script = tmp_path / "creds.py"
+    script.write_text("import json\nprint(json.dumps(" + json.dumps({
+        "Version": 1, "AccessKeyId": "ASIATEMPORARY", "SecretAccessKey": "temp-secret",
+        "SessionToken": "token", "Expiration": expires}) + "))\n")
+    config = tmp_path / "config"
+    config.write_text(f"[profile temp]\ncredential_process = {sys.executable} {script}\n")
+    d: DaemonProcess = make_daemon(env={"AWS_CONFIG_FILE": str(config),
+                                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")})
+    d.call("sources.add", {"kind": "s3", "name": "temp", "endpoint": s3.endpoint,
+                           "bucket": bucket, "addressing_style": "path",
+                           "credentials_profile": "temp", "sync": False})
+    assert sync(d, "temp")["state"] == "succeeded"
+    photo = photos(d)[0]
+    signed = d.call("photos.original", {"id": photo["id"], "presign": True,
+                                        "expires": 7 * 86400})
+    assert 0 < signed["expires_in"] <= 20 * 60, signed
+    assert "ASIATEMPORARY" in signed["url"]
