@@ -304,3 +304,37 @@ def test_a_presigned_url_never_outlives_temporary_credentials(make_daemon: Any, 
                                         "expires": 7 * 86400})
     assert 0 < signed["expires_in"] <= 20 * 60, signed
     assert "ASIATEMPORARY" in signed["url"]
+
+
+def test_an_overwritten_object_is_read_again_and_thumbnails_are_made_on_demand(
+        make_daemon: Any, s3: S3Env) -> None:
+    bucket, objects = _bucket(s3, 2)
+    d: DaemonProcess = make_daemon()
+    add_bucket(d, s3, bucket)
+    assert sync(d)["state"] == "succeeded"
+    key = next(iter(objects))
+    photo = next(p for p in photos(d) if key.endswith(p["name"]))
+    # Overwritten behind the catalog's back: serving it is refused (If-Match), and the
+    # photo is read again under the object's new ETag without waiting for a sync.
+    new = CORPUS_JPEGS[7].read_bytes()
+    s3.put(bucket, key, new)
+    from lightbox.common.errors import NotFound
+    with d.client() as c, pytest.raises(NotFound) as info:
+        c.call("photos.original", {"id": photo["id"]})
+    assert info.value.data["reason"] == "changed"
+    want = hashlib.sha256(new).hexdigest()
+    deadline = time.monotonic() + 60
+    while True:
+        got = d.call("photos.get", {"id": photo["id"]})
+        if got["status"] == "ok" and got["sha256"] == want:
+            break
+        assert time.monotonic() < deadline, got
+        time.sleep(0.3)
+    # A thumbnail deleted from the cache is made again from the bucket.
+    other = next(p for p in photos(d) if p["id"] != photo["id"])
+    cached = [f for f in d.data_dir.rglob(f"{other['sha256']}*") if "grid" in str(f)]
+    assert cached, "the grid thumbnail was not where the test looks"
+    for f in cached:
+        f.unlink()
+    thumb = d.call("photos.thumbnail", {"id": other["id"], "size": "grid"})
+    assert thumb["bytes"] > 0 and thumb["data"][:2] == b"\xff\xd8"
