@@ -338,3 +338,17 @@ def test_an_overwritten_object_is_read_again_and_thumbnails_are_made_on_demand(
         f.unlink()
     thumb = d.call("photos.thumbnail", {"id": other["id"], "size": "grid"})
     assert thumb["bytes"] > 0 and thumb["data"][:2] == b"\xff\xd8"
+
+
+def test_a_bucket_without_credentials_uses_the_library_wide_ones(make_daemon: Any,
+                                                                 s3: S3Env) -> None:
+    bucket, _ = _bucket(s3, 1)
+    d: DaemonProcess = make_daemon(env={"LIGHTBOX_S3_ACCESS_KEY_ID": "AKIDLIBRARYWIDE",
+                                        "LIGHTBOX_S3_SECRET_ACCESS_KEY": "wide-secret"})
+    d.call("sources.add", {"kind": "s3", "name": "plain", "endpoint": s3.endpoint,
+                           "bucket": bucket, "addressing_style": "path", "sync": False})
+    s3.proxy.reset_log()
+    assert sync(d, "plain")["state"] == "succeeded"
+    signed = [r.headers.get("authorization", "") for r in s3.proxy.log() if r.key]
+    assert signed and all("Credential=AKIDLIBRARYWIDE/" in a for a in signed)
+    assert "wide-secret" not in d.log()

@@ -108,6 +108,9 @@ class Daemon:
         # Right after the database: the stored settings are applied (through each
         # component's ``apply``) before the components they configure start.
         self.settings = SettingsStore(self)
+        self.sources.default_credentials = lambda: (
+            str(self.settings.value("s3.access_key_id") or ""),
+            str(self.settings.value("s3.secret_access_key") or ""))
         self.db.on_switch.append(self.settings.reload)
         self.components: list[Component] = [
             self.instance, self.db, self.settings, self.bus, self.pool, self.sources,

@@ -96,6 +96,8 @@ class Sources:
         # source id -> {secret name: (value, fingerprint)}; values never leave the daemon
         # except to sign requests (in a locator to a worker).
         self._secrets: dict[int, dict[str, tuple[str, str]]] = {}
+        # (access key id, secret) from the settings, for buckets that name none of their own.
+        self.default_credentials: Callable[[], tuple[str, str]] | None = None
 
     async def start(self) -> None:
         await self.load()
@@ -150,11 +152,24 @@ class Sources:
 
     def kind_of(self, src: Source) -> kinds.SourceKind:
         """The source kind (``lightbox.daemon.kinds``) that lists and reads this source."""
+        if src.kind == "s3":
+            return kinds.S3Kind(self.s3_config(src),
+                                page_size=int((src.config or {}).get("page_size") or 1000))
         return kinds.for_source(src.kind, src.path, src.config, self.secrets(src))
 
     def s3_config(self, src: Source) -> kinds.S3Config:
+        """A bucket's config with its credentials: its own key or profile, else the
+        library-wide ``s3.access_key_id``/``s3.secret_access_key`` settings (read at every
+        use, so new credentials take effect on the next request), else boto3's default
+        chain (environment, instance role)."""
         assert src.config is not None
-        return kinds.s3_config(src.config, self.secrets(src))
+        config, secrets = dict(src.config), self.secrets(src)
+        if not config.get("access_key_id") and not config.get("credentials_profile") \
+                and self.default_credentials is not None:
+            key, secret = self.default_credentials()
+            if key and secret:
+                config["access_key_id"], secrets = key, {"secret_access_key": secret}
+        return kinds.s3_config(config, secrets)
 
     def roots(self) -> list[tuple[int, str]]:
         return [(s.id, s.path) for s in self.local()]
