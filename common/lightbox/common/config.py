@@ -74,6 +74,9 @@ KEYS: tuple[Key, ...] = (
     Key("database.url", str, None,
         "SQLAlchemy URL of the catalog; default: SQLite file catalog.db in the data dir",
         check=_check_db_url),
+    Key("database.lease_ttl", float, 15.0,
+        "seconds a daemon sharing a PostgreSQL or MySQL catalog may miss heart-beats before "
+        "others take its sources and indexing work over", minimum=1.0, maximum=3600.0),
     Key("control.socket_dir", Path, None,
         "directory for control.sock and events.sock; default: the runtime dir"),
     Key("control.tcp", str, None,

@@ -65,6 +65,9 @@ class Sources:
         self.by_id: dict[int, Source] = {}
         # Called with (source, online) when a root goes offline or comes back.
         self.on_online: list[Callable[[Source, bool], None]] = []
+        # The roots this daemon runs (watches, scans, declares offline) when several
+        # daemons share the catalog (the cluster's leases); None: all of them.
+        self.owned: set[int] | None = None
 
     async def start(self) -> None:
         await self.load()
@@ -92,11 +95,21 @@ class Sources:
         for sid, fresh in list(self.by_id.items()):
             kept = old.get(sid)
             if kept is not None:
+                if self.owned is not None and sid in self.owned:
+                    # Its online state and device are this daemon's to decide (it runs
+                    # the root); the row can only be behind.
+                    fresh.online, fresh.status, fresh.device = (kept.online, kept.status,
+                                                                kept.device)
                 kept.__dict__.update(fresh.__dict__)
                 self.by_id[sid] = kept
 
     def local(self) -> list[Source]:
         return [s for s in self.by_id.values() if s.kind == "local"]
+
+    def mine(self) -> list[Source]:
+        """The local roots this daemon runs: all, unless the catalog is shared."""
+        owned = self.owned
+        return [s for s in self.local() if owned is None or s.id in owned]
 
     def roots(self) -> list[tuple[int, str]]:
         return [(s.id, s.path) for s in self.local()]
