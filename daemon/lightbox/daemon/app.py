@@ -101,6 +101,7 @@ class Daemon:
         self.cluster.on_gained.append(self._source_gained)
         self.cluster.on_lost.append(self._source_lost)
         self.relay.on_remote.append(self._remote_event)
+        self.relay.peers = lambda: len(self.cluster.live) > 1
         self.jobs.register("scan", self.tasks.scan)
         self.jobs.register("cleanup", self.tasks.cleanup)
         self.reconciler = Reconciler(self.sources, self.jobs, self.writer,
@@ -168,15 +169,20 @@ class Daemon:
         await self.jobs.take_over(live)
         self.indexer.wake()
 
-    async def _source_gained(self, source: Source) -> None:
+    async def _source_gained(self, source: Source, previous: str | None) -> None:
         """This daemon took a root over: watch it and rescan it (its last owner may have
-        stopped half-way through a walk)."""
+        stopped half-way through a walk); clients reload it (the events its last owner had
+        not relayed when it died are lost)."""
+        if previous is not None:
+            self.bus.publish("source", "taken_over", {"id": source.id, "name": source.name,
+                                                      "owner": self.owner,
+                                                      "previous": previous})
         if source.online:
             self._background(self.watcher.watch(source))
         await self.jobs.submit("scan", {"root": source.id})
         self.jobs.wake()
 
-    async def _source_lost(self, source: Source) -> None:
+    async def _source_lost(self, source: Source, _previous: str | None) -> None:
         self.watcher.unwatch(source.id)
 
     def _remote_event(self, topic: str, type_: str, data: dict[str, Any]) -> None:

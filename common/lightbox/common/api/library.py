@@ -76,4 +76,9 @@ EVENTS = (
               {"id": "root id", "name": "", "path": "", "reason": "why"}),
     EventSpec("source", "online", "A root that was offline can be read again.",
               {"id": "root id", "name": "", "path": ""}),
+    EventSpec("source", "taken_over", "A daemon sharing the catalog took this root over from "
+              "one that stopped heart-beating; that daemon's last events (its final fraction "
+              "of a second) may never have been relayed, so reload what is shown of the root.",
+              {"id": "root id", "name": "", "owner": "the daemon now running it",
+               "previous": "the daemon that stopped"}),
 )

@@ -42,7 +42,8 @@ log = logs.get("cluster")
 
 L, C = tables.leases, tables.index_claims
 
-SourceHook = Callable[[Source], Awaitable[None]]
+# (source, the previous holder whose lease was taken over, or None for a free source)
+SourceHook = Callable[[Source, str | None], Awaitable[None]]
 LiveHook = Callable[[set[str]], Awaitable[None]]
 
 
@@ -190,7 +191,7 @@ class Cluster:
         held = {int(k.split(":", 1)[1]) for k, r in rows.items()
                 if k.startswith("source:") and r.owner == self.owner and k in known}
         fair = math.ceil(len(local) / max(1, len(live)))
-        gained: list[Source] = []
+        gained: list[tuple[Source, str | None]] = []
         for s in local:
             key = source_key(s.id)
             lease = rows.get(key)
@@ -200,7 +201,7 @@ class Cluster:
                 continue
             if await self._take(s.id, lease, now, expires):
                 held.add(s.id)
-                gained.append(s)
+                gained.append((s, lease.owner if lease is not None else None))
                 if lease is not None:
                     self.takeovers += 1
                     log.info("took over a source from a daemon that stopped", root=s.name,
@@ -229,10 +230,10 @@ class Cluster:
         for s in lost:
             log.warning("another daemon runs this source now", root=s.name)
             for hook in self.on_lost:
-                await hook(s)
-        for s in gained:
+                await hook(s, None)
+        for s, previous in gained:
             for hook in self.on_gained:
-                await hook(s)
+                await hook(s, previous)
 
     async def _take(self, source_id: int, lease: Any, now: dt.datetime,
                     expires: dt.datetime) -> bool:

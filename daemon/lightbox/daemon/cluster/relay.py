@@ -2,7 +2,9 @@
 
 What a daemon publishes about the shared library (``catalog``, ``source``, ``job``,
 ``settings``, ``backup``; not its own ``system`` and ``database`` events, nor its indexing
-progress) is appended to ``event_feed``, a few at a time, by a background task. The others
+progress) is appended to ``event_feed``, while another daemon is alive (a lone daemon on a
+server catalog writes nothing; one that joins hears from the others from their next lease
+round on), a few at a time, by a background task. The others
 read the rows they have not seen and publish them on their own bus, with their own ``seq``
 and an ``origin`` naming the daemon that caused them, so a client of any daemon sees the
 whole library change. PostgreSQL wakes the readers at once with ``NOTIFY`` (the payload is
@@ -58,6 +60,7 @@ class Relay:
         self.bus = bus
         self.owner = owner
         self.on_remote: list[RemoteHook] = []
+        self.peers: Callable[[], bool] = lambda: True  # another daemon is alive
         self.sent = 0
         self.received = 0
         self._outbox: list[dict[str, Any]] = []
@@ -100,7 +103,8 @@ class Relay:
     def _local(self, event: Event) -> None:
         doc = event.doc
         if doc.get("origin") is not None or event.topic not in RELAYED or \
-                (event.topic, doc["type"]) in LOCAL_TYPES or not self.shared:
+                (event.topic, doc["type"]) in LOCAL_TYPES or not self.shared or \
+                not self.peers():
             return
         self._outbox.append({"origin": self.owner, "topic": event.topic, "type": doc["type"],
                              "data": doc["data"], "created_at": utcnow()})
