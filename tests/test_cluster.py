@@ -1,6 +1,7 @@
 """Several daemons, one catalog (``daemon/lightbox/daemon/cluster``).
 
-Two real daemons, on two data dirs, share one PostgreSQL catalog and index two roots; one is
+Two real daemons, on two data dirs, share one PostgreSQL (and, the same test, one MariaDB)
+catalog and index two roots; one is
 SIGKILLed while it indexes. The other takes over its root's lease, rescans and finishes it,
 watches it from then on, and no photo row is written twice; the clients of both daemons see
 every photo through events, including the ones the other daemon wrote (the relay).
@@ -22,7 +23,7 @@ from media_fixtures import jpeg_bytes
 from lightbox.daemon.catalog import tables
 from lightbox.daemon.catalog.database import make_engine
 
-pytestmark = [pytest.mark.postgres]
+pytestmark = [pytest.mark.postgres, pytest.mark.mysql]
 
 P, L, C, J = tables.photos, tables.leases, tables.index_claims, tables.jobs
 
@@ -92,9 +93,13 @@ def root_state(d: DaemonProcess, root_id: int) -> dict[str, Any]:
     return next((r for r in roots if r["id"] == root_id), {"ok": 0, "pending": 0})
 
 
-def test_two_daemons_share_a_catalog_and_one_takes_over(make_daemon: Any,
-                                                        pg_scratch_url: str) -> None:
-    config = {"database": {"url": pg_scratch_url, "lease_ttl": 3.0},
+@pytest.mark.parametrize("engine", ["postgresql", "mariadb"])
+def test_two_daemons_share_a_catalog_and_one_takes_over(make_daemon: Any, engine: str,
+                                                        request: pytest.FixtureRequest) -> None:
+    """PostgreSQL relays with NOTIFY, MariaDB by polling; both claim with SKIP LOCKED."""
+    url = str(request.getfixturevalue("pg_scratch_url" if engine == "postgresql"
+                                      else "mysql_scratch_url"))
+    config = {"database": {"url": url, "lease_ttl": 3.0},
               "library": {"reconcile_interval": 0}, "workers": {"processes": 1}}
     a: DaemonProcess = make_daemon(config=config)
     b: DaemonProcess = make_daemon(config=config)
@@ -114,7 +119,7 @@ def test_two_daemons_share_a_catalog_and_one_takes_over(make_daemon: Any,
         two_id = two["root"]["id"]
         assert wait_job(b, two["job"])["state"] == "succeeded"
         assert cluster(b)["sources"] == [two_id] and cluster(a)["sources"] == []
-        (two_ids,) = asyncio.run(query(pg_scratch_url, sa.select(P.c.id).where(
+        (two_ids,) = asyncio.run(query(url, sa.select(P.c.id).where(
             P.c.source_id == two_id)))
         assert len(two_ids) == small
         wait_until("A's clients saw every photo of two",
@@ -146,7 +151,7 @@ def test_two_daemons_share_a_catalog_and_one_takes_over(make_daemon: Any,
                    lambda: root_state(b, one_id)["ok"] == large + 1, 60, b)
 
         leases, claims, jobs, dupes, rows = asyncio.run(query(
-            pg_scratch_url,
+            url,
             sa.select(L.c.key, L.c.owner),
             sa.select(sa.func.count()).select_from(C),
             sa.select(J.c.id, J.c.kind, J.c.state, J.c.owner, J.c.affinity, J.c.params),

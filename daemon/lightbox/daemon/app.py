@@ -183,7 +183,10 @@ class Daemon:
         self.jobs.wake()
 
     async def _source_lost(self, source: Source, _previous: str | None) -> None:
+        """Another daemon runs this root now, or it was removed through one."""
         self.watcher.unwatch(source.id)
+        if source.id not in self.sources.by_id:
+            self.writer.forget(source.id)
 
     def _remote_event(self, topic: str, type_: str, data: dict[str, Any]) -> None:
         """An event from another daemon sharing the catalog."""

@@ -55,8 +55,13 @@ def source_key(source_id: int) -> str:
     return f"source:{source_id}"
 
 
-def _readable(path: str) -> bool:
-    return os.path.isdir(path) and os.access(path, os.R_OK | os.X_OK)
+def _readable(source: Source) -> bool:
+    """Whether this host can read the source's files: a local root must be a directory
+    here (another machine may not mount it); a bucket is read with the credentials the
+    catalog holds, from anywhere."""
+    if source.kind != "local":
+        return True
+    return os.path.isdir(source.path) and os.access(source.path, os.R_OK | os.X_OK)
 
 
 class Cluster:
@@ -181,12 +186,13 @@ class Cluster:
                     _owner_alive(r.owner) is not False:
                 live.add(r.owner)
         dead = {r.owner for r in rows.values() if r.owner not in live}
-        await self.sources.reload()
-        local = sorted(self.sources.local(), key=lambda s: s.id)
+        before = dict(self.sources.by_id)
+        await self.sources.reload()  # roots added or removed through other daemons
+        local = sorted(self.sources.by_id.values(), key=lambda s: s.id)
         known = {source_key(s.id) for s in local}
         readable = set()
         for s in local:
-            if s.online and await asyncio.to_thread(_readable, s.path):
+            if s.online and await asyncio.to_thread(_readable, s):
                 readable.add(s.id)
         held = {int(k.split(":", 1)[1]) for k, r in rows.items()
                 if k.startswith("source:") and r.owner == self.owner and k in known}
@@ -197,7 +203,7 @@ class Cluster:
             lease = rows.get(key)
             if s.id in held or (lease is not None and lease.owner in live):
                 continue
-            if len(held) >= fair or not await asyncio.to_thread(_readable, s.path):
+            if len(held) >= fair or not await asyncio.to_thread(_readable, s):
                 continue
             if await self._take(s.id, lease, now, expires):
                 held.add(s.id)
@@ -214,7 +220,9 @@ class Cluster:
             stale = [k for k in rows if k.startswith("source:") and k not in known]
             if stale:
                 await conn.execute(L.delete().where(L.c.key.in_(stale)))
-        lost = [s for s in local if s.id in self.held and s.id not in held]
+        # Taken by another daemon (this one missed heart-beats), or removed through one.
+        lost = [before.get(i) or self.sources.by_id[i] for i in sorted(self.held - held)
+                if i in before or i in self.sources.by_id]
         self.held, self.readable, self.live = held, readable, live
         first = not self.active
         self.active = True
