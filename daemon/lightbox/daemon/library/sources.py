@@ -97,6 +97,10 @@ class Sources:
         # except to sign requests (in a locator to a worker).
         self._secrets: dict[int, dict[str, tuple[str, str]]] = {}
 
+        # The roots this daemon runs (watches, scans, declares offline) when several
+        # daemons share the catalog (the cluster's leases); None: all of them.
+        self.owned: set[int] | None = None
+
     async def start(self) -> None:
         await self.load()
 
@@ -130,6 +134,11 @@ class Sources:
         for sid, fresh in list(self.by_id.items()):
             kept = old.get(sid)
             if kept is not None:
+                if self.owned is not None and sid in self.owned:
+                    # Its online state and device are this daemon's to decide (it runs
+                    # the root); the row can only be behind.
+                    fresh.online, fresh.status, fresh.device = (kept.online, kept.status,
+                                                                kept.device)
                 kept.__dict__.update(fresh.__dict__)
                 self.by_id[sid] = kept
 
@@ -155,6 +164,11 @@ class Sources:
     def s3_config(self, src: Source) -> kinds.S3Config:
         assert src.config is not None
         return kinds.s3_config(src.config, self.secrets(src))
+
+    def mine(self) -> list[Source]:
+        """The local roots this daemon runs: all, unless the catalog is shared."""
+        owned = self.owned
+        return [s for s in self.local() if owned is None or s.id in owned]
 
     def roots(self) -> list[tuple[int, str]]:
         return [(s.id, s.path) for s in self.local()]

@@ -170,7 +170,7 @@ class Watcher:
         self.observer.start()
         self._worker = self.loop.create_task(self._work(), name="watcher")
         self._sentinel = self.loop.create_task(self._guard_roots(), name="watcher-roots")
-        for source in self.sources.local():
+        for source in self.sources.mine():
             if source.online:
                 await self.watch(source)
 
