@@ -112,7 +112,7 @@ class Scanner:
         except OSError:
             return False
         touched: set[int] = set()
-        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+        async with self.writer.transaction(source) as conn:
             mapping = await self.writer.folder_map(source)
             old = mapping.get(src_folder)
             if old is None:
@@ -236,7 +236,7 @@ class Scanner:
         """One batch of listings: read the rows, plan (``plan``, pure), have the writer
         apply it, with counts and digests, in one transaction."""
         touched: set[int] = set()
-        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+        async with self.writer.transaction(source) as conn:
             infos: dict[str, FolderInfo] = {}
             for lst in listings:
                 if lst.gone:
@@ -345,7 +345,7 @@ class Scanner:
                     up = paths.parent(up)
                 if up is not None and up in listed:
                     lost_folders.append((rel, info))
-        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+        async with self.writer.transaction(source) as conn:
             gone_rows = [r for r in vanished if r.id not in moved_ids]
             if lost_folders:
                 lost_ids = [info.id for _, info in lost_folders]
@@ -408,7 +408,7 @@ class Scanner:
         ids = self.sources.guard.take(source)
         touched: set[int] = set()
         marked: list[Any] = []
-        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+        async with self.writer.transaction(source) as conn:
             for start in range(0, len(ids), 500):
                 marked += (await conn.execute(sa.select(
                     P.c.id, P.c.folder_id, P.c.status).where(

@@ -16,8 +16,9 @@ scanner decides what changes (``plan``), the watcher, the indexer, the roots and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -122,11 +123,29 @@ class CatalogWriter:
         self._folders: dict[int, dict[str, FolderInfo]] = {}
         self._infos: dict[int, FolderInfo] = {}  # folder id -> the same objects, by id
         self._locks: dict[int, asyncio.Lock] = {}
+        self._loading: dict[int, asyncio.Lock] = {}
         self._rollups: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[set[int]]] = set()
 
     def lock(self, source_id: int) -> asyncio.Lock:
         return self._locks.setdefault(source_id, asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, source: Source) -> AsyncIterator[AsyncConnection]:
+        """One pass's batch: the source's lock and one transaction. When it fails, the
+        folders cached during it may name rows that were rolled back: the source's cache
+        is dropped and read again at next use."""
+        async with self.lock(source.id):
+            try:
+                async with self.db.engine.begin() as conn:
+                    yield conn
+            except BaseException:
+                self._drop_source_cache(source.id)
+                raise
+
+    def _drop_source_cache(self, source_id: int) -> None:
+        for info in self._folders.pop(source_id, {}).values():
+            self._infos.pop(info.id, None)
 
     def forget(self, source_id: int) -> None:
         for info in self._folders.pop(source_id, {}).values():
@@ -144,14 +163,22 @@ class CatalogWriter:
         cached = self._folders.get(source.id)
         if cached is not None:
             return cached
-        async with self.db.engine.connect() as conn:
-            rows = await conn.execute(sa.select(F.c.id, F.c.path, F.c.parent_id,
-                                                F.c.missing_since, F.c.listing_hash).where(
-                F.c.source_id == source.id))
-            mapping = {r.path: FolderInfo(r.id, r.parent_id, r.missing_since, r.listing_hash)
-                       for r in rows}
-        self._folders[source.id] = mapping
-        self._infos.update((info.id, info) for info in mapping.values())
+        # One load at a time per source: two passes starting together (a resumed scan and
+        # the start-up one) would each read the table, and the later store would replace a
+        # map the other had already added folders to — those folders then look new and are
+        # inserted twice.
+        async with self._loading.setdefault(source.id, asyncio.Lock()):
+            cached = self._folders.get(source.id)
+            if cached is not None:
+                return cached
+            async with self.db.engine.connect() as conn:
+                rows = await conn.execute(sa.select(F.c.id, F.c.path, F.c.parent_id,
+                                                    F.c.missing_since, F.c.listing_hash).where(
+                    F.c.source_id == source.id))
+                mapping = {r.path: FolderInfo(r.id, r.parent_id, r.missing_since,
+                                              r.listing_hash) for r in rows}
+            self._folders[source.id] = mapping
+            self._infos.update((info.id, info) for info in mapping.values())
         return mapping
 
     def path_of(self, source: Source, folder_id: int) -> str:
@@ -407,7 +434,7 @@ class CatalogWriter:
         if old_rel not in mapping or old_rel == "":
             return False
         touched: set[int] = set()
-        async with self.db.engine.begin() as conn:
+        async with self.transaction(source) as conn:
             parent_rel = paths.parent(new_rel) or ""
             parent = await self.ensure_folder(conn, source, parent_rel, touched)
             if new_rel in mapping:  # an old, missing folder of that name: retire it
