@@ -2,7 +2,7 @@
 unmount leaves at its path
 
 Revision ID: 0011_trust_scan
-Revises: 0010_firsthour
+Revises: 0014_backups
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_trust_scan"
-down_revision: str | None = "0010_firsthour"
+down_revision: str | None = "0014_backups"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
