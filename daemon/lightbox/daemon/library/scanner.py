@@ -34,9 +34,9 @@ from lightbox.common import logs
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
-from lightbox.daemon.library import plan, vanish
+from lightbox.daemon.library import ignore, plan, vanish
 from lightbox.daemon.library.changes import ChangeFeed
-from lightbox.daemon.library.listing import FileEntry, Listing, list_many, wanted_file
+from lightbox.daemon.library.listing import FileEntry, Listing, list_many
 from lightbox.daemon.library.sources import Source, Sources
 from lightbox.daemon.library.writer import CatalogWriter, FolderInfo
 from lightbox.daemon.workers.pool import PoolClosed, WorkerCrashed, WorkerPool, WorkerTimeout
@@ -66,11 +66,20 @@ class ScanReport:
     skipped: int = 0
     suspect: int = 0
     problems: list[str] = field(default_factory=list)
+    # Names never opened, with why: "symlink" (links are not followed), "not_regular" (a
+    # FIFO, socket or device, whatever its name).
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
 
     def problem(self, text: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(text)
         log.warning("scan problem", problem=text)
+
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped += 1
+        if len(self.skipped_files) < MAX_PROBLEMS:
+            self.skipped_files.append({"path": path, "reason": reason})
+        log.info("skipped, never opened", path=path, reason=reason)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -105,7 +114,7 @@ class Scanner:
         """A rename seen by the watcher: move the photo's row. False when there is no row to
         move (the old name was never indexed) or the new file is not there."""
         src_folder, dst_folder = paths.parent(src_rel) or "", paths.parent(dst_rel) or ""
-        if not wanted_file(paths.basename(dst_rel)):
+        if ignore.ignored_path(dst_rel):
             return False
         try:
             st = await asyncio.to_thread(os.stat, paths.join(source.path, dst_rel))
@@ -150,6 +159,10 @@ class Scanner:
         missing at once and never remove.
         """
         report = ScanReport()
+        if ignore.ignored_folder_path(start):
+            report.problem(f"{paths.join(source.path, start)} is an ignored folder (hidden, "
+                           "NAS or OS metadata): not scanned")
+            return report
         await self.ensure_online(source)
         pass_started = utcnow()
         visited: set[tuple[int, int]] = set()
@@ -192,6 +205,8 @@ class Scanner:
                     visited.add(lst.key)
                 for text in lst.problems:
                     report.problem(text)
+                for name, why in lst.skipped:
+                    report.skip(paths.join(source.path, lst.rel, name), why)
                 kept.append(lst)
                 if lst.gone:
                     seen.discard(lst.rel)
