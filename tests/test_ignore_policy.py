@@ -100,3 +100,60 @@ def test_fifos_and_links_are_skipped_with_a_reason(make_daemon: Any, tmp_path: P
     assert report["skipped"] == 3
     assert {r[0] for r in rows(d, "SELECT name FROM photos")} == {"real.jpg"}
     assert {r[0] for r in rows(d, "SELECT path FROM folders")} == {"", "d"}
+
+
+def test_nested_folder_moves_and_back_without_constraint_errors(make_daemon: Any,
+                                                                tmp_path: Path) -> None:
+    """Folder renames with subfolders, also a -> b -> a and onto the name of a folder the
+    catalog still has as missing: ids kept, no IntegrityError (nor any traceback) logged."""
+    root = tmp_path / "photos"
+    for rel in ("a", "a/x", "a/x/y", "a/z"):
+        (root / rel).mkdir(parents=True)
+        for i in range(2):
+            save_jpeg(make_photo(64, 48, seed=hash(rel) % 1000 + i), root / rel / f"{i}.jpg")
+    d: DaemonProcess = make_daemon(config=LIVE)
+    out = d.call("roots.add", {"path": str(root)})
+    assert d.call("jobs.wait", {"id": out["job"], "timeout": 120}, timeout=130)["state"] == \
+        "succeeded"
+    until(lambda: d.call("roots.list")["roots"][0]["watching"], what="watching")
+
+    def ids() -> dict[str, int]:
+        return {f"{r['path']}/{r['name']}": r["id"] for r in rows(
+            d, "SELECT f.path, p.name, p.id FROM photos p JOIN folders f "
+               "ON f.id = p.folder_id WHERE p.status = 'ok'")}
+
+    before = ids()
+    assert len(before) == 8
+
+    def moved_to(prefix: str) -> bool:
+        now = ids()
+        return len(now) == 8 and all(k.startswith(prefix) for k in now) and \
+            sorted(now.values()) == sorted(before.values())
+
+    os.rename(root / "a", root / "b")
+    until(lambda: moved_to("b"), what="a -> b")
+    os.rename(root / "b", root / "a")
+    until(lambda: moved_to("a"), what="b -> a")
+    os.rename(root / "a", root / "b")
+    os.rename(root / "b", root / "c")            # a chain faster than the watcher's passes
+    os.rename(root / "c" / "x", root / "c" / "z" / "x")
+    until(lambda: moved_to("c") and "c/z/x/y/0.jpg" in ids(), what="a -> b -> c, x into z")
+    final = ids()
+    assert {k.split("/")[-1] + "@" + str(v) for k, v in final.items()} == \
+        {k.split("/")[-1] + "@" + str(before[k]) for k in before}
+    eventually_consistent(d)
+    log = (d.data_dir / "daemon.log").read_text(errors="replace")
+    assert "IntegrityError" not in log and "Traceback" not in log, log[-3000:]
+
+
+def eventually_consistent(d: DaemonProcess, timeout: float = 60.0) -> None:
+    """Roll-ups of subtree totals follow a burst within seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            consistent(d)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

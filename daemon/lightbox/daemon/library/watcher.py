@@ -318,7 +318,8 @@ class Watcher:
                           is_dir: bool) -> None:
         try:
             if is_dir:
-                await self.writer.move_folder(source, src_rel, dst_rel)
+                if not await self.writer.move_folder(source, src_rel, dst_rel):
+                    self._folder(source, paths.parent(src_rel) or "", subtree=True)
                 self._folder(source, dst_rel, subtree=True)
             elif not await self.scanner.move_file(source, src_rel, dst_rel):
                 self._file(source, dst_rel)  # e.g. "photo.jpg.part" -> "photo.jpg"

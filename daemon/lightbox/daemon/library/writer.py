@@ -429,25 +429,33 @@ class CatalogWriter:
                             from_folder_id=row.folder_id)
 
     async def move_folder(self, source: Source, old_rel: str, new_rel: str) -> bool:
-        """A directory renamed or moved inside the root: rewrite the subtree's paths."""
-        mapping = await self.folder_map(source)
-        if old_rel not in mapping or old_rel == "":
+        """A directory renamed or moved inside the root: rewrite the subtree's paths.
+
+        False when there is nothing to rewrite, or when the subtree would land on folders
+        the catalog still has (an old, missing folder of a destination's name): the caller
+        rescans both places instead, and the scanner's moves (by inode) keep the ids. Decided
+        under the source's lock: watchdog reports a moved folder's subfolders as moves of
+        their own, and those must find the first move done, not race it.
+        """
+        if old_rel == "" or new_rel == "":
             return False
         touched: set[int] = set()
         async with self.transaction(source) as conn:
-            parent_rel = paths.parent(new_rel) or ""
-            parent = await self.ensure_folder(conn, source, parent_rel, touched)
-            if new_rel in mapping:  # an old, missing folder of that name: retire it
-                stale = mapping.pop(new_rel)
-                self._infos.pop(stale.id, None)
-                await conn.execute(P.update().where(P.c.folder_id == stale.id)
-                                   .values(folder_id=mapping[old_rel].id))
-                await conn.execute(F.delete().where(F.c.id == stale.id))
+            mapping = await self.folder_map(source)
+            if old_rel not in mapping:
+                return False     # moved already (as part of its parent), or never known
             moved = sorted((rel for rel in mapping
                             if rel == old_rel or rel.startswith(old_rel + "/")), key=len)
-            for rel in moved:
+            dests = [new_rel + rel[len(old_rel):] for rel in moved]
+            if any(d in mapping for d in dests):
+                log.info("a moved folder lands on folders the catalog has; rescanning instead",
+                         src=old_rel, dst=new_rel)
+                return False
+            parent = await self.ensure_folder(conn, source, paths.parent(new_rel) or "",
+                                              touched)
+            touched.add(parent.id)   # it holds one more folder now
+            for rel, dest in zip(moved, dests, strict=True):
                 info = mapping.pop(rel)
-                dest = new_rel + rel[len(old_rel):]
                 values: dict[str, Any] = {"path": dest, "path_hash": paths.path_hash(dest),
                                           "depth": paths.depth(dest), "missing_since": None}
                 if rel == old_rel:
