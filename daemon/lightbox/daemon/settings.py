@@ -325,10 +325,11 @@ class SettingsStore:
         return await self._change(values, resets, actor, if_revision, action, detail)
 
     async def reset(self, keys: Iterable[str], actor: Mapping[str, Any], *,
-                    if_revision: int | None = None) -> dict[str, Any]:
+                    if_revision: int | None = None, check: bool = True) -> dict[str, Any]:
+        """``check=False``: the keys' object may be gone (a removed root's settings)."""
         keys = list(keys)
         _, problems = schema.validate({k: self.base(k)[0] if schema.field_for(k) else None
-                                       for k in keys}, self.objects())
+                                       for k in keys}, self.objects() if check else None)
         problems = [p for p in problems if p.reason in ("unknown_key", "read_only",
                                                         "unknown_object")]
         if problems:
