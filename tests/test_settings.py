@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lbtest import DaemonProcess, short_tmpdir
+from lbtest import DaemonProcess, run_cli, short_tmpdir
 from PIL import Image
 
 from lightbox.common import errors
@@ -401,3 +401,39 @@ def test_two_daemons_sharing_a_catalog_converge(make_daemon: Any) -> None:
     assert b.call("settings.get", {"keys": []})["revision"] == reply["revision"]
     b.call("settings.set", {"patch": {"library.debounce": 0.35}})
     wait_until(lambda: value(a, "library.debounce")["value"] == 0.35, 30, "a converges")
+
+
+def test_cli_settings_typed_errors_exit_2_and_json(daemon: DaemonProcess) -> None:
+    s = ["--socket", daemon.endpoint]
+    r = run_cli(*s, "settings", "set", "library.debounce=0.5", "library.watch=off",
+                "jobs.concurrency=4")
+    assert r.returncode == 0, r.stderr
+    assert "library.watch: stored; takes effect when the daemon restarts" in r.stdout
+    got = daemon.call("settings.get", {"keys": ["library.debounce", "library.watch",
+                                                "jobs.concurrency"]})["settings"]
+    assert [got[k]["value"] for k in got] == [0.5, False, 4]  # typed by the schema
+    r = run_cli(*s, "settings", "set", "library.debounce=abc", "jobs.concurrency=99",
+                "nope=1")
+    assert r.returncode == 2
+    assert "library.debounce: expected a number" in r.stderr
+    assert "jobs.concurrency: must be at most 16 (range)" in r.stderr
+    assert "nope: no such setting (unknown_key)" in r.stderr
+    r = run_cli(*s, "settings", "set", "--json", "roots.42.watch=off")  # the daemon says
+    assert r.returncode == 2
+    assert json.loads(r.stdout)["error"]["fields"][0]["reason"] == "unknown_object"
+    r = run_cli(*s, "settings", "get", "library.debounce", "--json")
+    assert json.loads(r.stdout)["origin"] == "database"
+    r = run_cli(*s, "settings", "set", "s3.secret_access_key=-", input=SECRET.encode() + b"\n")
+    assert r.returncode == 0 and SECRET not in r.stdout + r.stderr
+    table = run_cli(*s, "settings")
+    assert "s3.secret_access_key" in table.stdout and "(set, sha256:" in table.stdout
+    audit = run_cli(*s, "settings", "audit", "--json")
+    entries = json.loads(audit.stdout)["entries"]
+    assert entries[0]["actor"]["client_declared"] is True and SECRET not in audit.stdout
+    rev = entries[-1]["revision"]
+    r = run_cli(*s, "settings", "revert", str(rev))
+    assert r.returncode == 0, r.stderr
+    assert value(daemon, "jobs.concurrency")["value"] == 2
+    r = run_cli(*s, "settings", "reset", "library.watch")
+    assert r.returncode == 0 and value(daemon, "library.watch")["origin"] == "default"
+    assert SECRET not in daemon.log()

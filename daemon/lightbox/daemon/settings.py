@@ -164,7 +164,12 @@ class SettingsStore:
         fld = found[0]
         value = self.value(key)
         default = None if fld.secret else fld.default
-        return {"value": schema.redact(key, value), "origin": self.origin(key),
+        shown = schema.redact(key, value)
+        if key == "database.url" and value:
+            from lightbox.daemon.catalog.database import mask
+
+            shown = mask(str(value))  # a URL may hold a password
+        return {"value": shown, "origin": self.origin(key),
                 "default": default, "applies": fld.applies, "scope": fld.scope,
                 "secret": fld.secret,
                 "pending_restart": key in self.running and not _same(value, self.running[key])}

@@ -14,8 +14,9 @@ from lightbox.cli.commands import (
     roots,
     scan,
     search,
+    settings,
     status,
 )
 
 COMMANDS = (status, roots, scan, jobs, ls, info, search, dupes, call, events, lifecycle.Start,
-            lifecycle.Stop, daemon, keys, db)
+            lifecycle.Stop, daemon, keys, db, settings)
