@@ -69,6 +69,7 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         Binding("t", "toggle_tree", "Folder tree", show=False),
         Binding("J", "jobs", "Jobs"),
         Binding("D", "duplicates", "Duplicates"),
+        Binding("comma", "settings", "Settings", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("q", "quit", "Quit"),
     ]
@@ -496,6 +497,11 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         from lightbox.tui.screens.jobs import JobsScreen
 
         self.app.push_screen(JobsScreen(self.folder))
+
+    def action_settings(self) -> None:
+        from lightbox.tui.screens.settings import SettingsScreen
+
+        self.app.push_screen(SettingsScreen())
 
     def action_duplicates(self) -> None:
         from lightbox.tui.screens.duplicates import DuplicatesScreen
