@@ -132,6 +132,10 @@ FIELDS: tuple[Field, ...] = (
     _live("library.poll_interval", "number", 300.0,
           "seconds between rescans of a root that cannot be watched", minimum=0.1,
           maximum=86400, unit="s"),
+    _live("library.vanish_delay", "number", 600.0,
+          "seconds photos a pass found gone en masse (more than max(50, 10 %) of a root) are "
+          "held as suspect before a later pass may mark them missing", minimum=0,
+          maximum=30 * 86400, unit="s"),
     _live("library.debounce", "number", 1.0,
           "seconds a changed file must stay unchanged before it is indexed", minimum=0.05,
           maximum=60, unit="s"),

@@ -1,7 +1,7 @@
 """settings: runtime settings, their global revision and the audit log
 
 Revision ID: 0012_settings
-Revises: 0010_firsthour
+Revises: 0011_trust_scan
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0012_settings"
-down_revision: str | None = "0010_firsthour"
+down_revision: str | None = "0011_trust_scan"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
