@@ -168,8 +168,7 @@ FIELDS: tuple[Field, ...] = (
           "default access key id for S3 sources that name no credentials of their own",
           max_length=256),
     _live("s3.secret_access_key", "string", "",
-          "the secret of s3.access_key_id; never shown again, only set/unset and a "
-          "fingerprint", max_length=256, secret=True),
+          "the secret of s3.access_key_id", max_length=256, secret=True),
 )
 BY_KEY: dict[str, Field] = {f.name: f for f in FIELDS}
 BOOTSTRAP: tuple[Field, ...] = tuple(f for f in FIELDS if f.scope == "bootstrap")
