@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Daemon, percentile  # noqa: E402
+from harness import Daemon, percentile
 
-from lightbox.common.client import Client  # noqa: E402
+from lightbox.common.client import Client
 
 
 async def measure(endpoint: str, changes: int, reads: int) -> dict[str, list[float]]:
