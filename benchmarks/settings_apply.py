@@ -90,7 +90,7 @@ def main() -> None:
         p50 = statistics.median(r[key][0] for r in rounds)
         p95s = [r[key][1] for r in rounds]
         print(f"| {names[key]} | {p50:.2f} | {statistics.median(p95s):.2f} | "
-              f"{min(p95s):.2f}–{max(p95s):.2f} |")
+              f"{min(p95s):.2f}-{max(p95s):.2f} |")
 
 
 if __name__ == "__main__":
