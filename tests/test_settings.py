@@ -437,3 +437,64 @@ def test_cli_settings_typed_errors_exit_2_and_json(daemon: DaemonProcess) -> Non
     r = run_cli(*s, "settings", "reset", "library.watch")
     assert r.returncode == 0 and value(daemon, "library.watch")["origin"] == "default"
     assert SECRET not in daemon.log()
+
+
+def test_per_root_ignore_and_reconcile_interval(daemon: DaemonProcess) -> None:
+    folder = _photos_dir(5, 2)
+    save_jpeg(make_photo(320, 240, 55), folder / "scratch" / "thumb.jpg")
+    save_jpeg(make_photo(320, 240, 56), folder / "skip-me.jpg")
+    root = add_root(daemon, folder)
+
+    def names() -> set[str]:
+        found = daemon.call("photos.search", {"limit": 100, "status": "any",
+                                              "fields": ["name", "status"]})["photos"]
+        return {p["name"] for p in found if p.get("status", "ok") != "missing"}
+
+    wait_until(lambda: len(names()) == 4, 60, "four photos")
+    rid = root["id"]
+    daemon.call("settings.set", {"patch": {f"roots.{rid}.ignore": ["scratch", "skip-*"],
+                                           f"roots.{rid}.reconcile_interval": 3600}})
+    job = daemon.call("library.scan", {"root": rid})["job"]
+    daemon.call("jobs.wait", {"id": job, "timeout": 120}, timeout=130)
+    wait_until(lambda: names() == {"p5-0.jpg", "p5-1.jpg"}, 60, "ignored names gone")
+    status = daemon.call("system.status")["components"]["reconcile"]
+    assert status["interval"] == 3600
+    # Patterns off again: the next pass finds them.
+    daemon.call("settings.reset", {"keys": [f"roots.{rid}.ignore"]})
+    job = daemon.call("library.scan", {"root": rid})["job"]
+    daemon.call("jobs.wait", {"id": job, "timeout": 120}, timeout=130)
+    wait_until(lambda: len(names()) == 4, 60, "back")
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mariadb"])
+def test_server_engines_two_daemons_revision_and_audit(engine: str, request: Any,
+                                                       make_daemon: Any) -> None:
+    url = str(request.getfixturevalue("pg_scratch_url" if engine == "postgresql"
+                                      else "mysql_scratch_url"))
+    a: DaemonProcess = make_daemon(config={"database": {"url": url}})
+    b: DaemonProcess = make_daemon(config={"database": {"url": url}})
+    first = a.call("settings.set", {"patch": {"library.debounce": 0.25,
+                                              "s3.secret_access_key": SECRET}})
+    wait_until(lambda: value(b, "library.debounce")["value"] == 0.25, 30, "b converges")
+    # Both daemons write at once, each guarded by the revision it read: one wins.
+    rev = first["revision"]
+
+    async def race() -> list[Any]:
+        async def one(d: DaemonProcess, v: int) -> Any:
+            async with Client(d.endpoint) as c:
+                try:
+                    return await c.call("settings.set", {"patch": {"jobs.concurrency": v},
+                                                         "if_revision": rev})
+                except errors.Conflict as exc:
+                    return exc
+        return list(await asyncio.gather(one(a, 3), one(b, 4)))
+
+    results = asyncio.run(race())
+    assert sum(isinstance(r, errors.Conflict) for r in results) == 1, results
+    wait_until(lambda: value(a, "jobs.concurrency")["value"]
+               == value(b, "jobs.concurrency")["value"] != 2, 30, "one value everywhere")
+    back = b.call("settings.revert", {"revision": rev + 1})
+    wait_until(lambda: value(a, "jobs.concurrency")["value"] == 2, 30, "a sees the revert")
+    audit = a.call("settings.audit")["entries"]
+    assert [e["revision"] for e in audit] == [back["revision"], rev + 1, rev]
+    assert SECRET not in json.dumps(audit) and SECRET not in a.log() + b.log()

@@ -204,7 +204,8 @@ OBJECTS: tuple[ObjectSection, ...] = (
         Field("ignore", "array", "glob patterns of file and folder names this root skips "
               "(for example *.tmp, @eaDir)", items="string", default=[], max_length=100,
               check_fn=_check_globs,
-              note="files already in the catalog that match stay until the next scan"),
+              note="the next scan of the root skips them; photos already in the catalog "
+              "that match leave it as gone"),
         Field("reconcile_interval", "number", "seconds between full rescans of this root; "
               "empty: library.reconcile_interval", nullable=True, minimum=0,
               maximum=7 * 86400, unit="s"),

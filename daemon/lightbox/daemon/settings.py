@@ -249,7 +249,7 @@ class SettingsStore:
     def _targets(self) -> list[Applies]:
         d = self.daemon
         out: list[Any] = [c for c in d.components if hasattr(c, "apply")]
-        out.append(d.tasks)
+        out += [d.tasks, d.scanner]
         return out
 
     async def _apply(self, changed: Mapping[str, Any], starting: bool = False
