@@ -158,3 +158,26 @@ async def test_daemon_errors_inline_secrets_and_local_prefs(make_daemon: Any,
         assert Settings.load(tmp_path / "tui.toml").key_hints is False
         stored = (await acall(d, "settings.audit", {}))["entries"]
         assert all("key_hints" not in str(e["changes"]) for e in stored)
+
+
+async def test_grid_size_follows_the_library_unless_the_file_chooses(
+        make_daemon: Any) -> None:
+    from lightbox.tui.screens.browser import BrowserScreen
+
+    d: DaemonProcess = make_daemon()
+    await acall(d, "settings.set", {"patch": {"tui.grid_size": "large"}})
+    app = make_app(d)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, BrowserScreen)
+                    and app.screen.grid.thumb_size == "large", timeout=30,
+                    what="the library's grid size")
+        browser = app.screen
+        assert isinstance(browser, BrowserScreen)
+        await acall(d, "settings.set", {"patch": {"tui.grid_size": "small"}})
+        await until(pilot, lambda: browser.grid.thumb_size == "small", timeout=30,
+                    what="a live change of the library default")
+        await pilot.press("plus")  # this client's own choice: the library no longer decides
+        await until(pilot, lambda: browser.grid.thumb_size == "medium")
+        await acall(d, "settings.set", {"patch": {"tui.grid_size": "large"}})
+        await pilot.pause(1.0)
+        assert browser.grid.thumb_size == "medium"

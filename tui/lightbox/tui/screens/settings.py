@@ -332,8 +332,10 @@ class SettingsScreen(LinkedScreen):
                                                          choice.options(g)]))
         for attr in ("thumb_size", "key_hints"):
             fld = PREFS[attr]
+            origin = "tui.toml" if attr != "thumb_size" or s.own_grid_size else \
+                "the library's tui.grid_size"
             rows.append(FieldRow(LOCAL_PREFIX + attr, fld,
-                                 {"value": getattr(s, attr), "origin": "tui.toml"}))
+                                 {"value": getattr(s, attr), "origin": origin}))
         for row in rows:
             self.rows[row.key] = row
         return rows
@@ -464,6 +466,12 @@ class SettingsScreen(LinkedScreen):
                     self.lb.set_graphics(str(r.edited))
             else:
                 setattr(s, attr, r.edited)
+            if attr == "thumb_size":
+                s.explicit.add("thumbnails")  # this client's own choice from now on
+                for screen in self.app.screen_stack:
+                    grid = getattr(screen, "grid", None)
+                    if grid is not None and hasattr(grid, "set_thumb_size"):
+                        self.run_worker(grid.set_thumb_size(str(r.edited)))
             r.entry = {**r.entry, "value": r.edited, "origin": "tui.toml"}
             r.has_edit = False
             r.refresh_row()
