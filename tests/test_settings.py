@@ -498,3 +498,20 @@ def test_server_engines_two_daemons_revision_and_audit(engine: str, request: Any
     audit = a.call("settings.audit")["entries"]
     assert [e["revision"] for e in audit] == [back["revision"], rev + 1, rev]
     assert SECRET not in json.dumps(audit) and SECRET not in a.log() + b.log()
+
+
+async def test_buckets_without_credentials_use_the_default_s3_settings() -> None:
+    from lightbox.daemon.control.events import EventBus
+    from lightbox.daemon.library.sources import Source, Sources
+
+    sources = Sources(None, EventBus())  # type: ignore[arg-type]  # no catalog needed
+    bare = Source(1, "s3", "b", "s3://b", None, True, None, config={"bucket": "b"})
+    own = Source(2, "s3", "c", "s3://c", None, True, None,
+                 config={"bucket": "c", "access_key_id": "OWNKEY"})
+    assert sources.s3_config(bare).access_key_id is None
+    await sources.apply({"s3.access_key_id": "AKIDDEFAULT", "s3.secret_access_key": SECRET})
+    cfg = sources.s3_config(bare)
+    assert (cfg.access_key_id, cfg.secret_access_key) == ("AKIDDEFAULT", SECRET)
+    assert sources.s3_config(own).access_key_id == "OWNKEY"  # its own key wins
+    await sources.apply({"s3.secret_access_key": ""})  # unset: no half credentials
+    assert sources.s3_config(bare).access_key_id is None

@@ -28,6 +28,7 @@ from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.control.server import ControlServer
 from lightbox.daemon.jobs.queue import JobQueue
 from lightbox.daemon.library.admission import daemon_dirs
+from lightbox.daemon.library.bucketsync import BucketScheduler, BucketSync
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.reconcile import Reconciler
@@ -75,7 +76,7 @@ class Daemon:
                             ThumbSpec("preview", config["thumbnails.preview"], quality,
                                       min_size=preview_min))
         self.indexer = Indexer(self.db, self.pool, self.changes, config.paths.thumbnails_dir,
-                               self.thumb_specs)
+                               self.thumb_specs, self.sources)
         self.scanner = Scanner(self.db, self.sources, self.writer, self.changes,
                                self.indexer.wake, self.pool)
         self.jobs = JobQueue(self.db, self.bus, self.boot,
@@ -90,6 +91,9 @@ class Daemon:
                                threads=config["workers.processes"] or os.cpu_count() or 2)
         self.importer = Importer(self.db, self.sources, self.scanner, self.indexer, self.pool)
         self.jobs.register("import", self.importer.run, retry=False)
+        self.bucketsync = BucketSync(self.db, self.sources, self.writer, self.indexer)
+        self.jobs.register("sync", self.bucketsync.run)
+        self.buckets = BucketScheduler(self.sources, self.jobs)
         self.reconciler = Reconciler(self.sources, self.jobs, self.writer,
                                      config["library.reconcile_interval"])
         self.watcher = Watcher(self.sources, self.scanner, self.writer,
@@ -107,8 +111,8 @@ class Daemon:
         self.db.on_switch.append(self.settings.reload)
         self.components: list[Component] = [
             self.instance, self.db, self.settings, self.bus, self.pool, self.sources,
-            self.indexer, self.jobs, self.backups, self.reconciler, self.watcher,
-            self.switcher, self.control]
+            self.indexer, self.jobs, self.backups, self.reconciler, self.buckets,
+            self.watcher, self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stop_reason: str | None = None

@@ -147,11 +147,11 @@ class SettingsStore:
         return "database" if key in self.stored else self.base(key)[1]
 
     def objects(self) -> dict[str, list[str]]:
-        return {"roots": [str(i) for i in self.daemon.sources.by_id]}
+        return {"roots": [str(s.id) for s in self.daemon.sources.local()]}
 
     def known_keys(self) -> list[str]:
         keys = [f.name for f in schema.FIELDS]
-        for root in sorted(self.daemon.sources.by_id):
+        for root in sorted(s.id for s in self.daemon.sources.local()):
             keys += schema.object_keys("roots", root)
         return keys
 

@@ -13,6 +13,7 @@ from lightbox.common.api import (
     jobs,
     library,
     settings,
+    sources,
     system,
 )
 from lightbox.common.api.schema import (
@@ -27,10 +28,10 @@ PROTOCOL_VERSION = 1
 
 METHODS: dict[str, MethodSpec] = build_registry(
     [system.METHODS, events.METHODS, library.METHODS, catalog.METHODS, jobs.METHODS,
-     database.METHODS, backups.METHODS, settings.METHODS])
+     database.METHODS, backups.METHODS, sources.METHODS, settings.METHODS])
 EVENTS: tuple[EventSpec, ...] = (
     *system.EVENTS, *library.EVENTS, *catalog.EVENTS, *jobs.EVENTS, *database.EVENTS,
-    *backups.EVENTS, *settings.EVENTS)
+    *backups.EVENTS, *sources.EVENTS, *settings.EVENTS)
 TOPICS: tuple[str, ...] = tuple(sorted({e.topic for e in EVENTS}))
 
 __all__ = [
