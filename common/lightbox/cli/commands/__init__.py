@@ -17,10 +17,12 @@ from lightbox.cli.commands import (
     roots,
     scan,
     search,
+    settings,
     sources,
     status,
     sync,
 )
 
 COMMANDS = (status, roots, sources, scan, sync, get, importing, backup, jobs, ls, info,
-            search, dupes, call, events, lifecycle.Start, lifecycle.Stop, daemon, keys, db)
+            search, dupes, call, events, lifecycle.Start, lifecycle.Stop, daemon, keys, db,
+            settings)
