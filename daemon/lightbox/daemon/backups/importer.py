@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,7 +185,17 @@ class Importer:
             raise JobFailed(f"the root {root.name} is offline: {reason}", {"reason": "offline"})
         ctx.phase = "walking"
         ctx.progress()
+        clock = time.monotonic()
+        timings: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            timings[name] = round(now - clock, 3)
+            clock = now
+
         found = await asyncio.to_thread(_walk, source_path)
+        lap("walk")
         ctx.phase = "reading"
         ctx.progress(processed=0, total=len(found))
         plan: list[Planned] = []
@@ -210,9 +221,11 @@ class Importer:
                 return await one(rel)
 
         plan = list(await asyncio.gather(*(bounded(rel) for rel in found)))
+        lap("probe")
         await self._plan(plan, template)
+        lap("plan")
         if dry:
-            return self._summary(plan, root.name, dry=True)
+            return {**self._summary(plan, root.name, dry=True), "timings": timings}
         ctx.phase = "copying"
         todo = [it for it in plan if it.action == "copy"]
         ctx.progress(processed=0, total=len(todo), bytes_=0)
@@ -228,6 +241,7 @@ class Importer:
                 for rest in todo[i + 64:]:
                     rest.action, rest.reason = "error", "not copied: " + str(out)
                 break
+        lap("copy")
         # The catalog takes the new files the way it takes any: a scan of the root.
         ctx.phase = "indexing"
         ctx.progress()
@@ -242,8 +256,10 @@ class Importer:
                 break
             await self.indexer.wait_progress(1.0)
         self.indexer.changes.flush()
+        lap("index")
         result = self._summary(plan, root.name, dry=False)
         result.update(await self._verdict(plan, root.id, root.name))
+        result["timings"] = timings
         if stop is not None:
             result["reason"] = stop.reason
             raise JobFailed(f"import stopped: {stop}", result)

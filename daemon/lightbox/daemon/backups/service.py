@@ -53,6 +53,9 @@ BATCH_BYTES = 64 << 20
 LOCK_STALE = 600.0  # another host's lock not refreshed this long is taken over
 LOCK_WAIT = 600.0  # how long a run waits for another run on the same target
 LIST_LIMIT = 100  # paths listed per kind in a result
+# Photos whose bytes are backed up: indexed ones, also those the decoder could not read (a
+# file lightbox cannot show may still be someone's only copy of a new RAW format).
+BACKED_UP = ("ok", "error")
 
 
 def _lim(items: list[Any], item: Any) -> None:
@@ -397,7 +400,7 @@ class Backups:
             out = await asyncio.to_thread(files.copy_batch, root, batch)
             done = [o for o in out.outcomes if o.status in ("copied", "adopted")]
             try:
-                await asyncio.to_thread(files.fsync_dirs, out.dirs)
+                await asyncio.to_thread(files.settle, root, out.dirs)
             except files.TargetError as exc:
                 out.stop, done = exc, []
             if done:
@@ -461,7 +464,7 @@ class Backups:
         q = (sa.select(P.c.id, P.c.source_id, P.c.sha256, P.c.size, P.c.mtime_ns, P.c.inode,
                        P.c.device, P.c.name, F.c.path.label("folder"))
              .join(F, F.c.id == P.c.folder_id)
-             .where(P.c.source_id.in_(source_ids), P.c.status == "ok",
+             .where(P.c.source_id.in_(source_ids), P.c.status.in_(BACKED_UP),
                     P.c.sha256.is_not(None), ~has)
              .order_by(P.c.id))
         async with self.db.engine.connect() as conn:
@@ -499,7 +502,7 @@ class Backups:
         q = (sa.select(P.c.id, P.c.source_id, P.c.sha256, P.c.size, P.c.mtime_ns, P.c.inode,
                        P.c.device, P.c.name, F.c.path.label("folder"))
              .join(F, F.c.id == P.c.folder_id)
-             .where(P.c.source_id.in_([s.id for s in online]), P.c.status == "ok", has)
+             .where(P.c.source_id.in_([s.id for s in online]), P.c.status.in_(BACKED_UP), has)
              .order_by(P.c.id))
         async with self.db.engine.connect() as conn:
             todo = list((await conn.execute(q)).all())
@@ -785,7 +788,7 @@ class Backups:
                                                   M.c.sha256 == P.c.sha256).exists()
                     lacking = int(await conn.scalar(
                         sa.select(sa.func.count(sa.distinct(P.c.sha256))).where(
-                            P.c.source_id.in_(ids), P.c.status == "ok",
+                            P.c.source_id.in_(ids), P.c.status.in_(BACKED_UP),
                             P.c.sha256.is_not(None), ~has)) or 0)
             problem = await asyncio.to_thread(files.check, row["path"], row["marker"])
             out.append({
