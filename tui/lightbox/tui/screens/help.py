@@ -46,6 +46,7 @@ def binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
 
 def sections() -> list[tuple[str, list[tuple[str, str]]]]:
     from lightbox.tui.app import LightboxApp
+    from lightbox.tui.screens.backups import BackupsScreen
     from lightbox.tui.screens.browser import BrowserScreen
     from lightbox.tui.screens.duplicates import DuplicatesScreen
     from lightbox.tui.screens.jobs import JobsScreen
@@ -68,6 +69,7 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("Preview", binding_rows(PreviewScreen.BINDINGS)),
         ("Jobs", binding_rows(JobsScreen.BINDINGS)),
         ("Duplicates", binding_rows(DuplicatesScreen.BINDINGS)),
+        ("Backups", binding_rows(BackupsScreen.BINDINGS)),
     ]
 
 
