@@ -4,8 +4,8 @@ a backup started from the screen moving its card, the history filling in."""
 from __future__ import annotations
 
 import html
-import re
 import io
+import re
 from pathlib import Path
 from typing import Any
 
