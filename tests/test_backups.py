@@ -166,6 +166,17 @@ def test_full_then_incremental_runs_and_the_target_checks_with_coreutils(lib: An
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count(": OK") == 6
     assert not list((target / ".lightbox-tmp").iterdir())
+    # Progress went out as job events (files, bytes, rate, ETA) and the end as a backup event.
+    events = d.call("events.since", {"seq": 0, "topics": ["job", "backup"]})["events"]
+    progress = [e["data"] for e in events if e["type"] == "progress"
+                and e["data"]["id"] == first["id"]]
+    assert progress and progress[-1]["processed"] == 6 and progress[-1]["total"] == 6
+    assert progress[-1]["bytes"] == sum(p.stat().st_size for p in root.rglob("*.jpg"))
+    assert {"rate", "eta"} <= set(progress[-1])
+    ends = [e["data"] for e in events if e["topic"] == "backup" and e["type"] == "finished"]
+    assert ends == [{"target": "nas", "kind": "backup", "run": ends[0]["run"],
+                     "state": "succeeded", "files": 6, "bytes": progress[-1]["bytes"],
+                     "errors": 0, "reason": None}]
 
     # Nothing new: nothing copied, nothing read.
     again = backup(d)
