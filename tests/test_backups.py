@@ -470,3 +470,31 @@ def test_the_command_line_drives_backups_and_import(make_daemon: Any, tmp_path: 
     assert "NOT safe to erase" in r.stdout  # usb covers the root and lacks the new photo
     assert not (card / "IMG_1.jpg").exists()
     assert (root / "undated" / "undated" / "IMG_1.jpg").is_file()
+
+
+def test_retention_removes_only_copies_of_photos_gone_long_enough(lib: Any) -> None:
+    d, root, target = lib
+    assert backup(d)["state"] == "succeeded"
+    gone = root / "2024" / "img_001.jpg"
+    kept_dup = root / "2024" / "img_003.jpg"
+    gone.unlink()
+    scan(d)  # now missing in the catalog
+    d.call("backups.update", {"target": "nas", "retention_days": 0})
+    first = backup(d)
+    # The first run that finds a copy orphaned only marks it: gone for 0 days so far.
+    assert first["result"]["retention"] == {"removed": 0}
+    assert (target / "photos" / "2024" / "img_001.jpg").is_file()
+    second = backup(d)
+    assert second["result"]["retention"] == {"removed": 1}
+    assert not (target / "photos" / "2024" / "img_001.jpg").exists()
+    assert (target / "photos" / "2024" / kept_dup.name).is_file()
+    assert len(target_files(target)) == 5
+    assert sha256sum_check(target).returncode == 0
+    # Without retention (the default) nothing is ever removed.
+    d.call("backups.update", {"target": "nas", "clear": ["retention_days"]})
+    (root / "2024" / "img_005.jpg").unlink()
+    scan(d)
+    backup(d)
+    third = backup(d)
+    assert "retention" not in third["result"]
+    assert len(target_files(target)) == 5

@@ -39,6 +39,14 @@ def _cron_problem(text: str) -> str | None:
     return schedule.problem(text)
 
 
+CLEARABLE = ("schedule", "verify_schedule", "retention_days")
+
+
+def _clearable(keys: list[str]) -> str | None:
+    bad = [k for k in keys if k not in CLEARABLE]
+    return f"only {', '.join(CLEARABLE)} can be cleared, not {', '.join(bad)}" if bad else None
+
+
 TARGET_NAME = Field("name", "string", "the target's name: letters, digits, `.`, `_`, `-`",
                     required=True, pattern=NAME_PATTERN,
                     pattern_hint="letters, digits, '.', '_' or '-', at most 64, starting "
@@ -97,7 +105,10 @@ METHODS = (
         "backups.update",
         Permission.ADMIN,
         "Change a target's settings; parameters left out stay as they are.",
-        params=(TARGET_REF, *(_optional(f) for f in TARGET_FIELDS if f.name != "path")),
+        params=(TARGET_REF, *(_optional(f) for f in TARGET_FIELDS if f.name != "path"),
+                Param("clear", "array", "settings to set to null: schedule, verify_schedule "
+                      "(only when asked), retention_days (never delete)", items="string",
+                      max_length=3, check_fn=_clearable)),
         result=_TARGET,
     ),
     MethodSpec(
