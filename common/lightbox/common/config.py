@@ -122,6 +122,10 @@ KEYS: tuple[Key, ...] = (
     Key("library.poll_interval", float, 300.0,
         "seconds between rescans of a root that cannot be watched", minimum=0.1,
         maximum=86400),
+    Key("library.vanish_delay", float, 600.0,
+        "seconds photos a pass found gone en masse (more than max(50, 10 %) of a root) are "
+        "held as suspect before a later pass may mark them missing", minimum=0,
+        maximum=30 * 86400),
     Key("library.debounce", float, 1.0,
         "seconds a changed file must stay unchanged before it is indexed", minimum=0.05,
         maximum=60),

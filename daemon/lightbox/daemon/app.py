@@ -64,7 +64,8 @@ class Daemon:
         memory = config["workers.memory_mb"]
         self.pool = WorkerPool(processes, task_timeout=config["workers.task_timeout"],
                                memory_limit=memory << 20 if memory else None)
-        self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config))
+        self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config),
+                               vanish_delay=config["library.vanish_delay"])
         self.changes = ChangeFeed(self.bus)
         self.writer = CatalogWriter(self.db, self.changes)
         quality = config["thumbnails.quality"]

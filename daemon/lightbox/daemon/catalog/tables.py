@@ -72,6 +72,11 @@ sources = sa.Table(
     sa.Column("path", sa.Text, nullable=True),  # local: absolute path of the root
     sa.Column("config", sa.JSON, nullable=True),  # s3: endpoint, bucket, prefix...
     sa.Column("device", sa.BigInteger, nullable=True),  # st_dev of a local root when added
+    # The rest of a local root's identity (``library.identity``): the root directory's inode
+    # and the mount it lives on (mount id and major:minor from /proc/self/mountinfo).
+    sa.Column("root_inode", sa.BigInteger, nullable=True),
+    sa.Column("mount_id", sa.BigInteger, nullable=True),
+    sa.Column("mount_device", sa.String(32), nullable=True),
     sa.Column("online", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("status", sa.Text, nullable=True),  # why it is offline, last scan problem
     sa.Column("created_at", Timestamp, nullable=False),
