@@ -26,7 +26,9 @@ def shown(card: TargetCard) -> str:
 
 
 def screen_text(app: Any) -> str:
-    return html.unescape(app.export_screenshot()).replace("\xa0", " ")
+    """What the screen shows, as text: the screenshot's SVG without its tags."""
+    svg = re.sub(r"<[^>]*>", " ", app.export_screenshot())
+    return html.unescape(svg).replace("\xa0", " ")
 
 
 @pytest.fixture
