@@ -48,7 +48,7 @@ log = logs.get("backups")
 T, M, R = tables.backup_targets, tables.backup_manifest, tables.backup_runs
 P, F = tables.photos, tables.folders
 
-BATCH_FILES = 256
+BATCH_FILES = 1024
 BATCH_BYTES = 64 << 20
 LOCK_STALE = 600.0  # another host's lock not refreshed this long is taken over
 LOCK_WAIT = 600.0  # how long a run waits for another run on the same target
@@ -444,7 +444,10 @@ class Backups:
             result["retention"] = await self._retention(row, int(cfg["retention_days"]))
         ctx.phase = "writing SHA256SUMS"
         ctx.progress()
-        if stop is None or stop.reason == files.DISK_FULL:
+        removed = int((result.get("retention") or {}).get("removed") or 0)
+        unchanged = copied + adopted + removed == 0 and await asyncio.to_thread(
+            os.path.exists, os.path.join(root, files.SUMS))
+        if not unchanged and (stop is None or stop.reason == files.DISK_FULL):
             try:
                 await self._write_sums(row)
             except OSError as exc:
@@ -578,6 +581,7 @@ class Backups:
         deadline = None if seconds is None else time.monotonic() + seconds
         ctx.phase = "verifying"
         ctx.progress(processed=0, total=limit)
+        cursor = _VerifyOrder(self.db, row["id"], started)
         ok = 0
         missing: list[str] = []
         changed: list[str] = []
@@ -588,13 +592,7 @@ class Backups:
             if deadline is not None and time.monotonic() > deadline:
                 break
             want = min(BATCH_FILES * self.threads, limit - checked)
-            async with self.db.engine.connect() as conn:
-                batch = list((await conn.execute(
-                    sa.select(M.c.id, M.c.sha256, M.c.path, M.c.size)
-                    .where(M.c.target_id == row["id"],
-                           sa.or_(M.c.verified_at.is_(None), M.c.verified_at < started))
-                    .order_by(M.c.verified_at.is_not(None), M.c.verified_at, M.c.id)
-                    .limit(want))).all())
+            batch = await cursor.next(want)
             if not batch:
                 reached_end = True
                 break
@@ -867,6 +865,45 @@ class Backups:
                 if when is not None:
                     soonest = min(soonest, (when - now).total_seconds())
         return soonest
+
+
+class _VerifyOrder:
+    """Manifest rows least recently verified first (never verified first of all), page by
+    page with keyset positions on the (target_id, verified_at) index: no page sorts the
+    whole manifest again. Rows verified by this run get a later time and drop out."""
+
+    def __init__(self, db: Database, target_id: int, started: dt.datetime) -> None:
+        self.db = db
+        self.target_id = target_id
+        self.started = started
+        self.never = True  # first the rows never verified, by id
+        self.last: tuple[dt.datetime | None, int] = (None, 0)
+
+    async def next(self, n: int) -> list[Any]:
+        cols = (M.c.id, M.c.sha256, M.c.path, M.c.size, M.c.verified_at)
+        async with self.db.engine.connect() as conn:
+            if self.never:
+                rows = list((await conn.execute(
+                    sa.select(*cols).where(M.c.target_id == self.target_id,
+                                           M.c.verified_at.is_(None), M.c.id > self.last[1])
+                    .order_by(M.c.id).limit(n))).all())
+                if len(rows) == n:
+                    self.last = (None, rows[-1].id)
+                    return rows
+                self.never, self.last = False, (None, 0)
+                if rows:
+                    return rows
+            when, last_id = self.last
+            q = sa.select(*cols).where(M.c.target_id == self.target_id,
+                                       M.c.verified_at < self.started)
+            if when is not None:
+                q = q.where(sa.or_(M.c.verified_at > when,
+                                   sa.and_(M.c.verified_at == when, M.c.id > last_id)))
+            rows = list((await conn.execute(q.order_by(M.c.verified_at, M.c.id).limit(n)))
+                        .all())
+        if rows:
+            self.last = (rows[-1].verified_at, rows[-1].id)
+        return rows
 
 
 def _check_sources_batch(batch: list[files.CopyItem]) -> list[files.CopyOutcome | None]:
