@@ -595,3 +595,62 @@ def restore_one(src: str, dest: str, sha256: str, overwrite: bool) -> tuple[str,
     except OSError as exc:
         _unlink_quiet(tmp)
         return "failed", 0, f"{exc.strerror or exc}"
+
+
+class LocalStore:
+    """A local folder as a target: the operations a run needs, as ``s3.S3Store`` has them."""
+
+    def __init__(self, path: str, marker: str) -> None:
+        self.path = path
+        self.marker = marker
+
+    @property
+    def where(self) -> str:
+        return self.path
+
+    def read_marker(self) -> dict[str, object] | None:
+        return read_marker(self.path)
+
+    def prepare(self, name: str) -> None:
+        prepare(self.path, name, self.marker)
+
+    def check(self) -> TargetError | None:
+        return check(self.path, self.marker)
+
+    def clear_temp(self) -> int:
+        return clear_temp(self.path)
+
+    def copy_batch(self, items: list[CopyItem]) -> Batch:
+        out = copy_batch(self.path, items)
+        if out.outcomes:
+            try:
+                settle(self.path, out.dirs)
+            except TargetError as exc:
+                # Not durable for sure: none of the batch is recorded (the next run adopts
+                # what did reach the disk, by hash).
+                out.outcomes = [o for o in out.outcomes
+                                if o.status not in ("copied", "adopted")]
+                out.stop = exc
+        return out
+
+    def sums_exist(self) -> bool:
+        return os.path.exists(os.path.join(self.path, SUMS))
+
+    def write_sums(self, rows: Iterable[tuple[str, str]]) -> None:
+        write_sums(self.path, rows)
+
+    def verify_one(self, rel: str, sha256: str, size: int) -> tuple[str, int]:
+        return verify_one(self.path, rel, sha256, size)
+
+    def walk_files(self) -> Iterator[str]:
+        return walk_files(self.path)
+
+    def delete(self, rel: str) -> None:
+        try:
+            os.unlink(os.path.join(self.path, rel))
+        except FileNotFoundError:
+            pass
+
+    def restore_one(self, rel: str, dest: str, sha256: str, overwrite: bool
+                    ) -> tuple[str, int, str]:
+        return restore_one(os.path.join(self.path, rel), dest, sha256, overwrite)

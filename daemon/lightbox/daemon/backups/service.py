@@ -31,9 +31,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from lightbox.common import logs, schedule
-from lightbox.common.api.backups import TARGET_FIELDS, TARGET_KEYS, budget_seconds
+from lightbox.common.api.backups import S3_KEYS, TARGET_FIELDS, TARGET_KEYS, budget_seconds
 from lightbox.common.errors import Conflict, InvalidParams, NotFound
 from lightbox.daemon.backups import files
+from lightbox.daemon.backups.s3 import SECRET_KEYS, S3Store
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
@@ -56,6 +57,7 @@ LIST_LIMIT = 100  # paths listed per kind in a result
 # Photos whose bytes are backed up: indexed ones, also those the decoder could not read (a
 # file lightbox cannot show may still be someone's only copy of a new RAW format).
 BACKED_UP = ("ok", "error")
+Store = files.LocalStore | S3Store
 
 
 def _lim(items: list[Any], item: Any) -> None:
@@ -98,7 +100,7 @@ class Backups:
     @staticmethod
     def settings(row: Any) -> dict[str, Any]:
         cfg = {f.name: f.default for f in TARGET_FIELDS}
-        cfg.update(dict(row["config"] or {}))
+        cfg.update({k: v for k, v in dict(row["config"] or {}).items() if k not in S3_KEYS})
         cfg["path"] = row["path"]
         cfg["enabled"] = bool(row["enabled"])
         return cfg
@@ -127,7 +129,14 @@ class Backups:
         if cfg["verify_schedule"]:
             runs = schedule.next_runs(cfg["verify_schedule"], now, cfg["timezone"], 1)
             verify = runs[0].isoformat() if runs else None
-        return {"name": row["name"], "kind": row["kind"], **cfg,
+        s3: dict[str, Any] = {}
+        if row["kind"] == "s3":
+            raw = dict(row["config"] or {})
+            s3 = {k: raw.get(k) for k in S3_KEYS if k not in SECRET_KEYS}
+            # A secret is never shown again: only whether one is set.
+            s3["secret_access_key"] = "set" if raw.get("secret_access_key") else None
+            s3["where"] = self.store(row).where
+        return {"name": row["name"], "kind": row["kind"], **cfg, **s3,
                 "schedule_explained": (schedule.explain(cfg["schedule"])
                                        if cfg["schedule"] else None),
                 "next_runs": nxt, "next_verify": verify,
@@ -136,27 +145,49 @@ class Backups:
     async def list_targets(self) -> list[dict[str, Any]]:
         return [self.present(r) for r in await self._rows()]
 
-    async def add(self, name: str, values: dict[str, Any]) -> dict[str, Any]:
+    async def add(self, name: str, values: dict[str, Any], kind: str = "local"
+                  ) -> dict[str, Any]:
         if await self._rows(name):
             raise Conflict(f"a backup target is already named {name!r}")
-        path = admission.resolve(values["path"])
-        await self._admit(path)
         self._known_roots(values.get("roots") or [])
+        cfg = {k: values.get(k) for k in TARGET_KEYS if k not in ("path", "enabled")}
+        path: str | None = None
+        store: Store
+        if kind == "s3":
+            if not values.get("bucket"):
+                raise InvalidParams("bucket: an s3 target needs a bucket",
+                                    {"errors": {"bucket": "required"}})
+            cfg.update({k: values.get(k) for k in S3_KEYS})
+            store = S3Store(cfg, "")
+        else:
+            if not values.get("path"):
+                raise InvalidParams("path: a local target needs a folder",
+                                    {"errors": {"path": "required"}})
+            path = admission.resolve(values["path"])
+            await self._admit(path)
+            store = files.LocalStore(path, "")
+        others = await self._rows()
+        if kind == "s3" and any(r["kind"] == "s3" and self.store(r).where == store.where
+                                for r in others):
+            raise Conflict(f"{store.where} is already a target")
         marker = uuid.uuid4().hex
-        existing = await asyncio.to_thread(files.read_marker, path)
+        existing = await asyncio.to_thread(store.read_marker)
         if existing is not None and isinstance(existing.get("id"), str):
             marker = str(existing["id"])  # a target this catalog forgot: take it back
+        store.marker = marker
         try:
-            await asyncio.to_thread(files.prepare, path, name, marker)
-        except OSError as exc:
-            reason = files.target_error(exc, "preparing the folder")
-            raise InvalidParams(f"{path}: {reason}", {"reason": reason.reason,
-                                                      "errors": {"path": str(reason)}}) from None
-        cfg = {k: values[k] for k in TARGET_KEYS if k not in ("path", "enabled")}
+            await asyncio.to_thread(store.prepare, name)
+        except (OSError, files.TargetError) as exc:
+            reason = exc if isinstance(exc, files.TargetError) else \
+                files.target_error(exc, "preparing the folder")
+            field = "bucket" if kind == "s3" else "path"
+            raise InvalidParams(f"{store.where}: {reason}",
+                                {"reason": reason.reason, "errors": {field: str(reason)}}) \
+                from None
         now = utcnow()
         async with self.db.engine.begin() as conn:
             await conn.execute(T.insert().values(
-                name=name, kind="local", path=path, marker=marker, config=cfg,
+                name=name, kind=kind, path=path, marker=marker, config=cfg,
                 enabled=values["enabled"], created_at=now,
                 next_run_at=self._next(cfg.get("schedule"), cfg, now),
                 next_verify_at=self._next(cfg.get("verify_schedule"), cfg, now)))
@@ -183,7 +214,7 @@ class Backups:
                                 {"reason": refusal.reason, "errors": {"path": refusal.message}})
         others = await self._rows()
         for other in others:
-            if other["path"] == path:
+            if other["kind"] == "local" and other["path"] == path:
                 raise Conflict(f"{path} is already the target {other['name']}")
 
     def _known_roots(self, names: list[str]) -> None:
@@ -336,8 +367,15 @@ class Backups:
                             ctx.bytes, ctx.errors)
         await self._unlock(row["id"])
 
+    @staticmethod
+    def store(row: Any) -> Store:
+        """The target's folder or bucket, with the operations a run needs."""
+        if row["kind"] == "s3":
+            return S3Store(dict(row["config"] or {}), row["marker"])
+        return files.LocalStore(row["path"], row["marker"])
+
     async def _check_target(self, row: Any) -> None:
-        problem = await asyncio.to_thread(files.check, row["path"], row["marker"])
+        problem = await asyncio.to_thread(self.store(row).check)
         if problem is not None:
             raise JobFailed(str(problem), {"reason": problem.reason})
 
@@ -356,11 +394,11 @@ class Backups:
 
     async def _backup(self, ctx: JobContext, row: Any, result: dict[str, Any]) -> None:
         cfg = self.settings(row)
-        root = row["path"]
+        store = self.store(row)
         ctx.phase = "checking"
         ctx.progress()
         await self._check_target(row)
-        await asyncio.to_thread(files.clear_temp, root)
+        await asyncio.to_thread(store.clear_temp)
         sources, skipped = self._included(cfg)
         online: list[Source] = []
         for src in sources:
@@ -397,12 +435,8 @@ class Backups:
                                         files.target_rel(src.name, r.folder, r.name)))
         stop: files.TargetError | None = None
         for batch in _batches(items):
-            out = await asyncio.to_thread(files.copy_batch, root, batch)
+            out = await asyncio.to_thread(store.copy_batch, batch)
             done = [o for o in out.outcomes if o.status in ("copied", "adopted")]
-            try:
-                await asyncio.to_thread(files.settle, root, out.dirs)
-            except files.TargetError as exc:
-                out.stop, done = exc, []
             if done:
                 await self._record(row["id"], done)
             for o in out.outcomes:
@@ -437,7 +471,7 @@ class Backups:
                       damaged_count=len(damaged))
         if stop is not None and stop.reason != files.DISK_FULL:
             # Gone or failing in the middle: perhaps unmounted. Say which.
-            again = await asyncio.to_thread(files.check, root, row["marker"])
+            again = await asyncio.to_thread(store.check)
             if again is not None:
                 stop = again
         if stop is None and cfg.get("retention_days") is not None:
@@ -446,7 +480,7 @@ class Backups:
         ctx.progress()
         removed = int((result.get("retention") or {}).get("removed") or 0)
         unchanged = copied + adopted + removed == 0 and await asyncio.to_thread(
-            os.path.exists, os.path.join(root, files.SUMS))
+            store.sums_exist)
         if not unchanged and (stop is None or stop.reason == files.DISK_FULL):
             try:
                 await self._write_sums(row)
@@ -494,7 +528,7 @@ class Backups:
             rows = [(r.sha256, r.path) for r in await conn.execute(
                 sa.select(M.c.sha256, M.c.path).where(M.c.target_id == row["id"])
                 .order_by(M.c.path))]
-        await asyncio.to_thread(files.write_sums, row["path"], rows)
+        await asyncio.to_thread(self.store(row).write_sums, rows)
 
     async def _check_sources(self, ctx: JobContext, row: Any, online: list[Source],
                              damaged: list[dict[str, Any]]) -> None:
@@ -549,10 +583,7 @@ class Backups:
                 M.c.orphaned_at < now - dt.timedelta(days=days)))).all())
         removed = 0
         for rid, rel in old:
-            try:
-                await asyncio.to_thread(os.unlink, os.path.join(row["path"], rel))
-            except FileNotFoundError:
-                pass
+            await asyncio.to_thread(self.store(row).delete, rel)
             async with self.db.engine.begin() as conn:
                 await conn.execute(M.delete().where(M.c.id == rid))
             removed += 1
@@ -564,7 +595,7 @@ class Backups:
 
     async def _verify(self, ctx: JobContext, row: Any, result: dict[str, Any]) -> None:
         cfg = self.settings(row)
-        root = row["path"]
+        store = self.store(row)
         ctx.phase = "checking"
         await self._check_target(row)
         every = bool(ctx.params.get("all"))
@@ -597,7 +628,7 @@ class Backups:
                 reached_end = True
                 break
             parts = [batch[i::self.threads] for i in range(self.threads)]
-            outs = await asyncio.gather(*(asyncio.to_thread(_verify_part, root, p)
+            outs = await asyncio.gather(*(asyncio.to_thread(_verify_part, store, p)
                                           for p in parts if p))
             now = utcnow()
             updates: dict[str, list[int]] = {"ok": [], "missing": [], "changed": []}
@@ -633,7 +664,7 @@ class Backups:
             async with self.db.engine.connect() as conn:
                 known = set((await conn.execute(sa.select(M.c.path).where(
                     M.c.target_id == row["id"]))).scalars())
-            found = await asyncio.to_thread(lambda: list(files.walk_files(root)))
+            found = await asyncio.to_thread(lambda: list(store.walk_files()))
             for rel in found:
                 if rel not in known:
                     n_extra += 1
@@ -704,7 +735,7 @@ class Backups:
         return out, lacking
 
     async def _restore(self, ctx: JobContext, row: Any, result: dict[str, Any]) -> None:
-        root = row["path"]
+        store = self.store(row)
         dest = ctx.params["dest"]
         await self._check_target(row)
         chosen, lacking = await self.restore_selection(row["id"], ctx.params)
@@ -732,14 +763,14 @@ class Backups:
                     return out
                 for src, dst, act in await asyncio.to_thread(plan):
                     counts[act] = counts.get(act, 0) + 1
-                    _lim(listed, {"from": os.path.join(root, src),
+                    _lim(listed, {"from": _join(store.where, src),
                                   "to": os.path.join(dest, dst), "action": act})
                 ctx.progress(add=len(part))
                 continue
 
             def work(p: list[tuple[str, str, str]] = part) -> list[tuple[str, str, int, str]]:
-                return [(dst, *files.restore_one(os.path.join(root, src),
-                                                 os.path.join(dest, dst), sha, overwrite))
+                return [(dst, *store.restore_one(src, os.path.join(dest, dst), sha,
+                                                 overwrite))
                         for src, dst, sha in p]
             outs = await asyncio.to_thread(work)
             nbytes = 0
@@ -788,9 +819,10 @@ class Backups:
                         sa.select(sa.func.count(sa.distinct(P.c.sha256))).where(
                             P.c.source_id.in_(ids), P.c.status.in_(BACKED_UP),
                             P.c.sha256.is_not(None), ~has)) or 0)
-            problem = await asyncio.to_thread(files.check, row["path"], row["marker"])
+            problem = await asyncio.to_thread(self.store(row).check)
             out.append({
-                "name": row["name"], "path": row["path"], "enabled": bool(row["enabled"]),
+                "name": row["name"], "kind": row["kind"],
+                "path": row["path"] or self.store(row).where, "enabled": bool(row["enabled"]),
                 "online": problem is None, "problem": None if problem is None else str(problem),
                 "last_run": last["backup"], "last_verify": last["verify"],
                 "next_run": iso(row["next_run_at"]), "next_verify": iso(row["next_verify_at"]),
@@ -906,12 +938,16 @@ class _VerifyOrder:
         return rows
 
 
+def _join(where: str, rel: str) -> str:
+    return where + rel if where.endswith("/") else f"{where}/{rel}"
+
+
 def _check_sources_batch(batch: list[files.CopyItem]) -> list[files.CopyOutcome | None]:
     return [files.check_source(i) for i in batch]
 
 
-def _verify_part(root: str, part: list[Any]) -> list[tuple[Any, str, int]]:
-    return [(r, *files.verify_one(root, r.path, r.sha256, r.size)) for r in part]
+def _verify_part(store: Store, part: list[Any]) -> list[tuple[Any, str, int]]:
+    return [(r, *store.verify_one(r.path, r.sha256, r.size)) for r in part]
 
 
 def _batches(items: list[files.CopyItem]) -> list[list[files.CopyItem]]:

@@ -13,8 +13,8 @@ from lightbox.daemon.rpc import Context, method
 
 
 @method("backups.add")
-async def add(ctx: Context, name: str, **values: Any) -> dict[str, Any]:
-    return await ctx.daemon.backups.add(name, values)
+async def add(ctx: Context, name: str, kind: str, **values: Any) -> dict[str, Any]:
+    return await ctx.daemon.backups.add(name, values, kind=kind)
 
 
 @method("backups.update")
