@@ -127,7 +127,7 @@ def test_bucket_target_runs_verifies_and_restores(cloud: Any, tmp_path: Path) ->
 
 
 def test_a_bucket_that_is_not_the_target_or_fails_mid_run(cloud: Any) -> None:
-    d, root, s3, bucket = cloud
+    d, _, s3, bucket = cloud
     s3.delete(bucket, "lightbox/.lightbox-target")  # another bucket, or a wiped one
     done = backup(d)
     assert done["state"] == "failed" and done["result"]["reason"] == "target_missing"
