@@ -85,6 +85,20 @@ sources = sa.Table(
     sa.UniqueConstraint("name"),
 )
 
+# A source's secrets (an S3 secret access key): written, replaced or removed, never read
+# back by any method, log or event; clients see only ``fingerprint`` (a short digest that
+# tells whether the secret changed).
+source_secrets = sa.Table(
+    "source_secrets",
+    metadata,
+    sa.Column("source_id", Id, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(16), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("source_id", "name"),
+)
+
 folders = sa.Table(
     "folders",
     metadata,
@@ -134,6 +148,9 @@ photos = sa.Table(
     # st_dev when the file was last read: with inode, size and mtime_ns, what every later
     # read is checked against (media.confine).
     sa.Column("device", sa.BigInteger, nullable=True),
+    # An S3 object's ETag when it was listed: a change detector only (a multipart upload's
+    # ETag is not an MD5), checked with If-Match on every read. NULL for local files.
+    sa.Column("etag", sa.String(128), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("sha256", sa.String(64), nullable=True),
@@ -290,4 +307,57 @@ backup_runs = sa.Table(
     sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
     sa.Column("result", sa.JSON, nullable=True),
     sa.Index(None, "target_id", "kind", "id"),
+)
+
+
+# -- settings (F10) --------------------------------------------------------------------
+# Runtime settings that differ from their defaults, one row per key with its own version.
+# ``settings_revision`` holds one row (id 1): the global revision, bumped in the same
+# transaction as every change, so a daemon that sees a new revision re-reads and applies
+# (two daemons on one catalog converge by polling it). A key set back to its default is
+# deleted, not stored.
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),  # of the last change to the row
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+settings_revision = sa.Table(
+    "settings_revision",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+)
+
+# Tables whose rows a migration writes (a singleton to update in place): an empty catalog
+# has them, a switch's target clears them before the copy brings the source's.
+SEEDED = frozenset({"settings_revision"})
+
+# One row per change (settings.set/reset/revert, roots.add/remove): who, when, what, the
+# result. ``changes`` is [{key, old, new}] with secrets as fingerprints only; the keys are
+# also in ``settings_audit_keys`` so one key's history is an index range, on every engine.
+settings_audit = sa.Table(
+    "settings_audit",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("actor", sa.JSON, nullable=False),
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Column("result", sa.String(40), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.Index(None, "revision"),
+)
+
+settings_audit_keys = sa.Table(
+    "settings_audit_keys",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("audit_id", Id, sa.ForeignKey("settings_audit.id", ondelete="CASCADE"),
+              primary_key=True, autoincrement=False),
 )

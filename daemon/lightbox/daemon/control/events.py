@@ -42,6 +42,7 @@ class Event:
 
 class EventBus:
     name = "events"
+    settings_keys = ("events.buffer",)
 
     def __init__(self, buffer: int = 10_000) -> None:
         self.boot = uuid.uuid4().hex
@@ -53,6 +54,11 @@ class EventBus:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._listeners: list[Callable[[Event], None]] = []
         self.published = 0
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """A new buffer size: the newest events are kept (a smaller one drops the oldest)."""
+        if "events.buffer" in changes:
+            self._ring = deque(self._ring, maxlen=int(changes["events.buffer"]))
 
     def attach(self, sock: zmq.asyncio.Socket) -> None:
         """Publish on ``sock`` too (the control server binds the PUB sockets)."""
@@ -66,11 +72,15 @@ class EventBus:
         """In-process subscribers (tests, sd_notify status); called synchronously."""
         self._listeners.append(fn)
 
-    def publish(self, topic: str, type_: str, data: dict[str, Any] | None = None) -> int:
-        """Number, buffer and send one event now; returns its seq."""
+    def publish(self, topic: str, type_: str, data: dict[str, Any] | None = None, *,
+                origin: str | None = None) -> int:
+        """Number, buffer and send one event now; returns its seq. ``origin`` names the
+        daemon that caused an event relayed from another daemon sharing the catalog."""
         self.seq += 1
         doc = {"seq": self.seq, "time": iso_now(), "topic": topic, "type": type_,
                "boot": self.boot, "data": data or {}}
+        if origin is not None:
+            doc["origin"] = origin
         body = protocol.dumps(doc)
         event = Event(self.seq, topic, body, doc)
         self._ring.append(event)
