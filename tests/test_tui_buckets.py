@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 from lbtest import DaemonProcess
 from s3daemon import CORPUS_JPEGS, add_bucket, sync
-from s3env import S3Env
-from test_tui_fixtures import SIZE, grid_names, make_app, settled, until
+from s3env import ACCESS_KEY, SECRET_KEY, S3Env
+from test_tui_fixtures import SIZE, acall, grid_names, make_app, settled, until
 
 from lightbox.tui.screens.browser import BrowserScreen
+from lightbox.tui.screens.bucket_form import BucketForm, input_id
 from lightbox.tui.screens.jobs import JobsScreen
+from lightbox.tui.screens.settings import SettingsScreen
 
 pytestmark = pytest.mark.skipif(not CORPUS_JPEGS, reason="the image corpus is not there")
 
@@ -58,3 +60,44 @@ async def test_bucket_in_the_tree_grid_and_jobs(synced: tuple[DaemonProcess, str
         await until(pilot, lambda: jobs.rows[job_id].job["state"] == "succeeded",
                     timeout=60, what="the sync to finish (from job events)")
         assert jobs.rows[job_id].job["kind"] == "sync"
+
+
+@pytest.fixture
+def empty_bucket(make_daemon: Any, s3: S3Env) -> tuple[DaemonProcess, S3Env, str]:
+    bucket = s3.make_bucket()
+    s3.put(bucket, "a/one.jpg", CORPUS_JPEGS[0].read_bytes())
+    d: DaemonProcess = make_daemon()
+    return d, s3, bucket
+
+
+async def test_bucket_form_tests_the_connection_and_adds_it(
+        empty_bucket: tuple[DaemonProcess, S3Env, str]) -> None:
+    d, s3, bucket = empty_bucket
+    app = make_app(d)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.link.connected, timeout=30, what="connected")
+        await pilot.press("comma")
+        settings = await until(pilot, lambda: isinstance(app.screen, SettingsScreen)
+                               and app.screen, timeout=30, what="settings")
+        await pilot.press("ctrl+b")
+        form = await until(pilot, lambda: isinstance(app.screen, BucketForm) and app.screen,
+                           what="the bucket form")
+        values = {"name": "cloud", "endpoint": s3.endpoint, "bucket": "no-such-bucket",
+                  "addressing_style": "path", "access_key_id": ACCESS_KEY,
+                  "secret_access_key": SECRET_KEY}
+        for param, value in values.items():
+            form.query_one("#" + input_id(param)).value = value
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: "does not exist" in form.result_text, timeout=30,
+                    what="the missing bucket named")
+        assert "FAIL  bucket" in form.result_text
+        form.query_one("#" + input_id("bucket")).value = bucket
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: "can be listed and read" in form.result_text,
+                    timeout=30, what="every check passing")
+        assert SECRET_KEY not in form.result_text
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.screen is settings, what="the form to close")
+        listed = (await acall(d, "sources.list"))["sources"]
+        assert [s["name"] for s in listed] == ["cloud"]
+        assert listed[0]["secrets"]["secret_access_key"]["set"]

@@ -228,6 +228,7 @@ class SettingsScreen(LinkedScreen):
         Binding("ctrl+r", "reset", "Reset to default", priority=True),
         Binding("ctrl+u", "undo", "Undo edit", priority=True),
         Binding("ctrl+o", "audit", "Audit log", priority=True),
+        Binding("ctrl+b", "add_bucket", "Add bucket", priority=True),
         Binding("down", "app.focus_next", "Next", show=False),
         Binding("up", "app.focus_previous", "Previous", show=False),
         Binding("escape", "close", "Back"),
@@ -242,8 +243,8 @@ class SettingsScreen(LinkedScreen):
         self._leaving = False
 
     def compose(self) -> ComposeResult:
-        yield Static(" Settings   ctrl+s save · ctrl+r reset · ctrl+u undo · ctrl+o audit log",
-                     id="settings-title")
+        yield Static(" Settings   ctrl+s save · ctrl+r reset · ctrl+u undo · ctrl+o audit log"
+                     " · ctrl+b add a bucket", id="settings-title")
         yield VerticalScroll(id="settings-form")
         table: DataTable[Any] = DataTable(id="settings-audit", cursor_type="row")
         yield table
@@ -256,6 +257,18 @@ class SettingsScreen(LinkedScreen):
         table.add_columns("rev", "when", "who", "action", "changes", "result")
         table.display = False
         self.load()
+
+    def action_add_bucket(self) -> None:
+        """The bucket form (test connection, add): buckets are sources, not settings."""
+        from lightbox.tui.screens.bucket_form import BucketForm
+
+        def added(out: dict[str, Any] | None) -> None:
+            if out is not None:
+                src = out["source"]
+                job = f"; syncing (job {out['job']})" if out.get("job") else ""
+                self.say(f"bucket {src['name']} added at {src['path']}{job}")
+
+        self.app.push_screen(BucketForm(), added)
 
     # -- loading ------------------------------------------------------------------------
     @work(group="settings-load", exclusive=True)
