@@ -123,6 +123,29 @@ def _pg_value(type_: Any, value: Any) -> Any:
     return value
 
 
+async def build_at_head(db_path: Path, photos: int) -> dict[str, Any]:
+    """``catalog_queries.build``, but with every migration applied before the rows go in
+    (its bulk load stops before the text index, a revision that predates ``name_key``;
+    inserting through the index's triggers is slower, and the switch copies either)."""
+    from catalog_fixtures import CatalogBuilder
+
+    real_open = CatalogBuilder.open.__func__  # type: ignore[attr-defined]
+
+    async def at_head(cls: Any, url: str, revision: str | None = None) -> Any:
+        return await real_open(cls, url)
+
+    async def nothing(self: Any) -> None:
+        return None
+
+    saved = CatalogBuilder.open, CatalogBuilder.upgrade
+    CatalogBuilder.open = classmethod(at_head)  # type: ignore[assignment]
+    CatalogBuilder.upgrade = nothing  # type: ignore[method-assign]
+    try:
+        return await build(db_path, photos)
+    finally:
+        CatalogBuilder.open, CatalogBuilder.upgrade = saved  # type: ignore[method-assign]
+
+
 def requests(rpc: Rpc, big: int, calls: int) -> dict[str, tuple[float, float]]:
     windows = months()
 
@@ -174,7 +197,7 @@ def main() -> None:
     try:
         db_path = data / "catalog.db"
         t0 = time.perf_counter()
-        info = asyncio.run(build(db_path, args.photos))
+        info = asyncio.run(build_at_head(db_path, args.photos))
         snapshot = data / "snapshot.db"  # what the bare load reads: the same rows
         shutil.copy2(db_path, snapshot)
         print(f"built {info['photos']:,} photos, {info['folders']:,} folders in "
@@ -200,16 +223,22 @@ def main() -> None:
     print(f"catalog: {info['photos']:,} photos; {os.cpu_count()} CPUs; load average "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print()
-    print("| switch | rows | job s | rows/s (job) | copy rows/s | freeze s |")
+    print("| switch | rows | job s | rows/s (job) | rows/s (copy+verify) | freeze s |")
     print("|---|---|---|---|---|---|")
+
+    def copy_verify(r: dict[str, Any]) -> float:
+        phases = r.get("seconds") or {}
+        return float(r["rows"] / max(1e-6, phases.get("copy", 0) + phases.get("verify", 0)))
+
     for name, r in (("SQLite -> PostgreSQL", to_pg), ("PostgreSQL -> MariaDB", to_my)):
         print(f"| {name} | {r['rows']:,} | {r['wall']:.1f} | {r['rows'] / r['wall']:,.0f} | "
-              f"{r.get('copy_rows_per_second', 0):,} | {r['freeze_seconds']:.3f} |")
+              f"{copy_verify(r):,.0f} | {r['freeze_seconds']:.3f} |")
+    bare = bare_rows / bare_seconds
     print(f"| bare COPY into PostgreSQL (asyncpg) | {bare_rows:,} | {bare_seconds:.1f} | "
-          f"{bare_rows / bare_seconds:,.0f} | | |")
-    print(f"\nswitch to PostgreSQL / bare COPY: "
-          f"{(to_pg['rows'] / to_pg['wall']) / (bare_rows / bare_seconds):.2f}x (job), "
-          f"phases: {to_pg.get('seconds')}")
+          f"{bare:,.0f} | | |")
+    print(f"\nswitch to PostgreSQL / bare COPY: {copy_verify(to_pg) / bare:.2f}x (copy+verify), "
+          f"{(to_pg['rows'] / to_pg['wall']) / bare:.2f}x (whole job); "
+          f"phases (s): {to_pg.get('seconds')}")
     print()
     print("| engine | folders.list 500 p50 ms | p99 ms | month search p50 ms | p99 ms |")
     print("|---|---|---|---|---|")
