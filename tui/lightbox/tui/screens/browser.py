@@ -69,6 +69,7 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         Binding("t", "toggle_tree", "Folder tree", show=False),
         Binding("J", "jobs", "Jobs"),
         Binding("D", "duplicates", "Duplicates"),
+        Binding("B", "database", "Database", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("q", "quit", "Quit"),
     ]
@@ -496,6 +497,11 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         from lightbox.tui.screens.jobs import JobsScreen
 
         self.app.push_screen(JobsScreen(self.folder))
+
+    def action_database(self) -> None:
+        from lightbox.tui.screens.database import DatabaseScreen
+
+        self.app.push_screen(DatabaseScreen())
 
     def action_duplicates(self) -> None:
         from lightbox.tui.screens.duplicates import DuplicatesScreen

@@ -47,6 +47,7 @@ def binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
 def sections() -> list[tuple[str, list[tuple[str, str]]]]:
     from lightbox.tui.app import LightboxApp
     from lightbox.tui.screens.browser import BrowserScreen
+    from lightbox.tui.screens.database import DatabaseScreen
     from lightbox.tui.screens.duplicates import DuplicatesScreen
     from lightbox.tui.screens.jobs import JobsScreen
     from lightbox.tui.screens.preview import PreviewScreen
@@ -68,6 +69,8 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("Preview", binding_rows(PreviewScreen.BINDINGS)),
         ("Jobs", binding_rows(JobsScreen.BINDINGS)),
         ("Duplicates", binding_rows(DuplicatesScreen.BINDINGS)),
+        ("Database", [*binding_rows(DatabaseScreen.BINDINGS),
+                      ("Enter", "Test the URL typed")]),
     ]
 
 
