@@ -306,7 +306,7 @@ def test_settings_file_round_trip(tmp_path: Path) -> None:
         ("sixel", "large", "list", True)
     path.write_text('graphics = "fancy"\n')
     bad = Settings.load(path)
-    assert bad.graphics == "auto" and "expected one of" in bad.problems[0]
+    assert bad.graphics == "auto" and "must be one of" in bad.problems[0]
 
 
 # -- the image service ------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from typing import Any
 
 from lightbox.common import __version__, logs
 from lightbox.common.config import Config
+from lightbox.daemon.backups.importer import Importer
+from lightbox.daemon.backups.service import Backups
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.dbstate import StateFile
 from lightbox.daemon.catalog.switch import Switcher
@@ -30,6 +32,7 @@ from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.control.server import ControlServer
 from lightbox.daemon.jobs.queue import JobQueue, owner_id
 from lightbox.daemon.library.admission import daemon_dirs
+from lightbox.daemon.library.bucketsync import BucketScheduler, BucketSync
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.reconcile import Reconciler
@@ -41,6 +44,7 @@ from lightbox.daemon.library.writer import CatalogWriter
 from lightbox.daemon.lock import InstanceLock
 from lightbox.daemon.media.thumbs import ThumbSpec
 from lightbox.daemon.notify import Notifier
+from lightbox.daemon.settings import SettingsStore
 from lightbox.daemon.workers.pool import WorkerPool
 
 log = logs.get("daemon")
@@ -66,7 +70,8 @@ class Daemon:
         memory = config["workers.memory_mb"]
         self.pool = WorkerPool(processes, task_timeout=config["workers.task_timeout"],
                                memory_limit=memory << 20 if memory else None)
-        self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config))
+        self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config),
+                               vanish_delay=config["library.vanish_delay"])
         # Several daemons may share a catalog on a server (cluster/): leases say which runs
         # which root, claims which reads which photo, the relay carries events across.
         self.owner = owner_id(self.boot)
@@ -84,7 +89,7 @@ class Daemon:
                             ThumbSpec("preview", config["thumbnails.preview"], quality,
                                       min_size=preview_min))
         self.indexer = Indexer(self.db, self.pool, self.changes, config.paths.thumbnails_dir,
-                               self.thumb_specs)
+                               self.thumb_specs, self.sources)
         self.scanner = Scanner(self.db, self.sources, self.writer, self.changes,
                                self.indexer.wake, self.pool)
         self.jobs = JobQueue(self.db, self.bus, self.boot,
@@ -104,6 +109,14 @@ class Daemon:
         self.relay.peers = lambda: len(self.cluster.live) > 1
         self.jobs.register("scan", self.tasks.scan)
         self.jobs.register("cleanup", self.tasks.cleanup)
+        self.backups = Backups(self.db, self.bus, self.sources, self.jobs,
+                               guarded=daemon_dirs(config),
+                               threads=config["workers.processes"] or os.cpu_count() or 2)
+        self.importer = Importer(self.db, self.sources, self.scanner, self.indexer, self.pool)
+        self.jobs.register("import", self.importer.run, retry=False)
+        self.bucketsync = BucketSync(self.db, self.sources, self.writer, self.indexer)
+        self.jobs.register("sync", self.bucketsync.run)
+        self.buckets = BucketScheduler(self.sources, self.jobs)
         self.reconciler = Reconciler(self.sources, self.jobs, self.writer,
                                      config["library.reconcile_interval"])
         self.watcher = Watcher(self.sources, self.scanner, self.writer,
@@ -115,10 +128,14 @@ class Daemon:
         self.switcher = Switcher(self, self.db_state)
         self.db.on_switch.append(self._catalog_moved)
         self.control = ControlServer(self, config, self.bus)
+        # Right after the database: the stored settings are applied (through each
+        # component's ``apply``) before the components they configure start.
+        self.settings = SettingsStore(self)
+        self.db.on_switch.append(self.settings.reload)
         self.components: list[Component] = [
-            self.instance, self.db, self.bus, self.pool, self.sources, self.cluster, self.relay,
-            self.indexer, self.jobs, self.reconciler, self.watcher, self.switcher,
-            self.control]
+            self.instance, self.db, self.settings, self.bus, self.pool, self.sources,
+            self.cluster, self.relay, self.indexer, self.jobs, self.backups, self.reconciler,
+            self.buckets, self.watcher, self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stop_reason: str | None = None

@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,11 @@ from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
 from lightbox.daemon.cluster.claims import Claims
+from lightbox.daemon.kinds.s3 import S3Object
 from lightbox.daemon.library import failures, holdups, writer
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.media.analyze import Analysis, AnalyzeRequest, make_thumbnails
-from lightbox.daemon.media.confine import CHANGED, LocalFile, Refused
+from lightbox.daemon.media.confine import CHANGED, LocalFile, Locator, Refused
 from lightbox.daemon.media.decode import MediaError
 from lightbox.daemon.media.ondemand import CacheWriteError
 from lightbox.daemon.media.thumbs import ThumbSpec, remove_stale_temp_files, thumbnail_path
@@ -75,15 +77,22 @@ def parse_taken(text: str | None) -> dt.datetime | None:
 
 class Indexer:
     name = "indexer"
+    settings_keys = ("thumbnails.grid", "thumbnails.preview", "thumbnails.preview_min",
+                     "thumbnails.quality")
 
     def __init__(self, db: Database, pool: WorkerPool, changes: ChangeFeed, thumbs_dir: Path,
-                 specs: Sequence[ThumbSpec]) -> None:
+                 specs: Sequence[ThumbSpec], sources: Any = None) -> None:
         self.db = db
+        # ``library.sources.Sources``: a bucket photo's locator needs its source's config
+        # and credentials.
+        self.sources = sources
         self.pool = pool
         self.changes = changes
         self.thumbs_dir = thumbs_dir
         self.specs = tuple(specs)
         self.bits = {spec.name: 1 << i for i, spec in enumerate(self.specs)}
+        self.thumb_settings: dict[str, Any] = {}
+
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[int] = set()
@@ -102,6 +111,26 @@ class Indexer:
         self._reported_done = 0  # indexed+failed at the last "nothing pending"
         self._window = (self.started, 0)  # (time, indexed+failed) for the rate
         self.claims: Claims | None = None  # set when the catalog may be shared
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """New sizes or quality: thumbnails made from now on use them. Existing ones keep
+        their size until rebuilt; the names of the sizes (and so their bits) stay."""
+        self.thumb_settings.update(changes)
+        t = self.thumb_settings
+        specs = []
+        for old in self.specs:
+            quality = int(t.get("thumbnails.quality", old.quality))
+            if old.name == "grid":
+                new = replace(old, size=int(t.get("thumbnails.grid", old.size)),
+                              quality=quality)
+            elif old.name == "preview":
+                low = t.get("thumbnails.preview_min", old.min_size or 0)
+                new = replace(old, size=int(t.get("thumbnails.preview", old.size)),
+                              quality=quality, min_size=int(low) or None)
+            else:
+                new = replace(old, quality=quality)
+            specs.append(new)
+        self.specs = tuple(specs)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -230,7 +259,8 @@ class Indexer:
 
     async def _fetch(self, after: int) -> list[Any]:
         q = (sa.select(P.c.id, P.c.folder_id, P.c.source_id, P.c.name, P.c.size, P.c.mtime_ns,
-                       P.c.inode, F.c.path.label("folder_path"), S.c.path.label("source_path"))
+                       P.c.inode, P.c.etag, F.c.path.label("folder_path"),
+                       S.c.path.label("source_path"), S.c.kind.label("source_kind"))
              .join(F, F.c.id == P.c.folder_id).join(S, S.c.id == P.c.source_id)
              .where(P.c.status == "pending", P.c.id > after, S.c.online.is_(True))
              .order_by(P.c.id).limit(FETCH))
@@ -242,13 +272,18 @@ class Indexer:
         async with self.db.engine.connect() as conn:
             return list((await conn.execute(q)).all())
 
-    @staticmethod
-    def locator(row: Any, device: int | None = None) -> LocalFile:
+    def locator(self, row: Any, device: int | None = None) -> Locator:
+        """What a worker gets: a local file beneath its root, or a bucket's object with its
+        listed ETag (``kinds.s3.S3Object``, credentials inside, never in its repr)."""
         rel = f"{row.folder_path}/{row.name}" if row.folder_path else row.name
+        if row.source_kind == "s3":
+            cfg = self.sources.s3_config(self.sources.get(row.source_id))
+            return S3Object(cfg, cfg.prefix + rel, row.size, row.mtime_ns, row.etag)
         return LocalFile(row.source_path, rel, size=row.size, mtime_ns=row.mtime_ns,
                          inode=row.inode, device=device)
 
     async def _one(self, row: Any, slots: asyncio.Semaphore) -> None:
+        queued = False
         try:
             req = AnalyzeRequest(self.locator(row), thumbs_dir=str(self.thumbs_dir),
                                  thumbs=self.specs)
@@ -262,13 +297,17 @@ class Indexer:
                     with contextlib.suppress(Exception):
                         await self.claims.release_now([row.id])
                 return
+            # In flight until its result is written: the row is still pending in the
+            # catalog meanwhile, and must not be read a second time (for a bucket, a GET).
+            queued = True
             if len(self._results) >= FLUSH_EVERY:
                 await self._safe_flush()
             elif self._flush_timer is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(
                     FLUSH_AFTER, self._timed_flush)
         finally:
-            self._inflight.discard(row.id)
+            if not queued:
+                self._inflight.discard(row.id)
             slots.release()
 
     async def _judge(self, row: Any, a: Analysis) -> bool:
@@ -376,6 +415,8 @@ class Indexer:
             except BaseException:
                 self._results[:0] = results    # kept for the next attempt
                 raise
+            for row, _, _ in results:
+                self._inflight.discard(row.id)
             by_folder: dict[tuple[int, str], list[int]] = {}
             for row, _, outcome in results:
                 if outcome == "requeue":
@@ -470,8 +511,9 @@ class Indexer:
         if spec is None:
             raise NotFound(f"no thumbnail size {size!r}")
         q = (sa.select(P.c.id, P.c.status, P.c.sha256, P.c.error, P.c.thumbs, P.c.name,
-                       P.c.size, P.c.mtime_ns, P.c.inode, P.c.device,
-                       F.c.path.label("folder_path"), S.c.path.label("source_path"))
+                       P.c.size, P.c.mtime_ns, P.c.inode, P.c.device, P.c.etag,
+                       P.c.source_id, F.c.path.label("folder_path"),
+                       S.c.path.label("source_path"), S.c.kind.label("source_kind"))
              .join(F, F.c.id == P.c.folder_id).join(S, S.c.id == P.c.source_id)
              .where(P.c.id == photo_id))
         async with self.db.engine.connect() as conn:

@@ -4,9 +4,11 @@ A root that cannot be read must never make its photos look deleted. Before anyth
 root changes state, ``check`` must say it is online:
 
 - its path exists and is a directory we can list;
-- it is on the device it was on when added (an unmounted disk leaves an empty mount point
-  on the parent file system) — unless known files are visible again, in which case the
-  library moved disks and the new device is recorded;
+- it is the directory that was added (``identity``: the root's own (dev, inode) and the
+  mount it lives on): an unmounted disk or bind mount leaves another directory at the path,
+  empty or not (a ``.keep``), and that is offline — unless most of the known names at its
+  top are visible there, in which case the library was moved or restored to another disk
+  and the new identity is recorded;
 - it is not suddenly empty while the catalog holds photos under it.
 
 An offline root is reported (``source.offline``), left untouched and polled until it is
@@ -20,8 +22,11 @@ stored resolved.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import re
 import stat
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,11 +35,14 @@ import sqlalchemy as sa
 
 from lightbox.common import logs
 from lightbox.common.errors import Conflict, InvalidParams, NotFound
+from lightbox.daemon import kinds
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.library import admission
+from lightbox.daemon.library.identity import Identity, probe
+from lightbox.daemon.library.vanish import VanishGuard
 
 log = logs.get("sources")
 
@@ -49,6 +57,23 @@ class Source:
     online: bool
     status: str | None
     scanned_at: Any = None
+    identity: Identity | None = None  # local roots: what ``check`` compares against
+    config: dict[str, Any] | None = None   # s3: endpoint, region, bucket, prefix, ...
+
+    @property
+    def interval(self) -> float:
+        """Seconds between syncs of a bucket (0: only on demand)."""
+        return float((self.config or {}).get("interval", DEFAULT_INTERVAL))
+
+
+DEFAULT_INTERVAL = 24 * 3600.0
+SECRET_NAMES = ("secret_access_key",)
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$", re.I)
+
+
+def secret_fingerprint(value: str) -> str:
+    """A short digest that tells a client whether the secret changed, not what it is."""
+    return hashlib.sha256(b"lightbox-secret:" + value.encode()).hexdigest()[:12]
 
 
 class Sources:
@@ -57,9 +82,12 @@ class Sources:
     name = "sources"
 
     def __init__(self, db: Database, bus: EventBus, *,
-                 guarded: Sequence[admission.Guarded] = ()) -> None:
+                 guarded: Sequence[admission.Guarded] = (), vanish_delay: float = 600.0
+                 ) -> None:
         self.db = db
         self.bus = bus
+        # Photos a pass found gone in numbers too large to believe at once (``vanish``).
+        self.guard = VanishGuard(vanish_delay, bus.publish)
         # The daemon's own directories: no root may be, hold or lie inside one.
         self.guarded = tuple(guarded)
         self.by_id: dict[int, Source] = {}
@@ -68,6 +96,9 @@ class Sources:
         # The roots this daemon runs (watches, scans, declares offline) when several
         # daemons share the catalog (the cluster's leases); None: all of them.
         self.owned: set[int] | None = None
+        # source id -> {secret name: (value, fingerprint)}; values never leave the daemon
+        # except to sign requests (in a locator to a worker).
+        self._secrets: dict[int, dict[str, tuple[str, str]]] = {}
 
     async def start(self) -> None:
         await self.load()
@@ -77,15 +108,22 @@ class Sources:
 
     def status(self) -> dict[str, Any]:
         return {"roots": len(self.by_id),
-                "offline": [s.name for s in self.by_id.values() if not s.online]}
+                "offline": [s.name for s in self.by_id.values() if not s.online],
+                "suspect": {s.name: held for s in self.by_id.values()
+                            if (held := self.guard.describe(s.id)) is not None}}
 
     async def load(self) -> None:
         s = tables.sources
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(sa.select(s).order_by(s.c.id))).mappings().all()
+            secrets = (await conn.execute(sa.select(tables.source_secrets))).all()
         self.by_id = {r["id"]: Source(r["id"], r["kind"], r["name"], r["path"] or "",
                                       r["device"], bool(r["online"]), r["status"],
-                                      r["scanned_at"]) for r in rows}
+                                      r["scanned_at"], _identity(r), r["config"])
+                    for r in rows}
+        self._secrets = {}
+        for sec in secrets:
+            self._secrets.setdefault(sec.source_id, {})[sec.name] = (sec.value, sec.fingerprint)
 
     async def reload(self) -> None:
         """Read the table again (the catalog moved to another database), keeping the
@@ -110,6 +148,26 @@ class Sources:
         """The local roots this daemon runs: all, unless the catalog is shared."""
         owned = self.owned
         return [s for s in self.local() if owned is None or s.id in owned]
+
+    def buckets(self) -> list[Source]:
+        return [s for s in self.by_id.values() if s.kind == "s3"]
+
+    def secrets(self, src: Source) -> dict[str, str]:
+        return {k: v for k, (v, _) in self._secrets.get(src.id, {}).items()}
+
+    def secret_info(self, src: Source) -> dict[str, Any]:
+        """What a client may know of a source's secrets: set or not, and a fingerprint."""
+        held = self._secrets.get(src.id, {})
+        return {name: {"set": name in held, "fingerprint": held[name][1] if name in held
+                       else None} for name in SECRET_NAMES}
+
+    def kind_of(self, src: Source) -> kinds.SourceKind:
+        """The source kind (``lightbox.daemon.kinds``) that lists and reads this source."""
+        return kinds.for_source(src.kind, src.path, src.config, self.secrets(src))
+
+    def s3_config(self, src: Source) -> kinds.S3Config:
+        assert src.config is not None
+        return kinds.s3_config(src.config, self.secrets(src))
 
     def roots(self) -> list[tuple[int, str]]:
         return [(s.id, s.path) for s in self.local()]
@@ -157,6 +215,7 @@ class Sources:
         real = await asyncio.to_thread(admission.resolve, path)
         try:
             st = await asyncio.to_thread(os.stat, real)
+            ident = await asyncio.to_thread(probe, real)
         except FileNotFoundError:
             raise NotFound(f"{real} does not exist") from None
         except PermissionError:
@@ -190,13 +249,13 @@ class Sources:
         now = utcnow()
         async with self.db.engine.begin() as conn:
             result = await conn.execute(tables.sources.insert().values(
-                kind="local", name=label, path=real, device=st.st_dev, online=True,
-                created_at=now))
+                kind="local", name=label, path=real, device=ident.dev, online=True,
+                created_at=now, **_identity_values(ident)))
             source_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             await conn.execute(tables.folders.insert().values(
                 source_id=source_id, parent_id=None, path="", path_hash=paths.path_hash(""),
                 name=label, depth=0, first_seen=now))
-        src = Source(source_id, "local", label, real, st.st_dev, True, None)
+        src = Source(source_id, "local", label, real, ident.dev, True, None, identity=ident)
         self.by_id[source_id] = src
         self.bus.publish("source", "added", {"id": source_id, "name": label, "path": real})
         log.info("root added", id=source_id, name=label, path=real)
@@ -213,16 +272,147 @@ class Sources:
             await conn.execute(p.delete().where(p.c.source_id == src.id))
             await conn.execute(f.update().where(f.c.source_id == src.id).values(parent_id=None))
             await conn.execute(f.delete().where(f.c.source_id == src.id))
+            await conn.execute(tables.source_secrets.delete().where(
+                tables.source_secrets.c.source_id == src.id))
             await conn.execute(tables.sources.delete().where(tables.sources.c.id == src.id))
         self.by_id.pop(src.id, None)
+        self.guard.forget(src.id)
+        self._secrets.pop(src.id, None)
         self.bus.publish("source", "removed", {"id": src.id, "name": src.name})
-        log.info("root removed", id=src.id, name=src.name, photos=photos)
+        log.info("source removed", id=src.id, name=src.name, kind=src.kind, photos=photos)
         return {"removed": src.id, "photos": int(photos or 0), "folders": int(folders or 0)}
+
+    # -- buckets --------------------------------------------------------------------------
+    def _unique_name(self, name: str) -> str:
+        label = name.strip()
+        if not label or len(label) > 200 or "\0" in label:
+            raise InvalidParams("name: 1 to 200 characters", {"errors": {"name": "invalid"}})
+        if label in {s.name for s in self.by_id.values()}:
+            raise Conflict(f"a source is already named {label!r}",
+                           {"reason": "name_taken", "errors": {"name": "taken"}})
+        return label
+
+    @staticmethod
+    def validate_s3(params: dict[str, Any]) -> dict[str, Any]:
+        """The stored config of a bucket source (no secret in it); InvalidParams per field."""
+        errors: dict[str, str] = {}
+        bucket = str(params.get("bucket") or "")
+        if not _BUCKET_RE.match(bucket):
+            errors["bucket"] = "a bucket name: letters, digits, '.', '-' or '_', 3-255 long"
+        endpoint = params.get("endpoint") or None
+        if endpoint is not None:
+            url = urllib.parse.urlsplit(str(endpoint))
+            if url.scheme not in ("http", "https") or not url.hostname or \
+                    url.path not in ("", "/") or url.query or url.username:
+                errors["endpoint"] = "an http:// or https:// URL of the host, nothing after it"
+            else:
+                endpoint = f"{url.scheme}://{url.netloc}"
+        style = params.get("addressing_style") or "auto"
+        if style not in ("auto", "path", "virtual"):
+            errors["addressing_style"] = "auto, path or virtual"
+        prefix = kinds.S3Config.norm_prefix(params.get("prefix"))
+        if any(p in (".", "..") for p in prefix.split("/")) or "//" in prefix:
+            errors["prefix"] = "no '.', '..' or empty segments"
+        profile = params.get("credentials_profile") or None
+        key_id = params.get("access_key_id") or None
+        if profile is None and (key_id is None) != (params.get("secret_access_key") is None):
+            errors["access_key_id"] = "give both the access key id and the secret, or a " \
+                                      "credentials profile"
+        if profile is not None and key_id is not None:
+            errors["credentials_profile"] = "either a profile or an access key, not both"
+        interval = params.get("interval")
+        if interval is not None and not (0 <= float(interval) <= 365 * 86400):
+            errors["interval"] = "seconds between 0 (on demand only) and a year"
+        if errors:
+            raise InvalidParams("; ".join(f"{k}: {v}" for k, v in errors.items()),
+                                {"errors": errors})
+        return {"bucket": bucket, "endpoint": endpoint,
+                "region": params.get("region") or "us-east-1", "prefix": prefix,
+                "addressing_style": style, "access_key_id": key_id,
+                "credentials_profile": profile,
+                "interval": DEFAULT_INTERVAL if interval is None else float(interval),
+                "page_size": int(params.get("page_size") or 1000)}
+
+    @staticmethod
+    def display(config: dict[str, Any]) -> str:
+        return f"s3://{config['bucket']}/{config['prefix']}".rstrip("/")
+
+    async def add_s3(self, name: str, params: dict[str, Any]) -> Source:
+        """A bucket source; its secret is stored apart and never returned."""
+        label = self._unique_name(name)
+        config = self.validate_s3(params)
+        for other in self.buckets():
+            oc = other.config or {}
+            if (oc.get("endpoint"), oc.get("bucket")) == (config["endpoint"], config["bucket"]) \
+                    and (oc.get("prefix", "").startswith(config["prefix"])
+                         or config["prefix"].startswith(oc.get("prefix", ""))):
+                raise Conflict(f"{self.display(config)} overlaps the source {other.name} "
+                               f"({other.path})", {"reason": "overlaps_source"})
+        now = utcnow()
+        path = self.display(config)
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(tables.sources.insert().values(
+                kind="s3", name=label, path=path, config=config, online=True,
+                created_at=now))
+            source_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            await conn.execute(tables.folders.insert().values(
+                source_id=source_id, parent_id=None, path="", path_hash=paths.path_hash(""),
+                name=label, depth=0, first_seen=now))
+        src = Source(source_id, "s3", label, path, None, True, None, None, config=config)
+        self.by_id[source_id] = src
+        secret = params.get("secret_access_key")
+        if secret:
+            await self.set_secret(src, "secret_access_key", str(secret))
+        self.bus.publish("source", "added", {"id": source_id, "name": label, "path": path,
+                                             "kind": "s3"})
+        log.info("bucket added", id=source_id, name=label, path=path,
+                 endpoint=config["endpoint"])
+        return src
+
+    async def set_secret(self, src: Source, name: str, value: str | None) -> None:
+        """Store (or, with None, remove) one secret of a source."""
+        t = tables.source_secrets
+        async with self.db.engine.begin() as conn:
+            await conn.execute(t.delete().where(t.c.source_id == src.id, t.c.name == name))
+            if value is not None:
+                fp = secret_fingerprint(value)
+                await conn.execute(t.insert().values(source_id=src.id, name=name, value=value,
+                                                     fingerprint=fp, updated_at=utcnow()))
+        held = self._secrets.setdefault(src.id, {})
+        if value is None:
+            held.pop(name, None)
+        else:
+            held[name] = (value, secret_fingerprint(value))
+
+    async def set_status(self, src: Source, online: bool, status: str | None) -> None:
+        """A bucket's state after a sync or a failure to reach it (an event when it flips)."""
+        changed = online != src.online
+        src.online, src.status = online, status
+        async with self.db.engine.begin() as conn:
+            await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)
+                               .values(online=online, status=status))
+        if changed:
+            topic = "online" if online else "offline"
+            data = {"id": src.id, "name": src.name, "path": src.path}
+            if not online:
+                data["reason"] = status
+            self.bus.publish("source", topic, data)
 
     # -- online / offline -----------------------------------------------------------------
     async def check(self, src: Source) -> str | None:
-        """None when the root can be trusted, else why not."""
-        return await asyncio.to_thread(self._check_sync, src, await self._known_names(src))
+        """None when the root can be trusted, else why not.
+
+        A root found to be another directory that holds the library's files (moved or
+        restored to another disk) has its new identity recorded here.
+        """
+        reason, found = await asyncio.to_thread(self._check_sync, src,
+                                                await self._known_names(src))
+        if reason is None and found is not None and found != src.identity:
+            src.identity, src.device = found, found.dev
+            async with self.db.engine.begin() as conn:
+                await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)
+                                   .values(device=found.dev, **_identity_values(found)))
+        return reason
 
     async def _known_names(self, src: Source) -> tuple[int, list[str]]:
         """How many photos the catalog has under the root, and a few names at its top."""
@@ -240,35 +430,50 @@ class Sources:
                     p.c.folder_id == top, p.c.status != "missing").limit(25))).scalars().all()
         return int(count or 0), names
 
-    def _check_sync(self, src: Source, known: tuple[int, list[str]]) -> str | None:
+    def _check_sync(self, src: Source, known: tuple[int, list[str]]
+                    ) -> tuple[str | None, Identity | None]:
+        """(why the root cannot be trusted or None, its identity now)."""
         count, names = known
         try:
-            st = os.stat(src.path)
+            found = probe(src.path)
         except FileNotFoundError:
-            return f"{src.path} is not there (unmounted, renamed or deleted?)"
+            return f"{src.path} is not there (unmounted, renamed or deleted?)", None
         except OSError as exc:
-            return f"{src.path}: {exc.strerror}"
+            return f"{src.path}: {exc.strerror}", None
         if not os.path.isdir(src.path):
-            return f"{src.path} is no longer a directory"
+            return f"{src.path} is no longer a directory", None
         try:
             with os.scandir(src.path) as it:
                 empty = next(it, None) is None
         except OSError as exc:
-            return f"cannot list {src.path}: {exc.strerror}"
+            return f"cannot list {src.path}: {exc.strerror}", None
         if empty and count > 0:
             return (f"{src.path} is empty but the catalog has {count} photos under it "
-                    "(is the disk mounted?)")
-        if src.device is not None and st.st_dev != src.device:
-            if names and any(os.path.lexists(os.path.join(src.path, n)) for n in names):
-                log.info("root is on another device now; known files are there",
-                         root=src.name, old=src.device, new=st.st_dev)
-                src.device = st.st_dev
-                return None
-            if count > 0:
-                return (f"{src.path} is on another file system than when it was added and "
-                        "none of its known files are there (unmounted?)")
-            src.device = st.st_dev
-        return None
+                    "(is the disk mounted?)"), None
+        recorded = src.identity
+        if recorded is None and src.device is not None:
+            recorded = Identity(src.device, -1)   # recorded before identities: device only
+        if recorded is None or count == 0:
+            return None, found   # nothing to lose: take the directory as it is
+        if recorded.same_directory(found) or (recorded.inode == -1
+                                             and recorded.dev == found.dev):
+            if recorded.mount_id is not None and found.mount_id != recorded.mount_id:
+                log.info("root's file system was mounted again", root=src.name,
+                         old=recorded.mount_id, new=found.mount_id)
+            return None, found
+        # Another directory stands at the path. The library moved (copied to a new disk,
+        # restored from a backup) if what the catalog knows at its top is there; an unmount
+        # leaves a mount point that holds none of it, or only a stray file or two.
+        visible = sum(1 for n in names if os.path.lexists(os.path.join(src.path, n)))
+        if names and visible * 2 >= len(names):
+            log.warning("root is another directory now, holding the library's files; "
+                        "its new identity is recorded", root=src.name,
+                        old=recorded.describe(), new=found.describe(),
+                        known=len(names), visible=visible)
+            return None, found
+        return (f"{src.path} is not the directory that was added ({found.describe()}, "
+                f"was {recorded.describe()}) and {visible} of {len(names)} known names are "
+                "there (unmounted?)"), None
 
     async def set_online(self, src: Source, reason: str | None) -> bool:
         """Record the root's state; returns True when it changed."""
@@ -277,7 +482,7 @@ class Sources:
         src.online, src.status = online, reason
         async with self.db.engine.begin() as conn:
             await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)
-                               .values(online=online, status=reason, device=src.device))
+                               .values(online=online, status=reason))
         if changed:
             for hook in self.on_online:
                 hook(src, online)
@@ -340,5 +545,19 @@ class Sources:
                 "folders": folders.get(s.id, 0),
                 "folder_id": top.id if top else None,
                 "scanned_at": iso(s.scanned_at), "watching": s.id in watching,
+                "suspect": self.guard.describe(s.id),
             })
         return out
+
+
+def _identity(row: Any) -> Identity | None:
+    if row["device"] is None or row["root_inode"] is None:
+        return None
+    return Identity(int(row["device"]), int(row["root_inode"]),
+                    None if row["mount_id"] is None else int(row["mount_id"]),
+                    row["mount_device"])
+
+
+def _identity_values(ident: Identity) -> dict[str, Any]:
+    return {"root_inode": ident.inode, "mount_id": ident.mount_id,
+            "mount_device": ident.mount_device}

@@ -43,6 +43,13 @@ P = tables.photos
 
 
 class LibraryTasks:
+    name = "tasks"
+    settings_keys = ("thumbnails.cleanup_days",)
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """The next cleanup uses the new age."""
+        self.cleanup_days = int(changes["thumbnails.cleanup_days"])
+
     def __init__(self, db: Database, sources: Sources, scanner: Scanner, indexer: Indexer,
                  thumbs_dir: Path, cleanup_days: int) -> None:
         self.db = db
@@ -65,8 +72,10 @@ class LibraryTasks:
         return [(s, "") for s in self.sources.mine()]
 
     def affinity(self, kind: str, params: dict[str, Any]) -> str | None:
-        """Where a job must run when the catalog is shared: a scan of one root runs on the
-        daemon holding that root's lease."""
+        """Where a job must run when the catalog is shared: a scan of one root, or a sync of
+        one bucket, runs on the daemon holding that source's lease."""
+        if kind == "sync" and isinstance(params.get("source"), int):
+            return f"source:{params['source']}"  # a bucket's sync, where its lease is
         if kind != "scan" or (params.get("root") is None and not params.get("path")):
             return None
         try:

@@ -343,3 +343,79 @@ class CatalogWriter:
             await self.recount(conn, touched)
         self.changes.folders(source.id, touched)
         return True
+
+    # -- bucket objects (library.bucketsync) ------------------------------------------------
+    async def apply_objects(self, conn: AsyncConnection, source: Source,
+                            new: Sequence[tuple[str, str, Any]],
+                            changed: Sequence[tuple[Any, Any]],
+                            restored: Sequence[Any], touched: set[int]) -> int:
+        """A bucket listing's news: objects new to the catalog (folder rel, name, entry),
+        changed ones (row, entry: pending again under the new fingerprint) and ones found
+        again unchanged (rows that were missing). Returns how many rows were inserted."""
+        now = utcnow()
+        inserts: list[dict[str, Any]] = []
+        for folder_rel, name, e in new:
+            info = await self.ensure_folder(conn, source, folder_rel, touched)
+            inserts.append({"source_id": source.id, "folder_id": info.id, "name": name,
+                            "size": e.size, "mtime_ns": e.mtime_ns, "etag": e.tag,
+                            "status": "pending", "first_seen": now})
+            touched.add(info.id)
+        if inserts:
+            result = await conn.execute(P.insert().returning(P.c.id, P.c.folder_id,
+                                                             sort_by_parameter_order=True),
+                                        inserts)
+            by_folder: dict[int, list[int]] = {}
+            for pid, fid in result.all():
+                by_folder.setdefault(fid, []).append(pid)
+            for fid, pids in by_folder.items():
+                self.changes.photos("added", fid, self.path_of(source, fid), pids)
+        if changed:
+            await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
+                size=sa.bindparam("size"), mtime_ns=sa.bindparam("mtime_ns"),
+                etag=sa.bindparam("etag"), status="pending", missing_since=None, error=None),
+                [{"pid": row.id, "size": e.size, "mtime_ns": e.mtime_ns, "etag": e.tag}
+                 for row, e in changed])
+            touched.update(row.folder_id for row, _ in changed)
+        if restored:
+            await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
+                status=sa.bindparam("st"), missing_since=None),
+                [{"pid": row.id, "st": restored_status(row)} for row in restored])
+            back: dict[int, list[int]] = {}
+            for row in restored:
+                back.setdefault(row.folder_id, []).append(row.id)
+                touched.add(row.folder_id)
+            for fid, pids in back.items():
+                self.changes.photos("added", fid, self.path_of(source, fid), pids)
+        return len(inserts)
+
+    async def retire_folders(self, conn: AsyncConnection, source: Source, live: set[str],
+                             pass_started: dt.datetime, touched: set[int]) -> None:
+        """After a complete listing: folders no key lies under any more become missing;
+        those already missing before this pass, and empty, are removed."""
+        mapping = await self.folder_map(source)
+        now = utcnow()
+        for rel, info in sorted(mapping.items(), key=lambda x: -len(x[0])):
+            if rel == "" or rel in live:
+                if rel in live and info.missing_since is not None:
+                    await conn.execute(F.update().where(F.c.id == info.id)
+                                       .values(missing_since=None))
+                    info.missing_since = None
+                    touched.add(info.id)
+                continue
+            if info.missing_since is None:
+                await conn.execute(F.update().where(F.c.id == info.id).values(missing_since=now))
+                info.missing_since = now
+                touched.add(info.id)
+            elif info.missing_since < pass_started:
+                left = await conn.scalar(sa.select(sa.func.count()).select_from(P)
+                                         .where(P.c.folder_id == info.id))
+                kids = await conn.scalar(sa.select(sa.func.count()).select_from(F)
+                                         .where(F.c.parent_id == info.id))
+                if not left and not kids:
+                    await conn.execute(F.delete().where(F.c.id == info.id))
+                    mapping.pop(rel, None)
+                    self._infos.pop(info.id, None)
+                    touched.discard(info.id)
+            if info.parent_id is not None:
+                touched.add(info.parent_id)
+        touched &= {i.id for i in mapping.values()}
