@@ -446,6 +446,19 @@ class Writer:
                                             .values({cols[i].name: None for i in p.self_refs}))
                 await self.conn.execute(p.table.delete().where(p.key_clause(chunk)))
 
+    async def clear(self, plans: Sequence[TablePlan]) -> None:
+        """Empty every catalog table of the target, children first: a freshly migrated
+        database may hold rows its migrations seeded (``settings_revision``), which the
+        copy brings from the source anyway."""
+        assert self.conn is not None
+        async with self._transaction():
+            for p in reversed(plans):
+                if p.self_refs:
+                    cols = list(p.table.columns)
+                    await self.conn.execute(p.table.update().values(
+                        {cols[i].name: None for i in p.self_refs}))
+                await self.conn.execute(p.table.delete())
+
     async def reset_sequences(self, plans: Sequence[TablePlan]) -> None:
         """PostgreSQL: serial sequences past the ids copied explicitly (the other engines
         continue after the highest key on their own)."""
@@ -525,6 +538,7 @@ async def copy_all(source: Reader, target: Writer, plans: Sequence[TablePlan],
         st.watermark = await source.max_key(p)
     total = sum(s.rows for s in states.values())
     done = 0
+    await target.clear(plans)
     progress("copy", 0, total)
     cyclic_fixes: list[tuple[TablePlan, list[tuple[Any, int, Any]]]] = []
     for p in plans:
