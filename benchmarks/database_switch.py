@@ -18,7 +18,10 @@ years plus one folder of exactly 500), starts the real daemon on it and:
 
     .venv/bin/python benchmarks/database_switch.py [--photos 100000] [--calls 200]
         [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/test]
-        [--mysql mysql+aiomysql://root:@127.0.0.1:3306/test]
+        [--mysql mysql+aiomysql://root:@127.0.0.1:3306/test] [--catalog FILE]
+
+``--catalog FILE``: a catalog built by an earlier run is copied from FILE instead of being
+built again (the build is the slow part); FILE is written by the first run that names it.
 
 Each run creates (and drops) its own databases next to the ones the URLs name.
 """
@@ -182,6 +185,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--pg", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--mysql", default="mysql+aiomysql://root:@127.0.0.1:3306/test")
+    ap.add_argument("--catalog", type=Path, help="reuse (or keep) the built SQLite catalog")
     args = ap.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -197,7 +201,16 @@ def main() -> None:
     try:
         db_path = data / "catalog.db"
         t0 = time.perf_counter()
-        info = asyncio.run(build_at_head(db_path, args.photos))
+        if args.catalog is not None and args.catalog.exists():
+            shutil.copy2(args.catalog, db_path)
+            with sqlite3.connect(db_path) as conn:
+                count = conn.execute("SELECT count(*) FROM photos").fetchone()[0]
+                folders = conn.execute("SELECT count(*) FROM folders").fetchone()[0]
+            info = {"photos": int(count), "folders": int(folders)}
+        else:
+            info = asyncio.run(build_at_head(db_path, args.photos))
+            if args.catalog is not None:
+                shutil.copy2(db_path, args.catalog)
         snapshot = data / "snapshot.db"  # what the bare load reads: the same rows
         shutil.copy2(db_path, snapshot)
         print(f"built {info['photos']:,} photos, {info['folders']:,} folders in "
