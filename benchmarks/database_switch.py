@@ -61,6 +61,14 @@ async def admin(url: str, *statements: str) -> None:
         await engine.dispose()
 
 
+async def migrate(url: str) -> None:
+    from lightbox.daemon.catalog.database import Database
+
+    db = Database(url)
+    await db.start()
+    await db.stop()
+
+
 def sibling(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + f"/{name}"
 
@@ -91,14 +99,19 @@ async def bare_copy(sqlite_path: Path, pg_url: str) -> tuple[int, float]:
             for plan in copy.plan():
                 cols = [c.name for c in plan.table.columns]
                 cur = src.execute(f"SELECT {', '.join(cols)} FROM {plan.name}")
-                types = {c.name: c.type for c in plan.table.columns}
+                convert = [(i, f) for i, c in enumerate(plan.table.columns)
+                           if (f := _converter(c.type)) is not None]
                 while True:
                     batch = cur.fetchmany(20_000)
                     if not batch:
                         break
-                    records = [tuple(_pg_value(types[c], v) for c, v in zip(cols, r,
-                                                                             strict=True))
-                               for r in batch]
+                    records = []
+                    for r in batch:
+                        row = list(r)
+                        for i, f in convert:
+                            if row[i] is not None:
+                                row[i] = f(row[i])
+                        records.append(row)
                     await conn.copy_records_to_table(plan.name, records=records,
                                                      columns=cols)
                     rows += len(records)
@@ -108,22 +121,24 @@ async def bare_copy(sqlite_path: Path, pg_url: str) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
-def _pg_value(type_: Any, value: Any) -> Any:
-    """SQLite's stored text and ints as the Python values asyncpg's COPY encodes."""
+def _converter(type_: Any) -> Any:
+    """How SQLite's stored value of a column type becomes what asyncpg's COPY encodes
+    (None: as it is), decided once per column."""
     import datetime as dt
-    import json
 
     import sqlalchemy as sa
 
-    if value is None:
-        return None
-    if isinstance(type_, sa.DateTime) or "DATETIME" in str(type_).upper():
-        return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    try:
+        generic = type_.as_generic()
+    except NotImplementedError:
+        generic = type_
+    if isinstance(generic, sa.DateTime):
+        return lambda v: dt.datetime.fromisoformat(v) if isinstance(v, str) else v
     if isinstance(type_, sa.JSON):
-        return json.dumps(json.loads(value)) if isinstance(value, str) else json.dumps(value)
-    if isinstance(type_, sa.Boolean):
-        return bool(value)
-    return value
+        return lambda v: v if isinstance(v, str) else __import__("json").dumps(v)
+    if isinstance(generic, sa.Boolean):
+        return bool
+    return None
 
 
 async def build_at_head(db_path: Path, photos: int) -> dict[str, Any]:
@@ -203,6 +218,7 @@ def main() -> None:
         t0 = time.perf_counter()
         if args.catalog is not None and args.catalog.exists():
             shutil.copy2(args.catalog, db_path)
+            asyncio.run(migrate(f"sqlite+aiosqlite:///{db_path}"))  # built by older code
             with sqlite3.connect(db_path) as conn:
                 count = conn.execute("SELECT count(*) FROM photos").fetchone()[0]
                 folders = conn.execute("SELECT count(*) FROM folders").fetchone()[0]
