@@ -96,6 +96,8 @@ async def bare_copy(sqlite_path: Path, pg_url: str) -> tuple[int, float]:
             # Self-references (folders.parent_id) and order: what the switch defers, COPY
             # cannot; the bare load checks foreign keys at commit instead.
             await conn.execute("SET CONSTRAINTS ALL DEFERRED")
+            # Rows the migrations seeded (settings_revision) come from the source too.
+            await conn.execute("TRUNCATE " + ", ".join(p.name for p in copy.plan()))
             for plan in copy.plan():
                 cols = [c.name for c in plan.table.columns]
                 cur = src.execute(f"SELECT {', '.join(cols)} FROM {plan.name}")
