@@ -87,15 +87,15 @@ EVENTS = (
               {"id": "root id", "name": "", "path": "", "reason": "why"}),
     EventSpec("source", "online", "A root that was offline can be read again.",
               {"id": "root id", "name": "", "path": ""}),
-    EventSpec("source", "taken_over", "A daemon sharing the catalog took this root over from "
-              "one that stopped heart-beating; that daemon's last events (its final fraction "
-              "of a second) may never have been relayed, so reload what is shown of the root.",
-              {"id": "root id", "name": "", "owner": "the daemon now running it",
-               "previous": "the daemon that stopped"}),
     EventSpec("source", "suspect", "The photos of a root held as suspect changed: a pass "
               "found more gone than it may make vanish at once; they stay as they are until a "
               "later pass confirms after `library.vanish_delay` or `roots.confirm`. `count` 0: "
               "none held any more.",
               {"id": "root id", "name": "", "count": "photos held", "since": "ISO time",
                "confirm_in": "seconds until a pass may confirm"}),
+    EventSpec("source", "taken_over", "A daemon sharing the catalog took this root over from "
+              "one that stopped heart-beating; that daemon's last events (its final fraction "
+              "of a second) may never have been relayed, so reload what is shown of the root.",
+              {"id": "root id", "name": "", "owner": "the daemon now running it",
+               "previous": "the daemon that stopped"}),
 )

@@ -344,6 +344,14 @@ class Writer:
             self.conn = None
         await self.engine.dispose()
 
+    async def clear_seeded(self) -> None:
+        """Empty the tables whose rows the target's own migrations wrote (``tables.SEEDED``,
+        a singleton revision): the copy brings the source's rows, keys included."""
+        assert self.conn is not None
+        async with self._transaction():
+            for name in sorted(tables.SEEDED):
+                await self.conn.execute(tables.metadata.tables[name].delete())
+
     def _values(self, p: TablePlan, row: Sequence[Any], blank: Sequence[int] = ()) -> list[Any]:
         """Column values of a source row as the target should store them."""
         n = len(p.table.columns)
@@ -446,19 +454,6 @@ class Writer:
                                             .values({cols[i].name: None for i in p.self_refs}))
                 await self.conn.execute(p.table.delete().where(p.key_clause(chunk)))
 
-    async def clear(self, plans: Sequence[TablePlan]) -> None:
-        """Empty every catalog table of the target, children first: a freshly migrated
-        database may hold rows its migrations seeded (``settings_revision``), which the
-        copy brings from the source anyway."""
-        assert self.conn is not None
-        async with self._transaction():
-            for p in reversed(plans):
-                if p.self_refs:
-                    cols = list(p.table.columns)
-                    await self.conn.execute(p.table.update().values(
-                        {cols[i].name: None for i in p.self_refs}))
-                await self.conn.execute(p.table.delete())
-
     async def reset_sequences(self, plans: Sequence[TablePlan]) -> None:
         """PostgreSQL: serial sequences past the ids copied explicitly (the other engines
         continue after the highest key on their own)."""
@@ -538,7 +533,7 @@ async def copy_all(source: Reader, target: Writer, plans: Sequence[TablePlan],
         st.watermark = await source.max_key(p)
     total = sum(s.rows for s in states.values())
     done = 0
-    await target.clear(plans)
+    await target.clear_seeded()
     progress("copy", 0, total)
     cyclic_fixes: list[tuple[TablePlan, list[tuple[Any, int, Any]]]] = []
     for p in plans:

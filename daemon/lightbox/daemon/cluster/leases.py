@@ -135,6 +135,12 @@ class Cluster:
             self._poke.clear()
             try:
                 await self.tick()
+            except sa.exc.DBAPIError as exc:
+                if not _transient(exc):
+                    log.exception("lease round failed; retrying")
+                else:  # a deadlock or lock wait another daemon caused: the next round redoes it
+                    log.warning("lease round met a lock conflict; retrying",
+                                error=str(exc.orig).splitlines()[0][:200])
             except Exception:
                 log.exception("lease round failed; retrying")
 
@@ -213,7 +219,12 @@ class Cluster:
                     log.info("took over a source from a daemon that stopped", root=s.name,
                              previous=lease.owner)
         async with self.db.engine.begin() as conn:
-            await conn.execute(C.delete().where(C.c.owner.not_in(sorted(live))))
+            # Only the claims of daemons that are gone, owner by owner through the owner
+            # index: a "NOT IN (live)" delete locks the live claimers' rows and gaps too,
+            # and MariaDB answered the claimers' inserts with deadlocks.
+            owners = (await conn.execute(sa.select(C.c.owner).distinct())).scalars().all()
+            for gone in sorted(set(owners) - set(live)):
+                await conn.execute(C.delete().where(C.c.owner == gone))
             if dead:
                 await conn.execute(L.delete().where(L.c.key.like("daemon:%"),
                                                     L.c.owner.in_(sorted(dead))))
@@ -259,3 +270,15 @@ class Cluster:
                 return bool(done.rowcount)
         except sa.exc.IntegrityError:
             return False  # another daemon inserted it first
+
+
+def _transient(exc: sa.exc.DBAPIError) -> bool:
+    """A conflict between transactions that a retry resolves: MySQL/MariaDB deadlock (1213)
+    or lock wait timeout (1205), PostgreSQL deadlock (40P01) or serialization failure
+    (40001)."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in ("40P01", "40001"):
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and args[0] in (1205, 1213)

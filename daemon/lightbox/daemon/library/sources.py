@@ -93,12 +93,13 @@ class Sources:
         self.by_id: dict[int, Source] = {}
         # Called with (source, online) when a root goes offline or comes back.
         self.on_online: list[Callable[[Source, bool], None]] = []
-        # The roots this daemon runs (watches, scans, declares offline) when several
-        # daemons share the catalog (the cluster's leases); None: all of them.
-        self.owned: set[int] | None = None
         # source id -> {secret name: (value, fingerprint)}; values never leave the daemon
         # except to sign requests (in a locator to a worker).
         self._secrets: dict[int, dict[str, tuple[str, str]]] = {}
+
+        # The roots this daemon runs (watches, scans, declares offline) when several
+        # daemons share the catalog (the cluster's leases); None: all of them.
+        self.owned: set[int] | None = None
 
     async def start(self) -> None:
         await self.load()
@@ -144,11 +145,6 @@ class Sources:
     def local(self) -> list[Source]:
         return [s for s in self.by_id.values() if s.kind == "local"]
 
-    def mine(self) -> list[Source]:
-        """The local roots this daemon runs: all, unless the catalog is shared."""
-        owned = self.owned
-        return [s for s in self.local() if owned is None or s.id in owned]
-
     def buckets(self) -> list[Source]:
         return [s for s in self.by_id.values() if s.kind == "s3"]
 
@@ -168,6 +164,11 @@ class Sources:
     def s3_config(self, src: Source) -> kinds.S3Config:
         assert src.config is not None
         return kinds.s3_config(src.config, self.secrets(src))
+
+    def mine(self) -> list[Source]:
+        """The local roots this daemon runs: all, unless the catalog is shared."""
+        owned = self.owned
+        return [s for s in self.local() if owned is None or s.id in owned]
 
     def roots(self) -> list[tuple[int, str]]:
         return [(s.id, s.path) for s in self.local()]
