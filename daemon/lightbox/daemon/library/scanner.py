@@ -95,6 +95,7 @@ class Scanner:
         self.writer = writer
         self.changes = changes
         self.wake_indexer = wake_indexer
+        self._passes: dict[int, asyncio.Lock] = {}
 
     async def _list(self, source: Source, batch: list[str], exclude: frozenset[str],
                     full: bool, in_pool: bool) -> list[Listing]:
@@ -156,8 +157,19 @@ class Scanner:
 
         ``confirm``: a full pass, whose end marks vanished photos missing and removes those
         a previous pass already found missing. Watcher passes (``confirm=False``) mark
-        missing at once and never remove.
+        missing and never remove.
+
+        One pass per root at a time: a pass carries what it found gone from batch to batch
+        until its end, and a second pass over the same root (a resumed scan job beside the
+        start-up one, a watcher pass) would act on rows the first had moved meanwhile.
         """
+        async with self._passes.setdefault(source.id, asyncio.Lock()):
+            return await self._scan(source, start, recursive=recursive, full=full,
+                                    confirm=confirm, exclude=exclude, progress=progress)
+
+    async def _scan(self, source: Source, start: str, *, recursive: bool, full: bool,
+                    confirm: bool, exclude: frozenset[str],
+                    progress: Callable[[ScanReport], None] | None) -> ScanReport:
         report = ScanReport()
         if ignore.ignored_folder_path(start):
             report.problem(f"{paths.join(source.path, start)} is an ignored folder (hidden, "
@@ -369,6 +381,16 @@ class Scanner:
                         P.c.id, P.c.folder_id, P.c.name, P.c.status, P.c.missing_since)
                         .where(P.c.folder_id.in_(lost_ids[chunk_start:chunk_start + 500])))).all()
             live = {r.id: r for r in gone_rows if r.status != "missing"}
+            # Rows found gone in earlier batches may have moved since (a watcher move
+            # between two batches): only those still where the pass missed them vanish.
+            ids = sorted(live)
+            still: set[int] = set()
+            for chunk in range(0, len(ids), 500):
+                still.update(pid for pid, fid in await conn.execute(sa.select(
+                    P.c.id, P.c.folder_id).where(P.c.id.in_(ids[chunk:chunk + 500]),
+                                                 P.c.status != "missing"))
+                    if fid == live[pid].folder_id)
+            live = {pid: r for pid, r in live.items() if pid in still}
             covered = {mapping[rel].id for rel in listed if rel in mapping}
             covered.update(info.id for _, info in lost_folders)
             # A photo seen again by this pass is no longer suspect: the guard needs to hear
