@@ -93,6 +93,22 @@ async def test_edit_inline_errors_diff_save_restart_marker_and_audit(
         await until(pilot, lambda: table.display and table.row_count == 1, timeout=30)
         cells = [str(c) for c in table.get_row_at(0)]
         assert cells[0] == "1" and cells[3] == "set" and "library.debounce: 1 → 0.5" in cells[4]
+        # r in the table reverts the selected change, after showing what it undoes.
+        table.focus()
+        await pilot.pause()
+        await pilot.press("r")
+        diff = await until(pilot, lambda: isinstance(app.screen, ConfirmDiff) and app.screen)
+        assert diff.lines[0] == "undo revision 1:"
+        assert sorted(diff.lines[1:]) == ["library.debounce: 0.5 → 1",
+                                          "library.watch: false → true"]
+        await pilot.press("y")
+        await until(pilot, lambda: "reverted revision 1" in message(screen), timeout=30)
+        got = (await acall(d, "settings.get", {"keys": ["library.debounce"]}))["settings"]
+        assert got["library.debounce"]["origin"] == "default"
+        await acall(d, "settings.set", {"patch": {"library.debounce": 0.5}})
+        await until(pilot, lambda: screen.query_one(
+            "#" + widget_id("library.debounce"), Input).value == "0.5", timeout=30,
+            what="a change made elsewhere shown live")
         # Reset to default from the keyboard.
         screen.query_one("#" + widget_id("library.debounce"), Input).focus()
         await pilot.pause()
