@@ -531,3 +531,23 @@ def test_a_new_reconcile_interval_reschedules(daemon: DaemonProcess) -> None:
     daemon.call("settings.set", {"patch": {"library.reconcile_interval": 1}})
     now = scans()
     wait_until(lambda: scans() > now, 60, "a rescan on the new global interval")
+
+
+def test_event_buffer_and_job_concurrency_apply_live(daemon: DaemonProcess) -> None:
+    start = daemon.call("hello")["seq"]
+    daemon.call("settings.set", {"patch": {"events.buffer": 100}})
+    for i in range(70):  # each change publishes settings.changed and .applied: 140 events
+        daemon.call("settings.set", {"patch": {"thumbnails.quality": 30 + i}})
+    replay = daemon.call("events.since", {"seq": start})
+    assert replay["complete"] is False and len(replay["events"]) == 100
+    daemon.call("settings.set", {"patch": {"events.buffer": 10_000}})
+    mark = daemon.call("hello")["seq"]
+    for i in range(70):
+        daemon.call("settings.set", {"patch": {"thumbnails.quality": 100 - i}})
+    replay = daemon.call("events.since", {"seq": mark})
+    assert replay["complete"] is True and len(replay["events"]) >= 140
+    # Job concurrency: the queue reports the new limit and keeps running jobs.
+    daemon.call("settings.set", {"patch": {"jobs.concurrency": 5}})
+    assert daemon.call("system.status")["components"]["jobs"]["concurrency"] == 5
+    root = add_root(daemon, _photos_dir(7))
+    assert root["id"]
