@@ -333,6 +333,10 @@ settings_revision = sa.Table(
     sa.Column("revision", sa.BigInteger, nullable=False),
 )
 
+# Tables whose rows a migration writes (a singleton to update in place): an empty catalog
+# has them, a switch's target clears them before the copy brings the source's.
+SEEDED = frozenset({"settings_revision"})
+
 # One row per change (settings.set/reset/revert, roots.add/remove): who, when, what, the
 # result. ``changes`` is [{key, old, new}] with secrets as fingerprints only; the keys are
 # also in ``settings_audit_keys`` so one key's history is an index range, on every engine.

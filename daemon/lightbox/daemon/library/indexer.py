@@ -9,6 +9,11 @@ are still pending at the next start, and thumbnails are written atomically by th
 A result is only applied if the row still has the fingerprint it had when it was picked
 (the file did not change again meanwhile); otherwise the row stays pending and is read again.
 
+When several daemons share the catalog (``cluster``), pending rows are not read but claimed,
+a few at a time (``cluster.claims``: ``FOR UPDATE SKIP LOCKED``), from every root this host
+can read, whichever daemon runs it; a claim ends with the transaction that writes the
+result, so no two daemons read the same photo.
+
 Workers get a locator (``media.confine.LocalFile``: the root, the path below it and the row's
 fingerprint), never a path to open: they open the file beneath its root without following
 links and refuse one that is not the file that was listed. A failure is classified
@@ -34,6 +39,7 @@ from lightbox.common.errors import NotFound, Unavailable
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
+from lightbox.daemon.cluster.claims import Claims
 from lightbox.daemon.kinds.s3 import S3Object
 from lightbox.daemon.library import failures, holdups, writer
 from lightbox.daemon.library.changes import ChangeFeed
@@ -104,6 +110,7 @@ class Indexer:
         self._reported = 0.0  # when catalog.indexing last went out
         self._reported_done = 0  # indexed+failed at the last "nothing pending"
         self._window = (self.started, 0)  # (time, indexed+failed) for the rate
+        self.claims: Claims | None = None  # set when the catalog may be shared
 
     async def apply(self, changes: dict[str, Any]) -> None:
         """New sizes or quality: thumbnails made from now on use them. Existing ones keep
@@ -257,6 +264,11 @@ class Indexer:
              .join(F, F.c.id == P.c.folder_id).join(S, S.c.id == P.c.source_id)
              .where(P.c.status == "pending", P.c.id > after, S.c.online.is_(True))
              .order_by(P.c.id).limit(FETCH))
+        if self.claims is not None and self.claims.active():
+            ids = await self.claims.claim(after)
+            if not ids:
+                return []
+            q = q.where(P.c.id.in_(ids))
         async with self.db.engine.connect() as conn:
             return list((await conn.execute(q)).all())
 
@@ -280,6 +292,10 @@ class Indexer:
             except PoolClosed:
                 return
             if not await self._judge(row, result):
+                if self.claims is not None and self.claims.active():
+                    # Given up for now (a retry, a pause): another daemon may read it.
+                    with contextlib.suppress(Exception):
+                        await self.claims.release_now([row.id])
                 return
             # In flight until its result is written: the row is still pending in the
             # catalog meanwhile, and must not be read a second time (for a bucket, a GET).
@@ -394,6 +410,8 @@ class Indexer:
             try:
                 async with self.db.engine.begin() as conn:
                     applied = await writer.write_analyses(conn, batch)
+                    if self.claims is not None and self.claims.active():
+                        await self.claims.release(conn, [a.photo_id for a in batch])
             except BaseException:
                 self._results[:0] = results    # kept for the next attempt
                 raise

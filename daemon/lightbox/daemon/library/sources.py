@@ -40,7 +40,7 @@ from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
-from lightbox.daemon.library import admission
+from lightbox.daemon.library import admission, writer
 from lightbox.daemon.library.identity import Identity, probe
 from lightbox.daemon.library.vanish import VanishGuard
 
@@ -100,6 +100,9 @@ class Sources:
         # The settings s3.access_key_id / s3.secret_access_key: credentials for buckets that
         # name none of their own (no key id, no secret, no profile).
         self.default_s3: dict[str, str] = {}
+        # The roots this daemon runs (watches, scans, declares offline) when several
+        # daemons share the catalog (the cluster's leases); None: all of them.
+        self.owned: set[int] | None = None
 
     async def apply(self, changes: dict[str, Any]) -> None:
         """A new vanish delay holds suspects found from now on (and those held) that long;
@@ -158,6 +161,11 @@ class Sources:
         for sid, fresh in list(self.by_id.items()):
             kept = old.get(sid)
             if kept is not None:
+                if self.owned is not None and sid in self.owned:
+                    # Its online state and device are this daemon's to decide (it runs
+                    # the root); the row can only be behind.
+                    fresh.online, fresh.status, fresh.device = (kept.online, kept.status,
+                                                                kept.device)
                 kept.__dict__.update(fresh.__dict__)
                 self.by_id[sid] = kept
 
@@ -185,6 +193,11 @@ class Sources:
         config, secrets = self._credentials(src)
         assert config is not None
         return kinds.s3_config(config, secrets)
+
+    def mine(self) -> list[Source]:
+        """The local roots this daemon runs: all, unless the catalog is shared."""
+        owned = self.owned
+        return [s for s in self.local() if owned is None or s.id in owned]
 
     def roots(self) -> list[tuple[int, str]]:
         return [(s.id, s.path) for s in self.local()]
@@ -269,9 +282,7 @@ class Sources:
                 kind="local", name=label, path=real, device=ident.dev, online=True,
                 created_at=now, **_identity_values(ident)))
             source_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-            await conn.execute(tables.folders.insert().values(
-                source_id=source_id, parent_id=None, path="", path_hash=paths.path_hash(""),
-                name=label, depth=0, first_seen=now))
+            await writer.insert_root_folder(conn, source_id, label, now)
         src = Source(source_id, "local", label, real, ident.dev, True, None, identity=ident)
         self.by_id[source_id] = src
         self.bus.publish("source", "added", {"id": source_id, "name": label, "path": real})
@@ -279,16 +290,8 @@ class Sources:
         return src
 
     async def remove(self, src: Source) -> dict[str, int]:
-        f, p = tables.folders, tables.photos
         async with self.db.engine.begin() as conn:
-            photos = await conn.scalar(sa.select(sa.func.count()).select_from(p)
-                                       .where(p.c.source_id == src.id))
-            folders = await conn.scalar(sa.select(sa.func.count()).select_from(f)
-                                        .where(f.c.source_id == src.id))
-            # Children before parents, explicitly: not every engine cascades the same way.
-            await conn.execute(p.delete().where(p.c.source_id == src.id))
-            await conn.execute(f.update().where(f.c.source_id == src.id).values(parent_id=None))
-            await conn.execute(f.delete().where(f.c.source_id == src.id))
+            photos, folders = await writer.delete_source_rows(conn, src.id)
             await conn.execute(tables.source_secrets.delete().where(
                 tables.source_secrets.c.source_id == src.id))
             await conn.execute(tables.sources.delete().where(tables.sources.c.id == src.id))
@@ -297,7 +300,7 @@ class Sources:
         self._secrets.pop(src.id, None)
         self.bus.publish("source", "removed", {"id": src.id, "name": src.name})
         log.info("source removed", id=src.id, name=src.name, kind=src.kind, photos=photos)
-        return {"removed": src.id, "photos": int(photos or 0), "folders": int(folders or 0)}
+        return {"removed": src.id, "photos": photos, "folders": folders}
 
     # -- buckets --------------------------------------------------------------------------
     def _unique_name(self, name: str) -> str:
@@ -372,9 +375,7 @@ class Sources:
                 kind="s3", name=label, path=path, config=config, online=True,
                 created_at=now))
             source_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-            await conn.execute(tables.folders.insert().values(
-                source_id=source_id, parent_id=None, path="", path_hash=paths.path_hash(""),
-                name=label, depth=0, first_seen=now))
+            await writer.insert_root_folder(conn, source_id, label, now)
         src = Source(source_id, "s3", label, path, None, True, None, None, config=config)
         self.by_id[source_id] = src
         secret = params.get("secret_access_key")

@@ -29,7 +29,7 @@ async def add(ctx: Context, path: str, name: str | None, scan: bool) -> dict[str
     await d.settings.record("roots.add", actor_of(ctx), [
         {"key": f"roots.{source.id}", "old": None,
          "new": {"path": source.path, "name": source.name}}])
-    d.root_added(source)
+    await d.root_added(source)
     job = await d.jobs.submit("scan", {"root": source.id}) if scan else None
     roots = await d.sources.describe(d.watched_roots())
     return {"root": next(r for r in roots if r["id"] == source.id), "job": job}
