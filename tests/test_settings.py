@@ -471,8 +471,28 @@ def test_server_engines_two_daemons_revision_and_audit(engine: str, request: Any
                                       else "mysql_scratch_url"))
     a: DaemonProcess = make_daemon(config={"database": {"url": url}})
     b: DaemonProcess = make_daemon(config={"database": {"url": url}})
-    first = a.call("settings.set", {"patch": {"library.debounce": 0.25,
-                                              "s3.secret_access_key": SECRET}})
+    async def changes_seen_by_b() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async with Client(b.endpoint) as c:
+            await c.connect()
+            sub = await c.subscribe(["settings"])
+            await asyncio.sleep(0.5)
+            done = await asyncio.to_thread(a.call, "settings.set", {"patch": {
+                "library.debounce": 0.25, "s3.secret_access_key": SECRET}})
+            seen: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                try:
+                    ev = await sub.next(timeout=1)
+                except TimeoutError:
+                    continue
+                if ev["type"] == "changed":
+                    seen.append(ev)
+            sub.close()
+            return done, seen
+
+    first, seen = asyncio.run(changes_seen_by_b())
+    # b's clients hear of a's change once (relayed from a, or announced by b), not twice.
+    assert [e["data"]["revision"] for e in seen] == [first["revision"]], seen
     wait_until(lambda: value(b, "library.debounce")["value"] == 0.25, 30, "b converges")
     # Both daemons write at once, each guarded by the revision it read: one wins.
     rev = first["revision"]
