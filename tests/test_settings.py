@@ -240,21 +240,46 @@ def test_new_thumbnail_size_for_later_thumbnails(daemon: DaemonProcess) -> None:
 
 
 def test_restart_setting_waits_for_a_restart(daemon: DaemonProcess) -> None:
-    reply = daemon.call("settings.set", {"patch": {"library.watch": False,
+    reply = daemon.call("settings.set", {"patch": {"library.max_watches": 5000,
                                                    "log.level": "debug"}})
-    assert reply["restart"] == ["library.watch"] and reply["applied"] == ["log.level"]
-    got = value(daemon, "library.watch")
-    assert got["value"] is False and got["pending_restart"] is True
-    assert daemon.call("system.status")["components"]["watcher"]["enabled"] is True
+    assert reply["restart"] == ["library.max_watches"] and reply["applied"] == ["log.level"]
+    got = value(daemon, "library.max_watches")
+    assert got["value"] == 5000 and got["pending_restart"] is True
     assert daemon.call("system.status")["components"]["settings"]["pending_restart"] == [
-        "library.watch"]
+        "library.max_watches"]
     daemon.call("settings.get")  # logged at debug level now: the level applied at once
     wait_until(lambda: "debug" in daemon.log() and "request served" in daemon.log(), 30,
                "debug records")
     daemon.stop()
     daemon.start()
-    assert value(daemon, "library.watch")["pending_restart"] is False
-    assert daemon.call("system.status")["components"]["watcher"]["enabled"] is False
+    assert value(daemon, "library.max_watches")["pending_restart"] is False
+    assert daemon.call("system.status")["components"]["settings"]["pending_restart"] == []
+
+
+def test_watching_turned_off_and_on_live(daemon: DaemonProcess) -> None:
+    folder = _photos_dir(8)
+    add_root(daemon, folder)
+    daemon.call("settings.set", {"patch": {"library.debounce": 0.1}})
+
+    def watcher() -> dict[str, Any]:
+        w: dict[str, Any] = daemon.call("system.status")["components"]["watcher"]
+        return w
+
+    def photos() -> int:
+        return int(daemon.call("roots.list")["roots"][0]["photos"])
+
+    wait_until(lambda: watcher()["watching"], 60, "watching")
+    reply = daemon.call("settings.set", {"patch": {"library.watch": False}})
+    assert reply["applied"] == ["library.watch"]
+    assert watcher()["enabled"] is False and watcher()["watching"] == []
+    save_jpeg(make_photo(640, 480, 88), folder / "while-off.jpg")
+    time.sleep(3)  # nobody watches: the file stays unseen
+    assert photos() == 1
+    daemon.call("settings.set", {"patch": {"library.watch": True}})
+    wait_until(lambda: watcher()["watching"], 30, "watching again")
+    wait_until(lambda: photos() == 2, 60, "the pass over the root finds what changed")
+    save_jpeg(make_photo(640, 480, 89), folder / "after.jpg")
+    wait_until(lambda: photos() == 3, 60, "live again")
 
 
 def test_two_clients_at_once_lose_nothing_and_if_revision_has_one_winner(
@@ -405,13 +430,14 @@ def test_two_daemons_sharing_a_catalog_converge(make_daemon: Any) -> None:
 
 def test_cli_settings_typed_errors_exit_2_and_json(daemon: DaemonProcess) -> None:
     s = ["--socket", daemon.endpoint]
-    r = run_cli(*s, "settings", "set", "library.debounce=0.5", "library.watch=off",
-                "jobs.concurrency=4")
+    r = run_cli(*s, "settings", "set", "library.debounce=0.5", "library.max_watches=1_000",
+                "library.watch=off", "jobs.concurrency=4")
     assert r.returncode == 0, r.stderr
-    assert "library.watch: stored; takes effect when the daemon restarts" in r.stdout
-    got = daemon.call("settings.get", {"keys": ["library.debounce", "library.watch",
-                                                "jobs.concurrency"]})["settings"]
-    assert [got[k]["value"] for k in got] == [0.5, False, 4]  # typed by the schema
+    assert "library.max_watches: stored; takes effect when the daemon restarts" in r.stdout
+    got = daemon.call("settings.get", {"keys": ["library.debounce", "library.max_watches",
+                                                "library.watch", "jobs.concurrency"]})
+    got = got["settings"]
+    assert [got[k]["value"] for k in got] == [0.5, 1000, False, 4]  # typed by the schema
     r = run_cli(*s, "settings", "set", "library.debounce=abc", "jobs.concurrency=99",
                 "nope=1")
     assert r.returncode == 2
@@ -434,8 +460,8 @@ def test_cli_settings_typed_errors_exit_2_and_json(daemon: DaemonProcess) -> Non
     r = run_cli(*s, "settings", "revert", str(rev))
     assert r.returncode == 0, r.stderr
     assert value(daemon, "jobs.concurrency")["value"] == 2
-    r = run_cli(*s, "settings", "reset", "library.watch")
-    assert r.returncode == 0 and value(daemon, "library.watch")["origin"] == "default"
+    r = run_cli(*s, "settings", "reset", "library.max_watches")
+    assert r.returncode == 0 and value(daemon, "library.max_watches")["origin"] == "default"
     assert SECRET not in daemon.log()
 
 
