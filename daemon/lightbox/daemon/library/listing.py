@@ -46,18 +46,17 @@ class Listing:
     count: int = 0  # files listed
 
 
-def root_ignores(name: str, patterns: tuple[str, ...]) -> bool:
-    """Whether a name matches one of a root's own ``ignore`` patterns (a setting,
-    ``roots.<id>.ignore``; the policy every root has is ``lightbox.daemon.library.ignore``)."""
+def ignored(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a file or folder name matches one of a root's ``ignore`` patterns."""
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset(),
-             patterns: tuple[str, ...] = ()) -> Listing:
+             ignore: tuple[str, ...] = ()) -> Listing:
     """One directory's subdirectories and candidate files, with their stat data.
 
-    ``patterns``: the root's ``ignore`` setting; matching files and folders are not listed
-    at all, so the digest is that of what is kept."""
+    ``ignore``: the root's name patterns (``roots.<id>.ignore``); matching files and folders
+    are not listed at all, so the digest is that of what is kept."""
     out = Listing(rel)
     path = paths.join(root, rel)
     try:
@@ -83,7 +82,7 @@ def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset(),
             out.problems.append(f"{path}: skipped a name that is not valid UTF-8: "
                                 f"{os.fsencode(name)!r}")
             continue
-        if patterns and root_ignores(name, patterns):
+        if ignore and ignored(name, ignore):
             continue
         try:
             # d_type from the directory read: no extra system call for these tests.
@@ -121,12 +120,12 @@ def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset(),
 
 
 def list_many(root: str, rels: list[str], exclude: frozenset[str],
-              expected: dict[str, str], patterns: tuple[str, ...] = ()) -> list[Listing]:
+              expected: dict[str, str], ignore: tuple[str, ...] = ()) -> list[Listing]:
     """Several directories; those whose digest is as ``expected`` come back without their
     files (the caller knows them already). Runs in a thread or a worker process."""
     out = []
     for rel in rels:
-        lst = list_dir(root, rel, exclude, patterns)
+        lst = list_dir(root, rel, exclude, ignore)
         if lst.digest is not None and expected.get(rel) == lst.digest:
             lst.files = []
             lst.unchanged = True
