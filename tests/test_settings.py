@@ -201,6 +201,9 @@ def test_worker_count_resizes_the_pool(daemon: DaemonProcess) -> None:
     assert reply["applied"] == ["workers.processes"] and reply["restart"] == []
     wait_until(lambda: _pool(daemon)["alive"] == 1 and len(_pool(daemon)["pids"]) == 1, 60,
                "one worker")
+    memory = daemon.call("settings.set", {"patch": {"workers.memory_mb": 1024}})
+    assert memory["workers"] == ["workers.memory_mb"] and memory["applied"] == []
+    assert "new ones" in memory["notes"]["workers.memory_mb"]
     daemon.call("settings.set", {"patch": {"workers.processes": 3}})
     pool = wait_until(lambda: (p := _pool(daemon))["alive"] == 3 and p, 60, "three workers")
     assert pool["processes"] == 3 and len(set(pool["pids"])) == 3
