@@ -46,6 +46,7 @@ def binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
 
 def sections() -> list[tuple[str, list[tuple[str, str]]]]:
     from lightbox.tui.app import LightboxApp
+    from lightbox.tui.screens.backups import BackupsScreen
     from lightbox.tui.screens.browser import BrowserScreen
     from lightbox.tui.screens.duplicates import DuplicatesScreen
     from lightbox.tui.screens.jobs import JobsScreen
@@ -72,6 +73,7 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("Settings", [*binding_rows(SettingsScreen.BINDINGS),
                       ("Tab Shift-Tab", "Next / previous field"),
                       ("Space / Enter", "Toggle a switch / open a choice")]),
+        ("Backups", binding_rows(BackupsScreen.BINDINGS)),
     ]
 
 
