@@ -11,6 +11,7 @@ keep it lean.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import stat
@@ -18,17 +19,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from lightbox.daemon.catalog import paths
-
-# Names that are never photos: OS and NAS metadata, sidecars, video (not supported yet).
-SKIP_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found",
-                       "System Volume Information", ".Trash", ".Trashes"})
-SKIP_EXT = frozenset({
-    ".xmp", ".aae", ".json", ".txt", ".md", ".db", ".ini", ".thm", ".pp3", ".dop", ".lrv",
-    ".tsv", ".csv", ".yaml", ".yml", ".toml", ".rtf", ".doc", ".docx", ".sqlite",
-    ".xml", ".log", ".pdf", ".zip", ".html", ".htm", ".css", ".js", ".py", ".sh", ".exe",
-    ".mp4", ".mov", ".avi", ".mkv", ".m4v", ".mts", ".m2ts", ".3gp", ".wmv", ".webm", ".mpg",
-    ".mpeg", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".opus",
-})
+from lightbox.daemon.library.ignore import ignored_dir, ignored_file
 
 
 class FileEntry(NamedTuple):
@@ -45,6 +36,8 @@ class Listing:
     files: list[FileEntry] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     unreadable: set[str] = field(default_factory=set)  # names seen but not stat-able
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason): links,
+    # FIFOs, sockets, devices — never opened; the scanner reports them
     complete: bool = False  # the directory itself could be listed
     gone: bool = False  # the directory itself is not there
     digest: str | None = None  # of the files' names and fingerprints, when complete
@@ -53,14 +46,17 @@ class Listing:
     count: int = 0  # files listed
 
 
-def wanted_file(name: str) -> bool:
-    if name.startswith("."):
-        return False
-    return os.path.splitext(name)[1].lower() not in SKIP_EXT
+def ignored(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a file or folder name matches one of a root's ``ignore`` patterns."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset()) -> Listing:
-    """One directory's subdirectories and candidate files, with their stat data."""
+def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset(),
+             ignore: tuple[str, ...] = ()) -> Listing:
+    """One directory's subdirectories and candidate files, with their stat data.
+
+    ``ignore``: the root's name patterns (``roots.<id>.ignore``); matching files and folders
+    are not listed at all, so the digest is that of what is kept."""
     out = Listing(rel)
     path = paths.join(root, rel)
     try:
@@ -86,20 +82,29 @@ def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset()) -> List
             out.problems.append(f"{path}: skipped a name that is not valid UTF-8: "
                                 f"{os.fsencode(name)!r}")
             continue
+        if ignore and ignored(name, ignore):
+            continue
         try:
-            if entry.is_dir():  # follows symbolic links; loops are caught by ``visited``
-                if name[0] != "." and name not in SKIP_DIRS:
+            # d_type from the directory read: no extra system call for these tests.
+            if entry.is_symlink():
+                # Links are never followed, out of the root or inside it (``confine``
+                # refuses them at read time too).
+                if not ignored_file(name):
+                    out.skipped.append((name, "symlink"))
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if not ignored_dir(name):
                     out.dirs.append(name)
                 continue
             if name in exclude:
                 out.unreadable.add(name)  # still changing: neither new nor gone yet
                 continue
-            if name[0] == ".":
+            if ignored_file(name):
                 continue
-            dot = name.rfind(".")
-            if (dot > 0 and name[dot:].lower() in SKIP_EXT) or not entry.is_file():
+            if not entry.is_file(follow_symlinks=False):
+                out.skipped.append((name, "not_regular"))  # FIFO, socket, device: not opened
                 continue
-            est = entry.stat()
+            est = entry.stat(follow_symlinks=False)
         except OSError as exc:
             out.unreadable.add(name)
             out.problems.append(f"{path}/{name}: {exc.strerror or exc}")
@@ -115,12 +120,12 @@ def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset()) -> List
 
 
 def list_many(root: str, rels: list[str], exclude: frozenset[str],
-              expected: dict[str, str]) -> list[Listing]:
+              expected: dict[str, str], ignore: tuple[str, ...] = ()) -> list[Listing]:
     """Several directories; those whose digest is as ``expected`` come back without their
     files (the caller knows them already). Runs in a thread or a worker process."""
     out = []
     for rel in rels:
-        lst = list_dir(root, rel, exclude)
+        lst = list_dir(root, rel, exclude, ignore)
         if lst.digest is not None and expected.get(rel) == lst.digest:
             lst.files = []
             lst.unchanged = True

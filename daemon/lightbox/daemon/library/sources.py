@@ -40,7 +40,7 @@ from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
-from lightbox.daemon.library import admission
+from lightbox.daemon.library import admission, writer
 from lightbox.daemon.library.identity import Identity, probe
 from lightbox.daemon.library.vanish import VanishGuard
 
@@ -80,6 +80,7 @@ class Sources:
     """The roots, cached in memory (a handful of rows) and kept in step with the table."""
 
     name = "sources"
+    settings_keys = ("library.vanish_delay", "s3.access_key_id", "s3.secret_access_key")
 
     def __init__(self, db: Database, bus: EventBus, *,
                  guarded: Sequence[admission.Guarded] = (), vanish_delay: float = 600.0
@@ -96,10 +97,37 @@ class Sources:
         # source id -> {secret name: (value, fingerprint)}; values never leave the daemon
         # except to sign requests (in a locator to a worker).
         self._secrets: dict[int, dict[str, tuple[str, str]]] = {}
-
+        # The settings s3.access_key_id / s3.secret_access_key: credentials for buckets that
+        # name none of their own (no key id, no secret, no profile).
+        self.default_s3: dict[str, str] = {}
         # The roots this daemon runs (watches, scans, declares offline) when several
         # daemons share the catalog (the cluster's leases); None: all of them.
         self.owned: set[int] | None = None
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """A new vanish delay holds suspects found from now on (and those held) that long;
+        new default S3 credentials are used by the next request of a bucket without its
+        own."""
+        if "library.vanish_delay" in changes:
+            self.guard.delay = float(changes["library.vanish_delay"])
+        for key in ("s3.access_key_id", "s3.secret_access_key"):
+            if key in changes:
+                self.default_s3[key.split(".", 1)[1]] = str(changes[key] or "")
+
+    def _credentials(self, src: Source) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """A source's config and secrets, with the default S3 credentials for a bucket
+        that has none of its own."""
+        secrets = self.secrets(src)
+        config = src.config
+        if src.kind != "s3" or config is None or secrets or config.get("access_key_id") \
+                or config.get("credentials_profile"):
+            return config, secrets
+        key_id = self.default_s3.get("access_key_id")
+        secret = self.default_s3.get("secret_access_key")
+        if not key_id or not secret:
+            return config, secrets
+        return {**config, "access_key_id": key_id}, {"secret_access_key": secret}
+
 
     async def start(self) -> None:
         await self.load()
@@ -159,11 +187,13 @@ class Sources:
 
     def kind_of(self, src: Source) -> kinds.SourceKind:
         """The source kind (``lightbox.daemon.kinds``) that lists and reads this source."""
-        return kinds.for_source(src.kind, src.path, src.config, self.secrets(src))
+        config, secrets = self._credentials(src)
+        return kinds.for_source(src.kind, src.path, config, secrets)
 
     def s3_config(self, src: Source) -> kinds.S3Config:
-        assert src.config is not None
-        return kinds.s3_config(src.config, self.secrets(src))
+        config, secrets = self._credentials(src)
+        assert config is not None
+        return kinds.s3_config(config, secrets)
 
     def mine(self) -> list[Source]:
         """The local roots this daemon runs: all, unless the catalog is shared."""
@@ -253,9 +283,7 @@ class Sources:
                 kind="local", name=label, path=real, device=ident.dev, online=True,
                 created_at=now, **_identity_values(ident)))
             source_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-            await conn.execute(tables.folders.insert().values(
-                source_id=source_id, parent_id=None, path="", path_hash=paths.path_hash(""),
-                name=label, depth=0, first_seen=now))
+            await writer.insert_root_folder(conn, source_id, label, now)
         src = Source(source_id, "local", label, real, ident.dev, True, None, identity=ident)
         self.by_id[source_id] = src
         self.bus.publish("source", "added", {"id": source_id, "name": label, "path": real})
@@ -263,16 +291,8 @@ class Sources:
         return src
 
     async def remove(self, src: Source) -> dict[str, int]:
-        f, p = tables.folders, tables.photos
         async with self.db.engine.begin() as conn:
-            photos = await conn.scalar(sa.select(sa.func.count()).select_from(p)
-                                       .where(p.c.source_id == src.id))
-            folders = await conn.scalar(sa.select(sa.func.count()).select_from(f)
-                                        .where(f.c.source_id == src.id))
-            # Children before parents, explicitly: not every engine cascades the same way.
-            await conn.execute(p.delete().where(p.c.source_id == src.id))
-            await conn.execute(f.update().where(f.c.source_id == src.id).values(parent_id=None))
-            await conn.execute(f.delete().where(f.c.source_id == src.id))
+            photos, folders = await writer.delete_source_rows(conn, src.id)
             await conn.execute(tables.source_secrets.delete().where(
                 tables.source_secrets.c.source_id == src.id))
             await conn.execute(tables.sources.delete().where(tables.sources.c.id == src.id))
@@ -281,7 +301,7 @@ class Sources:
         self._secrets.pop(src.id, None)
         self.bus.publish("source", "removed", {"id": src.id, "name": src.name})
         log.info("source removed", id=src.id, name=src.name, kind=src.kind, photos=photos)
-        return {"removed": src.id, "photos": int(photos or 0), "folders": int(folders or 0)}
+        return {"removed": src.id, "photos": photos, "folders": folders}
 
     # -- buckets --------------------------------------------------------------------------
     def _unique_name(self, name: str) -> str:
@@ -356,9 +376,7 @@ class Sources:
                 kind="s3", name=label, path=path, config=config, online=True,
                 created_at=now))
             source_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-            await conn.execute(tables.folders.insert().values(
-                source_id=source_id, parent_id=None, path="", path_hash=paths.path_hash(""),
-                name=label, depth=0, first_seen=now))
+            await writer.insert_root_folder(conn, source_id, label, now)
         src = Source(source_id, "s3", label, path, None, True, None, None, config=config)
         self.by_id[source_id] = src
         secret = params.get("secret_access_key")

@@ -51,6 +51,7 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
     from lightbox.tui.screens.duplicates import DuplicatesScreen
     from lightbox.tui.screens.jobs import JobsScreen
     from lightbox.tui.screens.preview import PreviewScreen
+    from lightbox.tui.screens.settings import SettingsScreen
     from lightbox.tui.widgets.folder_tree import FolderTree
     from lightbox.tui.widgets.nav import NAV_BINDINGS
     from lightbox.tui.widgets.search_bar import SearchBar
@@ -71,6 +72,9 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("Duplicates", binding_rows(DuplicatesScreen.BINDINGS)),
         ("Database", [*binding_rows(DatabaseScreen.BINDINGS),
                       ("Enter", "Test the URL typed")]),
+        ("Settings", [*binding_rows(SettingsScreen.BINDINGS),
+                      ("Tab Shift-Tab", "Next / previous field"),
+                      ("Space / Enter", "Toggle a switch / open a choice")]),
     ]
 
 
