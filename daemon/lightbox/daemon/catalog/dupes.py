@@ -483,7 +483,23 @@ async def load(conn: AsyncConnection) -> Contents:
 
 
 async def load_exact(conn: AsyncConnection) -> ExactGroups:
-    return (await load(conn)).exact
+    """Exact groups from the sha256 index, without reading a million rows: the contents
+    that occur more than once (a walk of the index alone: it holds every sha256 in order),
+    then their ok photos counted (an index lookup per candidate). The candidates are a
+    superset (copies that are missing or failed drop out in the second step)."""
+    repeated = (sa.select(photos.c.sha256).where(photos.c.sha256.is_not(None))
+                .group_by(photos.c.sha256).having(sa.func.count() > 1))
+    shas = [r[0] for r in await conn.execute(repeated)]
+    counts: list[tuple[int, str]] = []
+    ok = _ok_by_sha(conn)
+    for part in queries.chunks(shas, queries.IN_CHUNK // 2):
+        rows = await conn.execute(
+            sa.select(sa.func.count(), photos.c.sha256)
+            .where(ok, photos.c.sha256.in_(part)).group_by(photos.c.sha256)
+            .having(sa.func.count() > 1))
+        counts += [(int(c), str(sha)) for c, sha in rows]
+    counts.sort(key=lambda g: (-g[0], g[1]))
+    return ExactGroups(counts)
 
 
 class _SharedLoad:
@@ -756,7 +772,7 @@ class DupeCache:
 
     async def exact(self, wait: float | None = None) -> ExactGroups:
         async def build(conn: AsyncConnection, fp: tuple[Any, ...]) -> tuple[ExactGroups, Any]:
-            return (await self._load.get(conn, fp)).exact, True
+            return await load_exact(conn), True
         value: ExactGroups = await self._get("exact", build, wait)
         return value
 

@@ -510,7 +510,7 @@ def like_pattern(word: str) -> str:
     return f"%{like_escape(word.lower())}%"
 
 
-def _contains(col: Any, word: str, dialect: str) -> Any:
+def contains(col: Any, word: str, dialect: str) -> Any:
     """``col`` contains ``word``, ignoring case. SQLite's LIKE already ignores (ASCII) case,
     and twice as fast without lower(); PostgreSQL has ILIKE; MariaDB needs lower() because
     names have a binary collation."""
@@ -520,6 +520,9 @@ def _contains(col: Any, word: str, dialect: str) -> Any:
     if dialect == "postgresql":
         return col.ilike(pattern, escape=LIKE_ESCAPE)
     return sa.func.lower(col).like(pattern, escape=LIKE_ESCAPE)
+
+
+_contains = contains
 
 
 def _starts_with(col: Any, prefix: str, dialect: str) -> Any:
@@ -634,11 +637,15 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
     dated = f.date_from is not None or f.date_to is not None
     f.indexed = await textindex.prepare(conn, f.text_words())
     where = f.conditions(conn.dialect.name, sort)
-    start = await textindex.plan(conn, f.indexed)
-    if start is not None:
-        where.append(start.candidates(conn.dialect.name))
-    page = await photo_page(conn, where, sort, order, limit, after, undated=not dated,
-                            few=start is not None)
+    arms = await textindex.arms(conn, f.indexed) if sort == "name" and not dated else None
+    if arms is not None:
+        page = await merged_page(conn, where, arms, order, limit, after)
+    else:
+        start = await textindex.plan(conn, f.indexed)
+        if start is not None:
+            where.append(start.candidates(conn.dialect.name))
+        page = await photo_page(conn, where, sort, order, limit, after, undated=not dated,
+                                few=start is not None)
     book = await path_book(conn, {r.folder_id for r in page.rows})
     out: dict[str, Any] = {
         "photos": present.photos(page.rows, book, wanted),
@@ -648,6 +655,33 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
     if count:
         out["count"] = await count_matching(conn, f.conditions(conn.dialect.name, sort))
     return out
+
+
+async def merged_page(conn: AsyncConnection, where: Sequence[Any],
+                      arms: Sequence[textindex.Arm], order: str, limit: int,
+                      after: present.Position | None) -> Page:
+    """One page by name from several streams (``textindex.arms``): each stream's own
+    first page under every condition, merged in ``(name_key, id)`` order. Every photo of
+    the true page is on the page of each stream that holds it (what comes before it in a
+    stream comes before it in the union), so the merge is exact; a photo in two streams
+    is taken once."""
+    rows: dict[int, AnyRow] = {}
+    more = False
+    for arm in arms:
+        # The stream's own condition first: SQLite tests the terms in that order, and it
+        # is the cheap one that rejects most rows of a walk.
+        page = await photo_page(conn, [arm.condition, *where], "name", order, limit, after,
+                                few=arm.few)
+        more = more or page.next is not None
+        for r in page.rows:
+            rows.setdefault(int(r.id), r)
+    merged = sorted(rows.values(), key=lambda r: (natural_key(r.name), int(r.id)),
+                    reverse=order == "desc")
+    if len(merged) > limit:
+        merged, more = merged[:limit], True
+    if not more or not merged:
+        return Page(merged, None)
+    return Page(merged, position_of(merged[-1], "name"))
 
 
 async def count_matching(conn: AsyncConnection, where: Sequence[Any]) -> int:
