@@ -664,19 +664,31 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
     first page under every condition, merged in ``(name_key, id)`` order. Every photo of
     the true page is on the page of each stream that holds it (what comes before it in a
     stream comes before it in the union), so the merge is exact; a photo in two streams
-    is taken once."""
-    rows: dict[int, AnyRow] = {}
-    more = False
-    for arm in arms:
+    is taken once. One statement: the streams' pages as a UNION ALL."""
+    if not arms:
+        return Page([], None)
+    col = SORT_COLUMNS["name"]
+    desc = order == "desc"
+    stmts = []
+    for i, arm in enumerate(arms):
         # The stream's own condition first: SQLite tests the terms in that order, and it
         # is the cheap one that rejects most rows of a walk.
-        page = await photo_page(conn, [arm.condition, *where], "name", order, limit, after,
-                                few=arm.few)
-        more = more or page.next is not None
-        for r in page.rows:
-            rows.setdefault(int(r.id), r)
-    merged = sorted(rows.values(), key=lambda r: (natural_key(r.name), int(r.id)),
-                    reverse=order == "desc")
+        stmt = sa.select(*PHOTO_COLUMNS, col.label("sort_key"), sa.literal(i).label("arm")) \
+            .where(arm.condition, *where)
+        if after is not None:
+            stmt = stmt.where(_after(col, after.value, after.id, desc))
+        # The same order, through an expression no index serves, for a stream to sort.
+        stmts.append(_ordered(stmt, sa.func.coalesce(col, col) if arm.few else col, desc)
+                     .limit(limit + 1))
+    union: Any = stmts[0] if len(stmts) == 1 else sa.union_all(
+        *(s.subquery().select() for s in stmts))
+    rows: dict[int, AnyRow] = {}
+    per_arm = [0] * len(arms)
+    for r in await conn.execute(union):
+        per_arm[r.arm] += 1
+        rows.setdefault(int(r.id), r)
+    more = any(n > limit for n in per_arm)
+    merged = sorted(rows.values(), key=lambda r: (r.sort_key, int(r.id)), reverse=desc)
     if len(merged) > limit:
         merged, more = merged[:limit], True
     if not more or not merged:

@@ -190,27 +190,52 @@ def _contains(col: Any, word: str, dialect: str) -> Any:
     return contains(col, word, dialect)
 
 
-async def values_containing(conn: AsyncConnection, column: str, word: str) -> list[str]:
-    """The distinct values of ``column`` (make, model, lens) that contain ``word``, by the
-    same LIKE as the search's condition. SQLite and PostgreSQL: a skip scan of the
-    ``(column, name_key)`` index written as a recursive query (each step seeks the next
-    value: a few hundred seeks, not a million rows); MariaDB/MySQL do that skip scan for a
-    DISTINCT over an index prefix themselves."""
+_VALUES_SQL: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def _values_sql(dialect: str, columns: tuple[str, ...]) -> Any:
+    """The statement behind ``values_containing`` (text, made once per engine kind and
+    set of columns: built with SQLAlchemy's CTE constructs it cost 7 ms a search)."""
+    key = (dialect, columns)
+    stmt = _VALUES_SQL.get(key)
+    if stmt is None:
+        if dialect == "sqlite":
+            match = "v LIKE :pattern ESCAPE '!'"
+        elif dialect == "postgresql":
+            match = "v ILIKE :pattern ESCAPE '!'"
+        else:
+            match = "lower(v) LIKE :pattern ESCAPE '!'"
+        if dialect in ("mysql", "mariadb"):
+            sql = " UNION ALL ".join(
+                f"SELECT * FROM (SELECT DISTINCT '{c}' AS col, {c} AS v FROM photos "
+                f"WHERE {c} IS NOT NULL) AS d_{c} WHERE {match}" for c in columns)
+        else:
+            ctes = ", ".join(
+                f"vals_{c}(v) AS (SELECT min({c}) FROM photos UNION ALL SELECT (SELECT "
+                f"min({c}) FROM photos WHERE {c} > vals_{c}.v) FROM vals_{c} WHERE "
+                f"vals_{c}.v IS NOT NULL)" for c in columns)
+            sql = f"WITH RECURSIVE {ctes} " + " UNION ALL ".join(
+                f"SELECT '{c}' AS col, v FROM vals_{c} WHERE v IS NOT NULL AND {match}"
+                for c in columns)
+        stmt = _VALUES_SQL[key] = sa.text(sql)
+    return stmt
+
+
+async def values_containing(conn: AsyncConnection, word: Word) -> dict[str, list[str]]:
+    """The distinct values of make, model and lens (those ``word`` is looked for in) that
+    contain it, by the same LIKE as the search's condition, by column. SQLite and
+    PostgreSQL: a skip scan of each ``(column, name_key)`` index written as a recursive
+    query (each step seeks the next value: a few hundred seeks, not a million rows);
+    MariaDB/MySQL make that skip scan of a DISTINCT over an index prefix themselves."""
+    cols = tuple(c for c in VALUE_COLUMNS if c in word.columns)
+    if not cols:
+        return {}
     dialect = conn.dialect.name
-    col = photos.c[column]
-    if dialect in ("mysql", "mariadb"):
-        stmt: Any = sa.select(col).where(col.is_not(None), _contains(col, word, dialect)) \
-            .distinct()
-    else:
-        inner = photos.alias("step")
-        first = sa.select(sa.func.min(col).label("v")).cte("vals", recursive=True)
-        step = sa.select(
-            sa.select(sa.func.min(inner.c[column])).where(inner.c[column] > first.c.v)
-            .scalar_subquery()).where(first.c.v.is_not(None))
-        vals = first.union_all(step)
-        stmt = sa.select(vals.c.v).where(vals.c.v.is_not(None),
-                                         _contains(vals.c.v, word, dialect))
-    return [str(r[0]) for r in await conn.execute(stmt)]
+    pattern = _like(word.text)
+    out: dict[str, list[str]] = {}
+    for col, value in await conn.execute(_values_sql(dialect, cols), {"pattern": pattern}):
+        out.setdefault(str(col), []).append(str(value))
+    return out
 
 
 async def prepare(conn: AsyncConnection, words: list[Word]) -> list[Word]:
@@ -232,19 +257,16 @@ async def prepare(conn: AsyncConnection, words: list[Word]) -> list[Word]:
         for w, low in zip(usable, lowered, strict=True):
             w.query = mysql_query(str(low))
     for w in usable:
-        for col in VALUE_COLUMNS:
-            if col in w.columns:
-                found = await values_containing(conn, col, w.text)
-                if found:
-                    w.values[col] = found
+        w.values = await values_containing(conn, w)
     return usable
 
 
 async def measure(conn: AsyncConnection, word: Word) -> None:
     """Fill ``word.names`` (name candidates, counted up to DENSE + 1) and
-    ``word.folder_photos`` (photos in the folders whose path has the word)."""
+    ``word.folder_photos`` (photos in the folders whose path has the word): one
+    statement."""
     dialect = conn.dialect.name
-    word.names = 0
+    parts: list[Any] = []
     if word.in_names:
         if dialect == "sqlite":
             # Straight from the index: an IN (...) would collect every candidate first.
@@ -254,20 +276,23 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
         else:
             capped = sa.select(photos.c.id).where(word.name_ids(dialect)) \
                 .limit(DENSE + 1).subquery()
-        word.names = int(await conn.scalar(
-            sa.select(sa.func.count()).select_from(capped)) or 0)
-    word.folder_photos = 0
+        parts.append(sa.select(sa.func.count()).select_from(capped).scalar_subquery())
     if word.paths:
-        word.folder_photos = await folder_photos(conn, [word])
+        parts.append(_folder_photos(dialect, [word]).scalar_subquery())
+    got = list((await conn.execute(sa.select(*parts))).one()) if parts else []
+    word.names = int(got.pop(0) or 0) if word.in_names else 0
+    word.folder_photos = int(got.pop(0) or 0) if word.paths else 0
     word.measured = True
+
+
+def _folder_photos(dialect: str, words: list[Word]) -> Any:
+    return sa.select(sa.func.coalesce(sa.func.sum(folders.c.photo_count), 0)).where(
+        *(w.folder_ids(dialect) for w in words))
 
 
 async def folder_photos(conn: AsyncConnection, words: list[Word]) -> int:
     """Photos in the folders whose path holds every one of ``words`` (their counts)."""
-    dialect = conn.dialect.name
-    return int(await conn.scalar(sa.select(sa.func.coalesce(
-        sa.func.sum(folders.c.photo_count), 0)).where(
-            *(w.folder_ids(dialect) for w in words))) or 0)
+    return int(await conn.scalar(_folder_photos(conn.dialect.name, words)) or 0)
 
 
 async def estimate(conn: AsyncConnection, word: Word) -> int:
