@@ -67,4 +67,4 @@ def test_describe_lists_every_key() -> None:
     text = config.describe()
     for key in config.KEYS:
         assert f"# {key.name.split('.', 1)[1]} = " in text
-        assert key.env in text
+        assert config.env_var(key) in text

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 from test_tui_fixtures import SIZE, add_root, make_app, settled, until
@@ -135,12 +136,33 @@ def test_sixel_draws_every_pixel_once_in_its_colour() -> None:
     assert mismatches == 0  # every pixel painted, in its own colour, first band included
 
 
+def test_a_busy_picture_keeps_to_the_sixel_budget_and_a_smooth_one_keeps_its_size() -> None:
+    """Noise (every band holds most of the palette) cannot get under the budget by merging
+    colours: it is drawn smaller, and the encoded box says so; a smooth picture of the same
+    size fits at full size and full palette."""
+    rng = np.random.default_rng(5)
+    noise = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), "RGB")
+    whole = len(sixel.encode(noise, budget=None))
+    text, (w, h) = sixel.encode_sized(noise, budget=200_000)
+    assert whole > 200_000 >= len(text)
+    assert w < 400 and h < 300 and h % 6 == 0
+    drawn, _ = decode_sixel(text)
+    assert drawn.size == (w, h)
+    smooth = Image.linear_gradient("L").resize((400, 300)).convert("RGB")
+    assert sixel.encode_sized(smooth, budget=200_000)[1] == (400, 300)
+    buf = io.BytesIO()
+    noise.save(buf, "PNG")
+    e = enc.encode(buf.getvalue(), "sixel", 50, 18, (8, 17))  # 400x300 fits 50x18 cells
+    assert e.cols * 8 >= w // 2 and e.rows <= 18
+    assert sixel.budget_from_env({"LIGHTBOX_SIXEL_BUDGET": "0"}) is None
+    assert sixel.budget_from_env({"LIGHTBOX_SIXEL_BUDGET": "123456"}) == 123456
+    assert sixel.budget_from_env({"LIGHTBOX_SIXEL_BUDGET": "lots"}) == sixel.BUDGET
+
+
 @pytest.mark.parametrize("name", symbols.SETS)
 def test_symbols_recover_a_picture_drawn_from_their_own_shapes(name: str) -> None:
     """Cells drawn from a shape and two colours come back as that shape (or its complement
     with the colours swapped) and those colours: the fit is exact where it can be."""
-    import numpy as np
-
     ss = symbols.symbol_set(name)
     rng = np.random.default_rng(7)
     rows, cols = 4, 9
@@ -284,7 +306,7 @@ def test_settings_file_round_trip(tmp_path: Path) -> None:
         ("sixel", "large", "list", True)
     path.write_text('graphics = "fancy"\n')
     bad = Settings.load(path)
-    assert bad.graphics == "auto" and "expected one of" in bad.problems[0]
+    assert bad.graphics == "auto" and "must be one of" in bad.problems[0]
 
 
 # -- the image service ------------------------------------------------------------------------

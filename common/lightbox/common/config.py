@@ -5,8 +5,11 @@ only covers where the database is, where the sockets go and how to log. Sources,
 precedence first: built-in defaults, the TOML file (``$XDG_CONFIG_HOME/lightbox/lightboxd.toml``
 or ``--config``), ``LIGHTBOX_<SECTION>_<KEY>`` environment variables, command-line flags.
 
-Every key is declared once in ``KEYS``; the loader, the error messages and
-``lightboxd --print-config`` all derive from that table. A bad value names its key, so a
+Every key is declared once, as a ``Field``, in ``lightbox.common.settings`` (the same schema
+the runtime settings and ``settings.set`` use, so a value is checked the same way wherever it
+comes from); the loader, the error messages and ``lightboxd --print-config`` all derive from
+that table. Runtime keys may be given here too: they are the starting values until the
+catalog stores another (defaults < file < environment < database). A bad value names its key, so a
 typo in a file read at boot costs one line of output and exit code 2, not a traceback.
 """
 
@@ -15,14 +18,14 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lightbox.common import paths as pathmod
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
+from lightbox.common import settings as settingsmod
+from lightbox.common.fields import Field
 
 
 class ConfigError(Exception):
@@ -34,115 +37,15 @@ class ConfigError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Key:
-    """One bootstrap setting."""
-
-    name: str  # "section.key"
-    kind: type
-    default: Any
-    help: str
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    check: Callable[[Any], str | None] | None = None
-
-    @property
-    def env(self) -> str:
-        return "LIGHTBOX_" + self.name.replace(".", "_").upper()
+# Every key, bootstrap and runtime, declared once as a Field in ``lightbox.common.settings``.
+# Runtime keys may be given here too (the starting value until the database holds one).
+KEYS: tuple[Field, ...] = settingsmod.FIELDS
+KEY_BY_NAME = settingsmod.BY_KEY
+LOG_LEVELS = settingsmod.LOG_LEVELS
 
 
-def _check_hostport(value: str) -> str | None:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        return f"expected HOST:PORT (for example 0.0.0.0:7480), got {value!r}"
-    return None
-
-
-def _check_db_url(value: str) -> str | None:
-    allowed = ("sqlite+aiosqlite://", "postgresql+asyncpg://", "mysql+aiomysql://",
-               "mariadb+aiomysql://")
-    if not value.startswith(allowed):
-        return (
-            f"unsupported database URL {value.split('://', maxsplit=1)[0]!r}; use one of "
-            + ", ".join(a.rstrip(":/") for a in allowed)
-        )
-    return None
-
-
-KEYS: tuple[Key, ...] = (
-    Key("database.url", str, None,
-        "SQLAlchemy URL of the catalog; default: SQLite file catalog.db in the data dir",
-        check=_check_db_url),
-    Key("control.socket_dir", Path, None,
-        "directory for control.sock and events.sock; default: the runtime dir"),
-    Key("control.tcp", str, None,
-        "HOST:PORT to also serve requests over TCP (CURVE encryption required)",
-        check=_check_hostport),
-    Key("control.tcp_events", str, None,
-        "HOST:PORT for the TCP event socket; default: the control port + 1",
-        check=_check_hostport),
-    Key("control.server_key", Path, None,
-        "CURVE secret key file of the daemon (from `lightbox keys generate`); needed with tcp"),
-    Key("control.authorized_keys", Path, None,
-        "file of 'CLASS PUBLIC-KEY [comment]' lines (CLASS: read, control or admin); "
-        "needed with tcp"),
-    Key("control.max_message_bytes", int, 1 << 20,
-        "largest request accepted, in bytes", minimum=1024, maximum=64 << 20),
-    Key("control.reply_budget", int, 32,
-        "MiB of replies in flight to one connection (file chunks, thumbnails, large pages) "
-        "before its requests are answered busy", minimum=16, maximum=4096),
-    Key("control.reply_budget_total", int, 128,
-        "MiB of replies in flight to all connections together", minimum=16,
-        maximum=65536),
-    Key("events.buffer", int, 10_000,
-        "how many past events events.since can replay", minimum=100, maximum=1_000_000),
-    Key("log.level", str, "info", "least severe level logged", choices=LOG_LEVELS),
-    Key("log.format", str, "text", "text (key=value) or json, one record a line",
-        choices=("text", "json")),
-    Key("daemon.stop_timeout", float, 3.0,
-        "seconds that in-flight work gets to finish after SIGTERM", minimum=0.1, maximum=600),
-    Key("workers.processes", int, 0,
-        "worker processes for hashing, metadata and thumbnails; 0: one per CPU",
-        minimum=0, maximum=256),
-    Key("workers.task_timeout", float, 120.0,
-        "seconds one file may take before its worker is killed and the file marked error",
-        minimum=1, maximum=3600),
-    Key("workers.memory_mb", int, 2048,
-        "address-space limit of each worker process in MiB (0: none)", minimum=0,
-        maximum=1 << 20),
-    Key("library.watch", bool, True, "watch roots for changes (inotify) as they happen"),
-    Key("library.reconcile_interval", float, 3600.0,
-        "seconds between full rescans that catch what watching missed (0: never)",
-        minimum=0, maximum=7 * 86400),
-    Key("library.max_watches", int, 0,
-        "most folders one root may watch with inotify; a larger root is rescanned every "
-        "library.poll_interval instead (0: half the kernel's per-user limit)",
-        minimum=0, maximum=1 << 24),
-    Key("library.poll_interval", float, 300.0,
-        "seconds between rescans of a root that cannot be watched", minimum=0.1,
-        maximum=86400),
-    Key("library.debounce", float, 1.0,
-        "seconds a changed file must stay unchanged before it is indexed", minimum=0.05,
-        maximum=60),
-    Key("thumbnails.grid", int, 256, "long edge of grid thumbnails, px", minimum=64,
-        maximum=1024),
-    Key("thumbnails.preview", int, 1280, "long edge of preview images, px", minimum=256,
-        maximum=4096),
-    Key("thumbnails.preview_min", int, 960,
-        "smallest acceptable preview long edge: when the JPEG decoder's own 1/2, 1/4, 1/8 "
-        "scaling lands between this and thumbnails.preview, its output is used as is, saving "
-        "a resize (a 12 MP photo then gets a 1000 px preview); 0: always exactly "
-        "thumbnails.preview", minimum=0, maximum=4096),
-    Key("thumbnails.quality", int, 82, "JPEG quality of thumbnails", minimum=30, maximum=100),
-    Key("thumbnails.cleanup_days", int, 30,
-        "thumbnails of photos missing this long are removed by the daily cleanup",
-        minimum=0, maximum=3650),
-    Key("jobs.concurrency", int, 2, "jobs that run at the same time", minimum=1, maximum=16),
-    Key("jobs.max_attempts", int, 3, "attempts before a failing job is given up",
-        minimum=1, maximum=20),
-)
-KEY_BY_NAME = {k.name: k for k in KEYS}
+def env_var(key: Field) -> str:
+    return settingsmod.env_name(key.name)
 
 
 @dataclass(frozen=True)
@@ -187,56 +90,21 @@ class Config:
         return f"{host}:{int(port) + 1}"
 
 
-def _coerce(key: Key, raw: Any, origin: str) -> Any:
-    """Turn a TOML or environment value into the key's type, or raise ConfigError."""
+def _coerce(key: Field, raw: Any, origin: str) -> Any:
+    """Validate a TOML value (typed) or an environment/command-line text through the key's
+    Field, or raise ConfigError naming the key and where the value came from."""
     where = f" (from {origin})"
     if raw is None:
         return None
-    value: Any
-    if key.kind is bool:
-        if isinstance(raw, bool):
-            value = raw
-        elif isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false",
-                                                      "no", "off"):
-            value = raw.lower() in ("1", "true", "yes", "on")
+    try:
+        if isinstance(raw, str) and (key.type not in ("string", "path") or key.enum):
+            value = key.parse(raw)
         else:
-            raise ConfigError(key.name, f"expected true or false, got {raw!r}{where}")
-    elif key.kind is int:
-        if isinstance(raw, bool):
-            raise ConfigError(key.name, f"expected an integer, got {raw!r}{where}")
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(key.name, f"expected an integer, got {raw!r}{where}") from None
-    elif key.kind is float:
-        if isinstance(raw, bool):
-            raise ConfigError(key.name, f"expected a number, got {raw!r}{where}")
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(key.name, f"expected a number, got {raw!r}{where}") from None
-    elif key.kind is Path:
-        if not isinstance(raw, str) or not raw:
-            raise ConfigError(key.name, f"expected a path, got {raw!r}{where}")
-        value = Path(raw).expanduser()
-    else:
-        if not isinstance(raw, str):
-            raise ConfigError(key.name, f"expected a string, got {raw!r}{where}")
-        value = raw.strip()
-        if key.choices and value.lower() in key.choices:
-            value = value.lower()
-    if key.choices and value not in key.choices:
-        raise ConfigError(
-            key.name, f"expected one of {', '.join(key.choices)}, got {raw!r}{where}"
-        )
-    if key.minimum is not None and value < key.minimum:
-        raise ConfigError(key.name, f"must be at least {key.minimum:g}, got {value}{where}")
-    if key.maximum is not None and value > key.maximum:
-        raise ConfigError(key.name, f"must be at most {key.maximum:g}, got {value}{where}")
-    if key.check is not None:
-        problem = key.check(value)
-        if problem:
-            raise ConfigError(key.name, problem + where)
+            value = key.check(raw.strip() if isinstance(raw, str) else raw)
+    except ValueError as exc:
+        raise ConfigError(key.name, f"{exc}{where}") from None
+    if key.type == "path" and value is not None:
+        return Path(value).expanduser()
     return value
 
 
@@ -298,7 +166,7 @@ def load(
             values[name] = _coerce(key, raw, str(path))
             origins[name] = str(path)
 
-    env_names = {k.env: k for k in KEYS}
+    env_names = {env_var(k): k for k in KEYS}
     for var, raw in env.items():
         if not var.startswith("LIGHTBOX_"):
             continue
@@ -344,7 +212,7 @@ def describe() -> str:
             lines.append(f"\n[{sec}]")
             section = sec
         default = "(unset)" if key.default is None else repr(key.default)
-        lines.append(f"# {key.help}; env {key.env}; default {default}")
+        lines.append(f"# {key.description}; env {env_var(key)}; default {default}")
         shown = '""' if key.default is None else _toml_value(key.default)
         lines.append(f"# {name} = {shown}")
     return "\n".join(lines).lstrip() + "\n"

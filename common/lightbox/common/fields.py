@@ -35,6 +35,24 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
+class FieldError(ValueError):
+    """A value a field refuses: ``reason`` says why for a program, the text for a person.
+
+    Reasons: ``null``, ``type``, ``text``, ``path``, ``pattern``, ``choice``, ``range``,
+    ``length``, ``invalid`` (the field's own rule). Settings add ``unknown_key``,
+    ``read_only`` and ``unknown_object``. Clients branch on the reason, never on the text.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def reason_of(exc: ValueError) -> str:
+    return exc.reason if isinstance(exc, FieldError) else "invalid"
+
+
 def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be used as text, or None. ASCII without NUL is the fast path."""
     if "\x00" in value:
@@ -203,7 +221,7 @@ class Field:
                 return None
             if not self.required:
                 return self.default  # null for an optional parameter means "the default"
-            raise ValueError("must not be null")
+            raise FieldError("null", "must not be null")
         value = _check_type(self.type, value)
         if self.type == "array":
             kind = self.items or "any"
@@ -212,12 +230,12 @@ class Field:
         else:
             value = self._scalar(value, "")
         if self.max_length is not None and len(value) > self.max_length:
-            raise ValueError(f"must have at most {self.max_length} "
+            raise FieldError("length", f"must have at most {self.max_length} "
                              + ("items" if self.type == "array" else "characters"))
         if self.check_fn is not None:
             problem = self.check_fn(value)
             if problem:
-                raise ValueError(problem)
+                raise FieldError("invalid", problem)
         return value
 
     def _scalar(self, value: Any, prefix: str) -> Any:
@@ -225,18 +243,19 @@ class Field:
         if isinstance(value, str):
             problem = text_problem(value)
             if problem:
-                raise ValueError(prefix + problem)
+                raise FieldError("text", prefix + problem)
             if self.type == "path" and self.absolute and not value.startswith(("/", "~")):
-                raise ValueError(prefix + "must be an absolute path")
+                raise FieldError("path", prefix + "must be an absolute path")
             regex: re.Pattern[str] | None = getattr(self, "_regex", None)
             if regex is not None and not regex.fullmatch(value):
-                raise ValueError(prefix + (self.pattern_hint or f"must match {self.pattern}"))
+                raise FieldError("pattern", prefix + (self.pattern_hint
+                                                      or f"must match {self.pattern}"))
         elif isinstance(value, (list, dict)) or self.type == "any":
             problem = json_problem(value)
             if problem:
-                raise ValueError(prefix + problem)
+                raise FieldError("text", prefix + problem)
         if self.enum is not None and value not in self.enum:
-            raise ValueError(prefix + "must be one of " + ", ".join(map(str, self.enum)))
+            raise FieldError("choice", prefix + "must be one of " + ", ".join(map(str, self.enum)))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             low = self.minimum
             high = self.maximum
@@ -244,9 +263,9 @@ class Field:
                 low = INT_MIN if low is None else low
                 high = INT_MAX if high is None else high
             if low is not None and value < low:
-                raise ValueError(prefix + f"must be at least {_num(low)}")
+                raise FieldError("range", prefix + f"must be at least {_num(low)}")
             if high is not None and value > high:
-                raise ValueError(prefix + f"must be at most {_num(high)}")
+                raise FieldError("range", prefix + f"must be at most {_num(high)}")
         return value
 
     def parse(self, text: str) -> Any:
@@ -268,17 +287,17 @@ class Field:
             elif raw.lower() in _FALSE:
                 value = False
             else:
-                raise ValueError(f"expected true or false, got {raw!r}")
+                raise FieldError("type", f"expected true or false, got {raw!r}")
         elif kind == "integer":
             try:
                 value = int(raw.replace("_", ""))
             except ValueError:
-                raise ValueError(f"expected an integer, got {raw!r}") from None
+                raise FieldError("type", f"expected an integer, got {raw!r}") from None
         elif kind == "number":
             try:
                 value = float(raw.replace("_", ""))
             except ValueError:
-                raise ValueError(f"expected a number, got {raw!r}") from None
+                raise FieldError("type", f"expected a number, got {raw!r}") from None
         elif kind == "array":
             if raw.startswith("["):
                 value = _json(raw)
@@ -289,7 +308,7 @@ class Field:
             value = _json(raw) if raw[:1] in ("{", "[", '"') or kind == "object" else raw
         elif kind == "path":
             if not raw:
-                raise ValueError("expected a path")
+                raise FieldError("type", "expected a path")
             value = raw
         else:
             value = text  # strings keep their spaces
@@ -321,7 +340,7 @@ def _json(raw: str) -> Any:
     try:
         return json.loads(raw)
     except ValueError as exc:
-        raise ValueError(f"not valid JSON: {exc}") from None
+        raise FieldError("type", f"not valid JSON: {exc}") from None
 
 
 def _check_type(kind: str, value: Any, prefix: str = "") -> Any:
@@ -336,9 +355,9 @@ def _check_type(kind: str, value: Any, prefix: str = "") -> Any:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok:
             if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{prefix}must be a finite number")
+                raise FieldError("range", f"{prefix}must be a finite number")
             if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
-                raise ValueError(f"{prefix}number out of range")
+                raise FieldError("range", f"{prefix}number out of range")
             return float(value)
     elif kind == "boolean":
         ok = isinstance(value, bool)
@@ -349,7 +368,7 @@ def _check_type(kind: str, value: Any, prefix: str = "") -> Any:
     else:
         ok = True
     if not ok:
-        raise ValueError(f"{prefix}expected {_ARTICLE[kind]}, got {describe_value(value)}")
+        raise FieldError("type", f"{prefix}expected {_ARTICLE[kind]}, got {describe_value(value)}")
     return value
 
 

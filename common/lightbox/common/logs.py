@@ -90,6 +90,11 @@ def setup(level: str = "info", fmt: str = "text", stream: TextIO | None = None) 
         lib.propagate = False
 
 
+def set_level(level: str) -> None:
+    """Change the least severe level logged, at once (the ``log.level`` setting)."""
+    logging.getLogger("lightbox").setLevel(level.upper())
+
+
 class Log:
     """A component's logger: ``log.info("scan finished", root=3, files=1200)``."""
 

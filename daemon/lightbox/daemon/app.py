@@ -18,6 +18,8 @@ from typing import Any
 
 from lightbox.common import __version__, logs
 from lightbox.common.config import Config
+from lightbox.daemon.backups.importer import Importer
+from lightbox.daemon.backups.service import Backups
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.dbstate import StateFile
 from lightbox.daemon.catalog.switch import Switcher
@@ -37,6 +39,7 @@ from lightbox.daemon.library.writer import CatalogWriter
 from lightbox.daemon.lock import InstanceLock
 from lightbox.daemon.media.thumbs import ThumbSpec
 from lightbox.daemon.notify import Notifier
+from lightbox.daemon.settings import SettingsStore
 from lightbox.daemon.workers.pool import WorkerPool
 
 log = logs.get("daemon")
@@ -62,7 +65,8 @@ class Daemon:
         memory = config["workers.memory_mb"]
         self.pool = WorkerPool(processes, task_timeout=config["workers.task_timeout"],
                                memory_limit=memory << 20 if memory else None)
-        self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config))
+        self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config),
+                               vanish_delay=config["library.vanish_delay"])
         self.changes = ChangeFeed(self.bus)
         self.writer = CatalogWriter(self.db, self.changes)
         quality = config["thumbnails.quality"]
@@ -81,6 +85,11 @@ class Daemon:
                                   config.paths.thumbnails_dir, config["thumbnails.cleanup_days"])
         self.jobs.register("scan", self.tasks.scan)
         self.jobs.register("cleanup", self.tasks.cleanup)
+        self.backups = Backups(self.db, self.bus, self.sources, self.jobs,
+                               guarded=daemon_dirs(config),
+                               threads=config["workers.processes"] or os.cpu_count() or 2)
+        self.importer = Importer(self.db, self.sources, self.scanner, self.indexer, self.pool)
+        self.jobs.register("import", self.importer.run, retry=False)
         self.reconciler = Reconciler(self.sources, self.jobs, self.writer,
                                      config["library.reconcile_interval"])
         self.watcher = Watcher(self.sources, self.scanner, self.writer,
@@ -92,9 +101,14 @@ class Daemon:
         self.switcher = Switcher(self, self.db_state)
         self.db.on_switch.append(self._catalog_moved)
         self.control = ControlServer(self, config, self.bus)
+        # Right after the database: the stored settings are applied (through each
+        # component's ``apply``) before the components they configure start.
+        self.settings = SettingsStore(self)
+        self.db.on_switch.append(self.settings.reload)
         self.components: list[Component] = [
-            self.instance, self.db, self.bus, self.pool, self.sources, self.indexer, self.jobs,
-            self.reconciler, self.watcher, self.switcher, self.control]
+            self.instance, self.db, self.settings, self.bus, self.pool, self.sources,
+            self.indexer, self.jobs, self.backups, self.reconciler, self.watcher,
+            self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stop_reason: str | None = None

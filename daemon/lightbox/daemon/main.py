@@ -107,6 +107,8 @@ def _print_config(cfg: configmod.Config) -> None:
     for key in configmod.KEYS:
         value = cfg[key.name]
         shown = "(unset)" if value is None else value
+        if key.secret:
+            shown = "(set)" if value else "(unset)"
         if key.name == "database.url":
             from lightbox.daemon.catalog.database import mask
 

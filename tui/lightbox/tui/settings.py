@@ -22,9 +22,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lightbox.common.fields import Field
 from lightbox.tui.imaging.graphics import DRAWN, MODES, SYMBOL_SETS
 
 THUMB_SIZES = ("small", "medium", "large")
+
+# The TUI's own preferences, declared with the same Field type as the daemon's settings so
+# the file, the settings screen and the daemon's values are checked one way. Attribute of
+# ``Settings`` -> field (its name is the key in tui.toml).
+PREFS: dict[str, Field] = {
+    "graphics": Field("graphics", "string", "how pictures are drawn in every terminal "
+                      "(auto: detected; a mode saved for this terminal wins)", default="auto",
+                      enum=MODES),
+    "symbols": Field("symbols", "string", "character set of the symbols mode",
+                     default="auto", enum=("auto", *SYMBOL_SETS)),
+    "thumb_size": Field("thumbnails", "string", "size of the grid's thumbnails",
+                        default="medium", enum=THUMB_SIZES),
+    "view": Field("view", "string", "how a folder opens", default="grid",
+                  enum=("grid", "list")),
+    "metadata": Field("metadata", "boolean", "show the info panel", default=False),
+    "key_hints": Field("key_hints", "boolean", "show the key hints in the footer",
+                       default=True),
+    "open_command": Field("open_command", "string", "command `o` opens originals with "
+                          "({} is the file; empty: xdg-open)", default="", max_length=1000),
+}
+TERMINAL_MODE = Field("graphics_by_terminal", "string", "mode saved for one terminal",
+                      default="symbols", enum=DRAWN)
 
 
 def config_file(env: Mapping[str, str] | None = None) -> Path:
@@ -52,6 +75,7 @@ class Settings:
     thumb_size: str = "medium"
     view: str = "grid"  # or "list"
     metadata: bool = False
+    key_hints: bool = True
     # How `o` opens an original (fetched through photos.original into a temporary file):
     # a command line, "{}" standing for the file (else it goes last). Empty: xdg-open when
     # there is a display.
@@ -69,33 +93,21 @@ class Settings:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             s.problems.append(f"{path}: {exc}")
             return s
-        graphics = doc.get("graphics", "auto")
-        if graphics in MODES:
-            s.graphics = graphics
-        else:
-            s.problems.append(f"{path}: graphics = {graphics!r}: expected one of "
-                              f"{', '.join(MODES)}")
+        for attr, fld in PREFS.items():
+            if fld.name not in doc:
+                continue
+            try:
+                setattr(s, attr, fld.check(doc[fld.name]))
+            except ValueError as exc:
+                s.problems.append(f"{path}: {fld.name} = {doc[fld.name]!r}: {exc}")
         saved = doc.get("graphics_by_terminal", {})
         if isinstance(saved, dict):
             for terminal, mode in saved.items():
-                if mode in DRAWN:
-                    s.graphics_saved[str(terminal)] = mode
-                else:
+                try:
+                    s.graphics_saved[str(terminal)] = TERMINAL_MODE.check(mode)
+                except ValueError as exc:
                     s.problems.append(f"{path}: graphics_by_terminal: {terminal} = {mode!r}: "
-                                      f"expected one of {', '.join(DRAWN)}")
-        if doc.get("symbols", "auto") in ("auto", *SYMBOL_SETS):
-            s.symbols = doc.get("symbols", "auto")
-        else:
-            s.problems.append(f"{path}: symbols = {doc['symbols']!r}: expected auto, "
-                              f"{', '.join(SYMBOL_SETS)}")
-        if doc.get("thumbnails") in THUMB_SIZES:
-            s.thumb_size = doc["thumbnails"]
-        if doc.get("view") in ("grid", "list"):
-            s.view = doc["view"]
-        if isinstance(doc.get("metadata"), bool):
-            s.metadata = doc["metadata"]
-        if isinstance(doc.get("open_command"), str):
-            s.open_command = doc["open_command"]
+                                      f"{exc}")
         return s
 
     def save(self) -> None:
@@ -108,6 +120,7 @@ class Settings:
             f'thumbnails = "{self.thumb_size}"    # small, medium or large\n'
             f'view = "{self.view}"    # grid or list\n'
             f"metadata = {'true' if self.metadata else 'false'}    # show the info panel\n"
+            f"key_hints = {'true' if self.key_hints else 'false'}    # footer key hints\n"
             f"open_command = {json.dumps(self.open_command)}    # o opens originals with "
             "this ({} is the file; empty: xdg-open)\n"
         )

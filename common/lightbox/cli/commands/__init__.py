@@ -1,11 +1,13 @@
 """One module per command: ``register(subparsers) -> parser`` and ``run(ctx, args) -> int``."""
 
 from lightbox.cli.commands import (
+    backup,
     call,
     daemon,
     db,
     dupes,
     events,
+    importing,
     info,
     jobs,
     keys,
@@ -17,5 +19,5 @@ from lightbox.cli.commands import (
     status,
 )
 
-COMMANDS = (status, roots, scan, jobs, ls, info, search, dupes, call, events, lifecycle.Start,
-            lifecycle.Stop, daemon, keys, db)
+COMMANDS = (status, roots, scan, importing, backup, jobs, ls, info, search, dupes, call, events,
+            lifecycle.Start, lifecycle.Stop, daemon, keys, db)

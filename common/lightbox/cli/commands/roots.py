@@ -1,4 +1,5 @@
-"""``lightbox roots [add PATH | remove ROOT]``: the folders that make up the library."""
+"""``lightbox roots [add PATH | remove ROOT | confirm ROOT]``: the folders that make up the
+library."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
                      help="succeed quietly when the folder is already a root")
     rm = actions.add_parser("remove", help="forget a root (files are not touched)")
     rm.add_argument("root", help="id, name or path")
-    for a in (add, rm):
+    confirm = actions.add_parser(
+        "confirm", help="accept that the photos held as suspect are gone (they become "
+        "missing; a later scan removes them)")
+    confirm.add_argument("root", help="id, name or path")
+    for a in (add, rm, confirm):
         a.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     return p
 
@@ -53,11 +58,15 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             ctx.print(f"added root {r['id']} {r['name']!r} at {r['path']}"
                       + (f"; scanning (job {out['job']})" if out.get("job") else ""))
         return 0
+    if action == "confirm":
+        out = ctx.call("roots.confirm", {"root": _root_ref(args.root)})
+        if ctx.json:
+            ctx.emit_json(out)
+        else:
+            ctx.print(f"{out['confirmed']} photos of root {out['root']} are missing now")
+        return 0
     if action == "remove":
-        root = args.root
-        if root.startswith(("/", "~", ".")):
-            root = os.path.abspath(os.path.expanduser(root))
-        out = ctx.call("roots.remove", {"root": int(root) if root.isdigit() else root})
+        out = ctx.call("roots.remove", {"root": _root_ref(args.root)})
         if ctx.json:
             ctx.emit_json(out)
         else:
@@ -79,6 +88,15 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             extra.append(f"{r['errors']} errors")
         if r["missing"]:
             extra.append(f"{r['missing']} missing")
+        if r.get("suspect"):
+            extra.append(f"{r['suspect']['count']} suspect (not found; held, "
+                         "`lightbox roots confirm` to accept)")
         ctx.print(f"{r['id']:>3}  {r['name']:<20} {r['photos']:>8} photos  {r['folders']:>6} "
                   f"folders  {state}  {r['path']}" + (f"  ({', '.join(extra)})" if extra else ""))
     return 0
+
+
+def _root_ref(root: str) -> int | str:
+    if root.startswith(("/", "~", ".")):
+        return os.path.abspath(os.path.expanduser(root))
+    return int(root) if root.isdigit() else root

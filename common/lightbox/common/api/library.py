@@ -10,7 +10,7 @@ METHODS = (
         Permission.READ,
         "Every root (local photo folder) with its state and counts.",
         result="{roots[{id, name, path, online, status, photos, folders, bytes, errors, "
-        "pending, scanned_at, watching}]}",
+        "pending, missing, suspect{count, since, confirm_in}|null, scanned_at, watching}]}",
     ),
     MethodSpec(
         "roots.add",
@@ -40,6 +40,17 @@ METHODS = (
         "thumbnails are removed by the next cleanup).",
         params=(ROOT_REF,),
         result="{removed, photos, folders}",
+    ),
+    MethodSpec(
+        "roots.confirm",
+        Permission.ADMIN,
+        "Accept that the photos a pass found gone in numbers too large to believe at once "
+        "(more than max(50, 10 %) of the root's photos; `roots.list` shows them as "
+        "`suspect`) are gone: they become missing now, instead of after "
+        "`library.vanish_delay` and another pass. A later scan removes them if they are "
+        "still not there.",
+        params=(ROOT_REF,),
+        result="{root, confirmed}",
     ),
     MethodSpec(
         "library.scan",
@@ -76,4 +87,10 @@ EVENTS = (
               {"id": "root id", "name": "", "path": "", "reason": "why"}),
     EventSpec("source", "online", "A root that was offline can be read again.",
               {"id": "root id", "name": "", "path": ""}),
+    EventSpec("source", "suspect", "The photos of a root held as suspect changed: a pass "
+              "found more gone than it may make vanish at once; they stay as they are until a "
+              "later pass confirms after `library.vanish_delay` or `roots.confirm`. `count` 0: "
+              "none held any more.",
+              {"id": "root id", "name": "", "count": "photos held", "since": "ISO time",
+               "confirm_in": "seconds until a pass may confirm"}),
 )

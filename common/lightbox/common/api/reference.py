@@ -86,15 +86,20 @@ def render() -> str:
 
 
 def render_config() -> str:
-    from lightbox.common.config import KEYS
+    from lightbox.common.config import KEYS, env_var
 
-    lines = [CONFIG_BEGIN, "", "| key | environment | default | meaning |", "|---|---|---|---|"]
+    lines = [CONFIG_BEGIN, "", "| key | environment | default | changes | meaning |",
+             "|---|---|---|---|---|"]
     for key in KEYS:
-        default = "—" if key.default is None else f"`{key.default}`"
+        default = "—" if key.default in (None, "") or key.secret else f"`{key.default}`"
         limits = ""
-        if key.choices:
-            limits = " (" + ", ".join(key.choices) + ")"
-        lines.append(f"| `{key.name}` | `{key.env}` | {default} | {key.help}{limits} |")
+        if key.enum:
+            limits = " (" + ", ".join(map(str, key.enum)) + ")"
+        when = ("bootstrap, restart" if key.scope == "bootstrap" else
+                {"live": "live", "workers": "new workers", "restart": "restart"}[key.applies])
+        secret = " Secret." if key.secret else ""
+        lines.append(f"| `{key.name}` | `{env_var(key)}` | {default} | {when} | "
+                     f"{key.description}{limits}{secret} |")
     lines += ["", CONFIG_END]
     return "\n".join(lines)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lightbox.common.errors import InvalidParams
-from lightbox.common.fields import Field, shown
+from lightbox.common.fields import Field, reason_of, shown
 
 
 class Permission(enum.IntEnum):
@@ -95,15 +95,18 @@ class MethodSpec:
         else:
             raise InvalidParams("params must be an object or an array")
         errors: dict[str, str] = {}
+        reasons: dict[str, str] = {}
         out: dict[str, Any] = {}
         known = {p.name: p for p in self.params}
         for name in given:
             if name not in known:
                 errors[shown(name)] = "unknown parameter"
+                reasons[shown(name)] = "unknown_parameter"
         for p in self.params:
             if p.name not in given:
                 if p.required:
                     errors[p.name] = "required"
+                    reasons[p.name] = "required"
                 else:
                     out[p.name] = p.default
                 continue
@@ -111,10 +114,12 @@ class MethodSpec:
                 out[p.name] = p.check(given[p.name])
             except ValueError as exc:
                 errors[p.name] = str(exc)
+                reasons[p.name] = reason_of(exc)
         if errors:
             first = next(iter(errors.items()))
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise InvalidParams(f"{first[0]}: {first[1]}{more}", {"errors": errors})
+            raise InvalidParams(f"{first[0]}: {first[1]}{more}",
+                                {"errors": errors, "reasons": reasons})
         return out
 
     def describe(self) -> dict[str, Any]:

@@ -72,6 +72,11 @@ sources = sa.Table(
     sa.Column("path", sa.Text, nullable=True),  # local: absolute path of the root
     sa.Column("config", sa.JSON, nullable=True),  # s3: endpoint, bucket, prefix...
     sa.Column("device", sa.BigInteger, nullable=True),  # st_dev of a local root when added
+    # The rest of a local root's identity (``library.identity``): the root directory's inode
+    # and the mount it lives on (mount id and major:minor from /proc/self/mountinfo).
+    sa.Column("root_inode", sa.BigInteger, nullable=True),
+    sa.Column("mount_id", sa.BigInteger, nullable=True),
+    sa.Column("mount_device", sa.String(32), nullable=True),
     sa.Column("online", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("status", sa.Text, nullable=True),  # why it is offline, last scan problem
     sa.Column("created_at", Timestamp, nullable=False),
@@ -219,4 +224,124 @@ event_feed = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index(None, "created_at"),
+)
+
+
+# -- backups -----------------------------------------------------------------------------
+# A target is a place copies go (a local folder now; an S3 bucket later). Its settings are
+# one JSON object validated by ``lightbox.common.api.backups.TARGET_FIELDS``; the columns
+# beside it are what the scheduler and the run lock need to query.
+backup_targets = sa.Table(
+    "backup_targets",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("name", Name(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("path", sa.Text, nullable=True),  # local: the target folder
+    # The id written into the target's marker file: a folder without it (an empty mount
+    # point, another disk) is not this target, and nothing is written there.
+    sa.Column("marker", sa.String(64), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("next_run_at", Timestamp, nullable=True),
+    sa.Column("next_verify_at", Timestamp, nullable=True),
+    # One run (backup, verify, restore) per target at a time: the owner (host/pid/boot, as
+    # jobs have) holds it; a dead owner's lock is taken over.
+    sa.Column("lock_owner", sa.String(200), nullable=True),
+    sa.Column("lock_at", Timestamp, nullable=True),
+    sa.CheckConstraint("kind IN ('local', 's3')", name="kind"),
+    sa.UniqueConstraint("name"),
+)
+
+# What a target holds, by content: the source of truth for what it lacks. One row per
+# sha256 (a photo kept twice in the library is copied once); ``path`` is relative to the
+# target ("<source name>/<path below the source>").
+backup_manifest = sa.Table(
+    "backup_manifest",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("target_id", Id, sa.ForeignKey("backup_targets.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("path_hash", sa.String(40), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("copied_at", Timestamp, nullable=False),
+    sa.Column("verified_at", Timestamp, nullable=True),
+    # ok | missing | changed: what the last verify found (copying leaves ok)
+    sa.Column("result", sa.String(16), nullable=False, server_default="ok"),
+    # When a run first found no photo of the library with this content (retention).
+    sa.Column("orphaned_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("target_id", "sha256"),
+    sa.UniqueConstraint("target_id", "path_hash"),
+    sa.Index(None, "target_id", "verified_at"),
+)
+
+# Every backup, verify and restore run: the history ``backups.history`` shows.
+backup_runs = sa.Table(
+    "backup_runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("target_id", Id, sa.ForeignKey("backup_targets.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # backup | verify | restore
+    sa.Column("job_id", sa.BigInteger, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),  # running | succeeded | failed
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("files", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("bytes", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Index(None, "target_id", "kind", "id"),
+)
+
+
+# -- settings (F10) --------------------------------------------------------------------
+# Runtime settings that differ from their defaults, one row per key with its own version.
+# ``settings_revision`` holds one row (id 1): the global revision, bumped in the same
+# transaction as every change, so a daemon that sees a new revision re-reads and applies
+# (two daemons on one catalog converge by polling it). A key set back to its default is
+# deleted, not stored.
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),  # of the last change to the row
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+settings_revision = sa.Table(
+    "settings_revision",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+)
+
+# One row per change (settings.set/reset/revert, roots.add/remove): who, when, what, the
+# result. ``changes`` is [{key, old, new}] with secrets as fingerprints only; the keys are
+# also in ``settings_audit_keys`` so one key's history is an index range, on every engine.
+settings_audit = sa.Table(
+    "settings_audit",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("actor", sa.JSON, nullable=False),
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Column("result", sa.String(40), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.Index(None, "revision"),
+)
+
+settings_audit_keys = sa.Table(
+    "settings_audit_keys",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("audit_id", Id, sa.ForeignKey("settings_audit.id", ondelete="CASCADE"),
+              primary_key=True, autoincrement=False),
 )

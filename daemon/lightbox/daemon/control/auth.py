@@ -29,6 +29,7 @@ class AuthorizedKeys:
         self.path = path
         self._mtime: int | None = None
         self._keys: dict[str, Permission] = {}
+        self._names: dict[str, str] = {}
         self.reload(force=True)
 
     def reload(self, force: bool = False) -> None:
@@ -44,6 +45,7 @@ class AuthorizedKeys:
         if not force and mtime == self._mtime:
             return
         keys: dict[str, Permission] = {}
+        names: dict[str, str] = {}
         for number, raw in enumerate(self.path.read_text().splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -57,6 +59,8 @@ class AuthorizedKeys:
             else:
                 try:
                     keys[parts[1]] = Permission.parse(parts[0])
+                    if len(parts) > 2:
+                        names[parts[1]] = parts[2].strip()[:100]
                 except ValueError as exc:
                     problem = str(exc)
             if problem:
@@ -65,12 +69,17 @@ class AuthorizedKeys:
                     raise ValueError(message)
                 log.warning("ignoring bad authorized-keys line", line=message)
         self._keys = keys
+        self._names = names
         self._mtime = mtime
         log.info("authorized keys loaded", path=str(self.path), keys=len(keys))
 
     def permission(self, key: str) -> Permission | None:
         self.reload()
         return self._keys.get(key)
+
+    def name(self, key: str) -> str | None:
+        """The line's comment: whose key this is (for the audit log)."""
+        return self._names.get(key)
 
     # pyzmq credentials-provider interface
     def callback(self, domain: str, key: bytes) -> bool:

@@ -42,6 +42,7 @@ class Event:
 
 class EventBus:
     name = "events"
+    settings_keys = ("events.buffer",)
 
     def __init__(self, buffer: int = 10_000) -> None:
         self.boot = uuid.uuid4().hex
@@ -53,6 +54,11 @@ class EventBus:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._listeners: list[Callable[[Event], None]] = []
         self.published = 0
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """A new buffer size: the newest events are kept (a smaller one drops the oldest)."""
+        if "events.buffer" in changes:
+            self._ring = deque(self._ring, maxlen=int(changes["events.buffer"]))
 
     def attach(self, sock: zmq.asyncio.Socket) -> None:
         """Publish on ``sock`` too (the control server binds the PUB sockets)."""

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ log = logs.get("control")
 
 MAX_IN_FLIGHT = 512
 SEND_TIMEOUT = 5.0
+DECLARED_MAX = 4096
 RCVHWM = 128
 
 
@@ -83,6 +85,8 @@ class ControlServer:
         self._inflight: set[asyncio.Task[None]] = set()
         self._draining = False
         self.peers_seen: set[bytes] = set()
+        # What each connection said it is in ``hello`` (for the audit log: "declared").
+        self._declared: OrderedDict[bytes, str] = OrderedDict()
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -121,6 +125,19 @@ class ControlServer:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         self.ctx.term()
+
+    def declare_client(self, identity: bytes, client: str) -> None:
+        self._declared[identity] = client[:100]
+        self._declared.move_to_end(identity)
+        while len(self._declared) > DECLARED_MAX:
+            self._declared.popitem(last=False)
+
+    def declared_client(self, identity: bytes) -> str | None:
+        return self._declared.get(identity)
+
+    def key_name(self, key: str) -> str | None:
+        """The comment of a CURVE key's authorized-keys line (who holds it)."""
+        return self._keys.name(key) if self._keys is not None else None
 
     def reload(self) -> None:
         if self._keys is not None:

@@ -184,6 +184,7 @@ def backoff(attempt: int) -> float:
 
 class JobQueue:
     name = "jobs"
+    settings_keys = ("jobs.concurrency", "jobs.max_attempts")
 
     def __init__(self, db: Database, bus: EventBus, boot: str, *, concurrency: int = 2,
                  max_attempts: int = 3) -> None:
@@ -390,6 +391,15 @@ class JobQueue:
             "finished_at": iso(row["finished_at"]),
             "not_before": iso(row["not_before"]),
         }
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """More concurrency starts queued jobs at once; less lets running ones finish.
+        A new attempt count is given to jobs submitted from now on."""
+        if "jobs.concurrency" in changes:
+            self.concurrency = int(changes["jobs.concurrency"])
+            self._wake.set()
+        if "jobs.max_attempts" in changes:
+            self.max_attempts = int(changes["jobs.max_attempts"])
 
     # -- running -------------------------------------------------------------------------
     async def _run(self) -> None:

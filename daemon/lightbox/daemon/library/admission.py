@@ -193,6 +193,7 @@ class Mount:
     root: str      # which directory of its file system appears there (bind mounts: not /)
     device: str    # major:minor
     fstype: str
+    id: int = -1   # the mount id (first field of a mountinfo line): new at every mount
 
 
 def mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
@@ -207,11 +208,12 @@ def mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
         fields = left.split()
         if sep and len(fields) >= 5:
             out.append(Mount(_unescape(fields[4]), _unescape(fields[3]), fields[2],
-                             right.split(" ", 1)[0]))
+                             right.split(" ", 1)[0], int(fields[0]) if fields[0].isdigit()
+                             else -1))
     return out
 
 
-def _mount_of(path: str, table: Sequence[Mount]) -> Mount | None:
+def mount_of(path: str, table: Sequence[Mount]) -> Mount | None:
     best: Mount | None = None
     for m in table:     # later lines are mounted over earlier ones at the same point
         if _under(path, m.point) and (best is None or len(m.point) >= len(best.point)):
@@ -222,7 +224,7 @@ def _mount_of(path: str, table: Sequence[Mount]) -> Mount | None:
 def location(path: str, table: Sequence[Mount]) -> tuple[str, str] | None:
     """(device, path inside that file system) of a resolved path: the same directory
     reached through two bind mounts has one location."""
-    m = _mount_of(path, table)
+    m = mount_of(path, table)
     if m is None:
         return None
     below = path[len(m.point.rstrip("/")):] if m.point != "/" else path
@@ -231,7 +233,7 @@ def location(path: str, table: Sequence[Mount]) -> tuple[str, str] | None:
 
 def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str | None:
     """The type of the file system ``path`` (resolved) is on, from the mount table."""
-    m = _mount_of(path, mounts(mountinfo))
+    m = mount_of(path, mounts(mountinfo))
     return None if m is None else m.fstype
 
 

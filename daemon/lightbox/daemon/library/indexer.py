@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ def parse_taken(text: str | None) -> dt.datetime | None:
 
 class Indexer:
     name = "indexer"
+    settings_keys = ("thumbnails.grid", "thumbnails.preview", "thumbnails.preview_min",
+                     "thumbnails.quality")
 
     def __init__(self, db: Database, pool: WorkerPool, changes: ChangeFeed, thumbs_dir: Path,
                  specs: Sequence[ThumbSpec]) -> None:
@@ -78,6 +81,8 @@ class Indexer:
         self.thumbs_dir = thumbs_dir
         self.specs = tuple(specs)
         self.bits = {spec.name: 1 << i for i, spec in enumerate(self.specs)}
+        self.thumb_settings: dict[str, Any] = {}
+
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[int] = set()
@@ -95,6 +100,26 @@ class Indexer:
         self._reported = 0.0  # when catalog.indexing last went out
         self._reported_done = 0  # indexed+failed at the last "nothing pending"
         self._window = (self.started, 0)  # (time, indexed+failed) for the rate
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """New sizes or quality: thumbnails made from now on use them. Existing ones keep
+        their size until rebuilt; the names of the sizes (and so their bits) stay."""
+        self.thumb_settings.update(changes)
+        t = self.thumb_settings
+        specs = []
+        for old in self.specs:
+            quality = int(t.get("thumbnails.quality", old.quality))
+            if old.name == "grid":
+                new = replace(old, size=int(t.get("thumbnails.grid", old.size)),
+                              quality=quality)
+            elif old.name == "preview":
+                low = t.get("thumbnails.preview_min", old.min_size or 0)
+                new = replace(old, size=int(t.get("thumbnails.preview", old.size)),
+                              quality=quality, min_size=int(low) or None)
+            else:
+                new = replace(old, quality=quality)
+            specs.append(new)
+        self.specs = tuple(specs)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:

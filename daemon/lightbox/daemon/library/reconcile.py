@@ -27,6 +27,7 @@ CLEANUP_EVERY = 86400.0
 
 class Reconciler:
     name = "reconcile"
+    settings_keys = ("library.reconcile_interval", "roots.*.reconcile_interval")
 
     def __init__(self, sources: Sources, jobs: JobQueue, writer: CatalogWriter,
                  interval: float) -> None:
@@ -36,6 +37,27 @@ class Reconciler:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self.next_scan: float | None = None
+        self.root_interval: dict[int, float] = {}  # roots.<id>.reconcile_interval
+        self.root_next: dict[int, float] = {}
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """A new interval reschedules the next full rescan from now."""
+        now = time.monotonic()
+        for key, value in changes.items():
+            if key == "library.reconcile_interval":
+                self.interval = float(value)
+                if self.next_scan is not None:
+                    self.next_scan = now + (self.interval if self.interval > 0
+                                            else float("inf"))
+            else:
+                root = int(key.split(".")[1])
+                if value is None:
+                    self.root_interval.pop(root, None)
+                    self.root_next.pop(root, None)
+                else:
+                    self.root_interval[root] = float(value)
+                    self.root_next[root] = now + (float(value) if value > 0
+                                                  else float("inf"))
 
     async def start(self) -> None:
         # Subtree totals may lag after a crash between a batch and its roll-up: redo them.
@@ -67,8 +89,20 @@ class Reconciler:
                 now = time.monotonic()
                 if now >= self.next_scan:
                     self.next_scan = now + self.interval
-                    if self.sources.local():
+                    roots = [s.id for s in self.sources.local()]
+                    own = [r for r in roots if r in self.root_interval]
+                    if roots and not own:
                         await self.jobs.submit("scan", {})
+                    elif own:  # the others have their own schedule
+                        for root in roots:
+                            if root not in own:
+                                await self.jobs.submit("scan", {"root": root})
+                for root, due in list(self.root_next.items()):
+                    if now >= due and root in self.sources.by_id:
+                        interval = self.root_interval.get(root, 0.0)
+                        self.root_next[root] = now + (interval if interval > 0
+                                                      else float("inf"))
+                        await self.jobs.submit("scan", {"root": root})
                 if now >= next_cleanup:
                     next_cleanup = now + CLEANUP_EVERY
                     await self.jobs.submit("cleanup", {})

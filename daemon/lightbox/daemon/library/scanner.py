@@ -34,6 +34,7 @@ from lightbox.common import logs
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
+from lightbox.daemon.library import vanish
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.library.listing import FileEntry, Listing, list_many, wanted_file
 from lightbox.daemon.library.sources import Source, Sources
@@ -63,6 +64,7 @@ class ScanReport:
     missing: int = 0
     removed: int = 0
     skipped: int = 0
+    suspect: int = 0
     problems: list[str] = field(default_factory=list)
 
     def problem(self, text: str) -> None:
@@ -155,6 +157,10 @@ class Scanner:
         seen: set[str] = set()  # folders that exist on disk
         vanished: list[Any] = []
         moved_ids: set[int] = set()
+        # Digests of folders with photos gone: recorded by ``_vanish``, in the transaction
+        # that marks those photos missing, never before (a kill in between would leave a
+        # digest saying the catalog matches a listing it does not match).
+        deferred: dict[int, str] = {}
         queue: deque[str] = deque([start])
         seen.add(start)
         # Big passes list directories in the worker processes, several batches at once (the
@@ -199,7 +205,7 @@ class Scanner:
                         queue.append(child)
             listings = kept
             await self._apply(source, listings, full, report, vanished, moved_ids,
-                              immediate=not confirm)
+                              deferred, confirm)
             report.folders += len(listings)
             if progress:
                 progress(report)
@@ -214,7 +220,7 @@ class Scanner:
             report.problem("root went offline during the scan; nothing marked missing")
             raise
         await self._vanish(source, start, recursive, confirm, pass_started, listed, seen,
-                           vanished, moved_ids, report)
+                           vanished, moved_ids, deferred, report)
         if confirm:
             await self.writer.rollup(source)
         else:
@@ -226,7 +232,7 @@ class Scanner:
 
     async def _apply(self, source: Source, listings: list[Listing], full: bool,
                      report: ScanReport, vanished: list[Any], moved_ids: set[int],
-                     immediate: bool) -> None:
+                     deferred: dict[int, str], confirm: bool) -> None:
         touched: set[int] = set()
         async with self.writer.lock(source.id), self.db.engine.begin() as conn:
             infos: dict[str, FolderInfo] = {}
@@ -244,7 +250,7 @@ class Scanner:
             for rel in same:
                 report.files += by_rel[rel].count
             if same:
-                await self._missing_in(conn, [infos[r].id for r in same], vanished, immediate)
+                await self._missing_in(conn, [infos[r].id for r in same], vanished, confirm)
             ids = [i.id for rel, i in infos.items() if rel not in same]
             existing: dict[int, dict[str, Any]] = {fid: {} for fid in ids}
             if ids:
@@ -291,20 +297,19 @@ class Scanner:
                 report.restored += len(restored)
             if new:
                 await self._insert_or_move(conn, source, new, report, moved_ids, touched)
-            if immediate:
-                live = [r for r in gone if r.status != "missing" and r.id not in moved_ids]
-                if live:
-                    await self.writer.mark_missing(conn, source, live, touched)
-                    report.missing += len(live)
-            else:
-                vanished.extend(gone)
+            # Photos not found change state only at the end of the pass (``_vanish``):
+            # after the root was checked again, and through the mass-vanish guard.
+            vanished.extend(gone)
+            gone_in = {r.folder_id for r in gone if r.status != "missing"}
             if touched:
                 await self.writer.recount(conn, touched)
-            # What was just reconciled matches its listing now (rows marked missing later
-            # in a confirming pass clear the digest again when they are).
+            # What was just reconciled matches its listing now; a folder with photos gone
+            # matches it once they are marked missing, so its digest waits for that.
+            digests = {infos[lst.rel].id: lst.digest for lst in listings
+                       if not lst.gone and lst.rel not in same and lst.digest is not None}
+            deferred.update((fid, h) for fid, h in digests.items() if fid in gone_in)
             await self.writer.remember_listings(conn, {
-                infos[lst.rel].id: lst.digest for lst in listings
-                if not lst.gone and lst.rel not in same and lst.digest is not None})
+                fid: h for fid, h in digests.items() if fid not in gone_in})
         # Changed files are announced by the indexer once re-read; files found again now.
         back: dict[int, list[int]] = {}
         for r in restored:
@@ -315,10 +320,10 @@ class Scanner:
             self.changes.folders(source.id, touched)
 
     async def _missing_in(self, conn: Any, folder_ids: list[int], vanished: list[Any],
-                          immediate: bool) -> None:
+                          confirm: bool) -> None:
         """Photos already missing in folders skipped as unchanged: a confirming pass must
         still see them, to remove them."""
-        if immediate:
+        if not confirm:
             return
         for start in range(0, len(folder_ids), 500):
             vanished.extend((await conn.execute(sa.select(
@@ -379,7 +384,8 @@ class Scanner:
 
     async def _vanish(self, source: Source, start: str, recursive: bool, confirm: bool,
                       pass_started: Any, listed: set[str], seen: set[str],
-                      vanished: list[Any], moved_ids: set[int], report: ScanReport) -> None:
+                      vanished: list[Any], moved_ids: set[int], deferred: dict[int, str],
+                      report: ScanReport) -> None:
         """End of pass: photos and folders that were not found change state."""
         mapping = await self.writer.folder_map(source)
         touched: set[int] = set()
@@ -405,7 +411,21 @@ class Scanner:
                     gone_rows += (await conn.execute(sa.select(
                         P.c.id, P.c.folder_id, P.c.name, P.c.status, P.c.missing_since)
                         .where(P.c.folder_id.in_(lost_ids[chunk_start:chunk_start + 500])))).all()
-            to_mark = [r for r in gone_rows if r.status != "missing"]
+            live = {r.id: r for r in gone_rows if r.status != "missing"}
+            covered = {mapping[rel].id for rel in listed if rel in mapping}
+            covered.update(info.id for _, info in lost_folders)
+            # A photo seen again by this pass is no longer suspect: the guard needs to hear
+            # of passes that found nothing gone, too.
+            total = await self._live_count(conn, source) if len(live) > vanish.MIN_HELD else 0
+            allowed = set(self.sources.guard.decide(
+                source, [(r.id, r.folder_id) for r in live.values()], covered, total))
+            to_mark = [r for pid, r in live.items() if pid in allowed]
+            held = len(live) - len(to_mark)
+            if held:
+                report.suspect += held
+                report.problem(f"{held} photos not found are held as suspect (more than "
+                               f"{vanish.limit(total)} at once); nothing under them changes "
+                               "until a later pass confirms, or `lightbox roots confirm`")
             to_remove = [r for r in gone_rows if r.status == "missing" and confirm
                          and r.missing_since is not None and r.missing_since < pass_started]
             if to_mark:
@@ -415,7 +435,8 @@ class Scanner:
                 await self.writer.delete_photos(conn, source, to_remove, touched)
                 report.removed += len(to_remove)
             now = utcnow()
-            for rel, info in sorted(lost_folders, key=lambda x: -len(x[0])):
+            # While photos are held, no folder is taken for lost either.
+            for rel, info in sorted(lost_folders if not held else [], key=lambda x: -len(x[0])):
                 if info.missing_since is None:
                     await conn.execute(F.update().where(F.c.id == info.id)
                                        .values(missing_since=now))
@@ -436,5 +457,34 @@ class Scanner:
             touched &= existing_ids
             if touched:
                 await self.writer.recount(conn, touched)
+            # Folders whose gone photos are all marked missing now match their listings.
+            unsettled = {r.folder_id for pid, r in live.items() if pid not in allowed}
+            await self.writer.remember_listings(conn, {
+                fid: h for fid, h in deferred.items()
+                if fid not in unsettled and fid in existing_ids})
         if touched:
             self.changes.folders(source.id, touched)
+
+    async def _live_count(self, conn: Any, source: Source) -> int:
+        """Photos of the root that are not missing (what the guard's share is of)."""
+        return int(await conn.scalar(sa.select(sa.func.count()).select_from(P).where(
+            P.c.source_id == source.id, P.c.status != "missing")) or 0)
+
+    async def confirm_vanished(self, source: Source) -> int:
+        """``roots.confirm``: the photos held as suspect become missing now (a later
+        confirming pass removes them, if they are still not there)."""
+        ids = self.sources.guard.take(source)
+        touched: set[int] = set()
+        marked: list[Any] = []
+        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                marked += (await conn.execute(sa.select(
+                    P.c.id, P.c.folder_id, P.c.status).where(
+                    P.c.id.in_(ids[start:start + 500]), P.c.status != "missing"))).all()
+            if marked:
+                await self.writer.mark_missing(conn, source, marked, touched)
+                await self.writer.recount(conn, touched)
+        if touched:
+            self.changes.folders(source.id, touched)
+            await self.writer.rollup(source)
+        return len(marked)

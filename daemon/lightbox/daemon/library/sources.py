@@ -4,9 +4,11 @@ A root that cannot be read must never make its photos look deleted. Before anyth
 root changes state, ``check`` must say it is online:
 
 - its path exists and is a directory we can list;
-- it is on the device it was on when added (an unmounted disk leaves an empty mount point
-  on the parent file system) — unless known files are visible again, in which case the
-  library moved disks and the new device is recorded;
+- it is the directory that was added (``identity``: the root's own (dev, inode) and the
+  mount it lives on): an unmounted disk or bind mount leaves another directory at the path,
+  empty or not (a ``.keep``), and that is offline — unless most of the known names at its
+  top are visible there, in which case the library was moved or restored to another disk
+  and the new identity is recorded;
 - it is not suddenly empty while the catalog holds photos under it.
 
 An offline root is reported (``source.offline``), left untouched and polled until it is
@@ -35,6 +37,8 @@ from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.library import admission
+from lightbox.daemon.library.identity import Identity, probe
+from lightbox.daemon.library.vanish import VanishGuard
 
 log = logs.get("sources")
 
@@ -49,6 +53,7 @@ class Source:
     online: bool
     status: str | None
     scanned_at: Any = None
+    identity: Identity | None = None  # local roots: what ``check`` compares against
 
 
 class Sources:
@@ -57,9 +62,12 @@ class Sources:
     name = "sources"
 
     def __init__(self, db: Database, bus: EventBus, *,
-                 guarded: Sequence[admission.Guarded] = ()) -> None:
+                 guarded: Sequence[admission.Guarded] = (), vanish_delay: float = 600.0
+                 ) -> None:
         self.db = db
         self.bus = bus
+        # Photos a pass found gone in numbers too large to believe at once (``vanish``).
+        self.guard = VanishGuard(vanish_delay, bus.publish)
         # The daemon's own directories: no root may be, hold or lie inside one.
         self.guarded = tuple(guarded)
         self.by_id: dict[int, Source] = {}
@@ -74,7 +82,9 @@ class Sources:
 
     def status(self) -> dict[str, Any]:
         return {"roots": len(self.by_id),
-                "offline": [s.name for s in self.by_id.values() if not s.online]}
+                "offline": [s.name for s in self.by_id.values() if not s.online],
+                "suspect": {s.name: held for s in self.by_id.values()
+                            if (held := self.guard.describe(s.id)) is not None}}
 
     async def load(self) -> None:
         s = tables.sources
@@ -82,7 +92,7 @@ class Sources:
             rows = (await conn.execute(sa.select(s).order_by(s.c.id))).mappings().all()
         self.by_id = {r["id"]: Source(r["id"], r["kind"], r["name"], r["path"] or "",
                                       r["device"], bool(r["online"]), r["status"],
-                                      r["scanned_at"]) for r in rows}
+                                      r["scanned_at"], _identity(r)) for r in rows}
 
     async def reload(self) -> None:
         """Read the table again (the catalog moved to another database), keeping the
@@ -144,6 +154,7 @@ class Sources:
         real = await asyncio.to_thread(admission.resolve, path)
         try:
             st = await asyncio.to_thread(os.stat, real)
+            ident = await asyncio.to_thread(probe, real)
         except FileNotFoundError:
             raise NotFound(f"{real} does not exist") from None
         except PermissionError:
@@ -177,13 +188,13 @@ class Sources:
         now = utcnow()
         async with self.db.engine.begin() as conn:
             result = await conn.execute(tables.sources.insert().values(
-                kind="local", name=label, path=real, device=st.st_dev, online=True,
-                created_at=now))
+                kind="local", name=label, path=real, device=ident.dev, online=True,
+                created_at=now, **_identity_values(ident)))
             source_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             await conn.execute(tables.folders.insert().values(
                 source_id=source_id, parent_id=None, path="", path_hash=paths.path_hash(""),
                 name=label, depth=0, first_seen=now))
-        src = Source(source_id, "local", label, real, st.st_dev, True, None)
+        src = Source(source_id, "local", label, real, ident.dev, True, None, identity=ident)
         self.by_id[source_id] = src
         self.bus.publish("source", "added", {"id": source_id, "name": label, "path": real})
         log.info("root added", id=source_id, name=label, path=real)
@@ -202,14 +213,26 @@ class Sources:
             await conn.execute(f.delete().where(f.c.source_id == src.id))
             await conn.execute(tables.sources.delete().where(tables.sources.c.id == src.id))
         self.by_id.pop(src.id, None)
+        self.guard.forget(src.id)
         self.bus.publish("source", "removed", {"id": src.id, "name": src.name})
         log.info("root removed", id=src.id, name=src.name, photos=photos)
         return {"removed": src.id, "photos": int(photos or 0), "folders": int(folders or 0)}
 
     # -- online / offline -----------------------------------------------------------------
     async def check(self, src: Source) -> str | None:
-        """None when the root can be trusted, else why not."""
-        return await asyncio.to_thread(self._check_sync, src, await self._known_names(src))
+        """None when the root can be trusted, else why not.
+
+        A root found to be another directory that holds the library's files (moved or
+        restored to another disk) has its new identity recorded here.
+        """
+        reason, found = await asyncio.to_thread(self._check_sync, src,
+                                                await self._known_names(src))
+        if reason is None and found is not None and found != src.identity:
+            src.identity, src.device = found, found.dev
+            async with self.db.engine.begin() as conn:
+                await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)
+                                   .values(device=found.dev, **_identity_values(found)))
+        return reason
 
     async def _known_names(self, src: Source) -> tuple[int, list[str]]:
         """How many photos the catalog has under the root, and a few names at its top."""
@@ -227,35 +250,50 @@ class Sources:
                     p.c.folder_id == top, p.c.status != "missing").limit(25))).scalars().all()
         return int(count or 0), names
 
-    def _check_sync(self, src: Source, known: tuple[int, list[str]]) -> str | None:
+    def _check_sync(self, src: Source, known: tuple[int, list[str]]
+                    ) -> tuple[str | None, Identity | None]:
+        """(why the root cannot be trusted or None, its identity now)."""
         count, names = known
         try:
-            st = os.stat(src.path)
+            found = probe(src.path)
         except FileNotFoundError:
-            return f"{src.path} is not there (unmounted, renamed or deleted?)"
+            return f"{src.path} is not there (unmounted, renamed or deleted?)", None
         except OSError as exc:
-            return f"{src.path}: {exc.strerror}"
+            return f"{src.path}: {exc.strerror}", None
         if not os.path.isdir(src.path):
-            return f"{src.path} is no longer a directory"
+            return f"{src.path} is no longer a directory", None
         try:
             with os.scandir(src.path) as it:
                 empty = next(it, None) is None
         except OSError as exc:
-            return f"cannot list {src.path}: {exc.strerror}"
+            return f"cannot list {src.path}: {exc.strerror}", None
         if empty and count > 0:
             return (f"{src.path} is empty but the catalog has {count} photos under it "
-                    "(is the disk mounted?)")
-        if src.device is not None and st.st_dev != src.device:
-            if names and any(os.path.lexists(os.path.join(src.path, n)) for n in names):
-                log.info("root is on another device now; known files are there",
-                         root=src.name, old=src.device, new=st.st_dev)
-                src.device = st.st_dev
-                return None
-            if count > 0:
-                return (f"{src.path} is on another file system than when it was added and "
-                        "none of its known files are there (unmounted?)")
-            src.device = st.st_dev
-        return None
+                    "(is the disk mounted?)"), None
+        recorded = src.identity
+        if recorded is None and src.device is not None:
+            recorded = Identity(src.device, -1)   # recorded before identities: device only
+        if recorded is None or count == 0:
+            return None, found   # nothing to lose: take the directory as it is
+        if recorded.same_directory(found) or (recorded.inode == -1
+                                             and recorded.dev == found.dev):
+            if recorded.mount_id is not None and found.mount_id != recorded.mount_id:
+                log.info("root's file system was mounted again", root=src.name,
+                         old=recorded.mount_id, new=found.mount_id)
+            return None, found
+        # Another directory stands at the path. The library moved (copied to a new disk,
+        # restored from a backup) if what the catalog knows at its top is there; an unmount
+        # leaves a mount point that holds none of it, or only a stray file or two.
+        visible = sum(1 for n in names if os.path.lexists(os.path.join(src.path, n)))
+        if names and visible * 2 >= len(names):
+            log.warning("root is another directory now, holding the library's files; "
+                        "its new identity is recorded", root=src.name,
+                        old=recorded.describe(), new=found.describe(),
+                        known=len(names), visible=visible)
+            return None, found
+        return (f"{src.path} is not the directory that was added ({found.describe()}, "
+                f"was {recorded.describe()}) and {visible} of {len(names)} known names are "
+                "there (unmounted?)"), None
 
     async def set_online(self, src: Source, reason: str | None) -> bool:
         """Record the root's state; returns True when it changed."""
@@ -264,7 +302,7 @@ class Sources:
         src.online, src.status = online, reason
         async with self.db.engine.begin() as conn:
             await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)
-                               .values(online=online, status=reason, device=src.device))
+                               .values(online=online, status=reason))
         if changed:
             for hook in self.on_online:
                 hook(src, online)
@@ -327,5 +365,19 @@ class Sources:
                 "folders": folders.get(s.id, 0),
                 "folder_id": top.id if top else None,
                 "scanned_at": iso(s.scanned_at), "watching": s.id in watching,
+                "suspect": self.guard.describe(s.id),
             })
         return out
+
+
+def _identity(row: Any) -> Identity | None:
+    if row["device"] is None or row["root_inode"] is None:
+        return None
+    return Identity(int(row["device"]), int(row["root_inode"]),
+                    None if row["mount_id"] is None else int(row["mount_id"]),
+                    row["mount_device"])
+
+
+def _identity_values(ident: Identity) -> dict[str, Any]:
+    return {"root_inode": ident.inode, "mount_id": ident.mount_id,
+            "mount_device": ident.mount_device}

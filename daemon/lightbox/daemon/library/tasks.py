@@ -39,6 +39,13 @@ P = tables.photos
 
 
 class LibraryTasks:
+    name = "tasks"
+    settings_keys = ("thumbnails.cleanup_days",)
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """The next cleanup uses the new age."""
+        self.cleanup_days = int(changes["thumbnails.cleanup_days"])
+
     def __init__(self, db: Database, sources: Sources, scanner: Scanner, indexer: Indexer,
                  thumbs_dir: Path, cleanup_days: int) -> None:
         self.db = db

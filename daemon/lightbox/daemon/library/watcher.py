@@ -104,6 +104,8 @@ class _Pending:
 
 class Watcher:
     name = "watcher"
+    settings_keys = ("library.watch", "library.max_watches", "library.debounce",
+                     "library.poll_interval", "roots.*.watch")
 
     def __init__(self, sources: Sources, scanner: Scanner, writer: CatalogWriter, *,
                  enabled: bool, debounce: float, max_watches: int,
@@ -131,6 +133,32 @@ class Watcher:
         self._kick = asyncio.Event()
         self.events = 0
         self.passes = 0
+        self.unwatched: set[int] = set()  # roots whose roots.<id>.watch is off
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """New settings: a new debounce is used by the next settling pass, a new poll
+        interval by the next sleep; a root's ``watch`` turned off stops its watch at once
+        (on: starts it). ``library.watch`` and ``library.max_watches`` are read at start."""
+        for key, value in changes.items():
+            if key == "library.debounce":
+                self.debounce = float(value)
+                self._kick.set()
+            elif key == "library.poll_interval":
+                self.poll_interval = float(value)
+            elif key == "library.watch":
+                self.enabled = bool(value)
+            elif key == "library.max_watches":
+                self.max_watches = int(value) or inotify_budget()
+            elif key.startswith("roots.") and key.endswith(".watch"):
+                root = int(key.split(".")[1])
+                if value:
+                    self.unwatched.discard(root)
+                    source = self.sources.by_id.get(root)
+                    if source is not None and source.online and self.loop is not None:
+                        await self.watch(source)
+                else:
+                    self.unwatched.add(root)
+                    self.unwatch(root)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -173,6 +201,9 @@ class Watcher:
     async def watch(self, source: Source) -> None:
         """Start watching a root (or polling it, when watching would cost too much)."""
         if not self.enabled or self.observer is None or source.id in self.watches:
+            return
+        if source.id in self.unwatched:
+            log.info("not watching this root (roots.<id>.watch is off)", root=source.name)
             return
         dirs = await asyncio.to_thread(count_dirs, source.path, self.max_watches + 1)
         if dirs > self.max_watches:

@@ -23,6 +23,13 @@ async def add(ctx: Context, path: str, name: str | None, scan: bool) -> dict[str
     return {"root": next(r for r in roots if r["id"] == source.id), "job": job}
 
 
+@method("roots.confirm")
+async def confirm(ctx: Context, root: Any) -> dict[str, Any]:
+    d = ctx.daemon
+    source = d.sources.resolve(root)
+    return {"root": source.id, "confirmed": await d.scanner.confirm_vanished(source)}
+
+
 @method("roots.remove")
 async def remove(ctx: Context, root: Any) -> dict[str, Any]:
     d = ctx.daemon

@@ -20,6 +20,8 @@ log = logs.get("control")
 async def hello(ctx: Context, client: str | None, protocol: int | None) -> dict[str, Any]:
     d = ctx.daemon
     if client:
+        if ctx.caller is not None:
+            d.control.declare_client(ctx.caller.identity, client)
         log.debug("client said hello", client=client, peer=ctx.peer, protocol=protocol)
     return {
         "protocol": PROTOCOL_VERSION,

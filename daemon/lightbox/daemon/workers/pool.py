@@ -196,6 +196,7 @@ class WorkerPool:
     """``await pool.submit(fn, *args)`` runs ``fn(*args)`` in a worker process."""
 
     name = "workers"
+    settings_keys = ("workers.processes", "workers.task_timeout", "workers.memory_mb")
 
     def __init__(self, processes: int, *, task_timeout: float = 60.0,
                  memory_limit: int | None = 2 << 30, max_tasks_per_child: int = 500,
@@ -276,6 +277,42 @@ class WorkerPool:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         log.info("stopped", completed=self.completed, replaced=self.replaced)
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """New settings: the pool grows or shrinks to the new count at once (idle workers
+        leave first, busy ones after their task); a new timeout applies to tasks started
+        from now on, a new memory limit to workers started from now on."""
+        if "workers.task_timeout" in changes:
+            self.task_timeout = float(changes["workers.task_timeout"])
+        if "workers.memory_mb" in changes:
+            mb = int(changes["workers.memory_mb"])
+            self.memory_limit = mb << 20 if mb else None
+        if "workers.processes" in changes:
+            self.resize(int(changes["workers.processes"]) or os.cpu_count() or 2)
+
+    def resize(self, processes: int) -> None:
+        if processes < 1:
+            raise ValueError("processes must be >= 1")
+        self.processes = processes
+        if not self._started or self._closing:
+            return
+        staying = [w for w in self._workers if not w.gone and not w.retiring]
+        for _ in range(processes - len(staying)):
+            self._spawn()
+        extra = len(staying) - processes
+        if extra > 0:
+            # Idle ones first, the newest (still starting) before the ready ones.
+            staying.sort(key=lambda w: (w.task is not None, w.ready, -w.id))
+            for w in staying[:extra]:
+                w.retiring = True
+                if w.task is None:
+                    self._retire(w)
+        log.info("resized", processes=processes)
+
+    def _retire(self, w: _Worker) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            w.conn.send(None)
+        self._background_task(self._reap(w, 5.0))
 
     @property
     def closing(self) -> bool:
@@ -411,7 +448,9 @@ class WorkerPool:
             self.failed += 1
             _settle(task.future, exc=value if isinstance(value, BaseException)
                     else RuntimeError(str(value)))
-        if w.done >= self.max_tasks_per_child and not self._closing:
+        if w.retiring and not self._closing:  # the pool shrank while it was busy
+            self._retire(w)
+        elif w.done >= self.max_tasks_per_child and not self._closing:
             w.retiring = True
             self.recycled += 1
             with contextlib.suppress(OSError, ValueError):

@@ -254,10 +254,12 @@ def symbol_cells(img: Image.Image, f: Fit, symbol_set: str = "blocks") -> symbol
 
 
 # -- Sixel ------------------------------------------------------------------------------------
-def sixel_data(img: Image.Image) -> str:
+def sixel_data(img: Image.Image) -> tuple[str, tuple[int, int]]:
+    """The Sixel text and the size it draws at (smaller than ``img`` when the byte budget
+    made it so)."""
     from lightbox.tui.imaging import sixel
 
-    return sixel.encode(img)
+    return sixel.encode_sized(img, budget=sixel.budget_from_env())
 
 
 # -- Kitty ------------------------------------------------------------------------------------
@@ -328,8 +330,9 @@ def encode(data: bytes, mode: str, cols: int, rows: int, cell: tuple[int, int],
         return Encoded(mode, f.cols, f.rows, cells=cells, source=src,
                        nbytes=f.cols * f.rows * 10 + 256, prebuilt=symbol_strips(cells))
     if mode == "sixel":
-        text = sixel_data(img)
-        return Encoded(mode, f.cols, f.rows, data=text, source=src, nbytes=len(text) + 512)
+        text, (w, h) = sixel_data(img)
+        cols_, rows_ = min(f.cols, math.ceil(w / cell[0])), min(f.rows, math.ceil(h / cell[1]))
+        return Encoded(mode, cols_, rows_, data=text, source=src, nbytes=len(text) + 512)
     if mode == "kitty":
         image_id, text, strips = kitty_image(img, f, cell, background)
         return Encoded(mode, f.cols, f.rows, data=text, image_id=image_id, source=src,

@@ -14,13 +14,20 @@ numbered by how often they are selected (``#5`` costs a byte less than ``#125``)
 picture over ``budget`` bytes is encoded again with fewer colours *where the picture is
 busy* (a pixel whose neighbourhood changes brightness by more than ``TEXTURE``): there the
 palette's neighbours are merged into a coarser set, which texture hides, while smooth areas
-(skies, skin, walls), where fewer colours would show as bands, keep the full palette.
+(skies, skin, walls), where fewer colours would show as bands, keep the full palette. The
+merge distance grows in steps (``NEAR``) until the estimate fits. A picture still over the
+budget after the widest merge (dense foliage or gravel, where every band holds most of the
+palette: 5 of 20 corpus previews) is drawn smaller, scaled so it fits: over a slow link a
+slightly smaller preview at once beats a full-size one that takes seconds to arrive, and the
+budget is the user's to raise (``LIGHTBOX_SIXEL_BUDGET``, bytes; 0 for none).
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import math
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -28,7 +35,10 @@ from PIL import Image
 
 _OFFSET = 63  # "?" is the empty sixel
 BUDGET = 500_000  # bytes a picture should not exceed (a 120x40 preview; slow links)
-NEAR = 24.0  # RGB distance of colours merged in busy areas, over budget
+# RGB distances of colours merged in busy areas, tried in turn while over budget: past 48
+# the merge shifts colours visibly even in texture, and shrinking costs less to the eye.
+NEAR = (24.0, 36.0, 48.0)
+SHRINKS = 4  # attempts at a smaller picture before giving up on the budget
 TEXTURE = 8  # brightness steps between neighbours above which a pixel counts as busy
 log = logging.getLogger("lightbox.tui.images")
 
@@ -197,18 +207,55 @@ def _encode(q: Image.Image) -> str:
     return (_header(w, h, registers) + b"".join(_bands(px, w, h)) + b"\x1b\\").decode("ascii")
 
 
+def budget_from_env(env: dict[str, str] | None = None) -> int | None:
+    """The Sixel byte budget: ``LIGHTBOX_SIXEL_BUDGET`` (bytes, 0 for none) or ``BUDGET``."""
+    raw = (os.environ if env is None else env).get("LIGHTBOX_SIXEL_BUDGET", "").strip()
+    if not raw:
+        return BUDGET
+    try:
+        n = int(raw)
+    except ValueError:
+        log.warning("LIGHTBOX_SIXEL_BUDGET=%r is not a number of bytes: using %d", raw, BUDGET)
+        return BUDGET
+    return n if n > 0 else None
+
+
 def encode(img: Image.Image, colors: int = 256, *, budget: int | None = BUDGET) -> str:
     """``img`` (RGB) as a Sixel DCS string, drawn at the cursor, with transparent gaps;
-    over ``budget`` bytes, busy areas get fewer colours (see the module docstring)."""
+    over ``budget`` bytes, busy areas get fewer colours and, as a last resort, the picture
+    is drawn smaller (see the module docstring; ``encode_sized`` says at what size)."""
+    return encode_sized(img, colors, budget=budget)[0]
+
+
+def encode_sized(img: Image.Image, colors: int = 256, *,
+                 budget: int | None = BUDGET) -> tuple[str, tuple[int, int]]:
+    """``encode``, and the size of the picture drawn (smaller than ``img`` only when even
+    the widest merge stays over ``budget``)."""
     if img.mode != "RGB":
         img = img.convert("RGB")
     q = palette_image(img, colors)
-    guess = estimate(q)
-    if budget is None or guess <= budget:
-        return _encode(q)
-    log.debug("sixel %dx%d: about %d bytes: near colours merged where busy", img.width,
-              img.height, guess)
-    return _encode(coarser(q, img, NEAR))
+    if budget is None or estimate(q) <= budget:
+        return _encode(q), img.size
+    text = ""
+    for attempt in range(SHRINKS + 1):
+        guess = 0
+        for distance in NEAR:
+            merged = coarser(q, img, distance)
+            guess = estimate(merged)
+            if guess <= budget:
+                break
+        text = _encode(merged)
+        if len(text) <= budget or attempt == SHRINKS or min(img.size) <= 12:
+            break
+        # Bytes follow the pixel count: scale both sides by the root of what is too much.
+        scale = math.sqrt(budget / len(text)) * 0.97
+        w, h = max(6, int(img.width * scale)), max(6, int(img.height * scale))
+        h -= h % 6 if h >= 6 else 0
+        log.debug("sixel %dx%d: %d bytes after merging: drawn at %dx%d", img.width,
+                  img.height, len(text), w, h)
+        img = img.resize((w, h), Image.Resampling.LANCZOS)
+        q = palette_image(img, colors)
+    return text, img.size
 
 
 def estimate(q: Image.Image) -> int:

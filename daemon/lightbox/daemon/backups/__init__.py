@@ -1,0 +1,1 @@
+"""Backups (targets, runs, verify, restore, schedules) and import from a card or folder."""

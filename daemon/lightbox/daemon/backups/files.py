@@ -1,0 +1,512 @@
+"""What a backup target looks like on disk, and every file operation on it.
+
+Everything here is blocking and runs in threads (``asyncio.to_thread``), never on the event
+loop. A target is a plain folder a person can use without lightbox::
+
+    <target>/README.txt             what the folder is, how to verify and restore it
+    <target>/SHA256SUMS             `sha256sum -c SHA256SUMS` checks every copy
+    <target>/<root name>/<path>     the photos, byte for byte, in the library's layout
+    <target>/.lightbox-target       marker: which target this folder is (a JSON object)
+    <target>/.lightbox-tmp/         files being written; nothing there is a finished copy
+
+A copy is written under a temporary name in ``.lightbox-tmp`` (same file system, so the
+rename is atomic), fsynced, its page cache dropped and read back and hashed, then renamed to
+its final name (never over an existing file), and the directory is fsynced before the
+manifest records it. A file under its final name is therefore always complete; a crash
+leaves at most a temporary file (removed by the next run) or a finished file the manifest
+does not know yet (recognised by its hash and adopted by the next run, not copied again).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import itertools
+import json
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from lightbox.daemon.media import confine
+
+MARKER = ".lightbox-target"
+TMP_DIR = ".lightbox-tmp"
+SUMS = "SHA256SUMS"
+README = "README.txt"
+RESERVED = frozenset({MARKER, TMP_DIR, SUMS, README})
+CHUNK = 1 << 20
+
+# Why a run stops (``data.reason`` of the failed job).
+TARGET_MISSING, TARGET_READ_ONLY, DISK_FULL, TARGET_IO = (
+    "target_missing", "target_read_only", "disk_full", "target_io")
+
+_counter = itertools.count()
+
+README_TEXT = """\
+This folder is a backup made by lightbox (a photo library daemon).
+
+Layout: every photo is stored byte for byte under <root name>/<path inside that root>.
+A photo whose content changed after it was copied is kept under its old name, and the new
+content is stored beside it as <name>.<first 8 hex digits of its sha256>.<extension>.
+Nothing is ever deleted from this folder unless the target was configured to do so.
+
+Checking it without lightbox (GNU coreutils):
+
+    cd {path}
+    sha256sum -c --quiet SHA256SUMS
+
+prints only the files that are missing or damaged. SHA256SUMS is rewritten after every run.
+
+Restoring without lightbox: copy the folders you need (cp -a, rsync -a). The files beginning
+with ".lightbox" belong to lightbox and are not photos.
+"""
+
+
+class TargetError(Exception):
+    """The target cannot take writes (missing, read-only, full, failing): stop the run."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def target_error(exc: OSError, where: str) -> TargetError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return TargetError(DISK_FULL, f"the target is full ({where})")
+    if exc.errno == errno.EROFS:
+        return TargetError(TARGET_READ_ONLY, f"the target is read-only ({where})")
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENODEV, errno.ESTALE, errno.ENXIO):
+        return TargetError(TARGET_MISSING, f"the target went away ({where}: {exc.strerror})")
+    return TargetError(TARGET_IO, f"writing to the target failed ({where}: {exc.strerror})")
+
+
+# -- the folder itself --------------------------------------------------------------------
+
+def read_marker(path: str) -> dict[str, object] | None:
+    try:
+        with open(os.path.join(path, MARKER), "rb") as f:
+            data = json.loads(f.read(65536))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def prepare(path: str, name: str, marker: str) -> None:
+    """Make ``path`` the target ``marker`` (``backups.add``): marker, README, temp dir."""
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+    os.makedirs(os.path.join(path, TMP_DIR), exist_ok=True)
+    write_atomic(path, MARKER, json.dumps({"lightbox": "backup target", "name": name,
+                                           "id": marker}, indent=1).encode() + b"\n")
+    write_atomic(path, README, README_TEXT.format(path=path).encode())
+    if not os.path.exists(os.path.join(path, SUMS)):
+        write_atomic(path, SUMS, b"")
+
+
+def check(path: str, marker: str) -> TargetError | None:
+    """None when ``path`` is this target and takes writes; else why not (nothing written)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return TargetError(TARGET_MISSING, f"{path} is not there (unmounted, renamed or "
+                                           "deleted?)")
+    except OSError as exc:
+        return TargetError(TARGET_MISSING, f"{path}: {exc.strerror}")
+    if not stat.S_ISDIR(st.st_mode):
+        return TargetError(TARGET_MISSING, f"{path} is not a directory")
+    found = read_marker(path)
+    if found is None or found.get("id") != marker:
+        return TargetError(TARGET_MISSING, f"{path} is not this target: its marker file "
+                           f"{MARKER} is {'missing' if found is None else 'another'} (is the "
+                           "disk mounted?)")
+    tmp = os.path.join(path, TMP_DIR)
+    try:
+        os.makedirs(tmp, exist_ok=True)
+        probe = os.path.join(tmp, f"probe-{os.getpid()}")
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return target_error(exc, "a test write")
+    return None
+
+
+def clear_temp(path: str) -> int:
+    """Remove what interrupted runs left in the temp dir (the caller holds the run lock)."""
+    removed = 0
+    tmp = os.path.join(path, TMP_DIR)
+    try:
+        entries = list(os.scandir(tmp))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            os.unlink(entry.path)
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(directory: str, name: str, data: bytes | Iterable[bytes]) -> None:
+    """``directory/name`` replaced by ``data`` at once: temp file, fsync, rename, dir fsync."""
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{next(_counter)}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                for chunk in data:
+                    f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(directory, name))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(directory)
+
+
+def sums_line(sha256: str, path: str) -> bytes:
+    r"""One line of a ``sha256sum`` file, escaped as GNU coreutils does: a name holding ``\``
+    or a newline is written with them escaped and the line starts with ``\``."""
+    if "\\" in path or "\n" in path or "\r" in path:
+        escaped = path.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        return f"\\{sha256}  {escaped}\n".encode("utf-8", "surrogateescape")
+    return f"{sha256}  {path}\n".encode("utf-8", "surrogateescape")
+
+
+def write_sums(path: str, rows: Iterable[tuple[str, str]]) -> None:
+    """Rewrite SHA256SUMS from (sha256, path) rows, atomically."""
+    def lines() -> Iterator[bytes]:
+        buf: list[bytes] = []
+        for sha, rel in rows:
+            buf.append(sums_line(sha, rel))
+            if len(buf) >= 4096:
+                yield b"".join(buf)
+                buf.clear()
+        yield b"".join(buf)
+
+    write_atomic(path, SUMS, lines())
+
+
+# -- names on the target ------------------------------------------------------------------
+
+def source_dir(name: str) -> str:
+    """A root's folder name on the target: its name, made a single safe path component."""
+    safe = name.replace("/", "_").replace("\0", "_").strip() or "_"
+    if safe in (".", "..") or safe in RESERVED or safe.startswith(".lightbox"):
+        safe = "_" + safe
+    return safe
+
+
+def target_rel(source: str, folder: str, name: str) -> str:
+    parts = [source_dir(source)]
+    if folder:
+        parts.append(folder)
+    parts.append(name)
+    return "/".join(parts)
+
+
+def variant(rel: str, sha256: str) -> str:
+    """Where other content for an occupied name goes: ``name.<sha8>.ext``."""
+    head, _, name = rel.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    new = f"{stem}.{sha256[:8]}" + (f".{ext}" if ext else "")
+    return f"{head}/{new}" if head else new
+
+
+# -- hashing and copying ------------------------------------------------------------------
+
+def hash_file(f: BinaryIO) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    while True:
+        chunk = f.read(CHUNK)
+        if not chunk:
+            break
+        h.update(chunk)
+        size += len(chunk)
+    return h.hexdigest(), size
+
+
+def hash_path(path: str, drop_cache: bool = False) -> tuple[str, int]:
+    """sha256 and size of a file read from the device (``drop_cache``: not from the page
+    cache, where the kernel can drop clean pages; a freshly fsynced copy's are clean)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if drop_cache and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return hash_file(f)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class CopyItem:
+    """One photo to copy: where it is (a locator with the catalog's fingerprint), what its
+    content must be, and where it goes on the target."""
+
+    photo_id: int
+    loc: confine.LocalFile
+    sha256: str
+    size: int
+    rel: str
+
+
+@dataclass
+class CopyOutcome:
+    item: CopyItem
+    status: str  # copied | adopted | damaged | changed | failed
+    rel: str = ""  # where it is on the target (copied, adopted)
+    message: str = ""
+    bytes: int = 0
+
+
+@dataclass
+class Batch:
+    outcomes: list[CopyOutcome] = field(default_factory=list)
+    dirs: set[str] = field(default_factory=set)
+    stop: TargetError | None = None
+
+
+def _copy_to_temp(item: CopyItem, tmp: str) -> tuple[str, int]:
+    """Read the source (beneath its root, no links, fingerprint checked) into ``tmp``,
+    hashing as it goes; fsync. OSError from the target side is raised as TargetError."""
+    src, _ = confine.open_photo(item.loc)
+    with src:
+        h = hashlib.sha256()
+        size = 0
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise target_error(exc, "creating a temporary file") from None
+        try:
+            while True:
+                chunk = src.read(CHUNK)
+                if not chunk:
+                    break
+                h.update(chunk)
+                size += len(chunk)
+                view = memoryview(chunk)
+                while view:
+                    try:
+                        n = os.write(fd, view)
+                    except OSError as exc:
+                        raise target_error(exc, "writing a copy") from None
+                    view = view[n:]
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise target_error(exc, "fsync of a copy") from None
+        finally:
+            os.close(fd)
+    return h.hexdigest(), size
+
+
+def place(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
+    """Rename ``tmp`` to ``rel`` below ``root``, never over another file: an occupied name
+    holding the same content is adopted (``tmp`` dropped), other content gets a variant
+    name. Returns (final rel, adopted)."""
+    for attempt in range(4):
+        final = os.path.join(root, rel)
+        try:
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+        except OSError as exc:
+            raise target_error(exc, "creating a folder") from None
+        if os.path.lexists(final):
+            try:
+                same = os.path.isfile(final) and not os.path.islink(final) \
+                    and hash_path(final)[0] == sha256
+            except OSError:
+                same = False
+            if same:
+                os.unlink(tmp)
+                return rel, True
+            rel = variant(rel, sha256) if attempt == 0 else variant(rel, sha256[attempt * 8:])
+            continue
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:
+            raise target_error(exc, "renaming a copy into place") from None
+        return rel, False
+    raise TargetError(TARGET_IO, f"no free name for {rel} on the target")
+
+
+def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
+    """Copy ``items`` to the target at ``root`` (in a thread). A file that fails for the
+    source's reasons is retried, then reported, and the batch goes on; a target error
+    stops the batch (``Batch.stop``) with what was finished so far in ``outcomes``."""
+    out = Batch()
+    tmp_dir = os.path.join(root, TMP_DIR)
+    for item in items:
+        tmp = os.path.join(tmp_dir, f"{os.getpid()}-{next(_counter)}.part")
+        outcome: CopyOutcome | None = None
+        for _attempt in range(retries + 1):
+            try:
+                sha, size = _copy_to_temp(item, tmp)
+                if sha != item.sha256:
+                    os.unlink(tmp)
+                    # open_photo checked size and mtime against the catalog: the same
+                    # file, other bytes. Never copied; the target keeps what it has.
+                    outcome = CopyOutcome(item, "damaged", message=(
+                        f"content changed at the source (sha256 {sha[:12]}…, the catalog "
+                        f"has {item.sha256[:12]}…) while its size and mtime did not"))
+                    break
+                again, _ = hash_path(tmp, drop_cache=True)
+                if again != sha:
+                    os.unlink(tmp)
+                    raise OSError(errno.EIO, "the copy read back differs from what was written",
+                                  item.rel)
+                rel, adopted = place(root, tmp, item.rel, sha)
+                out.dirs.add(os.path.dirname(os.path.join(root, rel)))
+                outcome = CopyOutcome(item, "adopted" if adopted else "copied", rel=rel,
+                                      bytes=0 if adopted else size)
+                break
+            except TargetError as exc:
+                _unlink_quiet(tmp)
+                out.stop = exc
+                return out
+            except confine.Refused as exc:
+                _unlink_quiet(tmp)
+                outcome = CopyOutcome(item, "changed", message=str(exc))
+                break
+            except OSError as exc:
+                _unlink_quiet(tmp)
+                outcome = CopyOutcome(item, "failed", message=(
+                    f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")))
+        assert outcome is not None
+        out.outcomes.append(outcome)
+    return out
+
+
+def check_source(item: CopyItem) -> CopyOutcome | None:
+    """Re-read a source file already on the target: damaged (bit rot) or None when it
+    still matches (or changed the ordinary way: the scanner's business)."""
+    try:
+        src, _ = confine.open_photo(item.loc)
+    except (OSError, confine.Refused):
+        return None
+    with src:
+        sha, _ = hash_file(src)
+    if sha == item.sha256:
+        return None
+    return CopyOutcome(item, "damaged", message=(
+        f"content changed at the source (sha256 {sha[:12]}…, the catalog has "
+        f"{item.sha256[:12]}…) while its size and mtime did not; the copy on the target "
+        "is kept"))
+
+
+def fsync_dirs(dirs: Iterable[str]) -> None:
+    for d in sorted(dirs):
+        try:
+            fsync_dir(d)
+        except OSError as exc:
+            raise target_error(exc, "fsync of a folder") from None
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# -- verify and restore -------------------------------------------------------------------
+
+def verify_one(root: str, rel: str, sha256: str, size: int) -> tuple[str, int]:
+    """(ok | missing | changed, bytes read) for one manifest row."""
+    path = os.path.join(root, rel)
+    try:
+        got, n = hash_path(path)
+    except FileNotFoundError:
+        return "missing", 0
+    except OSError:
+        return "missing", 0
+    return ("ok" if got == sha256 and n == size else "changed"), n
+
+
+def walk_files(root: str) -> Iterator[str]:
+    """Every regular file below the target, relative, lightbox's own files left out."""
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, rel) if rel else root) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for e in entries:
+            if not rel and e.name in RESERVED:
+                continue
+            child = f"{rel}/{e.name}" if rel else e.name
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(child)
+                elif e.is_file(follow_symlinks=False):
+                    yield child
+            except OSError:
+                continue
+
+
+def restore_one(src: str, dest: str, sha256: str, overwrite: bool) -> tuple[str, int, str]:
+    """Copy ``src`` (on the target) to ``dest``, hash-checked: (status, bytes, message) with
+    status restored | present | kept | damaged | failed."""
+    if os.path.lexists(dest):
+        try:
+            same = os.path.isfile(dest) and not os.path.islink(dest) \
+                and hash_path(dest)[0] == sha256
+        except OSError:
+            same = False
+        if same:
+            return "present", 0, ""
+        if not overwrite:
+            return "kept", 0, "a different file is there (restore with overwrite to replace it)"
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    tmp = os.path.join(os.path.dirname(dest),
+                       f".{os.path.basename(dest)[:100]}.{os.getpid()}-{next(_counter)}.lbrestore")
+    try:
+        h = hashlib.sha256()
+        size = 0
+        with open(src, "rb") as fin, open(tmp, "xb") as fout:
+            while True:
+                chunk = fin.read(CHUNK)
+                if not chunk:
+                    break
+                h.update(chunk)
+                size += len(chunk)
+                fout.write(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+        if h.hexdigest() != sha256:
+            _unlink_quiet(tmp)
+            return "damaged", 0, "the copy on the target does not match its manifest sha256"
+        if hash_path(tmp, drop_cache=True)[0] != sha256:
+            _unlink_quiet(tmp)
+            return "failed", 0, "the restored file read back differs"
+        os.replace(tmp, dest)
+        fsync_dir(os.path.dirname(dest))
+        return "restored", size, ""
+    except FileNotFoundError as exc:
+        _unlink_quiet(tmp)
+        return ("missing" if exc.filename == src else "failed"), 0, f"{exc.strerror}"
+    except OSError as exc:
+        _unlink_quiet(tmp)
+        return "failed", 0, f"{exc.strerror or exc}"

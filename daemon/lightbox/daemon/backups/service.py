@@ -1,0 +1,896 @@
+"""Backup targets, their runs (backup, verify, restore) and the schedule that starts them.
+
+- A target is a row of ``backup_targets`` plus a marker file in its folder; a folder
+  without the marker (an empty mount point, another disk) is not the target and nothing is
+  written to it.
+- The manifest (``backup_manifest``) is the truth about what a target holds, by sha256: a
+  run copies exactly the catalog's photos whose sha256 it lacks, so an incremental run with
+  nothing new reads no file. ``SHA256SUMS`` on the target is rewritten from it after each
+  run.
+- Roots are checked first (``Sources.check``): an offline or suspect root is skipped with
+  its reason and nothing of it is touched on the target, ever: a backup never deletes or
+  overwrites a copy (retention, when configured, removes copies of photos gone from the
+  library for N days, nothing else).
+- One run per target at a time, across daemons sharing a catalog: a lock in the target's row
+  (owner = host/pid/boot, as jobs have); a lock whose owner died is taken over.
+- File work runs in threads (``files``); the event loop only queries and records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import stat
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from lightbox.common import logs, schedule
+from lightbox.common.api.backups import TARGET_FIELDS, TARGET_KEYS, budget_seconds
+from lightbox.common.errors import Conflict, InvalidParams, NotFound
+from lightbox.daemon.backups import files
+from lightbox.daemon.catalog import paths, tables
+from lightbox.daemon.catalog.database import Database
+from lightbox.daemon.catalog.types import iso, utcnow
+from lightbox.daemon.control.events import EventBus
+from lightbox.daemon.jobs.queue import JobContext, JobFailed, JobQueue, _owner_alive
+from lightbox.daemon.library import admission
+from lightbox.daemon.library.sources import Source, Sources
+from lightbox.daemon.media.confine import LocalFile
+
+log = logs.get("backups")
+
+T, M, R = tables.backup_targets, tables.backup_manifest, tables.backup_runs
+P, F = tables.photos, tables.folders
+
+BATCH_FILES = 256
+BATCH_BYTES = 64 << 20
+LOCK_STALE = 600.0  # another host's lock not refreshed this long is taken over
+LOCK_WAIT = 600.0  # how long a run waits for another run on the same target
+LIST_LIMIT = 100  # paths listed per kind in a result
+
+
+def _lim(items: list[Any], item: Any) -> None:
+    if len(items) < LIST_LIMIT:
+        items.append(item)
+
+
+class Backups:
+    name = "backups"
+
+    def __init__(self, db: Database, bus: EventBus, sources: Sources, jobs: JobQueue, *,
+                 guarded: Sequence[admission.Guarded] = (), threads: int = 2) -> None:
+        self.db = db
+        self.bus = bus
+        self.sources = sources
+        self.jobs = jobs
+        self.guarded = tuple(guarded)
+        self.threads = max(1, threads)
+        self._scheduler: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        jobs.register("backup", self.run_backup, retry=False)
+        jobs.register("backup_verify", self.run_verify, retry=False)
+        jobs.register("backup_restore", self.run_restore, retry=False)
+
+    # -- component ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._scheduler = asyncio.get_running_loop().create_task(self._schedule_loop(),
+                                                                 name="backup-scheduler")
+
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler
+
+    def status(self) -> dict[str, Any]:
+        return {"scheduler": self._scheduler is not None and not self._scheduler.done()}
+
+    # -- targets --------------------------------------------------------------------------
+    @staticmethod
+    def settings(row: Any) -> dict[str, Any]:
+        cfg = {f.name: f.default for f in TARGET_FIELDS}
+        cfg.update(dict(row["config"] or {}))
+        cfg["path"] = row["path"]
+        cfg["enabled"] = bool(row["enabled"])
+        return cfg
+
+    async def _rows(self, name: str | None = None) -> list[Any]:
+        q = sa.select(T).order_by(T.c.id)
+        if name is not None:
+            q = q.where(T.c.name == name)
+        async with self.db.engine.connect() as conn:
+            return list((await conn.execute(q)).mappings().all())
+
+    async def row(self, name: str) -> Any:
+        rows = await self._rows(name)
+        if not rows:
+            raise NotFound(f"no backup target named {name!r} (lightbox backup list)")
+        return rows[0]
+
+    def present(self, row: Any) -> dict[str, Any]:
+        cfg = self.settings(row)
+        now = dt.datetime.now(dt.UTC)
+        nxt: list[str] = []
+        if cfg["schedule"]:
+            nxt = [w.isoformat() for w in schedule.next_runs(cfg["schedule"], now,
+                                                             cfg["timezone"])]
+        verify = None
+        if cfg["verify_schedule"]:
+            runs = schedule.next_runs(cfg["verify_schedule"], now, cfg["timezone"], 1)
+            verify = runs[0].isoformat() if runs else None
+        return {"name": row["name"], "kind": row["kind"], **cfg,
+                "schedule_explained": (schedule.explain(cfg["schedule"])
+                                       if cfg["schedule"] else None),
+                "next_runs": nxt, "next_verify": verify,
+                "created_at": iso(row["created_at"])}
+
+    async def list_targets(self) -> list[dict[str, Any]]:
+        return [self.present(r) for r in await self._rows()]
+
+    async def add(self, name: str, values: dict[str, Any]) -> dict[str, Any]:
+        if await self._rows(name):
+            raise Conflict(f"a backup target is already named {name!r}")
+        path = admission.resolve(values["path"])
+        await self._admit(path)
+        self._known_roots(values.get("roots") or [])
+        marker = uuid.uuid4().hex
+        existing = await asyncio.to_thread(files.read_marker, path)
+        if existing is not None and isinstance(existing.get("id"), str):
+            marker = str(existing["id"])  # a target this catalog forgot: take it back
+        try:
+            await asyncio.to_thread(files.prepare, path, name, marker)
+        except OSError as exc:
+            reason = files.target_error(exc, "preparing the folder")
+            raise InvalidParams(f"{path}: {reason}", {"reason": reason.reason,
+                                                      "errors": {"path": str(reason)}}) from None
+        cfg = {k: values[k] for k in TARGET_KEYS if k not in ("path", "enabled")}
+        now = utcnow()
+        async with self.db.engine.begin() as conn:
+            await conn.execute(T.insert().values(
+                name=name, kind="local", path=path, marker=marker, config=cfg,
+                enabled=values["enabled"], created_at=now,
+                next_run_at=self._next(cfg.get("schedule"), cfg, now),
+                next_verify_at=self._next(cfg.get("verify_schedule"), cfg, now)))
+        log.info("backup target added", name=name, path=path)
+        self._wake.set()
+        return self.present(await self.row(name))
+
+    async def _admit(self, path: str) -> None:
+        try:
+            st = await asyncio.to_thread(os.stat, path)
+        except FileNotFoundError:
+            raise NotFound(f"{path} does not exist") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidParams(f"{path} is not a directory",
+                                {"errors": {"path": "not a directory"}})
+        guards = [admission.Guarded(s.path, f"the root {s.name}", admission.SAME_ROOT)
+                  for s in self.sources.local()]
+        guards += admission.system_guards() + list(self.guarded)
+        refusal = await asyncio.to_thread(admission.check, path, guards)
+        if refusal is not None:
+            # A target inside a root would be scanned as photos; one holding a root would
+            # back the root up into itself.
+            raise InvalidParams(f"{refusal.message}; refusing to make it a backup target",
+                                {"reason": refusal.reason, "errors": {"path": refusal.message}})
+        others = await self._rows()
+        for other in others:
+            if other["path"] == path:
+                raise Conflict(f"{path} is already the target {other['name']}")
+
+    def _known_roots(self, names: list[str]) -> None:
+        known = {s.name for s in self.sources.local()}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise InvalidParams("roots: no root named " + ", ".join(map(repr, unknown)),
+                                {"errors": {"roots": "unknown root"}})
+
+    @staticmethod
+    def _next(expr: str | None, cfg: dict[str, Any], after: dt.datetime) -> dt.datetime | None:
+        if not expr:
+            return None
+        return schedule.next_run_utc(expr, after, cfg.get("timezone"))
+
+    async def update(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        row = await self.row(name)
+        cfg = dict(row["config"] or {})
+        values: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key == "enabled":
+                values["enabled"] = bool(value)
+            else:
+                cfg[key] = value
+        if "roots" in changes:
+            self._known_roots(changes["roots"] or [])
+        merged = {**{f.name: f.default for f in TARGET_FIELDS}, **cfg}
+        now = utcnow()
+        values.update(config=cfg,
+                      next_run_at=self._next(merged["schedule"], merged, now),
+                      next_verify_at=self._next(merged["verify_schedule"], merged, now))
+        async with self.db.engine.begin() as conn:
+            await conn.execute(T.update().where(T.c.id == row["id"]).values(**values))
+        self._wake.set()
+        return self.present(await self.row(name))
+
+    async def remove(self, name: str) -> dict[str, Any]:
+        row = await self.row(name)
+        if row["lock_owner"] and _owner_alive(row["lock_owner"]) is not False \
+                and row["lock_owner"] != self.jobs.owner:
+            raise Conflict(f"a run on {name} is in progress ({row['lock_owner']})")
+        async with self.db.engine.begin() as conn:
+            await conn.execute(M.delete().where(M.c.target_id == row["id"]))
+            await conn.execute(R.delete().where(R.c.target_id == row["id"]))
+            await conn.execute(T.delete().where(T.c.id == row["id"]))
+        return {"removed": name}
+
+    # -- the run lock ---------------------------------------------------------------------
+    async def _try_lock(self, target_id: int) -> str | None:
+        """Take the target's run lock; None when taken, else who holds it."""
+        now = utcnow()
+        owner = self.jobs.owner
+        async with self.db.engine.begin() as conn:
+            got = await conn.execute(T.update().where(T.c.id == target_id,
+                                                      T.c.lock_owner.is_(None))
+                                     .values(lock_owner=owner, lock_at=now))
+            if got.rowcount:
+                return None
+            holder, at = (await conn.execute(sa.select(T.c.lock_owner, T.c.lock_at)
+                                             .where(T.c.id == target_id))).one()
+            if holder == owner:
+                return str(holder)  # another run of this daemon
+            alive = _owner_alive(holder)
+            stale = at is None or (now - at).total_seconds() > LOCK_STALE
+            if alive is False or (alive is None and stale):
+                took = await conn.execute(T.update().where(T.c.id == target_id,
+                                                           T.c.lock_owner == holder)
+                                          .values(lock_owner=owner, lock_at=now))
+                if took.rowcount:
+                    log.warning("took over a backup lock left by a stopped daemon",
+                                target=target_id, owner=holder)
+                    return None
+            return str(holder)
+
+    async def _lock(self, ctx: JobContext, target_id: int) -> None:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            holder = await self._try_lock(target_id)
+            if holder is None:
+                return
+            if time.monotonic() > deadline:
+                raise JobFailed(f"another run on this target is in progress ({holder})",
+                                {"reason": "busy"})
+            ctx.phase = "waiting for another run on the target"
+            ctx.progress()
+            await asyncio.sleep(1.0)
+
+    async def _unlock(self, target_id: int) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(T.update().where(T.c.id == target_id,
+                                                T.c.lock_owner == self.jobs.owner)
+                               .values(lock_owner=None, lock_at=None))
+
+    async def _touch_lock(self, target_id: int) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(T.update().where(T.c.id == target_id,
+                                                T.c.lock_owner == self.jobs.owner)
+                               .values(lock_at=utcnow()))
+
+    # -- runs (history) -------------------------------------------------------------------
+    async def _run_start(self, target_id: int, kind: str, job: int) -> int:
+        async with self.db.engine.begin() as conn:
+            # We hold the lock: a run still "running" was interrupted (a dead daemon).
+            await conn.execute(R.update().where(R.c.target_id == target_id,
+                                                R.c.state == "running")
+                               .values(state="failed", finished_at=utcnow(),
+                                       result={"reason": "interrupted"}))
+            res = await conn.execute(R.insert().values(target_id=target_id, kind=kind,
+                                                       job_id=job, state="running",
+                                                       started_at=utcnow()))
+            return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+    async def _run_end(self, run_id: int, target: str, kind: str, state: str,
+                       result: dict[str, Any], files_: int, bytes_: int, errors: int) -> None:
+        with contextlib.suppress(Exception):  # a full catalog disk must not hide the end
+            async with self.db.engine.begin() as conn:
+                await conn.execute(R.update().where(R.c.id == run_id).values(
+                    state=state, finished_at=utcnow(), files=files_, bytes=bytes_,
+                    errors=errors, result=result))
+        self.bus.publish("backup", "finished", {
+            "target": target, "kind": kind, "run": run_id, "state": state, "files": files_,
+            "bytes": bytes_, "errors": errors, "reason": result.get("reason")})
+
+    async def _guarded(self, ctx: JobContext, kind: str,
+                       body: Any) -> dict[str, Any]:
+        """Lock the target, record the run, run ``body(ctx, row, result)``, record its end."""
+        row = await self.row(ctx.params["target"])
+        await self._lock(ctx, row["id"])
+        run_id = await self._run_start(row["id"], kind, ctx.id)
+        result: dict[str, Any] = {"target": row["name"], "run": run_id}
+        state = "failed"
+        try:
+            await body(ctx, row, result)
+            state = "succeeded"
+            return result
+        except JobFailed as exc:
+            result.update(exc.result or {})
+            result["error"] = str(exc)
+            exc.result = result
+            raise
+        except asyncio.CancelledError:
+            result.setdefault("reason", "interrupted")
+            raise
+        finally:
+            await asyncio.shield(self._finish(row, run_id, kind, state, result, ctx))
+
+    async def _finish(self, row: Any, run_id: int, kind: str, state: str,
+                      result: dict[str, Any], ctx: JobContext) -> None:
+        await self._run_end(run_id, row["name"], kind, state, result, ctx.processed,
+                            ctx.bytes, ctx.errors)
+        await self._unlock(row["id"])
+
+    async def _check_target(self, row: Any) -> None:
+        problem = await asyncio.to_thread(files.check, row["path"], row["marker"])
+        if problem is not None:
+            raise JobFailed(str(problem), {"reason": problem.reason})
+
+    # -- backup ---------------------------------------------------------------------------
+    async def run_backup(self, ctx: JobContext) -> dict[str, Any]:
+        return await self._guarded(ctx, "backup", self._backup)
+
+    def _included(self, cfg: dict[str, Any]) -> tuple[list[Source], dict[str, str]]:
+        wanted = cfg.get("roots") or []
+        local = self.sources.local()
+        if not wanted:
+            return local, {}
+        by_name = {s.name: s for s in local}
+        missing = {n: "no such root any more" for n in wanted if n not in by_name}
+        return [by_name[n] for n in wanted if n in by_name], missing
+
+    async def _backup(self, ctx: JobContext, row: Any, result: dict[str, Any]) -> None:
+        cfg = self.settings(row)
+        root = row["path"]
+        ctx.phase = "checking"
+        ctx.progress()
+        await self._check_target(row)
+        await asyncio.to_thread(files.clear_temp, root)
+        sources, skipped = self._included(cfg)
+        online: list[Source] = []
+        for src in sources:
+            reason = await self.sources.check(src) if src.online else src.status
+            if reason:
+                # Never treated as empty: nothing of it is looked at, copied or deleted.
+                skipped[src.name] = f"offline: {reason}"
+                log.warning("backup skips an offline root", target=row["name"], root=src.name,
+                            reason=reason)
+                continue
+            online.append(src)
+        result["skipped_roots"] = skipped
+        copied = adopted = 0
+        damaged: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        changed = 0
+        seen: set[str] = set()
+        todo = await self._lacking(row["id"], [s.id for s in online])
+        result["pending"] = await self._pending([s.id for s in online])
+        total = len(todo)
+        ctx.phase = "copying"
+        ctx.progress(processed=0, total=total)
+        by_id = {s.id: s for s in online}
+        items: list[files.CopyItem] = []
+        for r in todo:
+            if r.sha256 in seen:
+                ctx.progress(add=1)
+                continue
+            seen.add(r.sha256)
+            src = by_id[r.source_id]
+            rel = f"{r.folder}/{r.name}" if r.folder else r.name
+            loc = LocalFile(src.path, rel, r.size, r.mtime_ns, r.inode, r.device)
+            items.append(files.CopyItem(r.id, loc, r.sha256, r.size,
+                                        files.target_rel(src.name, r.folder, r.name)))
+        stop: files.TargetError | None = None
+        for batch in _batches(items):
+            out = await asyncio.to_thread(files.copy_batch, root, batch)
+            done = [o for o in out.outcomes if o.status in ("copied", "adopted")]
+            try:
+                await asyncio.to_thread(files.fsync_dirs, out.dirs)
+            except files.TargetError as exc:
+                out.stop, done = exc, []
+            if done:
+                await self._record(row["id"], done)
+            for o in out.outcomes:
+                if o.status == "copied":
+                    copied += 1
+                elif o.status == "adopted":
+                    adopted += 1
+                elif o.status == "damaged":
+                    _lim(damaged, {"photo": o.item.photo_id, "path": o.item.loc.path,
+                                   "error": o.message})
+                    self.bus.publish("backup", "damaged", {"target": row["name"],
+                                                           "photo": o.item.photo_id,
+                                                           "path": o.item.loc.path})
+                    log.error("source file damaged; its copy is kept", path=o.item.loc.path)
+                elif o.status == "changed":
+                    changed += 1
+                else:
+                    _lim(failed, {"photo": o.item.photo_id, "path": o.item.loc.path,
+                                  "error": o.message})
+            errors = sum(1 for o in out.outcomes if o.status in ("damaged", "failed"))
+            ctx.progress(add=len(out.outcomes), add_bytes=sum(o.bytes for o in out.outcomes),
+                         add_errors=errors)
+            await self._touch_lock(row["id"])
+            if out.stop is not None:
+                stop = out.stop
+                break
+        if cfg.get("check_sources") or ctx.params.get("check_sources"):
+            ctx.phase = "checking sources"
+            await self._check_sources(ctx, row, online, damaged)
+        result.update(copied=copied, adopted=adopted, changed_since_indexed=changed,
+                      damaged=damaged, failed=failed, failed_count=len(failed),
+                      damaged_count=len(damaged))
+        if stop is not None and stop.reason != files.DISK_FULL:
+            # Gone or failing in the middle: perhaps unmounted. Say which.
+            again = await asyncio.to_thread(files.check, root, row["marker"])
+            if again is not None:
+                stop = again
+        if stop is None and cfg.get("retention_days") is not None:
+            result["retention"] = await self._retention(row, int(cfg["retention_days"]))
+        ctx.phase = "writing SHA256SUMS"
+        ctx.progress()
+        if stop is None or stop.reason == files.DISK_FULL:
+            try:
+                await self._write_sums(row)
+            except OSError as exc:
+                if stop is None:
+                    stop = files.target_error(exc, "writing SHA256SUMS")
+        if stop is not None:
+            raise JobFailed(f"backup to {row['name']} stopped: {stop}",
+                            {"reason": stop.reason})
+        log.info("backup done", target=row["name"], copied=copied, adopted=adopted,
+                 damaged=len(damaged), failed=len(failed), skipped=list(skipped))
+
+    async def _lacking(self, target_id: int, source_ids: list[int]) -> list[Any]:
+        if not source_ids:
+            return []
+        has = sa.select(M.c.id).where(M.c.target_id == target_id,
+                                      M.c.sha256 == P.c.sha256).exists()
+        q = (sa.select(P.c.id, P.c.source_id, P.c.sha256, P.c.size, P.c.mtime_ns, P.c.inode,
+                       P.c.device, P.c.name, F.c.path.label("folder"))
+             .join(F, F.c.id == P.c.folder_id)
+             .where(P.c.source_id.in_(source_ids), P.c.status == "ok",
+                    P.c.sha256.is_not(None), ~has)
+             .order_by(P.c.id))
+        async with self.db.engine.connect() as conn:
+            return list((await conn.execute(q)).all())
+
+    async def _pending(self, source_ids: list[int]) -> int:
+        if not source_ids:
+            return 0
+        async with self.db.engine.connect() as conn:
+            return int(await conn.scalar(
+                sa.select(sa.func.count()).select_from(P).where(
+                    P.c.source_id.in_(source_ids), P.c.status == "pending")) or 0)
+
+    async def _record(self, target_id: int, done: list[files.CopyOutcome]) -> None:
+        now = utcnow()
+        rows = [{"target_id": target_id, "sha256": o.item.sha256, "path": o.rel,
+                 "path_hash": paths.path_hash(o.rel), "size": o.item.size, "copied_at": now,
+                 "result": "ok"} for o in done]
+        async with self.db.engine.begin() as conn:
+            await conn.execute(M.insert(), rows)
+
+    async def _write_sums(self, row: Any) -> None:
+        async with self.db.engine.connect() as conn:
+            rows = [(r.sha256, r.path) for r in await conn.execute(
+                sa.select(M.c.sha256, M.c.path).where(M.c.target_id == row["id"])
+                .order_by(M.c.path))]
+        await asyncio.to_thread(files.write_sums, row["path"], rows)
+
+    async def _check_sources(self, ctx: JobContext, row: Any, online: list[Source],
+                             damaged: list[dict[str, Any]]) -> None:
+        if not online:
+            return
+        has = sa.select(M.c.id).where(M.c.target_id == row["id"],
+                                      M.c.sha256 == P.c.sha256).exists()
+        q = (sa.select(P.c.id, P.c.source_id, P.c.sha256, P.c.size, P.c.mtime_ns, P.c.inode,
+                       P.c.device, P.c.name, F.c.path.label("folder"))
+             .join(F, F.c.id == P.c.folder_id)
+             .where(P.c.source_id.in_([s.id for s in online]), P.c.status == "ok", has)
+             .order_by(P.c.id))
+        async with self.db.engine.connect() as conn:
+            todo = list((await conn.execute(q)).all())
+        by_id = {s.id: s for s in online}
+        items = []
+        for r in todo:
+            src = by_id[r.source_id]
+            rel = f"{r.folder}/{r.name}" if r.folder else r.name
+            items.append(files.CopyItem(r.id, LocalFile(src.path, rel, r.size, r.mtime_ns,
+                                                        r.inode, r.device), r.sha256, r.size,
+                                        ""))
+        checked = 0
+        for batch in _batches(items):
+            found = await asyncio.to_thread(_check_sources_batch, batch)
+            checked += len(batch)
+            for o in found:
+                if o is not None:
+                    _lim(damaged, {"photo": o.item.photo_id, "path": o.item.loc.path,
+                                   "error": o.message})
+                    self.bus.publish("backup", "damaged", {"target": row["name"],
+                                                           "photo": o.item.photo_id,
+                                                           "path": o.item.loc.path})
+                    ctx.progress(add_errors=1)
+                    log.error("source file damaged; its copy is kept", path=o.item.loc.path)
+
+    async def _retention(self, row: Any, days: int) -> dict[str, int]:
+        """Copies of content no photo of the library has any more: marked orphaned now,
+        removed once orphaned for ``days`` days. Content that reappears is unmarked."""
+        now = utcnow()
+        alive = sa.select(P.c.id).where(P.c.sha256 == M.c.sha256, P.c.status != "missing") \
+            .exists()
+        async with self.db.engine.begin() as conn:
+            await conn.execute(M.update().where(M.c.target_id == row["id"],
+                                                M.c.orphaned_at.is_(None), ~alive)
+                               .values(orphaned_at=now))
+            await conn.execute(M.update().where(M.c.target_id == row["id"],
+                                                M.c.orphaned_at.is_not(None), alive)
+                               .values(orphaned_at=None))
+            old = list((await conn.execute(sa.select(M.c.id, M.c.path).where(
+                M.c.target_id == row["id"],
+                M.c.orphaned_at < now - dt.timedelta(days=days)))).all())
+        removed = 0
+        for rid, rel in old:
+            try:
+                await asyncio.to_thread(os.unlink, os.path.join(row["path"], rel))
+            except FileNotFoundError:
+                pass
+            async with self.db.engine.begin() as conn:
+                await conn.execute(M.delete().where(M.c.id == rid))
+            removed += 1
+        return {"removed": removed}
+
+    # -- verify ---------------------------------------------------------------------------
+    async def run_verify(self, ctx: JobContext) -> dict[str, Any]:
+        return await self._guarded(ctx, "verify", self._verify)
+
+    async def _verify(self, ctx: JobContext, row: Any, result: dict[str, Any]) -> None:
+        cfg = self.settings(row)
+        root = row["path"]
+        ctx.phase = "checking"
+        await self._check_target(row)
+        every = bool(ctx.params.get("all"))
+        budget = ctx.params.get("budget") or cfg["verify_budget"]
+        seconds = None if every else budget_seconds(str(budget))
+        async with self.db.engine.connect() as conn:
+            count = int(await conn.scalar(sa.select(sa.func.count()).select_from(M).where(
+                M.c.target_id == row["id"])) or 0)
+        limit = count
+        sample = ctx.params.get("sample")
+        if sample is not None and not every:
+            limit = max(1, int(-(-count * float(sample) // 100))) if count else 0
+        started = utcnow()
+        deadline = None if seconds is None else time.monotonic() + seconds
+        ctx.phase = "verifying"
+        ctx.progress(processed=0, total=limit)
+        ok = 0
+        missing: list[str] = []
+        changed: list[str] = []
+        n_missing = n_changed = 0
+        checked = 0
+        reached_end = False
+        while checked < limit:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            want = min(BATCH_FILES * self.threads, limit - checked)
+            async with self.db.engine.connect() as conn:
+                batch = list((await conn.execute(
+                    sa.select(M.c.id, M.c.sha256, M.c.path, M.c.size)
+                    .where(M.c.target_id == row["id"],
+                           sa.or_(M.c.verified_at.is_(None), M.c.verified_at < started))
+                    .order_by(M.c.verified_at.is_not(None), M.c.verified_at, M.c.id)
+                    .limit(want))).all())
+            if not batch:
+                reached_end = True
+                break
+            parts = [batch[i::self.threads] for i in range(self.threads)]
+            outs = await asyncio.gather(*(asyncio.to_thread(_verify_part, root, p)
+                                          for p in parts if p))
+            now = utcnow()
+            updates: dict[str, list[int]] = {"ok": [], "missing": [], "changed": []}
+            nbytes = 0
+            for part in outs:
+                for r, status, n in part:
+                    updates[status].append(r.id)
+                    nbytes += n
+                    if status == "missing":
+                        n_missing += 1
+                        _lim(missing, r.path)
+                    elif status == "changed":
+                        n_changed += 1
+                        _lim(changed, r.path)
+                    else:
+                        ok += 1
+            async with self.db.engine.begin() as conn:
+                for status, ids in updates.items():
+                    if ids:
+                        await conn.execute(M.update().where(M.c.id.in_(ids))
+                                           .values(verified_at=now, result=status))
+            checked += len(batch)
+            bad = len(updates["missing"]) + len(updates["changed"])
+            ctx.progress(add=len(batch), add_bytes=nbytes, add_errors=bad)
+            await self._touch_lock(row["id"])
+        if checked >= count:
+            reached_end = True
+        extra: list[str] = []
+        n_extra = 0
+        if reached_end:
+            ctx.phase = "looking for extra files"
+            ctx.progress()
+            async with self.db.engine.connect() as conn:
+                known = set((await conn.execute(sa.select(M.c.path).where(
+                    M.c.target_id == row["id"]))).scalars())
+            found = await asyncio.to_thread(lambda: list(files.walk_files(root)))
+            for rel in found:
+                if rel not in known:
+                    n_extra += 1
+                    _lim(extra, rel)
+        async with self.db.engine.connect() as conn:
+            oldest, never = (await conn.execute(sa.select(
+                sa.func.min(M.c.verified_at),
+                sa.func.sum(sa.case((M.c.verified_at.is_(None), 1), else_=0)))
+                .where(M.c.target_id == row["id"]))).one()
+            due = int(await conn.scalar(sa.select(sa.func.count()).select_from(M).where(
+                M.c.target_id == row["id"], sa.or_(
+                    M.c.verified_at.is_(None),
+                    M.c.verified_at < utcnow() - dt.timedelta(days=cfg["verify_days"])))) or 0)
+        result.update(checked=checked, ok=ok, missing=missing, changed=changed, extra=extra,
+                      missing_count=n_missing, changed_count=n_changed, extra_count=n_extra,
+                      files=count, whole=reached_end,
+                      oldest_verified_age=_age(oldest), never_verified=int(never or 0),
+                      due=due)
+        log.info("verify done", target=row["name"], checked=checked, missing=n_missing,
+                 changed=n_changed, extra=n_extra)
+
+    # -- restore --------------------------------------------------------------------------
+    async def run_restore(self, ctx: JobContext) -> dict[str, Any]:
+        return await self._guarded(ctx, "restore", self._restore)
+
+    async def restore_selection(self, target_id: int, params: dict[str, Any]
+                                ) -> tuple[list[tuple[str, str, str]], int]:
+        """(target rel, dest rel, sha256) for what ``params`` choose, and how many chosen
+        photos the target does not hold."""
+        if params.get("all"):
+            async with self.db.engine.connect() as conn:
+                rows = (await conn.execute(sa.select(M.c.path, M.c.sha256).where(
+                    M.c.target_id == target_id).order_by(M.c.path))).all()
+            return [(r.path, r.path, r.sha256) for r in rows], 0
+        q: Any = (sa.select(P.c.sha256, P.c.name, F.c.path.label("folder"), P.c.source_id,
+                       M.c.path.label("on_target"))
+             .join(F, F.c.id == P.c.folder_id)
+             .outerjoin(M, sa.and_(M.c.target_id == target_id, M.c.sha256 == P.c.sha256))
+             .where(P.c.sha256.is_not(None)))
+        if params.get("photo") is not None:
+            q = q.where(P.c.id == params["photo"])
+        if params.get("folder"):
+            found = self.sources.locate(paths.normalize(params["folder"]))
+            if found is None:
+                raise JobFailed(f"{params['folder']} is not inside any root",
+                                {"reason": "not_found"})
+            src, rel = found
+            q = q.where(P.c.source_id == src.id)
+            if rel:
+                q = q.where(sa.or_(F.c.path == rel, F.c.path.startswith(rel + "/",
+                                                                        autoescape=True)))
+        if params.get("taken_from"):
+            q = q.where(P.c.taken_at >= dt.datetime.fromisoformat(params["taken_from"]))
+        if params.get("taken_to"):
+            q = q.where(P.c.taken_at < dt.datetime.fromisoformat(params["taken_to"])
+                        + dt.timedelta(days=1))
+        async with self.db.engine.connect() as conn:
+            chosen = (await conn.execute(q.order_by(P.c.id))).all()
+        out: list[tuple[str, str, str]] = []
+        lacking = 0
+        names = {s.id: s.name for s in self.sources.by_id.values()}
+        for r in chosen:
+            if r.on_target is None:
+                lacking += 1
+                continue
+            out.append((r.on_target, files.target_rel(names.get(r.source_id, "_"), r.folder,
+                                                      r.name), r.sha256))
+        return out, lacking
+
+    async def _restore(self, ctx: JobContext, row: Any, result: dict[str, Any]) -> None:
+        root = row["path"]
+        dest = ctx.params["dest"]
+        await self._check_target(row)
+        chosen, lacking = await self.restore_selection(row["id"], ctx.params)
+        dry = bool(ctx.params.get("dry_run"))
+        overwrite = bool(ctx.params.get("overwrite"))
+        ctx.phase = "planning" if dry else "restoring"
+        ctx.progress(processed=0, total=len(chosen))
+        counts: dict[str, int] = {}
+        listed: list[dict[str, str]] = []
+        problems: list[dict[str, str]] = []
+        for i in range(0, len(chosen), BATCH_FILES):
+            part = chosen[i:i + BATCH_FILES]
+            if dry:
+                def plan(p: list[tuple[str, str, str]] = part) -> list[tuple[str, str, str]]:
+                    out = []
+                    for src, dst, sha in p:
+                        target = os.path.join(dest, dst)
+                        if not os.path.lexists(target):
+                            act = "restore"
+                        elif files.hash_path(target)[0] == sha:
+                            act = "present"
+                        else:
+                            act = "overwrite" if overwrite else "kept"
+                        out.append((src, dst, act))
+                    return out
+                for src, dst, act in await asyncio.to_thread(plan):
+                    counts[act] = counts.get(act, 0) + 1
+                    _lim(listed, {"from": os.path.join(root, src),
+                                  "to": os.path.join(dest, dst), "action": act})
+                ctx.progress(add=len(part))
+                continue
+
+            def work(p: list[tuple[str, str, str]] = part) -> list[tuple[str, str, int, str]]:
+                return [(dst, *files.restore_one(os.path.join(root, src),
+                                                 os.path.join(dest, dst), sha, overwrite))
+                        for src, dst, sha in p]
+            outs = await asyncio.to_thread(work)
+            nbytes = 0
+            for dst, status, n, msg in outs:
+                counts[status] = counts.get(status, 0) + 1
+                nbytes += n
+                if status not in ("restored", "present"):
+                    _lim(problems, {"path": os.path.join(dest, dst), "status": status,
+                                    "error": msg})
+            ctx.progress(add=len(part), add_bytes=nbytes,
+                         add_errors=sum(1 for o in outs if o[1] in ("damaged", "failed",
+                                                                    "missing")))
+            await self._touch_lock(row["id"])
+        result.update(dest=dest, dry_run=dry, counts=counts, not_on_target=lacking)
+        if dry:
+            result["plan"] = listed
+        else:
+            result["problems"] = problems
+
+    # -- status and history ---------------------------------------------------------------
+    async def status_of(self, name: str | None) -> list[dict[str, Any]]:
+        rows = [await self.row(name)] if name else await self._rows()
+        out = []
+        for row in rows:
+            cfg = self.settings(row)
+            sources, _ = self._included(cfg)
+            ids = [s.id for s in sources]
+            async with self.db.engine.connect() as conn:
+                last = {}
+                for kind in ("backup", "verify"):
+                    r = (await conn.execute(sa.select(R).where(
+                        R.c.target_id == row["id"], R.c.kind == kind)
+                        .order_by(R.c.id.desc()).limit(1))).mappings().first()
+                    last[kind] = self._run(r, row["name"]) if r else None
+                nfiles, nbytes, oldest, never = (await conn.execute(sa.select(
+                    sa.func.count(), sa.func.coalesce(sa.func.sum(M.c.size), 0),
+                    sa.func.min(M.c.verified_at),
+                    sa.func.coalesce(sa.func.sum(sa.case((M.c.verified_at.is_(None), 1),
+                                                         else_=0)), 0))
+                    .where(M.c.target_id == row["id"]))).one()
+                lacking = 0
+                if ids:
+                    has = sa.select(M.c.id).where(M.c.target_id == row["id"],
+                                                  M.c.sha256 == P.c.sha256).exists()
+                    lacking = int(await conn.scalar(
+                        sa.select(sa.func.count(sa.distinct(P.c.sha256))).where(
+                            P.c.source_id.in_(ids), P.c.status == "ok",
+                            P.c.sha256.is_not(None), ~has)) or 0)
+            problem = await asyncio.to_thread(files.check, row["path"], row["marker"])
+            out.append({
+                "name": row["name"], "path": row["path"], "enabled": bool(row["enabled"]),
+                "online": problem is None, "problem": None if problem is None else str(problem),
+                "last_run": last["backup"], "last_verify": last["verify"],
+                "next_run": iso(row["next_run_at"]), "next_verify": iso(row["next_verify_at"]),
+                "files": int(nfiles), "bytes": int(nbytes), "not_backed_up": lacking,
+                "oldest_verified_age": _age(oldest) if oldest is not None else None,
+                "never_verified": int(never or 0),
+                "running": row["lock_owner"] is not None,
+            })
+        return out
+
+    @staticmethod
+    def _run(r: Any, target: str) -> dict[str, Any]:
+        return {"id": r["id"], "target": target, "kind": r["kind"], "job": r["job_id"],
+                "state": r["state"], "started_at": iso(r["started_at"]),
+                "finished_at": iso(r["finished_at"]), "files": r["files"], "bytes": r["bytes"],
+                "errors": r["errors"], "result": r["result"]}
+
+    async def history(self, name: str | None, kind: str | None, limit: int,
+                      cursor: str | None) -> dict[str, Any]:
+        q = sa.select(R, T.c.name.label("target")).join(T, T.c.id == R.c.target_id) \
+            .order_by(R.c.id.desc()).limit(limit + 1)
+        if name:
+            q = q.where(T.c.name == name)
+        if kind:
+            q = q.where(R.c.kind == kind)
+        if cursor:
+            if not cursor.isdigit():
+                raise InvalidParams("cursor: not a cursor from backups.history",
+                                    {"errors": {"cursor": "invalid"}})
+            q = q.where(R.c.id < int(cursor))
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(q)).mappings().all()
+        runs = [self._run(r, r["target"]) for r in rows[:limit]]
+        return {"runs": runs,
+                "next_cursor": str(rows[limit - 1]["id"]) if len(rows) > limit else None}
+
+    # -- the schedule ---------------------------------------------------------------------
+    async def _schedule_loop(self) -> None:
+        while True:
+            delay = 30.0
+            try:
+                delay = await self._schedule_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("backup scheduler failed; trying again")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(1.0, min(delay, 60.0)))
+
+    async def _schedule_once(self) -> float:
+        now = utcnow()
+        soonest = 60.0
+        for row in await self._rows():
+            if not row["enabled"]:
+                continue
+            cfg = self.settings(row)
+            for column, expr, kind in (("next_run_at", cfg["schedule"], "backup"),
+                                       ("next_verify_at", cfg["verify_schedule"],
+                                        "backup_verify")):
+                when = row[column]
+                if not expr:
+                    continue
+                if when is None or when <= now:
+                    if when is not None:
+                        log.info("scheduled run", target=row["name"], kind=kind)
+                        await self.jobs.submit(kind, {"target": row["name"]})
+                    when = self._next(expr, cfg, now)
+                    async with self.db.engine.begin() as conn:
+                        await conn.execute(T.update().where(T.c.id == row["id"])
+                                           .values({column: when}))
+                if when is not None:
+                    soonest = min(soonest, (when - now).total_seconds())
+        return soonest
+
+
+def _check_sources_batch(batch: list[files.CopyItem]) -> list[files.CopyOutcome | None]:
+    return [files.check_source(i) for i in batch]
+
+
+def _verify_part(root: str, part: list[Any]) -> list[tuple[Any, str, int]]:
+    return [(r, *files.verify_one(root, r.path, r.sha256, r.size)) for r in part]
+
+
+def _batches(items: list[files.CopyItem]) -> list[list[files.CopyItem]]:
+    out: list[list[files.CopyItem]] = []
+    cur: list[files.CopyItem] = []
+    size = 0
+    for it in items:
+        cur.append(it)
+        size += it.size
+        if len(cur) >= BATCH_FILES or size >= BATCH_BYTES:
+            out.append(cur)
+            cur, size = [], 0
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _age(when: dt.datetime | None) -> float | None:
+    """Days since ``when`` (naive UTC), one decimal."""
+    if when is None:
+        return None
+    return round((utcnow() - when).total_seconds() / 86400, 3)

@@ -1,0 +1,120 @@
+"""``backups.*``: targets, runs, verify, restore, status and history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from lightbox.common import schedule
+from lightbox.common.api.backups import TARGET_KEYS
+from lightbox.common.errors import InvalidParams
+from lightbox.daemon.library import admission
+from lightbox.daemon.rpc import Context, method
+
+
+@method("backups.add")
+async def add(ctx: Context, name: str, **values: Any) -> dict[str, Any]:
+    return await ctx.daemon.backups.add(name, values)
+
+
+@method("backups.update")
+async def update(ctx: Context, target: str, **values: Any) -> dict[str, Any]:
+    # Absent parameters arrive as None; a nullable one set to null on purpose cannot be
+    # told from absent, so "null" for schedules is written as an empty string.
+    changes: dict[str, Any] = {}
+    for key in TARGET_KEYS:
+        if key in values and values[key] is not None:
+            value = values[key]
+            if key in ("schedule", "verify_schedule") and value == "":
+                value = None
+            changes[key] = value
+    return await ctx.daemon.backups.update(target, changes)
+
+
+@method("backups.remove")
+async def remove(ctx: Context, target: str) -> dict[str, Any]:
+    return await ctx.daemon.backups.remove(target)
+
+
+@method("backups.list")
+async def list_targets(ctx: Context) -> dict[str, Any]:
+    return {"targets": await ctx.daemon.backups.list_targets()}
+
+
+@method("backups.schedule")
+async def preview(ctx: Context, cron: str, timezone: str, count: int) -> dict[str, Any]:
+    problem = schedule.problem(cron) or schedule.zone_problem(timezone)
+    if problem:
+        return {"valid": False, "problem": problem, "explanation": None, "next": []}
+    runs = schedule.next_runs(cron, dt.datetime.now(dt.UTC), timezone, count)
+    return {"valid": True, "problem": None, "explanation": schedule.explain(cron),
+            "next": [w.isoformat() for w in runs]}
+
+
+@method("backups.run")
+async def run(ctx: Context, target: str, check_sources: bool) -> dict[str, Any]:
+    await ctx.daemon.backups.row(target)
+    params: dict[str, Any] = {"target": target}
+    if check_sources:
+        params["check_sources"] = True
+    return {"job": await ctx.daemon.jobs.submit("backup", params)}
+
+
+@method("backups.verify")
+async def verify(ctx: Context, target: str, budget: str | None, sample: float | None,
+                 all: bool) -> dict[str, Any]:
+    await ctx.daemon.backups.row(target)
+    params: dict[str, Any] = {"target": target}
+    if budget is not None:
+        params["budget"] = budget
+    if sample is not None:
+        params["sample"] = sample
+    if all:
+        params["all"] = True
+    return {"job": await ctx.daemon.jobs.submit("backup_verify", params)}
+
+
+@method("backups.restore")
+async def restore(ctx: Context, target: str, dest: str, photo: int | None, folder: str | None,
+                  taken_from: str | None, taken_to: str | None, all: bool, overwrite: bool,
+                  dry_run: bool) -> dict[str, Any]:
+    d = ctx.daemon
+    await d.backups.row(target)
+    chosen = [photo is not None, bool(folder), bool(taken_from or taken_to), all]
+    if sum(chosen) != 1:
+        raise InvalidParams("say what to restore: one of photo, folder, taken_from/taken_to "
+                            "or all", {"errors": {"photo": "choose one selection"}})
+    for key, value in (("taken_from", taken_from), ("taken_to", taken_to)):
+        if value:
+            try:
+                dt.date.fromisoformat(value)
+            except ValueError:
+                raise InvalidParams(f"{key}: not a date", {"errors": {key: "not a date"}}) \
+                    from None
+    real = admission.resolve(dest)
+    guards = admission.system_guards() + list(d.backups.guarded)
+    refusal = admission.check(real, guards)
+    if refusal is not None:
+        raise InvalidParams(f"dest: {refusal.message}; refusing to restore there",
+                            {"reason": refusal.reason, "errors": {"dest": refusal.message}})
+    params: dict[str, Any] = {"target": target, "dest": real, "overwrite": overwrite,
+                              "dry_run": dry_run}
+    if photo is not None:
+        params["photo"] = photo
+    for key, text in (("folder", folder), ("taken_from", taken_from), ("taken_to", taken_to)):
+        if text:
+            params[key] = text
+    if all:
+        params["all"] = True
+    return {"job": await d.jobs.submit("backup_restore", params, dedupe=False)}
+
+
+@method("backups.status")
+async def status(ctx: Context, target: str | None) -> dict[str, Any]:
+    return {"targets": await ctx.daemon.backups.status_of(target)}
+
+
+@method("backups.history")
+async def history(ctx: Context, target: str | None, kind: str | None, limit: int,
+                  cursor: str | None) -> dict[str, Any]:
+    return await ctx.daemon.backups.history(target, kind, limit, cursor)

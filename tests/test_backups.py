@@ -1,0 +1,461 @@
+"""Backups to a local folder with the real daemon: full and incremental runs, the open target
+format (``sha256sum -c`` on the target), verify, restore, offline roots, bit rot, a target
+that goes away, a full target disk, SIGKILL in the middle of a run; schedules across
+daylight-saving changes. Assertions read the target folder and the daemon's SQLite catalog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lbtest import DaemonProcess, need, run_cli
+
+from lightbox.common import errors, schedule
+from lightbox.daemon.media.samples import make_photo, save_jpeg
+
+SCAN_ONLY = {"library": {"watch": False, "reconcile_interval": 0}}
+
+
+def rows(d: DaemonProcess, sql: str, *args: Any) -> list[sqlite3.Row]:
+    con = sqlite3.connect(f"file:{d.data_dir / 'catalog.db'}?mode=ro", uri=True, timeout=30)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+def wait(d: DaemonProcess, job: int, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        done: dict[str, Any] = d.call("jobs.wait", {"id": job, "timeout": 30}, timeout=40)
+        if done["state"] in ("succeeded", "failed", "cancelled"):
+            return done
+        assert time.monotonic() < deadline, done
+
+
+def scan(d: DaemonProcess) -> None:
+    done = wait(d, d.call("library.scan", {})["job"])
+    assert done["state"] == "succeeded", done
+
+
+def backup(d: DaemonProcess, target: str = "nas", **params: Any) -> dict[str, Any]:
+    return wait(d, d.call("backups.run", {"target": target, **params})["job"])
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def photos(root: Path, n: int, start: int = 0, size: int = 96) -> list[Path]:
+    out = []
+    for i in range(start, start + n):
+        sub = root / ("2024" if i % 2 else "2025/summer")
+        out.append(save_jpeg(make_photo(size, size, seed=i), sub / f"img_{i:03d}.jpg"))
+    return out
+
+
+def target_files(target: Path) -> dict[str, str]:
+    out = {}
+    for p in target.rglob("*"):
+        rel = p.relative_to(target).as_posix()
+        if p.is_file() and not rel.startswith(".lightbox") and rel not in ("README.txt",
+                                                                           "SHA256SUMS"):
+            out[rel] = sha(p)
+    return out
+
+
+def sha256sum_check(target: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=target,
+                          capture_output=True, text=True)
+
+
+@pytest.fixture
+def lib(make_daemon: Any, tmp_path: Path) -> tuple[DaemonProcess, Path, Path]:
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    root = tmp_path / "photos"
+    photos(root, 6)
+    target = tmp_path / "nas"
+    target.mkdir()
+    d.call("roots.add", {"path": str(root), "name": "photos", "scan": False})
+    scan(d)
+    d.call("backups.add", {"name": "nas", "path": str(target)})
+    return d, root, target
+
+
+# -- schedules ---------------------------------------------------------------------------
+
+def test_schedule_follows_wall_clock_across_daylight_saving_changes() -> None:
+    # Spring forward in Berlin: 02:30 does not exist on 29 March 2026; it runs once, at
+    # the first minute after the change, and the day after at 02:30 summer time again.
+    spring = schedule.next_runs("30 2 * * *", dt.datetime(2026, 3, 27, 12, tzinfo=dt.UTC),
+                                "Europe/Berlin", 5)
+    assert [w.strftime("%m-%d %H:%M %z") for w in spring] == [
+        "03-28 02:30 +0100", "03-29 03:00 +0200", "03-30 02:30 +0200", "03-31 02:30 +0200",
+        "04-01 02:30 +0200"]
+    # Fall back: 02:30 happens twice on 25 October; it runs once.
+    autumn = schedule.next_runs("30 2 * * *", dt.datetime(2026, 10, 23, 12, tzinfo=dt.UTC),
+                                "Europe/Berlin", 4)
+    utc = [w.astimezone(dt.UTC).strftime("%m-%d %H:%M") for w in autumn]
+    assert utc == ["10-24 00:30", "10-25 00:30", "10-26 01:30", "10-27 01:30"]
+    # An interval schedule runs on the real clock: every hour, no gap and no double.
+    hourly = schedule.next_runs("0 * * * *", dt.datetime(2026, 10, 24, 23, 30, tzinfo=dt.UTC),
+                                "Europe/Berlin", 4)
+    utc_hours = [w.astimezone(dt.UTC) for w in hourly]
+    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(utc_hours)}
+    assert gaps == {3600.0}
+    assert schedule.problem("61 * * * *")
+    assert schedule.problem("* * *")
+    assert schedule.problem("@daily") is None
+
+
+def test_targets_are_validated_and_show_their_next_runs(lib: Any, tmp_path: Path) -> None:
+    d, root, target = lib
+    out = d.call("backups.schedule", {"cron": "0 3 * * 1", "timezone": "America/New_York"})
+    assert out["valid"] and len(out["next"]) == 5
+    assert all(dt.datetime.fromisoformat(w).weekday() == 0 for w in out["next"])
+    bad = d.call("backups.schedule", {"cron": "0 25 * * *"})
+    assert not bad["valid"] and "hour" in bad["problem"]
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(errors.InvalidParams) as e:
+        d.call("backups.add", {"name": "x", "path": str(other), "schedule": "every day"})
+    assert "schedule" in str(e.value)
+    with pytest.raises(errors.InvalidParams):
+        d.call("backups.add", {"name": "x", "path": str(other), "timezone": "Mars/Olympus"})
+    with pytest.raises(errors.InvalidParams) as e:   # inside a root: it would be scanned
+        d.call("backups.add", {"name": "x", "path": str(root / "2024")})
+    with pytest.raises(errors.InvalidParams):
+        d.call("backups.add", {"name": "x", "path": str(other), "roots": ["nope"]})
+    with pytest.raises(errors.Conflict):
+        d.call("backups.add", {"name": "nas", "path": str(other)})
+    listed = d.call("backups.list")["targets"]
+    assert [t["name"] for t in listed] == ["nas"]
+    nas = listed[0]
+    assert nas["retention_days"] is None and nas["enabled"] and len(nas["next_runs"]) == 5
+    assert (target / ".lightbox-target").is_file() and (target / "README.txt").is_file()
+    upd = d.call("backups.update", {"target": "nas", "schedule": "@weekly", "enabled": False})
+    assert upd["schedule"] == "@weekly" and not upd["enabled"]
+
+
+# -- runs --------------------------------------------------------------------------------
+
+def test_full_then_incremental_runs_and_the_target_checks_with_coreutils(lib: Any) -> None:
+    d, root, target = lib
+    first = backup(d)
+    assert first["state"] == "succeeded", first
+    assert first["result"]["copied"] == 6
+    files = target_files(target)
+    assert len(files) == 6
+    for rel, digest in files.items():
+        assert rel.startswith("photos/")
+        assert digest == sha(root / rel.removeprefix("photos/"))
+    check = sha256sum_check(target)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count(": OK") == 6
+    assert not list((target / ".lightbox-tmp").iterdir())
+
+    # Nothing new: nothing copied, nothing read.
+    again = backup(d)
+    assert again["state"] == "succeeded" and again["result"]["copied"] == 0
+
+    # One new photo, one changed, one deleted.
+    photos(root, 1, start=10)
+    changed = root / "2024" / "img_001.jpg"
+    old_bytes = (target / "photos" / "2024" / "img_001.jpg").read_bytes()
+    save_jpeg(make_photo(96, 96, seed=99), changed)
+    (root / "2024" / "img_003.jpg").unlink()
+    scan(d)
+    third = backup(d)
+    assert third["state"] == "succeeded", third
+    assert third["result"]["copied"] == 2
+    files = target_files(target)
+    assert len(files) == 8  # the deleted photo's copy is kept; the old version too
+    assert (target / "photos" / "2024" / "img_003.jpg").is_file()
+    assert (target / "photos" / "2024" / "img_001.jpg").read_bytes() == old_bytes
+    variant = target / "photos" / "2024" / f"img_001.{sha(changed)[:8]}.jpg"
+    assert variant.read_bytes() == changed.read_bytes()
+    assert sha256sum_check(target).returncode == 0
+    manifest = rows(d, "SELECT sha256, path, size FROM backup_manifest")
+    assert {r["path"] for r in manifest} == set(files)
+    history = d.call("backups.history", {"target": "nas"})["runs"]
+    assert [r["kind"] for r in history] == ["backup"] * 3
+    assert history[0]["files"] >= 2 and history[0]["state"] == "succeeded"
+    status = d.call("backups.status")["targets"][0]
+    assert status["not_backed_up"] == 0 and status["files"] == 8 and status["online"]
+
+
+def test_verify_finds_a_flipped_byte_a_missing_and_an_extra_file(lib: Any) -> None:
+    d, _, target = lib
+    assert backup(d)["state"] == "succeeded"
+    files = sorted(target_files(target))
+    flipped = target / files[0]
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    flipped.write_bytes(bytes(data))
+    (target / files[1]).unlink()
+    (target / "photos" / "stray.jpg").write_bytes(b"not from lightbox")
+    done = wait(d, d.call("backups.verify", {"target": "nas", "all": True})["job"])
+    assert done["state"] == "succeeded", done
+    r = done["result"]
+    assert r["changed"] == [files[0]] and r["missing"] == [files[1]]
+    assert r["extra"] == ["photos/stray.jpg"]
+    assert r["ok"] == 4 and r["never_verified"] == 0 and r["whole"]
+    # coreutils agrees.
+    check = sha256sum_check(target)
+    assert check.returncode != 0 and "FAILED" in check.stdout
+    # A budgeted verify reads the least recently verified first.
+    part = wait(d, d.call("backups.verify", {"target": "nas", "sample": 50})["job"])
+    assert part["result"]["checked"] == 3
+    status = d.call("backups.status", {"target": "nas"})["targets"][0]
+    assert status["last_verify"]["state"] == "succeeded"
+    assert status["oldest_verified_age"] is not None
+
+
+def test_restore_a_folder_reproduces_the_bytes_and_never_overwrites(lib: Any,
+                                                                    tmp_path: Path) -> None:
+    d, root, target = lib
+    assert backup(d)["state"] == "succeeded"
+    dest = tmp_path / "restored"
+    plan = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
+                                              "folder": str(root / "2025"),
+                                              "dry_run": True})["job"])
+    assert plan["state"] == "succeeded", plan
+    assert plan["result"]["counts"] == {"restore": 3}
+    assert not dest.exists()
+    assert all(p["from"].startswith(str(target)) for p in plan["result"]["plan"])
+    done = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
+                                              "folder": str(root / "2025")})["job"])
+    assert done["result"]["counts"] == {"restored": 3}, done
+    for orig in (root / "2025" / "summer").iterdir():
+        assert (dest / "photos" / "2025" / "summer" / orig.name).read_bytes() == \
+            orig.read_bytes()
+    # A file that differs is kept unless asked.
+    victim = dest / "photos" / "2025" / "summer" / "img_000.jpg"
+    victim.write_bytes(b"mine")
+    again = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
+                                               "all": True})["job"])
+    assert again["result"]["counts"] == {"kept": 1, "present": 2, "restored": 3}, again
+    assert victim.read_bytes() == b"mine"
+    forced = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
+                                                "photo": rows(d, "SELECT id FROM photos WHERE "
+                                                              "name='img_000.jpg'")[0][0],
+                                                "overwrite": True})["job"])
+    assert forced["result"]["counts"] == {"restored": 1}
+    assert victim.read_bytes() == (root / "2025" / "summer" / "img_000.jpg").read_bytes()
+    with pytest.raises(errors.InvalidParams):
+        d.call("backups.restore", {"target": "nas", "dest": "/etc/lightbox", "all": True})
+
+
+def test_an_offline_root_is_skipped_and_nothing_on_the_target_changes(lib: Any,
+                                                                      tmp_path: Path) -> None:
+    d, root, target = lib
+    assert backup(d)["state"] == "succeeded"
+    before = target_files(target)
+    sums = (target / "SHA256SUMS").read_bytes()
+    aside = tmp_path / "aside"
+    root.rename(aside)
+    root.mkdir()  # an empty mount point, as an unmounted disk leaves
+    done = backup(d)
+    assert done["state"] == "succeeded", done
+    assert "photos" in done["result"]["skipped_roots"]
+    assert "offline" in done["result"]["skipped_roots"]["photos"]
+    assert target_files(target) == before
+    assert (target / "SHA256SUMS").read_bytes() == sums
+    assert len(rows(d, "SELECT * FROM backup_manifest")) == len(before)
+
+
+def test_bit_rot_at_the_source_is_reported_and_the_good_copy_kept(lib: Any) -> None:
+    d, root, target = lib
+    assert backup(d)["state"] == "succeeded"
+    victim = root / "2024" / "img_001.jpg"
+    good = victim.read_bytes()
+    st = victim.stat()
+    rotten = bytearray(good)
+    rotten[len(rotten) // 2] ^= 0x40
+    victim.write_bytes(bytes(rotten))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    scan(d)  # size and mtime unchanged: the scanner cannot tell
+    done = backup(d, check_sources=True)
+    assert done["state"] == "succeeded", done
+    damaged = done["result"]["damaged"]
+    assert [x["path"] for x in damaged] == [str(victim)]
+    assert (target / "photos" / "2024" / "img_001.jpg").read_bytes() == good
+    # A photo that rots before its first backup is not copied at all.
+    new = photos(root, 1, start=20)[0]
+    scan(d)
+    st = new.stat()
+    data = bytearray(new.read_bytes())
+    data[-10] ^= 0x01
+    new.write_bytes(bytes(data))
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    second = backup(d)
+    assert [x["path"] for x in second["result"]["damaged"]] == [str(new)]
+    assert not (target / "photos" / new.relative_to(root)).exists()
+    assert sha256sum_check(target).returncode == 0
+
+
+def test_a_missing_or_read_only_target_fails_the_run_writing_nothing(lib: Any,
+                                                                     tmp_path: Path) -> None:
+    d, _, target = lib
+    aside = tmp_path / "nas-unplugged"
+    target.rename(aside)
+    target.mkdir()  # the empty mount point
+    done = backup(d)
+    assert done["state"] == "failed"
+    assert done["result"]["reason"] == "target_missing", done
+    assert "marker" in done["error"]
+    assert list(target.iterdir()) == []
+    shutil.rmtree(target)
+    done = backup(d)
+    assert done["result"]["reason"] == "target_missing"
+    assert not target.exists()
+    aside.rename(target)
+    # Read-only: a read-only bind mount of the target (root in a container).
+    ro = subprocess.run(["mount", "--bind", "-o", "ro", str(target), str(target)],
+                        capture_output=True, text=True)
+    if ro.returncode == 0:
+        try:
+            done = backup(d)
+            assert done["result"]["reason"] == "target_read_only", done
+        finally:
+            subprocess.run(["umount", str(target)], capture_output=True)
+    status = d.call("backups.status")["targets"][0]
+    assert status["online"]
+    assert backup(d)["state"] == "succeeded"
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[Callable[[Path, str], Path]]:
+    mounted: list[Path] = []
+
+    def mount(path: Path, size: str) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700",
+                               "tmpfs", str(path)], capture_output=True, text=True)
+        need(done.returncode == 0, "mounting a tmpfs (root, CAP_SYS_ADMIN)",
+             f"run the tests as root in a container that allows mounts ({done.stderr.strip()})")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_full_target_disk_stops_the_run_cleanly(make_daemon: Any, tmp_path: Path,
+                                                  tmpfs: Any) -> None:
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    root = tmp_path / "photos"
+    photos(root, 8, size=700)  # ~100-200 kB each
+    d.call("roots.add", {"path": str(root), "name": "photos", "scan": False})
+    scan(d)
+    total = sum(p.stat().st_size for p in root.rglob("*.jpg"))
+    target = tmpfs(tmp_path / "usb", f"{total // 2 // 1024}k")
+    d.call("backups.add", {"name": "usb", "path": str(target)})
+    done = backup(d, "usb")
+    assert done["state"] == "failed", done
+    assert done["result"]["reason"] == "disk_full"
+    copied = done["result"]["copied"]
+    assert 0 < copied < 8
+    assert not list((target / ".lightbox-tmp").iterdir())  # no partial file left
+    on_target = target_files(target)
+    assert len(on_target) == copied
+    manifest = {r["path"]: r["sha256"] for r in rows(d, "SELECT path, sha256 "
+                                                        "FROM backup_manifest")}
+    assert manifest == on_target
+    assert sha256sum_check(target).returncode == 0
+
+
+def test_sigkill_mid_run_then_a_rerun_copies_nothing_twice(make_daemon: Any,
+                                                           tmp_path: Path) -> None:
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    root = tmp_path / "photos"
+    photos(root, 40, size=600)
+    d.call("roots.add", {"path": str(root), "name": "photos", "scan": False})
+    scan(d)
+    target = tmp_path / "nas"
+    target.mkdir()
+    d.call("backups.add", {"name": "nas", "path": str(target)})
+    job = d.call("backups.run", {"target": "nas"})["job"]
+    deadline = time.monotonic() + 60
+    while not any((target / "photos").rglob("*.jpg")) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    d.kill()
+    assert len(list((target / "photos").rglob("*.jpg"))) < 40  # killed in the middle
+    # Nothing under a final name is partial: every final file is a photo's exact bytes.
+    originals = {sha(p) for p in root.rglob("*.jpg")}
+    assert set(target_files(target).values()) <= originals
+    d.start()
+    first = wait(d, job)  # the interrupted job was resumed (the lock of the dead daemon
+    assert first["state"] == "succeeded", first  # taken over)
+    again = backup(d)
+    assert again["result"]["copied"] == 0
+    on_target = target_files(target)
+    assert len(on_target) == 40 and set(on_target.values()) == originals
+    manifest = {r["path"]: r["sha256"] for r in rows(d, "SELECT path, sha256 "
+                                                        "FROM backup_manifest")}
+    assert manifest == on_target
+    assert sha256sum_check(target).returncode == 0
+    assert not list((target / ".lightbox-tmp").iterdir())
+    runs = rows(d, "SELECT state, result FROM backup_runs ORDER BY id")
+    assert [r["state"] for r in runs] == ["failed", "succeeded", "succeeded"]
+    assert "interrupted" in runs[0]["result"]
+    assert first["result"]["adopted"] + first["result"]["copied"] == 40
+
+
+def test_the_command_line_drives_backups_and_import(make_daemon: Any, tmp_path: Path) -> None:
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    env = {"LIGHTBOX_DATA_DIR": str(d.data_dir)}
+    root = tmp_path / "photos"
+    photos(root, 3)
+    d.call("roots.add", {"path": str(root), "name": "photos", "scan": False})
+    scan(d)
+    target = tmp_path / "usb"
+    target.mkdir()
+    r = run_cli("backup", "add", "usb", str(target), "--schedule", "30 2 * * *",
+                "--timezone", "Europe/Berlin", "--retention-days", "30", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "At 02:30" in r.stdout and "remove copies 30 days" in r.stdout
+    r = run_cli("backup", "add", "bad", str(target), "--schedule", "99 * * * *", env=env)
+    assert r.returncode == 2 and "schedule" in r.stderr
+    r = run_cli("backup", "schedule", "0 3 * * 0", "--json", env=env)
+    assert json.loads(r.stdout)["valid"]
+    r = run_cli("backup", "run", "usb", "--wait", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    assert job["state"] == "succeeded" and job["result"]["copied"] == 3
+    r = run_cli("backup", "verify", "usb", "--all", "--wait", env=env)
+    assert r.returncode == 0 and "succeeded" in r.stdout, r.stdout + r.stderr
+    r = run_cli("backup", "restore", "usb", str(tmp_path / "back"), "--all", "--dry-run",
+                "--wait", "--json", env=env)
+    assert json.loads(r.stdout)["result"]["counts"] == {"restore": 3}
+    r = run_cli("backup", "status", env=env)
+    assert "0 photos not backed up" in r.stdout and "last verify: succeeded" in r.stdout
+    r = run_cli("backup", "history", "--json", env=env)
+    assert [x["kind"] for x in json.loads(r.stdout)] == ["restore", "verify", "backup"]
+    (target / ".lightbox-target").unlink()  # as if another disk were mounted there
+    r = run_cli("backup", "run", "usb", "--wait", env=env)
+    assert r.returncode == 1 and "marker" in r.stdout
+    card = tmp_path / "card"
+    save_jpeg(make_photo(64, 64, seed=77), card / "IMG_1.jpg")
+    r = run_cli("import", str(card), "--root", "photos", "--dry-run", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "IMG_1.jpg -> undated/undated/IMG_1.jpg" in r.stdout and "plan: 1 copy" in r.stdout
+    r = run_cli("import", str(card), "--root", "photos", "--move", "--wait", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "NOT safe to erase" in r.stdout  # usb covers the root and lacks the new photo
+    assert not (card / "IMG_1.jpg").exists()
+    assert (root / "undated" / "undated" / "IMG_1.jpg").is_file()

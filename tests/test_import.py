@@ -1,0 +1,201 @@
+"""``library.import`` with the real daemon: a layout template on EXIF dates, undated photos,
+name collisions resolved from the sha256 (the same names on a rerun), files the catalog
+already has skipped, the "safe to erase" verdict, and ``--move`` keeping a source whose
+copy could not be verified (a destination that fills up: a real small tmpfs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lbtest import DaemonProcess, need
+
+from lightbox.common import errors
+from lightbox.daemon.backups.importer import render, safe_component, template_problem
+from lightbox.daemon.media.samples import ExifSpec, make_photo, save_jpeg
+
+SCAN_ONLY = {"library": {"watch": False, "reconcile_interval": 0}}
+
+
+def wait(d: DaemonProcess, job: int, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        done: dict[str, Any] = d.call("jobs.wait", {"id": job, "timeout": 30}, timeout=40)
+        if done["state"] in ("succeeded", "failed", "cancelled"):
+            return done
+        assert time.monotonic() < deadline, done
+
+
+def do_import(d: DaemonProcess, card: Path, **params: Any) -> dict[str, Any]:
+    return wait(d, d.call("library.import", {"source_path": str(card), "root": "lib",
+                                             **params})["job"])
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def files_below(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): sha(p) for p in root.rglob("*")
+            if p.is_file() and not p.name.startswith(".")}
+
+
+def make_card(card: Path, known: Path) -> None:
+    """Two different photos named IMG_0001.jpg taken the same day, one undated photo, a
+    photo the library has already (``known``), and a file that is no photo."""
+    may = dt.datetime(2024, 5, 1, 10, 30)
+    save_jpeg(make_photo(64, 64, seed=1), card / "DCIM" / "100CANON" / "IMG_0001.jpg",
+              ExifSpec(taken=may, make="Canon", model="EOS R6"))
+    save_jpeg(make_photo(64, 64, seed=2), card / "DCIM" / "101CANON" / "IMG_0001.jpg",
+              ExifSpec(taken=may + dt.timedelta(hours=2), make="Canon", model="EOS R6"))
+    save_jpeg(make_photo(64, 64, seed=3), card / "DCIM" / "100CANON" / "IMG_0002.jpg",
+              ExifSpec(taken=dt.datetime(2023, 12, 31, 23, 59)))
+    save_jpeg(make_photo(64, 64, seed=4), card / "misc" / "scan.jpg")  # no EXIF: undated
+    (card / "DCIM" / "known.jpg").write_bytes(known.read_bytes())
+    (card / "notes.txt").write_text("not a photo\n")
+
+
+@pytest.fixture
+def lib(make_daemon: Any, tmp_path: Path) -> tuple[DaemonProcess, Path, Path]:
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    root = tmp_path / "lib"
+    known = save_jpeg(make_photo(64, 64, seed=50), root / "old" / "known.jpg")
+    d.call("roots.add", {"path": str(root), "name": "lib", "scan": False})
+    assert wait(d, d.call("library.scan", {})["job"])["state"] == "succeeded"
+    card = tmp_path / "card"
+    make_card(card, known)
+    return d, root, card
+
+
+def test_templates_and_safe_names() -> None:
+    meta = {"name": "IMG 1.JPG", "taken": dt.datetime(2024, 5, 1), "mtime": None,
+            "sha256": "ab" * 32, "make": None}
+    assert render("{taken:%Y}/{taken:%Y-%m-%d}/{name}", meta) == "2024/2024-05-01/IMG 1.JPG"
+    assert render("{mtime:%Y|no-date}/{stem}.{ext}", meta) == "no-date/IMG 1.jpg"
+    assert render("{make}/{sha8}-{name}", meta) == "unknown/abababab-IMG 1.JPG"
+    assert render("{taken:%Y}/../{name}", {**meta, "taken": None}) == "undated/_/IMG 1.JPG"
+    assert safe_component('a:b*c?"d<e>f|g') == "a_b_c__d_e_f_g"
+    assert safe_component("CON.jpg") == "_CON.jpg"
+    assert safe_component("trailing. ") == "trailing"
+    long = safe_component("é" * 300 + ".jpeg")
+    assert long.endswith(".jpeg") and len(long.encode()) <= 255
+    assert template_problem("{taken:%Y}") and template_problem("{nope}/{name}")
+    assert template_problem("{taken:%Y}/{name}") is None
+
+
+def test_import_plans_copies_and_reruns_to_the_same_names(lib: Any, tmp_path: Path) -> None:
+    d, root, card = lib
+    before_card = files_below(card)
+    plan = do_import(d, card, dry_run=True)
+    assert plan["state"] == "succeeded", plan
+    r = plan["result"]
+    assert r["counts"] == {"copy": 4, "skip": 1, "not_photo": 1}, r
+    planned = {f["from"]: f["to"] for f in r["files"] if f["action"] == "copy"}
+    assert files_below(root).keys() == {"old/known.jpg"}  # a dry run writes nothing
+    a, b = "DCIM/100CANON/IMG_0001.jpg", "DCIM/101CANON/IMG_0001.jpg"
+    # Same name, other content: the lower sha256 keeps the name, the other gets a suffix.
+    low, high = sorted((a, b), key=lambda rel: sha(card / rel))
+    assert planned[low] == "2024/2024-05-01/IMG_0001.jpg"
+    assert planned[high] == f"2024/2024-05-01/IMG_0001.{sha(card / high)[:8]}.jpg"
+    assert planned["DCIM/100CANON/IMG_0002.jpg"] == "2023/2023-12-31/IMG_0002.jpg"
+    assert planned["misc/scan.jpg"] == "undated/undated/scan.jpg"
+
+    done = do_import(d, card)
+    assert done["state"] == "succeeded", done
+    r = done["result"]
+    assert r["counts"] == {"copied": 4, "skip": 1, "not_photo": 1}, r
+    on_disk = files_below(root)
+    for src, dest in planned.items():
+        assert on_disk[dest] == sha(card / src)
+    assert files_below(card) == before_card  # a copy leaves the card alone
+    assert r["not_in_library"] == 0
+    assert not r["safe_to_erase"]  # notes.txt is on no list: erasing would lose it
+    # The catalog took the new files.
+    status = d.call("roots.list")["roots"][0]
+    assert status["photos"] == 5
+
+    # Again: everything is in the library now.
+    again = do_import(d, card)
+    assert again["result"]["counts"] == {"skip": 5, "not_photo": 1}
+    assert files_below(root) == on_disk
+
+    # A catalog that forgot the files: the same plan meets the same files, nothing doubles.
+    d.call("roots.remove", {"root": "lib"})
+    d.call("roots.add", {"path": str(root), "name": "lib", "scan": False})
+    third = do_import(d, card)
+    assert third["state"] == "succeeded", third
+    # The four imported before are found at their names; known.jpg, forgotten with the
+    # rest, is imported once more under the template (old/known.jpg is not a file of the
+    # plan), which is what the catalog's sha256 would have prevented.
+    assert third["result"]["counts"] == {"present": 4, "copied": 1, "not_photo": 1}
+    after = files_below(root)
+    assert {k: v for k, v in after.items() if k in on_disk} == on_disk
+    assert set(after) - set(on_disk) == {"undated/undated/known.jpg"}
+
+
+def test_import_refuses_bad_requests(lib: Any, tmp_path: Path) -> None:
+    d, root, card = lib
+    with pytest.raises(errors.InvalidParams):
+        d.call("library.import", {"source_path": str(card), "root": "lib",
+                                  "template": "{taken:%Y}"})
+    with pytest.raises(errors.InvalidParams):  # from inside the library
+        d.call("library.import", {"source_path": str(root / "old"), "root": "lib"})
+    with pytest.raises(errors.NotFound):
+        d.call("library.import", {"source_path": str(tmp_path / "nope"), "root": "lib"})
+
+
+def test_safe_to_erase_needs_the_library_and_the_backup(lib: Any, tmp_path: Path) -> None:
+    d, _, card = lib
+    (card / "notes.txt").unlink()
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    d.call("backups.add", {"name": "nas", "path": str(nas), "roots": ["lib"]})
+    done = do_import(d, card)
+    assert done["result"]["not_in_library"] == 0
+    assert done["result"]["not_backed_up"] == {"nas": 5}
+    assert not done["result"]["safe_to_erase"]
+    assert wait(d, d.call("backups.run", {"target": "nas"})["job"])["state"] == "succeeded"
+    again = do_import(d, card, dry_run=False)
+    assert again["result"]["safe_to_erase"], again["result"]
+
+
+def test_move_keeps_every_source_whose_copy_could_not_be_verified(
+        make_daemon: Any, tmp_path: Path) -> None:
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    root = tmp_path / "small"
+    root.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k,mode=0700", "tmpfs",
+                              str(root)], capture_output=True, text=True)
+    need(mounted.returncode == 0, "mounting a tmpfs (root, CAP_SYS_ADMIN)",
+         f"run the tests as root in a container that allows mounts ({mounted.stderr.strip()})")
+    try:
+        save_jpeg(make_photo(32, 32, seed=9), root / "first.jpg")
+        d.call("roots.add", {"path": str(root), "name": "lib", "scan": False})
+        card = tmp_path / "card"
+        for i in range(6):
+            save_jpeg(make_photo(500, 500, seed=100 + i), card / f"IMG_{i:04d}.jpg",
+                      ExifSpec(taken=dt.datetime(2024, 1, 1 + i)), quality=97)
+        sizes = [p.stat().st_size for p in card.iterdir()]
+        assert sum(sizes) > 600 * 1024 > max(sizes) * 2, sizes
+        originals = {p.name: sha(p) for p in card.iterdir()}
+        done = do_import(d, card, mode="move", template="{name}")
+        assert done["state"] == "failed", done
+        assert done["result"]["reason"] == "disk_full"
+        left = {p.name: sha(p) for p in card.iterdir()}
+        moved = {n for n in originals if n not in left}
+        assert moved and left  # some moved, the rest kept
+        for name in moved:  # what left the card is in the root, byte for byte
+            assert sha(root / name) == originals[name]
+        for name, digest in left.items():
+            assert digest == originals[name]
+            assert not (root / name).exists() or sha(root / name) == digest
+        assert not [p for p in root.iterdir() if p.name.startswith(".lbimport")]
+        assert not done["result"]["safe_to_erase"]
+    finally:
+        d.stop()
+        subprocess.run(["umount", "-l", str(root)], capture_output=True)
