@@ -391,7 +391,7 @@ def test_hex_prefixes_are_the_first_64_bits_of_each_sha256() -> None:
     shas = [sha_of(i) for i in range(50)] + ["F" * 64, "0" * 64]
     got = dupes.hex_prefixes([s[:16].encode() for s in shas])
     assert got.tolist() == [int(s[:16], 16) for s in shas]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="hexadecimal"):
         dupes.hex_prefixes([b"not hexadecimal!"])
 
 
