@@ -41,8 +41,10 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
     return urls[names[0]], urls[names[1]]
 
 
-async def churn(db: Database, source_id: int, stop: asyncio.Event, log: list[str]) -> None:
-    """Keep changing the catalog, the ways the daemon does, until ``stop``."""
+async def churn(db: Database, source_id: int, stop: asyncio.Event, log: list[str],
+                wrote: asyncio.Event | None = None) -> None:
+    """Keep changing the catalog, the ways the daemon does, until ``stop``; ``wrote`` is
+    set after every committed write."""
     rng = random.Random(7)
     n = 0
     async with db.engine.connect() as conn:
@@ -93,6 +95,8 @@ async def churn(db: Database, source_id: int, stop: asyncio.Event, log: list[str
             else:  # raw SQL: the capture compares that table whole
                 await conn.execute(sa.text("UPDATE sources SET status = :s"), {"s": f"r{n}"})
         log.append(str(op))
+        if wrote is not None:
+            wrote.set()
         await asyncio.sleep(0.002)
 
 
@@ -116,13 +120,28 @@ async def test_copy_while_writing_catches_up_exactly(pair: tuple[str, str]) -> N
                              copy.Writer(target_url))
     stop = asyncio.Event()
     done: list[str] = []
-    churner = asyncio.ensure_future(churn(live, info["source"], stop, done))
+    wrote = asyncio.Event()
+    churner = asyncio.ensure_future(churn(live, info["source"], stop, done, wrote))
+
+    async def writes(count: int) -> None:
+        """Until the churner committed ``count`` more writes (one cycle of its kinds is 8),
+        however slow the machine."""
+        until = len(done) + count
+        async with asyncio.timeout(120):
+            while len(done) < until:
+                wrote.clear()
+                await wrote.wait()
+
     try:
         for r in (snap, current, writer):
             await r.open()
+        # Writes committed after the snapshot was taken are what the catch-up is for: wait
+        # for some rather than hope the copy outlasts them.
+        await writes(8)
         states = await copy.copy_all(snap, writer, plans, lambda *a: None)
         await copy.verify_all(writer, states, lambda *a: None)
         assert await copy.reconcile(current, writer, plans, states, capture.take()) > 0
+        await writes(8)  # every kind of write once more, for the freeze to catch up
         stop.set()
         await churner
         assert await live.gate.close(10)  # the freeze: nothing writes now

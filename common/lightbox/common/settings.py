@@ -78,6 +78,10 @@ FIELDS: tuple[Field, ...] = (
     _boot("database.url", "string", None,
           "SQLAlchemy URL of the catalog; default: SQLite file catalog.db in the data dir",
           check_fn=_check_db_url, max_length=4096),
+    _boot("database.lease_ttl", "number", 15.0,
+          "seconds a daemon sharing a PostgreSQL or MySQL catalog may miss heart-beats before "
+          "others take its sources and indexing work over", minimum=1.0, maximum=3600.0,
+          unit="s"),
     _boot("control.socket_dir", "path", None,
           "directory for control.sock and events.sock; default: the runtime dir"),
     _boot("control.tcp", "string", None,

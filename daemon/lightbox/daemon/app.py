@@ -13,6 +13,7 @@ import contextlib
 import gc
 import os
 import signal
+import socket
 import time
 from typing import Any
 
@@ -23,11 +24,15 @@ from lightbox.daemon.backups.service import Backups
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.dbstate import StateFile
 from lightbox.daemon.catalog.switch import Switcher
+from lightbox.daemon.cluster.claims import Claims
+from lightbox.daemon.cluster.leases import Cluster
+from lightbox.daemon.cluster.relay import Relay
 from lightbox.daemon.component import Component
 from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.control.server import ControlServer
-from lightbox.daemon.jobs.queue import JobQueue
+from lightbox.daemon.jobs.queue import JobQueue, owner_id
 from lightbox.daemon.library.admission import daemon_dirs
+from lightbox.daemon.library.bucketsync import BucketScheduler, BucketSync
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.reconcile import Reconciler
@@ -68,6 +73,15 @@ class Daemon:
                                wait_ready=False)
         self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config),
                                vanish_delay=config["library.vanish_delay"])
+        # Several daemons may share a catalog on a server (cluster/): leases say which runs
+        # which root, claims which reads which photo, the relay carries events across.
+        self.owner = owner_id(self.boot)
+        self.cluster = Cluster(self.db, self.sources, self.owner,
+                               ttl=config["database.lease_ttl"],
+                               info={"host": socket.gethostname(), "pid": self.pid,
+                                     "data_dir": str(config.paths.data_dir),
+                                     "version": self.version})
+        self.relay = Relay(self.db, self.bus, self.owner)
         self.changes = ChangeFeed(self.bus)
         self.writer = CatalogWriter(self.db, self.changes)
         quality = config["thumbnails.quality"]
@@ -76,7 +90,7 @@ class Daemon:
                             ThumbSpec("preview", config["thumbnails.preview"], quality,
                                       min_size=preview_min))
         self.indexer = Indexer(self.db, self.pool, self.changes, config.paths.thumbnails_dir,
-                               self.thumb_specs)
+                               self.thumb_specs, self.sources)
         self.scanner = Scanner(self.db, self.sources, self.writer, self.changes,
                                self.indexer.wake, self.pool)
         self.jobs = JobQueue(self.db, self.bus, self.boot,
@@ -84,6 +98,16 @@ class Daemon:
                              max_attempts=config["jobs.max_attempts"])
         self.tasks = LibraryTasks(self.db, self.sources, self.scanner, self.indexer,
                                   config.paths.thumbnails_dir, config["thumbnails.cleanup_days"])
+        self.indexer.claims = Claims(self.db, self.owner, lambda: self.cluster.active,
+                                     lambda: self.cluster.readable)
+        self.tasks.jobs = self.jobs
+        self.jobs.affinity_of = self.tasks.affinity
+        self.jobs.affinities = self.cluster.affinities
+        self.cluster.on_live.append(self._cluster_round)
+        self.cluster.on_gained.append(self._source_gained)
+        self.cluster.on_lost.append(self._source_lost)
+        self.relay.on_remote.append(self._remote_event)
+        self.relay.peers = lambda: len(self.cluster.live) > 1
         self.jobs.register("scan", self.tasks.scan)
         self.jobs.register("cleanup", self.tasks.cleanup)
         self.backups = Backups(self.db, self.bus, self.sources, self.jobs,
@@ -91,6 +115,9 @@ class Daemon:
                                threads=config["workers.processes"] or os.cpu_count() or 2)
         self.importer = Importer(self.db, self.sources, self.scanner, self.indexer, self.pool)
         self.jobs.register("import", self.importer.run, retry=False)
+        self.bucketsync = BucketSync(self.db, self.sources, self.writer, self.indexer)
+        self.jobs.register("sync", self.bucketsync.run)
+        self.buckets = BucketScheduler(self.sources, self.jobs)
         self.reconciler = Reconciler(self.sources, self.jobs, self.writer,
                                      config["library.reconcile_interval"])
         self.watcher = Watcher(self.sources, self.scanner, self.writer,
@@ -108,8 +135,8 @@ class Daemon:
         self.db.on_switch.append(self.settings.reload)
         self.components: list[Component] = [
             self.instance, self.db, self.settings, self.bus, self.pool, self.sources,
-            self.indexer, self.jobs, self.backups, self.reconciler, self.watcher,
-            self.switcher, self.control]
+            self.cluster, self.relay, self.indexer, self.jobs, self.backups, self.reconciler,
+            self.buckets, self.watcher, self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stop_reason: str | None = None
@@ -148,9 +175,43 @@ class Daemon:
         """Roots kept current live (watched, or polled when watching is not possible)."""
         return self.watcher.watching()
 
-    def root_added(self, source: Source) -> None:
-        """A root joined the library: start watching it."""
-        self._background(self.watcher.watch(source))
+    async def root_added(self, source: Source) -> None:
+        """A root joined the library through this daemon: take its lease (when the catalog
+        is shared) and start watching it."""
+        if await self.cluster.adopt(source):
+            self._background(self.watcher.watch(source))
+
+    async def _cluster_round(self, live: set[str]) -> None:
+        """Every lease round: jobs of daemons gone are queued again, and the indexer looks
+        for work (claims of the dead were just dropped, others may have added photos)."""
+        await self.jobs.take_over(live)
+        self.indexer.wake()
+
+    async def _source_gained(self, source: Source, previous: str | None) -> None:
+        """This daemon took a root over: watch it and rescan it (its last owner may have
+        stopped half-way through a walk); clients reload it (the events its last owner had
+        not relayed when it died are lost)."""
+        if previous is not None:
+            self.bus.publish("source", "taken_over", {"id": source.id, "name": source.name,
+                                                      "owner": self.owner,
+                                                      "previous": previous})
+        if source.online:
+            self._background(self.watcher.watch(source))
+        await self.jobs.submit("scan", {"root": source.id})
+        self.jobs.wake()
+
+    async def _source_lost(self, source: Source, _previous: str | None) -> None:
+        """Another daemon runs this root now, or it was removed through one."""
+        self.watcher.unwatch(source.id)
+        if source.id not in self.sources.by_id:
+            self.writer.forget(source.id)
+
+    def _remote_event(self, topic: str, type_: str, data: dict[str, Any]) -> None:
+        """An event from another daemon sharing the catalog."""
+        if topic == "catalog":
+            self.indexer.wake()  # it may have queued photos this host can read
+        elif topic == "source":
+            self.cluster.poke()  # a root was added or removed there
 
     def root_removing(self, source: Source) -> None:
         """A root leaves the library: stop watching it, drop cached state."""
@@ -162,6 +223,9 @@ class Daemon:
         is cached from its rows. The duplicate groupings follow the engine by themselves."""
         self.writer.drop_caches()
         await self.sources.reload()
+        # Leases are written once the write gate opens again (a server catalog may be
+        # shared; SQLite is this daemon's alone).
+        self.cluster.poke()
 
     def _root_online(self, source: Source, online: bool) -> None:
         if online:

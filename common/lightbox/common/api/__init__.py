@@ -5,7 +5,16 @@ below), write its handler in ``lightbox.daemon.rpc.<area>``, run ``make docs`` t
 ``docs/protocol.md``. The daemon refuses to start with a spec that has no handler.
 """
 
-from lightbox.common.api import backups, catalog, database, events, jobs, library, system
+from lightbox.common.api import (
+    backups,
+    catalog,
+    database,
+    events,
+    jobs,
+    library,
+    sources,
+    system,
+)
 from lightbox.common.api.schema import (
     EventSpec,
     MethodSpec,
@@ -18,10 +27,10 @@ PROTOCOL_VERSION = 1
 
 METHODS: dict[str, MethodSpec] = build_registry(
     [system.METHODS, events.METHODS, library.METHODS, catalog.METHODS, jobs.METHODS,
-     database.METHODS, backups.METHODS])
+     database.METHODS, backups.METHODS, sources.METHODS])
 EVENTS: tuple[EventSpec, ...] = (
     *system.EVENTS, *library.EVENTS, *catalog.EVENTS, *jobs.EVENTS, *database.EVENTS,
-    *backups.EVENTS)
+    *backups.EVENTS, *sources.EVENTS)
 TOPICS: tuple[str, ...] = tuple(sorted({e.topic for e in EVENTS}))
 
 __all__ = [

@@ -90,14 +90,24 @@ METHODS = (
         "names for `id`: opened beneath its root without following any link, and refused "
         "unless it is still the file that was indexed (device, inode, size, mtime). Refusals "
         "are `not found` with `data.reason`: `status_pending`, `status_error`, `changed` (the "
-        "photo is read again), `symlink`, `not_regular`, `gone`, `unreadable`.",
+        "photo is read again), `symlink`, `not_regular`, `gone`, `unreadable`. A photo in a "
+        "bucket is read with a ranged GET `If-Match` its indexed ETag (same chunking; "
+        "`unavailable` when the bucket cannot be reached), or, with `presign`, not read at "
+        "all: the reply is a presigned GET `url` whose `expires_in` is the smaller of "
+        "`expires`, 7 days and the credentials' own lifetime (`invalid params` for a local "
+        "photo).",
         params=(
             Param("id", "integer", "photo id", required=True, minimum=1),
             Param("offset", "integer", "where to start, in bytes", default=0, minimum=0),
             Param("length", "integer", "chunk size in bytes", default=1 << 20, minimum=1,
                   maximum=8 << 20),
+            Param("presign", "boolean", "bucket photos: a presigned URL instead of bytes",
+                  default=False),
+            Param("expires", "integer", "presign: seconds the URL is valid", default=3600,
+                  minimum=1, maximum=7 * 86400),
         ),
-        result="{id, size, offset, length, eof, mime, data}",
+        result="{id, size, offset, length, eof, mime, sha256, data} | {id, size, mime, "
+        "sha256, url, expires_in}",
         frames="`data` is the chunk.",
     ),
     MethodSpec(

@@ -93,4 +93,9 @@ EVENTS = (
               "none held any more.",
               {"id": "root id", "name": "", "count": "photos held", "since": "ISO time",
                "confirm_in": "seconds until a pass may confirm"}),
+    EventSpec("source", "taken_over", "A daemon sharing the catalog took this root over from "
+              "one that stopped heart-beating; that daemon's last events (its final fraction "
+              "of a second) may never have been relayed, so reload what is shown of the root.",
+              {"id": "root id", "name": "", "owner": "the daemon now running it",
+               "previous": "the daemon that stopped"}),
 )

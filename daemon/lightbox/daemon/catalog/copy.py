@@ -344,6 +344,14 @@ class Writer:
             self.conn = None
         await self.engine.dispose()
 
+    async def clear_seeded(self) -> None:
+        """Empty the tables whose rows the target's own migrations wrote (``tables.SEEDED``,
+        a singleton revision): the copy brings the source's rows, keys included."""
+        assert self.conn is not None
+        async with self._transaction():
+            for name in sorted(tables.SEEDED):
+                await self.conn.execute(tables.metadata.tables[name].delete())
+
     def _values(self, p: TablePlan, row: Sequence[Any], blank: Sequence[int] = ()) -> list[Any]:
         """Column values of a source row as the target should store them."""
         n = len(p.table.columns)
@@ -525,6 +533,7 @@ async def copy_all(source: Reader, target: Writer, plans: Sequence[TablePlan],
         st.watermark = await source.max_key(p)
     total = sum(s.rows for s in states.values())
     done = 0
+    await target.clear_seeded()
     progress("copy", 0, total)
     cyclic_fixes: list[tuple[TablePlan, list[tuple[Any, int, Any]]]] = []
     for p in plans:

@@ -187,7 +187,7 @@ class PhotoRecord:
 _PHOTO_RECORD = sa.select(
     *PHOTO_COLUMNS, folders.c.path.label("folder_path"), sources.c.path.label("source_path"),
     sources.c.name.label("source_name"), sources.c.kind.label("source_kind"), sources.c.online,
-    photos.c.missing_since, photos.c.inode, photos.c.device,
+    photos.c.missing_since, photos.c.inode, photos.c.device, photos.c.etag,
 ).select_from(photos.join(folders, photos.c.folder_id == folders.c.id)
               .join(sources, photos.c.source_id == sources.c.id))
 

@@ -85,6 +85,20 @@ sources = sa.Table(
     sa.UniqueConstraint("name"),
 )
 
+# A source's secrets (an S3 secret access key): written, replaced or removed, never read
+# back by any method, log or event; clients see only ``fingerprint`` (a short digest that
+# tells whether the secret changed).
+source_secrets = sa.Table(
+    "source_secrets",
+    metadata,
+    sa.Column("source_id", Id, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(16), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("source_id", "name"),
+)
+
 folders = sa.Table(
     "folders",
     metadata,
@@ -134,6 +148,9 @@ photos = sa.Table(
     # st_dev when the file was last read: with inode, size and mtime_ns, what every later
     # read is checked against (media.confine).
     sa.Column("device", sa.BigInteger, nullable=True),
+    # An S3 object's ETag when it was listed: a change detector only (a multipart upload's
+    # ETag is not an MD5), checked with If-Match on every read. NULL for local files.
+    sa.Column("etag", sa.String(128), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("sha256", sa.String(64), nullable=True),
@@ -320,6 +337,10 @@ settings_revision = sa.Table(
     sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("revision", sa.BigInteger, nullable=False),
 )
+
+# Tables whose rows a migration writes (a singleton to update in place): an empty catalog
+# has them, a switch's target clears them before the copy brings the source's.
+SEEDED = frozenset({"settings_revision"})
 
 # One row per change (settings.set/reset/revert, roots.add/remove): who, when, what, the
 # result. ``changes`` is [{key, old, new}] with secrets as fingerprints only; the keys are

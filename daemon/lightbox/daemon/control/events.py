@@ -72,11 +72,15 @@ class EventBus:
         """In-process subscribers (tests, sd_notify status); called synchronously."""
         self._listeners.append(fn)
 
-    def publish(self, topic: str, type_: str, data: dict[str, Any] | None = None) -> int:
-        """Number, buffer and send one event now; returns its seq."""
+    def publish(self, topic: str, type_: str, data: dict[str, Any] | None = None, *,
+                origin: str | None = None) -> int:
+        """Number, buffer and send one event now; returns its seq. ``origin`` names the
+        daemon that caused an event relayed from another daemon sharing the catalog."""
         self.seq += 1
         doc = {"seq": self.seq, "time": iso_now(), "topic": topic, "type": type_,
                "boot": self.boot, "data": data or {}}
+        if origin is not None:
+            doc["origin"] = origin
         body = protocol.dumps(doc)
         event = Event(self.seq, topic, body, doc)
         self._ring.append(event)

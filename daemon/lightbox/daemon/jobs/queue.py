@@ -5,7 +5,9 @@ truth, so a job survives the daemon: one that was running when the daemon died i
 start (its owner process is gone) and queued again, with the checkpoint it saved.
 
 - Claiming is an atomic ``UPDATE … WHERE state = 'queued'``, so several daemons sharing one
-  catalog database never run the same job twice.
+  catalog database never run the same job twice. A job with an ``affinity`` (a scan of one
+  root: ``source:<id>``) is claimed only by the daemon holding that lease; a running job
+  whose owner is no longer among the live daemons is queued again (``take_over``).
 - A failed attempt is retried with exponential backoff (``not_before``) until
   ``max_attempts``; then the job stays failed with ``result.dead_letter = true``.
 - Cancel: a queued job is cancelled at once; a running one gets CancelledError at its next
@@ -205,11 +207,19 @@ class JobQueue:
         # How jobs ended when the catalog could not record it (a full disk): shown by
         # jobs.get/wait from here, written by the heartbeat once the catalog takes it.
         self._unwritten: dict[int, dict[str, Any]] = {}
+        # Several daemons, one catalog (cluster.leases): the affinity a new job gets, and
+        # the affinities this daemon may claim (None: every job).
+        self.affinity_of: Callable[[str, dict[str, Any]], str | None] = lambda k, p: None
+        self.affinities: Callable[[], set[str] | None] = lambda: None
 
     def register(self, kind: str, handler: Handler, *, retry: bool = True,
                  max_attempts: int | None = None, requeue: bool = True,
                  recover: Recover | None = None) -> None:
         self.kinds[kind] = Kind(handler, retry, max_attempts, requeue, recover)
+
+    def wake(self) -> None:
+        """Look for claimable jobs now (this daemon just took over a root's lease)."""
+        self._wake.set()
 
     # -- pausing (a catalog switch's write freeze) ----------------------------------------
     def pause(self) -> None:
@@ -254,17 +264,32 @@ class JobQueue:
         return {"running": {str(i): c.kind for i, (c, _) in self.running.items()},
                 "concurrency": self.concurrency}
 
-    async def _recover(self) -> None:
+    async def take_over(self, live: set[str]) -> None:
+        """Queue again the running jobs of daemons no longer alive (the cluster's lease
+        round says which are); this daemon's own are never touched here."""
+        await self._recover(lambda owner, beat: owner in live or owner == self.owner)
+
+    async def _recover(self, keep: Callable[[str | None, Any], bool] | None = None) -> None:
         """Queue again the jobs whose owner died while running them."""
         j = tables.jobs
+        stale_before = utcnow() - dt.timedelta(seconds=STALE_AFTER)
+
+        def alive(owner: str | None, beat: Any) -> bool:
+            here = _owner_alive(owner)
+            return bool(here or (here is None and beat is not None and beat > stale_before))
+
+        keep = keep or alive
+        async with self.db.engine.connect() as conn:
+            running = (await conn.execute(sa.select(j.c.owner, j.c.heartbeat_at)
+                                          .where(j.c.state == "running"))).all()
+        if all(keep(owner, beat) for owner, beat in running):
+            return  # the common case: read only
         async with self.db.engine.begin() as conn:
             rows = (await conn.execute(sa.select(j.c.id, j.c.owner, j.c.heartbeat_at,
                                                  j.c.kind, j.c.params)
                                        .where(j.c.state == "running"))).all()
-            stale_before = utcnow() - dt.timedelta(seconds=STALE_AFTER)
             for job_id, owner, beat, kind, params in rows:
-                alive = _owner_alive(owner)
-                if alive or (alive is None and beat is not None and beat > stale_before):
+                if keep(owner, beat):
                     continue
                 recover = self.kinds[kind].recover if kind in self.kinds else None
                 ending = recover(job_id, dict(params or {})) if recover else None
@@ -277,12 +302,14 @@ class JobQueue:
                     log.info("ended a job left running by a stopped daemon", id=job_id,
                              kind=kind, state=state)
                     continue
-                await conn.execute(j.update().where(j.c.id == job_id, j.c.state == "running")
+                await conn.execute(j.update().where(j.c.id == job_id, j.c.state == "running",
+                                                    j.c.owner == owner)
                                    .values(state="queued", owner=None, not_before=None,
                                            attempts=sa.case((j.c.attempts > 0,
                                                              j.c.attempts - 1), else_=0)))
                 log.info("resuming job left running by a stopped daemon", id=job_id,
                          owner=owner)
+        self._wake.set()
 
     # -- public API ----------------------------------------------------------------------
     async def submit(self, kind: str, params: dict[str, Any] | None = None, *,
@@ -303,7 +330,8 @@ class JobQueue:
             max_attempts = kind_cfg.max_attempts or (self.max_attempts if kind_cfg.retry else 1)
             result = await conn.execute(j.insert().values(
                 kind=kind, state="queued", params=params, priority=priority,
-                max_attempts=max_attempts, created_at=utcnow()))
+                max_attempts=max_attempts, created_at=utcnow(),
+                affinity=self.affinity_of(kind, params)))
             job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         self.bus.publish("job", "queued", {"id": job_id, "kind": kind})
         self._wake.set()
@@ -431,11 +459,14 @@ class JobQueue:
     async def _claim_next(self) -> bool:
         j = tables.jobs
         now = utcnow()
+        mine = self.affinities()
+        allowed = sa.true() if mine is None else sa.or_(j.c.affinity.is_(None),
+                                                         j.c.affinity.in_(sorted(mine)))
         async with self.db.engine.begin() as conn:
             candidates = (await conn.execute(
                 sa.select(j.c.id).where(
                     j.c.state == "queued",
-                    j.c.kind.in_(list(self.kinds)),
+                    j.c.kind.in_(list(self.kinds)), allowed,
                     sa.or_(j.c.not_before.is_(None), j.c.not_before <= now))
                 .order_by(j.c.priority.desc(), j.c.id).limit(5))).scalars().all()
             for job_id in candidates:

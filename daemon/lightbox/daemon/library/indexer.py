@@ -9,6 +9,11 @@ are still pending at the next start, and thumbnails are written atomically by th
 A result is only applied if the row still has the fingerprint it had when it was picked
 (the file did not change again meanwhile); otherwise the row stays pending and is read again.
 
+When several daemons share the catalog (``cluster``), pending rows are not read but claimed,
+a few at a time (``cluster.claims``: ``FOR UPDATE SKIP LOCKED``), from every root this host
+can read, whichever daemon runs it; a claim ends with the transaction that writes the
+result, so no two daemons read the same photo.
+
 Workers get a locator (``media.confine.LocalFile``: the root, the path below it and the row's
 fingerprint), never a path to open: they open the file beneath its root without following
 links and refuse one that is not the file that was listed. A failure is classified
@@ -34,10 +39,12 @@ from lightbox.common.errors import NotFound, Unavailable
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
+from lightbox.daemon.cluster.claims import Claims
+from lightbox.daemon.kinds.s3 import S3Object
 from lightbox.daemon.library import failures, holdups, writer
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.media.analyze import Analysis, AnalyzeRequest, make_thumbnails
-from lightbox.daemon.media.confine import CHANGED, LocalFile, Refused
+from lightbox.daemon.media.confine import CHANGED, LocalFile, Locator, Refused
 from lightbox.daemon.media.decode import MediaError
 from lightbox.daemon.media.ondemand import CacheWriteError
 from lightbox.daemon.media.thumbs import ThumbSpec, remove_stale_temp_files, thumbnail_path
@@ -74,8 +81,11 @@ class Indexer:
                      "thumbnails.quality")
 
     def __init__(self, db: Database, pool: WorkerPool, changes: ChangeFeed, thumbs_dir: Path,
-                 specs: Sequence[ThumbSpec]) -> None:
+                 specs: Sequence[ThumbSpec], sources: Any = None) -> None:
         self.db = db
+        # ``library.sources.Sources``: a bucket photo's locator needs its source's config
+        # and credentials.
+        self.sources = sources
         self.pool = pool
         self.changes = changes
         self.thumbs_dir = thumbs_dir
@@ -100,6 +110,7 @@ class Indexer:
         self._reported = 0.0  # when catalog.indexing last went out
         self._reported_done = 0  # indexed+failed at the last "nothing pending"
         self._window = (self.started, 0)  # (time, indexed+failed) for the rate
+        self.claims: Claims | None = None  # set when the catalog may be shared
 
     async def apply(self, changes: dict[str, Any]) -> None:
         """New sizes or quality: thumbnails made from now on use them. Existing ones keep
@@ -248,20 +259,31 @@ class Indexer:
 
     async def _fetch(self, after: int) -> list[Any]:
         q = (sa.select(P.c.id, P.c.folder_id, P.c.source_id, P.c.name, P.c.size, P.c.mtime_ns,
-                       P.c.inode, F.c.path.label("folder_path"), S.c.path.label("source_path"))
+                       P.c.inode, P.c.etag, F.c.path.label("folder_path"),
+                       S.c.path.label("source_path"), S.c.kind.label("source_kind"))
              .join(F, F.c.id == P.c.folder_id).join(S, S.c.id == P.c.source_id)
              .where(P.c.status == "pending", P.c.id > after, S.c.online.is_(True))
              .order_by(P.c.id).limit(FETCH))
+        if self.claims is not None and self.claims.active():
+            ids = await self.claims.claim(after)
+            if not ids:
+                return []
+            q = q.where(P.c.id.in_(ids))
         async with self.db.engine.connect() as conn:
             return list((await conn.execute(q)).all())
 
-    @staticmethod
-    def locator(row: Any, device: int | None = None) -> LocalFile:
+    def locator(self, row: Any, device: int | None = None) -> Locator:
+        """What a worker gets: a local file beneath its root, or a bucket's object with its
+        listed ETag (``kinds.s3.S3Object``, credentials inside, never in its repr)."""
         rel = f"{row.folder_path}/{row.name}" if row.folder_path else row.name
+        if row.source_kind == "s3":
+            cfg = self.sources.s3_config(self.sources.get(row.source_id))
+            return S3Object(cfg, cfg.prefix + rel, row.size, row.mtime_ns, row.etag)
         return LocalFile(row.source_path, rel, size=row.size, mtime_ns=row.mtime_ns,
                          inode=row.inode, device=device)
 
     async def _one(self, row: Any, slots: asyncio.Semaphore) -> None:
+        queued = False
         try:
             req = AnalyzeRequest(self.locator(row), thumbs_dir=str(self.thumbs_dir),
                                  thumbs=self.specs)
@@ -270,14 +292,22 @@ class Indexer:
             except PoolClosed:
                 return
             if not await self._judge(row, result):
+                if self.claims is not None and self.claims.active():
+                    # Given up for now (a retry, a pause): another daemon may read it.
+                    with contextlib.suppress(Exception):
+                        await self.claims.release_now([row.id])
                 return
+            # In flight until its result is written: the row is still pending in the
+            # catalog meanwhile, and must not be read a second time (for a bucket, a GET).
+            queued = True
             if len(self._results) >= FLUSH_EVERY:
                 await self._safe_flush()
             elif self._flush_timer is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(
                     FLUSH_AFTER, self._timed_flush)
         finally:
-            self._inflight.discard(row.id)
+            if not queued:
+                self._inflight.discard(row.id)
             slots.release()
 
     async def _judge(self, row: Any, a: Analysis) -> bool:
@@ -380,9 +410,13 @@ class Indexer:
             try:
                 async with self.db.engine.begin() as conn:
                     applied = await writer.write_analyses(conn, batch)
+                    if self.claims is not None and self.claims.active():
+                        await self.claims.release(conn, [a.photo_id for a in batch])
             except BaseException:
                 self._results[:0] = results    # kept for the next attempt
                 raise
+            for row, _, _ in results:
+                self._inflight.discard(row.id)
             by_folder: dict[tuple[int, str], list[int]] = {}
             for row, _, outcome in results:
                 if outcome == "requeue":
@@ -477,8 +511,9 @@ class Indexer:
         if spec is None:
             raise NotFound(f"no thumbnail size {size!r}")
         q = (sa.select(P.c.id, P.c.status, P.c.sha256, P.c.error, P.c.thumbs, P.c.name,
-                       P.c.size, P.c.mtime_ns, P.c.inode, P.c.device,
-                       F.c.path.label("folder_path"), S.c.path.label("source_path"))
+                       P.c.size, P.c.mtime_ns, P.c.inode, P.c.device, P.c.etag,
+                       P.c.source_id, F.c.path.label("folder_path"),
+                       S.c.path.label("source_path"), S.c.kind.label("source_kind"))
              .join(F, F.c.id == P.c.folder_id).join(S, S.c.id == P.c.source_id)
              .where(P.c.id == photo_id))
         async with self.db.engine.connect() as conn:

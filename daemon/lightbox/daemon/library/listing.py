@@ -18,17 +18,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from lightbox.daemon.catalog import paths
-
-# Names that are never photos: OS and NAS metadata, sidecars, video (not supported yet).
-SKIP_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found",
-                       "System Volume Information", ".Trash", ".Trashes"})
-SKIP_EXT = frozenset({
-    ".xmp", ".aae", ".json", ".txt", ".md", ".db", ".ini", ".thm", ".pp3", ".dop", ".lrv",
-    ".tsv", ".csv", ".yaml", ".yml", ".toml", ".rtf", ".doc", ".docx", ".sqlite",
-    ".xml", ".log", ".pdf", ".zip", ".html", ".htm", ".css", ".js", ".py", ".sh", ".exe",
-    ".mp4", ".mov", ".avi", ".mkv", ".m4v", ".mts", ".m2ts", ".3gp", ".wmv", ".webm", ".mpg",
-    ".mpeg", ".wav", ".m4a", ".aac", ".flac", ".ogg", ".opus",
-})
+from lightbox.daemon.library.ignore import ignored_dir, ignored_file
 
 
 class FileEntry(NamedTuple):
@@ -45,18 +35,14 @@ class Listing:
     files: list[FileEntry] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     unreadable: set[str] = field(default_factory=set)  # names seen but not stat-able
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason): links,
+    # FIFOs, sockets, devices — never opened; the scanner reports them
     complete: bool = False  # the directory itself could be listed
     gone: bool = False  # the directory itself is not there
     digest: str | None = None  # of the files' names and fingerprints, when complete
     key: tuple[int, int] | None = None  # (st_dev, st_ino) of the directory
     unchanged: bool = False  # digest as expected: ``files`` was dropped, ``count`` kept
     count: int = 0  # files listed
-
-
-def wanted_file(name: str) -> bool:
-    if name.startswith("."):
-        return False
-    return os.path.splitext(name)[1].lower() not in SKIP_EXT
 
 
 def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset()) -> Listing:
@@ -87,19 +73,26 @@ def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset()) -> List
                                 f"{os.fsencode(name)!r}")
             continue
         try:
-            if entry.is_dir():  # follows symbolic links; loops are caught by ``visited``
-                if name[0] != "." and name not in SKIP_DIRS:
+            # d_type from the directory read: no extra system call for these tests.
+            if entry.is_symlink():
+                # Links are never followed, out of the root or inside it (``confine``
+                # refuses them at read time too).
+                if not ignored_file(name):
+                    out.skipped.append((name, "symlink"))
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if not ignored_dir(name):
                     out.dirs.append(name)
                 continue
             if name in exclude:
                 out.unreadable.add(name)  # still changing: neither new nor gone yet
                 continue
-            if name[0] == ".":
+            if ignored_file(name):
                 continue
-            dot = name.rfind(".")
-            if (dot > 0 and name[dot:].lower() in SKIP_EXT) or not entry.is_file():
+            if not entry.is_file(follow_symlinks=False):
+                out.skipped.append((name, "not_regular"))  # FIFO, socket, device: not opened
                 continue
-            est = entry.stat()
+            est = entry.stat(follow_symlinks=False)
         except OSError as exc:
             out.unreadable.add(name)
             out.problems.append(f"{path}/{name}: {exc.strerror or exc}")

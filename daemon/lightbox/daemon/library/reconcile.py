@@ -75,7 +75,7 @@ class Reconciler:
     async def _run(self) -> None:
         # Subtree totals may lag after a crash between a batch and its roll-up: redo them,
         # after the daemon is ready (a second at a million photos; nothing waits on it).
-        for source in self.sources.local():
+        for source in self.sources.mine():
             try:
                 await self.writer.rollup(source)
             except Exception:
@@ -84,7 +84,7 @@ class Reconciler:
         self.next_scan = now + (self.interval if self.interval > 0 else float("inf"))
         next_cleanup = now + CLEANUP_EVERY
         # A start is a good moment to catch up with what changed while we were down.
-        if self.sources.local():
+        if self.sources.mine():
             await self.jobs.submit("scan", {})
         while True:
             await asyncio.sleep(OFFLINE_POLL)
@@ -93,7 +93,7 @@ class Reconciler:
                 now = time.monotonic()
                 if now >= self.next_scan:
                     self.next_scan = now + self.interval
-                    roots = [s.id for s in self.sources.local()]
+                    roots = [s.id for s in self.sources.mine()]
                     own = [r for r in roots if r in self.root_interval]
                     if roots and not own:
                         await self.jobs.submit("scan", {})
@@ -114,7 +114,7 @@ class Reconciler:
                 log.exception("reconcile round failed")
 
     async def _offline_roots(self) -> None:
-        for source in self.sources.local():
+        for source in self.sources.mine():
             if source.online:
                 continue
             reason = await self.sources.check(source)

@@ -34,11 +34,11 @@ from lightbox.common import logs
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
-from lightbox.daemon.library import vanish
+from lightbox.daemon.library import ignore, plan, vanish
 from lightbox.daemon.library.changes import ChangeFeed
-from lightbox.daemon.library.listing import FileEntry, Listing, list_many, wanted_file
+from lightbox.daemon.library.listing import FileEntry, Listing, list_many
 from lightbox.daemon.library.sources import Source, Sources
-from lightbox.daemon.library.writer import CatalogWriter, FolderInfo, restored_status
+from lightbox.daemon.library.writer import CatalogWriter, FolderInfo
 from lightbox.daemon.workers.pool import PoolClosed, WorkerCrashed, WorkerPool, WorkerTimeout
 
 log = logs.get("scanner")
@@ -66,11 +66,20 @@ class ScanReport:
     skipped: int = 0
     suspect: int = 0
     problems: list[str] = field(default_factory=list)
+    # Names never opened, with why: "symlink" (links are not followed), "not_regular" (a
+    # FIFO, socket or device, whatever its name).
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
 
     def problem(self, text: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(text)
         log.warning("scan problem", problem=text)
+
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped += 1
+        if len(self.skipped_files) < MAX_PROBLEMS:
+            self.skipped_files.append({"path": path, "reason": reason})
+        log.info("skipped, never opened", path=path, reason=reason)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -105,14 +114,14 @@ class Scanner:
         """A rename seen by the watcher: move the photo's row. False when there is no row to
         move (the old name was never indexed) or the new file is not there."""
         src_folder, dst_folder = paths.parent(src_rel) or "", paths.parent(dst_rel) or ""
-        if not wanted_file(paths.basename(dst_rel)):
+        if ignore.ignored_path(dst_rel):
             return False
         try:
             st = await asyncio.to_thread(os.stat, paths.join(source.path, dst_rel))
         except OSError:
             return False
         touched: set[int] = set()
-        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+        async with self.writer.transaction(source) as conn:
             mapping = await self.writer.folder_map(source)
             old = mapping.get(src_folder)
             if old is None:
@@ -150,6 +159,10 @@ class Scanner:
         missing at once and never remove.
         """
         report = ScanReport()
+        if ignore.ignored_folder_path(start):
+            report.problem(f"{paths.join(source.path, start)} is an ignored folder (hidden, "
+                           "NAS or OS metadata): not scanned")
+            return report
         await self.ensure_online(source)
         pass_started = utcnow()
         visited: set[tuple[int, int]] = set()
@@ -192,6 +205,8 @@ class Scanner:
                     visited.add(lst.key)
                 for text in lst.problems:
                     report.problem(text)
+                for name, why in lst.skipped:
+                    report.skip(paths.join(source.path, lst.rel, name), why)
                 kept.append(lst)
                 if lst.gone:
                     seen.discard(lst.rel)
@@ -233,10 +248,11 @@ class Scanner:
     async def _apply(self, source: Source, listings: list[Listing], full: bool,
                      report: ScanReport, vanished: list[Any], moved_ids: set[int],
                      deferred: dict[int, str], confirm: bool) -> None:
+        """One batch of listings: read the rows, plan (``plan``, pure), have the writer
+        apply it, with counts and digests, in one transaction."""
         touched: set[int] = set()
-        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+        async with self.writer.transaction(source) as conn:
             infos: dict[str, FolderInfo] = {}
-            by_rel = {lst.rel: lst for lst in listings}
             for lst in listings:
                 if lst.gone:
                     continue
@@ -246,78 +262,70 @@ class Scanner:
                     await self.writer.ensure_folder(conn, source, child, touched)
             # A folder whose listing has the digest recorded when the catalog last matched
             # it is unchanged: its rows need not even be read.
-            same = {rel for rel in infos if by_rel[rel].unchanged}
-            for rel in same:
-                report.files += by_rel[rel].count
+            live = [lst for lst in listings if not lst.gone]
+            same = [lst for lst in live if lst.unchanged]
+            report.files += sum(lst.count for lst in same)
             if same:
-                await self._missing_in(conn, [infos[r].id for r in same], vanished, confirm)
-            ids = [i.id for rel, i in infos.items() if rel not in same]
-            existing: dict[int, dict[str, Any]] = {fid: {} for fid in ids}
-            if ids:
-                for row in await conn.execute(sa.select(
-                        P.c.id, P.c.folder_id, P.c.name, P.c.size, P.c.mtime_ns, P.c.inode,
-                        P.c.status, P.c.sha256, P.c.error, P.c.missing_since)
-                        .where(P.c.folder_id.in_(ids))):
-                    existing[row.folder_id][row.name] = row
-            new: list[tuple[FolderInfo, str, FileEntry]] = []
-            changed: list[dict[str, Any]] = []
-            restored: list[dict[str, Any]] = []
-            gone: list[Any] = []
-            for lst in listings:
-                if lst.gone or lst.rel in same:
-                    continue
-                info = infos[lst.rel]
-                rows = existing[info.id]
-                report.files += len(lst.files)
-                for e in lst.files:
-                    row = rows.pop(e.name, None)
-                    if row is None:
-                        new.append((info, lst.rel, e))
-                    elif full or (row.size, row.mtime_ns, row.inode) != (e.size, e.mtime_ns,
-                                                                        e.inode):
-                        changed.append({"pid": row.id, "size": e.size, "mtime_ns": e.mtime_ns,
-                                        "inode": e.inode})
-                        touched.add(info.id)
-                    elif row.status == "missing":
-                        restored.append({"pid": row.id, "st": restored_status(row),
-                                         "fid": info.id})
-                        touched.add(info.id)
-                if lst.complete:
-                    gone.extend(r for name, r in rows.items()
-                                if r.id not in moved_ids and name not in lst.unreadable)
-            if changed:
-                await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
-                    size=sa.bindparam("size"), mtime_ns=sa.bindparam("mtime_ns"),
-                    inode=sa.bindparam("inode"), status="pending", missing_since=None,
-                    error=None), changed)
-                report.changed += len(changed)
-            if restored:
-                await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
-                    status=sa.bindparam("st"), missing_since=None), restored)
-                report.restored += len(restored)
-            if new:
-                await self._insert_or_move(conn, source, new, report, moved_ids, touched)
+                await self._missing_in(conn, [infos[lst.rel].id for lst in same], vanished,
+                                       confirm)
+            todo = [lst for lst in live if not lst.unchanged]
+            existing = await self._rows_of(conn, [infos[lst.rel].id for lst in todo])
+            plans = [plan.plan_folder(infos[lst.rel].id, lst, existing[infos[lst.rel].id],
+                                      full, moved_ids) for lst in todo]
+            report.files += sum(p.files for p in plans)
+            moves: list[plan.Move] = []
+            inserts: list[tuple[int, FileEntry]] = []
+            if any(p.new for p in plans):
+                moves, inserts = await self._moves(conn, source, plans, moved_ids)
+            counts = await self.writer.apply_plans(conn, source, plans, moves, inserts, touched)
+            for key, n in counts.items():
+                setattr(report, key, getattr(report, key) + n)
             # Photos not found change state only at the end of the pass (``_vanish``):
             # after the root was checked again, and through the mass-vanish guard.
+            gone = [r for p in plans for r in p.gone]
             vanished.extend(gone)
             gone_in = {r.folder_id for r in gone if r.status != "missing"}
             if touched:
                 await self.writer.recount(conn, touched)
             # What was just reconciled matches its listing now; a folder with photos gone
             # matches it once they are marked missing, so its digest waits for that.
-            digests = {infos[lst.rel].id: lst.digest for lst in listings
-                       if not lst.gone and lst.rel not in same and lst.digest is not None}
+            digests = {p.folder_id: p.digest for p in plans if p.digest is not None}
             deferred.update((fid, h) for fid, h in digests.items() if fid in gone_in)
             await self.writer.remember_listings(conn, {
                 fid: h for fid, h in digests.items() if fid not in gone_in})
-        # Changed files are announced by the indexer once re-read; files found again now.
-        back: dict[int, list[int]] = {}
-        for r in restored:
-            back.setdefault(r["fid"], []).append(r["pid"])
-        for fid, pids in back.items():
-            self.changes.photos("added", fid, self.writer.path_of(source, fid), pids)
         if touched:
             self.changes.folders(source.id, touched)
+
+    async def _rows_of(self, conn: Any, folder_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The photo rows of these folders, by folder and name."""
+        existing: dict[int, dict[str, Any]] = {fid: {} for fid in folder_ids}
+        for start in range(0, len(folder_ids), 500):
+            for row in await conn.execute(sa.select(
+                    P.c.id, P.c.folder_id, P.c.name, P.c.size, P.c.mtime_ns, P.c.inode,
+                    P.c.status, P.c.sha256, P.c.error, P.c.missing_since)
+                    .where(P.c.folder_id.in_(folder_ids[start:start + 500]))):
+                existing[row.folder_id][row.name] = row
+        return existing
+
+    async def _moves(self, conn: Any, source: Source, plans: list[plan.FolderPlan],
+                     moved_ids: set[int]) -> tuple[list[plan.Move], list[tuple[int, FileEntry]]]:
+        """Which new names are photos the catalog knows, moved (``plan.plan_moves``)."""
+        inodes = sorted({e.inode for p in plans for e in p.new})
+        candidates: dict[int, list[Any]] = {}
+        for start in range(0, len(inodes), 500):
+            for row in await conn.execute(sa.select(
+                    P.c.id, P.c.folder_id, P.c.name, P.c.size, P.c.mtime_ns, P.c.inode,
+                    P.c.status, P.c.sha256, P.c.error).where(
+                    P.c.source_id == source.id, P.c.inode.in_(inodes[start:start + 500]))):
+                candidates.setdefault(row.inode, []).append(row)
+        folder_rel = {info.id: rel for rel, info in (await self.writer.folder_map(source)).items()}
+        olds = plan.move_sources(source.path, plans, candidates, folder_rel)
+        present = await asyncio.to_thread(
+            lambda: {p for p in olds if os.path.lexists(p)}) if olds else set()
+        moves, inserts = plan.plan_moves(source.path, plans, candidates, folder_rel,
+                                         moved_ids, present)
+        moved_ids.update(m.row.id for m in moves)
+        return moves, inserts
 
     async def _missing_in(self, conn: Any, folder_ids: list[int], vanished: list[Any],
                           confirm: bool) -> None:
@@ -330,57 +338,6 @@ class Scanner:
                 P.c.id, P.c.folder_id, P.c.name, P.c.status, P.c.missing_since).where(
                 P.c.status == "missing", P.c.folder_id.in_(folder_ids[start:start + 500]))
             )).all())
-
-    async def _insert_or_move(self, conn: Any, source: Source,
-                              new: list[tuple[FolderInfo, str, FileEntry]], report: ScanReport,
-                              moved_ids: set[int], touched: set[int]) -> None:
-        # A new name whose inode the catalog knows under a path that no longer exists is a
-        # move (or rename) of that photo.
-        inodes = [e.inode for _, _, e in new]
-        candidates: dict[int, list[Any]] = {}
-        for start in range(0, len(inodes), 500):
-            for row in await conn.execute(sa.select(
-                    P.c.id, P.c.folder_id, P.c.name, P.c.size, P.c.mtime_ns, P.c.inode,
-                    P.c.status, P.c.sha256, P.c.error).where(
-                    P.c.source_id == source.id, P.c.inode.in_(inodes[start:start + 500]))):
-                candidates.setdefault(row.inode, []).append(row)
-        folder_rel = {info.id: rel for rel, info in (await self.writer.folder_map(source)).items()}
-        inserts: list[dict[str, Any]] = []
-        now = utcnow()
-        for info, rel, e in new:
-            moved = False
-            for row in candidates.get(e.inode, []):
-                if row.id in moved_ids or row.size != e.size:
-                    continue
-                old_rel = folder_rel.get(row.folder_id)
-                if old_rel is None:
-                    continue
-                old_path = paths.join(source.path, old_rel, row.name)
-                if old_path == paths.join(source.path, rel, e.name):
-                    continue
-                if await asyncio.to_thread(os.path.lexists, old_path):
-                    continue  # a hard link or a copy: a second photo
-                await self.writer.move_photo(conn, source, row, info, e.name,
-                                             (e.size, e.mtime_ns, e.inode), touched)
-                moved_ids.add(row.id)
-                report.moved += 1
-                moved = True
-                break
-            if not moved:
-                inserts.append({"source_id": source.id, "folder_id": info.id, "name": e.name,
-                                "size": e.size, "mtime_ns": e.mtime_ns, "inode": e.inode,
-                                "status": "pending", "first_seen": now})
-                touched.add(info.id)
-        if inserts:
-            result = await conn.execute(P.insert().returning(P.c.id, P.c.folder_id,
-                                                             sort_by_parameter_order=True),
-                                        inserts)
-            by_folder: dict[int, list[int]] = {}
-            for pid, fid in result.all():
-                by_folder.setdefault(fid, []).append(pid)
-            for fid, pids in by_folder.items():
-                self.changes.photos("added", fid, self.writer.path_of(source, fid), pids)
-            report.new += len(inserts)
 
     async def _vanish(self, source: Source, start: str, recursive: bool, confirm: bool,
                       pass_started: Any, listed: set[str], seen: set[str],
@@ -403,7 +360,7 @@ class Scanner:
                     up = paths.parent(up)
                 if up is not None and up in listed:
                     lost_folders.append((rel, info))
-        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+        async with self.writer.transaction(source) as conn:
             gone_rows = [r for r in vanished if r.id not in moved_ids]
             if lost_folders:
                 lost_ids = [info.id for _, info in lost_folders]
@@ -434,23 +391,13 @@ class Scanner:
             if to_remove:
                 await self.writer.delete_photos(conn, source, to_remove, touched)
                 report.removed += len(to_remove)
-            now = utcnow()
             # While photos are held, no folder is taken for lost either.
             for rel, info in sorted(lost_folders if not held else [], key=lambda x: -len(x[0])):
                 if info.missing_since is None:
-                    await conn.execute(F.update().where(F.c.id == info.id)
-                                       .values(missing_since=now))
-                    info.missing_since = now
-                    touched.add(info.id)
-                elif confirm and info.missing_since < pass_started:
-                    left = await conn.scalar(sa.select(sa.func.count()).select_from(P)
-                                             .where(P.c.folder_id == info.id))
-                    kids = await conn.scalar(sa.select(sa.func.count()).select_from(F)
-                                             .where(F.c.parent_id == info.id))
-                    if not left and not kids:
-                        await conn.execute(F.delete().where(F.c.id == info.id))
-                        mapping.pop(rel, None)
-                        touched.discard(info.id)
+                    await self.writer.mark_folders_lost(conn, [info], touched)
+                elif confirm and info.missing_since < pass_started and \
+                        await self.writer.remove_folder_if_empty(conn, source, rel, info):
+                    touched.discard(info.id)
                 if info.parent_id is not None:
                     touched.add(info.parent_id)
             existing_ids = {i.id for i in mapping.values()}
@@ -476,7 +423,7 @@ class Scanner:
         ids = self.sources.guard.take(source)
         touched: set[int] = set()
         marked: list[Any] = []
-        async with self.writer.lock(source.id), self.db.engine.begin() as conn:
+        async with self.writer.transaction(source) as conn:
             for start in range(0, len(ids), 500):
                 marked += (await conn.execute(sa.select(
                     P.c.id, P.c.folder_id, P.c.status).where(

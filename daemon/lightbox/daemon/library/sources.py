@@ -22,8 +22,11 @@ stored resolved.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import re
 import stat
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +35,12 @@ import sqlalchemy as sa
 
 from lightbox.common import logs
 from lightbox.common.errors import Conflict, InvalidParams, NotFound
+from lightbox.daemon import kinds
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
-from lightbox.daemon.library import admission
+from lightbox.daemon.library import admission, writer
 from lightbox.daemon.library.identity import Identity, probe
 from lightbox.daemon.library.vanish import VanishGuard
 
@@ -54,6 +58,22 @@ class Source:
     status: str | None
     scanned_at: Any = None
     identity: Identity | None = None  # local roots: what ``check`` compares against
+    config: dict[str, Any] | None = None   # s3: endpoint, region, bucket, prefix, ...
+
+    @property
+    def interval(self) -> float:
+        """Seconds between syncs of a bucket (0: only on demand)."""
+        return float((self.config or {}).get("interval", DEFAULT_INTERVAL))
+
+
+DEFAULT_INTERVAL = 24 * 3600.0
+SECRET_NAMES = ("secret_access_key",)
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$", re.I)
+
+
+def secret_fingerprint(value: str) -> str:
+    """A short digest that tells a client whether the secret changed, not what it is."""
+    return hashlib.sha256(b"lightbox-secret:" + value.encode()).hexdigest()[:12]
 
 
 class Sources:
@@ -73,6 +93,13 @@ class Sources:
         self.by_id: dict[int, Source] = {}
         # Called with (source, online) when a root goes offline or comes back.
         self.on_online: list[Callable[[Source, bool], None]] = []
+        # source id -> {secret name: (value, fingerprint)}; values never leave the daemon
+        # except to sign requests (in a locator to a worker).
+        self._secrets: dict[int, dict[str, tuple[str, str]]] = {}
+
+        # The roots this daemon runs (watches, scans, declares offline) when several
+        # daemons share the catalog (the cluster's leases); None: all of them.
+        self.owned: set[int] | None = None
 
     async def start(self) -> None:
         await self.load()
@@ -90,9 +117,14 @@ class Sources:
         s = tables.sources
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(sa.select(s).order_by(s.c.id))).mappings().all()
+            secrets = (await conn.execute(sa.select(tables.source_secrets))).all()
         self.by_id = {r["id"]: Source(r["id"], r["kind"], r["name"], r["path"] or "",
                                       r["device"], bool(r["online"]), r["status"],
-                                      r["scanned_at"], _identity(r)) for r in rows}
+                                      r["scanned_at"], _identity(r), r["config"])
+                    for r in rows}
+        self._secrets = {}
+        for sec in secrets:
+            self._secrets.setdefault(sec.source_id, {})[sec.name] = (sec.value, sec.fingerprint)
 
     async def reload(self) -> None:
         """Read the table again (the catalog moved to another database), keeping the
@@ -102,11 +134,41 @@ class Sources:
         for sid, fresh in list(self.by_id.items()):
             kept = old.get(sid)
             if kept is not None:
+                if self.owned is not None and sid in self.owned:
+                    # Its online state and device are this daemon's to decide (it runs
+                    # the root); the row can only be behind.
+                    fresh.online, fresh.status, fresh.device = (kept.online, kept.status,
+                                                                kept.device)
                 kept.__dict__.update(fresh.__dict__)
                 self.by_id[sid] = kept
 
     def local(self) -> list[Source]:
         return [s for s in self.by_id.values() if s.kind == "local"]
+
+    def buckets(self) -> list[Source]:
+        return [s for s in self.by_id.values() if s.kind == "s3"]
+
+    def secrets(self, src: Source) -> dict[str, str]:
+        return {k: v for k, (v, _) in self._secrets.get(src.id, {}).items()}
+
+    def secret_info(self, src: Source) -> dict[str, Any]:
+        """What a client may know of a source's secrets: set or not, and a fingerprint."""
+        held = self._secrets.get(src.id, {})
+        return {name: {"set": name in held, "fingerprint": held[name][1] if name in held
+                       else None} for name in SECRET_NAMES}
+
+    def kind_of(self, src: Source) -> kinds.SourceKind:
+        """The source kind (``lightbox.daemon.kinds``) that lists and reads this source."""
+        return kinds.for_source(src.kind, src.path, src.config, self.secrets(src))
+
+    def s3_config(self, src: Source) -> kinds.S3Config:
+        assert src.config is not None
+        return kinds.s3_config(src.config, self.secrets(src))
+
+    def mine(self) -> list[Source]:
+        """The local roots this daemon runs: all, unless the catalog is shared."""
+        owned = self.owned
+        return [s for s in self.local() if owned is None or s.id in owned]
 
     def roots(self) -> list[tuple[int, str]]:
         return [(s.id, s.path) for s in self.local()]
@@ -191,9 +253,7 @@ class Sources:
                 kind="local", name=label, path=real, device=ident.dev, online=True,
                 created_at=now, **_identity_values(ident)))
             source_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-            await conn.execute(tables.folders.insert().values(
-                source_id=source_id, parent_id=None, path="", path_hash=paths.path_hash(""),
-                name=label, depth=0, first_seen=now))
+            await writer.insert_root_folder(conn, source_id, label, now)
         src = Source(source_id, "local", label, real, ident.dev, True, None, identity=ident)
         self.by_id[source_id] = src
         self.bus.publish("source", "added", {"id": source_id, "name": label, "path": real})
@@ -201,22 +261,131 @@ class Sources:
         return src
 
     async def remove(self, src: Source) -> dict[str, int]:
-        f, p = tables.folders, tables.photos
         async with self.db.engine.begin() as conn:
-            photos = await conn.scalar(sa.select(sa.func.count()).select_from(p)
-                                       .where(p.c.source_id == src.id))
-            folders = await conn.scalar(sa.select(sa.func.count()).select_from(f)
-                                        .where(f.c.source_id == src.id))
-            # Children before parents, explicitly: not every engine cascades the same way.
-            await conn.execute(p.delete().where(p.c.source_id == src.id))
-            await conn.execute(f.update().where(f.c.source_id == src.id).values(parent_id=None))
-            await conn.execute(f.delete().where(f.c.source_id == src.id))
+            photos, folders = await writer.delete_source_rows(conn, src.id)
+            await conn.execute(tables.source_secrets.delete().where(
+                tables.source_secrets.c.source_id == src.id))
             await conn.execute(tables.sources.delete().where(tables.sources.c.id == src.id))
         self.by_id.pop(src.id, None)
         self.guard.forget(src.id)
+        self._secrets.pop(src.id, None)
         self.bus.publish("source", "removed", {"id": src.id, "name": src.name})
-        log.info("root removed", id=src.id, name=src.name, photos=photos)
-        return {"removed": src.id, "photos": int(photos or 0), "folders": int(folders or 0)}
+        log.info("source removed", id=src.id, name=src.name, kind=src.kind, photos=photos)
+        return {"removed": src.id, "photos": photos, "folders": folders}
+
+    # -- buckets --------------------------------------------------------------------------
+    def _unique_name(self, name: str) -> str:
+        label = name.strip()
+        if not label or len(label) > 200 or "\0" in label:
+            raise InvalidParams("name: 1 to 200 characters", {"errors": {"name": "invalid"}})
+        if label in {s.name for s in self.by_id.values()}:
+            raise Conflict(f"a source is already named {label!r}",
+                           {"reason": "name_taken", "errors": {"name": "taken"}})
+        return label
+
+    @staticmethod
+    def validate_s3(params: dict[str, Any]) -> dict[str, Any]:
+        """The stored config of a bucket source (no secret in it); InvalidParams per field."""
+        errors: dict[str, str] = {}
+        bucket = str(params.get("bucket") or "")
+        if not _BUCKET_RE.match(bucket):
+            errors["bucket"] = "a bucket name: letters, digits, '.', '-' or '_', 3-255 long"
+        endpoint = params.get("endpoint") or None
+        if endpoint is not None:
+            url = urllib.parse.urlsplit(str(endpoint))
+            if url.scheme not in ("http", "https") or not url.hostname or \
+                    url.path not in ("", "/") or url.query or url.username:
+                errors["endpoint"] = "an http:// or https:// URL of the host, nothing after it"
+            else:
+                endpoint = f"{url.scheme}://{url.netloc}"
+        style = params.get("addressing_style") or "auto"
+        if style not in ("auto", "path", "virtual"):
+            errors["addressing_style"] = "auto, path or virtual"
+        prefix = kinds.S3Config.norm_prefix(params.get("prefix"))
+        if any(p in (".", "..") for p in prefix.split("/")) or "//" in prefix:
+            errors["prefix"] = "no '.', '..' or empty segments"
+        profile = params.get("credentials_profile") or None
+        key_id = params.get("access_key_id") or None
+        if profile is None and (key_id is None) != (params.get("secret_access_key") is None):
+            errors["access_key_id"] = "give both the access key id and the secret, or a " \
+                                      "credentials profile"
+        if profile is not None and key_id is not None:
+            errors["credentials_profile"] = "either a profile or an access key, not both"
+        interval = params.get("interval")
+        if interval is not None and not (0 <= float(interval) <= 365 * 86400):
+            errors["interval"] = "seconds between 0 (on demand only) and a year"
+        if errors:
+            raise InvalidParams("; ".join(f"{k}: {v}" for k, v in errors.items()),
+                                {"errors": errors})
+        return {"bucket": bucket, "endpoint": endpoint,
+                "region": params.get("region") or "us-east-1", "prefix": prefix,
+                "addressing_style": style, "access_key_id": key_id,
+                "credentials_profile": profile,
+                "interval": DEFAULT_INTERVAL if interval is None else float(interval),
+                "page_size": int(params.get("page_size") or 1000)}
+
+    @staticmethod
+    def display(config: dict[str, Any]) -> str:
+        return f"s3://{config['bucket']}/{config['prefix']}".rstrip("/")
+
+    async def add_s3(self, name: str, params: dict[str, Any]) -> Source:
+        """A bucket source; its secret is stored apart and never returned."""
+        label = self._unique_name(name)
+        config = self.validate_s3(params)
+        for other in self.buckets():
+            oc = other.config or {}
+            if (oc.get("endpoint"), oc.get("bucket")) == (config["endpoint"], config["bucket"]) \
+                    and (oc.get("prefix", "").startswith(config["prefix"])
+                         or config["prefix"].startswith(oc.get("prefix", ""))):
+                raise Conflict(f"{self.display(config)} overlaps the source {other.name} "
+                               f"({other.path})", {"reason": "overlaps_source"})
+        now = utcnow()
+        path = self.display(config)
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(tables.sources.insert().values(
+                kind="s3", name=label, path=path, config=config, online=True,
+                created_at=now))
+            source_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            await writer.insert_root_folder(conn, source_id, label, now)
+        src = Source(source_id, "s3", label, path, None, True, None, None, config=config)
+        self.by_id[source_id] = src
+        secret = params.get("secret_access_key")
+        if secret:
+            await self.set_secret(src, "secret_access_key", str(secret))
+        self.bus.publish("source", "added", {"id": source_id, "name": label, "path": path,
+                                             "kind": "s3"})
+        log.info("bucket added", id=source_id, name=label, path=path,
+                 endpoint=config["endpoint"])
+        return src
+
+    async def set_secret(self, src: Source, name: str, value: str | None) -> None:
+        """Store (or, with None, remove) one secret of a source."""
+        t = tables.source_secrets
+        async with self.db.engine.begin() as conn:
+            await conn.execute(t.delete().where(t.c.source_id == src.id, t.c.name == name))
+            if value is not None:
+                fp = secret_fingerprint(value)
+                await conn.execute(t.insert().values(source_id=src.id, name=name, value=value,
+                                                     fingerprint=fp, updated_at=utcnow()))
+        held = self._secrets.setdefault(src.id, {})
+        if value is None:
+            held.pop(name, None)
+        else:
+            held[name] = (value, secret_fingerprint(value))
+
+    async def set_status(self, src: Source, online: bool, status: str | None) -> None:
+        """A bucket's state after a sync or a failure to reach it (an event when it flips)."""
+        changed = online != src.online
+        src.online, src.status = online, status
+        async with self.db.engine.begin() as conn:
+            await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)
+                               .values(online=online, status=status))
+        if changed:
+            topic = "online" if online else "offline"
+            data = {"id": src.id, "name": src.name, "path": src.path}
+            if not online:
+                data["reason"] = status
+            self.bus.publish("source", topic, data)
 
     # -- online / offline -----------------------------------------------------------------
     async def check(self, src: Source) -> str | None:

@@ -8,6 +8,10 @@ do not hold it up: its result counts them under ``retrying`` by reason, and the 
 them later by itself. When indexing pauses (a full disk), the job fails at once with that
 reason instead of waiting for ever.
 
+When several daemons share the catalog, a scan of one root runs where that root's lease is
+(its job's ``affinity``); a scan of the whole library walks this daemon's roots and queues a
+scan of each other root for the daemon running it, then waits for those too.
+
 ``cleanup`` deletes thumbnails no photo needs: those whose hash no longer appears in the
 catalog, and those of photos missing for longer than the configured number of days. It works
 one hash prefix (of 256) at a time, so memory stays flat however large the library.
@@ -27,7 +31,7 @@ from lightbox.common import logs
 from lightbox.daemon.catalog import tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
-from lightbox.daemon.jobs.queue import JobContext, JobFailed
+from lightbox.daemon.jobs.queue import TERMINAL, JobContext, JobFailed, JobQueue
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.scanner import Offline, Scanner, ScanReport
 from lightbox.daemon.library.sources import Source, Sources
@@ -54,6 +58,7 @@ class LibraryTasks:
         self.indexer = indexer
         self.thumbs_dir = thumbs_dir
         self.cleanup_days = cleanup_days
+        self.jobs: JobQueue | None = None  # for the scans of roots other daemons run
 
     def targets(self, params: dict[str, Any]) -> list[tuple[Source, str]]:
         """(root, folder relative to it) pairs a scan's parameters name."""
@@ -64,7 +69,40 @@ class LibraryTasks:
             return [found]
         if params.get("root") is not None:
             return [(self.sources.resolve(params["root"]), "")]
-        return [(s, "") for s in self.sources.local()]
+        return [(s, "") for s in self.sources.mine()]
+
+    def affinity(self, kind: str, params: dict[str, Any]) -> str | None:
+        """Where a job must run when the catalog is shared: a scan of one root runs on the
+        daemon holding that root's lease."""
+        if kind != "scan" or (params.get("root") is None and not params.get("path")):
+            return None
+        try:
+            targets = self.targets(params)
+        except Exception:
+            return None  # the job itself will say what is wrong
+        return f"source:{targets[0][0].id}" if targets else None
+
+    async def _delegate(self, params: dict[str, Any]) -> dict[str, int]:
+        """Scan jobs for the roots other daemons run (a whole-library scan), by name."""
+        if self.jobs is None or self.sources.owned is None or params.get("root") is not None \
+                or params.get("path"):
+            return {}
+        mine = {s.id for s in self.sources.mine()}
+        extra = {"full": True} if params.get("full") else {}
+        return {s.name: await self.jobs.submit("scan", {"root": s.id, **extra})
+                for s in self.sources.local() if s.id not in mine}
+
+    async def _wait_delegated(self, ctx: JobContext, jobs: dict[str, int]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, job_id in jobs.items():
+            assert self.jobs is not None
+            ctx.phase = f"waiting for {name}"
+            while True:
+                job = await self.jobs.wait(job_id, 30.0)
+                if job["state"] in TERMINAL:
+                    break
+            out[name] = {"job": job_id, "state": job["state"], "owner": job["owner"]}
+        return out
 
     async def scan(self, ctx: JobContext) -> dict[str, Any]:
         targets = self.targets(ctx.params)
@@ -77,6 +115,7 @@ class LibraryTasks:
             ctx.phase = "walking"
             ctx.progress(processed=walked + report.folders, total=None)
 
+        delegated = await self._delegate(ctx.params)
         for source, rel in targets:
             try:
                 report = await self.scanner.scan(source, rel, full=full, progress=on_progress)
@@ -86,7 +125,7 @@ class LibraryTasks:
             walked += report.folders
             reports[source.name] = report.as_dict()
             ctx.progress(add_errors=len(report.problems))
-        if targets and len(offline) == len(targets):
+        if targets and len(offline) == len(targets) and not delegated:
             raise JobFailed("offline: " + "; ".join(f"{k}: {v}" for k, v in offline.items()))
         # Now wait for the indexer to read what the walk queued.
         ids = [s.id for s, _ in targets if s.name not in offline]
@@ -117,8 +156,11 @@ class LibraryTasks:
         if changed > 10_000:
             await self.db.analyze(force=True)
         retrying = self.indexer.backlog.reasons(ids)
-        return {"roots": reports, "offline": offline,
-                "indexed": max(0, total - sum(retrying.values())), "retrying": retrying}
+        result = {"roots": reports, "offline": offline,
+                  "indexed": max(0, total - sum(retrying.values())), "retrying": retrying}
+        if delegated:
+            result["delegated"] = await self._wait_delegated(ctx, delegated)
+        return result
 
     async def cleanup(self, ctx: JobContext) -> dict[str, Any]:
         days = ctx.params.get("days")

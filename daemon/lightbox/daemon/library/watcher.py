@@ -45,7 +45,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from lightbox.common import logs
 from lightbox.daemon.catalog import paths
-from lightbox.daemon.library.listing import wanted_file
+from lightbox.daemon.library import ignore
 from lightbox.daemon.library.scanner import Offline, Scanner
 from lightbox.daemon.library.sources import Source, Sources
 from lightbox.daemon.library.writer import CatalogWriter
@@ -76,6 +76,10 @@ def count_dirs(root: str, limit: int) -> int:
         except OSError:
             continue
     return count
+
+
+def _ignored(rel: str, is_dir: bool) -> bool:
+    return ignore.ignored_folder_path(rel) if is_dir else ignore.ignored_path(rel)
 
 
 class _Handler(FileSystemEventHandler):
@@ -170,7 +174,7 @@ class Watcher:
         self.observer.start()
         self._worker = self.loop.create_task(self._work(), name="watcher")
         self._sentinel = self.loop.create_task(self._guard_roots(), name="watcher-roots")
-        for source in self.sources.local():
+        for source in self.sources.mine():
             if source.online:
                 await self.watch(source)
 
@@ -275,14 +279,17 @@ class Watcher:
             if isinstance(ev, DirDeletedEvent):
                 self._root_changed(source)
             return
+        # The scanner's ignore policy: nothing in a hidden, NAS or OS metadata folder, and
+        # no sidecar or video, starts a pass (so an ignored folder never enters the catalog).
+        if _ignored(rel, ev.is_directory):
+            return
         if isinstance(ev, DirCreatedEvent):
             self._folder(source, rel, subtree=True)
         elif isinstance(ev, DirDeletedEvent):
             self._folder(source, paths.parent(rel) or "", subtree=True)
         elif isinstance(ev, FileDeletedEvent):
             self._folder(source, paths.parent(rel) or "")
-        elif isinstance(ev, (FileCreatedEvent, FileModifiedEvent, FileClosedEvent)) and \
-                wanted_file(paths.basename(rel)):
+        elif isinstance(ev, (FileCreatedEvent, FileModifiedEvent, FileClosedEvent)):
             self._file(source, rel)
 
     def _moved(self, source: Source, ev: FileSystemEvent, src_rel: str | None) -> None:
@@ -292,6 +299,11 @@ class Watcher:
         if src_rel == "":
             self._root_changed(source)
             return
+        # Into or out of an ignored place is out of or into the library.
+        if src_rel is not None and _ignored(src_rel, is_dir):
+            src_rel = None
+        if dst_rel is not None and dst_rel != "" and _ignored(dst_rel, is_dir):
+            dst_rel = None
         if src_rel is not None and dst_rel is not None and dst_rel != "":
             self._spawn(self._apply_move(source, src_rel, dst_rel, is_dir))
         elif src_rel is not None:  # moved out of the root: gone
@@ -306,7 +318,8 @@ class Watcher:
                           is_dir: bool) -> None:
         try:
             if is_dir:
-                await self.writer.move_folder(source, src_rel, dst_rel)
+                if not await self.writer.move_folder(source, src_rel, dst_rel):
+                    self._folder(source, paths.parent(src_rel) or "", subtree=True)
                 self._folder(source, dst_rel, subtree=True)
             elif not await self.scanner.move_file(source, src_rel, dst_rel):
                 self._file(source, dst_rel)  # e.g. "photo.jpg.part" -> "photo.jpg"

@@ -1,7 +1,9 @@
 """Changes to the library's rows, with the folder counts kept right.
 
-The scanner, the watcher and the indexer all change the catalog through this class, so the
-rules live in one place:
+This module is the only code that writes photo and folder rows (``tests/test_writer_rule.py``
+holds every other module of the daemon to it, database copies and migrations aside). The
+scanner decides what changes (``plan``), the watcher, the indexer, the roots and the
+``photos.*`` handlers ask for it here, so the rules live in one place:
 
 - every change to photos happens in a transaction together with the recount of the folders
   it touched, so a crash never leaves a photo without its folder or a count that is off;
@@ -14,10 +16,11 @@ rules live in one place:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,7 +30,13 @@ from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import natural_key, utcnow
 from lightbox.daemon.library.changes import ChangeFeed
-from lightbox.daemon.library.sources import Source
+from lightbox.daemon.library.listing import FileEntry
+from lightbox.daemon.library.plan import FolderPlan, Move, restored_status
+
+if TYPE_CHECKING:  # sources.py writes its roots' rows through this module
+    from lightbox.daemon.library.sources import Source
+
+__all__ = ["restored_status"]
 
 log = logs.get("writer")
 
@@ -86,11 +95,25 @@ async def repend(conn: AsyncConnection, photo_id: int) -> None:
     await conn.execute(P.update().where(P.c.id == photo_id).values(status="pending"))
 
 
-def restored_status(row: Any) -> str:
-    """The state a photo returns to when its file is found again, unchanged."""
-    if row.error is not None:
-        return "error"
-    return "ok" if row.sha256 is not None else "pending"
+async def insert_root_folder(conn: AsyncConnection, source_id: int, name: str,
+                             now: dt.datetime) -> None:
+    """A new root's top folder (path "")."""
+    await conn.execute(F.insert().values(source_id=source_id, parent_id=None, path="",
+                                         path_hash=paths.path_hash(""), name=name, depth=0,
+                                         first_seen=now))
+
+
+async def delete_source_rows(conn: AsyncConnection, source_id: int) -> tuple[int, int]:
+    """A root forgotten: its photos and folders leave the catalog; returns their counts."""
+    photos = await conn.scalar(sa.select(sa.func.count()).select_from(P)
+                               .where(P.c.source_id == source_id))
+    folders = await conn.scalar(sa.select(sa.func.count()).select_from(F)
+                                .where(F.c.source_id == source_id))
+    # Children before parents, explicitly: not every engine cascades the same way.
+    await conn.execute(P.delete().where(P.c.source_id == source_id))
+    await conn.execute(F.update().where(F.c.source_id == source_id).values(parent_id=None))
+    await conn.execute(F.delete().where(F.c.source_id == source_id))
+    return int(photos or 0), int(folders or 0)
 
 
 class CatalogWriter:
@@ -100,11 +123,29 @@ class CatalogWriter:
         self._folders: dict[int, dict[str, FolderInfo]] = {}
         self._infos: dict[int, FolderInfo] = {}  # folder id -> the same objects, by id
         self._locks: dict[int, asyncio.Lock] = {}
+        self._loading: dict[int, asyncio.Lock] = {}
         self._rollups: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[set[int]]] = set()
 
     def lock(self, source_id: int) -> asyncio.Lock:
         return self._locks.setdefault(source_id, asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, source: Source) -> AsyncIterator[AsyncConnection]:
+        """One pass's batch: the source's lock and one transaction. When it fails, the
+        folders cached during it may name rows that were rolled back: the source's cache
+        is dropped and read again at next use."""
+        async with self.lock(source.id):
+            try:
+                async with self.db.engine.begin() as conn:
+                    yield conn
+            except BaseException:
+                self._drop_source_cache(source.id)
+                raise
+
+    def _drop_source_cache(self, source_id: int) -> None:
+        for info in self._folders.pop(source_id, {}).values():
+            self._infos.pop(info.id, None)
 
     def forget(self, source_id: int) -> None:
         for info in self._folders.pop(source_id, {}).values():
@@ -122,14 +163,22 @@ class CatalogWriter:
         cached = self._folders.get(source.id)
         if cached is not None:
             return cached
-        async with self.db.engine.connect() as conn:
-            rows = await conn.execute(sa.select(F.c.id, F.c.path, F.c.parent_id,
-                                                F.c.missing_since, F.c.listing_hash).where(
-                F.c.source_id == source.id))
-            mapping = {r.path: FolderInfo(r.id, r.parent_id, r.missing_since, r.listing_hash)
-                       for r in rows}
-        self._folders[source.id] = mapping
-        self._infos.update((info.id, info) for info in mapping.values())
+        # One load at a time per source: two passes starting together (a resumed scan and
+        # the start-up one) would each read the table, and the later store would replace a
+        # map the other had already added folders to — those folders then look new and are
+        # inserted twice.
+        async with self._loading.setdefault(source.id, asyncio.Lock()):
+            cached = self._folders.get(source.id)
+            if cached is not None:
+                return cached
+            async with self.db.engine.connect() as conn:
+                rows = await conn.execute(sa.select(F.c.id, F.c.path, F.c.parent_id,
+                                                    F.c.missing_since, F.c.listing_hash).where(
+                    F.c.source_id == source.id))
+                mapping = {r.path: FolderInfo(r.id, r.parent_id, r.missing_since,
+                                              r.listing_hash) for r in rows}
+            self._folders[source.id] = mapping
+            self._infos.update((info.id, info) for info in mapping.values())
         return mapping
 
     def path_of(self, source: Source, folder_id: int) -> str:
@@ -264,6 +313,76 @@ class CatalogWriter:
         return ids
 
     # -- photo state changes --------------------------------------------------------------
+    async def apply_plans(self, conn: AsyncConnection, source: Source,
+                          plans: Sequence[FolderPlan], moves: Sequence[Move],
+                          inserts: Sequence[tuple[int, FileEntry]],
+                          touched: set[int]) -> dict[str, int]:
+        """A scan batch's plan (``plan``): changed files pending again, files found again
+        back to their state, moves, new rows. Vanishings are the end of the pass's
+        (``mark_missing``). Returns how many of each."""
+        changed = [c for p in plans for c in p.changed]
+        restored = [r for p in plans for r in p.restored]
+        if changed:
+            await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
+                size=sa.bindparam("size"), mtime_ns=sa.bindparam("mtime_ns"),
+                inode=sa.bindparam("inode"), status="pending", missing_since=None,
+                error=None), [{"pid": c.photo_id, "size": c.size, "mtime_ns": c.mtime_ns,
+                               "inode": c.inode} for c in changed])
+            touched.update(c.folder_id for c in changed)
+        if restored:
+            await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
+                status=sa.bindparam("st"), missing_since=None),
+                [{"pid": r.photo_id, "st": r.status} for r in restored])
+            back: dict[int, list[int]] = {}
+            for r in restored:
+                back.setdefault(r.folder_id, []).append(r.photo_id)
+                touched.add(r.folder_id)
+            for fid, pids in back.items():
+                self.changes.photos("added", fid, self.path_of(source, fid), pids)
+        for m in moves:
+            await self.move_photo(conn, source, m.row, self._infos[m.folder_id], m.name,
+                                  (m.entry.size, m.entry.mtime_ns, m.entry.inode), touched)
+        if inserts:
+            now = utcnow()
+            result = await conn.execute(P.insert().returning(P.c.id, P.c.folder_id,
+                                                             sort_by_parameter_order=True), [
+                {"source_id": source.id, "folder_id": fid, "name": e.name,
+                 "size": e.size, "mtime_ns": e.mtime_ns,
+                 "inode": e.inode, "status": "pending", "first_seen": now}
+                for fid, e in inserts])
+            by_folder: dict[int, list[int]] = {}
+            for pid, fid in result.all():
+                by_folder.setdefault(fid, []).append(pid)
+            touched.update(by_folder)
+            for fid, pids in by_folder.items():
+                self.changes.photos("added", fid, self.path_of(source, fid), pids)
+        return {"changed": len(changed), "restored": len(restored), "moved": len(moves),
+                "new": len(inserts)}
+
+    async def mark_folders_lost(self, conn: AsyncConnection, infos: Sequence[FolderInfo],
+                                touched: set[int]) -> None:
+        """Folders a complete pass did not find: missing since now (removed when a later
+        confirming pass finds them empty)."""
+        now = utcnow()
+        for info in infos:
+            await conn.execute(F.update().where(F.c.id == info.id).values(missing_since=now))
+            info.missing_since = now
+            touched.add(info.id)
+
+    async def remove_folder_if_empty(self, conn: AsyncConnection, source: Source, rel: str,
+                                     info: FolderInfo) -> bool:
+        """A folder confirmed gone leaves the catalog once no photo or folder is in it."""
+        left = await conn.scalar(sa.select(sa.func.count()).select_from(P)
+                                 .where(P.c.folder_id == info.id))
+        kids = await conn.scalar(sa.select(sa.func.count()).select_from(F)
+                                 .where(F.c.parent_id == info.id))
+        if left or kids:
+            return False
+        await conn.execute(F.delete().where(F.c.id == info.id))
+        self._folders.get(source.id, {}).pop(rel, None)
+        self._infos.pop(info.id, None)
+        return True
+
     async def mark_missing(self, conn: AsyncConnection, source: Source,
                            rows: list[Any], touched: set[int]) -> None:
         """Photos whose files are gone: missing now, removed when a later pass confirms."""
@@ -310,25 +429,33 @@ class CatalogWriter:
                             from_folder_id=row.folder_id)
 
     async def move_folder(self, source: Source, old_rel: str, new_rel: str) -> bool:
-        """A directory renamed or moved inside the root: rewrite the subtree's paths."""
-        mapping = await self.folder_map(source)
-        if old_rel not in mapping or old_rel == "":
+        """A directory renamed or moved inside the root: rewrite the subtree's paths.
+
+        False when there is nothing to rewrite, or when the subtree would land on folders
+        the catalog still has (an old, missing folder of a destination's name): the caller
+        rescans both places instead, and the scanner's moves (by inode) keep the ids. Decided
+        under the source's lock: watchdog reports a moved folder's subfolders as moves of
+        their own, and those must find the first move done, not race it.
+        """
+        if old_rel == "" or new_rel == "":
             return False
         touched: set[int] = set()
-        async with self.db.engine.begin() as conn:
-            parent_rel = paths.parent(new_rel) or ""
-            parent = await self.ensure_folder(conn, source, parent_rel, touched)
-            if new_rel in mapping:  # an old, missing folder of that name: retire it
-                stale = mapping.pop(new_rel)
-                self._infos.pop(stale.id, None)
-                await conn.execute(P.update().where(P.c.folder_id == stale.id)
-                                   .values(folder_id=mapping[old_rel].id))
-                await conn.execute(F.delete().where(F.c.id == stale.id))
+        async with self.transaction(source) as conn:
+            mapping = await self.folder_map(source)
+            if old_rel not in mapping:
+                return False     # moved already (as part of its parent), or never known
             moved = sorted((rel for rel in mapping
                             if rel == old_rel or rel.startswith(old_rel + "/")), key=len)
-            for rel in moved:
+            dests = [new_rel + rel[len(old_rel):] for rel in moved]
+            if any(d in mapping for d in dests):
+                log.info("a moved folder lands on folders the catalog has; rescanning instead",
+                         src=old_rel, dst=new_rel)
+                return False
+            parent = await self.ensure_folder(conn, source, paths.parent(new_rel) or "",
+                                              touched)
+            touched.add(parent.id)   # it holds one more folder now
+            for rel, dest in zip(moved, dests, strict=True):
                 info = mapping.pop(rel)
-                dest = new_rel + rel[len(old_rel):]
                 values: dict[str, Any] = {"path": dest, "path_hash": paths.path_hash(dest),
                                           "depth": paths.depth(dest), "missing_since": None}
                 if rel == old_rel:
@@ -343,3 +470,79 @@ class CatalogWriter:
             await self.recount(conn, touched)
         self.changes.folders(source.id, touched)
         return True
+
+    # -- bucket objects (library.bucketsync) ------------------------------------------------
+    async def apply_objects(self, conn: AsyncConnection, source: Source,
+                            new: Sequence[tuple[str, str, Any]],
+                            changed: Sequence[tuple[Any, Any]],
+                            restored: Sequence[Any], touched: set[int]) -> int:
+        """A bucket listing's news: objects new to the catalog (folder rel, name, entry),
+        changed ones (row, entry: pending again under the new fingerprint) and ones found
+        again unchanged (rows that were missing). Returns how many rows were inserted."""
+        now = utcnow()
+        inserts: list[dict[str, Any]] = []
+        for folder_rel, name, e in new:
+            info = await self.ensure_folder(conn, source, folder_rel, touched)
+            inserts.append({"source_id": source.id, "folder_id": info.id, "name": name,
+                            "size": e.size, "mtime_ns": e.mtime_ns, "etag": e.tag,
+                            "status": "pending", "first_seen": now})
+            touched.add(info.id)
+        if inserts:
+            result = await conn.execute(P.insert().returning(P.c.id, P.c.folder_id,
+                                                             sort_by_parameter_order=True),
+                                        inserts)
+            by_folder: dict[int, list[int]] = {}
+            for pid, fid in result.all():
+                by_folder.setdefault(fid, []).append(pid)
+            for fid, pids in by_folder.items():
+                self.changes.photos("added", fid, self.path_of(source, fid), pids)
+        if changed:
+            await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
+                size=sa.bindparam("size"), mtime_ns=sa.bindparam("mtime_ns"),
+                etag=sa.bindparam("etag"), status="pending", missing_since=None, error=None),
+                [{"pid": row.id, "size": e.size, "mtime_ns": e.mtime_ns, "etag": e.tag}
+                 for row, e in changed])
+            touched.update(row.folder_id for row, _ in changed)
+        if restored:
+            await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
+                status=sa.bindparam("st"), missing_since=None),
+                [{"pid": row.id, "st": restored_status(row)} for row in restored])
+            back: dict[int, list[int]] = {}
+            for row in restored:
+                back.setdefault(row.folder_id, []).append(row.id)
+                touched.add(row.folder_id)
+            for fid, pids in back.items():
+                self.changes.photos("added", fid, self.path_of(source, fid), pids)
+        return len(inserts)
+
+    async def retire_folders(self, conn: AsyncConnection, source: Source, live: set[str],
+                             pass_started: dt.datetime, touched: set[int]) -> None:
+        """After a complete listing: folders no key lies under any more become missing;
+        those already missing before this pass, and empty, are removed."""
+        mapping = await self.folder_map(source)
+        now = utcnow()
+        for rel, info in sorted(mapping.items(), key=lambda x: -len(x[0])):
+            if rel == "" or rel in live:
+                if rel in live and info.missing_since is not None:
+                    await conn.execute(F.update().where(F.c.id == info.id)
+                                       .values(missing_since=None))
+                    info.missing_since = None
+                    touched.add(info.id)
+                continue
+            if info.missing_since is None:
+                await conn.execute(F.update().where(F.c.id == info.id).values(missing_since=now))
+                info.missing_since = now
+                touched.add(info.id)
+            elif info.missing_since < pass_started:
+                left = await conn.scalar(sa.select(sa.func.count()).select_from(P)
+                                         .where(P.c.folder_id == info.id))
+                kids = await conn.scalar(sa.select(sa.func.count()).select_from(F)
+                                         .where(F.c.parent_id == info.id))
+                if not left and not kids:
+                    await conn.execute(F.delete().where(F.c.id == info.id))
+                    mapping.pop(rel, None)
+                    self._infos.pop(info.id, None)
+                    touched.discard(info.id)
+            if info.parent_id is not None:
+                touched.add(info.parent_id)
+        touched &= {i.id for i in mapping.values()}

@@ -131,13 +131,43 @@ def analyze(req: AnalyzeRequest) -> Analysis:
     return a
 
 
+def _remote_is_image(loc: Locator, a: Analysis) -> bool:
+    """An S3 object: sniff its first bytes with one ranged GET, so that a huge non-image
+    (a video named ``.jpg``) is never downloaded. False (and the reason recorded) when it
+    is not worth fetching whole."""
+    from lightbox.daemon.kinds.s3 import read_range
+
+    a.size, a.mtime_ns = loc.size or 0, loc.mtime_ns or 0
+    if not loc.size:
+        return True      # empty: the normal path says so, at no cost
+    try:
+        head = read_range(loc, 0, sniff.HEAD_SIZE)   # type: ignore[arg-type]
+    except confine.Refused as exc:
+        a.refused(exc)
+        return False
+    except OSError as exc:
+        a.fail_os("source", f"cannot read object ({exc})", exc)
+        return False
+    sniffed = sniff.sniff_bytes(head)
+    if sniffed.kind == sniff.OTHER:
+        a.mime, a.format = sniffed.mime, sniffed.format
+        a.fail(UNSUPPORTED, f"not an image: content looks like {sniffed.what} (its first "
+                            f"{len(head)} bytes were read, not the {loc.size} of it)")
+        return False
+    return True
+
+
 def _analyze(req: AnalyzeRequest, a: Analysis) -> None:
     t = time.perf_counter()
     loc = req.locator
+    if loc.kind == "s3" and not _remote_is_image(loc, a):
+        return
     try:
         f, st = confine.open_photo(loc)
     except confine.Refused as exc:
         a.refused(exc)
+        if loc.kind == "s3":     # keep the listed fingerprint; the next sync has the new
+            a.size, a.mtime_ns = loc.size or 0, loc.mtime_ns or 0
         return
     except OSError as exc:
         a.fail_os("source", f"cannot open file ({exc.strerror or exc})", exc)

@@ -19,9 +19,9 @@ Refusals raise ``Refused`` with a machine-readable ``reason``; the operating sys
 errors (no such file, permission denied, I/O error) propagate as ``OSError`` so the caller
 can tell the file's fault from the machine's (``lightbox.daemon.library.failures``).
 
-The root itself is opened by its path (it was resolved when it was added). S3 objects will
-get a locator of their own beside ``LocalFile`` (bucket, key, ETag); ``open_photo`` is where
-it will plug in.
+The root itself is opened by its path (it was resolved when it was added). An S3 object's
+locator is ``kinds.s3.S3Object`` (bucket config, key, ETag); ``open_photo`` downloads it
+once, checked against its ETag, into an anonymous temporary file.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ import os
 import platform
 import stat
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Union
+
+if TYPE_CHECKING:
+    from lightbox.daemon.kinds.s3 import S3Object
 
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -100,11 +103,21 @@ class LocalFile:
         return self.rel.rpartition("/")[2]
 
 
-Locator = LocalFile   # the only kind so far; S3's joins it as a union
+Locator = Union[LocalFile, "S3Object"]  # a forward reference: no import cycle
 
 
 def open_photo(loc: Locator) -> tuple[BinaryIO, os.stat_result]:
-    """The open file (binary, unbuffered position 0) and its fstat; raises Refused/OSError."""
+    """The open file (binary, unbuffered position 0) and its fstat; raises Refused/OSError.
+
+    An S3 object (``kinds.s3.S3Object``) is fetched once, ``If-Match`` its listed ETag,
+    into an anonymous temporary file, which is what is returned.
+    """
+    if loc.kind == "s3":
+        from lightbox.daemon.kinds.s3 import S3Object, open_object
+
+        assert isinstance(loc, S3Object)
+        return open_object(loc)
+    assert isinstance(loc, LocalFile)
     fd = open_beneath(loc.root, loc.rel)
     try:
         st = os.fstat(fd)
@@ -117,7 +130,7 @@ def open_photo(loc: Locator) -> tuple[BinaryIO, os.stat_result]:
         raise
 
 
-def check(loc: Locator, st: os.stat_result) -> None:
+def check(loc: LocalFile, st: os.stat_result) -> None:
     """Refuse a file whose identity or content fingerprint is not the catalog's."""
     for what, want, got in (("device", loc.device, st.st_dev), ("inode", loc.inode, st.st_ino),
                             ("size", loc.size, st.st_size),

@@ -28,7 +28,7 @@ HANDLERS: dict[str, Handler] = {}
 
 # Every module that registers handlers; the dispatcher imports them all at start.
 AREAS = ("system", "events", "roots", "library", "jobs", "folders", "photos", "database",
-         "trash", "backups", "imports")  # photos.trash, apart from photos.* file serving
+         "trash", "backups", "imports", "sources")  # trash: photos.trash, apart from photos.*
 
 
 def method(name: str) -> Callable[[H], H]:

@@ -25,6 +25,8 @@ from lightbox.common.errors import InvalidParams, NotFound, Unavailable
 from lightbox.daemon.catalog import dupes, queries
 from lightbox.daemon.catalog.tables import photos as photos_table
 from lightbox.daemon.catalog.types import iso
+from lightbox.daemon.kinds import s3 as s3kind
+from lightbox.daemon.kinds.s3 import S3Object
 from lightbox.daemon.media.confine import CHANGED, LocalFile, Refused, open_photo
 from lightbox.daemon.media.thumbs import thumbnail_path
 from lightbox.daemon.rpc import Context, method
@@ -156,14 +158,61 @@ def _read_chunk(loc: LocalFile, offset: int, length: int) -> tuple[bytes, int]:
     return data, st.st_size
 
 
+def _bucket_object(ctx: Context, rec: queries.PhotoRecord) -> S3Object:
+    """The listed object of a bucket photo, If-Match its indexed ETag."""
+    sources = ctx.daemon.sources
+    cfg = sources.s3_config(sources.get(int(rec.row.source_id)))
+    rel = f"{rec.folder_path}/{rec.row.name}" if rec.folder_path else rec.row.name
+    return S3Object(cfg, cfg.prefix + rel, int(rec.row.size), int(rec.row.mtime_ns),
+                    rec.row.etag)
+
+
+async def _bucket_original(ctx: Context, rec: queries.PhotoRecord, offset: int, length: int,
+                           presign: bool, expires: int) -> dict[str, Any]:
+    id = rec.id
+    loc = _bucket_object(ctx, rec)
+    head = {"id": id, "size": int(rec.row.size), "mime": rec.row.mime,
+            "sha256": rec.row.sha256}
+    if presign:
+        url, ttl = await asyncio.to_thread(s3kind.presign, loc, expires)
+        return {**head, "url": url, "expires_in": ttl}
+    ctx.reserve(min(length, max(0, int(rec.row.size) - offset)), f"photo {id}'s chunk")
+    try:
+        data = await asyncio.to_thread(s3kind.read_range, loc, offset, length)
+    except Refused as exc:
+        await ctx.daemon.indexer.repend(id)
+        raise NotFound(f"photo {id}: {exc}; it will be read again",
+                       {"id": id, "reason": exc.reason}) from None
+    except s3kind.S3Error as exc:
+        if exc.reason == s3kind.GONE:
+            raise NotFound(f"photo {id}: {loc.path}: {exc}", {"id": id, "reason": "gone"}
+                           ) from None
+        raise Unavailable(f"photo {id}: {loc.path}: {exc}",
+                          {"id": id, "reason": exc.reason, "retry_after": 10}) from None
+    size = int(rec.row.size)
+    return {**head, "offset": offset, "length": len(data),
+            "eof": offset + len(data) >= size, "data": ctx.attach(data)}
+
+
 @method("photos.original")
-async def original(ctx: Context, id: int, offset: int, length: int) -> dict[str, Any]:
+async def original(ctx: Context, id: int, offset: int, length: int, presign: bool,
+                   expires: int) -> dict[str, Any]:
     async with ctx.daemon.db.engine.connect() as conn:
         rec = await queries.photo_record(conn, id)
     _unusable(rec, "original")
+    if presign and rec.source_kind != "s3":
+        raise InvalidParams(f"photo {id} is a local file: presigned URLs are for bucket "
+                            "photos", {"errors": {"presign": "not a bucket photo"}})
+    if rec.source_kind == "s3" and rec.row.status == "ok":
+        if not rec.online:
+            raise Unavailable(f"photo {id}: its bucket {rec.source_name} cannot be reached "
+                              "now", {"id": id, "reason": "offline", "retry_after": 30})
+        return await _bucket_original(ctx, rec, offset, length, presign, expires)
     if rec.source_kind != "local" or rec.source_path is None or rec.abs_path is None:
-        raise Unavailable(f"photo {id} is in a bucket; originals from buckets are not served "
-                          "through the socket yet", {"id": id})
+        why = {"pending": "it is not indexed yet", "error": f"it is not a readable image "
+               f"({rec.row.error or 'error'})"}.get(rec.row.status, rec.row.status)
+        raise NotFound(f"photo {id} is not served: {why}",
+                       {"id": id, "reason": f"status_{rec.row.status}"})
     if rec.row.status != "ok":
         # Only what was read and found to be an image is served: an ``error`` row may be
         # anything at all (the finding: /etc/shadow, "not an image", served byte for byte).
@@ -193,7 +242,8 @@ async def original(ctx: Context, id: int, offset: int, length: int) -> dict[str,
         raise NotFound(f"photo {id}: cannot read {loc.path}: {exc.strerror or exc}",
                        {"id": id, "reason": "unreadable"}) from None
     return {"id": id, "size": size, "offset": offset, "length": len(data),
-            "eof": offset + len(data) >= size, "mime": rec.row.mime, "data": ctx.attach(data)}
+            "eof": offset + len(data) >= size, "mime": rec.row.mime, "sha256": rec.row.sha256,
+            "data": ctx.attach(data)}
 
 
 @method("photos.search")

@@ -17,7 +17,7 @@ async def list_roots(ctx: Context) -> dict[str, Any]:
 async def add(ctx: Context, path: str, name: str | None, scan: bool) -> dict[str, Any]:
     d = ctx.daemon
     source = await d.sources.add(path, name)
-    d.root_added(source)
+    await d.root_added(source)
     job = await d.jobs.submit("scan", {"root": source.id}) if scan else None
     roots = await d.sources.describe(d.watched_roots())
     return {"root": next(r for r in roots if r["id"] == source.id), "job": job}

@@ -622,5 +622,5 @@ async def analyze_in_pool(pool: WorkerPool, req: AnalyzeRequest,
     # The fingerprint it was sent with (the loop never stats a photo: that is the workers').
     loc = req.locator
     failed.size, failed.mtime_ns = loc.size or 0, loc.mtime_ns or 0
-    failed.inode = loc.inode or 0
+    failed.inode = getattr(loc, "inode", None) or 0
     return failed

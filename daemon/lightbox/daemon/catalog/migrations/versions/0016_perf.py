@@ -12,7 +12,7 @@ A common word is answered from sorted streams instead of a walk of the whole lib
   ``photos_terms`` rebuilt from the name; PostgreSQL: the pg_trgm index on ``name`` only.
 
 Revision ID: 0016_perf
-Revises: 0012_settings
+Revises: 0013_s3
 Create Date: 2026-12-01
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016_perf"
-down_revision: str | None = "0012_settings"
+down_revision: str | None = "0013_s3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

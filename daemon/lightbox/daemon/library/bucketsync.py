@@ -1,0 +1,305 @@
+"""The ``sync`` job: a bucket source's listing reconciled with the catalog.
+
+A sync lists the source's prefix once (``kinds.s3.S3Kind.list_prefix``: ⌈N/1000⌉ LIST
+requests and nothing else when nothing changed — no HEAD, no GET) and compares every
+object with its row by (size, LastModified, ETag); the ETag is a change detector only (a
+multipart upload's is not an MD5). New and changed objects become ``pending`` for the
+indexer, which reads each in a worker (a ranged GET to sniff, then one streamed GET).
+
+Nothing vanishes unless the listing is **proven complete** and passes the **mass-vanish
+guard**: an incomplete listing (truncated without a token, a repeated token, a page that
+failed, the page cap), an empty listing over a source that had photos, or more than half of
+a source's photos gone at once (``MASS_VANISH_*``; ``force=true`` overrides the latter two)
+leaves every photo where it is; the job then fails saying why, after recording what is new.
+Vanished photos become ``missing``; the next complete listing that still lacks them
+removes them (as for local roots). Folders come from the keys' "/"-separated prefixes.
+
+A failure to reach the bucket at all (endpoint, TLS, clock, credentials, no bucket, no
+permission) changes nothing in the catalog; it is the job's error, with a machine-readable
+``reason``, and the source's status.
+
+Restart-safe: the job is persisted and re-run from the listing after a crash; writes are
+idempotent against the catalog (a row inserted before the crash is simply found), and rows
+already indexed with the same fingerprint are not read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from lightbox.common import logs
+from lightbox.daemon.catalog import tables
+from lightbox.daemon.catalog.database import Database
+from lightbox.daemon.catalog.types import utcnow
+from lightbox.daemon.jobs.queue import JobContext, JobFailed
+from lightbox.daemon.kinds.base import Entry, Listing
+from lightbox.daemon.kinds.s3 import GET_DENIED, SERVER, THROTTLED, S3Error
+from lightbox.daemon.library.indexer import Indexer
+from lightbox.daemon.library.sources import Source, Sources
+from lightbox.daemon.library.writer import CatalogWriter
+from lightbox.daemon.media.confine import CHANGED
+
+log = logs.get("sync")
+
+P = tables.photos
+
+MASS_VANISH_FRACTION = 0.5   # more than this share of a source's photos gone at once ...
+MASS_VANISH_MIN = 20         # ... and at least this many: held back, not applied
+WRITE_BATCH = 1000
+EMPTY_LISTING = "empty_listing"
+MASS_VANISH = "mass_vanish"
+# Failures that say nothing about whether the bucket is there: it stays online.
+_TRANSIENT = (SERVER, THROTTLED, GET_DENIED, CHANGED)
+
+
+def mass_vanish(live: int, vanishing: int) -> str | None:
+    """Why ``vanishing`` of ``live`` photos disappearing at once is not believed, or None."""
+    if vanishing >= MASS_VANISH_MIN and vanishing > live * MASS_VANISH_FRACTION:
+        return (f"{vanishing} of {live} photos would vanish at once; that looks like a "
+                "wrong prefix, credentials of another account or a failing endpoint, not "
+                "deletions. Nothing was removed; sync with force=true if it is real")
+    return None
+
+
+def _folders_of(rel: str) -> list[str]:
+    out = []
+    folder = rel.rpartition("/")[0]
+    while folder:
+        out.append(folder)
+        folder = folder.rpartition("/")[0]
+    return out
+
+
+class BucketSync:
+    def __init__(self, db: Database, sources: Sources, writer: CatalogWriter,
+                 indexer: Indexer) -> None:
+        self.db = db
+        self.sources = sources
+        self.writer = writer
+        self.indexer = indexer
+
+    def target(self, params: dict[str, Any]) -> Source:
+        src = self.sources.resolve(params["source"])
+        if src.kind != "s3":
+            raise JobFailed(f"{src.name} is a local root: scan it instead",
+                            {"reason": "not_a_bucket"})
+        return src
+
+    async def run(self, ctx: JobContext) -> dict[str, Any]:
+        src = self.target(ctx.params)
+        report = await self.sync(src, ctx, force=bool(ctx.params.get("force")))
+        held = report.pop("held_back", None)
+        if held is not None:
+            self.indexer.wake()
+            raise JobFailed(f"{src.name}: {held['message']}", {**report, **held})
+        report.update(await self._wait_indexed(src, ctx))
+        return report
+
+    async def sync(self, src: Source, ctx: JobContext | None = None, *,
+                   force: bool = False) -> dict[str, Any]:
+        kind = self.sources.kind_of(src)
+        if ctx is not None:
+            ctx.phase = "listing"
+            ctx.progress(processed=0, total=None)
+        started = time.monotonic()
+        pass_started = utcnow()
+        try:
+            listing: Listing = await asyncio.to_thread(kind.list_prefix)
+        except S3Error as err:
+            online = err.reason in _TRANSIENT
+            await self.sources.set_status(src, online, str(err))
+            log.warning("bucket sync failed; nothing changed", source=src.name,
+                        reason=err.reason, error=str(err))
+            raise JobFailed(f"{src.name}: {err}", {"reason": err.reason}) from None
+        listed = len(listing.entries)
+        if ctx is not None:
+            ctx.progress(processed=listed, total=listed)
+        async with self.writer.lock(src.id):
+            report = await self._apply(src, listing, pass_started, force)
+        report.update(listed=listed, pages=listing.pages, complete=listing.complete,
+                      skipped=len(listing.skipped), seconds=round(time.monotonic() - started,
+                                                                  3))
+        if listing.skipped:
+            report["skipped_keys"] = listing.skipped[:20]
+        if not listing.complete:
+            report["held_back"] = {"reason": listing.reason, "message":
+                                   f"the listing is not complete ({listing.message}); "
+                                   "nothing was marked missing or removed"}
+            await self.sources.set_status(src, True, f"last sync incomplete: {listing.message}")
+        elif "held_back" not in report:
+            await self.sources.set_status(src, True, None)
+            await self.sources.mark_scanned(src)
+        else:
+            await self.sources.set_status(src, True, report["held_back"]["message"])
+        self.sources.bus.publish("source", "synced", {
+            "id": src.id, "name": src.name, "new": report["new"], "changed": report["changed"],
+            "missing": report["missing"], "removed": report["removed"],
+            "complete": listing.complete})
+        log.info("bucket listed", source=src.name, **{k: v for k, v in report.items()
+                                                      if isinstance(v, int | bool | float)})
+        return report
+
+    async def _apply(self, src: Source, listing: Listing, pass_started: Any,
+                     force: bool) -> dict[str, Any]:
+        mapping = await self.writer.folder_map(src)
+        rel_of = {info.id: rel for rel, info in mapping.items()}
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(
+                P.c.id, P.c.folder_id, P.c.name, P.c.size, P.c.mtime_ns, P.c.etag, P.c.status,
+                P.c.sha256, P.c.error, P.c.missing_since).where(P.c.source_id == src.id))).all()
+        by_rel: dict[str, Any] = {}
+        for row in rows:
+            folder = rel_of.get(row.folder_id, "")
+            by_rel[f"{folder}/{row.name}" if folder else row.name] = row
+        new: list[tuple[str, str, Entry]] = []
+        changed: list[tuple[Any, Entry]] = []
+        restored: list[Any] = []
+        live_folders: set[str] = set()
+        for e in listing.entries:
+            live_folders.update(_folders_of(e.rel))
+            row = by_rel.pop(e.rel, None)
+            if row is None:
+                folder, _, name = e.rel.rpartition("/")
+                new.append((folder, name, e))
+            elif (row.size, row.mtime_ns, row.etag) != (e.size, e.mtime_ns, e.tag):
+                changed.append((row, e))
+            elif row.status == "missing":
+                restored.append(row)
+        gone = list(by_rel.values())
+        vanishing = [r for r in gone if r.status != "missing"]
+        to_remove = [r for r in gone if r.status == "missing"
+                     and r.missing_since is not None and r.missing_since < pass_started]
+        live = sum(1 for r in rows if r.status != "missing")
+        report: dict[str, Any] = {"new": len(new), "changed": len(changed),
+                                  "restored": len(restored), "missing": 0, "removed": 0}
+        held: dict[str, Any] | None = None
+        if listing.complete and not force:
+            if not listing.entries and live:
+                held = {"reason": EMPTY_LISTING,
+                        "message": f"the bucket lists empty but the catalog has {live} photos "
+                                   "from it; nothing was removed (sync with force=true if "
+                                   "it was emptied on purpose)"}
+            else:
+                why = mass_vanish(live, len(vanishing))
+                if why is not None:
+                    held = {"reason": MASS_VANISH, "message": why}
+        # What is new or changed is recorded in any case, a batch per transaction.
+        for start in range(0, max(len(new), len(changed), len(restored)), WRITE_BATCH):
+            touched: set[int] = set()
+            async with self.db.engine.begin() as conn:
+                await self.writer.apply_objects(
+                    conn, src, new[start:start + WRITE_BATCH],
+                    changed[start:start + WRITE_BATCH], restored[start:start + WRITE_BATCH],
+                    touched)
+                await self.writer.recount(conn, touched)
+            self.writer.changes.folders(src.id, touched)
+            self.indexer.wake()
+        if listing.complete and held is None:
+            touched = set()
+            async with self.db.engine.begin() as conn:
+                if vanishing:
+                    await self.writer.mark_missing(conn, src, vanishing, touched)
+                if to_remove:
+                    await self.writer.delete_photos(conn, src, to_remove, touched)
+                await self.writer.retire_folders(conn, src, live_folders, pass_started, touched)
+                if touched:
+                    await self.writer.recount(conn, touched)
+            if touched:
+                self.writer.changes.folders(src.id, touched)
+            report["missing"], report["removed"] = len(vanishing), len(to_remove)
+        elif held is not None:
+            report["held_back"] = held
+        await self.writer.rollup(src)
+        return report
+
+    async def _wait_indexed(self, src: Source, ctx: JobContext) -> dict[str, Any]:
+        """Follow the indexer until this bucket's pending photos are read (as ``scan``)."""
+        ids = [src.id]
+        total = await self.indexer.pending(ids)
+        total_bytes = await self._pending_bytes(src)
+        ctx.phase = "processing"
+        ctx.progress(processed=0, total=total)
+        self.indexer.wake()
+        while True:
+            left = await self.indexer.pending(ids)
+            left_bytes = await self._pending_bytes(src)
+            ctx.progress(processed=max(0, total - left), total=max(total, left),
+                         bytes_=max(0, total_bytes - left_bytes))
+            if left == 0 or not src.online:
+                break
+            pause = self.indexer.pause
+            if pause is not None:
+                raise JobFailed(f"indexing paused: {pause.message}",
+                                {"reason": pause.verdict.reason})
+            if await self.indexer.only_retrying(ids):
+                break
+            await self.indexer.wait_progress(1.0)
+        self.indexer.changes.flush()
+        retrying = self.indexer.backlog.reasons(ids)
+        return {"processed": max(0, total - sum(retrying.values())), "retrying": retrying}
+
+    async def _pending_bytes(self, src: Source) -> int:
+        async with self.db.engine.connect() as conn:
+            return int(await conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(P.c.size), 0))
+                                         .where(P.c.status == "pending",
+                                                P.c.source_id == src.id)) or 0)
+
+
+class BucketScheduler:
+    """Each bucket syncs on its interval (default 24 h) after its last complete sync; one
+    that failed is tried again after ``RETRY_FAILED`` (or its interval, if shorter)."""
+
+    name = "buckets"
+    TICK = 60.0
+    RETRY_FAILED = 900.0
+
+    def __init__(self, sources: Sources, jobs: Any) -> None:
+        self.sources = sources
+        self.jobs = jobs
+        self._task: asyncio.Task[None] | None = None
+        self._tried: dict[int, float] = {}
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="buckets")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def status(self) -> dict[str, Any]:
+        return {"buckets": len(self.sources.buckets())}
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("bucket schedule check failed")
+            await asyncio.sleep(self.TICK)
+
+    async def tick(self) -> None:
+        now_wall = utcnow()
+        now = time.monotonic()
+        for src in self.sources.buckets():
+            every = src.interval
+            if every <= 0:
+                continue
+            last = src.scanned_at
+            due = last is None or (now_wall - _aware(last)).total_seconds() >= every
+            tried = self._tried.get(src.id)
+            if due and (tried is None or now - tried >= min(every, self.RETRY_FAILED)):
+                self._tried[src.id] = now
+                await self.jobs.submit("sync", {"source": src.id})
+
+
+def _aware(when: Any) -> Any:
+    """A stored timestamp as ``utcnow`` gives them: naive UTC (MariaDB drops the zone)."""
+    return when.replace(tzinfo=None)

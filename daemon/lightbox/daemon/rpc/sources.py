@@ -1,0 +1,109 @@
+"""``sources.*``: roots and buckets alike; adding, testing and syncing buckets.
+
+No reply, log line or event carries a secret: ``describe`` adds the secrets' fingerprints
+only, and ``sources.test`` with inline parameters builds a throw-away config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from lightbox.common.errors import InvalidParams
+from lightbox.daemon import kinds
+from lightbox.daemon.kinds.s3 import forget_clients, probe
+from lightbox.daemon.library.sources import Source
+from lightbox.daemon.rpc import Context, method
+
+
+async def _describe(ctx: Context, only: Source | None = None) -> list[dict[str, Any]]:
+    d = ctx.daemon
+    out = []
+    for row in await d.sources.describe(d.watched_roots()):
+        if only is not None and row["id"] != only.id:
+            continue
+        src = d.sources.get(row["id"])
+        if src.kind == "s3":
+            row["config"] = dict(src.config or {})
+            row["secrets"] = d.sources.secret_info(src)
+        out.append(row)
+    return out
+
+
+@method("sources.list")
+async def list_sources(ctx: Context) -> dict[str, Any]:
+    return {"sources": await _describe(ctx)}
+
+
+@method("sources.get")
+async def get(ctx: Context, source: Any) -> dict[str, Any]:
+    src = ctx.daemon.sources.resolve(source)
+    return {"source": (await _describe(ctx, src))[0]}
+
+
+@method("sources.add")
+async def add(ctx: Context, kind: str, name: str, sync: bool, **params: Any) -> dict[str, Any]:
+    d = ctx.daemon
+    src = await d.sources.add_s3(name, params)
+    job = await d.jobs.submit("sync", {"source": src.id}) if sync else None
+    return {"source": (await _describe(ctx, src))[0], "job": job}
+
+
+@method("sources.remove")
+async def remove(ctx: Context, source: Any) -> dict[str, Any]:
+    d = ctx.daemon
+    src = d.sources.resolve(source)
+    if src.kind == "local":
+        d.root_removing(src)
+    else:
+        d.writer.forget(src.id)
+    return dict(await d.sources.remove(src))
+
+
+@method("sources.set_secret")
+async def set_secret(ctx: Context, source: Any, name: str, value: str | None) -> dict[str, Any]:
+    d = ctx.daemon
+    src = d.sources.resolve(source)
+    if src.kind != "s3":
+        raise InvalidParams(f"{src.name} is a local root: it has no secrets",
+                            {"errors": {"source": "not a bucket"}})
+    await d.sources.set_secret(src, name, value)
+    forget_clients()        # new credentials take effect on the next request
+    return {"secrets": d.sources.secret_info(src)}
+
+
+@method("sources.test")
+async def test(ctx: Context, source: Any, **params: Any) -> dict[str, Any]:
+    d = ctx.daemon
+    if source is not None:
+        src = d.sources.resolve(source)
+        if src.kind != "s3":
+            raise InvalidParams(f"{src.name} is a local root; sources.test checks buckets",
+                                {"errors": {"source": "not a bucket"}})
+        cfg = d.sources.s3_config(src)
+    else:
+        given = {k: v for k, v in params.items() if v is not None}
+        config = d.sources.validate_s3(given)
+        cfg = kinds.s3_config(config, {"secret_access_key": given.get("secret_access_key")
+                                       or ""})
+    checks = await asyncio.to_thread(probe, cfg)
+    failed = next((c for c in checks if not c.ok), None)
+    return {"ok": failed is None, "failed": failed.name if failed else None,
+            "message": failed.message if failed else "the bucket can be listed and read",
+            "checks": [c.as_dict() for c in checks]}
+
+
+@method("sources.sync")
+async def sync(ctx: Context, source: Any, force: bool) -> dict[str, Any]:
+    d = ctx.daemon
+    if source is not None:
+        src = d.sources.resolve(source)
+        if src.kind != "s3":
+            raise InvalidParams(f"{src.name} is a local root: use library.scan",
+                                {"errors": {"source": "not a bucket"}})
+        targets = [src]
+    else:
+        targets = d.sources.buckets()
+    params = [{"source": s.id, **({"force": True} if force else {})} for s in targets]
+    jobs = [await d.jobs.submit("sync", p) for p in params]
+    return {"job": jobs[0] if len(jobs) == 1 else None, "jobs": jobs}
