@@ -178,3 +178,24 @@ def test_keys_generate_cli(tmp_path: Path) -> None:
     again = run_cli("keys", "generate", "--dir", str(tmp_path), "--name", "box")
     assert again.returncode == 1
     assert "refusing to overwrite" in again.stderr
+
+
+def test_settings_over_tcp_audit_names_the_key(
+        tcp_daemon: tuple[DaemonProcess, dict[str, Any]]) -> None:
+    _, info = tcp_daemon
+    with SyncClient(endpoint(info, "admin"), timeout=5) as c:
+        c.connect()
+        c.call("settings.set", {"patch": {"library.debounce": 0.4}})
+        entry = c.call("settings.audit", {"key": "library.debounce"})["entries"][0]
+    actor = entry["actor"]
+    assert actor["transport"] == "tcp" and actor["key"] == info["pub"]["admin"]
+    assert actor["key_name"] == "laptop" and actor["client_declared"] is True
+    assert "uid" not in actor  # a TCP peer's Unix user is not known
+    assert entry["by"].startswith("laptop")
+    with SyncClient(endpoint(info, "reader"), timeout=5) as c:
+        assert c.call("settings.get", {"keys": ["library.debounce"]})[
+            "settings"]["library.debounce"]["value"] == 0.4
+        with pytest.raises(errors.PermissionDenied):
+            c.call("settings.set", {"patch": {"library.debounce": 0.5}})
+        with pytest.raises(errors.PermissionDenied):
+            c.call("settings.audit")

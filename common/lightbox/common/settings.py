@@ -139,7 +139,7 @@ FIELDS: tuple[Field, ...] = (
     _live("library.vanish_delay", "number", 600.0,
           "seconds photos a pass found gone en masse (more than max(50, 10 %) of a root) are "
           "held as suspect before a later pass may mark them missing", minimum=0,
-          maximum=30 * 86400, unit="s", applies="restart"),
+          maximum=30 * 86400, unit="s"),
     _live("library.debounce", "number", 1.0,
           "seconds a changed file must stay unchanged before it is indexed", minimum=0.05,
           maximum=60, unit="s"),
@@ -172,8 +172,7 @@ FIELDS: tuple[Field, ...] = (
           "default access key id for S3 sources that name no credentials of their own",
           max_length=256),
     _live("s3.secret_access_key", "string", "",
-          "the secret of s3.access_key_id; never shown again, only set/unset and a "
-          "fingerprint", max_length=256, secret=True),
+          "the secret of s3.access_key_id", max_length=256, secret=True),
 )
 BY_KEY: dict[str, Field] = {f.name: f for f in FIELDS}
 BOOTSTRAP: tuple[Field, ...] = tuple(f for f in FIELDS if f.scope == "bootstrap")
@@ -209,7 +208,8 @@ OBJECTS: tuple[ObjectSection, ...] = (
         Field("ignore", "array", "glob patterns of file and folder names this root skips "
               "(for example *.tmp, @eaDir)", items="string", default=[], max_length=100,
               check_fn=_check_globs,
-              note="files already in the catalog that match stay until the next scan"),
+              note="the next scan of the root skips them; photos already in the catalog "
+              "that match leave it as gone"),
         Field("reconcile_interval", "number", "seconds between full rescans of this root; "
               "empty: library.reconcile_interval", nullable=True, minimum=0,
               maximum=7 * 86400, unit="s"),

@@ -147,11 +147,11 @@ class SettingsStore:
         return "database" if key in self.stored else self.base(key)[1]
 
     def objects(self) -> dict[str, list[str]]:
-        return {"roots": [str(i) for i in self.daemon.sources.by_id]}
+        return {"roots": [str(s.id) for s in self.daemon.sources.local()]}
 
     def known_keys(self) -> list[str]:
         keys = [f.name for f in schema.FIELDS]
-        for root in sorted(self.daemon.sources.by_id):
+        for root in sorted(s.id for s in self.daemon.sources.local()):
             keys += schema.object_keys("roots", root)
         return keys
 
@@ -164,7 +164,12 @@ class SettingsStore:
         fld = found[0]
         value = self.value(key)
         default = None if fld.secret else fld.default
-        return {"value": schema.redact(key, value), "origin": self.origin(key),
+        shown = schema.redact(key, value)
+        if key == "database.url" and value:
+            from lightbox.daemon.catalog.database import mask
+
+            shown = mask(str(value))  # a URL may hold a password
+        return {"value": shown, "origin": self.origin(key),
                 "default": default, "applies": fld.applies, "scope": fld.scope,
                 "secret": fld.secret,
                 "pending_restart": key in self.running and not _same(value, self.running[key])}
@@ -244,7 +249,7 @@ class SettingsStore:
     def _targets(self) -> list[Applies]:
         d = self.daemon
         out: list[Any] = [c for c in d.components if hasattr(c, "apply")]
-        out.append(d.tasks)
+        out += [d.tasks, d.scanner]
         return out
 
     async def _apply(self, changed: Mapping[str, Any], starting: bool = False
@@ -325,10 +330,11 @@ class SettingsStore:
         return await self._change(values, resets, actor, if_revision, action, detail)
 
     async def reset(self, keys: Iterable[str], actor: Mapping[str, Any], *,
-                    if_revision: int | None = None) -> dict[str, Any]:
+                    if_revision: int | None = None, check: bool = True) -> dict[str, Any]:
+        """``check=False``: the keys' object may be gone (a removed root's settings)."""
         keys = list(keys)
         _, problems = schema.validate({k: self.base(k)[0] if schema.field_for(k) else None
-                                       for k in keys}, self.objects())
+                                       for k in keys}, self.objects() if check else None)
         problems = [p for p in problems if p.reason in ("unknown_key", "read_only",
                                                         "unknown_object")]
         if problems:

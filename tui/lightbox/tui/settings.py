@@ -82,6 +82,16 @@ class Settings:
     open_command: str = ""
     path: Path | None = None  # where to save; None: do not save (tests)
     problems: list[str] = field(default_factory=list)
+    # Keys the file sets. The grid size the file does not set follows the library's default
+    # (the daemon's ``tui.grid_size`` setting).
+    explicit: set[str] = field(default_factory=set)
+    grid_from_library: bool = False  # thumb_size came from the daemon's tui.grid_size
+
+    @property
+    def own_grid_size(self) -> bool:
+        """The grid size is this client's own choice (else: the library's default)."""
+        return "thumbnails" in self.explicit or (
+            not self.grid_from_library and self.thumb_size != PREFS["thumb_size"].default)
 
     @classmethod
     def load(cls, path: Path | None) -> Settings:
@@ -98,6 +108,7 @@ class Settings:
                 continue
             try:
                 setattr(s, attr, fld.check(doc[fld.name]))
+                s.explicit.add(fld.name)
             except ValueError as exc:
                 s.problems.append(f"{path}: {fld.name} = {doc[fld.name]!r}: {exc}")
         saved = doc.get("graphics_by_terminal", {})
@@ -117,8 +128,10 @@ class Settings:
             "# lightbox terminal UI settings (written by the app; edit freely)\n"
             f'graphics = "{self.graphics}"    # every terminal: auto (see graphics_by_terminal)\n'
             f'symbols = "{self.symbols}"    # symbols mode: auto, blocks or sextants\n'
-            f'thumbnails = "{self.thumb_size}"    # small, medium or large\n'
-            f'view = "{self.view}"    # grid or list\n'
+            + (f'thumbnails = "{self.thumb_size}"    # small, medium or large\n'
+               if self.own_grid_size else
+               f'# thumbnails = "{self.thumb_size}"    # unset: the library\'s tui.grid_size\n')
+            + f'view = "{self.view}"    # grid or list\n'
             f"metadata = {'true' if self.metadata else 'false'}    # show the info panel\n"
             f"key_hints = {'true' if self.key_hints else 'false'}    # footer key hints\n"
             f"open_command = {json.dumps(self.open_command)}    # o opens originals with "

@@ -16,8 +16,9 @@ from lightbox.cli.commands import (
     roots,
     scan,
     search,
+    settings,
     status,
 )
 
 COMMANDS = (status, roots, scan, importing, backup, jobs, ls, info, search, dupes, call, events,
-            lifecycle.Start, lifecycle.Stop, daemon, keys, db)
+            lifecycle.Start, lifecycle.Stop, daemon, keys, db, settings)

@@ -12,6 +12,7 @@ from lightbox.common.api import (
     events,
     jobs,
     library,
+    settings,
     sources,
     system,
 )
@@ -27,10 +28,10 @@ PROTOCOL_VERSION = 1
 
 METHODS: dict[str, MethodSpec] = build_registry(
     [system.METHODS, events.METHODS, library.METHODS, catalog.METHODS, jobs.METHODS,
-     database.METHODS, backups.METHODS, sources.METHODS])
+     database.METHODS, backups.METHODS, sources.METHODS, settings.METHODS])
 EVENTS: tuple[EventSpec, ...] = (
     *system.EVENTS, *library.EVENTS, *catalog.EVENTS, *jobs.EVENTS, *database.EVENTS,
-    *backups.EVENTS, *sources.EVENTS)
+    *backups.EVENTS, *sources.EVENTS, *settings.EVENTS)
 TOPICS: tuple[str, ...] = tuple(sorted({e.topic for e in EVENTS}))
 
 __all__ = [

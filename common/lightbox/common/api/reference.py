@@ -97,7 +97,7 @@ def render_config() -> str:
             limits = " (" + ", ".join(map(str, key.enum)) + ")"
         when = ("bootstrap, restart" if key.scope == "bootstrap" else
                 {"live": "live", "workers": "new workers", "restart": "restart"}[key.applies])
-        secret = " Secret." if key.secret else ""
+        secret = " — secret: shown only as set/unset and a fingerprint" if key.secret else ""
         lines.append(f"| `{key.name}` | `{env_var(key)}` | {default} | {when} | "
                      f"{key.description}{limits}{secret} |")
     lines += ["", CONFIG_END]

@@ -11,6 +11,7 @@ keep it lean.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import stat
@@ -45,8 +46,17 @@ class Listing:
     count: int = 0  # files listed
 
 
-def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset()) -> Listing:
-    """One directory's subdirectories and candidate files, with their stat data."""
+def ignored(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a file or folder name matches one of a root's ``ignore`` patterns."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset(),
+             ignore: tuple[str, ...] = ()) -> Listing:
+    """One directory's subdirectories and candidate files, with their stat data.
+
+    ``ignore``: the root's name patterns (``roots.<id>.ignore``); matching files and folders
+    are not listed at all, so the digest is that of what is kept."""
     out = Listing(rel)
     path = paths.join(root, rel)
     try:
@@ -71,6 +81,8 @@ def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset()) -> List
         if not name.isascii() and not paths.is_storable(name):
             out.problems.append(f"{path}: skipped a name that is not valid UTF-8: "
                                 f"{os.fsencode(name)!r}")
+            continue
+        if ignore and ignored(name, ignore):
             continue
         try:
             # d_type from the directory read: no extra system call for these tests.
@@ -108,12 +120,12 @@ def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset()) -> List
 
 
 def list_many(root: str, rels: list[str], exclude: frozenset[str],
-              expected: dict[str, str]) -> list[Listing]:
+              expected: dict[str, str], ignore: tuple[str, ...] = ()) -> list[Listing]:
     """Several directories; those whose digest is as ``expected`` come back without their
     files (the caller knows them already). Runs in a thread or a worker process."""
     out = []
     for rel in rels:
-        lst = list_dir(root, rel, exclude)
+        lst = list_dir(root, rel, exclude, ignore)
         if lst.digest is not None and expected.get(rel) == lst.digest:
             lst.files = []
             lst.unchanged = True

@@ -36,7 +36,7 @@ from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
 from lightbox.daemon.library import ignore, plan, vanish
 from lightbox.daemon.library.changes import ChangeFeed
-from lightbox.daemon.library.listing import FileEntry, Listing, list_many
+from lightbox.daemon.library.listing import FileEntry, Listing, ignored, list_many
 from lightbox.daemon.library.sources import Source, Sources
 from lightbox.daemon.library.writer import CatalogWriter, FolderInfo
 from lightbox.daemon.workers.pool import PoolClosed, WorkerCrashed, WorkerPool, WorkerTimeout
@@ -86,6 +86,9 @@ class ScanReport:
 
 
 class Scanner:
+    name = "scanner"
+    settings_keys = ("roots.*.ignore",)
+
     def __init__(self, db: Database, sources: Sources, writer: CatalogWriter,
                  changes: ChangeFeed, wake_indexer: Callable[[], None],
                  pool: WorkerPool | None = None) -> None:
@@ -95,6 +98,17 @@ class Scanner:
         self.writer = writer
         self.changes = changes
         self.wake_indexer = wake_indexer
+        self.ignore: dict[int, tuple[str, ...]] = {}  # roots.<id>.ignore
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """A root's new ignore patterns are used by its next pass (whose listings then
+        differ, so every folder is read again and matching photos leave as gone)."""
+        for key, value in changes.items():
+            root = int(key.split(".")[1])
+            if value:
+                self.ignore[root] = tuple(value)
+            else:
+                self.ignore.pop(root, None)
 
     async def _list(self, source: Source, batch: list[str], exclude: frozenset[str],
                     full: bool, in_pool: bool) -> list[Listing]:
@@ -104,17 +118,20 @@ class Scanner:
         if in_pool and self.pool is not None:
             try:
                 result: list[Listing] = await self.pool.submit(
-                    list_many, source.path, batch, exclude, expected)
+                    list_many, source.path, batch, exclude, expected,
+                    self.ignore.get(source.id, ()))
                 return result
             except (PoolClosed, WorkerCrashed, WorkerTimeout):
                 pass  # the pool is stopping or unwell: list here instead
-        return await asyncio.to_thread(list_many, source.path, batch, exclude, expected)
+        return await asyncio.to_thread(list_many, source.path, batch, exclude, expected,
+                                       self.ignore.get(source.id, ()))
 
     async def move_file(self, source: Source, src_rel: str, dst_rel: str) -> bool:
         """A rename seen by the watcher: move the photo's row. False when there is no row to
         move (the old name was never indexed) or the new file is not there."""
         src_folder, dst_folder = paths.parent(src_rel) or "", paths.parent(dst_rel) or ""
-        if ignore.ignored_path(dst_rel):
+        if ignore.ignored_path(dst_rel) or any(
+                ignored(part, self.ignore.get(source.id, ())) for part in dst_rel.split("/")):
             return False
         try:
             st = await asyncio.to_thread(os.stat, paths.join(source.path, dst_rel))

@@ -80,6 +80,7 @@ class Sources:
     """The roots, cached in memory (a handful of rows) and kept in step with the table."""
 
     name = "sources"
+    settings_keys = ("library.vanish_delay", "s3.access_key_id", "s3.secret_access_key")
 
     def __init__(self, db: Database, bus: EventBus, *,
                  guarded: Sequence[admission.Guarded] = (), vanish_delay: float = 600.0
@@ -96,10 +97,37 @@ class Sources:
         # source id -> {secret name: (value, fingerprint)}; values never leave the daemon
         # except to sign requests (in a locator to a worker).
         self._secrets: dict[int, dict[str, tuple[str, str]]] = {}
-
+        # The settings s3.access_key_id / s3.secret_access_key: credentials for buckets that
+        # name none of their own (no key id, no secret, no profile).
+        self.default_s3: dict[str, str] = {}
         # The roots this daemon runs (watches, scans, declares offline) when several
         # daemons share the catalog (the cluster's leases); None: all of them.
         self.owned: set[int] | None = None
+
+    async def apply(self, changes: dict[str, Any]) -> None:
+        """A new vanish delay holds suspects found from now on (and those held) that long;
+        new default S3 credentials are used by the next request of a bucket without its
+        own."""
+        if "library.vanish_delay" in changes:
+            self.guard.delay = float(changes["library.vanish_delay"])
+        for key in ("s3.access_key_id", "s3.secret_access_key"):
+            if key in changes:
+                self.default_s3[key.split(".", 1)[1]] = str(changes[key] or "")
+
+    def _credentials(self, src: Source) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """A source's config and secrets, with the default S3 credentials for a bucket
+        that has none of its own."""
+        secrets = self.secrets(src)
+        config = src.config
+        if src.kind != "s3" or config is None or secrets or config.get("access_key_id") \
+                or config.get("credentials_profile"):
+            return config, secrets
+        key_id = self.default_s3.get("access_key_id")
+        secret = self.default_s3.get("secret_access_key")
+        if not key_id or not secret:
+            return config, secrets
+        return {**config, "access_key_id": key_id}, {"secret_access_key": secret}
+
 
     async def start(self) -> None:
         await self.load()
@@ -159,11 +187,13 @@ class Sources:
 
     def kind_of(self, src: Source) -> kinds.SourceKind:
         """The source kind (``lightbox.daemon.kinds``) that lists and reads this source."""
-        return kinds.for_source(src.kind, src.path, src.config, self.secrets(src))
+        config, secrets = self._credentials(src)
+        return kinds.for_source(src.kind, src.path, config, secrets)
 
     def s3_config(self, src: Source) -> kinds.S3Config:
-        assert src.config is not None
-        return kinds.s3_config(src.config, self.secrets(src))
+        config, secrets = self._credentials(src)
+        assert config is not None
+        return kinds.s3_config(config, secrets)
 
     def mine(self) -> list[Source]:
         """The local roots this daemon runs: all, unless the catalog is shared."""

@@ -146,6 +146,9 @@ class Watcher:
         for key, value in changes.items():
             if key == "library.debounce":
                 self.debounce = float(value)
+                if self._timer is not None:  # due at the old debounce: look again now
+                    self._timer.cancel()
+                    self._timer = None
                 self._kick.set()
             elif key == "library.poll_interval":
                 self.poll_interval = float(value)

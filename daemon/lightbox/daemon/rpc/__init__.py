@@ -28,7 +28,7 @@ HANDLERS: dict[str, Handler] = {}
 
 # Every module that registers handlers; the dispatcher imports them all at start.
 AREAS = ("system", "events", "roots", "library", "jobs", "folders", "photos", "database",
-         "trash", "backups", "imports", "sources")  # trash: photos.trash, apart from photos.*
+         "trash", "backups", "imports", "sources", "settings")  # trash: photos.trash
 
 
 def method(name: str) -> Callable[[H], H]:

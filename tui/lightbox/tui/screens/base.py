@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from textual.screen import Screen
+from textual.widgets import Footer
 
 from lightbox.tui.imaging.view import ImageView
 from lightbox.tui.messages import LinkChanged, StatusChanged
@@ -42,6 +43,8 @@ class LinkedScreen(Screen[Any]):
             line.set_link(self.link.state, self.link.detail)
             line.set_status(self.link.status)
             line.set_info(self.lb.graphics_label())
+        for footer in self.query(Footer):  # the key_hints preference (settings screen)
+            footer.display = self.lb.settings.key_hints
 
     def on_unmount(self) -> None:
         self.link.unlisten(self)

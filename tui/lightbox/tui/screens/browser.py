@@ -69,6 +69,7 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         Binding("t", "toggle_tree", "Folder tree", show=False),
         Binding("J", "jobs", "Jobs"),
         Binding("D", "duplicates", "Duplicates"),
+        Binding("comma", "settings", "Settings", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("q", "quit", "Quit"),
     ]
@@ -121,6 +122,7 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         # (LinkedScreen.on_mount runs too: Textual calls the handler of every class)
         self.query_one(MetadataPanel).show(None)
         self.load_roots(open_start=True)
+        self.load_library_defaults()  # again whenever the link comes (back) up
         self.view.focus()
 
     def remember(self) -> None:
@@ -471,11 +473,31 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         if panel.display:
             self.load_metadata()
 
+    @work(group="library-defaults", exclusive=True)
+    async def load_library_defaults(self) -> None:
+        """The library's grid size (``tui.grid_size``), unless tui.toml chooses one."""
+        if self.lb.settings.own_grid_size:
+            return
+        try:
+            got = await self.link.call("settings.get", {"keys": ["tui.grid_size"]})
+        except (errors.ClientError, errors.RpcError):
+            return  # a daemon without settings: keep ours
+        await self.library_grid_size(got["settings"]["tui.grid_size"]["value"])
+
+    async def library_grid_size(self, size: Any) -> None:
+        settings = self.lb.settings
+        if settings.own_grid_size or size not in THUMB_SIZES or size == self.grid.thumb_size:
+            return
+        settings.thumb_size = str(size)  # not saved: the file keeps following the library
+        settings.grid_from_library = True
+        await self.grid.set_thumb_size(str(size))
+
     async def action_thumbs(self, step: int) -> None:
         names = list(THUMB_SIZES)
         settings = self.lb.settings
         i = max(0, min(len(names) - 1, names.index(settings.thumb_size) + step))
         settings.thumb_size = names[i]
+        settings.explicit.add("thumbnails")  # this client's own choice from now on
         settings.save()
         await self.grid.set_thumb_size(names[i])
         self.say(f"{names[i]} thumbnails")
@@ -496,6 +518,11 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         from lightbox.tui.screens.jobs import JobsScreen
 
         self.app.push_screen(JobsScreen(self.folder))
+
+    def action_settings(self) -> None:
+        from lightbox.tui.screens.settings import SettingsScreen
+
+        self.app.push_screen(SettingsScreen())
 
     def action_duplicates(self) -> None:
         from lightbox.tui.screens.duplicates import DuplicatesScreen

@@ -41,6 +41,10 @@ class LiveUpdates:
             me.load_roots()
             if message.type in ("online", "offline"):
                 self._schedule_reload()
+        elif message.topic == "settings" and message.type == "changed" \
+                and "tui.grid_size" in (data.get("keys") or []):
+            size = (data.get("values") or {}).get("tui.grid_size")
+            me.run_worker(me.library_grid_size(size), group="library-defaults")
         elif message.topic == "system" and message.type == "started":
             me.say("lightboxd restarted")
         elif message.topic == "system" and message.type == "indexing_paused":
@@ -122,6 +126,8 @@ class LiveUpdates:
 
     def on_link_changed(self, message: LinkChanged) -> None:
         me = self._me()
+        if message.state == linkmod.CONNECTED:
+            me.load_library_defaults()
         if message.state == linkmod.DOWN:
             self._was_down = True
         elif message.state == linkmod.CONNECTED and self._was_down:

@@ -50,6 +50,7 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
     from lightbox.tui.screens.duplicates import DuplicatesScreen
     from lightbox.tui.screens.jobs import JobsScreen
     from lightbox.tui.screens.preview import PreviewScreen
+    from lightbox.tui.screens.settings import SettingsScreen
     from lightbox.tui.widgets.folder_tree import FolderTree
     from lightbox.tui.widgets.nav import NAV_BINDINGS
     from lightbox.tui.widgets.search_bar import SearchBar
@@ -68,6 +69,9 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("Preview", binding_rows(PreviewScreen.BINDINGS)),
         ("Jobs", binding_rows(JobsScreen.BINDINGS)),
         ("Duplicates", binding_rows(DuplicatesScreen.BINDINGS)),
+        ("Settings", [*binding_rows(SettingsScreen.BINDINGS),
+                      ("Tab Shift-Tab", "Next / previous field"),
+                      ("Space / Enter", "Toggle a switch / open a choice")]),
     ]
 
 

@@ -1,0 +1,542 @@
+"""Settings: a form generated from ``settings.schema()``, edited from the keyboard.
+
+Every field comes from the daemon's schema (sections, type, limits, description, when a
+change applies), so a setting added to ``lightbox.common.settings`` appears here without
+code. Each row: the key (● when edited and not saved, ⟳ when a change waits for a daemon
+restart), an editor (``Input`` validated by the field itself, ``Select`` for choices,
+``Switch`` for booleans), the description with the value's origin, and a line for the
+daemon's or the validator's message about that field. Secrets show set/unset and a
+fingerprint; typing into one replaces it.
+
+ctrl+s shows the diff and saves on confirmation (one ``settings.set`` with ``if_revision``;
+a concurrent change is reported, and the values are re-read with the edits kept), ctrl+r
+resets the focused setting to its default, ctrl+u drops its unsaved edit, ctrl+o shows the
+audit log (the focused key's history; ctrl+o again: every change). The last section holds
+this terminal's own preferences (graphics, grid size, key hints), saved in ``tui.toml``,
+not in the catalog. Network I/O runs in workers; the look is in ``settings.tcss``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.validation import ValidationResult, Validator
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Input, Label, Select, Static, Switch
+
+from lightbox.common import errors
+from lightbox.common import settings as schema
+from lightbox.common.fields import Field
+from lightbox.tui.imaging import choice
+from lightbox.tui.messages import DaemonEvent, Resync
+from lightbox.tui.screens.base import LinkedScreen
+from lightbox.tui.settings import PREFS
+from lightbox.tui.widgets.status_line import StatusLine
+
+HERE = Path(__file__).parent
+RPC_ERRORS = (errors.ClientError, errors.RpcError)
+LOCAL = "tui."  # keys of this terminal's own preferences: "tui.local.<attr>"
+LOCAL_PREFIX = "local."
+
+
+def widget_id(key: str) -> str:
+    return "f-" + key.replace(".", "--").replace("*", "_")
+
+
+class FieldValidator(Validator):
+    """Checks what is typed with the setting's own ``Field.parse`` (the rules the daemon
+    applies, so most mistakes are shown before anything is sent)."""
+
+    def __init__(self, field: Field) -> None:
+        super().__init__()
+        self.field = field
+
+    def validate(self, value: str) -> ValidationResult:
+        if self.field.secret and value == "":
+            return self.success()  # empty: keep the secret as it is
+        try:
+            self.field.parse(value)
+        except ValueError as exc:
+            return self.failure(str(exc))
+        return self.success()
+
+
+class FieldRow(Vertical):
+    """One setting: label, editor, description and origin, message."""
+
+    def __init__(self, key: str, field: Field, entry: dict[str, Any] | None,
+                 options: list[tuple[str, Any]] | None = None) -> None:
+        super().__init__(classes="field-row", id="row-" + widget_id(key)[2:])
+        self.key = key
+        self.field = field
+        self.entry = entry or {}
+        self.options = options
+        self.edited: Any = None
+        self.has_edit = False
+        self.problem = ""
+
+    @property
+    def current(self) -> Any:
+        return self.entry.get("value")
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="field-head"):
+            yield Label(self._label(), classes="field-key")
+            yield self._editor()
+        yield Static(self._about(), classes="field-about")
+        yield Static("", classes="field-error")
+
+    def _label(self) -> Text:
+        text = Text(self.key if not self.key.startswith(LOCAL_PREFIX) else self.field.name)
+        if self.has_edit:
+            text.append(" ●", style="bold yellow")
+        if self.field.applies == "restart":
+            text.append(" ⟳", style="magenta")
+        return text
+
+    def _about(self) -> Text:
+        text = Text(self.field.description, style="dim")
+        origin = self.entry.get("origin")
+        if origin:
+            text.append(f"  [{origin}]", style="cyan")
+        if self.field.applies == "restart":
+            text.append("  needs a daemon restart", style="magenta")
+        elif self.field.applies == "workers":
+            text.append("  for new worker processes", style="magenta")
+        if self.entry.get("pending_restart"):
+            text.append("  (restart pending)", style="bold magenta")
+        if self.field.note:
+            text.append(f"\n{self.field.note}", style="dim italic")
+        return text
+
+    def _editor(self) -> Widget:
+        wid = widget_id(self.key)
+        f = self.field
+        value = self.current
+        if self.options is not None or f.enum is not None:
+            opts = self.options or [(str(v), v) for v in (f.enum or ())]
+            allowed = [v for _, v in opts]
+            return Select(opts, value=value if value in allowed else Select.NULL,
+                          allow_blank=value not in allowed, id=wid,
+                          classes="field-editor")
+        if f.type == "boolean":
+            return Switch(value=bool(value), id=wid, classes="field-editor")
+        if f.secret:
+            return Input("", placeholder=self._secret_hint(), password=True, id=wid,
+                         validators=[FieldValidator(f)], classes="field-editor")
+        return Input(f.format(value), id=wid, validators=[FieldValidator(f)],
+                     classes="field-editor", valid_empty=f.nullable)
+
+    def _secret_hint(self) -> str:
+        state = self.current if isinstance(self.current, dict) else {}
+        return (f"set ({state.get('fingerprint')}) — type to replace" if state.get("set")
+                else "unset — type to set")
+
+    def refresh_row(self) -> None:
+        self.query_one(".field-key", Label).update(self._label())
+        self.query_one(".field-about", Static).update(self._about())
+        self.query_one(".field-error", Static).update(
+            Text(self.problem, style="bold red") if self.problem else "")
+        self.set_class(self.has_edit, "-unsaved")
+        self.set_class(bool(self.problem), "-invalid")
+
+    def set_entry(self, entry: dict[str, Any]) -> None:
+        """A new value from the daemon; an unsaved edit stays."""
+        self.entry = entry
+        if not self.has_edit:
+            self._show(self.current)
+        self.refresh_row()
+
+    def _show(self, value: Any) -> None:
+        editor = self.query_one(".field-editor")
+        with editor.prevent(Input.Changed, Select.Changed, Switch.Changed):
+            if isinstance(editor, Input):
+                editor.value = "" if self.field.secret else self.field.format(value)
+                if self.field.secret:
+                    editor.placeholder = self._secret_hint()
+            elif isinstance(editor, Switch):
+                editor.value = bool(value)
+            elif isinstance(editor, Select):
+                editor.value = value
+
+    def edit(self, raw: Any, typed: bool) -> None:
+        """The person changed the editor: parse, compare with the current value, mark."""
+        self.problem = ""
+        if typed:
+            if self.field.secret and raw == "":
+                self.has_edit = False
+                self.refresh_row()
+                return
+            try:
+                raw = self.field.parse(raw)
+            except ValueError as exc:
+                self.problem = str(exc)
+                self.has_edit = True
+                self.edited = None
+                self.refresh_row()
+                return
+        self.edited = raw
+        self.has_edit = self.field.secret or raw != self.current
+        self.refresh_row()
+
+    def undo(self) -> None:
+        self.has_edit = False
+        self.edited = None
+        self.problem = ""
+        self._show(self.current)
+        self.refresh_row()
+
+    def shown(self, value: Any) -> str:
+        if self.field.secret:
+            if isinstance(value, dict):
+                return f"set ({value.get('fingerprint')})" if value.get("set") else "unset"
+            return "a new value"
+        return self.field.format(value) or "(empty)"
+
+
+class ConfirmDiff(ModalScreen[bool]):
+    """The changes about to be saved; y or enter saves, n or escape goes back."""
+
+    BINDINGS = [Binding("y,enter", "answer(True)", "Save"),
+                Binding("n,escape", "answer(False)", "Cancel")]
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="diff-box"):
+            yield Static("Save these changes?", id="diff-title")
+            yield Static("\n".join(self.lines), id="diff-lines")
+            yield Static("y / enter: save    n / escape: back", id="diff-keys")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class SettingsScreen(LinkedScreen):
+    CSS_PATH = HERE / "settings.tcss"
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("ctrl+r", "reset", "Reset to default", priority=True),
+        Binding("ctrl+u", "undo", "Undo edit", priority=True),
+        Binding("ctrl+o", "audit", "Audit log", priority=True),
+        Binding("down", "app.focus_next", "Next", show=False),
+        Binding("up", "app.focus_previous", "Previous", show=False),
+        Binding("escape", "close", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, FieldRow] = {}
+        self.revision: int | None = None
+        self.schema_doc: dict[str, Any] | None = None
+        self.audit_key: str | None = None
+        self._leaving = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(" Settings   ctrl+s save · ctrl+r reset · ctrl+u undo · ctrl+o audit log",
+                     id="settings-title")
+        yield VerticalScroll(id="settings-form")
+        table: DataTable[Any] = DataTable(id="settings-audit", cursor_type="row")
+        yield table
+        yield StatusLine()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#settings-audit", DataTable)
+        table.add_columns("rev", "when", "who", "action", "changes", "result")
+        table.display = False
+        self.load()
+
+    # -- loading ------------------------------------------------------------------------
+    @work(group="settings-load", exclusive=True)
+    async def load(self) -> None:
+        try:
+            if self.schema_doc is None:
+                self.schema_doc = await self.link.call("settings.schema")
+            got = await self.link.call("settings.get")
+            roots = (await self.link.call("roots.list"))["roots"]
+        except RPC_ERRORS as exc:
+            self.say(f"cannot read the settings: {exc}", error=True)
+            return
+        self.revision = got["revision"]
+        values: dict[str, Any] = got["settings"]
+        if self.rows:
+            for key, row in self.rows.items():
+                if key in values:
+                    row.set_entry(values[key])
+            return
+        await self._build(values, roots)
+
+    async def _build(self, values: dict[str, Any], roots: list[dict[str, Any]]) -> None:
+        assert self.schema_doc is not None
+        form = self.query_one("#settings-form", VerticalScroll)
+        widgets: list[Widget] = []
+        for section in self.schema_doc["sections"]:
+            fields = [f for f in section["fields"] if f["scope"] == "runtime"]
+            if not fields:
+                continue
+            widgets.append(Static(section["title"], classes="section-title"))
+            for f in fields:
+                found = schema.field_for(f["key"])
+                if found is None:  # a newer daemon's setting: shown from its description
+                    continue
+                widgets.append(self._row(f["key"], found[0], values.get(f["key"])))
+        names = {str(r["id"]): r["name"] for r in roots}
+        for obj in self.schema_doc["objects"]:
+            for oid, name in names.items():
+                widgets.append(Static(f"{obj['title']}: {name} ({obj['prefix']} {oid})",
+                                      classes="section-title"))
+                for f in obj["fields"]:
+                    key = f"{obj['prefix']}.{oid}.{f['key']}"
+                    found = schema.field_for(key)
+                    if found is not None:
+                        widgets.append(self._row(key, found[0], values.get(key)))
+        boot = [f for s in self.schema_doc["sections"] for f in s["fields"]
+                if f["scope"] == "bootstrap"]
+        widgets.append(Static("This terminal (saved in tui.toml)", classes="section-title"))
+        widgets += self._local_rows()
+        widgets.append(Static("Read at daemon start (bootstrap file or LIGHTBOX_* "
+                              "environment): " + ", ".join(
+                                  f"{f['key']} = {_plain(values.get(f['key']))}"
+                                  for f in boot), classes="bootstrap-note"))
+        await form.mount_all(widgets)
+        first = next(iter(self.rows.values()), None)
+        if first is not None:
+            first.query_one(".field-editor").focus()
+
+    def _row(self, key: str, field: Field, entry: dict[str, Any] | None) -> FieldRow:
+        row = FieldRow(key, field, entry)
+        self.rows[key] = row
+        return row
+
+    def _local_rows(self) -> list[FieldRow]:
+        s = self.lb.settings
+        g = self.lb.graphics
+        rows = []
+        mode = choice.saved(s, g)
+        graphics = Field("graphics", "string", "how pictures are drawn in this terminal "
+                         f"({g.terminal}); auto uses what was detected", default="auto")
+        rows.append(FieldRow(LOCAL_PREFIX + "graphics", graphics,
+                             {"value": mode, "origin": "tui.toml" if mode != "auto"
+                              else "detected"}, options=[(label, v) for v, label in
+                                                         choice.options(g)]))
+        for attr in ("thumb_size", "key_hints"):
+            fld = PREFS[attr]
+            origin = "tui.toml" if attr != "thumb_size" or s.own_grid_size else \
+                "the library's tui.grid_size"
+            rows.append(FieldRow(LOCAL_PREFIX + attr, fld,
+                                 {"value": getattr(s, attr), "origin": origin}))
+        for row in rows:
+            self.rows[row.key] = row
+        return rows
+
+    # -- editing ------------------------------------------------------------------------
+    def _row_of(self, widget: Widget | None) -> FieldRow | None:
+        node: Any = widget
+        while node is not None and not isinstance(node, FieldRow):
+            node = node.parent
+        return node
+
+    @on(Input.Changed)
+    def _typed(self, event: Input.Changed) -> None:
+        row = self._row_of(event.input)
+        if row is not None:
+            row.edit(event.value, typed=True)
+
+    @on(Select.Changed)
+    def _chosen(self, event: Select.Changed) -> None:
+        row = self._row_of(event.select)
+        if row is not None and event.value is not Select.NULL:
+            row.edit(event.value, typed=False)
+
+    @on(Switch.Changed)
+    def _switched(self, event: Switch.Changed) -> None:
+        row = self._row_of(event.switch)
+        if row is not None:
+            row.edit(event.value, typed=False)
+
+    def _focused_row(self) -> FieldRow | None:
+        return self._row_of(self.focused)
+
+    def action_undo(self) -> None:
+        row = self._focused_row()
+        if row is not None:
+            row.undo()
+
+    @work(group="settings-save", exclusive=True)
+    async def action_reset(self) -> None:
+        row = self._focused_row()
+        if row is None:
+            return
+        if row.key.startswith(LOCAL_PREFIX):
+            row.edit(row.field.default, typed=False)
+            row._show(row.field.default)
+            return
+        try:
+            out = await self.link.call("settings.reset", {"keys": [row.key]})
+        except RPC_ERRORS as exc:
+            self.say(f"cannot reset {row.key}: {exc}", error=True)
+            return
+        row.has_edit = False
+        self.say(f"{row.key}: back to its default (revision {out['revision']})"
+                 if out["changed"] else f"{row.key} already has its default")
+        self.load()
+
+    # -- saving -------------------------------------------------------------------------
+    def _pending(self) -> list[FieldRow]:
+        return [r for r in self.rows.values() if r.has_edit]
+
+    @work(group="settings-save", exclusive=True)
+    async def action_save(self) -> None:
+        pending = self._pending()
+        if not pending:
+            self.say("nothing to save")
+            return
+        bad = [r for r in pending if r.problem]
+        if bad:
+            self.say(f"fix {len(bad)} field(s) first: " + ", ".join(r.key for r in bad),
+                     error=True)
+            bad[0].query_one(".field-editor").focus()
+            return
+        lines = [f"{r.key.removeprefix(LOCAL_PREFIX)}: {r.shown(r.current)} → "
+                 f"{r.shown(r.edited)}" + ("   (needs a restart)"
+                                          if r.field.applies == "restart" else "")
+                 for r in pending]
+        if not await self.app.push_screen_wait(ConfirmDiff(lines)):
+            self.say("not saved")
+            return
+        local = [r for r in pending if r.key.startswith(LOCAL_PREFIX)]
+        remote = [r for r in pending if not r.key.startswith(LOCAL_PREFIX)]
+        if local:
+            self._save_local(local)
+        if not remote:
+            return
+        patch = {r.key: r.edited for r in remote}
+        try:
+            out = await self.link.call("settings.set", {"patch": patch,
+                                                        "if_revision": self.revision})
+        except errors.InvalidParams as exc:
+            data = exc.data if isinstance(exc.data, dict) else {}
+            for item in data.get("fields") or []:
+                row = self.rows.get(item.get("key"))
+                if row is not None:
+                    row.problem = str(item.get("message"))
+                    row.refresh_row()
+            self.say(f"not saved: {exc.message}", error=True)
+            return
+        except errors.Conflict:
+            self.say("someone else changed the settings meanwhile: values re-read, your "
+                     "edits kept; check and save again", error=True)
+            self.load()
+            return
+        except RPC_ERRORS as exc:
+            self.say(f"not saved: {exc}", error=True)
+            return
+        for r in remote:
+            r.has_edit = False
+            r.edited = None
+        said = [f"saved (revision {out['revision']})"]
+        if out.get("restart"):
+            said.append("after a daemon restart: " + ", ".join(out["restart"]))
+        self.say("; ".join(said))
+        self.load()
+
+    def _save_local(self, rows: list[FieldRow]) -> None:
+        s = self.lb.settings
+        for r in rows:
+            attr = r.key.removeprefix(LOCAL_PREFIX)
+            if attr == "graphics":
+                try:
+                    choice.save(s, self.lb.graphics, str(r.edited))
+                except ValueError as exc:
+                    r.problem = str(exc)
+                    r.refresh_row()
+                    continue
+                if r.edited != "auto":
+                    self.lb.set_graphics(str(r.edited))
+            else:
+                setattr(s, attr, r.edited)
+            if attr == "thumb_size":
+                s.explicit.add("thumbnails")  # this client's own choice from now on
+                for screen in self.app.screen_stack:
+                    grid = getattr(screen, "grid", None)
+                    if grid is not None and hasattr(grid, "set_thumb_size"):
+                        self.run_worker(grid.set_thumb_size(str(r.edited)))
+            r.entry = {**r.entry, "value": r.edited, "origin": "tui.toml"}
+            r.has_edit = False
+            r.refresh_row()
+        s.save()
+        for screen in self.app.screen_stack:
+            for footer in screen.query(Footer):
+                footer.display = s.key_hints
+        self.say("saved for this terminal")
+
+    # -- the daemon ---------------------------------------------------------------------
+    def on_daemon_event(self, message: DaemonEvent) -> None:
+        if message.topic == "settings" and message.type == "changed":
+            self.load()
+            if not self.query_one("#settings-audit", DataTable).display:
+                return
+            self.load_audit()
+
+    def on_resync(self, message: Resync) -> None:
+        self.load()
+
+    # -- audit --------------------------------------------------------------------------
+    def action_audit(self) -> None:
+        table = self.query_one("#settings-audit", DataTable)
+        row = self._focused_row()
+        key = row.key if row is not None and not row.key.startswith(LOCAL_PREFIX) else None
+        if table.display and self.audit_key is None:
+            table.display = False
+            return
+        self.audit_key = None if table.display else key
+        table.display = True
+        self.load_audit(announce=True)
+
+    @work(group="settings-audit", exclusive=True)
+    async def load_audit(self, announce: bool = False) -> None:
+        table = self.query_one("#settings-audit", DataTable)
+        try:
+            page = await self.link.call("settings.audit", {"limit": 100,
+                                                           "key": self.audit_key})
+        except RPC_ERRORS as exc:
+            self.say(f"cannot read the audit log: {exc}", error=True)
+            return
+        table.clear()
+        for e in page["entries"]:
+            changes = "; ".join(f"{c['key']}: {_plain(c['old'])} → {_plain(c['new'])}"
+                                for c in e["changes"])
+            table.add_row(str(e["revision"]), e["at"][:19].replace("T", " "), e["by"],
+                          e["action"], changes, e["result"])
+        if announce:
+            self.say(f"audit log: {self.audit_key or 'every change'} "
+                     f"({len(page['entries'])} entries)")
+
+    def action_close(self) -> None:
+        if self._pending() and not self._leaving:
+            self._leaving = True
+            self.say(f"{len(self._pending())} unsaved change(s): ctrl+s saves, escape again "
+                     "discards them", error=True)
+            return
+        self.dismiss(None)
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict) and value.get("secret"):
+        return f"set ({value.get('fingerprint')})" if value.get("set") else "unset"
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    if value is None:
+        return "—"
+    return Field("v", "any", "").format(value)
