@@ -375,7 +375,18 @@ async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
                 folder = folder + 0
             out.append(Arm(folder.in_(sa.select(folders.c.id).where(
                 *(w.folder_ids(dialect) for w in narrowing))), few=few))
-    return out
+    return _few_together(out)
+
+
+def _few_together(arms: list[Arm]) -> list[Arm]:
+    """The streams to sort, as one: their ids in a union (one statement and one sort of
+    a few rows instead of a page per stream; an OR of the lookups would defeat
+    PostgreSQL's planner, see ``Word.candidates``)."""
+    few = [a for a in arms if a.few]
+    if len(few) < 2:
+        return arms
+    ids = sa.union(*(sa.select(photos.c.id).where(a.condition).correlate(None) for a in few))
+    return [Arm(photos.c.id.in_(ids), few=True), *(a for a in arms if not a.few)]
 
 
 async def rebuild(conn: AsyncConnection) -> None:
