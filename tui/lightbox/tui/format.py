@@ -142,3 +142,13 @@ def truncate(text: str, width: int) -> str:
     head = (width - 1) // 2
     tail = width - 1 - head
     return text[:head] + "…" + text[len(text) - tail:]
+
+
+def refresh_call(folder: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    """How to bring a folder up to date: a bucket's is synced (``sources.sync``: a bucket
+    is listed whole, a prefix costs the same), a local one rescanned (``library.scan``).
+    Returns (method, params, the verb to show)."""
+    path = str(folder.get("path") or "")
+    if path.startswith("s3://"):
+        return "sources.sync", {"source": folder["source_id"]}, "syncing"
+    return "library.scan", {"path": path}, "rescanning"

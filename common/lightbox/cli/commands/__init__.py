@@ -7,6 +7,7 @@ from lightbox.cli.commands import (
     db,
     dupes,
     events,
+    get,
     importing,
     info,
     jobs,
@@ -17,8 +18,11 @@ from lightbox.cli.commands import (
     scan,
     search,
     settings,
+    sources,
     status,
+    sync,
 )
 
-COMMANDS = (status, roots, scan, importing, backup, jobs, ls, info, search, dupes, call, events,
-            lifecycle.Start, lifecycle.Stop, daemon, keys, db, settings)
+COMMANDS = (status, roots, sources, scan, sync, get, importing, backup, jobs, ls, info,
+            search, dupes, call, events, lifecycle.Start, lifecycle.Stop, daemon, keys, db,
+            settings)

@@ -103,7 +103,8 @@ METHODS = (
         "Sync a bucket now (every bucket without `source`): list it (⌈N/1000⌉ requests when "
         "nothing changed), queue new and changed objects, then read them. Deletions apply "
         "only after a complete listing and through the mass-vanish guard; `force` lets a "
-        "bucket that lists empty, or loses more than half its photos, be believed. The job "
+        "bucket that lists empty, or loses more photos at once than the guard allows (held "
+        "as suspect otherwise), be believed. The job "
         "fails with `data.reason` (`endpoint`, `tls`, `clock_skew`, `credentials`, `bucket`, "
         "`list_denied`, `server_error`, `throttled`, `truncated_without_token`, "
         "`repeated_token`, `page_error`, `page_cap`, `empty_listing`, `mass_vanish`).",

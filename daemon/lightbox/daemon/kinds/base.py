@@ -21,6 +21,7 @@ The methods are blocking: callers run them in a thread or a worker, never on the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,7 +62,8 @@ class Listing:
 class SourceKind(Protocol):
     kind: str
 
-    def list_prefix(self, prefix: str = "") -> Listing: ...
+    def list_prefix(self, prefix: str = "",
+                    on_page: Callable[[int, int], None] | None = None) -> Listing: ...
 
     def stat(self, rel: str) -> Entry | None: ...
 

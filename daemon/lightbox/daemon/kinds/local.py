@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
+from collections.abc import Callable
 from typing import Any
 
 from lightbox.daemon.kinds.base import UNREADABLE, Entry, Listing
@@ -21,7 +22,8 @@ class LocalKind:
     def __init__(self, root: str) -> None:
         self.root = root
 
-    def list_prefix(self, prefix: str = "") -> Listing:
+    def list_prefix(self, prefix: str = "",
+                    on_page: Callable[[int, int], None] | None = None) -> Listing:
         out = Listing()
         start = os.path.join(self.root, prefix) if prefix else self.root
         stack = [start]
@@ -47,6 +49,8 @@ class LocalKind:
                     out.skipped.append(f"{item.path}: not a regular file")
         out.pages = 1
         out.entries.sort(key=lambda e: e.rel)
+        if on_page is not None:
+            on_page(1, len(out.entries))
         return out
 
     def stat(self, rel: str) -> Entry | None:

@@ -395,9 +395,11 @@ class S3Kind:
     def client(self) -> Any:
         return client(self.cfg)
 
-    def list_prefix(self, prefix: str = "") -> Listing:
+    def list_prefix(self, prefix: str = "",
+                    on_page: Callable[[int, int], None] | None = None) -> Listing:
         """Every object below the source's prefix + ``prefix``, with a completeness
-        verdict. An error on the first page raises ``S3Error`` (nothing was listed)."""
+        verdict. An error on the first page raises ``S3Error`` (nothing was listed).
+        ``on_page(pages, entries)`` after each page (from this thread)."""
         full = self.cfg.prefix + prefix
         out = Listing()
         token: str | None = None
@@ -421,6 +423,8 @@ class S3Kind:
             out.pages += 1
             for obj in page.get("Contents", ()):
                 self._add(out, obj, len(self.cfg.prefix))
+            if on_page is not None:
+                on_page(out.pages, len(out.entries))
             if not page.get("IsTruncated"):
                 break
             nxt = page.get("NextContinuationToken")
@@ -519,12 +523,17 @@ def read_range(loc: S3Object, offset: int, length: int) -> bytes:
         raise err from None
 
 
-def download(loc: S3Object, out: BinaryIO, *, attempts: int = MAX_ATTEMPTS) -> tuple[str, int]:
+def download(loc: S3Object, out: BinaryIO, *, head: bytes = b"",
+             attempts: int = MAX_ATTEMPTS) -> tuple[str, int]:
     """Stream the object into ``out`` through sha256, in bounded memory; returns (sha256,
-    bytes). A connection reset mid-body resumes from the bytes already written (same
-    ETag, so the same object)."""
-    digest = hashlib.sha256()
-    done = 0
+    bytes). ``head``: its first bytes, already fetched (the sniff), so only the rest is
+    read. A connection reset mid-body resumes from the bytes already written (same ETag,
+    so the same object)."""
+    digest = hashlib.sha256(head)
+    out.write(head)
+    done = len(head)
+    if head and loc.size is not None and done >= loc.size:
+        return digest.hexdigest(), done
     for attempt in range(1, attempts + 1):
         try:
             body = _get(loc, f"bytes={done}-" if done else None)["Body"]
@@ -551,13 +560,14 @@ def download(loc: S3Object, out: BinaryIO, *, attempts: int = MAX_ATTEMPTS) -> t
     raise AssertionError("unreachable")
 
 
-def open_object(loc: S3Object) -> tuple[BinaryIO, os.stat_result]:
+def open_object(loc: S3Object, head: bytes = b"") -> tuple[BinaryIO, os.stat_result]:
     """The object downloaded once into an anonymous temporary file (removed by the system
     when closed, even after a crash), rewound, and a stat of what was listed: how every
-    reader that takes a local file (analysis, thumbnails on demand) reads a bucket's."""
+    reader that takes a local file (analysis, thumbnails on demand) reads a bucket's.
+    ``head``: its first bytes, already read (only the rest is fetched)."""
     tmp = tempfile.TemporaryFile(prefix="lightbox-s3-")  # noqa: SIM115 - returned open
     try:
-        _, size = download(loc, tmp)
+        _, size = download(loc, tmp, head=head)
         tmp.seek(0)
     except BaseException:
         tmp.close()

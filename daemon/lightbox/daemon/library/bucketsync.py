@@ -7,10 +7,12 @@ multipart upload's is not an MD5). New and changed objects become ``pending`` fo
 indexer, which reads each in a worker (a ranged GET to sniff, then one streamed GET).
 
 Nothing vanishes unless the listing is **proven complete** and passes the **mass-vanish
-guard**: an incomplete listing (truncated without a token, a repeated token, a page that
-failed, the page cap), an empty listing over a source that had photos, or more than half of
-a source's photos gone at once (``MASS_VANISH_*``; ``force=true`` overrides the latter two)
-leaves every photo where it is; the job then fails saying why, after recording what is new.
+guard** local roots go through (``library.vanish``): an incomplete listing (truncated
+without a token, a repeated token, a page that failed, the page cap) or an empty listing
+over a source that had photos leaves every photo where it is; more photos gone at once than
+``vanish.limit`` allows are held as suspect (a later sync confirms them after the guard's
+delay, ``force=true`` or ``roots.confirm`` at once). The job then fails saying why, after
+recording what is new.
 Vanished photos become ``missing``; the next complete listing that still lacks them
 removes them (as for local roots). Folders come from the keys' "/"-separated prefixes.
 
@@ -26,6 +28,8 @@ already indexed with the same fingerprint are not read again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from typing import Any
 
@@ -38,6 +42,7 @@ from lightbox.daemon.catalog.types import utcnow
 from lightbox.daemon.jobs.queue import JobContext, JobFailed
 from lightbox.daemon.kinds.base import Entry, Listing
 from lightbox.daemon.kinds.s3 import GET_DENIED, SERVER, THROTTLED, S3Error
+from lightbox.daemon.library import vanish
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.sources import Source, Sources
 from lightbox.daemon.library.writer import CatalogWriter
@@ -47,8 +52,6 @@ log = logs.get("sync")
 
 P = tables.photos
 
-MASS_VANISH_FRACTION = 0.5   # more than this share of a source's photos gone at once ...
-MASS_VANISH_MIN = 20         # ... and at least this many: held back, not applied
 WRITE_BATCH = 1000
 EMPTY_LISTING = "empty_listing"
 MASS_VANISH = "mass_vanish"
@@ -56,13 +59,8 @@ MASS_VANISH = "mass_vanish"
 _TRANSIENT = (SERVER, THROTTLED, GET_DENIED, CHANGED)
 
 
-def mass_vanish(live: int, vanishing: int) -> str | None:
-    """Why ``vanishing`` of ``live`` photos disappearing at once is not believed, or None."""
-    if vanishing >= MASS_VANISH_MIN and vanishing > live * MASS_VANISH_FRACTION:
-        return (f"{vanishing} of {live} photos would vanish at once; that looks like a "
-                "wrong prefix, credentials of another account or a failing endpoint, not "
-                "deletions. Nothing was removed; sync with force=true if it is real")
-    return None
+class _Aborted(Exception):
+    """The sync was interrupted while listing: the listing thread stops at a page break."""
 
 
 def _folders_of(rel: str) -> list[str]:
@@ -107,8 +105,26 @@ class BucketSync:
             ctx.progress(processed=0, total=None)
         started = time.monotonic()
         pass_started = utcnow()
+        loop = asyncio.get_running_loop()
+        abort = threading.Event()
+
+        def on_page(pages: int, entries: int) -> None:
+            # From the listing thread: progress (objects listed so far) on the loop; a job
+            # interrupted (the daemon stopping) ends the listing at the next page instead
+            # of keeping the process alive until the bucket is listed.
+            if abort.is_set():
+                raise _Aborted
+            if ctx is not None:
+                loop.call_soon_threadsafe(lambda: ctx.progress(processed=entries, total=None))
+
+        task = asyncio.ensure_future(asyncio.to_thread(kind.list_prefix, "", on_page))
         try:
-            listing: Listing = await asyncio.to_thread(kind.list_prefix)
+            listing: Listing = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            abort.set()
+            with contextlib.suppress(BaseException):
+                await task
+            raise
         except S3Error as err:
             online = err.reason in _TRANSIENT
             await self.sources.set_status(src, online, str(err))
@@ -116,13 +132,16 @@ class BucketSync:
                         reason=err.reason, error=str(err))
             raise JobFailed(f"{src.name}: {err}", {"reason": err.reason}) from None
         listed = len(listing.entries)
+        listed_at = time.monotonic()
         if ctx is not None:
             ctx.progress(processed=listed, total=listed)
         async with self.writer.lock(src.id):
             report = await self._apply(src, listing, pass_started, force)
+        done = time.monotonic()
         report.update(listed=listed, pages=listing.pages, complete=listing.complete,
-                      skipped=len(listing.skipped), seconds=round(time.monotonic() - started,
-                                                                  3))
+                      skipped=len(listing.skipped), seconds=round(done - started, 3),
+                      list_seconds=round(listed_at - started, 3),
+                      apply_seconds=round(done - listed_at, 3))
         if listing.skipped:
             report["skipped_keys"] = listing.skipped[:20]
         if not listing.complete:
@@ -177,16 +196,31 @@ class BucketSync:
         report: dict[str, Any] = {"new": len(new), "changed": len(changed),
                                   "restored": len(restored), "missing": 0, "removed": 0}
         held: dict[str, Any] | None = None
-        if listing.complete and not force:
-            if not listing.entries and live:
-                held = {"reason": EMPTY_LISTING,
-                        "message": f"the bucket lists empty but the catalog has {live} photos "
-                                   "from it; nothing was removed (sync with force=true if "
-                                   "it was emptied on purpose)"}
+        allowed = vanishing
+        if listing.complete and not listing.entries and live and not force:
+            held = {"reason": EMPTY_LISTING,
+                    "message": f"the bucket lists empty but the catalog has {live} photos "
+                               "from it; nothing was removed (sync with force=true if it "
+                               "was emptied on purpose)"}
+        elif listing.complete:
+            # The same mass-vanish guard as local roots: a complete listing covers every
+            # folder of the bucket. ``force`` is the user's confirmation.
+            guard = self.sources.guard
+            if force:
+                guard.forget(src.id)
             else:
-                why = mass_vanish(live, len(vanishing))
-                if why is not None:
-                    held = {"reason": MASS_VANISH, "message": why}
+                covered = {i.id for i in mapping.values()}
+                ok = set(guard.decide(src, [(r.id, r.folder_id) for r in vanishing],
+                                      covered, live))
+                allowed = [r for r in vanishing if r.id in ok]
+                suspect = len(vanishing) - len(allowed)
+                if suspect:
+                    report["suspect"] = suspect
+                    held = {"reason": MASS_VANISH, "message":
+                            f"{suspect} of {live} photos would vanish at once (more than "
+                            f"{vanish.limit(live)}); they are held as suspect, not removed. "
+                            "A later sync confirms them after a while; sync with "
+                            "force=true (or `lightbox roots confirm`) if it is real"}
         # What is new or changed is recorded in any case, a batch per transaction.
         for start in range(0, max(len(new), len(changed), len(restored)), WRITE_BATCH):
             touched: set[int] = set()
@@ -198,20 +232,22 @@ class BucketSync:
                 await self.writer.recount(conn, touched)
             self.writer.changes.folders(src.id, touched)
             self.indexer.wake()
-        if listing.complete and held is None:
+        if listing.complete and (held is None or held["reason"] == MASS_VANISH):
             touched = set()
             async with self.db.engine.begin() as conn:
-                if vanishing:
-                    await self.writer.mark_missing(conn, src, vanishing, touched)
+                if allowed:
+                    await self.writer.mark_missing(conn, src, allowed, touched)
                 if to_remove:
                     await self.writer.delete_photos(conn, src, to_remove, touched)
-                await self.writer.retire_folders(conn, src, live_folders, pass_started, touched)
+                if held is None:
+                    await self.writer.retire_folders(conn, src, live_folders, pass_started,
+                                                     touched)
                 if touched:
                     await self.writer.recount(conn, touched)
             if touched:
                 self.writer.changes.folders(src.id, touched)
-            report["missing"], report["removed"] = len(vanishing), len(to_remove)
-        elif held is not None:
+            report["missing"], report["removed"] = len(allowed), len(to_remove)
+        if held is not None:
             report["held_back"] = held
         await self.writer.rollup(src)
         return report
@@ -251,10 +287,12 @@ class BucketSync:
 
 class BucketScheduler:
     """Each bucket syncs on its interval (default 24 h) after its last complete sync; one
-    that failed is tried again after ``RETRY_FAILED`` (or its interval, if shorter)."""
+    that failed is tried again after ``RETRY_FAILED`` (or its interval, if shorter). It
+    sleeps until the next bucket is due (at most ``TICK``), and is poked when one is added."""
 
     name = "buckets"
     TICK = 60.0
+    MIN_SLEEP = 1.0
     RETRY_FAILED = 900.0
 
     def __init__(self, sources: Sources, jobs: Any) -> None:
@@ -262,6 +300,7 @@ class BucketScheduler:
         self.jobs = jobs
         self._task: asyncio.Task[None] | None = None
         self._tried: dict[int, float] = {}
+        self._poke = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="buckets")
@@ -277,27 +316,48 @@ class BucketScheduler:
     def status(self) -> dict[str, Any]:
         return {"buckets": len(self.sources.buckets())}
 
+    def mark_tried(self, source_id: int) -> None:
+        """A sync of this bucket was just queued by hand: the schedule counts from now."""
+        self._tried[source_id] = time.monotonic()
+
+    def poke(self) -> None:
+        """A bucket was added or changed: look at the schedule now."""
+        self._poke.set()
+
     async def _run(self) -> None:
         while True:
+            delay = self.TICK
             try:
-                await self.tick()
+                delay = await self.tick()
             except Exception:
                 log.exception("bucket schedule check failed")
-            await asyncio.sleep(self.TICK)
+            self._poke.clear()
+            try:
+                await asyncio.wait_for(self._poke.wait(),
+                                       max(self.MIN_SLEEP, min(self.TICK, delay)))
+            except TimeoutError:
+                pass
 
-    async def tick(self) -> None:
+    async def tick(self) -> float:
+        """Queue the syncs that are due; returns the seconds until the next one is."""
         now_wall = utcnow()
         now = time.monotonic()
+        soonest = self.TICK
         for src in self.sources.buckets():
             every = src.interval
             if every <= 0:
                 continue
             last = src.scanned_at
-            due = last is None or (now_wall - _aware(last)).total_seconds() >= every
+            left = 0.0 if last is None else every - (now_wall - _aware(last)).total_seconds()
             tried = self._tried.get(src.id)
-            if due and (tried is None or now - tried >= min(every, self.RETRY_FAILED)):
+            retry_in = 0.0 if tried is None else min(every, self.RETRY_FAILED) - (now - tried)
+            wait_for = max(left, retry_in)
+            if wait_for <= 0:
                 self._tried[src.id] = now
                 await self.jobs.submit("sync", {"source": src.id})
+                wait_for = min(every, self.RETRY_FAILED)
+            soonest = min(soonest, wait_for)
+        return soonest
 
 
 def _aware(when: Any) -> Any:

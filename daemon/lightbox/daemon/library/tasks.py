@@ -68,7 +68,12 @@ class LibraryTasks:
                 raise JobFailed(f"{params['path']} is not inside any root")
             return [found]
         if params.get("root") is not None:
-            return [(self.sources.resolve(params["root"]), "")]
+            source = self.sources.resolve(params["root"])
+            if source.kind != "local":
+                # A bucket has no directory to walk: it is listed by a sync.
+                raise JobFailed(f"{source.name} is a bucket: sync it (sources.sync)",
+                                {"reason": "not_a_root"})
+            return [(source, "")]
         return [(s, "") for s in self.sources.mine()]
 
     def affinity(self, kind: str, params: dict[str, Any]) -> str | None:

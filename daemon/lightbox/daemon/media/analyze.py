@@ -131,39 +131,58 @@ def analyze(req: AnalyzeRequest) -> Analysis:
     return a
 
 
-def _remote_is_image(loc: Locator, a: Analysis) -> bool:
-    """An S3 object: sniff its first bytes with one ranged GET, so that a huge non-image
-    (a video named ``.jpg``) is never downloaded. False (and the reason recorded) when it
-    is not worth fetching whole."""
-    from lightbox.daemon.kinds.s3 import read_range
+# An S3 object's first bytes, read with one ranged GET: enough to sniff any format, and for
+# most thumbnails-sized or small photos the whole object (then no second request is made).
+REMOTE_HEAD = 256 << 10
 
+
+def _remote_head(loc: Locator, a: Analysis) -> bytes | None:
+    """An S3 object: sniff its first bytes with one ranged GET, so that a huge non-image
+    (a video named ``.jpg``) is never downloaded. The bytes when it is worth fetching the
+    rest; None (and the reason recorded) when not."""
+    from lightbox.daemon.kinds.s3 import S3Object, read_range
+
+    assert isinstance(loc, S3Object)
     a.size, a.mtime_ns = loc.size or 0, loc.mtime_ns or 0
     if not loc.size:
-        return True      # empty: the normal path says so, at no cost
+        return b""       # empty: the normal path says so, at no cost
     try:
-        head = read_range(loc, 0, sniff.HEAD_SIZE)   # type: ignore[arg-type]
+        head = read_range(loc, 0, REMOTE_HEAD)
     except confine.Refused as exc:
         a.refused(exc)
-        return False
+        return None
     except OSError as exc:
         a.fail_os("source", f"cannot read object ({exc})", exc)
-        return False
-    sniffed = sniff.sniff_bytes(head)
+        return None
+    sniffed = sniff.sniff_bytes(head[:sniff.HEAD_SIZE])
     if sniffed.kind == sniff.OTHER:
         a.mime, a.format = sniffed.mime, sniffed.format
         a.fail(UNSUPPORTED, f"not an image: content looks like {sniffed.what} (its first "
                             f"{len(head)} bytes were read, not the {loc.size} of it)")
-        return False
-    return True
+        return None
+    return head
+
+
+def _open(loc: Locator, head: bytes) -> tuple[BinaryIO, os.stat_result]:
+    if loc.kind == "s3" and head:
+        from lightbox.daemon.kinds.s3 import S3Object, open_object
+
+        assert isinstance(loc, S3Object)
+        return open_object(loc, head)
+    return confine.open_photo(loc)
 
 
 def _analyze(req: AnalyzeRequest, a: Analysis) -> None:
     t = time.perf_counter()
     loc = req.locator
-    if loc.kind == "s3" and not _remote_is_image(loc, a):
-        return
+    head = b""
+    if loc.kind == "s3":
+        got = _remote_head(loc, a)
+        if got is None:
+            return
+        head = got
     try:
-        f, st = confine.open_photo(loc)
+        f, st = _open(loc, head)
     except confine.Refused as exc:
         a.refused(exc)
         if loc.kind == "s3":     # keep the listed fingerprint; the next sync has the new

@@ -46,6 +46,9 @@ async def add(ctx: Context, kind: str, name: str, sync: bool, **params: Any) -> 
     d = ctx.daemon
     src = await d.sources.add_s3(name, params)
     job = await d.jobs.submit("sync", {"source": src.id}) if sync else None
+    if job is not None:
+        d.buckets.mark_tried(src.id)
+    d.buckets.poke()
     return {"source": (await _describe(ctx, src))[0], "job": job}
 
 

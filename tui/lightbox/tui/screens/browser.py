@@ -507,12 +507,13 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         folder = self.folder
         if not folder or not folder.get("path"):
             return
+        method, params, verb = fmt.refresh_call(folder)
         try:
-            r = await self.link.call("library.scan", {"path": folder["path"]})
+            r = await self.link.call(method, params)
         except RPC_ERRORS as exc:
             self.say(f"cannot start a scan: {exc}", error=True)
             return
-        self.say(f"rescanning {folder['name']} (job {r['job']}); J shows its progress")
+        self.say(f"{verb} {folder['name']} (job {r['job']}); J shows its progress")
 
     def action_jobs(self) -> None:
         from lightbox.tui.screens.jobs import JobsScreen

@@ -46,6 +46,9 @@ def summary(job: dict[str, Any]) -> str:
     if job.get("error"):
         return f"error: {job['error']}"
     result = job.get("result")
+    if isinstance(result, dict) and job.get("kind") == "sync":
+        return ", ".join(f"{int(result.get(k) or 0):,} {k}" for k in
+                         ("listed", "new", "changed", "missing", "removed", "processed"))
     if isinstance(result, dict) and job.get("kind") == "scan":
         roots = result.get("roots") or {}
         totals: dict[str, int] = {}
@@ -304,9 +307,11 @@ class JobsScreen(LinkedScreen):
             if not self.folder or not self.folder.get("path"):
                 self.say("no folder is open; R rescans every root", error=True)
                 return
-            params["path"] = self.folder["path"]
+            method, params, _ = fmt.refresh_call(self.folder)
+        else:
+            method = "library.scan"
         try:
-            r = await self.link.call("library.scan", params)
+            r = await self.link.call(method, params)
         except RPC_ERRORS as exc:
             self.say(f"cannot start a scan: {exc}", error=True)
             return
