@@ -343,7 +343,11 @@ class Backups:
         """Lock the target, record the run, run ``body(ctx, row, result)``, record its end."""
         row = await self.row(ctx.params["target"])
         await self._lock(ctx, row["id"])
-        run_id = await self._run_start(row["id"], kind, ctx.id)
+        try:
+            run_id = await self._run_start(row["id"], kind, ctx.id)
+        except BaseException:
+            await asyncio.shield(self._unlock(row["id"]))
+            raise
         result: dict[str, Any] = {"target": row["name"], "run": run_id}
         state = "failed"
         try:
