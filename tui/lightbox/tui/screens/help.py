@@ -48,6 +48,7 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
     from lightbox.tui.app import LightboxApp
     from lightbox.tui.screens.backups import BackupsScreen
     from lightbox.tui.screens.browser import BrowserScreen
+    from lightbox.tui.screens.database import DatabaseScreen
     from lightbox.tui.screens.duplicates import DuplicatesScreen
     from lightbox.tui.screens.jobs import JobsScreen
     from lightbox.tui.screens.preview import PreviewScreen
@@ -74,6 +75,8 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
                       ("Tab Shift-Tab", "Next / previous field"),
                       ("Space / Enter", "Toggle a switch / open a choice")]),
         ("Backups", binding_rows(BackupsScreen.BINDINGS)),
+        ("Database", [*binding_rows(DatabaseScreen.BINDINGS),
+                      ("Enter", "Test the URL typed")]),
     ]
 
 
