@@ -6,7 +6,7 @@
 - The manifest (``backup_manifest``) is the truth about what a target holds, by sha256: a
   run copies exactly the catalog's photos whose sha256 it lacks, so an incremental run with
   nothing new reads no file. ``SHA256SUMS`` on the target is rewritten from it after each
-  run.
+  run that changed the target.
 - Roots are checked first (``Sources.check``): an offline or suspect root is skipped with
   its reason and nothing of it is touched on the target, ever: a backup never deletes or
   overwrites a copy (retention, when configured, removes copies of photos gone from the
