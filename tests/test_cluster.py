@@ -20,6 +20,7 @@ from db_helpers import wait_job
 from lbtest import DaemonProcess, short_tmpdir
 from media_fixtures import jpeg_bytes
 
+from lightbox.common import errors
 from lightbox.daemon.catalog import tables
 from lightbox.daemon.catalog.database import make_engine
 
@@ -241,6 +242,11 @@ def test_a_daemon_that_stops_heart_beating_loses_its_root(make_daemon: Any,
         (photos / "d1" / "later.jpg").write_bytes(base + b"later")
         wait_until("the later file indexed", lambda: root_state(b, root)["ok"] == 8, 60, b)
         assert root not in a.call("system.status")["components"]["watcher"]["watching"]
+        # A catalog others use is not moved away under them.
+        with pytest.raises(errors.Conflict) as refused:
+            b.call("database.switch", {"url": f"sqlite+aiosqlite:///{photos}/x.db"})
+        assert refused.value.data["reason"] == "shared_catalog"
+        assert refused.value.data["daemons"] == [cluster(a)["owner"]]
     finally:
         import shutil
 

@@ -69,7 +69,8 @@ class Daemon:
         processes = config["workers.processes"] or os.cpu_count() or 2
         memory = config["workers.memory_mb"]
         self.pool = WorkerPool(processes, task_timeout=config["workers.task_timeout"],
-                               memory_limit=memory << 20 if memory else None)
+                               memory_limit=memory << 20 if memory else None,
+                               wait_ready=False)
         self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config),
                                vanish_delay=config["library.vanish_delay"])
         # Default bucket credentials from the bootstrap file or LIGHTBOX_S3_* (stored settings,
