@@ -17,7 +17,8 @@ def add_bucket(d: DaemonProcess, env: S3Env, bucket: str, *, name: str = "cloud"
     params = {"kind": "s3", "name": name, "endpoint": env.endpoint, "region": REGION,
               "bucket": bucket, "prefix": prefix, "addressing_style": "path",
               "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY, "sync": sync,
-              **extra}
+              # On demand only, unless a test asks: no scheduled sync races the test's own.
+              "interval": 0, **extra}
     out: dict[str, Any] = d.call("sources.add", params)
     return out
 
