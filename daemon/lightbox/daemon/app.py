@@ -73,6 +73,11 @@ class Daemon:
                                wait_ready=False)
         self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config),
                                vanish_delay=config["library.vanish_delay"])
+        # Default bucket credentials from the bootstrap file or LIGHTBOX_S3_* (stored settings,
+        # applied at start, win over these).
+        self.sources.default_s3.update({
+            k.split(".", 1)[1]: str(config.values.get(k) or "")
+            for k in ("s3.access_key_id", "s3.secret_access_key")})
         # Several daemons may share a catalog on a server (cluster/): leases say which runs
         # which root, claims which reads which photo, the relay carries events across.
         self.owner = owner_id(self.boot)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from lightbox.cli import exits
@@ -43,10 +44,19 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
                        description="Without an action, list the targets.")
     actions = p.add_subparsers(dest="backup_action", metavar="ACTION")
     actions.add_parser("list", help="targets with their schedules and next runs")
-    add = actions.add_parser("add", help="add a target folder")
+    add = actions.add_parser("add", help="add a target folder or bucket",
+                             description="PATH is a folder, or s3://BUCKET/PREFIX for a "
+                             "bucket (then --endpoint-url, --region, --access-key-id, and "
+                             "the secret key from --secret-key-file, '-' for stdin, or "
+                             "LIGHTBOX_S3_SECRET_ACCESS_KEY).")
     add.add_argument("name")
-    add.add_argument("path")
+    add.add_argument("path", help="a folder, or s3://BUCKET/PREFIX")
     _settings(add, update=False)
+    add.add_argument("--endpoint-url", help="s3: the endpoint (default: AWS)")
+    add.add_argument("--region", help="s3: the region")
+    add.add_argument("--access-key-id", help="s3: the access key id")
+    add.add_argument("--secret-key-file", metavar="FILE",
+                     help="s3: a file holding the secret key ('-': read it from stdin)")
     upd = actions.add_parser("update", help="change a target's settings")
     upd.add_argument("target")
     _settings(upd, update=True)
@@ -92,21 +102,40 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _values(args: argparse.Namespace) -> dict[str, Any]:
+NONE = ("none", "off", "never", "null")
+
+
+def _values(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """The settings given on the command line, and those given as ``none`` (cleared)."""
     out: dict[str, Any] = {}
+    cleared: list[str] = []
     for f in TARGET_FIELDS:
         text = getattr(args, f.name, None)
         if text is None or f.name == "path":
             continue
-        if f.name in ("schedule", "verify_schedule") and text.lower() in ("none", "off", ""):
-            out[f.name] = ""  # no schedule: only when asked
+        if f.nullable and text.strip().lower() in NONE:
+            cleared.append(f.name)
             continue
         try:
             out[f.name] = f.parse(text)
         except ValueError as exc:
             flag = "--" + f.name.replace("_", "-")
             raise CliError(f"{flag}: {exc}", exits.USAGE) from None
-    return out
+    return out, cleared
+
+
+def _secret(source: str | None) -> str | None:
+    """The secret key from a file, stdin or the environment: never from the command line,
+    where other users of the machine can read it."""
+    if source == "-":
+        return sys.stdin.readline().strip() or None
+    if source:
+        try:
+            with open(os.path.expanduser(source)) as f:
+                return f.read().strip() or None
+        except OSError as exc:
+            raise CliError(f"--secret-key-file: {exc.strerror}", exits.USAGE) from None
+    return os.environ.get("LIGHTBOX_S3_SECRET_ACCESS_KEY") or None
 
 
 def _started(ctx: Context, args: argparse.Namespace, out: dict[str, Any], what: str) -> int:
@@ -122,17 +151,22 @@ def _started(ctx: Context, args: argparse.Namespace, out: dict[str, Any], what: 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     action = getattr(args, "backup_action", None) or "list"
     if action == "add":
-        values = _values(args)
-        if values.get("schedule") == "":
-            values["schedule"] = None
-        if values.get("verify_schedule") == "":
-            values["verify_schedule"] = None
-        out = ctx.call("backups.add", {"name": args.name,
-                                       "path": os.path.abspath(os.path.expanduser(args.path)),
-                                       **values})
+        values, cleared = _values(args)
+        values.update(dict.fromkeys(cleared))
+        if args.path.startswith("s3://"):
+            bucket, _, prefix = args.path[5:].partition("/")
+            values.update(kind="s3", bucket=bucket, prefix=prefix,
+                          endpoint_url=args.endpoint_url, region=args.region,
+                          access_key_id=args.access_key_id,
+                          secret_access_key=_secret(args.secret_key_file))
+        else:
+            values["path"] = os.path.abspath(os.path.expanduser(args.path))
+        out = ctx.call("backups.add", {"name": args.name, **values})
         return _show_targets(ctx, [out])
     if action == "update":
-        out = ctx.call("backups.update", {"target": args.target, **_values(args)})
+        values, cleared = _values(args)
+        out = ctx.call("backups.update", {"target": args.target, **values,
+                                          "clear": cleared})
         return _show_targets(ctx, [out])
     if action == "remove":
         out = ctx.call("backups.remove", {"target": args.target})
@@ -230,7 +264,7 @@ def _show_targets(ctx: Context, targets: list[dict[str, Any]]) -> int:
     for t in targets:
         roots = ", ".join(t["roots"]) or "every root"
         state = "" if t["enabled"] else " (disabled)"
-        ctx.print(f"{t['name']}{state}: {t['path']} <- {roots}")
+        ctx.print(f"{t['name']}{state}: {t.get('where') or t['path']} <- {roots}")
         ctx.print(f"  schedule: {t['schedule'] or 'manual'}"
                   + (f" ({t['schedule_explained']}, {t['timezone']})"
                      if t["schedule"] else ""))

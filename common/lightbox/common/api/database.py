@@ -34,7 +34,8 @@ METHODS = (
         "migrate, copy, verify, sync, freeze, switch) that never writes to the current "
         "database, verifies every table, and keeps the current database on any failure. The "
         "target must be empty (or an incomplete copy left by an earlier switch). Refused "
-        "while another switch runs.",
+        "while another switch runs, and while other daemons share the catalog "
+        "(`reason: shared_catalog`).",
         params=(URL,),
         result="{job}",
         starts_job=True,

@@ -137,6 +137,12 @@ class Switcher:
         if busy is not None or self.active is not None:
             raise Conflict(f"a catalog switch is already running (job {busy})",
                            {"reason": "switch_running", "job": busy})
+        cluster = self.daemon.cluster
+        others = sorted(cluster.live - {cluster.owner}) if cluster.active else []
+        if others:
+            # They would go on writing to the catalog this daemon leaves.
+            raise Conflict(f"{len(others)} other daemon(s) share this catalog; stop them "
+                           "before moving it", {"reason": "shared_catalog", "daemons": others})
         job = await self.daemon.jobs.submit(KIND, {"url": mask(url)}, dedupe=False)
         self._urls[job] = url
         return {"job": job}

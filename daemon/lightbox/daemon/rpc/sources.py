@@ -45,6 +45,7 @@ async def get(ctx: Context, source: Any) -> dict[str, Any]:
 async def add(ctx: Context, kind: str, name: str, sync: bool, **params: Any) -> dict[str, Any]:
     d = ctx.daemon
     src = await d.sources.add_s3(name, params)
+    await d.cluster.adopt(src)  # a shared catalog: this daemon runs the bucket it added
     job = await d.jobs.submit("sync", {"source": src.id}) if sync else None
     if job is not None:
         d.buckets.mark_tried(src.id)
