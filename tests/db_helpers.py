@@ -78,6 +78,23 @@ async def edge_library(url: str, photos: int, root: str = "/nonexistent/lb-switc
                  "created_at": now, "not_before": now},
             ]:
                 await conn.execute(J.insert().values(**job))
+            # Settings and their audit trail: JSON of every shape, a revision past 2^32.
+            rev = 2**33 + 5
+            await conn.execute(tables.settings.insert(), [
+                {"key": "library.debounce", "value": 2.5, "version": 3, "revision": rev,
+                 "updated_at": US},
+                {"key": "log.level", "value": "info", "version": 1, "revision": rev - 1,
+                 "updated_at": now},
+                {"key": "thumbnails.quality", "value": 82, "version": 1, "revision": 1,
+                 "updated_at": now}])
+            await conn.execute(tables.settings_revision.update().values(revision=rev))
+            audit = (await conn.execute(tables.settings_audit.insert().values(
+                revision=rev, at=US, action="settings.set",
+                actor={"transport": "ipc", "uid": 0, "key": None},
+                changes=[{"key": "library.debounce", "old": 1.0, "new": 2.5}],
+                result="applied", detail=None))).inserted_primary_key[0]
+            await conn.execute(tables.settings_audit_keys.insert().values(
+                key="library.debounce", audit_id=audit))
             # SQL NULL (not JSON null) in a JSON column: a column left out of the insert.
             await conn.execute(sa.text(
                 "INSERT INTO jobs (kind, state, params, priority, attempts, max_attempts, "

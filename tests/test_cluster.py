@@ -197,3 +197,51 @@ def test_two_daemons_share_a_catalog_and_one_takes_over(make_daemon: Any, engine
         import shutil
 
         shutil.rmtree(photos, ignore_errors=True)
+
+
+def test_a_daemon_that_stops_heart_beating_loses_its_root(make_daemon: Any,
+                                                          pg_scratch_url: str) -> None:
+    """SIGSTOP: the process lives (so its pid proves nothing) but its lease lapses; the other
+    daemon takes the root after ``lease_ttl``. Resumed, the first one finds the root gone to
+    the other and stops watching it; the two go on side by side."""
+    import signal
+
+    config = {"database": {"url": pg_scratch_url, "lease_ttl": 3.0},
+              "library": {"reconcile_interval": 0}, "workers": {"processes": 1}}
+    a: DaemonProcess = make_daemon(config=config)
+    b: DaemonProcess = make_daemon(config=config)
+    owner_b = cluster(b)["owner"]
+    photos = short_tmpdir("lbst")
+    base = jpeg_bytes(320, 240, 1)
+    fill(photos, 6, [base])
+    try:
+        added = a.call("roots.add", {"path": str(photos), "name": "shared"})
+        root = added["root"]["id"]
+        assert wait_job(a, added["job"])["state"] == "succeeded"
+        assert cluster(a)["sources"] == [root]
+        wait_until("B learnt of the root", lambda: root_state(b, root)["ok"] == 6, 60, a, b)
+        assert cluster(b)["sources"] == []
+        a.signal(signal.SIGSTOP)
+        try:
+            stopped = time.monotonic()
+            wait_until("B took the root over", lambda: cluster(b)["sources"] == [root],
+                       60, b)
+            assert time.monotonic() - stopped >= 2.0  # not before the lease ran out
+            (photos / "d0" / "new.jpg").write_bytes(base + b"new")
+            wait_until("B's watcher indexed a new file",
+                       lambda: root_state(b, root)["ok"] == 7, 60, b)
+        finally:
+            a.signal(signal.SIGCONT)
+        wait_until("A gave the root up", lambda: cluster(a)["sources"] == [] and
+                   cluster(a)["daemons"] == 2, 60, a, b)
+        assert "another daemon runs this source now" in a.log()
+        (leases,) = asyncio.run(query(pg_scratch_url, sa.select(L.c.key, L.c.owner)))
+        assert dict(leases)[f"source:{root}"] == owner_b
+        # Only B watches it now: a file added later is indexed once, by B's watcher.
+        (photos / "d1" / "later.jpg").write_bytes(base + b"later")
+        wait_until("the later file indexed", lambda: root_state(b, root)["ok"] == 8, 60, b)
+        assert root not in a.call("system.status")["components"]["watcher"]["watching"]
+    finally:
+        import shutil
+
+        shutil.rmtree(photos, ignore_errors=True)

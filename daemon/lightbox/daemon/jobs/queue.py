@@ -204,6 +204,10 @@ class JobQueue:
         self._stopping = False
         self._paused = False
         self._user_cancelled: set[int] = set()
+        # Running here but queued again by another daemon (this one missed its lease's
+        # heart-beats): stopped without writing anything more to the row, which is not
+        # this daemon's any longer.
+        self._taken: set[int] = set()
         # How jobs ended when the catalog could not record it (a full disk): shown by
         # jobs.get/wait from here, written by the heartbeat once the catalog takes it.
         self._unwritten: dict[int, dict[str, Any]] = {}
@@ -497,6 +501,10 @@ class JobQueue:
             try:
                 result = await kind.handler(ctx)
             except asyncio.CancelledError:
+                if ctx.id in self._taken:
+                    log.warning("job taken over by another daemon; stopped here", id=ctx.id,
+                                kind=ctx.kind)
+                    return
                 if ctx.id in self._user_cancelled:
                     await self._end(ctx, "cancelled", "cancelled by request", None)
                 elif not kind.requeue:
@@ -523,6 +531,7 @@ class JobQueue:
         finally:
             self.running.pop(ctx.id, None)
             self._user_cancelled.discard(ctx.id)
+            self._taken.discard(ctx.id)
             self._wake.set()
 
     def _progress_values(self, ctx: JobContext) -> dict[str, Any]:
@@ -602,9 +611,19 @@ class JobQueue:
             if not self.running:
                 continue
             try:
+                lost = []
                 async with self.db.engine.begin() as conn:
                     for ctx, _ in list(self.running.values()):
-                        await conn.execute(j.update().where(j.c.id == ctx.id).values(
+                        beat = await conn.execute(j.update().where(
+                            j.c.id == ctx.id, j.c.owner == self.owner,
+                            j.c.state == "running").values(
                             heartbeat_at=utcnow(), **self._progress_values(ctx)))
+                        if beat.rowcount == 0:
+                            lost.append(ctx.id)
+                for job_id in lost:
+                    entry = self.running.get(job_id)
+                    if entry is not None:
+                        self._taken.add(job_id)
+                        entry[1].cancel()
             except Exception:
                 log.exception("job heartbeat failed")

@@ -77,8 +77,10 @@ class LibraryTasks:
         return [(s, "") for s in self.sources.mine()]
 
     def affinity(self, kind: str, params: dict[str, Any]) -> str | None:
-        """Where a job must run when the catalog is shared: a scan of one root runs on the
-        daemon holding that root's lease."""
+        """Where a job must run when the catalog is shared: a scan of one root, or a sync of
+        one bucket, runs on the daemon holding that source's lease."""
+        if kind == "sync" and isinstance(params.get("source"), int):
+            return f"source:{params['source']}"  # a bucket's sync, where its lease is
         if kind != "scan" or (params.get("root") is None and not params.get("path")):
             return None
         try:

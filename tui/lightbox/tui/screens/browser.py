@@ -70,6 +70,8 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         Binding("J", "jobs", "Jobs"),
         Binding("D", "duplicates", "Duplicates"),
         Binding("comma", "settings", "Settings", show=False),
+        Binding("B", "backups", "Backups", show=False),
+        Binding("C", "database", "Catalog database", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("q", "quit", "Quit"),
     ]
@@ -524,6 +526,16 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         from lightbox.tui.screens.settings import SettingsScreen
 
         self.app.push_screen(SettingsScreen())
+
+    def action_backups(self) -> None:
+        from lightbox.tui.screens.backups import BackupsScreen
+
+        self.app.push_screen(BackupsScreen())
+
+    def action_database(self) -> None:
+        from lightbox.tui.screens.database import DatabaseScreen
+
+        self.app.push_screen(DatabaseScreen())
 
     def action_duplicates(self) -> None:
         from lightbox.tui.screens.duplicates import DuplicatesScreen

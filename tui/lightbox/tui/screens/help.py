@@ -46,7 +46,9 @@ def binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
 
 def sections() -> list[tuple[str, list[tuple[str, str]]]]:
     from lightbox.tui.app import LightboxApp
+    from lightbox.tui.screens.backups import BackupsScreen
     from lightbox.tui.screens.browser import BrowserScreen
+    from lightbox.tui.screens.database import DatabaseScreen
     from lightbox.tui.screens.duplicates import DuplicatesScreen
     from lightbox.tui.screens.jobs import JobsScreen
     from lightbox.tui.screens.preview import PreviewScreen
@@ -72,6 +74,9 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("Settings", [*binding_rows(SettingsScreen.BINDINGS),
                       ("Tab Shift-Tab", "Next / previous field"),
                       ("Space / Enter", "Toggle a switch / open a choice")]),
+        ("Backups", binding_rows(BackupsScreen.BINDINGS)),
+        ("Database", [*binding_rows(DatabaseScreen.BINDINGS),
+                      ("Enter", "Test the URL typed")]),
     ]
 
 
