@@ -166,6 +166,17 @@ def test_full_then_incremental_runs_and_the_target_checks_with_coreutils(lib: An
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count(": OK") == 6
     assert not list((target / ".lightbox-tmp").iterdir())
+    # Progress went out as job events (files, bytes, rate, ETA) and the end as a backup event.
+    events = d.call("events.since", {"seq": 0, "topics": ["job", "backup"]})["events"]
+    progress = [e["data"] for e in events if e["type"] == "progress"
+                and e["data"]["id"] == first["id"]]
+    assert progress and progress[-1]["processed"] == 6 and progress[-1]["total"] == 6
+    assert progress[-1]["bytes"] == sum(p.stat().st_size for p in root.rglob("*.jpg"))
+    assert {"rate", "eta"} <= set(progress[-1])
+    ends = [e["data"] for e in events if e["topic"] == "backup" and e["type"] == "finished"]
+    assert ends == [{"target": "nas", "kind": "backup", "run": ends[0]["run"],
+                     "state": "succeeded", "files": 6, "bytes": progress[-1]["bytes"],
+                     "errors": 0, "reason": None}]
 
     # Nothing new: nothing copied, nothing read.
     again = backup(d)
@@ -459,3 +470,31 @@ def test_the_command_line_drives_backups_and_import(make_daemon: Any, tmp_path: 
     assert "NOT safe to erase" in r.stdout  # usb covers the root and lacks the new photo
     assert not (card / "IMG_1.jpg").exists()
     assert (root / "undated" / "undated" / "IMG_1.jpg").is_file()
+
+
+def test_retention_removes_only_copies_of_photos_gone_long_enough(lib: Any) -> None:
+    d, root, target = lib
+    assert backup(d)["state"] == "succeeded"
+    gone = root / "2024" / "img_001.jpg"
+    kept_dup = root / "2024" / "img_003.jpg"
+    gone.unlink()
+    scan(d)  # now missing in the catalog
+    d.call("backups.update", {"target": "nas", "retention_days": 0})
+    first = backup(d)
+    # The first run that finds a copy orphaned only marks it: gone for 0 days so far.
+    assert first["result"]["retention"] == {"removed": 0}
+    assert (target / "photos" / "2024" / "img_001.jpg").is_file()
+    second = backup(d)
+    assert second["result"]["retention"] == {"removed": 1}
+    assert not (target / "photos" / "2024" / "img_001.jpg").exists()
+    assert (target / "photos" / "2024" / kept_dup.name).is_file()
+    assert len(target_files(target)) == 5
+    assert sha256sum_check(target).returncode == 0
+    # Without retention (the default) nothing is ever removed.
+    d.call("backups.update", {"target": "nas", "clear": ["retention_days"]})
+    (root / "2024" / "img_005.jpg").unlink()
+    scan(d)
+    backup(d)
+    third = backup(d)
+    assert "retention" not in third["result"]
+    assert len(target_files(target)) == 5

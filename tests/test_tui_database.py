@@ -1,4 +1,4 @@
-"""The database screen (``B``) against a real daemon: status, testing URLs, a live switch."""
+"""The database screen (``C``) against a real daemon: status, testing URLs, a live switch."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ async def test_test_a_url_then_switch_live(make_daemon: Any, pg_scratch_url: str
     app = make_app(d)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(app.screen, BrowserScreen), what="the browser")
-        await pilot.press("B")
+        await pilot.press("C")
         db = await until(pilot, lambda: isinstance(app.screen, DatabaseScreen) and app.screen,
                          what="the database screen")
         await until(pilot, lambda: "sqlite" in text(db, "#db-status"), what="the status")

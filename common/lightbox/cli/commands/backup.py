@@ -92,21 +92,26 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _values(args: argparse.Namespace) -> dict[str, Any]:
+NONE = ("none", "off", "never", "null")
+
+
+def _values(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """The settings given on the command line, and those given as ``none`` (cleared)."""
     out: dict[str, Any] = {}
+    cleared: list[str] = []
     for f in TARGET_FIELDS:
         text = getattr(args, f.name, None)
         if text is None or f.name == "path":
             continue
-        if f.name in ("schedule", "verify_schedule") and text.lower() in ("none", "off", ""):
-            out[f.name] = ""  # no schedule: only when asked
+        if f.nullable and text.strip().lower() in NONE:
+            cleared.append(f.name)
             continue
         try:
             out[f.name] = f.parse(text)
         except ValueError as exc:
             flag = "--" + f.name.replace("_", "-")
             raise CliError(f"{flag}: {exc}", exits.USAGE) from None
-    return out
+    return out, cleared
 
 
 def _started(ctx: Context, args: argparse.Namespace, out: dict[str, Any], what: str) -> int:
@@ -122,17 +127,16 @@ def _started(ctx: Context, args: argparse.Namespace, out: dict[str, Any], what: 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     action = getattr(args, "backup_action", None) or "list"
     if action == "add":
-        values = _values(args)
-        if values.get("schedule") == "":
-            values["schedule"] = None
-        if values.get("verify_schedule") == "":
-            values["verify_schedule"] = None
+        values, cleared = _values(args)
+        values.update(dict.fromkeys(cleared))
         out = ctx.call("backups.add", {"name": args.name,
                                        "path": os.path.abspath(os.path.expanduser(args.path)),
                                        **values})
         return _show_targets(ctx, [out])
     if action == "update":
-        out = ctx.call("backups.update", {"target": args.target, **_values(args)})
+        values, cleared = _values(args)
+        out = ctx.call("backups.update", {"target": args.target, **values,
+                                          "clear": cleared})
         return _show_targets(ctx, [out])
     if action == "remove":
         out = ctx.call("backups.remove", {"target": args.target})

@@ -39,6 +39,14 @@ def _cron_problem(text: str) -> str | None:
     return schedule.problem(text)
 
 
+CLEARABLE = ("schedule", "verify_schedule", "retention_days")
+
+
+def _clearable(keys: list[str]) -> str | None:
+    bad = [k for k in keys if k not in CLEARABLE]
+    return f"only {', '.join(CLEARABLE)} can be cleared, not {', '.join(bad)}" if bad else None
+
+
 TARGET_NAME = Field("name", "string", "the target's name: letters, digits, `.`, `_`, `-`",
                     required=True, pattern=NAME_PATTERN,
                     pattern_hint="letters, digits, '.', '_' or '-', at most 64, starting "
@@ -47,8 +55,8 @@ TARGET_REF = Param("target", "string", "the target's name", required=True, max_l
 
 # The settings of a target, in the order a form shows them.
 TARGET_FIELDS = (
-    Field("path", "path", "the folder copies go to (a USB disk, a NAS mount); it must exist",
-          required=True, absolute=True, max_length=4096),
+    Field("path", "path", "local targets: the folder copies go to (a USB disk, a NAS "
+          "mount); it must exist", absolute=True, max_length=4096),
     Field("roots", "array", "names of the roots to back up (empty: every root)", items="string",
           default=[], max_length=1000),
     Field("schedule", "string", "when to run: a cron expression (minute hour day month "
@@ -69,6 +77,22 @@ TARGET_FIELDS = (
 )
 TARGET_KEYS = tuple(f.name for f in TARGET_FIELDS)
 
+# An S3 bucket as a target, configured like an S3 source.
+S3_FIELDS = (
+    Field("bucket", "string", "s3 targets: the bucket", max_length=63,
+          pattern=r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+          pattern_hint="a bucket name: 3-63 lower-case letters, digits, '.' or '-'"),
+    Field("prefix", "string", "s3 targets: a key prefix (a folder in the bucket)",
+          default="", max_length=512),
+    Field("endpoint_url", "string", "s3 targets: the endpoint (empty: AWS)", max_length=500,
+          pattern=r"https?://\S+", pattern_hint="an http:// or https:// URL"),
+    Field("region", "string", "s3 targets: the region", max_length=64),
+    Field("access_key_id", "string", "s3 targets: the access key id", max_length=128),
+    Field("secret_access_key", "string", "s3 targets: the secret key (never shown again)",
+          max_length=256, secret=True),
+)
+S3_KEYS = tuple(f.name for f in S3_FIELDS)
+
 _TARGET = ("{name, kind, path, roots, schedule, timezone, verify_schedule, verify_budget, "
            "verify_days, retention_days, enabled, next_runs[], next_verify, created_at}")
 _RUN = "{id, target, kind, job, state, started_at, finished_at, files, bytes, errors, result}"
@@ -86,18 +110,24 @@ METHODS = (
     MethodSpec(
         "backups.add",
         Permission.ADMIN,
-        "Add a backup target: a local folder (it must exist and be writable). lightbox "
-        "writes a marker, a README and `SHA256SUMS` there; files go under "
-        "`<root name>/<path>`. Nothing is ever deleted from a target unless "
-        "`retention_days` is set.",
-        params=(TARGET_NAME, *TARGET_FIELDS),
+        "Add a backup target: a local folder (it must exist and be writable) or an S3 bucket "
+        "(`kind=s3`, `bucket`, `prefix`, `endpoint_url`, keys). lightbox writes a marker, a "
+        "README and `SHA256SUMS` there; files go under `<root name>/<path>`. Nothing is "
+        "ever deleted from a target unless `retention_days` is set.",
+        params=(TARGET_NAME,
+                Param("kind", "string", "local (a folder) or s3 (a bucket)", default="local",
+                      enum=("local", "s3")),
+                *TARGET_FIELDS, *S3_FIELDS),
         result=_TARGET,
     ),
     MethodSpec(
         "backups.update",
         Permission.ADMIN,
         "Change a target's settings; parameters left out stay as they are.",
-        params=(TARGET_REF, *(_optional(f) for f in TARGET_FIELDS if f.name != "path")),
+        params=(TARGET_REF, *(_optional(f) for f in TARGET_FIELDS if f.name != "path"),
+                Param("clear", "array", "settings to set to null: schedule, verify_schedule "
+                      "(only when asked), retention_days (never delete)", items="string",
+                      max_length=3, check_fn=_clearable)),
         result=_TARGET,
     ),
     MethodSpec(

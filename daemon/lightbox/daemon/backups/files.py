@@ -19,6 +19,8 @@ does not know yet (recognised by its hash and adopted by the next run, not copie
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import hashlib
 import itertools
@@ -27,7 +29,7 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from lightbox.daemon.media import confine
 
@@ -287,9 +289,10 @@ class Batch:
     stop: TargetError | None = None
 
 
-def _copy_to_temp(item: CopyItem, tmp: str) -> tuple[str, int]:
+def _copy_to_temp(item: CopyItem, tmp: str, fsync: bool) -> tuple[str, int]:
     """Read the source (beneath its root, no links, fingerprint checked) into ``tmp``,
-    hashing as it goes; fsync. OSError from the target side is raised as TargetError."""
+    hashing as it goes (``fsync``: and fsync it). OSError from the target side is raised
+    as TargetError."""
     src, _ = confine.open_photo(item.loc)
     with src:
         h = hashlib.sha256()
@@ -312,13 +315,40 @@ def _copy_to_temp(item: CopyItem, tmp: str) -> tuple[str, int]:
                     except OSError as exc:
                         raise target_error(exc, "writing a copy") from None
                     view = view[n:]
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                raise target_error(exc, "fsync of a copy") from None
+            if fsync:
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise target_error(exc, "fsync of a copy") from None
         finally:
             os.close(fd)
     return h.hexdigest(), size
+
+
+_libc: Any = None
+
+
+def syncfs(path: str) -> bool:
+    """Flush the whole file system holding ``path`` (one call makes every file written to
+    it durable: cheaper than an fsync per file for a batch of small ones). False where the
+    call is not available; raises TargetError when the flush reports a write error."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _libc.syncfs.argtypes = [ctypes.c_int]
+        except (OSError, AttributeError):
+            _libc = False
+    if not _libc:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise target_error(OSError(err, os.strerror(err)), "flushing the target")
+    finally:
+        os.close(fd)
+    return True
 
 
 def place(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
@@ -353,15 +383,23 @@ def place(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
 def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
     """Copy ``items`` to the target at ``root`` (in a thread). A file that fails for the
     source's reasons is retried, then reported, and the batch goes on; a target error
-    stops the batch (``Batch.stop``) with what was finished so far in ``outcomes``."""
+    stops the batch (``Batch.stop``) with what was finished so far in ``outcomes``.
+
+    Two passes: every file of the batch is written to its temporary name, then one
+    ``syncfs`` makes them all durable (an fsync per file where syncfs is missing); then
+    each is read back from the device (page cache dropped) and hashed, and renamed into
+    place. The caller flushes again (``settle``) before it records them in the manifest.
+    """
     out = Batch()
     tmp_dir = os.path.join(root, TMP_DIR)
+    flush_each = _libc is False
+    written: list[tuple[CopyItem, str, str, int]] = []
     for item in items:
         tmp = os.path.join(tmp_dir, f"{os.getpid()}-{next(_counter)}.part")
         outcome: CopyOutcome | None = None
         for _attempt in range(retries + 1):
             try:
-                sha, size = _copy_to_temp(item, tmp)
+                sha, size = _copy_to_temp(item, tmp, flush_each)
                 if sha != item.sha256:
                     os.unlink(tmp)
                     # open_photo checked size and mtime against the catalog: the same
@@ -370,20 +408,12 @@ def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
                         f"content changed at the source (sha256 {sha[:12]}…, the catalog "
                         f"has {item.sha256[:12]}…) while its size and mtime did not"))
                     break
-                again, _ = hash_path(tmp, drop_cache=True)
-                if again != sha:
-                    os.unlink(tmp)
-                    raise OSError(errno.EIO, "the copy read back differs from what was written",
-                                  item.rel)
-                rel, adopted = place(root, tmp, item.rel, sha)
-                out.dirs.add(os.path.dirname(os.path.join(root, rel)))
-                outcome = CopyOutcome(item, "adopted" if adopted else "copied", rel=rel,
-                                      bytes=0 if adopted else size)
+                written.append((item, tmp, sha, size))
                 break
             except TargetError as exc:
                 _unlink_quiet(tmp)
                 out.stop = exc
-                return out
+                break
             except confine.Refused as exc:
                 _unlink_quiet(tmp)
                 outcome = CopyOutcome(item, "changed", message=str(exc))
@@ -392,9 +422,64 @@ def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
                 _unlink_quiet(tmp)
                 outcome = CopyOutcome(item, "failed", message=(
                     f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")))
-        assert outcome is not None
-        out.outcomes.append(outcome)
+        if out.stop is not None:
+            break
+        if outcome is not None:
+            out.outcomes.append(outcome)
+    # What was written before a target error (a full disk) is still finished and kept.
+    stopped, out.stop = out.stop, None
+    if written and not flush_each:
+        try:
+            flush_each = not syncfs(tmp_dir)
+        except TargetError as exc:
+            out.stop = exc
+        if flush_each:  # no syncfs here: fsync each file now
+            for _, tmp, _, _ in written:
+                try:
+                    fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                except OSError as exc:
+                    out.stop = target_error(exc, "fsync of a copy")
+                    break
+    if out.stop is not None:
+        for _, tmp, _, _ in written:
+            _unlink_quiet(tmp)
+        return out
+    for item, tmp, sha, size in written:
+        try:
+            again, _ = hash_path(tmp, drop_cache=True)
+            if again != sha:
+                os.unlink(tmp)
+                out.outcomes.append(CopyOutcome(item, "failed", message=(
+                    "the copy read back differs from what was written (the target's disk "
+                    "may be failing)")))
+                continue
+            rel, adopted = place(root, tmp, item.rel, sha)
+        except TargetError as exc:
+            _unlink_quiet(tmp)
+            out.stop = exc
+            break
+        except OSError as exc:
+            _unlink_quiet(tmp)
+            out.outcomes.append(CopyOutcome(item, "failed", message=f"{exc.strerror or exc}"))
+            continue
+        out.dirs.add(os.path.dirname(os.path.join(root, rel)))
+        out.outcomes.append(CopyOutcome(item, "adopted" if adopted else "copied", rel=rel,
+                                        bytes=0 if adopted else size))
+    if out.stop is not None:
+        for _, tmp, _, _ in written:
+            _unlink_quiet(tmp)
+    out.stop = out.stop or stopped
     return out
+
+
+def settle(root: str, dirs: Iterable[str]) -> None:
+    """Make the renames of a batch durable: one syncfs, or an fsync per folder."""
+    if not syncfs(root):
+        fsync_dirs(dirs)
 
 
 def check_source(item: CopyItem) -> CopyOutcome | None:
@@ -510,3 +595,62 @@ def restore_one(src: str, dest: str, sha256: str, overwrite: bool) -> tuple[str,
     except OSError as exc:
         _unlink_quiet(tmp)
         return "failed", 0, f"{exc.strerror or exc}"
+
+
+class LocalStore:
+    """A local folder as a target: the operations a run needs, as ``s3.S3Store`` has them."""
+
+    def __init__(self, path: str, marker: str) -> None:
+        self.path = path
+        self.marker = marker
+
+    @property
+    def where(self) -> str:
+        return self.path
+
+    def read_marker(self) -> dict[str, object] | None:
+        return read_marker(self.path)
+
+    def prepare(self, name: str) -> None:
+        prepare(self.path, name, self.marker)
+
+    def check(self) -> TargetError | None:
+        return check(self.path, self.marker)
+
+    def clear_temp(self) -> int:
+        return clear_temp(self.path)
+
+    def copy_batch(self, items: list[CopyItem]) -> Batch:
+        out = copy_batch(self.path, items)
+        if out.outcomes:
+            try:
+                settle(self.path, out.dirs)
+            except TargetError as exc:
+                # Not durable for sure: none of the batch is recorded (the next run adopts
+                # what did reach the disk, by hash).
+                out.outcomes = [o for o in out.outcomes
+                                if o.status not in ("copied", "adopted")]
+                out.stop = exc
+        return out
+
+    def sums_exist(self) -> bool:
+        return os.path.exists(os.path.join(self.path, SUMS))
+
+    def write_sums(self, rows: Iterable[tuple[str, str]]) -> None:
+        write_sums(self.path, rows)
+
+    def verify_one(self, rel: str, sha256: str, size: int) -> tuple[str, int]:
+        return verify_one(self.path, rel, sha256, size)
+
+    def walk_files(self) -> Iterator[str]:
+        return walk_files(self.path)
+
+    def delete(self, rel: str) -> None:
+        try:
+            os.unlink(os.path.join(self.path, rel))
+        except FileNotFoundError:
+            pass
+
+    def restore_one(self, rel: str, dest: str, sha256: str, overwrite: bool
+                    ) -> tuple[str, int, str]:
+        return restore_one(os.path.join(self.path, rel), dest, sha256, overwrite)

@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,7 +185,17 @@ class Importer:
             raise JobFailed(f"the root {root.name} is offline: {reason}", {"reason": "offline"})
         ctx.phase = "walking"
         ctx.progress()
+        clock = time.monotonic()
+        timings: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            timings[name] = round(now - clock, 3)
+            clock = now
+
         found = await asyncio.to_thread(_walk, source_path)
+        lap("walk")
         ctx.phase = "reading"
         ctx.progress(processed=0, total=len(found))
         plan: list[Planned] = []
@@ -210,9 +221,11 @@ class Importer:
                 return await one(rel)
 
         plan = list(await asyncio.gather(*(bounded(rel) for rel in found)))
+        lap("probe")
         await self._plan(plan, template)
+        lap("plan")
         if dry:
-            return self._summary(plan, root.name, dry=True)
+            return {**self._summary(plan, root.name, dry=True), "timings": timings}
         ctx.phase = "copying"
         todo = [it for it in plan if it.action == "copy"]
         ctx.progress(processed=0, total=len(todo), bytes_=0)
@@ -228,6 +241,7 @@ class Importer:
                 for rest in todo[i + 64:]:
                     rest.action, rest.reason = "error", "not copied: " + str(out)
                 break
+        lap("copy")
         # The catalog takes the new files the way it takes any: a scan of the root.
         ctx.phase = "indexing"
         ctx.progress()
@@ -242,8 +256,10 @@ class Importer:
                 break
             await self.indexer.wait_progress(1.0)
         self.indexer.changes.flush()
+        lap("index")
         result = self._summary(plan, root.name, dry=False)
         result.update(await self._verdict(plan, root.id, root.name))
+        result["timings"] = timings
         if stop is not None:
             result["reason"] = stop.reason
             raise JobFailed(f"import stopped: {stop}", result)
@@ -358,15 +374,49 @@ def _walk(top: str) -> list[str]:
 def _copy_part(source: str, root: str, part: list[Planned], move: bool
                ) -> files.TargetError | None:
     """Copy (and for a move, delete once verified) each planned file; sets its action to
-    copied / present / error. A destination error (full, read-only) stops: returned."""
-    dirs: set[str] = set()
+    copied / present / error. A destination error (full, read-only) stops: returned.
+
+    Two passes, as a backup batch: every file written under a temporary name beside its
+    destination while hashing, one ``syncfs`` (an fsync per file where it is missing), then
+    each read back from the device, checked and renamed without overwriting; the folders
+    are flushed before any source of a move is deleted."""
+    each = not files.syncfs(root)
+    written: list[tuple[Planned, str]] = []
     stop: files.TargetError | None = None
     for it in part:
-        stop = _copy_one(source, root, it, dirs)
+        tmp, stop = _write_tmp(source, root, it, each)
+        if tmp is not None:
+            written.append((it, tmp))
         if stop is not None:
             break
+    if written and not each:
+        try:
+            files.syncfs(root)
+        except files.TargetError as exc:
+            for it, tmp in written:
+                _quiet_unlink(tmp)
+                it.action, it.reason = "error", f"{exc}; the source is kept"
+            return exc
+    dirs: set[str] = set()
+    for it, tmp in written:
+        try:
+            if files.hash_path(tmp, drop_cache=True)[0] != it.sha256:
+                raise OSError(0, "the copy read back differs from the source")
+            dest, present = files.place(root, tmp, it.dest, it.sha256)
+        except files.TargetError as exc:
+            _quiet_unlink(tmp)
+            it.action, it.reason = "error", f"{exc}; the source is kept"
+            stop = stop or exc
+            continue
+        except OSError as exc:
+            _quiet_unlink(tmp)
+            it.action, it.reason = "error", f"{exc.strerror or exc}; the source is kept"
+            continue
+        it.dest = dest
+        it.action = "present" if present else "copied"
+        dirs.add(os.path.dirname(os.path.join(root, dest)))
     try:
-        files.fsync_dirs(dirs)
+        files.settle(root, dirs)
     except files.TargetError as exc:
         return exc  # nothing is durable for sure: no source is deleted
     if move:
@@ -381,7 +431,10 @@ def _copy_part(source: str, root: str, part: list[Planned], move: bool
     return stop
 
 
-def _copy_one(source: str, root: str, it: Planned, dirs: set[str]) -> files.TargetError | None:
+def _write_tmp(source: str, root: str, it: Planned, fsync: bool
+               ) -> tuple[str | None, files.TargetError | None]:
+    """The planned file copied under a temporary name beside its destination, hashed on
+    the way: (temp path or None, the target error that stops the part or None)."""
     src = os.path.join(source, it.rel)
     final_dir = os.path.dirname(os.path.join(root, it.dest))
     try:
@@ -389,7 +442,7 @@ def _copy_one(source: str, root: str, it: Planned, dirs: set[str]) -> files.Targ
     except OSError as exc:
         err = files.target_error(exc, "creating a folder")
         it.action, it.reason = "error", f"{err}; the source is kept"
-        return err
+        return None, err
     tmp = os.path.join(final_dir, f".lbimport-{os.getpid()}-{id(it)}.part")
     try:
         h = hashlib.sha256()
@@ -410,25 +463,21 @@ def _copy_one(source: str, root: str, it: Planned, dirs: set[str]) -> files.Targ
                         raise files.target_error(exc, "writing a copy") from None
                 try:
                     fout.flush()
-                    os.fsync(fout.fileno())
+                    if fsync:
+                        os.fsync(fout.fileno())
                 except OSError as exc:
                     raise files.target_error(exc, "fsync of a copy") from None
         if h.hexdigest() != it.sha256:
             raise OSError(0, "the source changed while it was imported")
-        if files.hash_path(tmp, drop_cache=True)[0] != it.sha256:
-            raise OSError(0, "the copy read back differs from the source")
-        dest, present = files.place(root, tmp, it.dest, it.sha256)
-        it.dest = dest
-        it.action = "present" if present else "copied"
-        dirs.add(os.path.dirname(os.path.join(root, dest)))
     except files.TargetError as exc:
         _quiet_unlink(tmp)
         it.action, it.reason = "error", f"{exc}; the source is kept"
-        return exc
+        return None, exc
     except OSError as exc:
         _quiet_unlink(tmp)
         it.action, it.reason = "error", f"{exc.strerror or exc}; the source is kept"
-    return None
+        return None, None
+    return tmp, None
 
 
 def _quiet_unlink(path: str) -> None:

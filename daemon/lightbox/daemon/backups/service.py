@@ -31,9 +31,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from lightbox.common import logs, schedule
-from lightbox.common.api.backups import TARGET_FIELDS, TARGET_KEYS, budget_seconds
+from lightbox.common.api.backups import S3_KEYS, TARGET_FIELDS, TARGET_KEYS, budget_seconds
 from lightbox.common.errors import Conflict, InvalidParams, NotFound
 from lightbox.daemon.backups import files
+from lightbox.daemon.backups.s3 import SECRET_KEYS, S3Store
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
@@ -48,11 +49,15 @@ log = logs.get("backups")
 T, M, R = tables.backup_targets, tables.backup_manifest, tables.backup_runs
 P, F = tables.photos, tables.folders
 
-BATCH_FILES = 256
+BATCH_FILES = 1024
 BATCH_BYTES = 64 << 20
 LOCK_STALE = 600.0  # another host's lock not refreshed this long is taken over
 LOCK_WAIT = 600.0  # how long a run waits for another run on the same target
 LIST_LIMIT = 100  # paths listed per kind in a result
+# Photos whose bytes are backed up: indexed ones, also those the decoder could not read (a
+# file lightbox cannot show may still be someone's only copy of a new RAW format).
+BACKED_UP = ("ok", "error")
+Store = files.LocalStore | S3Store
 
 
 def _lim(items: list[Any], item: Any) -> None:
@@ -95,7 +100,7 @@ class Backups:
     @staticmethod
     def settings(row: Any) -> dict[str, Any]:
         cfg = {f.name: f.default for f in TARGET_FIELDS}
-        cfg.update(dict(row["config"] or {}))
+        cfg.update({k: v for k, v in dict(row["config"] or {}).items() if k not in S3_KEYS})
         cfg["path"] = row["path"]
         cfg["enabled"] = bool(row["enabled"])
         return cfg
@@ -124,7 +129,14 @@ class Backups:
         if cfg["verify_schedule"]:
             runs = schedule.next_runs(cfg["verify_schedule"], now, cfg["timezone"], 1)
             verify = runs[0].isoformat() if runs else None
-        return {"name": row["name"], "kind": row["kind"], **cfg,
+        s3: dict[str, Any] = {}
+        if row["kind"] == "s3":
+            raw = dict(row["config"] or {})
+            s3 = {k: raw.get(k) for k in S3_KEYS if k not in SECRET_KEYS}
+            # A secret is never shown again: only whether one is set.
+            s3["secret_access_key"] = "set" if raw.get("secret_access_key") else None
+            s3["where"] = self.store(row).where
+        return {"name": row["name"], "kind": row["kind"], **cfg, **s3,
                 "schedule_explained": (schedule.explain(cfg["schedule"])
                                        if cfg["schedule"] else None),
                 "next_runs": nxt, "next_verify": verify,
@@ -133,27 +145,49 @@ class Backups:
     async def list_targets(self) -> list[dict[str, Any]]:
         return [self.present(r) for r in await self._rows()]
 
-    async def add(self, name: str, values: dict[str, Any]) -> dict[str, Any]:
+    async def add(self, name: str, values: dict[str, Any], kind: str = "local"
+                  ) -> dict[str, Any]:
         if await self._rows(name):
             raise Conflict(f"a backup target is already named {name!r}")
-        path = admission.resolve(values["path"])
-        await self._admit(path)
         self._known_roots(values.get("roots") or [])
+        cfg = {k: values.get(k) for k in TARGET_KEYS if k not in ("path", "enabled")}
+        path: str | None = None
+        store: Store
+        if kind == "s3":
+            if not values.get("bucket"):
+                raise InvalidParams("bucket: an s3 target needs a bucket",
+                                    {"errors": {"bucket": "required"}})
+            cfg.update({k: values.get(k) for k in S3_KEYS})
+            store = S3Store(cfg, "")
+        else:
+            if not values.get("path"):
+                raise InvalidParams("path: a local target needs a folder",
+                                    {"errors": {"path": "required"}})
+            path = admission.resolve(values["path"])
+            await self._admit(path)
+            store = files.LocalStore(path, "")
+        others = await self._rows()
+        if kind == "s3" and any(r["kind"] == "s3" and self.store(r).where == store.where
+                                for r in others):
+            raise Conflict(f"{store.where} is already a target")
         marker = uuid.uuid4().hex
-        existing = await asyncio.to_thread(files.read_marker, path)
+        existing = await asyncio.to_thread(store.read_marker)
         if existing is not None and isinstance(existing.get("id"), str):
             marker = str(existing["id"])  # a target this catalog forgot: take it back
+        store.marker = marker
         try:
-            await asyncio.to_thread(files.prepare, path, name, marker)
-        except OSError as exc:
-            reason = files.target_error(exc, "preparing the folder")
-            raise InvalidParams(f"{path}: {reason}", {"reason": reason.reason,
-                                                      "errors": {"path": str(reason)}}) from None
-        cfg = {k: values[k] for k in TARGET_KEYS if k not in ("path", "enabled")}
+            await asyncio.to_thread(store.prepare, name)
+        except (OSError, files.TargetError) as exc:
+            reason = exc if isinstance(exc, files.TargetError) else \
+                files.target_error(exc, "preparing the folder")
+            field = "bucket" if kind == "s3" else "path"
+            raise InvalidParams(f"{store.where}: {reason}",
+                                {"reason": reason.reason, "errors": {field: str(reason)}}) \
+                from None
         now = utcnow()
         async with self.db.engine.begin() as conn:
             await conn.execute(T.insert().values(
-                name=name, kind="local", path=path, marker=marker, config=cfg,
+                name=name, kind=kind, path=path, marker=marker, config=cfg,
                 enabled=values["enabled"], created_at=now,
                 next_run_at=self._next(cfg.get("schedule"), cfg, now),
                 next_verify_at=self._next(cfg.get("verify_schedule"), cfg, now)))
@@ -180,7 +214,7 @@ class Backups:
                                 {"reason": refusal.reason, "errors": {"path": refusal.message}})
         others = await self._rows()
         for other in others:
-            if other["path"] == path:
+            if other["kind"] == "local" and other["path"] == path:
                 raise Conflict(f"{path} is already the target {other['name']}")
 
     def _known_roots(self, names: list[str]) -> None:
@@ -333,8 +367,15 @@ class Backups:
                             ctx.bytes, ctx.errors)
         await self._unlock(row["id"])
 
+    @staticmethod
+    def store(row: Any) -> Store:
+        """The target's folder or bucket, with the operations a run needs."""
+        if row["kind"] == "s3":
+            return S3Store(dict(row["config"] or {}), row["marker"])
+        return files.LocalStore(row["path"], row["marker"])
+
     async def _check_target(self, row: Any) -> None:
-        problem = await asyncio.to_thread(files.check, row["path"], row["marker"])
+        problem = await asyncio.to_thread(self.store(row).check)
         if problem is not None:
             raise JobFailed(str(problem), {"reason": problem.reason})
 
@@ -353,11 +394,11 @@ class Backups:
 
     async def _backup(self, ctx: JobContext, row: Any, result: dict[str, Any]) -> None:
         cfg = self.settings(row)
-        root = row["path"]
+        store = self.store(row)
         ctx.phase = "checking"
         ctx.progress()
         await self._check_target(row)
-        await asyncio.to_thread(files.clear_temp, root)
+        await asyncio.to_thread(store.clear_temp)
         sources, skipped = self._included(cfg)
         online: list[Source] = []
         for src in sources:
@@ -394,12 +435,8 @@ class Backups:
                                         files.target_rel(src.name, r.folder, r.name)))
         stop: files.TargetError | None = None
         for batch in _batches(items):
-            out = await asyncio.to_thread(files.copy_batch, root, batch)
+            out = await asyncio.to_thread(store.copy_batch, batch)
             done = [o for o in out.outcomes if o.status in ("copied", "adopted")]
-            try:
-                await asyncio.to_thread(files.fsync_dirs, out.dirs)
-            except files.TargetError as exc:
-                out.stop, done = exc, []
             if done:
                 await self._record(row["id"], done)
             for o in out.outcomes:
@@ -434,14 +471,17 @@ class Backups:
                       damaged_count=len(damaged))
         if stop is not None and stop.reason != files.DISK_FULL:
             # Gone or failing in the middle: perhaps unmounted. Say which.
-            again = await asyncio.to_thread(files.check, root, row["marker"])
+            again = await asyncio.to_thread(store.check)
             if again is not None:
                 stop = again
         if stop is None and cfg.get("retention_days") is not None:
             result["retention"] = await self._retention(row, int(cfg["retention_days"]))
         ctx.phase = "writing SHA256SUMS"
         ctx.progress()
-        if stop is None or stop.reason == files.DISK_FULL:
+        removed = int((result.get("retention") or {}).get("removed") or 0)
+        unchanged = copied + adopted + removed == 0 and await asyncio.to_thread(
+            store.sums_exist)
+        if not unchanged and (stop is None or stop.reason == files.DISK_FULL):
             try:
                 await self._write_sums(row)
             except OSError as exc:
@@ -461,7 +501,7 @@ class Backups:
         q = (sa.select(P.c.id, P.c.source_id, P.c.sha256, P.c.size, P.c.mtime_ns, P.c.inode,
                        P.c.device, P.c.name, F.c.path.label("folder"))
              .join(F, F.c.id == P.c.folder_id)
-             .where(P.c.source_id.in_(source_ids), P.c.status == "ok",
+             .where(P.c.source_id.in_(source_ids), P.c.status.in_(BACKED_UP),
                     P.c.sha256.is_not(None), ~has)
              .order_by(P.c.id))
         async with self.db.engine.connect() as conn:
@@ -488,7 +528,7 @@ class Backups:
             rows = [(r.sha256, r.path) for r in await conn.execute(
                 sa.select(M.c.sha256, M.c.path).where(M.c.target_id == row["id"])
                 .order_by(M.c.path))]
-        await asyncio.to_thread(files.write_sums, row["path"], rows)
+        await asyncio.to_thread(self.store(row).write_sums, rows)
 
     async def _check_sources(self, ctx: JobContext, row: Any, online: list[Source],
                              damaged: list[dict[str, Any]]) -> None:
@@ -499,7 +539,7 @@ class Backups:
         q = (sa.select(P.c.id, P.c.source_id, P.c.sha256, P.c.size, P.c.mtime_ns, P.c.inode,
                        P.c.device, P.c.name, F.c.path.label("folder"))
              .join(F, F.c.id == P.c.folder_id)
-             .where(P.c.source_id.in_([s.id for s in online]), P.c.status == "ok", has)
+             .where(P.c.source_id.in_([s.id for s in online]), P.c.status.in_(BACKED_UP), has)
              .order_by(P.c.id))
         async with self.db.engine.connect() as conn:
             todo = list((await conn.execute(q)).all())
@@ -543,10 +583,7 @@ class Backups:
                 M.c.orphaned_at < now - dt.timedelta(days=days)))).all())
         removed = 0
         for rid, rel in old:
-            try:
-                await asyncio.to_thread(os.unlink, os.path.join(row["path"], rel))
-            except FileNotFoundError:
-                pass
+            await asyncio.to_thread(self.store(row).delete, rel)
             async with self.db.engine.begin() as conn:
                 await conn.execute(M.delete().where(M.c.id == rid))
             removed += 1
@@ -558,7 +595,7 @@ class Backups:
 
     async def _verify(self, ctx: JobContext, row: Any, result: dict[str, Any]) -> None:
         cfg = self.settings(row)
-        root = row["path"]
+        store = self.store(row)
         ctx.phase = "checking"
         await self._check_target(row)
         every = bool(ctx.params.get("all"))
@@ -575,6 +612,7 @@ class Backups:
         deadline = None if seconds is None else time.monotonic() + seconds
         ctx.phase = "verifying"
         ctx.progress(processed=0, total=limit)
+        cursor = _VerifyOrder(self.db, row["id"], started)
         ok = 0
         missing: list[str] = []
         changed: list[str] = []
@@ -585,18 +623,12 @@ class Backups:
             if deadline is not None and time.monotonic() > deadline:
                 break
             want = min(BATCH_FILES * self.threads, limit - checked)
-            async with self.db.engine.connect() as conn:
-                batch = list((await conn.execute(
-                    sa.select(M.c.id, M.c.sha256, M.c.path, M.c.size)
-                    .where(M.c.target_id == row["id"],
-                           sa.or_(M.c.verified_at.is_(None), M.c.verified_at < started))
-                    .order_by(M.c.verified_at.is_not(None), M.c.verified_at, M.c.id)
-                    .limit(want))).all())
+            batch = await cursor.next(want)
             if not batch:
                 reached_end = True
                 break
             parts = [batch[i::self.threads] for i in range(self.threads)]
-            outs = await asyncio.gather(*(asyncio.to_thread(_verify_part, root, p)
+            outs = await asyncio.gather(*(asyncio.to_thread(_verify_part, store, p)
                                           for p in parts if p))
             now = utcnow()
             updates: dict[str, list[int]] = {"ok": [], "missing": [], "changed": []}
@@ -632,7 +664,7 @@ class Backups:
             async with self.db.engine.connect() as conn:
                 known = set((await conn.execute(sa.select(M.c.path).where(
                     M.c.target_id == row["id"]))).scalars())
-            found = await asyncio.to_thread(lambda: list(files.walk_files(root)))
+            found = await asyncio.to_thread(lambda: list(store.walk_files()))
             for rel in found:
                 if rel not in known:
                     n_extra += 1
@@ -703,7 +735,7 @@ class Backups:
         return out, lacking
 
     async def _restore(self, ctx: JobContext, row: Any, result: dict[str, Any]) -> None:
-        root = row["path"]
+        store = self.store(row)
         dest = ctx.params["dest"]
         await self._check_target(row)
         chosen, lacking = await self.restore_selection(row["id"], ctx.params)
@@ -731,14 +763,14 @@ class Backups:
                     return out
                 for src, dst, act in await asyncio.to_thread(plan):
                     counts[act] = counts.get(act, 0) + 1
-                    _lim(listed, {"from": os.path.join(root, src),
+                    _lim(listed, {"from": _join(store.where, src),
                                   "to": os.path.join(dest, dst), "action": act})
                 ctx.progress(add=len(part))
                 continue
 
             def work(p: list[tuple[str, str, str]] = part) -> list[tuple[str, str, int, str]]:
-                return [(dst, *files.restore_one(os.path.join(root, src),
-                                                 os.path.join(dest, dst), sha, overwrite))
+                return [(dst, *store.restore_one(src, os.path.join(dest, dst), sha,
+                                                 overwrite))
                         for src, dst, sha in p]
             outs = await asyncio.to_thread(work)
             nbytes = 0
@@ -785,11 +817,12 @@ class Backups:
                                                   M.c.sha256 == P.c.sha256).exists()
                     lacking = int(await conn.scalar(
                         sa.select(sa.func.count(sa.distinct(P.c.sha256))).where(
-                            P.c.source_id.in_(ids), P.c.status == "ok",
+                            P.c.source_id.in_(ids), P.c.status.in_(BACKED_UP),
                             P.c.sha256.is_not(None), ~has)) or 0)
-            problem = await asyncio.to_thread(files.check, row["path"], row["marker"])
+            problem = await asyncio.to_thread(self.store(row).check)
             out.append({
-                "name": row["name"], "path": row["path"], "enabled": bool(row["enabled"]),
+                "name": row["name"], "kind": row["kind"],
+                "path": row["path"] or self.store(row).where, "enabled": bool(row["enabled"]),
                 "online": problem is None, "problem": None if problem is None else str(problem),
                 "last_run": last["backup"], "last_verify": last["verify"],
                 "next_run": iso(row["next_run_at"]), "next_verify": iso(row["next_verify_at"]),
@@ -866,12 +899,55 @@ class Backups:
         return soonest
 
 
+class _VerifyOrder:
+    """Manifest rows least recently verified first (never verified first of all), page by
+    page with keyset positions on the (target_id, verified_at) index: no page sorts the
+    whole manifest again. Rows verified by this run get a later time and drop out."""
+
+    def __init__(self, db: Database, target_id: int, started: dt.datetime) -> None:
+        self.db = db
+        self.target_id = target_id
+        self.started = started
+        self.never = True  # first the rows never verified, by id
+        self.last: tuple[dt.datetime | None, int] = (None, 0)
+
+    async def next(self, n: int) -> list[Any]:
+        cols = (M.c.id, M.c.sha256, M.c.path, M.c.size, M.c.verified_at)
+        async with self.db.engine.connect() as conn:
+            if self.never:
+                rows = list((await conn.execute(
+                    sa.select(*cols).where(M.c.target_id == self.target_id,
+                                           M.c.verified_at.is_(None), M.c.id > self.last[1])
+                    .order_by(M.c.id).limit(n))).all())
+                if len(rows) == n:
+                    self.last = (None, rows[-1].id)
+                    return rows
+                self.never, self.last = False, (None, 0)
+                if rows:
+                    return rows
+            when, last_id = self.last
+            q = sa.select(*cols).where(M.c.target_id == self.target_id,
+                                       M.c.verified_at < self.started)
+            if when is not None:
+                q = q.where(sa.or_(M.c.verified_at > when,
+                                   sa.and_(M.c.verified_at == when, M.c.id > last_id)))
+            rows = list((await conn.execute(q.order_by(M.c.verified_at, M.c.id).limit(n)))
+                        .all())
+        if rows:
+            self.last = (rows[-1].verified_at, rows[-1].id)
+        return rows
+
+
+def _join(where: str, rel: str) -> str:
+    return where + rel if where.endswith("/") else f"{where}/{rel}"
+
+
 def _check_sources_batch(batch: list[files.CopyItem]) -> list[files.CopyOutcome | None]:
     return [files.check_source(i) for i in batch]
 
 
-def _verify_part(root: str, part: list[Any]) -> list[tuple[Any, str, int]]:
-    return [(r, *files.verify_one(root, r.path, r.sha256, r.size)) for r in part]
+def _verify_part(store: Store, part: list[Any]) -> list[tuple[Any, str, int]]:
+    return [(r, *store.verify_one(r.path, r.sha256, r.size)) for r in part]
 
 
 def _batches(items: list[files.CopyItem]) -> list[list[files.CopyItem]]:

@@ -13,21 +13,18 @@ from lightbox.daemon.rpc import Context, method
 
 
 @method("backups.add")
-async def add(ctx: Context, name: str, **values: Any) -> dict[str, Any]:
-    return await ctx.daemon.backups.add(name, values)
+async def add(ctx: Context, name: str, kind: str, **values: Any) -> dict[str, Any]:
+    return await ctx.daemon.backups.add(name, values, kind=kind)
 
 
 @method("backups.update")
-async def update(ctx: Context, target: str, **values: Any) -> dict[str, Any]:
-    # Absent parameters arrive as None; a nullable one set to null on purpose cannot be
-    # told from absent, so "null" for schedules is written as an empty string.
-    changes: dict[str, Any] = {}
-    for key in TARGET_KEYS:
-        if key in values and values[key] is not None:
-            value = values[key]
-            if key in ("schedule", "verify_schedule") and value == "":
-                value = None
-            changes[key] = value
+async def update(ctx: Context, target: str, clear: list[str] | None,
+                 **values: Any) -> dict[str, Any]:
+    # Absent parameters arrive as None (unchanged); `clear` names those set to null.
+    changes: dict[str, Any] = {k: v for k, v in values.items()
+                               if k in TARGET_KEYS and v is not None}
+    for key in clear or []:
+        changes[key] = None
     return await ctx.daemon.backups.update(target, changes)
 
 

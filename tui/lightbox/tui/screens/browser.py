@@ -69,8 +69,9 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         Binding("t", "toggle_tree", "Folder tree", show=False),
         Binding("J", "jobs", "Jobs"),
         Binding("D", "duplicates", "Duplicates"),
-        Binding("B", "database", "Database", show=False),
         Binding("comma", "settings", "Settings", show=False),
+        Binding("B", "backups", "Backups", show=False),
+        Binding("C", "database", "Catalog database", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("q", "quit", "Quit"),
     ]
@@ -521,15 +522,20 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
 
         self.app.push_screen(JobsScreen(self.folder))
 
-    def action_database(self) -> None:
-        from lightbox.tui.screens.database import DatabaseScreen
-
-        self.app.push_screen(DatabaseScreen())
-
     def action_settings(self) -> None:
         from lightbox.tui.screens.settings import SettingsScreen
 
         self.app.push_screen(SettingsScreen())
+
+    def action_backups(self) -> None:
+        from lightbox.tui.screens.backups import BackupsScreen
+
+        self.app.push_screen(BackupsScreen())
+
+    def action_database(self) -> None:
+        from lightbox.tui.screens.database import DatabaseScreen
+
+        self.app.push_screen(DatabaseScreen())
 
     def action_duplicates(self) -> None:
         from lightbox.tui.screens.duplicates import DuplicatesScreen

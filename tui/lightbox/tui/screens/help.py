@@ -46,6 +46,7 @@ def binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
 
 def sections() -> list[tuple[str, list[tuple[str, str]]]]:
     from lightbox.tui.app import LightboxApp
+    from lightbox.tui.screens.backups import BackupsScreen
     from lightbox.tui.screens.browser import BrowserScreen
     from lightbox.tui.screens.database import DatabaseScreen
     from lightbox.tui.screens.duplicates import DuplicatesScreen
@@ -70,11 +71,12 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("Preview", binding_rows(PreviewScreen.BINDINGS)),
         ("Jobs", binding_rows(JobsScreen.BINDINGS)),
         ("Duplicates", binding_rows(DuplicatesScreen.BINDINGS)),
-        ("Database", [*binding_rows(DatabaseScreen.BINDINGS),
-                      ("Enter", "Test the URL typed")]),
         ("Settings", [*binding_rows(SettingsScreen.BINDINGS),
                       ("Tab Shift-Tab", "Next / previous field"),
                       ("Space / Enter", "Toggle a switch / open a choice")]),
+        ("Backups", binding_rows(BackupsScreen.BINDINGS)),
+        ("Database", [*binding_rows(DatabaseScreen.BINDINGS),
+                      ("Enter", "Test the URL typed")]),
     ]
 
 
