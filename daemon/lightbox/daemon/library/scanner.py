@@ -34,7 +34,8 @@ from lightbox.common import logs
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
-from lightbox.daemon.library import ignore, plan, vanish
+from lightbox.daemon.library import ignore as policy
+from lightbox.daemon.library import plan, vanish
 from lightbox.daemon.library.changes import ChangeFeed
 from lightbox.daemon.library.listing import FileEntry, Listing, ignored, list_many
 from lightbox.daemon.library.sources import Source, Sources
@@ -98,6 +99,7 @@ class Scanner:
         self.writer = writer
         self.changes = changes
         self.wake_indexer = wake_indexer
+        self._passes: dict[int, asyncio.Lock] = {}
         self.ignore: dict[int, tuple[str, ...]] = {}  # roots.<id>.ignore
 
     async def apply(self, changes: dict[str, Any]) -> None:
@@ -130,7 +132,7 @@ class Scanner:
         """A rename seen by the watcher: move the photo's row. False when there is no row to
         move (the old name was never indexed) or the new file is not there."""
         src_folder, dst_folder = paths.parent(src_rel) or "", paths.parent(dst_rel) or ""
-        if ignore.ignored_path(dst_rel) or any(
+        if policy.ignored_path(dst_rel) or any(
                 ignored(part, self.ignore.get(source.id, ())) for part in dst_rel.split("/")):
             return False
         try:
@@ -173,12 +175,25 @@ class Scanner:
 
         ``confirm``: a full pass, whose end marks vanished photos missing and removes those
         a previous pass already found missing. Watcher passes (``confirm=False``) mark
-        missing at once and never remove.
+        missing and never remove.
+
+        One pass per root at a time: a pass carries what it found gone from batch to batch
+        until its end, and a second pass over the same root (a resumed scan job beside the
+        start-up one, a watcher pass) would act on rows the first had moved meanwhile.
         """
+        async with self._passes.setdefault(source.id, asyncio.Lock()):
+            return await self._scan(source, start, recursive=recursive, full=full,
+                                    confirm=confirm, exclude=exclude, progress=progress)
+
+    async def _scan(self, source: Source, start: str, *, recursive: bool, full: bool,
+                    confirm: bool, exclude: frozenset[str],
+                    progress: Callable[[ScanReport], None] | None) -> ScanReport:
         report = ScanReport()
-        if ignore.ignored_folder_path(start):
+        patterns = self.ignore.get(source.id, ())
+        if policy.ignored_folder_path(start) or (start and any(
+                ignored(part, patterns) for part in start.split("/"))):
             report.problem(f"{paths.join(source.path, start)} is an ignored folder (hidden, "
-                           "NAS or OS metadata): not scanned")
+                           "NAS or OS metadata, or the root's ignore patterns): not scanned")
             return report
         await self.ensure_online(source)
         pass_started = utcnow()
@@ -386,6 +401,16 @@ class Scanner:
                         P.c.id, P.c.folder_id, P.c.name, P.c.status, P.c.missing_since)
                         .where(P.c.folder_id.in_(lost_ids[chunk_start:chunk_start + 500])))).all()
             live = {r.id: r for r in gone_rows if r.status != "missing"}
+            # Rows found gone in earlier batches may have moved since (a watcher move
+            # between two batches): only those still where the pass missed them vanish.
+            ids = sorted(live)
+            still: set[int] = set()
+            for chunk in range(0, len(ids), 500):
+                still.update(pid for pid, fid in await conn.execute(sa.select(
+                    P.c.id, P.c.folder_id).where(P.c.id.in_(ids[chunk:chunk + 500]),
+                                                 P.c.status != "missing"))
+                    if fid == live[pid].folder_id)
+            live = {pid: r for pid, r in live.items() if pid in still}
             covered = {mapping[rel].id for rel in listed if rel in mapping}
             covered.update(info.id for _, info in lost_folders)
             # A photo seen again by this pass is no longer suspect: the guard needs to hear
