@@ -10,6 +10,9 @@ sequential calls, ``limit=200``, sorted by name), for words of every kind a pers
   place (~25,000); ``month``: ``2016-03`` (in folder paths: ~5,500); ``lens``: ``nikkor``
   (~170,000); ``camera``: ``canon`` (~170,000); ``none``: a word nothing contains.
 
+Also the daemon's CPU per call (its threads' schedstat: independent of the load, unlike
+latency on a shared machine) beside the raw replay's CPU.
+
 Baseline, same run (SQLite only): the statements the daemon runs for the same request,
 captured from SQLAlchemy, replayed with the stdlib ``sqlite3`` module; and the query as it
 was before the text index: the LIKE conditions alone (``--no-index`` shows that figure for
@@ -59,6 +62,19 @@ def word_for(kind: str, rng: random.Random) -> str:
     if kind == "camera":
         return rng.choice(("canon", "nikon", "iphone", "fujifilm"))
     return f"zq{n}x"
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time the process's threads have run, in ns (schedstat): what a request costs
+    the daemon whatever the load, unlike its latency, which includes waiting for a CPU."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended meanwhile
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
@@ -118,7 +134,17 @@ def main() -> None:
     daemon = Daemon(data / "d", config=config).start(timeout=600)
     rpc = cq.Rpc(daemon.endpoint)
     results: dict[str, dict[str, list[float]]] = {
-        k: {"p50": [], "p99": [], "raw50": []} for k in KINDS}
+        k: {"p50": [], "p99": [], "raw50": [], "cpu": [], "rawcpu": []} for k in KINDS}
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
+    # What the daemon does right after ready (roll-ups, the start-up scan, workers coming
+    # up) is not what a search costs: wait until it is idle (under 5% of a CPU for 1 s).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        c0 = cpu_ns(pid)
+        time.sleep(1.0)
+        if cpu_ns(pid) - c0 < 50_000_000:
+            break
     every: list[list[float]] = []
     matched: dict[str, int] = {}
     try:
@@ -131,11 +157,13 @@ def main() -> None:
             round_all: list[float] = []
             for k in KINDS:
                 lat = []
+                c0 = cpu_ns(pid)
                 for w in words[k]:
                     t0 = time.perf_counter()
                     doc = rpc.call("photos.search", {"text": w, "limit": 200}, timeout=120)
                     lat.append(time.perf_counter() - t0)
                     matched[k] = max(matched.get(k, 0), len(doc["photos"]))
+                results[k]["cpu"].append((cpu_ns(pid) - c0) / len(words[k]) / 1e6)
                 round_all += lat
                 print(f"  {k}: p50 {pct(lat, 0.5):.2f} ms, p99 {pct(lat, 0.99):.2f} ms",
                       file=sys.stderr, flush=True)
@@ -143,8 +171,12 @@ def main() -> None:
                 results[k]["p99"].append(pct(lat, 0.99))
                 if k in baseline:
                     raw_lat = []
+                    c0 = time.process_time_ns()
                     for stmts in baseline[k]:
                         raw_lat += cq.raw(db_path, stmts, 3)  # type: ignore[arg-type]
+                    # cq.raw runs each statement list 20 times to warm up, then 3 timed
+                    results[k]["rawcpu"].append(
+                        (time.process_time_ns() - c0) / (23 * len(baseline[k])) / 1e6)
                     results[k]["raw50"].append(pct(raw_lat, 0.5))
             every.append(round_all)
     finally:
@@ -158,13 +190,16 @@ def main() -> None:
           f"{args.rounds} rounds (medians of rounds, min-max); {os.cpu_count()} CPUs; "
           f"load {os.getloadavg()[0]:.1f}" + (" ; during a scan" if args.during_scan else ""))
     print()
-    print("| kind | example | p50 ms | p99 ms | raw SQL p50 ms | page |")
-    print("|---|---|---|---|---|---|")
+    print("| kind | example | p50 ms | p99 ms | raw SQL p50 ms | daemon CPU ms/call | "
+          "raw SQL CPU ms | page |")
+    print("|---|---|---|---|---|---|---|---|")
     for k in KINDS:
         r = results[k]
         raw50 = f"{med(r['raw50']):.2f}" if r["raw50"] else "-"
+        rawcpu = f"{med(r['rawcpu']):.2f}" if r["rawcpu"] else "-"
         print(f"| {k} | `{words[k][0]}` | {med(r['p50']):.2f} ({min(r['p50']):.2f}-"
-              f"{max(r['p50']):.2f}) | {med(r['p99']):.2f} | {raw50} | {matched[k]} |")
+              f"{max(r['p50']):.2f}) | {med(r['p99']):.2f} | {raw50} | {med(r['cpu']):.2f} | "
+              f"{rawcpu} | {matched[k]} |")
     p50s = [pct(x, 0.5) for x in every]
     p99s = [pct(x, 0.99) for x in every]
     print(f"| all | | {med(p50s):.2f} ({min(p50s):.2f}-{max(p50s):.2f}) | "

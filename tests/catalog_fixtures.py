@@ -120,6 +120,9 @@ class CatalogBuilder:
         self.folders: dict[int, _Folder] = {}
         self.by_path: dict[tuple[int, str], int] = {}
         self.source_paths: dict[int, str] = {}
+        # Columns of the photos table when the catalog stops at an older revision (a bulk
+        # load before later migrations add columns that ``tables.photos`` already has).
+        self.photo_columns: list[str] | None = None
 
     @classmethod
     async def open(cls, url: str, revision: str | None = None) -> CatalogBuilder:
@@ -133,11 +136,18 @@ class CatalogBuilder:
 
             db._engine = make_engine(url)
             await db.migrate(revision)
+            async with db.engine.connect() as conn:
+                names = await conn.run_sync(lambda c: [
+                    col["name"] for col in sa.inspect(c).get_columns("photos")])
+            builder = cls(db)
+            builder.photo_columns = names
+            return builder
         return cls(db)
 
     async def upgrade(self) -> None:
         """Migrate to the head revision (after ``open(url, revision)``)."""
         await self.db.migrate("head")
+        self.photo_columns = None
 
     async def close(self) -> None:
         await self.db.stop()
@@ -213,9 +223,15 @@ class CatalogBuilder:
                       chunk: int = 5000) -> None:
         if not rows:
             return
+        target: Any = table
+        if table is P and self.photo_columns is not None:
+            # Only the columns this revision has, and no Python-side defaults for the rest.
+            have = set(self.photo_columns)
+            target = sa.table("photos", *(sa.column(c) for c in rows[0] if c in have))
+            rows = [{k: v for k, v in r.items() if k in have} for r in rows]
         async with self.engine.begin() as conn:
             for start in range(0, len(rows), chunk):
-                await conn.execute(table.insert(), rows[start:start + chunk])
+                await conn.execute(target.insert(), rows[start:start + chunk])
 
     async def finish(self) -> None:
         """Folder counters from what was inserted; sequences past the explicit ids."""

@@ -44,3 +44,18 @@ def wait(d: DaemonProcess, job: int, timeout: float = 120.0) -> dict[str, Any]:
 def photos(d: DaemonProcess, status: str = "any") -> list[dict[str, Any]]:
     out: dict[str, Any] = d.call("photos.search", {"status": status, "limit": 1000})
     return list(out["photos"])
+
+
+def settled(d: DaemonProcess, timeout: float = 120.0) -> list[dict[str, Any]]:
+    """Every photo once none is pending: a read the machine failed (a loaded moto dropping a
+    connection) is retried by the indexer after the sync job ended, as for local roots."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        everything = photos(d, "any")
+        if not any(p["status"] == "pending" for p in everything):
+            return everything
+        if time.monotonic() > deadline:
+            raise AssertionError(f"photos still pending after {timeout} s: {everything}")
+        time.sleep(0.3)

@@ -498,3 +498,26 @@ def test_retention_removes_only_copies_of_photos_gone_long_enough(lib: Any) -> N
     third = backup(d)
     assert "retention" not in third["result"]
     assert len(target_files(target)) == 5
+
+
+def test_a_target_unmounted_mid_run_fails_it_writing_nothing_elsewhere(
+        make_daemon: Any, tmp_path: Path, tmpfs: Any) -> None:
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    root = tmp_path / "photos"
+    photos(root, 100, size=500)
+    d.call("roots.add", {"path": str(root), "name": "photos", "scan": False})
+    scan(d)
+    target = tmpfs(tmp_path / "usb", "64m")
+    d.call("backups.add", {"name": "usb", "path": str(target)})
+    job = d.call("backups.run", {"target": "usb"})["job"]
+    tmp = target / ".lightbox-tmp"
+    deadline = time.monotonic() + 60
+    while not any(tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    subprocess.run(["umount", "-l", str(target)], check=True)
+    done = wait(d, job)
+    assert done["state"] == "failed", done
+    assert done["result"] is not None, (done, d.log())
+    assert done["result"]["reason"] == "target_missing", done
+    assert list(target.iterdir()) == []  # the mount point: nothing was created there
+    assert rows(d, "SELECT count(*) FROM backup_manifest")[0][0] == done["result"]["copied"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lbtest import DaemonProcess
+from lbtest import DaemonProcess, run_cli
 from s3env import ACCESS_KEY, REGION, SECRET_KEY, S3Env
 
 from lightbox.daemon.media.samples import make_photo, save_jpeg
@@ -152,3 +152,18 @@ def test_a_bucket_that_is_not_the_target_or_fails_mid_run(cloud: Any) -> None:
     ok = backup(d)
     assert ok["state"] == "succeeded" and ok["result"]["copied"] == 3, ok["result"]
     assert len(s3.keys(bucket, "lightbox/photos/")) == 5
+
+
+def test_the_command_line_adds_a_bucket_without_the_secret_on_it(cloud: Any) -> None:
+    d, _, s3, bucket = cloud
+    env = {"LIGHTBOX_DATA_DIR": str(d.data_dir)}
+    r = run_cli("backup", "add", "cloud2", f"s3://{bucket}/second", "--endpoint-url",
+                s3.endpoint, "--region", REGION, "--access-key-id", ACCESS_KEY,
+                "--secret-key-file", "-", "--schedule", "none", env=env,
+                input=SECRET_KEY.encode() + b"\n")
+    assert r.returncode == 0, r.stderr
+    assert f"s3://{bucket}/second/" in r.stdout and "schedule: manual" in r.stdout
+    assert SECRET_KEY not in r.stdout + r.stderr
+    r = run_cli("backup", "run", "cloud2", "--wait", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(s3.keys(bucket, "second/photos/")) == 5

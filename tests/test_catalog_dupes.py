@@ -385,3 +385,34 @@ async def test_photos_indexed_later_update_the_groupings_without_regrouping(
 
 def tables_photos() -> sa.Table:
     return tables.photos
+
+
+def test_hex_prefixes_are_the_first_64_bits_of_each_sha256() -> None:
+    shas = [sha_of(i) for i in range(50)] + ["F" * 64, "0" * 64]
+    got = dupes.hex_prefixes([s[:16].encode() for s in shas])
+    assert got.tolist() == [int(s[:16], 16) for s in shas]
+    with pytest.raises(ValueError, match="hexadecimal"):
+        dupes.hex_prefixes([b"not hexadecimal!"])
+
+
+async def test_a_large_sqlite_catalog_is_read_and_grouped_in_the_workers_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first near grouping of a large SQLite catalog reads the file in its own process
+    (stdlib driver, sha256 prefixes): the same groups, exact-copy counts and keys as
+    reading every row through the daemon's driver."""
+    b, ids = await _near_catalog(f"sqlite+aiosqlite:///{tmp_path}/catalog.db")
+    try:
+        async with b.engine.connect() as conn:
+            assert dupes.sqlite_file(conn) == str(tmp_path / "catalog.db")
+            monkeypatch.setattr(dupes, "PROCESS_ABOVE", 1)
+            assert await dupes._big(conn)
+            via_file, state = await dupes.build_near(conn, 6)
+            monkeypatch.setattr(dupes, "sqlite_file", lambda conn: None)
+            via_driver, state2 = await dupes.build_near(conn, 6)
+        assert [(g.reps, g.counts, g.key) for g in via_file.groups] == \
+            [(g.reps, g.counts, g.key) for g in via_driver.groups]
+        assert via_file.groups and via_file.contents == via_driver.contents
+        assert sorted(state.reps.tolist()) == sorted(state2.reps.tolist())
+        assert f"near-{ids['n1']}" in {g.key for g in via_file.groups}
+    finally:
+        await b.close()

@@ -442,3 +442,15 @@ async def test_trimmed_photos_are_the_full_ones_trimmed(cat: Any) -> None:
         assert doc["photos"] == [{k: p[k] for k in ("id", *fields)} for p in full["photos"]]
     every = await run(b, queries.list_folder, folder=w["trip"], fields=list(PHOTO_FIELDS))
     assert every["photos"] == full["photos"]
+    # The same through a search (its pages merged from streams when sorted by name), whose
+    # rows hold only the columns the fields are made from.
+    grid = ("id", "name", "thumbs", "taken_at", "width", "height", "orientation", "status")
+    assert len(queries.photo_columns(grid)) < len(queries.PHOTO_COLUMNS) / 2
+    for sort in ("name", "taken"):
+        found = await run(b, queries.search, text="trip", sort=sort, status="any")
+        assert len(found["photos"]) > 3
+        for fields in ([f] for f in PHOTO_FIELDS):
+            doc = await run(b, queries.search, text="trip", sort=sort, status="any",
+                            fields=fields)
+            assert doc["photos"] == [{k: p[k] for k in ("id", *fields)}
+                                     for p in found["photos"]], (sort, fields)

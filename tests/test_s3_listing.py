@@ -197,3 +197,12 @@ def test_download_resumes_after_a_reset_and_refuses_a_changed_object(s3: S3Env) 
     with pytest.raises(Refused):
         download(loc, io.BytesIO())
     forget_clients()
+
+
+def test_keys_as_s3_encodes_them() -> None:
+    """EncodingType=url: ``+`` is a space, %2B a plus; bytes that are not UTF-8 are no name."""
+    from lightbox.daemon.kinds.s3 import _decode_key
+
+    assert _decode_key("a+b%2Bc%20d.jpg") == "a b+c d.jpg"
+    assert _decode_key("%C3%BC/%E2%82%AC.jpg") == "ü/€.jpg"
+    assert _decode_key("bad%FF%FE.jpg") is None

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from lbtest import DaemonProcess
-from s3daemon import CORPUS_JPEGS, add_bucket, photos, sync, wait
+from s3daemon import CORPUS_JPEGS, add_bucket, photos, settled, sync, wait
 from s3env import SECRET_KEY, S3Env, free_port
 
 pytestmark = pytest.mark.skipif(not CORPUS_JPEGS, reason="the image corpus is not there")
@@ -39,6 +39,7 @@ def test_originals_streamed_and_presigned_and_duplicates_with_a_root(
     wait(d, d.call("roots.add", {"path": str(root)})["job"])
     add_bucket(d, s3, bucket)
     assert sync(d)["state"] == "succeeded"
+    settled(d)
     bucket_photos = [p for p in photos(d) if p["name"] != "local-copy.jpg"]
     assert len(bucket_photos) == 3
     # Streamed through the daemon in chunks, bytes and sha256 right.
@@ -106,7 +107,7 @@ def test_errors_a_user_can_act_on_change_nothing(make_daemon: Any, s3: S3Env) ->
     d: DaemonProcess = make_daemon()
     add_bucket(d, s3, bucket)
     assert sync(d)["state"] == "succeeded"
-    before = {p["id"]: p["status"] for p in photos(d, "any")}
+    before = {p["id"]: p["status"] for p in settled(d)}
     assert len(before) == 60
     s3.proxy.inject("status", list_objects=True, status=403, code="SignatureDoesNotMatch")
     job = sync(d)
@@ -139,7 +140,7 @@ def test_object_reads_are_retried_honouring_retry_after(make_daemon: Any, s3: S3
     d: DaemonProcess = make_daemon()
     add_bucket(d, s3, bucket)
     assert sync(d)["state"] == "succeeded"
-    assert all(p["status"] == "ok" for p in photos(d, "any"))
+    assert all(p["status"] == "ok" for p in settled(d))
     log = [r for r in s3.proxy.log() if r.key == key and r.method == "GET"]
     assert [r.status for r in log][:2] in ([503, 200], [503, 206]), [r.status for r in log]
 
@@ -166,7 +167,7 @@ def test_sigkill_during_a_sync_loses_nothing_and_reads_nothing_twice(
     d.start()
     finished = wait(d, job, 180)
     assert finished["state"] == "succeeded", finished
-    everything = photos(d, "any")
+    everything = settled(d)
     assert len(everything) == 40 and all(p["status"] == "ok" for p in everything)
     assert len({p["name"] for p in everything}) == 40
     # What was written before the kill was not downloaded again.
@@ -201,7 +202,7 @@ def test_a_bucket_syncs_on_its_interval_by_itself(make_daemon: Any, s3: S3Env) -
             break
         assert time.monotonic() < deadline, jobs
         time.sleep(0.5)
-    assert len(photos(d)) == 2
+    assert sum(p["status"] == "ok" for p in settled(d)) == 2
     # New objects arrive by themselves on the next scheduled sync.
     s3.put(bucket, "late/arrival.jpg", CORPUS_JPEGS[3].read_bytes())
     deadline = time.monotonic() + 90
@@ -274,3 +275,81 @@ def test_sigterm_during_a_long_listing_stops_at_once_and_resumes(make_daemon: An
     done = wait(d, job, 120)
     assert done["state"] == "succeeded" and done["result"]["listed"] == 30, done
     assert len(photos(d, "any")) == 30
+
+
+def test_a_presigned_url_never_outlives_temporary_credentials(make_daemon: Any, s3: S3Env,
+                                                              tmp_path: Path) -> None:
+    """Credentials from a ``credential_process`` that expire in 20 minutes: a URL asked for
+    a week is valid for at most those 20 minutes."""
+    import datetime as dt
+    import json
+    import sys
+
+    bucket, _ = _bucket(s3, 1)
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    script = tmp_path / "creds.py"
+    script.write_text("import json\nprint(json.dumps(" + json.dumps({
+        "Version": 1, "AccessKeyId": "ASIATEMPORARY", "SecretAccessKey": "temp-secret",
+        "SessionToken": "token", "Expiration": expires}) + "))\n")
+    config = tmp_path / "config"
+    config.write_text(f"[profile temp]\ncredential_process = {sys.executable} {script}\n")
+    d: DaemonProcess = make_daemon(env={"AWS_CONFIG_FILE": str(config),
+                                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")})
+    d.call("sources.add", {"kind": "s3", "name": "temp", "endpoint": s3.endpoint,
+                           "bucket": bucket, "addressing_style": "path",
+                           "credentials_profile": "temp", "sync": False})
+    assert sync(d, "temp")["state"] == "succeeded"
+    photo = settled(d)[0]
+    signed = d.call("photos.original", {"id": photo["id"], "presign": True,
+                                        "expires": 7 * 86400})
+    assert 0 < signed["expires_in"] <= 20 * 60, signed
+    assert "ASIATEMPORARY" in signed["url"]
+
+
+def test_an_overwritten_object_is_read_again_and_thumbnails_are_made_on_demand(
+        make_daemon: Any, s3: S3Env) -> None:
+    bucket, objects = _bucket(s3, 2)
+    d: DaemonProcess = make_daemon()
+    add_bucket(d, s3, bucket)
+    assert sync(d)["state"] == "succeeded"
+    key = next(iter(objects))
+    photo = next(p for p in settled(d) if key.endswith(p["name"]))
+    # Overwritten behind the catalog's back: serving it is refused (If-Match), and the
+    # photo is read again under the object's new ETag without waiting for a sync.
+    new = CORPUS_JPEGS[7].read_bytes()
+    s3.put(bucket, key, new)
+    from lightbox.common.errors import NotFound
+    with d.client() as c, pytest.raises(NotFound) as info:
+        c.call("photos.original", {"id": photo["id"]})
+    assert info.value.data["reason"] == "changed"
+    want = hashlib.sha256(new).hexdigest()
+    deadline = time.monotonic() + 60
+    while True:
+        got = d.call("photos.get", {"id": photo["id"]})
+        if got["status"] == "ok" and got["sha256"] == want:
+            break
+        assert time.monotonic() < deadline, got
+        time.sleep(0.3)
+    # A thumbnail deleted from the cache is made again from the bucket.
+    other = next(p for p in photos(d) if p["id"] != photo["id"])
+    cached = [f for f in d.data_dir.rglob(f"{other['sha256']}*") if "grid" in str(f)]
+    assert cached, "the grid thumbnail was not where the test looks"
+    for f in cached:
+        f.unlink()
+    thumb = d.call("photos.thumbnail", {"id": other["id"], "size": "grid"})
+    assert thumb["bytes"] > 0 and thumb["data"][:2] == b"\xff\xd8"
+
+
+def test_a_bucket_without_credentials_uses_the_library_wide_ones(make_daemon: Any,
+                                                                 s3: S3Env) -> None:
+    bucket, _ = _bucket(s3, 1)
+    d: DaemonProcess = make_daemon(env={"LIGHTBOX_S3_ACCESS_KEY_ID": "AKIDLIBRARYWIDE",
+                                        "LIGHTBOX_S3_SECRET_ACCESS_KEY": "wide-secret"})
+    d.call("sources.add", {"kind": "s3", "name": "plain", "endpoint": s3.endpoint,
+                           "bucket": bucket, "addressing_style": "path", "sync": False})
+    s3.proxy.reset_log()
+    assert sync(d, "plain")["state"] == "succeeded"
+    signed = [r.headers.get("authorization", "") for r in s3.proxy.log() if r.key]
+    assert signed and all("Credential=AKIDLIBRARYWIDE/" in a for a in signed)
+    assert "wide-secret" not in d.log()

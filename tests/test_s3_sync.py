@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from lbtest import DaemonProcess
-from s3daemon import CORPUS_JPEGS, add_bucket, photos, sync
+from s3daemon import CORPUS_JPEGS, add_bucket, photos, settled, sync
 from s3env import SECRET_KEY, S3Env
 
 pytestmark = pytest.mark.skipif(not CORPUS_JPEGS, reason="the image corpus is not there")
@@ -50,7 +50,7 @@ def test_full_sync_catalogs_folders_photos_and_non_images(bucket_daemon: Any) ->
     assert job["state"] == "succeeded", job
     result = job["result"]
     assert result["complete"] and result["new"] == len(objects) and result["missing"] == 0
-    everything = {p["name"]: p for p in photos(d)}
+    everything = {p["name"]: p for p in settled(d)}
     assert len(everything) == len(objects)
     ok = [p for p in everything.values() if p["status"] == "ok"]
     assert len(ok) == 9 and all(p["sha256"] and p["width"] for p in ok)
@@ -94,7 +94,7 @@ def test_unchanged_resync_is_list_requests_only_then_incremental(bucket_daemon: 
     assert inc["state"] == "succeeded", inc
     r = inc["result"]
     assert (r["new"], r["changed"], r["missing"]) == (1, 1, 1)
-    by_name = {p["name"]: p for p in photos(d, "any")}
+    by_name = {p["name"]: p for p in settled(d)}
     assert by_name["one.jpg"]["status"] == "ok"
     import hashlib
     assert by_name[first.name]["sha256"] == hashlib.sha256(
@@ -120,7 +120,7 @@ def test_listing_faults_delete_nothing_and_the_next_sync_completes(
     d: DaemonProcess = make_daemon()
     add_bucket(d, s3, bucket, page_size=7)
     assert sync(d)["state"] == "succeeded"
-    before = {p["id"]: p["status"] for p in photos(d, "any")}
+    before = {p["id"]: p["status"] for p in settled(d)}
     assert len(before) == 20
     for fault, reason in FAULTS:
         # 7 keys a page: the fault hits the second page (the empty listing the first).
@@ -134,3 +134,26 @@ def test_listing_faults_delete_nothing_and_the_next_sync_completes(
         s3.proxy.clear()
         done = sync(d)
         assert done["state"] == "succeeded" and done["result"]["missing"] == 0, (fault, done)
+
+
+@pytest.mark.parametrize("engine", ["pg_scratch_url", "mysql_scratch_url"])
+def test_bucket_sync_on_server_databases(request: pytest.FixtureRequest, engine: str,
+                                         make_daemon: Any, s3: S3Env) -> None:
+    """The same sync on PostgreSQL and MariaDB: ETags, secrets, JSON config, timestamps."""
+    url = request.getfixturevalue(engine)
+    bucket = s3.make_bucket()
+    for i in range(3):
+        s3.put(bucket, f"x/{i}.jpg", CORPUS_JPEGS[i].read_bytes())
+    d: DaemonProcess = make_daemon(args=["--database", url])
+    add_bucket(d, s3, bucket)
+    assert sync(d)["state"] == "succeeded"
+    assert sum(p["status"] == "ok" for p in settled(d)) == 3
+    s3.put(bucket, "x/0.jpg", CORPUS_JPEGS[5].read_bytes())
+    s3.delete(bucket, "x/1.jpg")
+    r = sync(d)["result"]
+    assert (r["changed"], r["missing"]) == (1, 1), r
+    assert sync(d)["result"]["removed"] == 1
+    d.call("sources.set_secret", {"source": "cloud", "value": SECRET_KEY})
+    src = d.call("sources.get", {"source": "cloud"})["source"]
+    assert src["secrets"]["secret_access_key"]["set"] and src["config"]["bucket"] == bucket
+    assert src["scanned_at"]

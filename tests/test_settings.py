@@ -201,6 +201,9 @@ def test_worker_count_resizes_the_pool(daemon: DaemonProcess) -> None:
     assert reply["applied"] == ["workers.processes"] and reply["restart"] == []
     wait_until(lambda: _pool(daemon)["alive"] == 1 and len(_pool(daemon)["pids"]) == 1, 60,
                "one worker")
+    memory = daemon.call("settings.set", {"patch": {"workers.memory_mb": 1024}})
+    assert memory["workers"] == ["workers.memory_mb"] and memory["applied"] == []
+    assert "new ones" in memory["notes"]["workers.memory_mb"]
     daemon.call("settings.set", {"patch": {"workers.processes": 3}})
     pool = wait_until(lambda: (p := _pool(daemon))["alive"] == 3 and p, 60, "three workers")
     assert pool["processes"] == 3 and len(set(pool["pids"])) == 3
@@ -240,21 +243,46 @@ def test_new_thumbnail_size_for_later_thumbnails(daemon: DaemonProcess) -> None:
 
 
 def test_restart_setting_waits_for_a_restart(daemon: DaemonProcess) -> None:
-    reply = daemon.call("settings.set", {"patch": {"library.watch": False,
+    reply = daemon.call("settings.set", {"patch": {"library.max_watches": 5000,
                                                    "log.level": "debug"}})
-    assert reply["restart"] == ["library.watch"] and reply["applied"] == ["log.level"]
-    got = value(daemon, "library.watch")
-    assert got["value"] is False and got["pending_restart"] is True
-    assert daemon.call("system.status")["components"]["watcher"]["enabled"] is True
+    assert reply["restart"] == ["library.max_watches"] and reply["applied"] == ["log.level"]
+    got = value(daemon, "library.max_watches")
+    assert got["value"] == 5000 and got["pending_restart"] is True
     assert daemon.call("system.status")["components"]["settings"]["pending_restart"] == [
-        "library.watch"]
+        "library.max_watches"]
     daemon.call("settings.get")  # logged at debug level now: the level applied at once
     wait_until(lambda: "debug" in daemon.log() and "request served" in daemon.log(), 30,
                "debug records")
     daemon.stop()
     daemon.start()
-    assert value(daemon, "library.watch")["pending_restart"] is False
-    assert daemon.call("system.status")["components"]["watcher"]["enabled"] is False
+    assert value(daemon, "library.max_watches")["pending_restart"] is False
+    assert daemon.call("system.status")["components"]["settings"]["pending_restart"] == []
+
+
+def test_watching_turned_off_and_on_live(daemon: DaemonProcess) -> None:
+    folder = _photos_dir(8)
+    add_root(daemon, folder)
+    daemon.call("settings.set", {"patch": {"library.debounce": 0.1}})
+
+    def watcher() -> dict[str, Any]:
+        w: dict[str, Any] = daemon.call("system.status")["components"]["watcher"]
+        return w
+
+    def photos() -> int:
+        return int(daemon.call("roots.list")["roots"][0]["photos"])
+
+    wait_until(lambda: watcher()["watching"], 60, "watching")
+    reply = daemon.call("settings.set", {"patch": {"library.watch": False}})
+    assert reply["applied"] == ["library.watch"]
+    assert watcher()["enabled"] is False and watcher()["watching"] == []
+    save_jpeg(make_photo(640, 480, 88), folder / "while-off.jpg")
+    time.sleep(3)  # nobody watches: the file stays unseen
+    assert photos() == 1
+    daemon.call("settings.set", {"patch": {"library.watch": True}})
+    wait_until(lambda: watcher()["watching"], 30, "watching again")
+    wait_until(lambda: photos() == 2, 60, "the pass over the root finds what changed")
+    save_jpeg(make_photo(640, 480, 89), folder / "after.jpg")
+    wait_until(lambda: photos() == 3, 60, "live again")
 
 
 def test_two_clients_at_once_lose_nothing_and_if_revision_has_one_winner(
@@ -405,13 +433,14 @@ def test_two_daemons_sharing_a_catalog_converge(make_daemon: Any) -> None:
 
 def test_cli_settings_typed_errors_exit_2_and_json(daemon: DaemonProcess) -> None:
     s = ["--socket", daemon.endpoint]
-    r = run_cli(*s, "settings", "set", "library.debounce=0.5", "library.watch=off",
-                "jobs.concurrency=4")
+    r = run_cli(*s, "settings", "set", "library.debounce=0.5", "library.max_watches=1_000",
+                "library.watch=off", "jobs.concurrency=4")
     assert r.returncode == 0, r.stderr
-    assert "library.watch: stored; takes effect when the daemon restarts" in r.stdout
-    got = daemon.call("settings.get", {"keys": ["library.debounce", "library.watch",
-                                                "jobs.concurrency"]})["settings"]
-    assert [got[k]["value"] for k in got] == [0.5, False, 4]  # typed by the schema
+    assert "library.max_watches: stored; takes effect when the daemon restarts" in r.stdout
+    got = daemon.call("settings.get", {"keys": ["library.debounce", "library.max_watches",
+                                                "library.watch", "jobs.concurrency"]})
+    got = got["settings"]
+    assert [got[k]["value"] for k in got] == [0.5, 1000, False, 4]  # typed by the schema
     r = run_cli(*s, "settings", "set", "library.debounce=abc", "jobs.concurrency=99",
                 "nope=1")
     assert r.returncode == 2
@@ -434,8 +463,8 @@ def test_cli_settings_typed_errors_exit_2_and_json(daemon: DaemonProcess) -> Non
     r = run_cli(*s, "settings", "revert", str(rev))
     assert r.returncode == 0, r.stderr
     assert value(daemon, "jobs.concurrency")["value"] == 2
-    r = run_cli(*s, "settings", "reset", "library.watch")
-    assert r.returncode == 0 and value(daemon, "library.watch")["origin"] == "default"
+    r = run_cli(*s, "settings", "reset", "library.max_watches")
+    assert r.returncode == 0 and value(daemon, "library.max_watches")["origin"] == "default"
     assert SECRET not in daemon.log()
 
 
@@ -457,8 +486,6 @@ def test_per_root_ignore_and_reconcile_interval(daemon: DaemonProcess) -> None:
     job = daemon.call("library.scan", {"root": rid})["job"]
     daemon.call("jobs.wait", {"id": job, "timeout": 120}, timeout=130)
     wait_until(lambda: names() == {"p5-0.jpg", "p5-1.jpg"}, 60, "ignored names gone")
-    status = daemon.call("system.status")["components"]["reconcile"]
-    assert status["interval"] == 3600
     # Patterns off again: the next pass finds them.
     daemon.call("settings.reset", {"keys": [f"roots.{rid}.ignore"]})
     job = daemon.call("library.scan", {"root": rid})["job"]
@@ -473,8 +500,28 @@ def test_server_engines_two_daemons_revision_and_audit(engine: str, request: Any
                                       else "mysql_scratch_url"))
     a: DaemonProcess = make_daemon(config={"database": {"url": url}})
     b: DaemonProcess = make_daemon(config={"database": {"url": url}})
-    first = a.call("settings.set", {"patch": {"library.debounce": 0.25,
-                                              "s3.secret_access_key": SECRET}})
+    async def changes_seen_by_b() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async with Client(b.endpoint) as c:
+            await c.connect()
+            sub = await c.subscribe(["settings"])
+            await asyncio.sleep(0.5)
+            done = await asyncio.to_thread(a.call, "settings.set", {"patch": {
+                "library.debounce": 0.25, "s3.secret_access_key": SECRET}})
+            seen: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                try:
+                    ev = await sub.next(timeout=1)
+                except TimeoutError:
+                    continue
+                if ev["type"] == "changed":
+                    seen.append(ev)
+            sub.close()
+            return done, seen
+
+    first, seen = asyncio.run(changes_seen_by_b())
+    # b's clients hear of a's change once (relayed from a, or announced by b), not twice.
+    assert [e["data"]["revision"] for e in seen] == [first["revision"]], seen
     wait_until(lambda: value(b, "library.debounce")["value"] == 0.25, 30, "b converges")
     # Both daemons write at once, each guarded by the revision it read: one wins.
     rev = first["revision"]
@@ -515,3 +562,41 @@ async def test_buckets_without_credentials_use_the_default_s3_settings() -> None
     assert sources.s3_config(own).access_key_id == "OWNKEY"  # its own key wins
     await sources.apply({"s3.secret_access_key": ""})  # unset: no half credentials
     assert sources.s3_config(bare).access_key_id is None
+
+
+def test_a_new_reconcile_interval_reschedules(daemon: DaemonProcess) -> None:
+    root = add_root(daemon, _photos_dir(6))
+
+    def scans(**params: Any) -> int:
+        jobs = daemon.call("jobs.list", {"kind": "scan", "limit": 100})["jobs"]
+        return sum(1 for j in jobs if all((j.get("params") or {}).get(k) == v
+                                          for k, v in params.items()))
+
+    before = scans()
+    # The default is an hour: a scan within a minute can only come from the new schedule.
+    daemon.call("settings.set", {"patch": {f"roots.{root['id']}.reconcile_interval": 1}})
+    wait_until(lambda: scans(root=root["id"]) > before, 60, "the root's own rescan")
+    daemon.call("settings.reset", {"keys": [f"roots.{root['id']}.reconcile_interval"]})
+    daemon.call("settings.set", {"patch": {"library.reconcile_interval": 1}})
+    now = scans()
+    wait_until(lambda: scans() > now, 60, "a rescan on the new global interval")
+
+
+def test_event_buffer_and_job_concurrency_apply_live(daemon: DaemonProcess) -> None:
+    start = daemon.call("hello")["seq"]
+    daemon.call("settings.set", {"patch": {"events.buffer": 100}})
+    for i in range(70):  # each change publishes settings.changed and .applied: 140 events
+        daemon.call("settings.set", {"patch": {"thumbnails.quality": 30 + i}})
+    replay = daemon.call("events.since", {"seq": start})
+    assert replay["complete"] is False and len(replay["events"]) == 100
+    daemon.call("settings.set", {"patch": {"events.buffer": 10_000}})
+    mark = daemon.call("hello")["seq"]
+    for i in range(70):
+        daemon.call("settings.set", {"patch": {"thumbnails.quality": 100 - i}})
+    replay = daemon.call("events.since", {"seq": mark})
+    assert replay["complete"] is True and len(replay["events"]) >= 140
+    # Job concurrency: the queue reports the new limit and keeps running jobs.
+    daemon.call("settings.set", {"patch": {"jobs.concurrency": 5}})
+    assert daemon.call("system.status")["components"]["jobs"]["concurrency"] == 5
+    root = add_root(daemon, _photos_dir(7))
+    assert root["id"]

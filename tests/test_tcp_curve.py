@@ -193,8 +193,10 @@ def test_settings_over_tcp_audit_names_the_key(
     assert "uid" not in actor  # a TCP peer's Unix user is not known
     assert entry["by"].startswith("laptop")
     with SyncClient(endpoint(info, "reader"), timeout=5) as c:
-        assert c.call("settings.get", {"keys": ["library.debounce"]})[
-            "settings"]["library.debounce"]["value"] == 0.4
+        got = c.call("settings.get")["settings"]
+        assert got["library.debounce"]["value"] == 0.4
+        assert got["control.authorized_keys"]["value"] is None  # no host paths for readers
+        assert got["database.url"]["value"] is None
         with pytest.raises(errors.PermissionDenied):
             c.call("settings.set", {"patch": {"library.debounce": 0.5}})
         with pytest.raises(errors.PermissionDenied):

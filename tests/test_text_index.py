@@ -157,7 +157,11 @@ def test_mysql_query_is_every_trigram_or_a_spread_of_them(word: str, terms: str 
 
 QUERIES = [{"text": "DAY2"}, {"text": "trip day"}, {"text": "2008 canon"},
            {"text": "2008 apple", "camera": "iphone"}, {"text": "d_1 jpg"},
-           {"camera": "canon eos"}]
+           {"camera": "canon eos"},
+           # Camera and lens values (streams by value, merged), a value and a folder word,
+           # words only in paths (folders narrowed by both), a word in names and paths.
+           {"text": "canon"}, {"text": "nikon"}, {"text": "apple trip"}, {"text": "2008 trip"},
+           {"text": "trip"}, {"camera": "nikon", "text": "jpg"}, {"text": "zzz"}]
 
 
 @pytest.mark.parametrize("dense", [0, 1_000_000])
@@ -174,11 +178,13 @@ async def test_every_plan_gives_the_same_photos(db_url: str, dense: int,
     b, _ = await standard(db_url)
 
     async def pages(sort: str, **kw: Any) -> list[str]:
+        sort, _, order = sort.partition(" ")
         seen: list[str] = []
         cursor = None
         async with b.engine.connect() as conn:
             while True:
-                doc = await queries.search(conn, sort=sort, limit=3, cursor=cursor, **kw)
+                doc = await queries.search(conn, sort=sort, order=order or "asc", limit=3,
+                                           cursor=cursor, **kw)
                 seen += [p["name"] for p in doc["photos"]]
                 cursor = doc["next_cursor"]
                 if cursor is None:
@@ -191,8 +197,10 @@ async def test_every_plan_gives_the_same_photos(db_url: str, dense: int,
         with monkeypatch.context() as m:
             m.setattr(textindex, "available", off)
             expected = {(i, sort): await pages(sort, **q) for i, q in enumerate(QUERIES)
-                        for sort in ("name", "taken")}
+                        for sort in ("name", "name desc", "taken")}
         assert expected[(0, "name")] == ["day2-0.jpg", "day2-1.jpg", "day2-2.jpg"]
+        assert len(expected[(QUERIES.index({"text": "canon"}), "name")]) > 3  # several pages
+        assert expected[(QUERIES.index({"text": "zzz"}), "name")] == []
         monkeypatch.setattr(textindex, "DENSE", dense)
         for (i, sort), want in expected.items():
             assert await pages(sort, **QUERIES[i]) == want, (QUERIES[i], sort)

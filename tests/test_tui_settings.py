@@ -53,7 +53,8 @@ async def test_edit_inline_errors_diff_save_restart_marker_and_audit(
         screen = await open_settings(pilot)
         # Generated from the schema: a field per runtime setting, none for bootstrap keys.
         assert "library.debounce" in screen.rows and "database.url" not in screen.rows
-        assert "⟳" in str(row(screen, "library.watch").query_one(".field-key").render())
+        assert "⟳" in str(row(screen, "library.max_watches").query_one(".field-key").render())
+        assert "⟳" not in str(row(screen, "library.watch").query_one(".field-key").render())
         # The field's own validator: shown inline, nothing sent.
         await type_into(pilot, screen, "library.debounce", "500")
         deb = row(screen, "library.debounce")
@@ -69,21 +70,23 @@ async def test_edit_inline_errors_diff_save_restart_marker_and_audit(
         await pilot.press("space")
         await pilot.pause()
         assert row(screen, "library.watch").has_edit
+        await type_into(pilot, screen, "library.max_watches", "1000")
         # The diff, then save.
         await pilot.press("ctrl+s")
         diff = await until(pilot, lambda: isinstance(app.screen, ConfirmDiff) and app.screen)
         text = "\n".join(diff.lines)
         assert "library.debounce: 1 → 0.5" in text
-        assert "library.watch: true → false   (needs a restart)" in text
+        assert "library.watch: true → false" in diff.lines
+        assert "library.max_watches: 0 → 1000   (needs a restart)" in text
         await pilot.press("y")
         await until(pilot, lambda: "saved (revision 1)" in message(screen), timeout=30,
                     what=lambda: message(screen))
-        assert "after a daemon restart: library.watch" in message(screen)
+        assert "after a daemon restart: library.max_watches" in message(screen)
         got = (await acall(d, "settings.get", {"keys": ["library.debounce",
                                                         "library.watch"]}))["settings"]
         assert got["library.debounce"]["value"] == 0.5 and got["library.watch"]["value"] is False
         await until(pilot, lambda: "restart pending" in str(
-            row(screen, "library.watch").query_one(".field-about").render()), timeout=30)
+            row(screen, "library.max_watches").query_one(".field-about").render()), timeout=30)
         assert not deb.has_edit and "[database]" in str(
             deb.query_one(".field-about").render())
         # The audit table: the focused key's history, then every change.
@@ -93,6 +96,23 @@ async def test_edit_inline_errors_diff_save_restart_marker_and_audit(
         await until(pilot, lambda: table.display and table.row_count == 1, timeout=30)
         cells = [str(c) for c in table.get_row_at(0)]
         assert cells[0] == "1" and cells[3] == "set" and "library.debounce: 1 → 0.5" in cells[4]
+        # r in the table reverts the selected change, after showing what it undoes.
+        table.focus()
+        await pilot.pause()
+        await pilot.press("r")
+        diff = await until(pilot, lambda: isinstance(app.screen, ConfirmDiff) and app.screen)
+        assert diff.lines[0] == "undo revision 1:"
+        assert sorted(diff.lines[1:]) == ["library.debounce: 0.5 → 1",
+                                          "library.max_watches: 1000 → 0",
+                                          "library.watch: false → true"]
+        await pilot.press("y")
+        await until(pilot, lambda: "reverted revision 1" in message(screen), timeout=30)
+        got = (await acall(d, "settings.get", {"keys": ["library.debounce"]}))["settings"]
+        assert got["library.debounce"]["origin"] == "default"
+        await acall(d, "settings.set", {"patch": {"library.debounce": 0.5}})
+        await until(pilot, lambda: screen.query_one(
+            "#" + widget_id("library.debounce"), Input).value == "0.5", timeout=30,
+            what="a change made elsewhere shown live")
         # Reset to default from the keyboard.
         screen.query_one("#" + widget_id("library.debounce"), Input).focus()
         await pilot.pause()

@@ -69,9 +69,15 @@ class Daemon:
         processes = config["workers.processes"] or os.cpu_count() or 2
         memory = config["workers.memory_mb"]
         self.pool = WorkerPool(processes, task_timeout=config["workers.task_timeout"],
-                               memory_limit=memory << 20 if memory else None)
+                               memory_limit=memory << 20 if memory else None,
+                               wait_ready=False)
         self.sources = Sources(self.db, self.bus, guarded=daemon_dirs(config),
                                vanish_delay=config["library.vanish_delay"])
+        # Default bucket credentials from the bootstrap file or LIGHTBOX_S3_* (stored settings,
+        # applied at start, win over these).
+        self.sources.default_s3.update({
+            k.split(".", 1)[1]: str(config.values.get(k) or "")
+            for k in ("s3.access_key_id", "s3.secret_access_key")})
         # Several daemons may share a catalog on a server (cluster/): leases say which runs
         # which root, claims which reads which photo, the relay carries events across.
         self.owner = owner_id(self.boot)

@@ -104,6 +104,8 @@ def _print_config(cfg: configmod.Config) -> None:
     print(f"# cache dir: {cfg.paths.cache_dir}")
     print(f"# state dir: {cfg.paths.state_dir}")
     print(f"# control socket: {cfg.control_endpoint}")
+    print("# runtime settings below are starting values: a value stored in the catalog wins "
+          "(see `lightbox settings`)")
     for key in configmod.KEYS:
         value = cfg[key.name]
         shown = "(unset)" if value is None else value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from lightbox.cli import exits
@@ -43,10 +44,19 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
                        description="Without an action, list the targets.")
     actions = p.add_subparsers(dest="backup_action", metavar="ACTION")
     actions.add_parser("list", help="targets with their schedules and next runs")
-    add = actions.add_parser("add", help="add a target folder")
+    add = actions.add_parser("add", help="add a target folder or bucket",
+                             description="PATH is a folder, or s3://BUCKET/PREFIX for a "
+                             "bucket (then --endpoint-url, --region, --access-key-id, and "
+                             "the secret key from --secret-key-file, '-' for stdin, or "
+                             "LIGHTBOX_S3_SECRET_ACCESS_KEY).")
     add.add_argument("name")
-    add.add_argument("path")
+    add.add_argument("path", help="a folder, or s3://BUCKET/PREFIX")
     _settings(add, update=False)
+    add.add_argument("--endpoint-url", help="s3: the endpoint (default: AWS)")
+    add.add_argument("--region", help="s3: the region")
+    add.add_argument("--access-key-id", help="s3: the access key id")
+    add.add_argument("--secret-key-file", metavar="FILE",
+                     help="s3: a file holding the secret key ('-': read it from stdin)")
     upd = actions.add_parser("update", help="change a target's settings")
     upd.add_argument("target")
     _settings(upd, update=True)
@@ -114,6 +124,20 @@ def _values(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     return out, cleared
 
 
+def _secret(source: str | None) -> str | None:
+    """The secret key from a file, stdin or the environment: never from the command line,
+    where other users of the machine can read it."""
+    if source == "-":
+        return sys.stdin.readline().strip() or None
+    if source:
+        try:
+            with open(os.path.expanduser(source)) as f:
+                return f.read().strip() or None
+        except OSError as exc:
+            raise CliError(f"--secret-key-file: {exc.strerror}", exits.USAGE) from None
+    return os.environ.get("LIGHTBOX_S3_SECRET_ACCESS_KEY") or None
+
+
 def _started(ctx: Context, args: argparse.Namespace, out: dict[str, Any], what: str) -> int:
     if getattr(args, "wait", False):
         return wait_for_job(ctx, out)
@@ -129,9 +153,15 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if action == "add":
         values, cleared = _values(args)
         values.update(dict.fromkeys(cleared))
-        out = ctx.call("backups.add", {"name": args.name,
-                                       "path": os.path.abspath(os.path.expanduser(args.path)),
-                                       **values})
+        if args.path.startswith("s3://"):
+            bucket, _, prefix = args.path[5:].partition("/")
+            values.update(kind="s3", bucket=bucket, prefix=prefix,
+                          endpoint_url=args.endpoint_url, region=args.region,
+                          access_key_id=args.access_key_id,
+                          secret_access_key=_secret(args.secret_key_file))
+        else:
+            values["path"] = os.path.abspath(os.path.expanduser(args.path))
+        out = ctx.call("backups.add", {"name": args.name, **values})
         return _show_targets(ctx, [out])
     if action == "update":
         values, cleared = _values(args)
@@ -234,7 +264,7 @@ def _show_targets(ctx: Context, targets: list[dict[str, Any]]) -> int:
     for t in targets:
         roots = ", ".join(t["roots"]) or "every root"
         state = "" if t["enabled"] else " (disabled)"
-        ctx.print(f"{t['name']}{state}: {t['path']} <- {roots}")
+        ctx.print(f"{t['name']}{state}: {t.get('where') or t['path']} <- {roots}")
         ctx.print(f"  schedule: {t['schedule'] or 'manual'}"
                   + (f" ({t['schedule_explained']}, {t['timezone']})"
                      if t["schedule"] else ""))

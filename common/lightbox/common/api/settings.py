@@ -27,7 +27,8 @@ METHODS = (
         Permission.READ,
         "Values in effect with their origin (`default`, the bootstrap file, `environment "
         "LIGHTBOX_…`, `command line`, `database`). A secret is never returned: its value is "
-        "`{secret: true, set, fingerprint}` (a short hash that tells two values apart).",
+        "`{secret: true, set, fingerprint}` (a short hash that tells two values apart). A "
+        "read-only TCP client gets no paths and no database URL (value null).",
         params=(Param("keys", "array", "only these keys (default: every setting, with the "
                       "per-root ones of every root)", items="string", max_length=1000),),
         result="{revision, settings{key: {value, origin, default, applies, scope, secret, "

@@ -59,7 +59,8 @@ Checking it without lightbox (GNU coreutils):
     cd {path}
     sha256sum -c --quiet SHA256SUMS
 
-prints only the files that are missing or damaged. SHA256SUMS is rewritten after every run.
+prints only the files that are missing or damaged. SHA256SUMS is rewritten after every
+run that changes the folder.
 
 Restoring without lightbox: copy the folders you need (cp -a, rsync -a). The files beginning
 with ".lightbox" belong to lightbox and are not photos.
@@ -341,7 +342,10 @@ def syncfs(path: str) -> bool:
             _libc = False
     if not _libc:
         return False
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise target_error(exc, "flushing the target") from None
     try:
         if _libc.syncfs(fd) != 0:
             err = ctypes.get_errno()
@@ -357,6 +361,10 @@ def place(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
     name. Returns (final rel, adopted)."""
     for attempt in range(4):
         final = os.path.join(root, rel)
+        if not os.path.lexists(tmp):
+            # The temp file is gone from under the target's path: the disk was unmounted
+            # (the path is the empty mount point now). Create nothing there.
+            raise TargetError(TARGET_MISSING, f"the target went away ({root})")
         try:
             os.makedirs(os.path.dirname(final), exist_ok=True)
         except OSError as exc:

@@ -380,7 +380,12 @@ def _copy_part(source: str, root: str, part: list[Planned], move: bool
     destination while hashing, one ``syncfs`` (an fsync per file where it is missing), then
     each read back from the device, checked and renamed without overwriting; the folders
     are flushed before any source of a move is deleted."""
-    each = not files.syncfs(root)
+    try:
+        each = not files.syncfs(root)
+    except files.TargetError as exc:
+        for it in part:
+            it.action, it.reason = "error", f"{exc}; the source is kept"
+        return exc
     written: list[tuple[Planned, str]] = []
     stop: files.TargetError | None = None
     for it in part:

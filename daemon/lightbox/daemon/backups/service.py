@@ -6,7 +6,7 @@
 - The manifest (``backup_manifest``) is the truth about what a target holds, by sha256: a
   run copies exactly the catalog's photos whose sha256 it lacks, so an incremental run with
   nothing new reads no file. ``SHA256SUMS`` on the target is rewritten from it after each
-  run.
+  run that changed the target.
 - Roots are checked first (``Sources.check``): an offline or suspect root is skipped with
   its reason and nothing of it is touched on the target, ever: a backup never deletes or
   overwrites a copy (retention, when configured, removes copies of photos gone from the
@@ -343,7 +343,11 @@ class Backups:
         """Lock the target, record the run, run ``body(ctx, row, result)``, record its end."""
         row = await self.row(ctx.params["target"])
         await self._lock(ctx, row["id"])
-        run_id = await self._run_start(row["id"], kind, ctx.id)
+        try:
+            run_id = await self._run_start(row["id"], kind, ctx.id)
+        except BaseException:
+            await asyncio.shield(self._unlock(row["id"]))
+            raise
         result: dict[str, Any] = {"target": row["name"], "run": run_id}
         state = "failed"
         try:
@@ -434,35 +438,59 @@ class Backups:
             items.append(files.CopyItem(r.id, loc, r.sha256, r.size,
                                         files.target_rel(src.name, r.folder, r.name)))
         stop: files.TargetError | None = None
-        for batch in _batches(items):
-            out = await asyncio.to_thread(store.copy_batch, batch)
-            done = [o for o in out.outcomes if o.status in ("copied", "adopted")]
-            if done:
-                await self._record(row["id"], done)
-            for o in out.outcomes:
-                if o.status == "copied":
-                    copied += 1
-                elif o.status == "adopted":
-                    adopted += 1
-                elif o.status == "damaged":
-                    _lim(damaged, {"photo": o.item.photo_id, "path": o.item.loc.path,
-                                   "error": o.message})
-                    self.bus.publish("backup", "damaged", {"target": row["name"],
-                                                           "photo": o.item.photo_id,
-                                                           "path": o.item.loc.path})
-                    log.error("source file damaged; its copy is kept", path=o.item.loc.path)
-                elif o.status == "changed":
-                    changed += 1
-                else:
-                    _lim(failed, {"photo": o.item.photo_id, "path": o.item.loc.path,
-                                  "error": o.message})
-            errors = sum(1 for o in out.outcomes if o.status in ("damaged", "failed"))
-            ctx.progress(add=len(out.outcomes), add_bytes=sum(o.bytes for o in out.outcomes),
-                         add_errors=errors)
-            await self._touch_lock(row["id"])
-            if out.stop is not None:
-                stop = out.stop
-                break
+        # Batches run in as many threads as the daemon has worker processes: file system
+        # calls release the GIL, so one batch's waits overlap another's work. Each photo is
+        # in one batch only, and its name on the target is its own path: no two threads
+        # ever place the same name.
+        pending_batches = iter(_batches(items, self.threads))
+        running: set[asyncio.Task[files.Batch]] = set()
+
+        def launch() -> None:
+            for batch in pending_batches:
+                running.add(asyncio.ensure_future(asyncio.to_thread(store.copy_batch, batch)))
+                return
+
+        try:
+            for _ in range(self.threads):
+                launch()
+            while running:
+                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    running.discard(task)
+                    out = task.result()
+                    done = [o for o in out.outcomes if o.status in ("copied", "adopted")]
+                    if done:
+                        await self._record(row["id"], done)
+                    for o in out.outcomes:
+                        if o.status == "copied":
+                            copied += 1
+                        elif o.status == "adopted":
+                            adopted += 1
+                        elif o.status == "damaged":
+                            _lim(damaged, {"photo": o.item.photo_id, "path": o.item.loc.path,
+                                           "error": o.message})
+                            self.bus.publish("backup", "damaged", {
+                                "target": row["name"], "photo": o.item.photo_id,
+                                "path": o.item.loc.path})
+                            log.error("source file damaged; its copy is kept",
+                                      path=o.item.loc.path)
+                        elif o.status == "changed":
+                            changed += 1
+                        else:
+                            _lim(failed, {"photo": o.item.photo_id, "path": o.item.loc.path,
+                                          "error": o.message})
+                    errors = sum(1 for o in out.outcomes if o.status in ("damaged", "failed"))
+                    ctx.progress(add=len(out.outcomes),
+                                 add_bytes=sum(o.bytes for o in out.outcomes),
+                                 add_errors=errors)
+                    if out.stop is not None and stop is None:
+                        stop = out.stop  # let the batches in flight finish, start no more
+                    if stop is None:
+                        launch()
+                await self._touch_lock(row["id"])
+        finally:
+            if running:  # cancelled: the threads finish their batch; wait, record nothing
+                await asyncio.wait(running)
         if cfg.get("check_sources") or ctx.params.get("check_sources"):
             ctx.phase = "checking sources"
             await self._check_sources(ctx, row, online, damaged)
@@ -950,14 +978,17 @@ def _verify_part(store: Store, part: list[Any]) -> list[tuple[Any, str, int]]:
     return [(r, *store.verify_one(r.path, r.sha256, r.size)) for r in part]
 
 
-def _batches(items: list[files.CopyItem]) -> list[list[files.CopyItem]]:
+def _batches(items: list[files.CopyItem], threads: int = 1) -> list[list[files.CopyItem]]:
+    """Batches of at most BATCH_FILES files and BATCH_BYTES bytes, small enough that each
+    of ``threads`` gets some."""
+    per = max(16, min(BATCH_FILES, -(-len(items) // max(1, threads))))
     out: list[list[files.CopyItem]] = []
     cur: list[files.CopyItem] = []
     size = 0
     for it in items:
         cur.append(it)
         size += it.size
-        if len(cur) >= BATCH_FILES or size >= BATCH_BYTES:
+        if len(cur) >= per or size >= BATCH_BYTES:
             out.append(cur)
             cur, size = [], 0
     if cur:

@@ -210,22 +210,36 @@ _CONVERTED: dict[str, tuple[str, Any]] = {
 }
 
 
+def source_column(field_name: str) -> str:
+    """The column a photo field is made from (``path``: folder and name, always read)."""
+    if field_name in _CONVERTED:
+        return _CONVERTED[field_name][0]
+    return "name" if field_name == "path" else field_name
+
+
 def photos(rows: Iterable[Sequence[Any]], book: PathBook,
            fields: tuple[str, ...] | None) -> list[dict[str, Any]]:
-    """Photo dicts for a page; with ``fields``, only those are computed."""
+    """Photo dicts for a page; with ``fields``, only those are computed, from rows of
+    every column or of those ``queries.photo_columns`` chose (found by the rows' names)."""
     if fields is None:
         return [photo(r, book.photo(r[2], r[3])) for r in rows]
-    plain = [(f, _I[f]) for f in fields if f in _PLAIN]
-    converted = [(f, _I[_CONVERTED[f][0]], _CONVERTED[f][1]) for f in fields
+    rows = list(rows)
+    if not rows:
+        return []
+    names = getattr(rows[0], "_fields", None)
+    at = _I if names is None else {n: i for i, n in enumerate(names)}
+    plain = [(f, at[f]) for f in fields if f in _PLAIN]
+    converted = [(f, at[_CONVERTED[f][0]], _CONVERTED[f][1]) for f in fields
                  if f in _CONVERTED]
     with_path = "path" in fields
+    fi, ni = at["folder_id"], at["name"]
     out = []
     for r in rows:
         doc = {f: r[i] for f, i in plain}
         for f, i, fn in converted:
             doc[f] = fn(r[i])
         if with_path:
-            doc["path"] = book.photo(r[2], r[3])
+            doc["path"] = book.photo(r[fi], r[ni])
         out.append({f: doc[f] for f in fields} if len(fields) > 1 else doc)
     return out
 

@@ -50,6 +50,27 @@ _AS_STORED = {"taken_at", "first_seen", "indexed_at"}
 PHOTO_COLUMNS = tuple(
     sa.type_coerce(photos.c[name], sa.String).label(name) if name in _AS_STORED
     else photos.c[name] for name in present.PHOTO_COLUMN_NAMES)
+# What a page needs whatever fields are asked for: the id, the path (folder and name) and
+# every sort value (a cursor is made from the last row).
+_ALWAYS = ("id", "folder_id", "name", "size", "taken_at")
+
+
+def photo_columns(wanted: tuple[str, ...] | None) -> tuple[Any, ...]:
+    """The columns to select for ``wanted`` fields (``present.check_fields``): all of them
+    for every field, else only what those fields are made from (the grid's seven fields
+    from a 500-photo folder: a third of the columns, less for the driver to convert)."""
+    if wanted is None:
+        return PHOTO_COLUMNS
+    found = _PRUNED.get(wanted)
+    if found is None:
+        need = set(_ALWAYS) | {present.source_column(f) for f in wanted}
+        found = _PRUNED[wanted] = tuple(
+            c for c, name in zip(PHOTO_COLUMNS, present.PHOTO_COLUMN_NAMES, strict=True)
+            if name in need)
+    return found
+
+
+_PRUNED: dict[tuple[str, ...], tuple[Any, ...]] = {}
 # By name is natural and case-insensitive (``name_key``, see types.natural_key); a cursor
 # holds the key, which is a function of the name.
 SORT_COLUMNS = {"name": photos.c.name_key, "size": photos.c.size, "taken": photos.c.taken_at}
@@ -243,7 +264,8 @@ class Page:
 
 async def photo_page(conn: AsyncConnection, where: Sequence[Any], sort: str, order: str,
                      limit: int, after: present.Position | None,
-                     undated: bool = True, few: bool = False) -> Page:
+                     undated: bool = True, few: bool = False,
+                     columns: Sequence[Any] = PHOTO_COLUMNS) -> Page:
     """One page of photos matching ``where`` in ``(sort, id)`` order after ``after``.
 
     ``undated=False`` says the filters already exclude photos without a date (a date
@@ -253,7 +275,7 @@ async def photo_page(conn: AsyncConnection, where: Sequence[Any], sort: str, ord
     """
     col = SORT_COLUMNS[sort]
     desc = order == "desc"
-    base = sa.select(*PHOTO_COLUMNS).where(*where)
+    base = sa.select(*columns).where(*where)
     rows: list[AnyRow] = []
     # The same order, through an expression no index serves.
     sorted_col: Any = sa.func.coalesce(col, col) if few else col
@@ -321,11 +343,12 @@ async def count_before(conn: AsyncConnection, where: Sequence[Any], sort: str, o
 
 
 async def rows_before(conn: AsyncConnection, where: Sequence[Any], sort: str, order: str,
-                      limit: int, pos: present.Position) -> list[AnyRow]:
+                      limit: int, pos: present.Position,
+                      columns: Sequence[Any] = PHOTO_COLUMNS) -> list[AnyRow]:
     """Up to ``limit`` rows just before ``pos``, in listing order (keyset, backwards)."""
     col = SORT_COLUMNS[sort]
     desc = order == "desc"
-    base = sa.select(*PHOTO_COLUMNS).where(*where)
+    base = sa.select(*columns).where(*where)
     rows: list[AnyRow] = []
     if sort != "taken" or pos.value is not None:
         stmt = base.where(_before(col, pos.value, pos.id, desc))
@@ -426,20 +449,22 @@ async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
         "next_cursor": None,
     }
     if photos_:
+        columns = photo_columns(wanted)
         where = [photos.c.folder_id == row["id"], photos.c.status != HIDDEN_IN_FOLDERS]
         before: list[AnyRow] = []
         if around is not None:
             out["offset"] = 0
-            anchor = await _listed_photo(conn, where, around)
+            anchor = await _listed_photo(conn, where, around, columns)
             if anchor is not None:
                 # The page opens about a third of the way before the photo, so the photo
                 # and what follows it are on screen; ``offset`` places the page in the
                 # listing (earlier rows: page from the start, without a cursor).
                 at = position_of(anchor, sort)
-                before = await rows_before(conn, where, sort, order, limit // 3, at)
+                before = await rows_before(conn, where, sort, order, limit // 3, at, columns)
                 out["offset"] = await count_before(conn, where, sort, order, at) - len(before)
                 after = _just_before(anchor, sort, order)
-        page = await photo_page(conn, where, sort, order, limit - len(before), after)
+        page = await photo_page(conn, where, sort, order, limit - len(before), after,
+                                columns=columns)
         book = present.PathBook({row["id"]: (row["source_path"], row["path"])})
         out["photos"] = present.photos([*before, *page.rows], book, wanted)
         if page.next is not None:
@@ -447,13 +472,13 @@ async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
     return out
 
 
-async def _listed_photo(conn: AsyncConnection, where: Sequence[Any], photo_id: int
-                        ) -> AnyRow | None:
+async def _listed_photo(conn: AsyncConnection, where: Sequence[Any], photo_id: int,
+                        columns: Sequence[Any] = PHOTO_COLUMNS) -> AnyRow | None:
     """The row of ``photo_id`` if it is in this listing (``around`` of a photo that left the
     folder opens the folder at its start)."""
     if not 0 < photo_id <= INT64_MAX:
         return None
-    return (await conn.execute(sa.select(*PHOTO_COLUMNS).where(
+    return (await conn.execute(sa.select(*columns).where(
         photos.c.id == photo_id, *where))).first()
 
 
@@ -510,7 +535,7 @@ def like_pattern(word: str) -> str:
     return f"%{like_escape(word.lower())}%"
 
 
-def _contains(col: Any, word: str, dialect: str) -> Any:
+def contains(col: Any, word: str, dialect: str) -> Any:
     """``col`` contains ``word``, ignoring case. SQLite's LIKE already ignores (ASCII) case,
     and twice as fast without lower(); PostgreSQL has ILIKE; MariaDB needs lower() because
     names have a binary collation."""
@@ -520,6 +545,9 @@ def _contains(col: Any, word: str, dialect: str) -> Any:
     if dialect == "postgresql":
         return col.ilike(pattern, escape=LIKE_ESCAPE)
     return sa.func.lower(col).like(pattern, escape=LIKE_ESCAPE)
+
+
+_contains = contains
 
 
 def _starts_with(col: Any, prefix: str, dialect: str) -> Any:
@@ -634,11 +662,16 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
     dated = f.date_from is not None or f.date_to is not None
     f.indexed = await textindex.prepare(conn, f.text_words())
     where = f.conditions(conn.dialect.name, sort)
-    start = await textindex.plan(conn, f.indexed)
-    if start is not None:
-        where.append(start.candidates(conn.dialect.name))
-    page = await photo_page(conn, where, sort, order, limit, after, undated=not dated,
-                            few=start is not None)
+    arms = await textindex.arms(conn, f.indexed) if sort == "name" and not dated else None
+    columns = photo_columns(wanted)
+    if arms is not None:
+        page = await merged_page(conn, where, arms, order, limit, after, columns)
+    else:
+        start = await textindex.plan(conn, f.indexed)
+        if start is not None:
+            where.append(start.candidates(conn.dialect.name))
+        page = await photo_page(conn, where, sort, order, limit, after, undated=not dated,
+                                few=start is not None, columns=columns)
     book = await path_book(conn, {r.folder_id for r in page.rows})
     out: dict[str, Any] = {
         "photos": present.photos(page.rows, book, wanted),
@@ -648,6 +681,46 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
     if count:
         out["count"] = await count_matching(conn, f.conditions(conn.dialect.name, sort))
     return out
+
+
+async def merged_page(conn: AsyncConnection, where: Sequence[Any],
+                      arms: Sequence[textindex.Arm], order: str, limit: int,
+                      after: present.Position | None,
+                      columns: Sequence[Any] = PHOTO_COLUMNS) -> Page:
+    """One page by name from several streams (``textindex.arms``): each stream's own
+    first page under every condition, merged in ``(name_key, id)`` order. Every photo of
+    the true page is on the page of each stream that holds it (what comes before it in a
+    stream comes before it in the union), so the merge is exact; a photo in two streams
+    is taken once. One statement: the streams' pages as a UNION ALL."""
+    if not arms:
+        return Page([], None)
+    col = SORT_COLUMNS["name"]
+    desc = order == "desc"
+    stmts = []
+    for i, arm in enumerate(arms):
+        # The stream's own condition first: SQLite tests the terms in that order, and it
+        # is the cheap one that rejects most rows of a walk.
+        stmt = sa.select(*columns, col.label("sort_key"), sa.literal(i).label("arm")) \
+            .where(arm.condition, *where)
+        if after is not None:
+            stmt = stmt.where(_after(col, after.value, after.id, desc))
+        # The same order, through an expression no index serves, for a stream to sort.
+        stmts.append(_ordered(stmt, sa.func.coalesce(col, col) if arm.few else col, desc)
+                     .limit(limit + 1))
+    union: Any = stmts[0] if len(stmts) == 1 else sa.union_all(
+        *(s.subquery().select() for s in stmts))
+    rows: dict[int, AnyRow] = {}
+    per_arm = [0] * len(arms)
+    for r in await conn.execute(union):
+        per_arm[r.arm] += 1
+        rows.setdefault(int(r.id), r)
+    more = any(n > limit for n in per_arm)
+    merged = sorted(rows.values(), key=lambda r: (r.sort_key, int(r.id)), reverse=desc)
+    if len(merged) > limit:
+        merged, more = merged[:limit], True
+    if not more or not merged:
+        return Page(merged, None)
+    return Page(merged, position_of(merged[-1], "name"))
 
 
 async def count_matching(conn: AsyncConnection, where: Sequence[Any]) -> int:
@@ -688,7 +761,8 @@ async def photos_by_id(conn: AsyncConnection, ids: Sequence[int],
     valid = [i for i in dict.fromkeys(ids) if 0 < i <= INT64_MAX]
     found: dict[int, AnyRow] = {}
     for part in chunks(valid):
-        rows = await conn.execute(sa.select(*PHOTO_COLUMNS).where(photos.c.id.in_(part)))
+        rows = await conn.execute(sa.select(*photo_columns(wanted))
+                                  .where(photos.c.id.in_(part)))
         found.update((int(r.id), r) for r in rows)
     ordered = [found[i] for i in valid if i in found]
     book = await path_book(conn, {r.folder_id for r in ordered})

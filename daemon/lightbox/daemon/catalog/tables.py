@@ -192,6 +192,11 @@ photos = sa.Table(
     sa.Index(None, "status", "indexed_at"),
     sa.Index(None, "folder_id", "name_key"),
     sa.Index(None, "name_key"),
+    # A camera's or a lens's photos in name order (text search of a common word, and the
+    # columns' distinct values by a skip scan).
+    sa.Index(None, "make", "name_key"),
+    sa.Index(None, "model", "name_key"),
+    sa.Index(None, "lens", "name_key"),
 )
 
 

@@ -1,40 +1,47 @@
-"""Text search through each engine's own substring index (migration ``0008_text_index``).
+"""Text search through each engine's own indexes (migrations ``0008_text_index``, ``0016_perf``).
 
 What a search word means is fixed by ``queries``: a case-insensitive substring (``LIKE
 '%word%'``) of a photo's name, make, model or lens, or of its folder's path. That
-condition is always applied; an index only narrows the rows it is tested on, so every
-engine answers exactly the same photos. The indexes find rows containing a word of three
-characters or more:
+condition is always applied; the indexes only decide which rows it is tested on, so every
+engine answers exactly the same photos. Where a word can be found:
 
-- SQLite: FTS5 tables ``photos_text`` (name, make, model, lens) and ``folders_text``
-  (path) with the trigram tokenizer and external content (the text stays in the tables;
-  the index holds trigrams and positions). A quoted trigram phrase is an exact substring
-  match, answered from the index alone. Triggers keep them current.
-- PostgreSQL: pg_trgm GIN indexes on the columns, which serve ``ILIKE '%word%'`` directly
-  (ordinary indexes: current by construction). Without the extension there are none.
-- MariaDB/MySQL: ``photos_terms`` and ``folders_terms``: the trigrams of the lower-cased
-  text as FULLTEXT words (``x`` + hex of the three characters, so no trigram is too short
-  or a stop word); a boolean query asking for every trigram of a word finds a superset of
-  the rows that contain it. Triggers keep them current.
+- **names**: each engine's substring index over the photo name, for words of three
+  characters or more. SQLite: an FTS5 table ``photos_text`` (trigram tokenizer, external
+  content: the index holds trigrams and positions, the text stays in ``photos``); a quoted
+  trigram phrase is an exact substring match answered from the index alone. PostgreSQL: a
+  pg_trgm GIN index on the column, which serves ``ILIKE '%word%'`` directly (none without
+  the extension). MariaDB/MySQL: ``photos_terms``, the trigrams of the lower-cased name as
+  FULLTEXT words (``x`` + hex of the three characters, so no trigram is too short or a stop
+  word); a boolean query asking for every trigram of a word finds a superset of the rows
+  that contain it. Triggers keep SQLite's and MariaDB's current.
+- **camera and lens** (make, model, lens): few distinct values in any library, read by a
+  skip scan of the ``(column, name_key)`` indexes (one index seek per distinct value) and
+  matched in SQL; the photos of one value come in name order from the same index.
+- **folder paths**: ``folders_text`` / pg_trgm / ``folders_terms`` over the path, then the
+  photos of those folders.
 
 Triggers, not code in the writer: the index stays current whatever writes the rows (the
 scanner, the indexer, a copy from another engine, a test's bulk insert), and a copy that
 only knows the tables of ``tables.metadata`` rebuilds it as it inserts.
 
-When an index is used: a word found in many photos is cheapest to find by walking the
-requested order and testing each row (the first page fills after a few hundred rows, when
-the matches are spread over that order); a rare one by fetching its few rows through the
-index and sorting them. ``plan`` counts the candidates of each word, capped at ``DENSE``
-photos, and starts from the first rare one; several common words start from the least
-common (their combination is usually rare); one common word alone walks the order. Known
-slow case: one common word whose photos sit together far down the requested order (a
-camera whose file names all start alike, sorted by name): the walk crosses the photos
-before them.
+How a page sorted by name is found (``arms``): one word's matches are the union of a few
+streams, each in name order or small enough to sort: its names (when at most ``DENSE``
+photos), each camera or lens value containing it, and its folders' photos (sorted when
+few; otherwise the name order walked, testing only the folder, which fills a page after a
+few thousand rows because a place's folders are spread over the library). Each stream's
+first page is fetched with every condition of the search and the pages are merged, so a
+word in a sixth of the library (``canon``) costs what a few short pages cost, wherever its
+photos sit in the order. Of several words, the one with the cheapest streams goes first;
+words found only in folder paths narrow its folders (``berlin trip``: the folders holding
+both). Other orders (date, size) and date ranges count each word's candidates, capped at
+``DENSE``, start from the first rare one, and walk their order when every word is common.
+Known slow case left: a substring common to many *names* whose photos sit together far down
+the requested order (``IMG_`` when another prefix sorts first): the walk crosses them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +55,9 @@ MIN_WORD = 3  # characters: trigram indexes cannot find shorter words
 DENSE = 20_000
 PHOTO_COLUMNS = ("name", "make", "model", "lens")
 CAMERA_COLUMNS = ("make", "model")
+VALUE_COLUMNS = ("make", "model", "lens")  # few distinct values: looked up by value
+MAX_VALUE_ARMS = 32  # values of one word served as streams; more, and the word is not used
+PAGE_COST = 200  # rows a stream of one value reads for a page (the planner's unit)
 _MYSQL_TERMS = 8  # trigrams per FULLTEXT query: enough to be selective, few to merge
 
 _available: dict[Any, bool] = {}
@@ -109,19 +119,43 @@ class Word:
     columns: tuple[str, ...]  # photo columns
     paths: bool  # also the folder path
     query: str = ""  # the engine's index query (SQLite, MariaDB)
+    # Filled by ``prepare``: the distinct values of make, model and lens containing the word.
+    values: dict[str, list[str]] = field(default_factory=dict)
+    # Filled by ``measure``: name candidates (capped at DENSE + 1), photos in its folders.
+    names: int = 0
+    folder_photos: int = 0
+    measured: bool = False
+
+    @property
+    def in_names(self) -> bool:
+        return "name" in self.columns
+
+    @property
+    def value_count(self) -> int:
+        return sum(len(v) for v in self.values.values())
+
+    @property
+    def only_paths(self) -> bool:
+        """Found in no name and no camera or lens value: its photos are its folders'."""
+        return self.paths and self.names == 0 and self.value_count == 0
+
+    def name_ids(self, dialect: str, table: Any = photos) -> Any:
+        """A condition true for (at least) the photos whose name contains the word."""
+        if dialect == "sqlite":
+            fts = sa.table("photos_text", sa.column("rowid"), sa.column("photos_text"))
+            return table.c.id.in_(sa.select(fts.c.rowid).where(
+                fts.c.photos_text.match(self.query)))
+        if dialect == "postgresql":
+            return table.c.name.ilike(_like(self.text), escape="!")
+        terms = sa.table("photos_terms", sa.column("id"), sa.column("terms"))
+        return table.c.id.in_(sa.select(terms.c.id).where(terms.c.terms.match(self.query)))
 
     def photo_ids(self, dialect: str, table: Any = photos) -> Any:
         """A condition true for (at least) the photos whose columns contain the word."""
-        if dialect == "sqlite":
-            cols = " ".join(self.columns)
-            fts = sa.table("photos_text", sa.column("rowid"), sa.column("photos_text"))
-            return table.c.id.in_(sa.select(fts.c.rowid).where(
-                fts.c.photos_text.match(f"{{{cols}}} : {self.query}")))
-        if dialect == "postgresql":
-            pattern = _like(self.text)
-            return sa.or_(*(table.c[c].ilike(pattern, escape="!") for c in self.columns))
-        terms = sa.table("photos_terms", sa.column("id"), sa.column("terms"))
-        return table.c.id.in_(sa.select(terms.c.id).where(terms.c.terms.match(self.query)))
+        parts = [table.c[col].in_(vals) for col, vals in self.values.items() if vals]
+        if self.in_names:
+            parts.insert(0, self.name_ids(dialect, table))
+        return sa.or_(*parts) if parts else sa.false()
 
     def folder_ids(self, dialect: str) -> Any:
         """A condition on folders: (at least) those whose path contains the word."""
@@ -151,8 +185,62 @@ def _like(word: str) -> str:
     return like_pattern(word)
 
 
+def _contains(col: Any, word: str, dialect: str) -> Any:
+    from lightbox.daemon.catalog.queries import contains
+    return contains(col, word, dialect)
+
+
+_VALUES_SQL: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def _values_sql(dialect: str, columns: tuple[str, ...]) -> Any:
+    """The statement behind ``values_containing`` (text, made once per engine kind and
+    set of columns: built with SQLAlchemy's CTE constructs it cost 7 ms a search)."""
+    key = (dialect, columns)
+    stmt = _VALUES_SQL.get(key)
+    if stmt is None:
+        if dialect == "sqlite":
+            match = "v LIKE :pattern ESCAPE '!'"
+        elif dialect == "postgresql":
+            match = "v ILIKE :pattern ESCAPE '!'"
+        else:
+            match = "lower(v) LIKE :pattern ESCAPE '!'"
+        if dialect in ("mysql", "mariadb"):
+            sql = " UNION ALL ".join(
+                f"SELECT * FROM (SELECT DISTINCT '{c}' AS col, {c} AS v FROM photos "
+                f"WHERE {c} IS NOT NULL) AS d_{c} WHERE {match}" for c in columns)
+        else:
+            ctes = ", ".join(
+                f"vals_{c}(v) AS (SELECT min({c}) FROM photos UNION ALL SELECT (SELECT "
+                f"min({c}) FROM photos WHERE {c} > vals_{c}.v) FROM vals_{c} WHERE "
+                f"vals_{c}.v IS NOT NULL)" for c in columns)
+            sql = f"WITH RECURSIVE {ctes} " + " UNION ALL ".join(
+                f"SELECT '{c}' AS col, v FROM vals_{c} WHERE v IS NOT NULL AND {match}"
+                for c in columns)
+        stmt = _VALUES_SQL[key] = sa.text(sql)
+    return stmt
+
+
+async def values_containing(conn: AsyncConnection, word: Word) -> dict[str, list[str]]:
+    """The distinct values of make, model and lens (those ``word`` is looked for in) that
+    contain it, by the same LIKE as the search's condition, by column. SQLite and
+    PostgreSQL: a skip scan of each ``(column, name_key)`` index written as a recursive
+    query (each step seeks the next value: a few hundred seeks, not a million rows);
+    MariaDB/MySQL make that skip scan of a DISTINCT over an index prefix themselves."""
+    cols = tuple(c for c in VALUE_COLUMNS if c in word.columns)
+    if not cols:
+        return {}
+    dialect = conn.dialect.name
+    pattern = _like(word.text)
+    out: dict[str, list[str]] = {}
+    for col, value in await conn.execute(_values_sql(dialect, cols), {"pattern": pattern}):
+        out.setdefault(str(col), []).append(str(value))
+    return out
+
+
 async def prepare(conn: AsyncConnection, words: list[Word]) -> list[Word]:
-    """The words the index can look up, with their engine queries filled in."""
+    """The words the index can look up, with their engine queries and the camera and
+    lens values containing them filled in."""
     usable = [w for w in words if indexable(w.text)]
     if not usable or not await available(conn):
         return []
@@ -168,18 +256,56 @@ async def prepare(conn: AsyncConnection, words: list[Word]) -> list[Word]:
             for i, w in enumerate(usable))))).one()
         for w, low in zip(usable, lowered, strict=True):
             w.query = mysql_query(str(low))
+    for w in usable:
+        w.values = await values_containing(conn, w)
     return usable
 
 
-async def estimate(conn: AsyncConnection, word: Word) -> int:
-    """Photos the index offers for ``word``, counted up to DENSE + 1."""
+async def measure(conn: AsyncConnection, word: Word) -> None:
+    """Fill ``word.names`` (name candidates, counted up to DENSE + 1) and
+    ``word.folder_photos`` (photos in the folders whose path has the word): one
+    statement."""
     dialect = conn.dialect.name
-    capped = sa.select(photos.c.id).where(word.photo_ids(dialect)).limit(DENSE + 1).subquery()
-    n = int(await conn.scalar(sa.select(sa.func.count()).select_from(capped)) or 0)
-    if word.paths and n <= DENSE:
-        n += int(await conn.scalar(sa.select(sa.func.coalesce(
-            sa.func.sum(folders.c.photo_count), 0)).where(word.folder_ids(dialect))) or 0)
-    return n
+    parts: list[Any] = []
+    if word.in_names:
+        if dialect == "sqlite":
+            # Straight from the index: an IN (...) would collect every candidate first.
+            fts = sa.table("photos_text", sa.column("rowid"), sa.column("photos_text"))
+            capped = sa.select(fts.c.rowid).where(fts.c.photos_text.match(word.query)) \
+                .limit(DENSE + 1).subquery()
+        else:
+            capped = sa.select(photos.c.id).where(word.name_ids(dialect)) \
+                .limit(DENSE + 1).subquery()
+        parts.append(sa.select(sa.func.count()).select_from(capped).scalar_subquery())
+    if word.paths:
+        parts.append(_folder_photos(dialect, [word]).scalar_subquery())
+    got = list((await conn.execute(sa.select(*parts))).one()) if parts else []
+    word.names = int(got.pop(0) or 0) if word.in_names else 0
+    word.folder_photos = int(got.pop(0) or 0) if word.paths else 0
+    word.measured = True
+
+
+def _folder_photos(dialect: str, words: list[Word]) -> Any:
+    return sa.select(sa.func.coalesce(sa.func.sum(folders.c.photo_count), 0)).where(
+        *(w.folder_ids(dialect) for w in words))
+
+
+async def folder_photos(conn: AsyncConnection, words: list[Word]) -> int:
+    """Photos in the folders whose path holds every one of ``words`` (their counts)."""
+    return int(await conn.scalar(_folder_photos(conn.dialect.name, words)) or 0)
+
+
+async def estimate(conn: AsyncConnection, word: Word) -> int:
+    """Photos the index offers for ``word``, counted up to about DENSE + 1."""
+    if not word.measured:
+        await measure(conn, word)
+    n = word.names
+    if word.values and n <= DENSE:
+        capped = sa.select(photos.c.id).where(sa.or_(*(
+            photos.c[col].in_(vals) for col, vals in word.values.items()))) \
+            .limit(DENSE + 1).subquery()
+        n += int(await conn.scalar(sa.select(sa.func.count()).select_from(capped)) or 0)
+    return n + word.folder_photos
 
 
 async def plan(conn: AsyncConnection, usable: list[Word]) -> Word | None:
@@ -199,6 +325,68 @@ async def plan(conn: AsyncConnection, usable: list[Word]) -> Word | None:
         # one's candidates are the bounded way.
         return min(seen, key=lambda nw: nw[0])[1]
     return None
+
+
+@dataclass
+class Arm:
+    """One stream of a page: an extra condition, and whether its rows are few enough to
+    fetch and sort (``few``) or are walked in the order an index gives them."""
+
+    condition: Any
+    few: bool
+
+
+async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
+    """The streams whose merged first pages make a page sorted by name (see the module
+    docstring), or None when no word can be served that way (then ``plan``)."""
+    if not usable:
+        return None
+    dialect = conn.dialect.name
+    for w in usable:
+        await measure(conn, w)
+    best: tuple[int, Word] | None = None
+    for w in usable:
+        if w.names > DENSE or w.value_count > MAX_VALUE_ARMS:
+            continue  # a substring of many names, or of too many values: not this word
+        cost = w.names + w.folder_photos + PAGE_COST * w.value_count
+        if best is None or cost < best[0]:
+            best = (cost, w)
+    if best is None:
+        return None
+    word = best[1]
+    out: list[Arm] = []
+    if word.names:
+        out.append(Arm(word.name_ids(dialect), few=True))
+    for col, vals in word.values.items():
+        out += [Arm(photos.c[col] == v, few=False) for v in vals]
+    if word.folder_photos:
+        # Words found only in paths narrow the folders: a photo matching them all is in a
+        # folder whose path holds every one.
+        narrowing = [word, *(w for w in usable if w is not word and w.only_paths)]
+        n = word.folder_photos if len(narrowing) == 1 else \
+            await folder_photos(conn, narrowing)
+        if n:
+            few = n <= DENSE
+            folder: Any = photos.c.folder_id
+            if not few and dialect == "sqlite":
+                # Walk the name order testing the folder: SQLite would rather fetch every
+                # photo of those folders through the folder index and sort them (3-6x
+                # slower for a place in 500 folders).
+                folder = folder + 0
+            out.append(Arm(folder.in_(sa.select(folders.c.id).where(
+                *(w.folder_ids(dialect) for w in narrowing))), few=few))
+    return _few_together(out)
+
+
+def _few_together(arms: list[Arm]) -> list[Arm]:
+    """The streams to sort, as one: their ids in a union (one statement and one sort of
+    a few rows instead of a page per stream; an OR of the lookups would defeat
+    PostgreSQL's planner, see ``Word.candidates``)."""
+    few = [a for a in arms if a.few]
+    if len(few) < 2:
+        return arms
+    ids = sa.union(*(sa.select(photos.c.id).where(a.condition).correlate(None) for a in few))
+    return [Arm(photos.c.id.in_(ids), few=True), *(a for a in arms if not a.few)]
 
 
 async def rebuild(conn: AsyncConnection) -> None:

@@ -41,7 +41,10 @@ log = logs.get("relay")
 E = tables.event_feed
 CHANNEL = "lightbox_events"
 RELAYED = ("catalog", "source", "job", "settings", "backup")
-LOCAL_TYPES = {("catalog", "indexing")}  # this daemon's own progress, not the library's
+# This daemon's own progress, not the library's; and its settings events: every daemon reads
+# a change from the catalog (``settings_revision``) and announces it to its own clients
+# after applying it, so a relayed copy would tell them twice.
+LOCAL_TYPES = {("catalog", "indexing"), ("settings", "changed"), ("settings", "applied")}
 FLUSH_AFTER = 0.05
 POLL = 0.5  # MySQL/MariaDB: how often the feed is read
 POLL_NOTIFIED = 5.0  # PostgreSQL: NOTIFY wakes the reader; a read now and then regardless

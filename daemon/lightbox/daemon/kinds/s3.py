@@ -485,6 +485,23 @@ class S3Kind:
         return read_range(loc, offset, length)
 
 
+def head(loc: S3Object) -> Entry | None:
+    """The object as it is now (HEAD), or None when it is gone."""
+    from botocore.exceptions import ClientError
+
+    try:
+        got = call(lambda: client(loc.config).head_object(Bucket=loc.config.bucket,
+                                                          Key=loc.key))
+    except ClientError as exc:
+        if _status_code(exc)[0] == 404:
+            return None
+        raise explain(exc, loc.config, "get") from None
+    except Exception as exc:
+        raise explain(exc, loc.config, "get") from None
+    return Entry(loc.key, int(got["ContentLength"]), _mtime_ns(got["LastModified"]),
+                 str(got.get("ETag") or "").strip('"') or None)
+
+
 def _get(loc: S3Object, rng: str | None) -> Any:
     params: dict[str, Any] = {"Bucket": loc.config.bucket, "Key": loc.key}
     if rng is not None:

@@ -320,8 +320,12 @@ class Indexer:
         if verdict.action == failures.REQUEUE:
             # Not the file that was listed: nothing of it was read. Pending again under
             # what is there now, after a short wait (a file still being written).
-            self._results.append((row, {"size": a.size, "mtime_ns": a.mtime_ns,
-                                        "inode": a.inode}, "requeue"))
+            now: dict[str, Any] = {"size": a.size, "mtime_ns": a.mtime_ns}
+            if getattr(row, "source_kind", "local") == "s3":
+                now["etag"] = a.etag or row.etag   # (an object has no inode)
+            else:
+                now["inode"] = a.inode
+            self._results.append((row, now, "requeue"))
             self.backlog.defer(row.id, row.source_id, a.size, a.mtime_ns, verdict)
             return True
         if verdict.action == failures.RETRY:

@@ -60,9 +60,6 @@ class Reconciler:
                                                   else float("inf"))
 
     async def start(self) -> None:
-        # Subtree totals may lag after a crash between a batch and its roll-up: redo them.
-        for source in self.sources.mine():
-            await self.writer.rollup(source)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="reconcile")
 
     async def stop(self) -> None:
@@ -76,6 +73,13 @@ class Reconciler:
         return {"interval": self.interval, "next_scan_in": left}
 
     async def _run(self) -> None:
+        # Subtree totals may lag after a crash between a batch and its roll-up: redo them,
+        # after the daemon is ready (a second at a million photos; nothing waits on it).
+        for source in self.sources.mine():
+            try:
+                await self.writer.rollup(source)
+            except Exception:
+                log.exception("subtree totals not redone", root=source.name)
         now = time.monotonic()
         self.next_scan = now + (self.interval if self.interval > 0 else float("inf"))
         next_cleanup = now + CLEANUP_EVERY

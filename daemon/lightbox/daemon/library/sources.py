@@ -128,7 +128,6 @@ class Sources:
             return config, secrets
         return {**config, "access_key_id": key_id}, {"secret_access_key": secret}
 
-
     async def start(self) -> None:
         await self.load()
 

@@ -141,8 +141,9 @@ class Watcher:
 
     async def apply(self, changes: dict[str, Any]) -> None:
         """New settings: a new debounce is used by the next settling pass, a new poll
-        interval by the next sleep; a root's ``watch`` turned off stops its watch at once
-        (on: starts it). ``library.watch`` and ``library.max_watches`` are read at start."""
+        interval by the next sleep; ``library.watch`` off stops every watch at once, on
+        starts them with a pass over each root (for what changed meanwhile); a root's
+        ``watch`` does the same for one root; ``library.max_watches`` is read at start."""
         for key, value in changes.items():
             if key == "library.debounce":
                 self.debounce = float(value)
@@ -153,16 +154,24 @@ class Watcher:
             elif key == "library.poll_interval":
                 self.poll_interval = float(value)
             elif key == "library.watch":
+                if bool(value) == self.enabled:
+                    continue
                 self.enabled = bool(value)
+                if self.loop is None:
+                    continue  # not started yet: start() reads it
+                if self.enabled:
+                    await self._begin(catch_up=True)
+                else:
+                    await self._end()
             elif key == "library.max_watches":
                 self.max_watches = int(value) or inotify_budget()
             elif key.startswith("roots.") and key.endswith(".watch"):
                 root = int(key.split(".")[1])
                 if value:
                     self.unwatched.discard(root)
-                    source = self.sources.by_id.get(root)
+                    source = next((s for s in self.sources.mine() if s.id == root), None)
                     if source is not None and source.online and self.loop is not None:
-                        await self.watch(source)
+                        await self.watch(source)  # only a root this daemon runs
                 else:
                     self.unwatched.add(root)
                     self.unwatch(root)
@@ -170,8 +179,13 @@ class Watcher:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        if not self.enabled:
-            return
+        if self.enabled:
+            await self._begin()
+
+    async def _begin(self, catch_up: bool = False) -> None:
+        """Start watching every root this daemon runs. ``catch_up``: watching was off, so
+        each root gets a pass for what changed meanwhile."""
+        assert self.loop is not None
         self.observer = Observer()
         self.observer.daemon = True
         self.observer.start()
@@ -180,16 +194,27 @@ class Watcher:
         for source in self.sources.mine():
             if source.online:
                 await self.watch(source)
+                if catch_up and source.id in self.watching():
+                    self._folder(source, "", subtree=True)
 
     async def stop(self) -> None:
+        await self._end()
+
+    async def _end(self) -> None:
+        # Stopping the observer drops every inotify watch at once (no unschedule per root).
+        self.watches.clear()
+        self.identity.clear()
         for task in [*self.polling.values(), self._worker, self._sentinel]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.polling.clear()
+        self._worker = self._sentinel = None
+        self._pending.clear()
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         if self.observer is not None:
             observer = self.observer
             self.observer = None

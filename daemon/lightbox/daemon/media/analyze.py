@@ -67,6 +67,7 @@ class Analysis:
     mtime_ns: int = 0
     inode: int = 0
     device: int = 0
+    etag: str | None = None           # an S3 object's, when it changed since it was listed
     sha256: str | None = None
     mime: str | None = None
     format: str | None = None
@@ -149,7 +150,7 @@ def _remote_head(loc: Locator, a: Analysis) -> bytes | None:
     try:
         head = read_range(loc, 0, REMOTE_HEAD)
     except confine.Refused as exc:
-        a.refused(exc)
+        _remote_changed(loc, a, exc)
         return None
     except OSError as exc:
         a.fail_os("source", f"cannot read object ({exc})", exc)
@@ -161,6 +162,22 @@ def _remote_head(loc: Locator, a: Analysis) -> bytes | None:
                             f"{len(head)} bytes were read, not the {loc.size} of it)")
         return None
     return head
+
+
+def _remote_changed(loc: Locator, a: Analysis, exc: confine.Refused) -> None:
+    """The object was overwritten since it was listed: what it is now (one HEAD), so the
+    photo is queued again under its new fingerprint instead of waiting for the next sync."""
+    from lightbox.daemon.kinds.s3 import S3Object, head
+
+    assert isinstance(loc, S3Object)
+    a.refused(exc)
+    a.size, a.mtime_ns = loc.size or 0, loc.mtime_ns or 0
+    try:
+        now = head(loc)
+    except OSError:
+        return
+    if now is not None:
+        a.size, a.mtime_ns, a.etag = now.size, now.mtime_ns, now.tag
 
 
 def _open(loc: Locator, head: bytes) -> tuple[BinaryIO, os.stat_result]:
@@ -184,9 +201,10 @@ def _analyze(req: AnalyzeRequest, a: Analysis) -> None:
     try:
         f, st = _open(loc, head)
     except confine.Refused as exc:
-        a.refused(exc)
-        if loc.kind == "s3":     # keep the listed fingerprint; the next sync has the new
-            a.size, a.mtime_ns = loc.size or 0, loc.mtime_ns or 0
+        if loc.kind == "s3":
+            _remote_changed(loc, a, exc)
+        else:
+            a.refused(exc)
         return
     except OSError as exc:
         a.fail_os("source", f"cannot open file ({exc.strerror or exc})", exc)

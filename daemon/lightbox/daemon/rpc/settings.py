@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lightbox.common import settings as schema
+from lightbox.common.api import Permission
 from lightbox.daemon.rpc import Context, method
 from lightbox.daemon.settings import actor_of, invalid
 
@@ -20,8 +21,15 @@ async def get(ctx: Context, keys: list[str] | None) -> dict[str, Any]:
         if problems:
             raise invalid(problems)
         wanted = keys
-    return {"revision": store.revision,
-            "settings": {k: store.describe(k) for k in wanted}}
+    out = {k: store.describe(k) for k in wanted}
+    if ctx.transport != "ipc" and ctx.permission < Permission.CONTROL:
+        # Like system.status for a remote reader: no paths of this host, no database URL.
+        for key, entry in out.items():
+            fld = schema.BY_KEY.get(key)
+            if fld is not None and fld.scope == "bootstrap" and (
+                    fld.type == "path" or key == "database.url"):
+                entry.update(value=None, origin="hidden from read-only remote clients")
+    return {"revision": store.revision, "settings": out}
 
 
 @method("settings.set")

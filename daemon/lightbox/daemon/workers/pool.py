@@ -200,7 +200,7 @@ class WorkerPool:
 
     def __init__(self, processes: int, *, task_timeout: float = 60.0,
                  memory_limit: int | None = 2 << 30, max_tasks_per_child: int = 500,
-                 nice: int = 10) -> None:
+                 nice: int = 10, wait_ready: bool = True) -> None:
         if processes < 1:
             raise ValueError("processes must be >= 1")
         self.processes = processes
@@ -208,6 +208,10 @@ class WorkerPool:
         self.memory_limit = memory_limit
         self.max_tasks_per_child = max_tasks_per_child
         self.nice = nice
+        # False (the daemon): start() returns once the processes are spawned and tasks
+        # wait in the queue until a worker is ready; the daemon answers requests a second
+        # sooner at start (a worker's interpreter and imports take 0.3-1 s to come up).
+        self.wait_ready = wait_ready
         self._ctx = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._queue: list[tuple[int, int, _Task]] = []
@@ -226,7 +230,8 @@ class WorkerPool:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Spawn the workers and wait until every one has reported ready (~0.1-0.4 s)."""
+        """Spawn the workers and (unless ``wait_ready`` is False) wait until every one has
+        reported ready (~0.1-0.4 s on a quiet machine, a second under load)."""
         if self._started:
             return
         self._loop = asyncio.get_running_loop()
@@ -236,15 +241,27 @@ class WorkerPool:
         self._started = True
         for _ in range(self.processes):
             self._spawn()
+        if not self.wait_ready:
+            self._background_task(self._until_ready(background=True))
+            return
+        await self._until_ready()
+
+    async def _until_ready(self, background: bool = False) -> None:
+        """Wait until every worker has reported ready; stop and raise if they cannot. In the
+        background (``wait_ready=False``) a failure is logged instead: tasks fail with its
+        cause (the broken pool fails its queue) while the catalog is still served."""
         deadline = time.monotonic() + _START_TIMEOUT
         while sum(1 for w in self._workers if w.ready and not w.gone) < self.processes:
             broken = self.broken
-            if broken:
+            why = f"worker processes cannot start: {broken}" if broken else \
+                "worker processes did not start in time" \
+                if time.monotonic() > deadline else None
+            if why is not None:
+                if background:
+                    log.error("workers unavailable", reason=why)
+                    return
                 await self.stop()
-                raise RuntimeError(f"worker processes cannot start: {broken}")
-            if time.monotonic() > deadline:
-                await self.stop()
-                raise RuntimeError("worker processes did not start in time")
+                raise RuntimeError(why)
             await asyncio.sleep(0.01)
         log.info("started", processes=self.processes, spawn_ms=self.spawn_ms,
                  memory_limit=self.memory_limit, task_timeout=self.task_timeout)

@@ -11,7 +11,8 @@ fingerprint; typing into one replaces it.
 ctrl+s shows the diff and saves on confirmation (one ``settings.set`` with ``if_revision``;
 a concurrent change is reported, and the values are re-read with the edits kept), ctrl+r
 resets the focused setting to its default, ctrl+u drops its unsaved edit, ctrl+o shows the
-audit log (the focused key's history; ctrl+o again: every change). The last section holds
+audit log (the focused key's history; ctrl+o again: every change), where r
+reverts the selected change. The last section holds
 this terminal's own preferences (graphics, grid size, key hints), saved in ``tui.toml``,
 not in the catalog. Network I/O runs in workers; the look is in ``settings.tcss``.
 """
@@ -228,6 +229,7 @@ class SettingsScreen(LinkedScreen):
         Binding("ctrl+r", "reset", "Reset to default", priority=True),
         Binding("ctrl+u", "undo", "Undo edit", priority=True),
         Binding("ctrl+o", "audit", "Audit log", priority=True),
+        Binding("r", "revert", "Revert the change (audit log)", show=False),
         Binding("down", "app.focus_next", "Next", show=False),
         Binding("up", "app.focus_previous", "Previous", show=False),
         Binding("escape", "close", "Back"),
@@ -239,6 +241,7 @@ class SettingsScreen(LinkedScreen):
         self.revision: int | None = None
         self.schema_doc: dict[str, Any] | None = None
         self.audit_key: str | None = None
+        self.audit_entries: list[dict[str, Any]] = []
         self._leaving = False
 
     def compose(self) -> ComposeResult:
@@ -504,6 +507,30 @@ class SettingsScreen(LinkedScreen):
         table.display = True
         self.load_audit(announce=True)
 
+    @work(group="settings-save", exclusive=True)
+    async def action_revert(self) -> None:
+        """In the audit table: undo the selected change (after showing what it undoes)."""
+        table = self.query_one("#settings-audit", DataTable)
+        if self.focused is not table or not table.row_count:
+            return
+        entry = self.audit_entries[table.cursor_row]
+        if entry["action"] not in ("set", "reset", "revert") or entry["result"] != "ok":
+            self.say(f"revision {entry['revision']} ({entry['action']}) cannot be reverted",
+                     error=True)
+            return
+        lines = [f"{c['key']}: {_plain(c['new'])} → {_plain(c['old'])}"
+                 for c in entry["changes"]]
+        if not await self.app.push_screen_wait(ConfirmDiff(
+                [f"undo revision {entry['revision']}:", *lines])):
+            return
+        try:
+            out = await self.link.call("settings.revert", {"revision": entry["revision"]})
+        except RPC_ERRORS as exc:
+            self.say(f"cannot revert revision {entry['revision']}: {exc}", error=True)
+            return
+        self.say(f"reverted revision {entry['revision']} (now revision {out['revision']})")
+        self.load()
+
     @work(group="settings-audit", exclusive=True)
     async def load_audit(self, announce: bool = False) -> None:
         table = self.query_one("#settings-audit", DataTable)
@@ -514,6 +541,7 @@ class SettingsScreen(LinkedScreen):
             self.say(f"cannot read the audit log: {exc}", error=True)
             return
         table.clear()
+        self.audit_entries = list(page["entries"])
         for e in page["entries"]:
             changes = "; ".join(f"{c['key']}: {_plain(c['old'])} → {_plain(c['new'])}"
                                 for c in e["changes"])
