@@ -59,7 +59,8 @@ Checking it without lightbox (GNU coreutils):
     cd {path}
     sha256sum -c --quiet SHA256SUMS
 
-prints only the files that are missing or damaged. SHA256SUMS is rewritten after every run.
+prints only the files that are missing or damaged. SHA256SUMS is rewritten after every
+run that changes the folder.
 
 Restoring without lightbox: copy the folders you need (cp -a, rsync -a). The files beginning
 with ".lightbox" belong to lightbox and are not photos.

@@ -6,7 +6,7 @@
 - The manifest (``backup_manifest``) is the truth about what a target holds, by sha256: a
   run copies exactly the catalog's photos whose sha256 it lacks, so an incremental run with
   nothing new reads no file. ``SHA256SUMS`` on the target is rewritten from it after each
-  run.
+  run that changed the target.
 - Roots are checked first (``Sources.check``): an offline or suspect root is skipped with
   its reason and nothing of it is touched on the target, ever: a backup never deletes or
   overwrites a copy (retention, when configured, removes copies of photos gone from the
@@ -343,7 +343,11 @@ class Backups:
         """Lock the target, record the run, run ``body(ctx, row, result)``, record its end."""
         row = await self.row(ctx.params["target"])
         await self._lock(ctx, row["id"])
-        run_id = await self._run_start(row["id"], kind, ctx.id)
+        try:
+            run_id = await self._run_start(row["id"], kind, ctx.id)
+        except BaseException:
+            await asyncio.shield(self._unlock(row["id"]))
+            raise
         result: dict[str, Any] = {"target": row["name"], "run": run_id}
         state = "failed"
         try:

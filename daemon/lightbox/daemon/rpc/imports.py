@@ -23,6 +23,9 @@ async def import_(ctx: Context, source_path: str, root: Any, template: str, mode
     if not await asyncio.to_thread(os.path.isdir, src):
         raise NotFound(f"{src} is not a folder")
     target = d.sources.resolve(root)
+    if target.kind != "local":
+        raise InvalidParams(f"root: {target.name} is a {target.kind} source; import writes "
+                            "into a local root", {"errors": {"root": "not a local root"}})
     if d.sources.locate(src) is not None:
         raise InvalidParams("source_path: is inside a root already; import brings files in "
                             "from outside the library",
