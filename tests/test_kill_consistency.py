@@ -125,6 +125,12 @@ def settle(d: DaemonProcess) -> None:
         job = d.call("library.scan", {})["job"]
         done = d.call("jobs.wait", {"id": job, "timeout": 120}, timeout=130)
         assert done["state"] == "succeeded", done
+    # A scan job does not wait for files the indexer retries by itself (one read while the
+    # churn rewrote it, say): they are indexed within a backoff step or two.
+    deadline = time.monotonic() + 60
+    while rows(d, "SELECT count(*) FROM photos WHERE status = 'pending'")[0][0]:
+        assert time.monotonic() < deadline, "photos left pending:\n" + d.log()[-3000:]
+        time.sleep(0.2)
 
 
 decoded: set[Path] = set()

@@ -1,4 +1,4 @@
-"""The database screen (``B``) against a real daemon: status, testing URLs, a live switch."""
+"""The database screen (``C``) against a real daemon: status, testing URLs, a live switch."""
 
 from __future__ import annotations
 

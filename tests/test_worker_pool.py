@@ -331,3 +331,21 @@ async def test_what_a_worker_writes_to_stderr_becomes_a_debug_record(
     records = [r for r in caplog.records if r.getMessage() == "worker stderr"]
     got = [ln for r in records for ln in getattr(r, "fields", {}).get("lines", [])]
     assert got.count(line) == 3, got
+
+
+async def test_a_pool_that_does_not_wait_for_its_workers_queues_tasks_until_one_is_ready(
+        ) -> None:
+    """``wait_ready=False`` (the daemon's pool): start returns once the processes are
+    spawned, before any has reported ready, and what is submitted meanwhile waits in the
+    queue and runs when a worker comes up."""
+    p = WorkerPool(2, task_timeout=60.0, memory_limit=1 << 30, wait_ready=False)
+    await p.start()
+    try:
+        st = p.status()
+        assert st["alive"] == 0 and st["starting"] == 2, st
+        results = await asyncio.wait_for(
+            asyncio.gather(*(p.submit(mf.echo, i) for i in range(5))), 120)
+        assert results == list(range(5))
+        await _settled(p, 2, timeout=120)
+    finally:
+        await p.stop()

@@ -37,6 +37,7 @@ moment however long the copy takes, while the daemon goes on writing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -188,6 +189,13 @@ def digest_hex(value: int) -> str:
 
 
 # -- reading -------------------------------------------------------------------------------
+# A transaction seeing one snapshot, begun on a connection SQLAlchemy manages (PostgreSQL's
+# driver has sent BEGIN already: the level is set by the first statement).
+_CONSISTENT = {
+    "sqlite": "BEGIN",
+    "postgresql": "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    "mysql": "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+}
 _BEGIN = {
     "sqlite": "BEGIN",
     "postgresql": "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
@@ -214,6 +222,7 @@ class Reader:
         self.snapshot = snapshot
         self.engine: AsyncEngine = engine or probe.probe_engine(reader_url(url))
         self.conn: AsyncConnection | None = conn
+        self._held = False  # inside ``consistent``: reads share one transaction
 
     @property
     def dialect(self) -> str:
@@ -248,9 +257,28 @@ class Reader:
         assert self.conn is not None
         result = await self.conn.execute(query)
         rows = list(result.all())
-        if not self.snapshot:
+        if not self.snapshot and not self._held:
             await self.conn.rollback()  # end the read: the next one sees newer commits
         return rows
+
+    @contextlib.asynccontextmanager
+    async def consistent(self) -> AsyncIterator[None]:
+        """Reads inside see one committed state of the database, not each the latest: a
+        catch-up round that read a parent table, then its children a moment later, could
+        find a child of a parent committed in between (and the target would refuse it)."""
+        if self.snapshot or self._held:
+            yield
+            return
+        assert self.conn is not None
+        await self.conn.rollback()
+        await self.conn.exec_driver_sql(_CONSISTENT[self.dialect])
+        await self.conn.exec_driver_sql("SELECT 1")  # the snapshot is taken now
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+            await self.conn.rollback()
 
     async def count(self, table: sa.Table) -> int:
         return int((await self._rows(sa.select(sa.func.count()).select_from(table)))[0][0])
@@ -849,6 +877,13 @@ def _direct_keys(p: TablePlan, where: Any, sets: list[dict[str, Any]]) -> list[A
 # -- catching up -------------------------------------------------------------------------
 async def reconcile(source: Reader, target: Writer, plans: Sequence[TablePlan],
                     states: dict[str, TableState], captured: Captured) -> int:
+    """``_reconcile`` reading the source from one snapshot (``Reader.consistent``)."""
+    async with source.consistent():
+        return await _reconcile(source, target, plans, states, captured)
+
+
+async def _reconcile(source: Reader, target: Writer, plans: Sequence[TablePlan],
+                     states: dict[str, TableState], captured: Captured) -> int:
     """Make the target equal to the source for every captured key; returns rows rewritten.
 
     Rows are inserted and updated in foreign-key order and deleted in the reverse order;

@@ -206,9 +206,12 @@ def _values_sql(dialect: str, columns: tuple[str, ...]) -> Any:
         else:
             match = "lower(v) LIKE :pattern ESCAPE '!'"
         if dialect in ("mysql", "mariadb"):
+            # GROUP BY ... HAVING: the server's own skip scan ("Using index for group-by");
+            # a DISTINCT in a derived table read every index entry (40 ms a column at
+            # 100,000 photos).
             sql = " UNION ALL ".join(
-                f"SELECT * FROM (SELECT DISTINCT '{c}' AS col, {c} AS v FROM photos "
-                f"WHERE {c} IS NOT NULL) AS d_{c} WHERE {match}" for c in columns)
+                f"(SELECT '{c}' AS col, {c} AS v FROM photos WHERE {c} IS NOT NULL "
+                f"GROUP BY {c} HAVING {match})" for c in columns)
         else:
             ctes = ", ".join(
                 f"vals_{c}(v) AS (SELECT min({c}) FROM photos UNION ALL SELECT (SELECT "
