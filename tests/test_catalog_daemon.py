@@ -322,7 +322,9 @@ def test_original_refuses_gone_files_and_escapes(lib: Lib) -> None:
     expect_error(errors.NotFound, lib.call, "photos.original", {"id": lib.real["gone.jpg"]})
     e = expect_error(errors.NotFound, lib.call, "photos.original",
                      {"id": lib.real["escape.jpg"]})
-    assert "escape.jpg" in e.message
+    # Refused at read time (a link out of the root), or — once a scan has listed the folder,
+    # which skips links — already missing: never the outside file's bytes.
+    assert "escape.jpg" in e.message or "the file is missing" in e.message, e.message
 
 
 def test_original_of_a_photo_under_an_offline_root_is_unavailable(lib: Lib) -> None:
