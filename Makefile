@@ -68,10 +68,12 @@ run: link
 
 demo: link
 	@[ -d "$(DEMO_DIR)/photos" ] || $(BIN)/python -m lightbox.daemon.media.samples "$(DEMO_DIR)/photos"
-	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)" start
-	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)" roots add "$(DEMO_DIR)/photos" --if-missing
-	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)"
-	@echo "The demo daemon keeps running: lightbox --data-dir $(DEMO_DIR) stop"
+	@# The daemon's own dir beside the photos, not around them: a root may not hold the
+	@# daemon's data (roots.add refuses it).
+	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)/daemon" start
+	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)/daemon" roots add "$(DEMO_DIR)/photos" --if-missing
+	@$(BIN)/lightbox --data-dir "$(DEMO_DIR)/daemon"
+	@echo "The demo daemon keeps running: lightbox --data-dir $(DEMO_DIR)/daemon stop"
 
 stop: $(VENV)/.installed-run
 	@$(BIN)/lightbox stop
