@@ -329,10 +329,8 @@ def _copy_to_temp(item: CopyItem, tmp: str, fsync: bool) -> tuple[str, int]:
 _libc: Any = None
 
 
-def syncfs(path: str) -> bool:
-    """Flush the whole file system holding ``path`` (one call makes every file written to
-    it durable: cheaper than an fsync per file for a batch of small ones). False where the
-    call is not available; raises TargetError when the flush reports a write error."""
+def has_syncfs() -> bool:
+    """Whether ``syncfs`` is available here (else an fsync per file is the way)."""
     global _libc
     if _libc is None:
         try:
@@ -340,7 +338,14 @@ def syncfs(path: str) -> bool:
             _libc.syncfs.argtypes = [ctypes.c_int]
         except (OSError, AttributeError):
             _libc = False
-    if not _libc:
+    return bool(_libc)
+
+
+def syncfs(path: str) -> bool:
+    """Flush the whole file system holding ``path`` (one call makes every file written to
+    it durable: cheaper than an fsync per file for a batch of small ones). False where the
+    call is not available; raises TargetError when the flush reports a write error."""
+    if not has_syncfs():
         return False
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
