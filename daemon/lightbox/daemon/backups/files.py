@@ -151,7 +151,24 @@ def clear_temp(path: str) -> int:
             removed += 1
         except OSError:
             pass
+    # write_atomic's temporary files (SHA256SUMS, README, marker) beside them.
+    try:
+        top = list(os.scandir(path))
+    except OSError:
+        return removed
+    for entry in top:
+        if _is_atomic_tmp(entry.name):
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
     return removed
+
+
+def _is_atomic_tmp(name: str) -> bool:
+    return name.endswith(".tmp") and any(name.startswith(f".{n}.") for n in (SUMS, README,
+                                                                              MARKER))
 
 
 def fsync_dir(path: str) -> None:

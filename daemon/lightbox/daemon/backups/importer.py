@@ -52,7 +52,7 @@ from lightbox.daemon.workers.pool import WorkerPool
 
 log = logs.get("import")
 
-P, M, T = tables.photos, tables.backup_manifest, tables.backup_targets
+P, M, T, F = tables.photos, tables.backup_manifest, tables.backup_targets, tables.folders
 
 _FIELD = re.compile(r"\{([a-z0-9]+)(?::([^}|]*))?(?:\|([^}]*))?\}")
 FIELDS = ("taken", "mtime", "name", "stem", "ext", "make", "model", "sha8")
@@ -239,7 +239,7 @@ class Importer:
         stage = os.path.join(root.path, STAGE_DIR, stage_name(owner, ctx.id))
         try:
             stop = await self._stage(ctx, source_path, root.path, stage,
-                                     [it for it in plan if it.action == "copy"])
+                                     [it for it in plan if it.action == "copy"], move)
             lap("stage")
             await self._plan(plan, template)
             lap("plan")
@@ -324,7 +324,7 @@ class Importer:
                 it.action, it.reason = "skip", "already in the library"
 
     async def _stage(self, ctx: JobContext, source_path: str, root: str, stage: str,
-                     todo: list[Planned]) -> files.TargetError | None:
+                     todo: list[Planned], move: bool) -> files.TargetError | None:
         """Copy every file of ``todo`` into the stage dir, hashing it on the way, flushed
         and read back (``_stage_part``), ``pool.processes`` parts at a time. The first
         target error stops the staging; the files not staged then are reported."""
@@ -360,7 +360,7 @@ class Importer:
                     for it in part:
                         it.action, it.reason = "error", f"not copied: {stop}"
                     return
-                out = await asyncio.to_thread(_stage_part, source_path, stage, part)
+                out = await asyncio.to_thread(_stage_part, source_path, stage, part, move)
             stop = stop or out
             ctx.progress(add=len(part), add_bytes=sum(it.size for it in part if it.tmp),
                          add_errors=sum(1 for it in part if it.action == "error"))
@@ -432,14 +432,38 @@ class Importer:
                     have.update((await conn.execute(sa.select(M.c.sha256).where(
                         M.c.target_id == t.id, M.c.sha256.in_(shas[i:i + 500])))).scalars())
                 backed[t.name] = len(set(shas) - have)
+            # Each copy as the catalog read it (the indexer hashed it from the disk, its
+            # pages dropped after the flush): that read is the copy's read-back.
+            copied = [it for it in plan if it.action == "copied"]
+            found: dict[tuple[str, str], str | None] = {}
+            folders = sorted({it.dest.rpartition("/")[0] for it in copied})
+            for i in range(0, len(folders), 200):
+                for r in await conn.execute(
+                        sa.select(F.c.path, P.c.name, P.c.sha256)
+                        .join(F, F.c.id == P.c.folder_id)
+                        .where(P.c.source_id == root_id, F.c.path.in_(folders[i:i + 200]),
+                               P.c.status != "missing")):
+                    found[(r.path, r.name)] = r.sha256
+        unverified = 0
+        for it in copied:
+            folder, _, name = it.dest.rpartition("/")
+            got = found.get((folder, name))
+            if got is None:
+                unverified += 1  # not indexed (yet): not proven
+            elif got != it.sha256:
+                unverified += 1
+                it.action, it.reason = "error", (
+                    "the copy read back from the disk differs from the card (the "
+                    "destination's disk may be failing); the source is kept")
+                log.error("an imported copy differs from its source", dest=it.dest)
         not_in = len(set(shas) - in_library)
         errors = sum(1 for it in plan if it.action == "error")
         not_photo = sum(1 for it in plan if it.action == "not_photo")
         # Every file on the card, not only the photos: erasing it must lose nothing.
-        safe = not_in == 0 and errors == 0 and not_photo == 0 \
+        safe = not_in == 0 and errors == 0 and not_photo == 0 and unverified == 0 \
             and all(v == 0 for v in backed.values())
         return {"safe_to_erase": safe, "not_in_library": not_in, "not_backed_up": backed,
-                "errors": errors, "not_photos": not_photo}
+                "errors": errors, "not_photos": not_photo, "copies_unverified": unverified}
 
 
 
@@ -574,14 +598,21 @@ def _remove_stage(stage: str) -> int:
 
 # -- copying (in threads) ------------------------------------------------------------------
 
-def _stage_part(source: str, stage: str, part: list[Planned]) -> files.TargetError | None:
+def _stage_part(source: str, stage: str, part: list[Planned], move: bool
+                ) -> files.TargetError | None:
     """Copy each file of ``part`` into ``stage``, hashing it on the way (its sha256 is
     what was read and written: one read of the source), then make them durable with one
-    ``syncfs`` (an fsync per file where it is missing) and read each back from the device
-    (its pages were clean after the flush; dropping them makes the read go to the disk)
-    and compare. Sets ``tmp`` and ``sha256``, or ``action = error``. A target error
-    (full, read-only, gone) stops the part and is returned; what was staged before it is
-    still checked and kept."""
+    ``syncfs`` (an fsync per file where it is missing). Sets ``tmp`` and ``sha256``, or
+    ``action = error``. A target error (full, read-only, gone) stops the part and is
+    returned; what was staged before it is still checked and kept.
+
+    What proves a copy is on the disk: its pages are clean after the flush, so dropping
+    them (``POSIX_FADV_DONTNEED`` of the file) makes the next read of it go to the device.
+    For a **move** that read is done here, and compared, before any source is deleted. For
+    a copy the source stays where it is, and the next read is the indexer's (it hashes every
+    new file of the root for the catalog): the verdict compares the catalog's sha256 of
+    each placed copy with the card's, and says "safe to erase" only when they match, so the
+    read the indexer needs anyway is the read-back, not a second one."""
     each = not files.has_syncfs()
     written: list[Planned] = []
     stop: files.TargetError | None = None
@@ -614,16 +645,33 @@ def _stage_part(source: str, stage: str, part: list[Planned]) -> files.TargetErr
                 it.action, it.reason = "error", f"{exc}; the source is kept"
             return exc
     for it in written:
-        try:
-            again, _ = files.hash_path(it.tmp, drop_cache=True)
-        except OSError as exc:
-            again = f"unreadable: {exc.strerror}"
+        if move:
+            try:
+                again, _ = files.hash_path(it.tmp, drop_cache=True)
+            except OSError as exc:
+                again = f"unreadable: {exc.strerror}"
+        else:
+            again = it.sha256 if _drop_cache(it.tmp) else "unreadable"
         if again != it.sha256:
             _quiet_unlink(it.tmp)
             it.tmp = ""
             it.action, it.reason = "error", ("the copy read back differs from what was "
                                              "written; the source is kept")
     return stop
+
+
+def _drop_cache(path: str) -> bool:
+    """Drop the (clean, flushed) pages of ``path``, so its next read comes from the disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _copy_hashing(src: str, tmp: str, it: Planned, fsync: bool) -> str:
