@@ -180,3 +180,45 @@ def test_the_command_line_adds_a_bucket_without_the_secret_on_it(cloud: Any) -> 
     r = run_cli("backup", "run", "cloud2", "--wait", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(s3.keys(bucket, "second/photos/")) == 5
+
+
+def test_a_photo_over_64_mb_goes_up_in_parts_each_checksummed(cloud: Any) -> None:
+    """A file larger than one PutObject takes (64 MB) is uploaded in 16 MB parts, each
+    with its sha256 for the endpoint to check; a part the endpoint fails once is sent
+    again; the object stored is the photo byte for byte (its composite checksum is not the
+    file's sha256, so it is read back), and a verify of it passes."""
+    from lightbox.daemon.backups.s3 import PART_SIZE, SINGLE_PUT_MAX
+
+    d, root, s3, bucket = cloud
+    big = root / "big" / "pano.jpg"
+    save_jpeg(make_photo(64, 64, seed=70), big)
+    with big.open("ab") as f:  # bytes after the end marker: still a JPEG, 70 MB of it
+        block = bytes(range(256)) * 4096
+        while f.tell() < SINGLE_PUT_MAX + 6 * (1 << 20):
+            f.write(block)
+    data = big.read_bytes()
+    parts = -(-len(data) // PART_SIZE)
+    assert parts >= 5
+    assert wait(d, d.call("library.scan", {})["job"])["state"] == "succeeded"
+    deadline = time.monotonic() + 120
+    while d.call("roots.list")["roots"][0]["pending"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    s3.proxy.reset_log()
+    s3.proxy.inject("status", times=1, after=1,
+                    match=lambda req: req.method == "PUT" and "partNumber" in req.query)
+    done = backup(d)
+    assert done["state"] == "succeeded", done
+    assert done["result"]["copied"] == 6, done["result"]
+    log = s3.proxy.log()
+    started = [r for r in log if r.method == "POST" and "uploads" in r.query
+               and "big/pano.jpg" in r.path]
+    assert len(started) == 1
+    sent = [r for r in log if r.method == "PUT" and "partNumber" in r.query]
+    assert len(sent) == parts + 1  # one part failed once and was sent again
+    assert all(r.headers.get("x-amz-checksum-sha256") for r in sent)
+    assert sorted({int(r.query["partNumber"]) for r in sent}) == list(range(1, parts + 1))
+    assert any(r.method == "POST" and "uploadId" in r.query for r in log)  # completed
+    assert sha(s3.get(bucket, "lightbox/photos/big/pano.jpg")) == sha(data)
+    verify = wait(d, d.call("backups.verify", {"target": "cloud", "all": True})["job"])
+    assert verify["result"]["ok"] == 6 and not verify["result"]["changed"], verify["result"]

@@ -426,8 +426,19 @@ class Backups:
         store = self.store(row)
         ctx.phase = "checking"
         ctx.progress()
+        clock = time.monotonic()
+        timings: dict[str, float] = {}
+        result["timings"] = timings
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            timings[name] = round(now - clock, 3)
+            clock = now
+
         await self._check_target(row)
         await asyncio.to_thread(store.clear_temp)
+        lap("target")
         sources, skipped = self._included(cfg)
         online: list[Source] = []
         for src in sources:
@@ -440,6 +451,7 @@ class Backups:
                 continue
             online.append(src)
         result["skipped_roots"] = skipped
+        lap("roots")
         copied = adopted = 0
         damaged: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
@@ -447,6 +459,7 @@ class Backups:
         seen: set[str] = set()
         todo = await self._lacking(row["id"], [s.id for s in online])
         result["pending"] = await self._pending([s.id for s in online])
+        lap("lacking")
         total = len(todo)
         ctx.phase = "copying"
         ctx.progress(processed=0, total=total)
@@ -516,6 +529,7 @@ class Backups:
         finally:
             if running:  # cancelled: the threads finish their batch; wait, record nothing
                 await asyncio.wait(running)
+        lap("copy")
         if cfg.get("check_sources") or ctx.params.get("check_sources"):
             ctx.phase = "checking sources"
             await self._check_sources(ctx, row, online, damaged)
@@ -540,6 +554,7 @@ class Backups:
             except OSError as exc:
                 if stop is None:
                     stop = files.target_error(exc, "writing SHA256SUMS")
+        lap("sums")
         if stop is not None:
             raise JobFailed(f"backup to {row['name']} stopped: {stop}",
                             {"reason": stop.reason})
