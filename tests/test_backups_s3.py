@@ -234,7 +234,7 @@ def test_a_bucket_source_named_by_a_target_is_backed_up(cloud: Any, tmp_path: Pa
     from s3daemon import add_bucket, settled
     from s3daemon import sync as sync_bucket
 
-    d, root, s3, target_bucket = cloud
+    d, _, s3, target_bucket = cloud
     src_bucket = s3.make_bucket()
     originals: dict[str, bytes] = {}
     for i in range(4):
