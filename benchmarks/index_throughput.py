@@ -23,6 +23,8 @@ The photo set is cached in $BENCH_CACHE (default ~/.cache/lightbox-bench) betwee
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import multiprocessing as mp
 import os
 import sqlite3
@@ -31,6 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -167,6 +170,111 @@ def lightbox_run(photos: Path, tmp: Path, count: int, processes: int) -> Run:
         d.stop()
 
 
+def floor(files: list[Path], tmp: Path) -> None:
+    """The floor, in one process and CPU time: what the bare loop's steps cost, what
+    lightbox must do on top of them, and ``analyze`` itself, over the same files."""
+    from lightbox.common.settings import BY_KEY
+    from lightbox.daemon.media import exif, phash
+    from lightbox.daemon.media.analyze import AnalyzeRequest, analyze
+    from lightbox.daemon.media.confine import LocalFile
+    from lightbox.daemon.media.thumbs import GRID, RESAMPLE, ThumbSpec
+
+    def default(key: str) -> int:
+        return int(BY_KEY[key].default)
+
+    # The daemon's default sizes (app.py builds its specs from the same settings).
+    quality = default("thumbnails.quality")
+    specs = (ThumbSpec("grid", default("thumbnails.grid"), quality),
+             ThumbSpec("preview", default("thumbnails.preview"), quality,
+                       min_size=default("thumbnails.preview_min") or None))
+    preview_edge = max(s.decode_size for s in specs)
+    cache: dict[tuple[str, Path], Image.Image] = {}
+
+    def decoded(f: Path, edge: int) -> Image.Image:
+        img = Image.open(f)
+        img.draft("RGB", (edge, edge * img.size[1] // img.size[0]))
+        img.load()
+        return img
+
+    def preview(f: Path) -> Image.Image:
+        if ("preview", f) not in cache:
+            cache["preview", f] = decoded(f, preview_edge)
+        return cache["preview", f]
+
+    def resize_grid(f: Path) -> Image.Image:
+        big = preview(f)
+        return big.resize((GRID.size, GRID.size * big.size[1] // big.size[0]), RESAMPLE,
+                          reducing_gap=1.0)
+
+    def grid(f: Path) -> Image.Image:
+        if ("grid", f) not in cache:
+            cache["grid", f] = resize_grid(f)
+        return cache["grid", f]
+
+    def run_analyze(f: Path) -> None:
+        st = f.stat()
+        a = analyze(AnalyzeRequest(LocalFile(str(f.parent), f.name, size=st.st_size,
+                                             mtime_ns=st.st_mtime_ns, inode=st.st_ino),
+                                   str(tmp / "floor"), specs))
+        assert a.ok, a.error
+
+    def sha256(f: Path) -> None:
+        with open(f, "rb", buffering=0) as fp:
+            h = hashlib.sha256()
+            while chunk := fp.read(1 << 20):
+                h.update(chunk)
+
+    def read_exif(f: Path) -> None:
+        with open(f, "rb") as fp:
+            exif.read_exifread(fp)
+
+    with Image.open(files[0]) as first:
+        full = first.size
+    shown = decoded(files[0], preview_edge).size
+    stages: list[tuple[str, Any]] = [
+        ("bare loop: open+draft+thumbnail(256)+save", lambda f: bare_one((str(f), str(
+            tmp / "floor-bare.jpg")))),
+        ("  of which decode at 1/8 (its draft)", lambda f: decoded(f, 256)),
+        (f"decode drafted for the preview (at least {preview_edge} px: "
+         f"{shown[0]}x{shown[1]}, 1/{full[0] // shown[0]})", lambda f: decoded(f, preview_edge)),
+        ("sha256 of the file", sha256),
+        ("EXIF (exifread)", read_exif),
+        ("grid resize from the preview pixels (the bare loop resizes too)", resize_grid),
+        ("grid encode (the bare loop encodes too)",
+         lambda f: grid(f).save(io.BytesIO(), "JPEG", quality=82)),
+        ("preview encode", lambda f: preview(f).save(io.BytesIO(), "JPEG", quality=82)),
+        ("dHash", lambda f: phash.phash(grid(f))),
+        ("lightbox analyze() (all of it, confined open, files written)", run_analyze),
+    ]
+    got: dict[str, float] = {}
+    for name, fn in stages:
+        for f in files:      # warm: imports, plugins, the cached preview pixels
+            fn(f)
+        times = []
+        for f in files:
+            c = time.process_time()
+            fn(f)
+            times.append((time.process_time() - c) * 1000)
+        got[name] = median(times)
+    names = [n for n, _ in stages]
+    bare, d8, d4 = got[names[0]], got[names[1]], got[names[2]]
+    # The grid's resize and encode stand for the bare loop's own; on top come these:
+    extra = (d4 - d8) + got[names[3]] + got[names[4]] + got[names[7]] + got[names[8]]
+    print()
+    print(f"Floor, one process, CPU ms per photo (median of {len(files)} photos, "
+          f"load average {load()}):")
+    print()
+    print("| step | ms |")
+    print("|---|---|")
+    for name in names:
+        print(f"| {name} | {got[name]:.2f} |")
+    print(f"| on top of the bare loop: the larger decode (+{d4 - d8:.2f}), sha256, EXIF, "
+          f"preview encode, dHash | {extra:.2f} |")
+    print()
+    print(f"floor ratio (bare / (bare + what lightbox must add)): {bare / (bare + extra):.2f}; "
+          f"analyze() in one process: {bare / got[names[-1]]:.2f}")
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}"
 
@@ -179,6 +287,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--quick", action="store_true", help="40 photos, 2 rounds")
+    ap.add_argument("--floor-photos", type=int, default=20,
+                    help="photos for the one-process floor analysis (0: skip it)")
     args = ap.parse_args()
     if args.quick:
         args.count, args.rounds = min(args.count, 40), min(args.rounds, 2)
@@ -233,6 +343,9 @@ def main() -> None:
     print(f"workers' start before each lightbox round (not timed): "
           f"{[round(r.spawn_ms) for r in lb]} ms; both sides niced {NICE}")
     print(f"load average after: {load()}")
+    if args.floor_photos:
+        with scratch("lbfloor") as tmp:
+            floor(files[:args.floor_photos], tmp)
 
 
 if __name__ == "__main__":
