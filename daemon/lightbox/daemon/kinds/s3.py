@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO, TypeVar
@@ -575,6 +575,37 @@ def download(loc: S3Object, out: BinaryIO, *, head: bytes = b"",
             wait = retry_after(exc)
             time.sleep(backoff(attempt) if wait is None else wait)
     raise AssertionError("unreachable")
+
+
+def stream(loc: S3Object, attempts: int = MAX_ATTEMPTS) -> Iterator[bytes]:
+    """The listed object's bytes (``If-Match`` its ETag), chunk by chunk in bounded memory:
+    for a reader that hashes as it copies (a backup of a bucket's photo), so the object is
+    read once. A connection reset mid-body resumes from the bytes already given (same ETag,
+    so the same object); raises ``Refused`` (changed) or ``S3Error``. What the consumer does
+    with a chunk (a write that fails) is its own error, never one of the object's."""
+    done = 0
+    for attempt in range(1, attempts + 1):
+        try:
+            body = _get(loc, f"bytes={done}-" if done else None)["Body"]
+            try:
+                while True:
+                    chunk = body.read(CHUNK)
+                    if not chunk:
+                        break
+                    done += len(chunk)
+                    yield chunk
+            finally:
+                body.close()
+            if loc.size is not None and done < loc.size:
+                raise http.client.IncompleteRead(b"", loc.size - done)
+            return
+        except Exception as exc:
+            if attempt == attempts or not retryable(exc):
+                err = explain(exc, loc.config, "get")
+                _refuse_changed(err, loc)
+                raise err from None
+            wait = retry_after(exc)
+            time.sleep(backoff(attempt) if wait is None else wait)
 
 
 def open_object(loc: S3Object, head: bytes = b"") -> tuple[BinaryIO, os.stat_result]:
