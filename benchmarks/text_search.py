@@ -231,7 +231,7 @@ def main() -> None:
         r = results[k]
         raw50 = f"{med(r['raw50']):.2f}" if r["raw50"] else "-"
         rawcpu = f"{med(r['rawcpu']):.2f}" if r["rawcpu"] else "-"
-        server = f"{med(r['server']):.2f}" if server_pids(url) else "-"
+        server = f"{med(r['server']):.2f}" if any(r["server"]) else "-"
         print(f"| {k} | `{words[k][0]}` | {med(r['p50']):.2f} ({min(r['p50']):.2f}-"
               f"{max(r['p50']):.2f}) | {med(r['p99']):.2f} | {raw50} | {med(r['cpu']):.2f} | "
               f"{server} | {rawcpu} | {matched[k]} |")

@@ -177,7 +177,17 @@ class Word:
         if self.paths:
             cand = sa.union(cand, sa.select(p.c.id).where(p.c.folder_id.in_(
                 sa.select(folders.c.id).where(self.folder_ids(dialect)))))
-        return photos.c.id.in_(cand)
+        return id_in(cand, dialect)
+
+
+def id_in(ids: Any, dialect: str) -> Any:
+    """``photos.id IN (ids)`` for a union of id lists. MariaDB/MySQL cannot materialize a
+    UNION as a semi-join: they ran it as a dependent subquery for each of a million rows
+    (22 s for ``9028``); wrapped in a derived table it is materialized once (0.3 s)."""
+    if dialect in ("mysql", "mariadb"):
+        u = ids.subquery("ids")
+        return photos.c.id.in_(sa.select(u.c.id))
+    return photos.c.id.in_(ids)
 
 
 def _like(word: str) -> str:
@@ -387,10 +397,10 @@ async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
                 else frozenset()
             out.append(Arm(folder.in_(sa.select(folders.c.id).where(
                 *(w.folder_ids(dialect) for w in narrowing))), few=few, implies=implied))
-    return _few_together(out)
+    return _few_together(out, dialect)
 
 
-def _few_together(arms: list[Arm]) -> list[Arm]:
+def _few_together(arms: list[Arm], dialect: str) -> list[Arm]:
     """The streams to sort, as one: their ids in a union (one statement and one sort of
     a few rows instead of a page per stream; an OR of the lookups would defeat
     PostgreSQL's planner, see ``Word.candidates``)."""
@@ -400,7 +410,7 @@ def _few_together(arms: list[Arm]) -> list[Arm]:
     ids = sa.union(*(sa.select(photos.c.id).where(a.condition).correlate(None) for a in few))
     # The union implies only what every part of it implies.
     implied = frozenset.intersection(*(a.implies for a in few))
-    return [Arm(photos.c.id.in_(ids), few=True, implies=implied),
+    return [Arm(id_in(ids, dialect), few=True, implies=implied),
             *(a for a in arms if not a.few)]
 
 
