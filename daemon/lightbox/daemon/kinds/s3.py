@@ -673,15 +673,35 @@ def read_range(loc: S3Object, offset: int, length: int) -> bytes:
     raise AssertionError("unreachable")
 
 
+class LocalWriteError(Exception):
+    """Writing the download where it goes failed (a full cache disk): not the endpoint's
+    fault, never retried here; ``error`` is the OSError."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write(out: BinaryIO, data: bytes) -> None:
+    try:
+        out.write(data)
+    except OSError as exc:
+        raise LocalWriteError(exc) from exc
+
+
 def download(loc: S3Object, out: BinaryIO, *, head: bytes = b"",
              attempts: int | None = None) -> tuple[str, int]:
     """Stream the object into ``out`` through sha256, in bounded memory; returns (sha256,
     bytes). ``head``: its first bytes, already fetched (the sniff), so only the rest is
     read. A connection reset mid-body resumes from the bytes already written (same ETag,
     so the same object). Bounded by the socket read timeout and the object's budget
-    (``Watchdog``): past it, ``S3Error`` with reason ``timeout``."""
+    (``Watchdog``): past it, ``S3Error`` with reason ``timeout``. A failed write to ``out``
+    raises its own ``OSError`` (not an ``S3Error``): the machine's, not the endpoint's."""
     digest = hashlib.sha256(head)
-    out.write(head)
+    try:
+        _write(out, head)
+    except LocalWriteError as exc:
+        raise exc.error from None
     done = len(head)
     if head and loc.size is not None and done >= loc.size:
         return digest.hexdigest(), done
@@ -698,7 +718,7 @@ def download(loc: S3Object, out: BinaryIO, *, head: bytes = b"",
                         chunk = body.read(CHUNK)
                         if not chunk:
                             break
-                        out.write(chunk)
+                        _write(out, chunk)
                         digest.update(chunk)
                         done += len(chunk)
                         dog.check(done)
@@ -709,6 +729,8 @@ def download(loc: S3Object, out: BinaryIO, *, head: bytes = b"",
                 return digest.hexdigest(), done
             except S3Error:
                 raise
+            except LocalWriteError as exc:
+                raise exc.error from None
             except Exception as exc:
                 if dog.expired:
                     raise dog.error(done) from None
@@ -759,6 +781,7 @@ def fetch(loc: S3Object, into: str, head: bytes = b"") -> Fetched:
     removed); the caller removes it when done. Blocking: run it in an I/O thread."""
     from lightbox.daemon.media.thumbs import owner_tag
 
+    os.makedirs(into, mode=0o700, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix=f"{FETCH_PREFIX}{owner_tag()}.", suffix=FETCH_SUFFIX,
                                 dir=into)
     try:

@@ -192,13 +192,18 @@ def prepare_remote(loc: Locator, into: str) -> Analysis | Locator:
         a.sha256 = sha256_empty()
         a.fail(EMPTY, "empty file")
         return a
+    from lightbox.daemon.kinds.s3 import S3Error
+
     try:
         fetched = fetch(loc, into, head)
     except confine.Refused as exc:
         _remote_changed(loc, a, exc)
         return a
-    except OSError as exc:
+    except S3Error as exc:
         _remote_failed(a, exc)
+        return a
+    except OSError as exc:     # the copy could not be written: the cache disk's fault
+        a.fail_os("cache", f"cannot write the downloaded copy ({exc.strerror or exc})", exc)
         return a
     a.timings["fetch"] = _ms(t)
     return fetched
