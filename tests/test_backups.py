@@ -521,3 +521,25 @@ def test_a_target_unmounted_mid_run_fails_it_writing_nothing_elsewhere(
     assert done["result"]["reason"] == "target_missing", done
     assert list(target.iterdir()) == []  # the mount point: nothing was created there
     assert rows(d, "SELECT count(*) FROM backup_manifest")[0][0] == done["result"]["copied"]
+
+
+def test_what_a_killed_run_left_on_the_target_is_cleared(tmp_path: Path) -> None:
+    """A run killed mid-way leaves temp files in .lightbox-tmp and, when it died while
+    rewriting SHA256SUMS, write_atomic's temporary file beside it: the next run's
+    clear_temp removes both and nothing else."""
+    from lightbox.daemon.backups import files
+
+    target = tmp_path / "nas"
+    target.mkdir()
+    files.prepare(str(target), "nas", "m1")
+    (target / ".lightbox-tmp" / "123-4.part").write_bytes(b"partial")
+    (target / ".SHA256SUMS.123.7.tmp").write_bytes(b"half a list")
+    (target / "photos").mkdir()
+    (target / "photos" / ".keep.tmp").write_bytes(b"a user's file")
+    sums = (target / "SHA256SUMS").read_bytes()
+    assert files.clear_temp(str(target)) == 2
+    assert not list((target / ".lightbox-tmp").iterdir())
+    assert not (target / ".SHA256SUMS.123.7.tmp").exists()
+    assert (target / "photos" / ".keep.tmp").exists()
+    assert (target / "SHA256SUMS").read_bytes() == sums
+    assert files.check(str(target), "m1") is None

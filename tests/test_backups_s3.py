@@ -6,6 +6,8 @@ not the target, an endpoint failing mid-run, and the secret never shown again.""
 from __future__ import annotations
 
 import hashlib
+import json
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from lbtest import DaemonProcess, run_cli
 from s3env import ACCESS_KEY, REGION, SECRET_KEY, S3Env
 
+from lightbox.daemon.library.sources import secret_fingerprint
 from lightbox.daemon.media.samples import make_photo, save_jpeg
 
 SCAN_ONLY = {"library": {"watch": False, "reconcile_interval": 0}}
@@ -64,8 +67,18 @@ def test_bucket_target_runs_verifies_and_restores(cloud: Any, tmp_path: Path) ->
     listed = d.call("backups.list")["targets"][0]
     assert listed["kind"] == "s3" and listed["bucket"] == bucket
     assert listed["secret_access_key"] == "set"
+    assert listed["secret_access_key_fingerprint"] == secret_fingerprint(SECRET_KEY)
     assert SECRET_KEY not in str(d.call("backups.list"))
     assert SECRET_KEY not in d.log()
+    # Stored like a bucket source's secret: apart, never in the target's config row.
+    con = sqlite3.connect(f"file:{d.data_dir / 'catalog.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        (config,) = con.execute("SELECT config FROM backup_targets").fetchone()
+        held = con.execute("SELECT name, value FROM backup_target_secrets").fetchall()
+    finally:
+        con.close()
+    assert SECRET_KEY not in config and "secret_access_key" not in json.loads(config)
+    assert held == [("secret_access_key", SECRET_KEY)]
     s3.proxy.reset_log()
     first = backup(d)
     assert first["state"] == "succeeded", first

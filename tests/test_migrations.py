@@ -83,3 +83,36 @@ async def test_unreachable_database_is_a_clear_error() -> None:
     db = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none")
     with pytest.raises(DatabaseError, match="cannot open the catalog"):
         await db.start()
+
+
+async def test_an_s3_targets_secret_moves_out_of_its_config_row(db_url: str) -> None:
+    """0030: the secret key an S3 target kept in its config JSON moves to
+    backup_target_secrets (with its fingerprint); the rest of the config stays."""
+    from lightbox.daemon.catalog.database import make_engine
+    from lightbox.daemon.library.sources import secret_fingerprint
+
+    db = Database(db_url)
+    try:
+        db._engine = make_engine(db_url)
+        assert await db.migrate("0016_perf") == "0016_perf"
+        cfg = {"bucket": "photos", "access_key_id": "AKID", "secret_access_key": "s3cr3t",
+               "schedule": None}
+        async with db.engine.begin() as conn:
+            for name, kind, config in (("cloud", "s3", cfg), ("usb", "local", {"roots": []})):
+                await conn.execute(tables.backup_targets.insert().values(
+                    name=name, kind=kind, path=None if kind == "s3" else "/mnt/usb",
+                    marker=name, config=config, created_at=sa.func.now()))
+        await db.stop()
+        db = Database(db_url)
+        await db.start()
+        T, S = tables.backup_targets, tables.backup_target_secrets
+        async with db.engine.connect() as conn:
+            configs = {r.name: r.config for r in await conn.execute(sa.select(T))}
+            held = (await conn.execute(sa.select(S))).all()
+        assert configs["cloud"] == {"bucket": "photos", "access_key_id": "AKID",
+                                    "schedule": None}
+        assert configs["usb"] == {"roots": []}
+        assert [(r.name, r.value, r.fingerprint) for r in held] == [
+            ("secret_access_key", "s3cr3t", secret_fingerprint("s3cr3t"))]
+    finally:
+        await db.stop()

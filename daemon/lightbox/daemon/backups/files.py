@@ -151,7 +151,24 @@ def clear_temp(path: str) -> int:
             removed += 1
         except OSError:
             pass
+    # write_atomic's temporary files (SHA256SUMS, README, marker) beside them.
+    try:
+        top = list(os.scandir(path))
+    except OSError:
+        return removed
+    for entry in top:
+        if _is_atomic_tmp(entry.name):
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
     return removed
+
+
+def _is_atomic_tmp(name: str) -> bool:
+    return name.endswith(".tmp") and any(name.startswith(f".{n}.") for n in (SUMS, README,
+                                                                              MARKER))
 
 
 def fsync_dir(path: str) -> None:
@@ -329,10 +346,8 @@ def _copy_to_temp(item: CopyItem, tmp: str, fsync: bool) -> tuple[str, int]:
 _libc: Any = None
 
 
-def syncfs(path: str) -> bool:
-    """Flush the whole file system holding ``path`` (one call makes every file written to
-    it durable: cheaper than an fsync per file for a batch of small ones). False where the
-    call is not available; raises TargetError when the flush reports a write error."""
+def has_syncfs() -> bool:
+    """Whether ``syncfs`` is available here (else an fsync per file is the way)."""
     global _libc
     if _libc is None:
         try:
@@ -340,7 +355,14 @@ def syncfs(path: str) -> bool:
             _libc.syncfs.argtypes = [ctypes.c_int]
         except (OSError, AttributeError):
             _libc = False
-    if not _libc:
+    return bool(_libc)
+
+
+def syncfs(path: str) -> bool:
+    """Flush the whole file system holding ``path`` (one call makes every file written to
+    it durable: cheaper than an fsync per file for a batch of small ones). False where the
+    call is not available; raises TargetError when the flush reports a write error."""
+    if not has_syncfs():
         return False
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

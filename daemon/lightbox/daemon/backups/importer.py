@@ -1,14 +1,21 @@
 """``library.import``: photos from a card or folder into a root, laid out by a template.
 
 Phases: **walk** the source (a thread; links and dot-files are skipped), **probe** each file
-in the worker pool (sha256, sniffed kind, EXIF date and camera), **plan** the names (the
+in the worker pool (sniffed kind, EXIF date and camera: the header only), **copy** in
+threads into the job's stage dir below the root (``.lightbox-import/<owner>!<job>/``, hidden,
+so never scanned): each file read once and hashed on the way, a batch made durable by one
+``syncfs``, each copy read back from the device and compared; then **plan** the names (the
 template on the metadata, names made safe for every file system, collisions resolved by a
-suffix from the sha256, files whose sha256 the catalog has skipped), **copy** in a thread
-(temporary name, fsync, read back and hashed, renamed without overwriting, directory
-fsynced; a move deletes its source only after that check), then **scan** the root so the
-catalog takes the new files (through the scanner and the writer, like any other file), and
-say whether the card is **safe to erase**: every file on it is in the library and, where a
-backup target covers the root, on that target.
+suffix from the sha256, files whose sha256 the catalog has skipped and their copies
+dropped), **place** each copy under its name by a rename that never overwrites, flush the
+folders, and only then delete the sources of a move. A file whose name under the template
+already holds a file of its size (a rerun) is hashed before it is copied, so a card
+imported again is read, not written. Then **scan** the root so the catalog takes the new
+files (through the scanner and the writer, like any other file), and say whether the card
+is **safe to erase**: every file on it is in the library and, where a backup target
+covers the root, on that target. A dry run hashes every file (in the pool) and writes
+nothing. What an import killed mid-way left (its stage dir) is removed by the next import
+into the root.
 
 Templates (beets' path formats and exiftool's ``-d`` are the models): text with fields in
 braces, ``/`` between folders. ``{taken:%Y-%m-%d}`` formats the date the photo was taken
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import itertools
 import os
 import re
 import stat
@@ -36,7 +44,7 @@ from lightbox.common import logs
 from lightbox.daemon.backups import files
 from lightbox.daemon.catalog import tables
 from lightbox.daemon.catalog.database import Database
-from lightbox.daemon.jobs.queue import JobContext, JobFailed
+from lightbox.daemon.jobs.queue import JobContext, JobFailed, _owner_alive
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.scanner import Offline, Scanner
 from lightbox.daemon.library.sources import Sources
@@ -44,10 +52,11 @@ from lightbox.daemon.workers.pool import WorkerPool
 
 log = logs.get("import")
 
-P, M, T = tables.photos, tables.backup_manifest, tables.backup_targets
+P, M, T, F = tables.photos, tables.backup_manifest, tables.backup_targets, tables.folders
 
 _FIELD = re.compile(r"\{([a-z0-9]+)(?::([^}|]*))?(?:\|([^}]*))?\}")
 FIELDS = ("taken", "mtime", "name", "stem", "ext", "make", "model", "sha8")
+_counter = itertools.count()
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 _RESERVED = re.compile(r"(?i)^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$")
 
@@ -118,10 +127,14 @@ def render(template: str, meta: dict[str, Any]) -> str:
     return "/".join(parts) or safe_component(name)
 
 
+
 # -- in worker processes ----------------------------------------------------------------
 
-def probe(path: str) -> dict[str, Any]:
-    """sha256, kind and the metadata templates use, for one file (runs in the pool)."""
+def probe(path: str, digest: bool = False) -> dict[str, Any]:
+    """Kind and the metadata templates use, for one file (runs in the pool): the header
+    only (content sniffing and EXIF read what they need, not the whole file), and with
+    ``digest`` also the sha256 of the whole file (a dry run, or a file that is probably in
+    the library already). A real import hashes the rest while it copies."""
     from lightbox.daemon.media import exif, sniff
 
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -129,16 +142,11 @@ def probe(path: str) -> dict[str, Any]:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             return {"error": "not a regular file"}
-        h = hashlib.sha256()
-        head = b""
-        while True:
-            chunk = f.read(files.CHUNK)
-            if not chunk:
-                break
-            if not head:
-                head = chunk[:sniff.HEAD_SIZE]
-            h.update(chunk)
-        sniffed = sniff.sniff_bytes(head)
+        sha = None
+        if digest:
+            sha, _ = files.hash_file(f)
+            f.seek(0)
+        sniffed = sniff.sniff_bytes(f.read(sniff.HEAD_SIZE))
         taken = make = model = None
         if sniffed.kind in (sniff.IMAGE, sniff.RAW):
             try:
@@ -146,12 +154,17 @@ def probe(path: str) -> dict[str, Any]:
                 taken, make, model = info.taken_at, info.make, info.model
             except Exception:  # no EXIF, or unreadable: the template falls back
                 pass
-    return {"sha256": h.hexdigest(), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+    return {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
             "kind": sniffed.kind, "what": sniffed.what, "taken": taken, "make": make,
             "model": model}
 
 
 # -- the job ----------------------------------------------------------------------------
+
+STAGE_DIR = ".lightbox-import"  # below the root: hidden, so never scanned as photos
+PART_FILES = 64
+PART_BYTES = 128 << 20
+
 
 @dataclass
 class Planned:
@@ -162,6 +175,7 @@ class Planned:
     dest: str = ""  # below the root
     action: str = "copy"  # copy | skip (known) | present | not_photo | error
     reason: str = ""
+    tmp: str = ""  # staged copy (in the job's stage dir), read back and checked
 
 
 class Importer:
@@ -172,8 +186,16 @@ class Importer:
         self.scanner = scanner
         self.indexer = indexer
         self.pool = pool
+        self._active: set[int] = set()  # import jobs of this process now running
 
     async def run(self, ctx: JobContext) -> dict[str, Any]:
+        self._active.add(ctx.id)
+        try:
+            return await self._run(ctx)
+        finally:
+            self._active.discard(ctx.id)
+
+    async def _run(self, ctx: JobContext) -> dict[str, Any]:
         p = ctx.params
         source_path: str = p["source_path"]
         root = self.sources.resolve(p["root"])
@@ -183,6 +205,10 @@ class Importer:
         reason = await self.sources.check(root)
         if reason:
             raise JobFailed(f"the root {root.name} is offline: {reason}", {"reason": "offline"})
+        owner = ctx.queue.owner
+        cleared = await asyncio.to_thread(clear_stale, root.path, owner, set(self._active))
+        if cleared:
+            log.info("removed what interrupted imports left", root=root.name, files=cleared)
         ctx.phase = "walking"
         ctx.progress()
         clock = time.monotonic()
@@ -198,50 +224,32 @@ class Importer:
         lap("walk")
         ctx.phase = "reading"
         ctx.progress(processed=0, total=len(found))
-        plan: list[Planned] = []
-
-        async def one(rel: str) -> Planned:
-            try:
-                meta = await self.pool.submit(probe, os.path.join(source_path, rel))
-            except Exception as exc:  # the file, not the job: reported, the rest goes on
-                ctx.progress(add=1, add_errors=1)
-                return Planned(rel, "", 0, {}, action="error", reason=str(exc))
-            ctx.progress(add=1, add_bytes=int(meta.get("size", 0)))
-            if "error" in meta:
-                return Planned(rel, "", 0, {}, action="error", reason=meta["error"])
-            item = Planned(rel, meta["sha256"], meta["size"], meta)
-            if meta["kind"] not in ("image", "raw"):
-                item.action, item.reason = "not_photo", meta["what"]
-            return item
-
-        sem = asyncio.Semaphore(max(2, self.pool.processes * 2))
-
-        async def bounded(rel: str) -> Planned:
-            async with sem:
-                return await one(rel)
-
-        plan = list(await asyncio.gather(*(bounded(rel) for rel in found)))
+        plan = await self._probe(ctx, source_path, found, digest=dry)
         lap("probe")
-        await self._plan(plan, template)
-        lap("plan")
         if dry:
+            await self._plan(plan, template)
+            lap("plan")
             return {**self._summary(plan, root.name, dry=True), "timings": timings}
-        ctx.phase = "copying"
-        todo = [it for it in plan if it.action == "copy"]
-        ctx.progress(processed=0, total=len(todo), bytes_=0)
-        stop: files.TargetError | None = None
-        for i in range(0, len(todo), 64):
-            part = todo[i:i + 64]
-            out = await asyncio.to_thread(_copy_part, source_path, root.path, part, move)
-            ctx.progress(add=len(part), add_bytes=sum(it.size for it in part
-                                                      if it.action == "copied"),
-                         add_errors=sum(1 for it in part if it.action == "error"))
-            if out is not None:
-                stop = out
-                for rest in todo[i + 64:]:
-                    rest.action, rest.reason = "error", "not copied: " + str(out)
-                break
-        lap("copy")
+        # A rerun: a file whose name under the template is taken by a file of its size is
+        # probably in the library already; it is hashed first (a read, no write) and only
+        # copied if the catalog does not have it. Every other file is read once: hashed
+        # while it is copied, and "already in the library" decided after.
+        await self._hash_likely_known(ctx, source_path, root.path, plan, template)
+        lap("recheck")
+        stage = os.path.join(root.path, STAGE_DIR, stage_name(owner, ctx.id))
+        try:
+            stop = await self._stage(ctx, source_path, root.path, stage,
+                                     [it for it in plan if it.action == "copy"], move)
+            lap("stage")
+            await self._plan(plan, template)
+            lap("plan")
+            ctx.phase = "placing"
+            ctx.progress()
+            placed = await asyncio.to_thread(_place_all, source_path, root.path, plan, move)
+            stop = stop or placed
+            lap("place")
+        finally:
+            await asyncio.to_thread(_remove_stage, stage)
         # The catalog takes the new files the way it takes any: a scan of the root.
         ctx.phase = "indexing"
         ctx.progress()
@@ -265,13 +273,113 @@ class Importer:
             raise JobFailed(f"import stopped: {stop}", result)
         return result
 
-    async def _plan(self, plan: list[Planned], template: str) -> None:
-        shas = [it.sha256 for it in plan if it.action == "copy"]
+    async def _probe(self, ctx: JobContext, source_path: str, found: list[str],
+                     digest: bool) -> list[Planned]:
+        async def one(rel: str) -> Planned:
+            try:
+                meta = await self.pool.submit(probe, os.path.join(source_path, rel), digest)
+            except Exception as exc:  # the file, not the job: reported, the rest goes on
+                ctx.progress(add=1, add_errors=1)
+                return Planned(rel, "", 0, {}, action="error", reason=str(exc))
+            ctx.progress(add=1)
+            if "error" in meta:
+                return Planned(rel, "", 0, {}, action="error", reason=meta["error"])
+            item = Planned(rel, meta["sha256"] or "", meta["size"], meta)
+            if meta["kind"] not in ("image", "raw"):
+                item.action, item.reason = "not_photo", meta["what"]
+            return item
+
+        sem = asyncio.Semaphore(max(2, self.pool.processes * 2))
+
+        async def bounded(rel: str) -> Planned:
+            async with sem:
+                return await one(rel)
+
+        return list(await asyncio.gather(*(bounded(rel) for rel in found)))
+
+    async def _hash_likely_known(self, ctx: JobContext, source_path: str, root: str,
+                                 plan: list[Planned], template: str) -> None:
+        if "{sha8}" in template:
+            return  # the name depends on the content: nothing to look at before hashing
+        todo = [it for it in plan if it.action == "copy"]
+        for it in todo:
+            it.dest = render(template, _meta(it))
+        likely = await asyncio.to_thread(_likely_present, root, todo)
+        if not likely:
+            return
+        ctx.phase = "checking what the library has"
+        hashed = await self._probe(ctx, source_path, [it.rel for it in likely], digest=True)
+        by_rel = {it.rel: it for it in likely}
+        for h in hashed:
+            it = by_rel[h.rel]
+            if h.action == "error":
+                it.action, it.reason = h.action, h.reason
+            elif h.size != it.size:
+                it.action, it.reason = "error", "the source changed while it was imported"
+            else:
+                it.sha256 = h.sha256
+        known = await self._known([it.sha256 for it in likely if it.sha256])
+        for it in likely:
+            if it.action == "copy" and it.sha256 in known:
+                it.action, it.reason = "skip", "already in the library"
+
+    async def _stage(self, ctx: JobContext, source_path: str, root: str, stage: str,
+                     todo: list[Planned], move: bool) -> files.TargetError | None:
+        """Copy every file of ``todo`` into the stage dir, hashing it on the way, flushed
+        and read back (``_stage_part``), ``pool.processes`` parts at a time. The first
+        target error stops the staging; the files not staged then are reported."""
+        ctx.phase = "copying"
+        ctx.progress(processed=0, total=len(todo), bytes_=0)
+        if not todo:
+            return None
+        try:
+            await asyncio.to_thread(os.makedirs, stage, 0o700, True)
+        except OSError as exc:
+            err = files.target_error(exc, "creating the import's temporary folder")
+            for it in todo:
+                it.action, it.reason = "error", f"{err}; the source is kept"
+            return err
+        parts: list[list[Planned]] = []
+        cur: list[Planned] = []
+        size = 0
+        for it in todo:
+            cur.append(it)
+            size += it.size
+            if len(cur) >= PART_FILES or size >= PART_BYTES:
+                parts.append(cur)
+                cur, size = [], 0
+        if cur:
+            parts.append(cur)
+        stop: files.TargetError | None = None
+        sem = asyncio.Semaphore(max(1, self.pool.processes))
+
+        async def one(part: list[Planned]) -> None:
+            nonlocal stop
+            async with sem:
+                if stop is not None:
+                    for it in part:
+                        it.action, it.reason = "error", f"not copied: {stop}"
+                    return
+                out = await asyncio.to_thread(_stage_part, source_path, stage, part, move)
+            stop = stop or out
+            ctx.progress(add=len(part), add_bytes=sum(it.size for it in part if it.tmp),
+                         add_errors=sum(1 for it in part if it.action == "error"))
+
+        await asyncio.gather(*(one(part) for part in parts))
+        return stop
+
+    async def _known(self, shas: list[str]) -> set[str]:
         known: set[str] = set()
         async with self.db.engine.connect() as conn:
             for i in range(0, len(shas), 500):
                 known.update((await conn.execute(sa.select(P.c.sha256).where(
                     P.c.sha256.in_(shas[i:i + 500]), P.c.status != "missing"))).scalars())
+        return known
+
+    async def _plan(self, plan: list[Planned], template: str) -> None:
+        """Names for the files to copy (every one has its sha256 now); files the catalog
+        has, and second files of one content, are skipped (a staged copy is dropped)."""
+        known = await self._known([it.sha256 for it in plan if it.action == "copy"])
         by_dest: dict[str, set[str]] = {}
         first: set[str] = set()
         for it in plan:
@@ -284,11 +392,7 @@ class Importer:
                 it.action, it.reason = "skip", "the same content is imported from another file"
                 continue
             first.add(it.sha256)
-            meta = dict(it.meta)
-            meta["name"] = it.rel.rpartition("/")[2]
-            meta["taken"] = _when(meta.get("taken"))
-            meta["mtime"] = dt.datetime.fromtimestamp(meta["mtime_ns"] / 1e9)
-            it.dest = render(template, meta)
+            it.dest = render(template, _meta(it))
             by_dest.setdefault(it.dest, set()).add(it.sha256)
         for it in plan:
             # Several contents for one name: the lowest sha256 keeps it, the others get a
@@ -296,6 +400,9 @@ class Importer:
             if it.action == "copy" and len(by_dest[it.dest]) > 1 \
                     and it.sha256 != min(by_dest[it.dest]):
                 it.dest = files.variant(it.dest, it.sha256)
+            if it.action != "copy" and it.tmp:
+                _quiet_unlink(it.tmp)
+                it.tmp = ""
 
     @staticmethod
     def _summary(plan: list[Planned], root: str, dry: bool) -> dict[str, Any]:
@@ -325,14 +432,49 @@ class Importer:
                     have.update((await conn.execute(sa.select(M.c.sha256).where(
                         M.c.target_id == t.id, M.c.sha256.in_(shas[i:i + 500])))).scalars())
                 backed[t.name] = len(set(shas) - have)
+            # Each copy as the catalog read it (the indexer hashed it from the disk, its
+            # pages dropped after the flush): that read is the copy's read-back.
+            copied = [it for it in plan if it.action == "copied"]
+            found: dict[tuple[str, str], str | None] = {}
+            folders = sorted({it.dest.rpartition("/")[0] for it in copied})
+            for i in range(0, len(folders), 200):
+                for r in await conn.execute(
+                        sa.select(F.c.path, P.c.name, P.c.sha256)
+                        .join(F, F.c.id == P.c.folder_id)
+                        .where(P.c.source_id == root_id, F.c.path.in_(folders[i:i + 200]),
+                               P.c.status != "missing")):
+                    found[(r.path, r.name)] = r.sha256
+        unverified = 0
+        for it in copied:
+            folder, _, name = it.dest.rpartition("/")
+            got = found.get((folder, name))
+            if got is None:
+                unverified += 1  # not indexed (yet): not proven
+            elif got != it.sha256:
+                unverified += 1
+                it.action, it.reason = "error", (
+                    "the copy read back from the disk differs from the card (the "
+                    "destination's disk may be failing); the source is kept")
+                log.error("an imported copy differs from its source", dest=it.dest)
         not_in = len(set(shas) - in_library)
         errors = sum(1 for it in plan if it.action == "error")
         not_photo = sum(1 for it in plan if it.action == "not_photo")
         # Every file on the card, not only the photos: erasing it must lose nothing.
-        safe = not_in == 0 and errors == 0 and not_photo == 0 \
+        safe = not_in == 0 and errors == 0 and not_photo == 0 and unverified == 0 \
             and all(v == 0 for v in backed.values())
         return {"safe_to_erase": safe, "not_in_library": not_in, "not_backed_up": backed,
-                "errors": errors, "not_photos": not_photo}
+                "errors": errors, "not_photos": not_photo, "copies_unverified": unverified}
+
+
+
+
+def _meta(it: Planned) -> dict[str, Any]:
+    meta = dict(it.meta)
+    meta["name"] = it.rel.rpartition("/")[2]
+    meta["sha256"] = it.sha256
+    meta["taken"] = _when(meta.get("taken"))
+    meta["mtime"] = dt.datetime.fromtimestamp(meta["mtime_ns"] / 1e9)
+    return meta
 
 
 def _when(text: Any) -> dt.datetime | None:
@@ -371,52 +513,229 @@ def _walk(top: str) -> list[str]:
     return sorted(out)
 
 
-def _copy_part(source: str, root: str, part: list[Planned], move: bool
-               ) -> files.TargetError | None:
-    """Copy (and for a move, delete once verified) each planned file; sets its action to
-    copied / present / error. A destination error (full, read-only) stops: returned.
+def _likely_present(root: str, todo: list[Planned]) -> list[Planned]:
+    """The files whose planned name (or a collision variant of it) below ``root`` holds a
+    file of their size: probably imported before."""
+    out = []
+    for it in todo:
+        path = os.path.join(root, it.dest)
+        try:
+            if os.stat(path).st_size == it.size:
+                out.append(it)
+                continue
+        except OSError:
+            pass
+        head, _, name = path.rpartition("/")
+        stem, dot, ext = name.rpartition(".")
+        if not dot or not stem:
+            stem, ext = name, ""
+        try:
+            with os.scandir(head) as entries:
+                if any(e.name.startswith(stem + ".") and e.name.endswith(ext)
+                       and len(e.name) == len(name) + 9
+                       and e.stat(follow_symlinks=False).st_size == it.size
+                       for e in entries):
+                    out.append(it)
+        except OSError:
+            pass
+    return out
 
-    Two passes, as a backup batch: every file written under a temporary name beside its
-    destination while hashing, one ``syncfs`` (an fsync per file where it is missing), then
-    each read back from the device, checked and renamed without overwriting; the folders
-    are flushed before any source of a move is deleted."""
+
+# -- temporary files ---------------------------------------------------------------------
+
+def stage_name(owner: str, job: int) -> str:
+    """The stage dir of one import job: its owner (host/pid/boot) and job id, so the next
+    import knows whose it is."""
+    return owner.replace("/", "!") + f"!{job}"
+
+
+def clear_stale(root: str, owner: str, active: set[int]) -> int:
+    """Remove what interrupted imports left below ``root``: stage dirs of owners that are
+    gone (a daemon killed mid-import) or of this process's jobs no longer running. Returns
+    how many files were removed. Another host's (a shared root) is left alone."""
+    top = os.path.join(root, STAGE_DIR)
     try:
-        each = not files.syncfs(root)
-    except files.TargetError as exc:
-        for it in part:
-            it.action, it.reason = "error", f"{exc}; the source is kept"
-        return exc
-    written: list[tuple[Planned, str]] = []
+        entries = list(os.scandir(top))
+    except OSError:
+        return 0
+    removed = 0
+    for e in entries:
+        who, _, job = e.name.rpartition("!")
+        who = who.replace("!", "/")
+        if who == owner:
+            if job.isdigit() and int(job) in active:
+                continue
+        elif _owner_alive(who) is not False:
+            continue  # alive, or another host's: not ours to judge
+        removed += _remove_stage(e.path)
+    try:
+        os.rmdir(top)
+    except OSError:
+        pass
+    return removed
+
+
+def _remove_stage(stage: str) -> int:
+    """Remove a stage dir and the files in it (no subfolders are made there)."""
+    removed = 0
+    try:
+        entries = list(os.scandir(stage))
+    except OSError:
+        entries = []
+    for e in entries:
+        try:
+            os.unlink(e.path)
+            removed += 1
+        except OSError:
+            pass
+    for d in (stage, os.path.dirname(stage)):
+        try:
+            os.rmdir(d)  # the parent only once no other import uses it
+        except OSError:
+            break
+    return removed
+
+
+# -- copying (in threads) ------------------------------------------------------------------
+
+def _stage_part(source: str, stage: str, part: list[Planned], move: bool
+                ) -> files.TargetError | None:
+    """Copy each file of ``part`` into ``stage``, hashing it on the way (its sha256 is
+    what was read and written: one read of the source), then make them durable with one
+    ``syncfs`` (an fsync per file where it is missing). Sets ``tmp`` and ``sha256``, or
+    ``action = error``. A target error (full, read-only, gone) stops the part and is
+    returned; what was staged before it is still checked and kept.
+
+    What proves a copy is on the disk: its pages are clean after the flush, so dropping
+    them (``POSIX_FADV_DONTNEED`` of the file) makes the next read of it go to the device.
+    For a **move** that read is done here, and compared, before any source is deleted. For
+    a copy the source stays where it is, and the next read is the indexer's (it hashes every
+    new file of the root for the catalog): the verdict compares the catalog's sha256 of
+    each placed copy with the card's, and says "safe to erase" only when they match, so the
+    read the indexer needs anyway is the read-back, not a second one."""
+    each = not files.has_syncfs()
+    written: list[Planned] = []
     stop: files.TargetError | None = None
     for it in part:
-        tmp, stop = _write_tmp(source, root, it, each)
-        if tmp is not None:
-            written.append((it, tmp))
-        if stop is not None:
-            break
-    if written and not each:
+        tmp = os.path.join(stage, f".lbimport-{next(_counter)}.part")
         try:
-            files.syncfs(root)
-        except files.TargetError as exc:
-            for it, tmp in written:
-                _quiet_unlink(tmp)
-                it.action, it.reason = "error", f"{exc}; the source is kept"
-            return exc
-    dirs: set[str] = set()
-    for it, tmp in written:
-        try:
-            if files.hash_path(tmp, drop_cache=True)[0] != it.sha256:
-                raise OSError(0, "the copy read back differs from the source")
-            dest, present = files.place(root, tmp, it.dest, it.sha256)
+            sha = _copy_hashing(os.path.join(source, it.rel), tmp, it, each)
         except files.TargetError as exc:
             _quiet_unlink(tmp)
             it.action, it.reason = "error", f"{exc}; the source is kept"
-            stop = stop or exc
-            continue
+            stop = exc
+            break
         except OSError as exc:
             _quiet_unlink(tmp)
             it.action, it.reason = "error", f"{exc.strerror or exc}; the source is kept"
             continue
+        it.sha256, it.tmp = sha, tmp
+        written.append(it)
+    if stop is not None:
+        for it in part:
+            if it.action == "copy" and not it.tmp:
+                it.action, it.reason = "error", f"not copied: {stop}"
+    if written and not each:
+        try:
+            files.syncfs(stage)
+        except files.TargetError as exc:
+            for it in written:
+                _quiet_unlink(it.tmp)
+                it.tmp = ""
+                it.action, it.reason = "error", f"{exc}; the source is kept"
+            return exc
+    for it in written:
+        if move:
+            try:
+                again, _ = files.hash_path(it.tmp, drop_cache=True)
+            except OSError as exc:
+                again = f"unreadable: {exc.strerror}"
+        else:
+            again = it.sha256 if _drop_cache(it.tmp) else "unreadable"
+        if again != it.sha256:
+            _quiet_unlink(it.tmp)
+            it.tmp = ""
+            it.action, it.reason = "error", ("the copy read back differs from what was "
+                                             "written; the source is kept")
+    return stop
+
+
+def _drop_cache(path: str) -> bool:
+    """Drop the (clean, flushed) pages of ``path``, so its next read comes from the disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _copy_hashing(src: str, tmp: str, it: Planned, fsync: bool) -> str:
+    """``src`` copied to ``tmp`` (new), hashed on the way; the source must still be the
+    file the probe saw (size and mtime) before and after."""
+    h = hashlib.sha256()
+    fin_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fin_fd, "rb") as fin:
+        st = os.fstat(fin.fileno())
+        if st.st_size != it.size or st.st_mtime_ns != it.meta["mtime_ns"]:
+            raise OSError(0, "the source changed while it was imported")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise files.target_error(exc, "creating a temporary file") from None
+        try:
+            while True:
+                chunk = fin.read(files.CHUNK)
+                if not chunk:
+                    break
+                h.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    try:
+                        n = os.write(fd, view)
+                    except OSError as exc:
+                        raise files.target_error(exc, "writing a copy") from None
+                    view = view[n:]
+            if fsync:
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise files.target_error(exc, "fsync of a copy") from None
+        finally:
+            os.close(fd)
+        st = os.fstat(fin.fileno())
+        if st.st_size != it.size or st.st_mtime_ns != it.meta["mtime_ns"]:
+            raise OSError(0, "the source changed while it was imported")
+    return h.hexdigest()
+
+
+def _place_all(source: str, root: str, plan: list[Planned], move: bool
+               ) -> files.TargetError | None:
+    """Rename every staged copy to its planned name without overwriting (the same content
+    there is adopted: ``present``), flush the folders, and only then delete the sources of
+    a move. A target error stops the placing; the rest keep their sources."""
+    dirs: set[str] = set()
+    stop: files.TargetError | None = None
+    for it in plan:
+        if it.action != "copy" or not it.tmp:
+            continue
+        if stop is not None:
+            it.action, it.reason = "error", f"not copied: {stop}"
+            continue
+        try:
+            dest, present = files.place(root, it.tmp, it.dest, it.sha256)
+        except files.TargetError as exc:
+            it.action, it.reason = "error", f"{exc}; the source is kept"
+            stop = exc
+            continue
+        except OSError as exc:
+            it.action, it.reason = "error", f"{exc.strerror or exc}; the source is kept"
+            continue
+        it.tmp = ""
         it.dest = dest
         it.action = "present" if present else "copied"
         dirs.add(os.path.dirname(os.path.join(root, dest)))
@@ -426,7 +745,7 @@ def _copy_part(source: str, root: str, part: list[Planned], move: bool
         return exc  # nothing is durable for sure: no source is deleted
     if move:
         # Only now, with every copy read back and its folder on disk, may a source go.
-        for it in part:
+        for it in plan:
             if it.action in ("copied", "present"):
                 try:
                     os.unlink(os.path.join(source, it.rel))
@@ -434,55 +753,6 @@ def _copy_part(source: str, root: str, part: list[Planned], move: bool
                 except OSError as exc:
                     it.reason = f"copied, but the source could not be deleted: {exc.strerror}"
     return stop
-
-
-def _write_tmp(source: str, root: str, it: Planned, fsync: bool
-               ) -> tuple[str | None, files.TargetError | None]:
-    """The planned file copied under a temporary name beside its destination, hashed on
-    the way: (temp path or None, the target error that stops the part or None)."""
-    src = os.path.join(source, it.rel)
-    final_dir = os.path.dirname(os.path.join(root, it.dest))
-    try:
-        os.makedirs(final_dir, exist_ok=True)
-    except OSError as exc:
-        err = files.target_error(exc, "creating a folder")
-        it.action, it.reason = "error", f"{err}; the source is kept"
-        return None, err
-    tmp = os.path.join(final_dir, f".lbimport-{os.getpid()}-{id(it)}.part")
-    try:
-        h = hashlib.sha256()
-        with open(src, "rb") as fin:
-            try:
-                fout = open(tmp, "xb")  # noqa: SIM115 - closed below
-            except OSError as exc:
-                raise files.target_error(exc, "creating a temporary file") from None
-            with fout:
-                while True:
-                    chunk = fin.read(files.CHUNK)
-                    if not chunk:
-                        break
-                    h.update(chunk)
-                    try:
-                        fout.write(chunk)
-                    except OSError as exc:
-                        raise files.target_error(exc, "writing a copy") from None
-                try:
-                    fout.flush()
-                    if fsync:
-                        os.fsync(fout.fileno())
-                except OSError as exc:
-                    raise files.target_error(exc, "fsync of a copy") from None
-        if h.hexdigest() != it.sha256:
-            raise OSError(0, "the source changed while it was imported")
-    except files.TargetError as exc:
-        _quiet_unlink(tmp)
-        it.action, it.reason = "error", f"{exc}; the source is kept"
-        return None, exc
-    except OSError as exc:
-        _quiet_unlink(tmp)
-        it.action, it.reason = "error", f"{exc.strerror or exc}; the source is kept"
-        return None, None
-    return tmp, None
 
 
 def _quiet_unlink(path: str) -> None:

@@ -41,12 +41,13 @@ from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.jobs.queue import JobContext, JobFailed, JobQueue, _owner_alive
 from lightbox.daemon.library import admission
-from lightbox.daemon.library.sources import Source, Sources
+from lightbox.daemon.library.sources import Source, Sources, secret_fingerprint
 from lightbox.daemon.media.confine import LocalFile
 
 log = logs.get("backups")
 
 T, M, R = tables.backup_targets, tables.backup_manifest, tables.backup_runs
+S = tables.backup_target_secrets
 P, F = tables.photos, tables.folders
 
 BATCH_FILES = 1024
@@ -106,11 +107,22 @@ class Backups:
         return cfg
 
     async def _rows(self, name: str | None = None) -> list[Any]:
+        """Target rows as dicts, each with ``secrets`` ({name: (value, fingerprint)}, read
+        from ``backup_target_secrets``: never part of the config row)."""
         q = sa.select(T).order_by(T.c.id)
         if name is not None:
             q = q.where(T.c.name == name)
         async with self.db.engine.connect() as conn:
-            return list((await conn.execute(q)).mappings().all())
+            rows = [dict(r) for r in (await conn.execute(q)).mappings().all()]
+            held: dict[int, dict[str, tuple[str, str]]] = {}
+            s3 = [r["id"] for r in rows if r["kind"] == "s3"]
+            if s3:
+                for sec in await conn.execute(sa.select(S).where(S.c.target_id.in_(s3))):
+                    held.setdefault(sec.target_id, {})[sec.name] = (sec.value,
+                                                                    sec.fingerprint)
+        for r in rows:
+            r["secrets"] = held.get(r["id"], {})
+        return rows
 
     async def row(self, name: str) -> Any:
         rows = await self._rows(name)
@@ -133,8 +145,12 @@ class Backups:
         if row["kind"] == "s3":
             raw = dict(row["config"] or {})
             s3 = {k: raw.get(k) for k in S3_KEYS if k not in SECRET_KEYS}
-            # A secret is never shown again: only whether one is set.
-            s3["secret_access_key"] = "set" if raw.get("secret_access_key") else None
+            # A secret is never shown again: only whether one is set, and a fingerprint
+            # that tells whether it changed.
+            held = row.get("secrets") or {}
+            for key in SECRET_KEYS:
+                s3[key] = "set" if key in held else None
+                s3[f"{key}_fingerprint"] = held[key][1] if key in held else None
             s3["where"] = self.store(row).where
         return {"name": row["name"], "kind": row["kind"], **cfg, **s3,
                 "schedule_explained": (schedule.explain(cfg["schedule"])
@@ -157,8 +173,9 @@ class Backups:
             if not values.get("bucket"):
                 raise InvalidParams("bucket: an s3 target needs a bucket",
                                     {"errors": {"bucket": "required"}})
-            cfg.update({k: values.get(k) for k in S3_KEYS})
-            store = S3Store(cfg, "")
+            cfg.update({k: values.get(k) for k in S3_KEYS if k not in SECRET_KEYS})
+            secrets = {k: str(values[k]) for k in SECRET_KEYS if values.get(k)}
+            store = S3Store({**cfg, **secrets}, "")
         else:
             if not values.get("path"):
                 raise InvalidParams("path: a local target needs a folder",
@@ -186,11 +203,17 @@ class Backups:
                 from None
         now = utcnow()
         async with self.db.engine.begin() as conn:
-            await conn.execute(T.insert().values(
+            res = await conn.execute(T.insert().values(
                 name=name, kind=kind, path=path, marker=marker, config=cfg,
                 enabled=values["enabled"], created_at=now,
                 next_run_at=self._next(cfg.get("schedule"), cfg, now),
                 next_verify_at=self._next(cfg.get("verify_schedule"), cfg, now)))
+            if kind == "s3" and secrets:
+                tid = res.inserted_primary_key[0]  # type: ignore[index]
+                await conn.execute(S.insert(), [
+                    {"target_id": tid, "name": k, "value": v,
+                     "fingerprint": secret_fingerprint(v), "updated_at": now}
+                    for k, v in secrets.items()])
         log.info("backup target added", name=name, path=path)
         self._wake.set()
         return self.present(await self.row(name))
@@ -257,6 +280,7 @@ class Backups:
                 and row["lock_owner"] != self.jobs.owner:
             raise Conflict(f"a run on {name} is in progress ({row['lock_owner']})")
         async with self.db.engine.begin() as conn:
+            await conn.execute(S.delete().where(S.c.target_id == row["id"]))
             await conn.execute(M.delete().where(M.c.target_id == row["id"]))
             await conn.execute(R.delete().where(R.c.target_id == row["id"]))
             await conn.execute(T.delete().where(T.c.id == row["id"]))
@@ -375,7 +399,8 @@ class Backups:
     def store(row: Any) -> Store:
         """The target's folder or bucket, with the operations a run needs."""
         if row["kind"] == "s3":
-            return S3Store(dict(row["config"] or {}), row["marker"])
+            secrets = {k: v for k, (v, _) in (row.get("secrets") or {}).items()}
+            return S3Store({**dict(row["config"] or {}), **secrets}, row["marker"])
         return files.LocalStore(row["path"], row["marker"])
 
     async def _check_target(self, row: Any) -> None:

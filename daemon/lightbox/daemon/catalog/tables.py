@@ -277,6 +277,20 @@ backup_targets = sa.Table(
 # What a target holds, by content: the source of truth for what it lacks. One row per
 # sha256 (a photo kept twice in the library is copied once); ``path`` is relative to the
 # target ("<source name>/<path below the source>").
+# An S3 target's secrets, kept out of its config row (as ``source_secrets`` are for
+# buckets): read only to sign requests, shown to clients as set or not and a fingerprint.
+backup_target_secrets = sa.Table(
+    "backup_target_secrets",
+    metadata,
+    sa.Column("target_id", Id, sa.ForeignKey("backup_targets.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(16), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("target_id", "name"),
+)
+
 backup_manifest = sa.Table(
     "backup_manifest",
     metadata,

@@ -7,6 +7,10 @@ daemon never shows again, so nothing here echoes it either. "Test connection"
 "Switch" (``database.switch``) starts the job and follows it live through its ``database``
 events (phase, switched, failed) and its ``job`` progress; the daemon keeps answering
 meanwhile, and on a failure stays where it was, which the screen then says.
+
+The settings screen's ``database.url`` row opens this screen with the URL typed there
+(``DatabaseScreen(url)``): the field is prefilled and tested at once (a test changes
+nothing), so ctrl+s is the only step left to move the catalog.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.widgets import Button, Footer, Input, Static
 
 from lightbox.common import errors
@@ -81,6 +86,26 @@ def describe_test(r: dict[str, Any]) -> RenderableType:
     return Group(head, rows)
 
 
+def describe_switch(job: int | None, phase: str | None, progress: dict[str, Any],
+                    outcome: str | None = None, *, bar_width: int = 50) -> RenderableType:
+    """A switch's phases (done green, current cyan), its row progress and its outcome."""
+    steps = Text()
+    current = PHASES.index(phase) if phase in PHASES else -1
+    for i, name in enumerate(PHASES[:-1]):
+        style = "green" if i < current or phase == "done" else (
+            "bold cyan" if i == current else "dim")
+        steps.append(f" {name} ", style=style)
+    parts: list[RenderableType] = [Text(f"switch, job {job}", style="bold"), steps]
+    total, done = progress.get("total"), progress.get("processed")
+    if total and phase != "done":
+        parts.append(ProgressBar(total=float(total), completed=float(min(done or 0, total)),
+                                 width=bar_width))
+        parts.append(Text(f"{done or 0:,} / {total:,} rows"))
+    if outcome:
+        parts.append(Text(outcome, style="green" if phase == "done" else "red"))
+    return Group(*parts)
+
+
 class DatabaseScreen(LinkedScreen):
     CSS_PATH = HERE / "database.tcss"  # absolute: subclasses live elsewhere
     BINDINGS = [
@@ -89,8 +114,9 @@ class DatabaseScreen(LinkedScreen):
         Binding("escape", "close", "Back"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, url: str = "") -> None:
         super().__init__()
+        self.prefill = url.strip()  # from the settings screen's database.url row
         self.job: int | None = None  # the switch this screen started or follows
         self.phase: str | None = None
         self.progress: dict[str, Any] = {}
@@ -99,7 +125,10 @@ class DatabaseScreen(LinkedScreen):
 
     def show(self, panel: str, what: RenderableType) -> None:
         self.shown[panel] = what
-        self.query_one(panel, Static).update(what)
+        try:
+            self.query_one(panel, Static).update(what)
+        except NoMatches:  # closed while a reply was on its way: nothing left to draw on
+            pass
 
     def compose(self) -> ComposeResult:
         yield Static(" Database — where the catalog is", id="db-title")
@@ -117,7 +146,11 @@ class DatabaseScreen(LinkedScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self.load_status()
-        self.query_one("#db-url", Input).focus()
+        field = self.query_one("#db-url", Input)
+        field.focus()
+        if self.prefill:
+            field.value = self.prefill
+            self.action_test()
 
     @property
     def url(self) -> str:
@@ -205,21 +238,8 @@ class DatabaseScreen(LinkedScreen):
         self.load_status()
 
     def _draw_progress(self) -> None:
-        steps = Text()
-        current = PHASES.index(self.phase) if self.phase in PHASES else -1
-        for i, name in enumerate(PHASES[:-1]):
-            style = "green" if i < current or self.phase == "done" else (
-                "bold cyan" if i == current else "dim")
-            steps.append(f" {name} ", style=style)
-        parts: list[RenderableType] = [Text(f"switch, job {self.job}", style="bold"), steps]
-        total, done = self.progress.get("total"), self.progress.get("processed")
-        if total:
-            parts.append(ProgressBar(total=float(total), completed=float(min(done or 0, total)),
-                                     width=50))
-            parts.append(Text(f"{done or 0:,} / {total:,} rows"))
-        if self.outcome:
-            parts.append(Text(self.outcome, style="green" if self.phase == "done" else "red"))
-        self.show("#db-progress", Group(*parts))
+        self.show("#db-progress", describe_switch(self.job, self.phase, self.progress,
+                                                  self.outcome))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -15,6 +15,12 @@ audit log (the focused key's history; ctrl+o again: every change), where r
 reverts the selected change. The last section holds
 this terminal's own preferences (graphics, grid size, key hints), saved in ``tui.toml``,
 not in the catalog. Network I/O runs in workers; the look is in ``settings.tcss``.
+
+``database.url`` is read at daemon start, so it is not saved like the others: its row
+(``DatabaseRow``) shows where the catalog is now (``database.status``) and the progress of
+a switch running anywhere (its ``database`` and ``job`` events); enter on it opens the
+database screen with the URL typed there prefilled and tested — test connection, then
+ctrl+s to move the catalog live.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -202,6 +209,95 @@ class FieldRow(Vertical):
         return self.field.format(value) or "(empty)"
 
 
+class DatabaseRow(Vertical):
+    """``database.url``: where the catalog is, a URL to move it to, a switch's progress."""
+
+    KEY = "database.url"
+
+    def __init__(self, field: Field) -> None:
+        super().__init__(classes="field-row", id="row-" + widget_id(self.KEY)[2:])
+        self.field = field
+        self.status: dict[str, Any] = {}
+        self.problem = ""
+        self.job: int | None = None  # a switch running (or just ended) anywhere
+        self.phase: str | None = None
+        self.progress: dict[str, Any] = {}
+        self.outcome: str | None = None
+        self.drawn: RenderableType = ""  # what the progress line shows (for tests)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="field-head"):
+            yield Label(Text(self.KEY).append(" ⟳", style="magenta"), classes="field-key")
+            # A password field: a URL holds a secret, and the daemon never shows it again.
+            yield Input("", placeholder="a URL to move the catalog to — enter: test, switch",
+                        password=True, id=widget_id(self.KEY), classes="field-editor")
+        yield Static(self._about(), classes="field-about")
+        yield Static("", classes="field-progress").set_styles("display: none;")
+        yield Static("", classes="field-error").set_styles("display: none;")
+
+    def _about(self) -> Text:
+        text = Text(self.field.description, style="dim")
+        st = self.status
+        if st:
+            origin = {"config": "bootstrap config", "switched": "moved by a switch"}.get(
+                str(st.get("origin")), str(st.get("origin")))
+            text.append(f"\nnow: {st.get('engine')} at {st.get('url')}", style="bold")
+            text.append(f"  [{origin}]", style="cyan")
+            last = (st.get("switch") or {}).get("last")
+            if last and last.get("job") != self.job:  # the one followed is drawn below
+                text.append(f"\nlast switch: job {last.get('job')}, " + (
+                    f"to {last.get('to')}" if last.get("ok") else
+                    f"failed in {last.get('phase')} ({last.get('reason')})"), style="dim")
+        text.append("\nenter: the database screen — test connection, then switch live "
+                    "(verified; on any failure the catalog stays where it is)",
+                    style="dim italic")
+        return text
+
+    def set_status(self, st: dict[str, Any]) -> None:
+        self.status, self.problem = st, ""
+        active = (st.get("switch") or {}).get("active")
+        if active and (self.job is None or self.job == active.get("job")):
+            self.job, self.phase = active.get("job"), str(active.get("phase"))
+        self.refresh_row()
+
+    def follow(self, message: DaemonEvent) -> bool:
+        """A ``database`` or ``job`` event of a switch; True when the status is stale."""
+        data = message.data
+        if message.topic == "database" and message.type in ("phase", "switched", "failed"):
+            if self.job != data.get("job"):
+                self.job, self.progress, self.outcome = data.get("job"), {}, None
+            if message.type == "phase":
+                self.phase, self.progress = str(data.get("phase")), {}
+            elif message.type == "switched":
+                self.phase = "done"
+                self.outcome = f"switched to {data.get('url')} ({data.get('engine')})"
+            else:
+                self.outcome = (f"failed in {data.get('phase')} ({data.get('reason')}); "
+                                "the catalog stayed where it was")
+            self.refresh_row()
+            return message.type != "phase"
+        if (message.topic == "job" and message.type == "progress" and self.job is not None
+                and data.get("id") == self.job and self.phase != "done"):
+            self.progress = data
+            self.refresh_row()
+        return False
+
+    def refresh_row(self) -> None:
+        from lightbox.tui.screens.database import describe_switch
+
+        if not self.is_mounted:  # the screen closed while a reply or an event came in
+            return
+        self.query_one(".field-about", Static).update(self._about())
+        self.drawn = (describe_switch(self.job, self.phase, self.progress, self.outcome,
+                                      bar_width=40) if self.job is not None else "")
+        progress = self.query_one(".field-progress", Static)
+        progress.update(self.drawn)
+        progress.display = self.job is not None
+        error = self.query_one(".field-error", Static)
+        error.update(Text(self.problem, style="bold red") if self.problem else "")
+        error.display = bool(self.problem)
+
+
 class ConfirmDiff(ModalScreen[bool]):
     """The changes about to be saved; y or enter saves, n or escape goes back."""
 
@@ -239,6 +335,7 @@ class SettingsScreen(LinkedScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, FieldRow] = {}
+        self.database: DatabaseRow | None = None  # database.url: see DatabaseRow
         self.revision: int | None = None
         self.schema_doc: dict[str, Any] | None = None
         self.audit_key: str | None = None
@@ -297,6 +394,10 @@ class SettingsScreen(LinkedScreen):
         assert self.schema_doc is not None
         form = self.query_one("#settings-form", VerticalScroll)
         widgets: list[Widget] = []
+        db_field = schema.field_for(DatabaseRow.KEY)
+        if db_field is not None:
+            self.database = DatabaseRow(db_field[0])
+            widgets += [Static("Catalog database", classes="section-title"), self.database]
         for section in self.schema_doc["sections"]:
             fields = [f for f in section["fields"] if f["scope"] == "runtime"]
             if not fields:
@@ -318,7 +419,7 @@ class SettingsScreen(LinkedScreen):
                     if found is not None:
                         widgets.append(self._row(key, found[0], values.get(key)))
         boot = [f for s in self.schema_doc["sections"] for f in s["fields"]
-                if f["scope"] == "bootstrap"]
+                if f["scope"] == "bootstrap" and f["key"] != DatabaseRow.KEY]
         widgets.append(Static("This terminal (saved in tui.toml)", classes="section-title"))
         widgets += self._local_rows()
         widgets.append(Static("Read at daemon start (bootstrap file or LIGHTBOX_* "
@@ -329,6 +430,33 @@ class SettingsScreen(LinkedScreen):
         first = next(iter(self.rows.values()), None)
         if first is not None:
             first.query_one(".field-editor").focus()
+        self.load_database()
+
+    @work(group="settings-db", exclusive=True)
+    async def load_database(self) -> None:
+        if self.database is None:
+            return
+        try:
+            st = await self.link.call("database.status")
+        except RPC_ERRORS as exc:
+            self.database.problem = f"cannot read where the catalog is: {exc}"
+            self.database.refresh_row()
+            return
+        self.database.set_status(st)
+
+    @on(Input.Submitted, "#" + widget_id(DatabaseRow.KEY))
+    def _database_entered(self, event: Input.Submitted) -> None:
+        """Enter on database.url: the database screen, with the URL typed here."""
+        from lightbox.tui.screens.database import DatabaseScreen
+
+        event.stop()
+        url = event.value.strip()
+        event.input.value = ""  # the URL may hold a password: not kept on this form
+
+        def back(_result: Any) -> None:
+            self.load_database()
+
+        self.app.push_screen(DatabaseScreen(url), back)
 
     def _row(self, key: str, field: Field, entry: dict[str, Any] | None) -> FieldRow:
         row = FieldRow(key, field, entry)
@@ -499,6 +627,10 @@ class SettingsScreen(LinkedScreen):
 
     # -- the daemon ---------------------------------------------------------------------
     def on_daemon_event(self, message: DaemonEvent) -> None:
+        if self.database is not None and message.topic in ("database", "job"):
+            if self.database.follow(message):
+                self.load_database()
+            return
         if message.topic == "settings" and message.type == "changed":
             self.load()
             if not self.query_one("#settings-audit", DataTable).display:
@@ -507,6 +639,7 @@ class SettingsScreen(LinkedScreen):
 
     def on_resync(self, message: Resync) -> None:
         self.load()
+        self.load_database()
 
     # -- audit --------------------------------------------------------------------------
     def action_audit(self) -> None:
