@@ -108,10 +108,20 @@ def _fts_phrase(word: str) -> str:
     return '"' + word.replace('"', '""') + '"'
 
 
-def mysql_query(lowered: str) -> str:
+def mysql_query(lowered: str, names: bool = False) -> str:
     """A boolean FULLTEXT query for rows holding the trigrams of ``lowered`` (the word as
-    the server lower-cases it): at most _MYSQL_TERMS of them, spread over the word."""
+    the server lower-cases it): at most _MYSQL_TERMS of them, spread over the word.
+
+    ``names``: for photo names, only the trigrams holding a digit when there are two or
+    more. Camera file names share their letters (``DSC_``, ``IMG_``: a sixth of a library
+    each), and InnoDB reads the whole document list of every term of a query: for
+    ``DSC_5305`` at 1,000,000 photos 0.66 s with all six trigrams, 0.1 s with the four
+    holding a digit, for the same 17 rows (the LIKE still decides what matches)."""
     grams = [lowered[i:i + 3] for i in range(len(lowered) - 2)]
+    if names:
+        digits = [g for g in grams if any(c.isdigit() for c in g)]
+        if len(digits) >= 2:
+            grams = digits
     if len(grams) > _MYSQL_TERMS:
         step = (len(grams) - 1) / (_MYSQL_TERMS - 1)
         grams = [grams[round(k * step)] for k in range(_MYSQL_TERMS)]
@@ -126,6 +136,7 @@ class Word:
     columns: tuple[str, ...]  # photo columns
     paths: bool  # also the folder path
     query: str = ""  # the engine's index query (SQLite, MariaDB)
+    name_query: str = ""  # MariaDB's for photo names (``mysql_query(names=True)``)
     # Filled by ``prepare``: the distinct values of make, model and lens containing the word.
     values: dict[str, list[str]] = field(default_factory=dict)
     # Filled by ``measure``: name candidates (capped at DENSE + 1), photos in its folders.
@@ -155,7 +166,8 @@ class Word:
         if dialect == "postgresql":
             return table.c.name.ilike(_like(self.text), escape="!")
         terms = sa.table("photos_terms", sa.column("id"), sa.column("terms"))
-        return table.c.id.in_(sa.select(terms.c.id).where(terms.c.terms.match(self.query)))
+        return table.c.id.in_(sa.select(terms.c.id).where(
+            terms.c.terms.match(self.name_query or self.query)))
 
     def photo_ids(self, dialect: str, table: Any = photos) -> Any:
         """A condition true for (at least) the photos whose columns contain the word."""
@@ -276,6 +288,7 @@ async def prepare(conn: AsyncConnection, words: list[Word]) -> list[Word]:
             for i, w in enumerate(usable))))).one()
         for w, low in zip(usable, lowered, strict=True):
             w.query = mysql_query(str(low))
+            w.name_query = mysql_query(str(low), names=True)
     for w in usable:
         w.values = await values_containing(conn, w)
     return usable
