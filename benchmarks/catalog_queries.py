@@ -130,6 +130,11 @@ class Rows:
         return rows
 
 
+def gen_columns() -> list[str]:
+    """The columns ``Rows`` fills."""
+    return list(Rows().folder(1, "2010/2010-01-01 x", 1)[0])
+
+
 async def build(db_path: Path | str, total: int) -> dict[str, Any]:
     """A catalog of ``total`` photos at the head revision, at ``db_path`` (a SQLite file:
     bulk-loaded, see ``build_sqlite``) or a database URL (loaded before the text index,
@@ -141,12 +146,13 @@ async def build(db_path: Path | str, total: int) -> dict[str, Any]:
 
 async def build_sqlite(db_path: Path, total: int) -> dict[str, Any]:
     """The head-revision schema first (every migration), then the rows straight into the
-    file with ``sqlite3`` executemany and the photo table's indexes and text triggers set
-    aside: the indexes are created again afterwards (one sort each), the trigram index
-    rebuilt once (``'rebuild'``), ``name_key`` computed here as the daemon's insert does
-    (``types.natural_key``), values encoded by the columns' own SQLAlchemy types. About
-    a minute for 1,000,000 photos where inserting through the triggers took hours. Then
-    ``ANALYZE``, as the daemon's first start on such a catalog would."""
+    file with ``sqlite3`` executemany and the photo table's indexes and text-index triggers
+    set aside: the indexes are created again afterwards (one sort each), the trigram index
+    rebuilt once (``'rebuild'``); the other triggers run per row (the counts they keep).
+    ``name_key`` is computed here as the daemon's insert does (``types.natural_key``),
+    values are encoded by the columns' own SQLAlchemy types. A few minutes for 1,000,000
+    photos where inserting through the text triggers took hours. Then ``ANALYZE``, as the
+    daemon's first start on such a catalog would."""
     import sqlalchemy as sa
     from sqlalchemy.dialects import sqlite as sqlite_dialect
 
@@ -160,7 +166,10 @@ async def build_sqlite(db_path: Path, total: int) -> dict[str, Any]:
     ids = await b.folders_at(src, rels)
     t_folders = time.perf_counter()
     dialect = sqlite_dialect.dialect()
-    columns = [c for c in tables.photos.columns if c.name not in ("device", "etag")]
+    # The columns the rows give, the ids and name_key; the others keep their server
+    # default or NULL (a NOT NULL column without a default fails the insert loudly).
+    given = {*gen_columns(), "id", "folder_id", "source_id", "name_key"}
+    columns = [c for c in tables.photos.columns if c.name in given]
     encode = [c.type.bind_processor(dialect) for c in columns]
     names = [c.name for c in columns]
     insert = (f"INSERT INTO photos ({', '.join(names)}) "
@@ -169,9 +178,13 @@ async def build_sqlite(db_path: Path, total: int) -> dict[str, Any]:
     try:
         con.execute("PRAGMA synchronous = OFF")
         con.execute("PRAGMA cache_size = -200000")
+        # The photo table's indexes and the text index's triggers (its 'rebuild' below does
+        # their work at once); other triggers (photos_shas' counts) stay and run per row.
         aside = con.execute(
             "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'photos' AND "
-            "type IN ('index', 'trigger') AND sql IS NOT NULL").fetchall()
+            "sql IS NOT NULL AND (type = 'index' OR (type = 'trigger' AND "
+            "name LIKE 'photos^_text^_%' ESCAPE '^'))").fetchall()
+        assert any(k == "trigger" for k, _n, _s in aside), "the text triggers were renamed"
         for kind, name, _sql in aside:
             con.execute(f"DROP {kind.upper()} {name}")
         gen = Rows()
