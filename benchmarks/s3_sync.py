@@ -1,10 +1,11 @@
 """Buckets against moto on loopback, each figure beside its baseline in the same run.
 
-1. **Unchanged incremental sync** of a bucket of N small objects: the real daemon
+1. **Unchanged incremental sync** of a bucket of N small (empty) objects: the real daemon
    (``sources.sync`` + ``jobs.wait``) beside a bare boto3 ListObjectsV2 loop over the same
    bucket, both through the test suite's recording proxy, which counts the requests and
    bytes lightbox makes (target: ⌈N/1000⌉ LISTs, 0 object bytes; time ≤ 1.3x the loop).
-   The first (full) sync is timed too; it reads each object's first bytes once.
+   The first (full) sync is timed too (an empty object needs no GET: it is settled from
+   the listing; the unchanged syncs cost the same whatever the objects' sizes).
 2. **Processing** of M real-sized JPEGs (generated, with EXIF): photos per second of a
    fresh daemon's first sync (sniff, one streamed GET through sha256, EXIF, both thumbnails,
    dHash in the worker pool) beside a bare loop with the same concurrency: boto3 download +

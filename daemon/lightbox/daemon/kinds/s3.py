@@ -218,17 +218,36 @@ def client_config(cfg: S3Config) -> Any:
     return Config(**kwargs)
 
 
+def parse_timestamp(value: str) -> dt.datetime:
+    """A response's timestamp, as botocore's parser gives it but ~50x cheaper for the ISO
+    8601 form ListObjectsV2 uses for every key's LastModified (``datetime.fromisoformat``
+    instead of dateutil, which was two thirds of the client's CPU for a page of 1000 keys);
+    anything else (HTTP dates of headers) goes to botocore's own parser."""
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        from botocore.utils import parse_timestamp as slow
+
+        parsed: dt.datetime = slow(value)
+        return parsed
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
 def client(cfg: S3Config) -> Any:
     """A boto3 client for ``cfg``, one per process and config (boto3 clients are
-    thread-safe; making one costs ~50 ms)."""
+    thread-safe; making one costs ~50 ms). Its responses' timestamps are parsed by
+    ``parse_timestamp``."""
     with _clients_lock:
         found = _clients.get(cfg)
         if found is not None:
             return found
         import boto3
+        import botocore.session
 
-        session = boto3.session.Session(profile_name=cfg.profile) if cfg.profile \
-            else boto3.session.Session()
+        core = botocore.session.Session(profile=cfg.profile)
+        core.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp)
+        session = boto3.session.Session(botocore_session=core)
         made = session.client(
             "s3", endpoint_url=cfg.endpoint or None, region_name=cfg.region or None,
             aws_access_key_id=None if cfg.profile else cfg.access_key_id,
