@@ -157,7 +157,7 @@ def bench_sync(n: int, rounds: int, processes: int) -> None:
               f"{first['result']['listed']} listed, {first['result']['pages']} pages")
         ours: list[float] = []
         inside: list[float] = []
-        split: list[tuple[float, float]] = []
+        split: list[tuple[float, ...]] = []
         bare: list[float] = []
         counts: list[tuple[int, int, int]] = []
         for r in range(rounds):
@@ -169,7 +169,9 @@ def bench_sync(n: int, rounds: int, processes: int) -> None:
                     res = wait(d, job)
                     ours.append(time.perf_counter() - t)
                     inside.append(float(res["result"]["seconds"]))
-                    split.append((res["result"]["list_seconds"], res["result"]["apply_seconds"]))
+                    got = res["result"]
+                    split.append((got["list_seconds"], got["catalog_read_seconds"],
+                                  got["apply_seconds"], got["diff_seconds"]))
                     log = proxy.log()
                     lists = sum(1 for q in log if q.is_list)
                     objects = sum(q.sent_bytes for q in log if not q.is_list)
@@ -185,7 +187,8 @@ def bench_sync(n: int, rounds: int, processes: int) -> None:
               f"(target {math.ceil(n / 1000)} LISTs, 0 bytes)")
         print(f"  lightbox sources.sync + jobs.wait, s: {summary(ours)}")
         print(f"  lightbox sync job's own seconds (listing + diff): {summary(inside)}")
-        print(f"  of which (listing, diff + writes) per round, s: {split}")
+        print("  of which (listing, catalog read [beside the listing], after the listing, "
+              f"diff alone) per round, s: {split}")
         print(f"  bare boto3 ListObjectsV2 loop, s:   {summary(bare)}")
         print(f"  ratio (medians): {statistics.median(ours) / statistics.median(bare):.2f}x "
               f"(job's own: {statistics.median(inside) / statistics.median(bare):.2f}x; "
