@@ -238,7 +238,7 @@ def main() -> None:
         d = Daemon(data, "[library]\nwatch = false\nreconcile_interval = 0\n").start()
         rows: dict[str, list[float]] = {k: [] for k in (
             "first", "rsync_first", "again", "rsync_again", "verify", "hash_loop",
-            "import", "import_index", "import_cpu", "cp")}
+            "again_cpu", "import", "import_index", "import_cpu", "cp")}
         try:
             for job in d.call("jobs.list", {"kind": "scan"})["jobs"]:
                 d.wait_job(job["id"])
@@ -271,7 +271,8 @@ def main() -> None:
                   f"{spread(rows['rsync_first'])} s")
             print(f"nothing new    {m['again']:7.2f} s     rsync -a {m['rsync_again']:7.2f} s"
                   f"     ratio {m['again'] / m['rsync_again']:.2f}x (target <= 0.5)  spread "
-                  f"{spread(rows['again'])} / {spread(rows['rsync_again'])}")
+                  f"{spread(rows['again'])} / {spread(rows['rsync_again'])}; daemon CPU "
+                  f"{m['again_cpu']:.2f} s")
             print(f"verify         {mb / m['verify']:7.1f} MB/s  hashlib  "
                   f"{mb / m['hash_loop']:7.1f} MB/s  ratio {m['hash_loop'] / m['verify']:.2f}x "
                   f"(target >= 0.8)  spread {spread(rows['verify'])} / "
@@ -297,9 +298,12 @@ def backup_round(d: Daemon, tmp: Path, root: Path, r: int, n: int, threads: int,
     assert done["result"]["copied"] == n, done["result"]
     rows["first"].append(elapsed)
     rows["rsync_again"].append(timed(["rsync", "-a", f"{root}/", f"{mirror}/"]))
+    cpu0 = tree_cpu(d)
     elapsed, done = run_job(d, "backups.run", {"target": f"t{r}"})
+    rows["again_cpu"].append(tree_cpu(d) - cpu0)
     assert done["result"]["copied"] == 0
     rows["again"].append(elapsed)
+    print("  nothing new, phases:", done["result"]["timings"], flush=True)
     elapsed, done = run_job(d, "backups.verify", {"target": f"t{r}", "all": True})
     assert done["result"]["ok"] == n, done["result"]
     rows["verify"].append(elapsed)

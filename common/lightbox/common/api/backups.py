@@ -57,7 +57,8 @@ TARGET_REF = Param("target", "string", "the target's name", required=True, max_l
 TARGET_FIELDS = (
     Field("path", "path", "local targets: the folder copies go to (a USB disk, a NAS "
           "mount); it must exist", absolute=True, max_length=4096),
-    Field("roots", "array", "names of the roots to back up (empty: every root)", items="string",
+    Field("roots", "array", "names of the roots and bucket sources to back up (empty: every "
+          "local root; a bucket only when named)", items="string",
           default=[], max_length=1000),
     Field("schedule", "string", "when to run: a cron expression (minute hour day month "
           "weekday) or @daily, @weekly…; null: only when asked", nullable=True,

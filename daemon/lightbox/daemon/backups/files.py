@@ -19,6 +19,7 @@ does not know yet (recognised by its hash and adopted by the next run, not copie
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -27,7 +28,7 @@ import itertools
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -285,7 +286,7 @@ class CopyItem:
     content must be, and where it goes on the target."""
 
     photo_id: int
-    loc: confine.LocalFile
+    loc: confine.Locator  # a local file, or an object of a bucket source
     sha256: str
     size: int
     rel: str
@@ -307,23 +308,37 @@ class Batch:
     stop: TargetError | None = None
 
 
-def _copy_to_temp(item: CopyItem, tmp: str, fsync: bool) -> tuple[str, int]:
-    """Read the source (beneath its root, no links, fingerprint checked) into ``tmp``,
-    hashing as it goes (``fsync``: and fsync it). OSError from the target side is raised
-    as TargetError."""
-    src, _ = confine.open_photo(item.loc)
+def _chunks(loc: confine.Locator) -> Generator[bytes, None, None]:
+    """The source's bytes: a local file read beneath its root (no links, fingerprint
+    checked), or a bucket's object streamed through the source kind (``If-Match`` its
+    ETag), so either is read once while it is hashed and written."""
+    if loc.kind == "s3":
+        from lightbox.daemon.kinds import s3 as s3kind
+
+        assert isinstance(loc, s3kind.S3Object)
+        yield from s3kind.stream(loc)
+        return
+    src, _ = confine.open_photo(loc)
     with src:
-        h = hashlib.sha256()
-        size = 0
+        while chunk := src.read(CHUNK):
+            yield chunk
+
+
+def _copy_to_temp(item: CopyItem, tmp: str, fsync: bool) -> tuple[str, int]:
+    """Read the source into ``tmp``, hashing as it goes (``fsync``: and fsync it). OSError
+    from the target side is raised as TargetError; the source's errors as they are."""
+    chunks = _chunks(item.loc)
+    first = next(chunks, b"")  # opened (and refused, when changed) before any write
+    h = hashlib.sha256()
+    size = 0
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        chunks.close()
+        raise target_error(exc, "creating a temporary file") from None
+    with contextlib.closing(chunks):
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise target_error(exc, "creating a temporary file") from None
-        try:
-            while True:
-                chunk = src.read(CHUNK)
-                if not chunk:
-                    break
+            for chunk in itertools.chain((first,) if first else (), chunks):
                 h.update(chunk)
                 size += len(chunk)
                 view = memoryview(chunk)

@@ -18,11 +18,12 @@ with a sha256 per part (the composite checksum the endpoint verifies part by par
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from lightbox.daemon.backups import files
 from lightbox.daemon.media import confine
@@ -143,70 +144,75 @@ class S3Store:
             raise
 
     # -- copying ----------------------------------------------------------------------------
-    def _upload(self, item: files.CopyItem, rel: str, size: int) -> None:
+    def _upload(self, item: files.CopyItem, src: BinaryIO, rel: str, size: int) -> None:
         c = self.client()
         key = self.key(rel)
-        src, _ = confine.open_photo(item.loc)
-        with src:
-            if size <= SINGLE_PUT_MAX:
-                c.put_object(Bucket=self.bucket, Key=key, Body=src.read(),
-                             ChecksumSHA256=_b64(item.sha256))
-                return
-            up = c.create_multipart_upload(Bucket=self.bucket, Key=key,
-                                           ChecksumAlgorithm="SHA256")
-            parts = []
-            try:
-                number = 1
-                while chunk := src.read(PART_SIZE):
-                    digest = _b64(hashlib.sha256(chunk).hexdigest())
-                    r = c.upload_part(Bucket=self.bucket, Key=key, UploadId=up["UploadId"],
-                                      PartNumber=number, Body=chunk, ChecksumSHA256=digest)
-                    parts.append({"PartNumber": number, "ETag": r["ETag"],
-                                  "ChecksumSHA256": digest})
-                    number += 1
-                c.complete_multipart_upload(Bucket=self.bucket, Key=key,
-                                            UploadId=up["UploadId"],
-                                            MultipartUpload={"Parts": parts})
-            except BaseException:
-                c.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=up["UploadId"])
-                raise
+        src.seek(0)
+        if size <= SINGLE_PUT_MAX:
+            c.put_object(Bucket=self.bucket, Key=key, Body=src.read(),
+                         ChecksumSHA256=_b64(item.sha256))
+            return
+        up = c.create_multipart_upload(Bucket=self.bucket, Key=key,
+                                       ChecksumAlgorithm="SHA256")
+        parts = []
+        try:
+            number = 1
+            while chunk := src.read(PART_SIZE):
+                digest = _b64(hashlib.sha256(chunk).hexdigest())
+                r = c.upload_part(Bucket=self.bucket, Key=key, UploadId=up["UploadId"],
+                                  PartNumber=number, Body=chunk, ChecksumSHA256=digest)
+                parts.append({"PartNumber": number, "ETag": r["ETag"],
+                              "ChecksumSHA256": digest})
+                number += 1
+            c.complete_multipart_upload(Bucket=self.bucket, Key=key,
+                                        UploadId=up["UploadId"],
+                                        MultipartUpload={"Parts": parts})
+        except BaseException:
+            c.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=up["UploadId"])
+            raise
 
     def copy_batch(self, items: list[files.CopyItem]) -> files.Batch:
         """Upload what the target lacks; the same outcomes as a local batch."""
         out = files.Batch()
         for item in items:
-            try:
-                src, _ = confine.open_photo(item.loc)
-                with src:
-                    sha, size = files.hash_file(src)
-            except confine.Refused as exc:
-                out.outcomes.append(files.CopyOutcome(item, "changed", message=str(exc)))
-                continue
-            except OSError as exc:
-                out.outcomes.append(files.CopyOutcome(item, "failed",
-                                                      message=f"{exc.strerror or exc}"))
-                continue
-            if sha != item.sha256:
-                out.outcomes.append(files.CopyOutcome(item, "damaged", message=(
-                    f"content changed at the source (sha256 {sha[:12]}…, the catalog has "
-                    f"{item.sha256[:12]}…) while its size and mtime did not")))
-                continue
-            try:
-                rel, adopted = self._place(item, size)
-            except files.TargetError as exc:
-                out.stop = exc
-                return out
-            except (OSError, confine.Refused) as exc:
-                out.outcomes.append(files.CopyOutcome(item, "failed", message=str(exc)))
-                continue
-            except Exception as exc:
-                out.stop = self._error(exc, "uploading a copy")
-                return out
-            out.outcomes.append(files.CopyOutcome(item, "adopted" if adopted else "copied",
-                                                  rel=rel, bytes=0 if adopted else size))
+            # Opened once (a bucket source's object is fetched once, into an anonymous
+            # temporary file): hashed first, so bit rot is caught before anything is sent,
+            # then uploaded from the same open file.
+            with contextlib.ExitStack() as held:
+                out_item = self._one(item, held)
+                if isinstance(out_item, files.TargetError):
+                    out.stop = out_item
+                    return out
+                out.outcomes.append(out_item)
         return out
 
-    def _place(self, item: files.CopyItem, size: int) -> tuple[str, bool]:
+    def _one(self, item: files.CopyItem, held: contextlib.ExitStack
+             ) -> files.CopyOutcome | files.TargetError:
+        try:
+            src, _ = confine.open_photo(item.loc)
+            held.enter_context(src)
+            sha, size = files.hash_file(src)
+        except confine.Refused as exc:
+            return files.CopyOutcome(item, "changed", message=str(exc))
+        except OSError as exc:
+            return files.CopyOutcome(item, "failed", message=f"{exc.strerror or exc}")
+        if sha != item.sha256:
+            return files.CopyOutcome(item, "damaged", message=(
+                f"content changed at the source (sha256 {sha[:12]}…, the catalog has "
+                f"{item.sha256[:12]}…) while its size and mtime did not"))
+        try:
+            rel, adopted = self._place(item, src, size)
+        except files.TargetError as exc:
+            return exc
+        except (OSError, confine.Refused) as exc:
+            return files.CopyOutcome(item, "failed", message=str(exc))
+        except Exception as exc:
+            return self._error(exc, "uploading a copy")
+        return files.CopyOutcome(item, "adopted" if adopted else "copied", rel=rel,
+                                 bytes=0 if adopted else size)
+
+    def _place(self, item: files.CopyItem, src: BinaryIO, size: int
+               ) -> tuple[str, bool]:
         rel = item.rel
         for attempt in range(4):
             head = self._exists(rel)
@@ -216,7 +222,7 @@ class S3Store:
                     return rel, True
                 rel = files.variant(item.rel, item.sha256[attempt * 8:])
                 continue
-            self._upload(item, rel, size)
+            self._upload(item, src, rel, size)
             head = self._exists(rel)
             stored = (head or {}).get("ChecksumSHA256")
             # The endpoint's checksum of what it stored; multipart objects carry a checksum

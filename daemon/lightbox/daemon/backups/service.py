@@ -40,9 +40,10 @@ from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.jobs.queue import JobContext, JobFailed, JobQueue, _owner_alive
+from lightbox.daemon.kinds.s3 import S3Object
 from lightbox.daemon.library import admission
 from lightbox.daemon.library.sources import Source, Sources, secret_fingerprint
-from lightbox.daemon.media.confine import LocalFile
+from lightbox.daemon.media.confine import LocalFile, Locator
 
 log = logs.get("backups")
 
@@ -241,7 +242,7 @@ class Backups:
                 raise Conflict(f"{path} is already the target {other['name']}")
 
     def _known_roots(self, names: list[str]) -> None:
-        known = {s.name for s in self.sources.local()}
+        known = {s.name for s in self.sources.local() + self.sources.buckets()}
         unknown = [n for n in names if n not in known]
         if unknown:
             raise InvalidParams("roots: no root named " + ", ".join(map(repr, unknown)),
@@ -413,11 +414,14 @@ class Backups:
         return await self._guarded(ctx, "backup", self._backup)
 
     def _included(self, cfg: dict[str, Any]) -> tuple[list[Source], dict[str, str]]:
+        """The sources a target backs up: the roots it names (local roots and bucket
+        sources), or with none named every local root. A bucket is backed up only when
+        named: copying a whole bucket down is a choice, not a default."""
         wanted = cfg.get("roots") or []
         local = self.sources.local()
         if not wanted:
             return local, {}
-        by_name = {s.name: s for s in local}
+        by_name = {s.name: s for s in local + self.sources.buckets()}
         missing = {n: "no such root any more" for n in wanted if n not in by_name}
         return [by_name[n] for n in wanted if n in by_name], missing
 
@@ -426,12 +430,30 @@ class Backups:
         store = self.store(row)
         ctx.phase = "checking"
         ctx.progress()
+        clock = time.monotonic()
+        timings: dict[str, float] = {}
+        result["timings"] = timings
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            timings[name] = round(now - clock, 3)
+            clock = now
+
         await self._check_target(row)
         await asyncio.to_thread(store.clear_temp)
+        lap("target")
         sources, skipped = self._included(cfg)
         online: list[Source] = []
         for src in sources:
-            reason = await self.sources.check(src) if src.online else src.status
+            if src.kind == "s3":
+                # A bucket is as its last sync left it: unreachable, refused or held as
+                # suspect (the mass-vanish guard) means skipped, never treated as empty.
+                held = self.sources.guard.describe(src.id)
+                reason = (src.status or "unreachable") if not src.online else \
+                    ("suspect: many photos vanished at once" if held is not None else None)
+            else:
+                reason = await self.sources.check(src) if src.online else src.status
             if reason:
                 # Never treated as empty: nothing of it is looked at, copied or deleted.
                 skipped[src.name] = f"offline: {reason}"
@@ -440,6 +462,7 @@ class Backups:
                 continue
             online.append(src)
         result["skipped_roots"] = skipped
+        lap("roots")
         copied = adopted = 0
         damaged: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
@@ -447,6 +470,7 @@ class Backups:
         seen: set[str] = set()
         todo = await self._lacking(row["id"], [s.id for s in online])
         result["pending"] = await self._pending([s.id for s in online])
+        lap("lacking")
         total = len(todo)
         ctx.phase = "copying"
         ctx.progress(processed=0, total=total)
@@ -459,7 +483,12 @@ class Backups:
             seen.add(r.sha256)
             src = by_id[r.source_id]
             rel = f"{r.folder}/{r.name}" if r.folder else r.name
-            loc = LocalFile(src.path, rel, r.size, r.mtime_ns, r.inode, r.device)
+            loc: Locator
+            if src.kind == "s3":
+                s3cfg = self.sources.s3_config(src)
+                loc = S3Object(s3cfg, s3cfg.prefix + rel, r.size, r.mtime_ns, r.etag)
+            else:
+                loc = LocalFile(src.path, rel, r.size, r.mtime_ns, r.inode, r.device)
             items.append(files.CopyItem(r.id, loc, r.sha256, r.size,
                                         files.target_rel(src.name, r.folder, r.name)))
         stop: files.TargetError | None = None
@@ -516,6 +545,7 @@ class Backups:
         finally:
             if running:  # cancelled: the threads finish their batch; wait, record nothing
                 await asyncio.wait(running)
+        lap("copy")
         if cfg.get("check_sources") or ctx.params.get("check_sources"):
             ctx.phase = "checking sources"
             await self._check_sources(ctx, row, online, damaged)
@@ -540,6 +570,7 @@ class Backups:
             except OSError as exc:
                 if stop is None:
                     stop = files.target_error(exc, "writing SHA256SUMS")
+        lap("sums")
         if stop is not None:
             raise JobFailed(f"backup to {row['name']} stopped: {stop}",
                             {"reason": stop.reason})
@@ -552,7 +583,7 @@ class Backups:
         has = sa.select(M.c.id).where(M.c.target_id == target_id,
                                       M.c.sha256 == P.c.sha256).exists()
         q = (sa.select(P.c.id, P.c.source_id, P.c.sha256, P.c.size, P.c.mtime_ns, P.c.inode,
-                       P.c.device, P.c.name, F.c.path.label("folder"))
+                       P.c.device, P.c.etag, P.c.name, F.c.path.label("folder"))
              .join(F, F.c.id == P.c.folder_id)
              .where(P.c.source_id.in_(source_ids), P.c.status.in_(BACKED_UP),
                     P.c.sha256.is_not(None), ~has)
@@ -585,6 +616,9 @@ class Backups:
 
     async def _check_sources(self, ctx: JobContext, row: Any, online: list[Source],
                              damaged: list[dict[str, Any]]) -> None:
+        # Local roots only: re-reading a bucket's every object to look for bit rot is a
+        # download of the bucket (its ETags already say whether an object changed).
+        online = [s for s in online if s.kind == "local"]
         if not online:
             return
         has = sa.select(M.c.id).where(M.c.target_id == row["id"],

@@ -189,7 +189,8 @@ photos = sa.Table(
     sa.Index(None, "taken_at"),
     sa.Index(None, "sha256"),
     sa.Index(None, "make", "model"),
-    sa.Index(None, "status", "source_id"),
+    # sha256 last: the anti-join of a backup (photos a target lacks) reads the index alone.
+    sa.Index(None, "status", "source_id", "sha256"),
     sa.Index(None, "source_id", "inode"),
     sa.Index(None, "name"),
     sa.Index(None, "status", "indexed_at"),

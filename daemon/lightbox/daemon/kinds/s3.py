@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO, TypeVar
@@ -829,6 +829,48 @@ def open_copy(loc: Fetched) -> tuple[BinaryIO, os.stat_result]:
     st = os.stat_result((0o100600, 0, 0, 1, 0, 0, size, 0, 0, 0),
                         {"st_mtime_ns": loc.mtime_ns or 0})
     return f, st
+
+
+def stream(loc: S3Object, attempts: int | None = None) -> Iterator[bytes]:
+    """The listed object's bytes (``If-Match`` its ETag), chunk by chunk in bounded memory:
+    for a reader that hashes as it copies (a backup of a bucket's photo), so the object is
+    read once. A connection reset mid-body resumes from the bytes already given (same ETag,
+    so the same object); raises ``Refused`` (changed) or ``S3Error``. What the consumer does
+    with a chunk (a write that fails) is its own error, never one of the object's. Bounded
+    like ``download``: the socket read timeout and the object's budget (``Watchdog``; the
+    consumer's time between chunks counts too), past which ``S3Error`` ``timeout``."""
+    done = 0
+    cfg = loc.config
+    attempts = max(1, cfg.attempts if attempts is None else attempts)
+    with Watchdog(loc, cfg.budget(loc.size)) as dog:
+        for attempt in range(1, attempts + 1):
+            try:
+                dog.check(done)
+                body = _get(loc, f"bytes={done}-" if done else None)["Body"]
+                dog.watch(body)
+                try:
+                    while True:
+                        chunk = body.read(CHUNK)
+                        if not chunk:
+                            break
+                        done += len(chunk)
+                        yield chunk
+                        dog.check(done)
+                finally:
+                    body.close()
+                if loc.size is not None and done < loc.size:
+                    raise http.client.IncompleteRead(b"", loc.size - done)
+                return
+            except S3Error:
+                raise
+            except Exception as exc:
+                if dog.expired:
+                    raise dog.error(done) from None
+                if _retry_wait(exc, attempt, attempts, dog):
+                    continue
+                err = explain(exc, cfg, "get")
+                _refuse_changed(err, loc)
+                raise err from None
 
 
 def open_object(loc: S3Object, head: bytes = b"") -> tuple[BinaryIO, os.stat_result]:

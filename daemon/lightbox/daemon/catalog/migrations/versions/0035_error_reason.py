@@ -5,7 +5,7 @@ bucket object whose reads kept failing and were given up on, the transfer's
 (server_error, throttled, timeout). Rows already in error keep NULL until read again.
 
 Revision ID: 0035_error_reason
-Revises: 0030_backup_secrets
+Revises: 0031_backup_antijoin
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0035_error_reason"
-down_revision: str | None = "0030_backup_secrets"
+down_revision: str | None = "0031_backup_antijoin"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
