@@ -13,7 +13,7 @@
 
     .venv/bin/python benchmarks/s3_sync.py [--objects 100000] [--photos 1000]
         [--megapixels 4] [--rounds 3] [--processes 2] [--skip-sync] [--skip-processing]
-        [--quick]
+        [--latency SECONDS] [--quick]
 
 The buckets are filled inside moto's process before it serves (``moto_seeded.py``: 100,000
 objects in ~15 s instead of ~10 minutes of PUTs), and its per-page full sort of the bucket
@@ -226,7 +226,8 @@ def _bare_client(endpoint: str) -> Any:
     return _clients[endpoint]
 
 
-def bench_processing(m: int, megapixels: float, rounds: int, processes: int) -> None:
+def bench_processing(m: int, megapixels: float, rounds: int, processes: int,
+                     latency: float = 0.0) -> None:
     from lightbox.daemon.media import samples
 
     work = Path(tempfile.mkdtemp(prefix="lbs3-photos-"))
@@ -240,6 +241,11 @@ def bench_processing(m: int, megapixels: float, rounds: int, processes: int) -> 
         bucket = f"photos-{uuid.uuid4().hex[:8]}"
         server = SeededMoto(files=[(bucket, work)])
         proxy = FaultProxy(server.endpoint).start()
+        if latency:
+            # A distant endpoint: every object GET (not the listing) answers this much later,
+            # for lightbox and the bare loop alike.
+            proxy.inject("delay", method="GET", list_objects=False, times=None,
+                         delay=latency)
         keys = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
         total = sum(p.stat().st_size for p in paths)
         print(f"\n{len(paths)} JPEGs of ~{megapixels} MP, {total / len(paths) / 1e6:.1f} MB "
@@ -266,7 +272,8 @@ def bench_processing(m: int, megapixels: float, rounds: int, processes: int) -> 
                     with cf.ProcessPoolExecutor(processes) as pool:
                         list(pool.map(_bare_one, [(proxy.endpoint, bucket, k) for k in keys]))
                     bare.append(len(paths) / (time.perf_counter() - t))
-        print(f"processing, photos/s, {rounds} rounds, {processes} processes (load {load()})")
+        print(f"processing, photos/s, {rounds} rounds, {processes} processes, "
+              f"{latency * 1000:.0f} ms added to each object GET (load {load()})")
         print(f"  lightbox (fresh daemon, first sync to the end): {summary(ours)}")
         print(f"  bare boto3 download + Pillow 1280/256 thumbnails: {summary(bare)}")
         print(f"  ratio (medians): {statistics.median(ours) / statistics.median(bare):.2f}x "
@@ -288,6 +295,8 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--skip-sync", action="store_true")
     ap.add_argument("--skip-processing", action="store_true")
+    ap.add_argument("--latency", type=float, default=0.0,
+                    help="seconds the proxy holds back each object GET (a distant endpoint)")
     ap.add_argument("--quick", action="store_true",
                     help="5,000 objects, 60 photos, 2 rounds (a smoke run)")
     args = ap.parse_args()
@@ -296,7 +305,8 @@ def main() -> None:
     if not args.skip_sync:
         bench_sync(args.objects, args.rounds, args.processes)
     if not args.skip_processing:
-        bench_processing(args.photos, args.megapixels, args.rounds, args.processes)
+        bench_processing(args.photos, args.megapixels, args.rounds, args.processes,
+                         args.latency)
 
 
 if __name__ == "__main__":
