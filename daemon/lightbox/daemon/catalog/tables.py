@@ -194,7 +194,9 @@ photos = sa.Table(
     sa.Index(None, "source_id", "inode"),
     sa.Index(None, "name"),
     sa.Index(None, "status", "indexed_at"),
-    sa.Index(None, "folder_id", "name_key"),
+    # PostgreSQL: with id and status, a set of folders' photos in name order (a place's,
+    # a month's) come from the index alone (0026_pg_cover).
+    sa.Index(None, "folder_id", "name_key", postgresql_include=["id", "status"]),
     sa.Index(None, "name_key"),
     # A camera's or a lens's photos in name order (text search of a common word, and the
     # columns' distinct values by a skip scan).

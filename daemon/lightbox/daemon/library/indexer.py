@@ -37,6 +37,7 @@ import contextlib
 import datetime as dt
 import os
 import time
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -125,7 +126,15 @@ class Indexer:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
-        self._flushed = asyncio.Event()  # set after every batch written (for waiters)
+        # Progress for waiters (scan jobs): a count of batches written (and pauses), and an
+        # event set at the next one and then replaced, so no waiter ever clears another's.
+        self._progress = 0
+        self._next_progress = asyncio.Event()
+        # The progress count each task saw when it last counted ``pending``: a batch written
+        # while it counted is not missed by its next ``wait_progress``.
+        self._marks: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = \
+            weakref.WeakKeyDictionary()
+        self._analysing = 0  # analyses started and not yet judged
         self.backlog = holdups.Backlog()
         self.pause: holdups.Pause | None = None
         self.indexed = 0
@@ -210,6 +219,9 @@ class Indexer:
         self._wake.set()
 
     async def pending(self, source_ids: Sequence[int] | None = None) -> int:
+        task = asyncio.current_task()
+        if task is not None:
+            self._marks[task] = self._progress   # see wait_progress
         q = sa.select(sa.func.count()).select_from(P).where(P.c.status == "pending")
         if source_ids is not None:
             q = q.where(P.c.source_id.in_(list(source_ids)))
@@ -295,6 +307,7 @@ class Indexer:
                     first.release()
                     break
                 self._inflight.add(row.id)
+                self._analysing += 1
                 started_any = True
                 task = asyncio.get_running_loop().create_task(
                     self._one(row, slots, fetch_slots if remote else None))
@@ -339,6 +352,7 @@ class Indexer:
         """One pending row: (a bucket's: fetched in an I/O thread holding ``fetching``, then)
         analysed in the pool holding ``slots``; the result judged and queued for writing."""
         queued = False
+        judged = False
         held = slots if fetching is None else fetching
         copy: Fetched | None = None
         try:
@@ -364,7 +378,10 @@ class Indexer:
                     if copy is not None:
                         _unlink(copy.copy)
                         copy = None
-            if not await self._judge(row, result):
+            ok = await self._judge(row, result)
+            self._analysing -= 1
+            judged = True
+            if not ok:
                 if self.claims is not None and self.claims.active():
                     # Given up for now (a retry, a pause): another daemon may read it.
                     with contextlib.suppress(Exception):
@@ -373,12 +390,17 @@ class Indexer:
             # In flight until its result is written: the row is still pending in the
             # catalog meanwhile, and must not be read a second time (for a bucket, a GET).
             queued = True
-            if len(self._results) >= FLUSH_EVERY:
+            if len(self._results) >= FLUSH_EVERY or self._analysing == 0:
+                # A full batch, or the last analysis in flight came back (the queue ran
+                # dry): written now, not FLUSH_AFTER later, so the end of a pass is seen
+                # at once (by scan jobs, clients, a benchmark).
                 await self._safe_flush()
             elif self._flush_timer is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(
                     FLUSH_AFTER, self._timed_flush)
         finally:
+            if not judged:
+                self._analysing -= 1
             if copy is not None:
                 _unlink(copy.copy)
             if not queued:
@@ -456,7 +478,7 @@ class Indexer:
                                                       name="indexer-probe")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        self._flushed.set()   # waiters (scan jobs) look at the state now
+        self._progressed()   # waiters (scan jobs) look at the state now
 
     async def _probe(self, pause: holdups.Pause) -> None:
         for delay in holdups.probe_delays():
@@ -531,7 +553,7 @@ class Indexer:
                     self.failed += 1
             for (folder_id, folder), ids in by_folder.items():
                 self.changes.photos("changed", folder_id, folder, ids)
-            self._flushed.set()
+            self._progressed()
             log.debug("indexed batch", count=len(results), applied=applied)
         await self._report_progress()
 
@@ -594,12 +616,24 @@ class Indexer:
             "indexed_at": utcnow(),
         }
 
+    def _progressed(self) -> None:
+        self._progress += 1
+        event, self._next_progress = self._next_progress, asyncio.Event()
+        event.set()
+
     async def wait_progress(self, timeout: float) -> None:
         """Return after the next batch of results is written (or ``timeout``): how a job
-        that waits for indexing follows it without polling on a fixed beat."""
-        self._flushed.clear()
+        that waits for indexing follows it without polling on a fixed beat.
+
+        "Next" counts from the caller's last ``pending()``: a batch written while it was
+        counting (the last one of a pass, say) returns at once instead of leaving the
+        caller to wait out its timeout."""
+        task = asyncio.current_task()
+        since = self._marks.pop(task, None) if task is not None else None
+        if since is not None and since != self._progress:
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._flushed.wait(), timeout)
+            await asyncio.wait_for(self._next_progress.wait(), timeout)
 
     async def wait_idle(self, timeout: float) -> bool:
         """For tests and tools: True once nothing is pending or in flight."""
