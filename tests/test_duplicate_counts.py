@@ -115,7 +115,13 @@ async def test_counts_equal_a_group_by_after_a_random_mix_of_writes(db_url: str)
 
 
 async def test_the_migration_backfills_the_counts(db_url: str) -> None:
-    b = await CatalogBuilder.open(db_url, revision="0016_perf")
+    from alembic.script import ScriptDirectory
+
+    from lightbox.daemon.catalog.database import alembic_config
+
+    before = ScriptDirectory.from_config(alembic_config()).get_revision(
+        "0025_sha_counts").down_revision
+    b = await CatalogBuilder.open(db_url, revision=str(before))
     try:
         src = await b.source("pics", "/nonexistent/lb-dupes")
         fid = await b.folder(src, "f")

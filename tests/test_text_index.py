@@ -206,3 +206,13 @@ async def test_every_plan_gives_the_same_photos(db_url: str, dense: int,
             assert await pages(sort, **QUERIES[i]) == want, (QUERIES[i], sort)
     finally:
         await b.close()
+
+
+def test_mysql_name_query_keeps_the_trigrams_holding_a_digit() -> None:
+    """For photo names only the trigrams with a digit are asked for (when there are two or
+    more); folder paths and words with fewer digits keep every trigram."""
+    hexes = {g: "+x" + g.encode().hex().upper() for g in ("c_5", "_53", "530", "305")}
+    assert textindex.mysql_query("dsc_5305", names=True) == " ".join(hexes.values())
+    assert len(textindex.mysql_query("dsc_5305").split()) == 6
+    assert textindex.mysql_query("canon", names=True) == textindex.mysql_query("canon")
+    assert textindex.mysql_query("img_5", names=True) == textindex.mysql_query("img_5")
