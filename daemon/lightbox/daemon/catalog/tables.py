@@ -153,6 +153,9 @@ photos = sa.Table(
     sa.Column("etag", sa.String(128), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text, nullable=True),
+    # Why, machine-readable, for an ``error`` row: the content's (corrupt, unsupported, ...)
+    # or a bucket read's given up on (server_error, throttled, timeout). NULL otherwise.
+    sa.Column("error_reason", sa.String(32), nullable=True),
     sa.Column("sha256", sa.String(64), nullable=True),
     sa.Column("mime", sa.String(64), nullable=True),
     sa.Column("format", sa.String(16), nullable=True),

@@ -17,7 +17,7 @@ lives beside ``tables.metadata``: ``copy.side_table`` keeps copies from carrying
 target's triggers fill it as the photos arrive). Backfilled here from the photos.
 
 Revision ID: 0025_sha_counts
-Revises: 0031_backup_antijoin
+Revises: 0035_error_reason
 Create Date: 2026-12-01
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0025_sha_counts"
-down_revision: str | None = "0031_backup_antijoin"
+down_revision: str | None = "0035_error_reason"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
