@@ -326,6 +326,7 @@ class SettingsScreen(LinkedScreen):
         Binding("ctrl+u", "undo", "Undo edit", priority=True),
         Binding("ctrl+o", "audit", "Audit log", priority=True),
         Binding("ctrl+b", "add_bucket", "Add bucket", priority=True),
+        Binding("ctrl+k", "add_target", "Add backup target", priority=True),
         Binding("r", "revert", "Revert the change (audit log)", show=False),
         Binding("down", "app.focus_next", "Next", show=False),
         Binding("up", "app.focus_previous", "Previous", show=False),
@@ -344,7 +345,8 @@ class SettingsScreen(LinkedScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(" Settings   ctrl+s save · ctrl+r reset · ctrl+u undo · ctrl+o audit log"
-                     " · ctrl+b add a bucket", id="settings-title")
+                     " · ctrl+b add a bucket · ctrl+k add a backup target",
+                     id="settings-title")
         yield VerticalScroll(id="settings-form")
         table: DataTable[Any] = DataTable(id="settings-audit", cursor_type="row")
         yield table
@@ -369,6 +371,18 @@ class SettingsScreen(LinkedScreen):
                 self.say(f"bucket {src['name']} added at {src['path']}{job}")
 
         self.app.push_screen(BucketForm(), added)
+
+    def action_add_target(self) -> None:
+        """The backup target form (schedule read back with its next runs, add)."""
+        from lightbox.tui.screens.target_form import TargetForm
+
+        def added(out: dict[str, Any] | None) -> None:
+            if out is not None:
+                nxt = out.get("next_runs") or []
+                self.say(f"backup target {out['name']} added"
+                         + (f"; next run {nxt[0]}" if nxt else "; runs only when asked"))
+
+        self.app.push_screen(TargetForm(), added)
 
     # -- loading ------------------------------------------------------------------------
     @work(group="settings-load", exclusive=True)
