@@ -123,6 +123,10 @@ async def test_targets_are_added_and_edited_from_forms(two_targets: Any,
         assert listed["usb"]["schedule"] == "30 2 * * *"
         assert listed["usb"]["timezone"] == "Europe/Berlin"
         assert listed["usb"]["path"] == str(tmp_path / "usb")
+        # The settings screen lists the targets (a collection of settings.schema) with
+        # their schedules and next runs.
+        await until(pilot, lambda: "usb" in settings.targets_text, what="usb listed")
+        assert "At 02:30" in settings.targets_text and "next:" in settings.targets_text
 
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, BrowserScreen), what="browser")

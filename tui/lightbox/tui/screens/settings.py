@@ -42,6 +42,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Select, Static, Swi
 from lightbox.common import errors
 from lightbox.common import settings as schema
 from lightbox.common.fields import Field
+from lightbox.tui import format as fmt
 from lightbox.tui.imaging import choice
 from lightbox.tui.messages import DaemonEvent, Resync
 from lightbox.tui.screens.base import LinkedScreen
@@ -348,6 +349,7 @@ class SettingsScreen(LinkedScreen):
                      " · ctrl+b add a bucket · ctrl+k add a backup target",
                      id="settings-title")
         yield VerticalScroll(id="settings-form")
+        yield Static("", id="settings-targets")
         table: DataTable[Any] = DataTable(id="settings-audit", cursor_type="row")
         yield table
         yield StatusLine()
@@ -381,6 +383,7 @@ class SettingsScreen(LinkedScreen):
                 nxt = out.get("next_runs") or []
                 self.say(f"backup target {out['name']} added"
                          + (f"; next run {nxt[0]}" if nxt else "; runs only when asked"))
+                self.load()
 
         self.app.push_screen(TargetForm(), added)
 
@@ -392,17 +395,44 @@ class SettingsScreen(LinkedScreen):
                 self.schema_doc = await self.link.call("settings.schema")
             got = await self.link.call("settings.get")
             roots = (await self.link.call("roots.list"))["roots"]
+            targets = []
+            if self.schema_doc.get("collections"):
+                targets = (await self.link.call("backups.list"))["targets"]
         except RPC_ERRORS as exc:
             self.say(f"cannot read the settings: {exc}", error=True)
             return
         self.revision = got["revision"]
         values: dict[str, Any] = got["settings"]
+        self._show_targets(targets)
         if self.rows:
             for key, row in self.rows.items():
                 if key in values:
                     row.set_entry(values[key])
             return
         await self._build(values, roots)
+
+    targets_text = ""  # the backup targets section as plain text (tests, screen readers)
+
+    def _show_targets(self, targets: list[dict[str, Any]]) -> None:
+        """Backup targets are rows of their own (``settings.schema`` collections), edited
+        with their form: here each with its schedule and next five runs."""
+        text = Text()
+        if not targets:
+            text.append(" none yet; ctrl+k adds one\n", style="dim")
+        for t in targets:
+            where = t.get("path") or t.get("where") or ""
+            text.append(f" {t['name']}", style="bold")
+            text.append(f"  {t['kind']}  {where}\n")
+            when = t.get("schedule_explained") or "only when asked"
+            text.append(f"   {when}", style="green" if t.get("schedule") else "dim")
+            if t.get("next_runs"):
+                text.append(" · next: " + ", ".join(
+                    fmt.utc_local(w) for w in t["next_runs"][:5]))
+            text.append("\n")
+        text.append(" ctrl+k adds a target; e on the backups screen (B) edits one",
+                    style="dim")
+        self.targets_text = text.plain
+        self.query_one("#settings-targets", Static).update(text)
 
     async def _build(self, values: dict[str, Any], roots: list[dict[str, Any]]) -> None:
         assert self.schema_doc is not None
