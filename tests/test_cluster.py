@@ -10,6 +10,7 @@ every photo through events, including the ones the other daemon wrote (the relay
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from media_fixtures import jpeg_bytes
 from lightbox.common import errors
 from lightbox.daemon.catalog import tables
 from lightbox.daemon.catalog.database import make_engine
+from lightbox.daemon.catalog.types import utcnow
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mysql]
 
@@ -79,6 +81,15 @@ async def query(url: str, *statements: Any) -> list[list[Any]]:
     try:
         async with engine.connect() as conn:
             return [list((await conn.execute(s)).all()) for s in statements]
+    finally:
+        await engine.dispose()
+
+
+async def execute(url: str, statement: Any) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(statement)
     finally:
         await engine.dispose()
 
@@ -247,6 +258,139 @@ def test_a_daemon_that_stops_heart_beating_loses_its_root(make_daemon: Any,
             b.call("database.switch", {"url": f"sqlite+aiosqlite:///{photos}/x.db"})
         assert refused.value.data["reason"] == "shared_catalog"
         assert refused.value.data["daemons"] == [cluster(a)["owner"]]
+    finally:
+        import shutil
+
+        shutil.rmtree(photos, ignore_errors=True)
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mariadb"])
+def test_a_daemon_that_joins_relays_every_photo_from_its_hello(
+        make_daemon: Any, engine: str, request: pytest.FixtureRequest) -> None:
+    """B joins while A indexes: from the moment B answers ``hello``, every photo A (or B)
+    indexes reaches B's clients — in what they read then, or as an event. The relay's start
+    position is taken before B joins (no waiting for A's next lease round to notice B: the
+    default lease_ttl of 15 s makes that a 5 s hole)."""
+    url = str(request.getfixturevalue("pg_scratch_url" if engine == "postgresql"
+                                      else "mysql_scratch_url"))
+    config = {"database": {"url": url}, "library": {"reconcile_interval": 0},
+              "workers": {"processes": 1}}
+    a: DaemonProcess = make_daemon(config=config)
+    photos = short_tmpdir("lbjn")
+    bases = [jpeg_bytes(900, 600, seed) for seed in range(6)]
+    count = 300
+    fill(photos / "one", count, bases)
+    try:
+        one = a.call("roots.add", {"path": str(photos / "one"), "name": "one"})
+        one_id = one["root"]["id"]
+        wait_until("A indexes", lambda: root_state(a, one_id)["ok"] >= 5, 120, a)
+        b: DaemonProcess = make_daemon(config=config)
+        assert b.call("hello")
+        # What a client of B reads at once, then every event it is sent from then on.
+        ev_b = Events(b)
+        listed = {p["id"] for sub in ("d0", "d1") for p in b.call(
+            "folders.list", {"path": str(photos / "one" / sub), "limit": 500})["photos"]
+            if p["status"] == "ok"}
+        assert len(listed) < count, "indexing ended before B joined: nothing to relay"
+        wait_until("every photo indexed", lambda: (s := root_state(a, one_id))["ok"] == count
+                   and s["pending"] == 0, 300, a, b)
+        (ids,) = asyncio.run(query(url, sa.select(P.c.id).where(P.c.source_id == one_id)))
+        every = {i for (i,) in ids}
+        assert len(every) == count
+        owner_a = cluster(a)["owner"]
+        wait_until("B's clients were told of every photo", lambda: ev_b.poll() and
+                   every <= listed | ev_b.indexed_ids(), 60, a, b)
+        relayed = {i for e in ev_b.events if e.get("origin") == owner_a and
+                   e["topic"] == "catalog" and e["type"] == "changed" for i in e["data"]["ids"]}
+        assert relayed - listed, "none of A's photos after B's hello came through the relay"
+    finally:
+        import shutil
+
+        shutil.rmtree(photos, ignore_errors=True)
+
+
+def test_each_daemon_cleans_its_own_thumbnail_cache(make_daemon: Any,
+                                                    pg_scratch_url: str) -> None:
+    """Two daemons on one PostgreSQL catalog, each with its own thumbnail cache: a cleanup
+    runs on the daemon whose cache it sweeps (its job's affinity), two at once stay two
+    jobs, an orphan in either cache is removed by its own daemon, and what any photo of the
+    catalog still needs stays in both caches — whoever indexed or served it."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lightbox.daemon.media.thumbs import thumbnail_path
+
+    url = pg_scratch_url
+    config = {"database": {"url": url, "lease_ttl": 3.0},
+              "library": {"reconcile_interval": 0}, "workers": {"processes": 1}}
+    a: DaemonProcess = make_daemon(config=config)
+    b: DaemonProcess = make_daemon(config=config)
+    wait_until("each daemon sees the other", lambda: cluster(a)["daemons"] == 2 and
+               cluster(b)["daemons"] == 2, 60, a, b)
+    owner = {"a": cluster(a)["owner"], "b": cluster(b)["owner"]}
+    caches = {"a": a.data_dir / "cache" / "thumbnails", "b": b.data_dir / "cache" / "thumbnails"}
+    assert caches["a"] != caches["b"]
+    photos = short_tmpdir("lbcu")
+    bases = [jpeg_bytes(300, 200, seed) for seed in range(3)]
+    fill(photos / "one", 6, bases)
+    try:
+        one = a.call("roots.add", {"path": str(photos / "one"), "name": "one"})
+        assert wait_job(a, one["job"])["state"] == "succeeded"
+        (rows,) = asyncio.run(query(url, sa.select(P.c.id, P.c.sha256, P.c.name)))
+        assert len(rows) == 6 and all(r.sha256 for r in rows)
+        # Each daemon's clients look at every photo: both caches hold every grid thumbnail
+        # (made by whichever daemon indexed the photo, or on demand by the one asked).
+        for d in (a, b):
+            for r in rows:
+                assert d.call("photos.thumbnail", {"id": r.id, "size": "grid"})["bytes"] > 0
+        for cache in caches.values():
+            for r in rows:
+                assert thumbnail_path(cache, "grid", r.sha256).exists()
+        # An old orphan in each cache (no photo has its hash).
+        orphans = {}
+        for name, cache in caches.items():
+            orphan = cache / "grid" / "ee" / ("ee" + name * 62 + ".jpg")  # name: a or b
+            orphan.parent.mkdir(parents=True, exist_ok=True)
+            orphan.write_bytes(b"x")
+            os.utime(orphan, (1, 1))
+            orphans[name] = orphan
+        # One photo gone for long: its thumbnails go from both caches, each by its daemon.
+        gone = next(r for r in rows if r.name.endswith("p0000.jpg"))
+        (photos / "one" / "d0" / "p0000.jpg").unlink()
+        assert wait_job(a, a.call("library.scan", {"root": one["root"]["id"]})["job"])[
+            "state"] == "succeeded"
+        asyncio.run(execute(url, sa.update(P).where(P.c.id == gone.id).values(
+            missing_since=utcnow() - dt.timedelta(days=30))))
+
+        def cleanup(d: DaemonProcess) -> int:
+            return int(d.call("library.cleanup", {"days": 1})["job"])
+
+        # Both at once: two jobs (another daemon's cleanup never stands in for this one's).
+        with ThreadPoolExecutor(2) as pool:
+            job_a, job_b = pool.map(cleanup, (a, b))
+        assert job_a != job_b
+        done = {"a": wait_job(a, job_a), "b": wait_job(b, job_b)}
+        assert all(j["state"] == "succeeded" for j in done.values()), done
+        (jobs,) = asyncio.run(query(url, sa.select(J.c.id, J.c.owner, J.c.affinity).where(
+            J.c.id.in_((job_a, job_b)))))
+        ran = {j.id: j for j in jobs}
+        assert ran[job_a].owner == owner["a"] and ran[job_b].owner == owner["b"], jobs
+        assert ran[job_a].affinity != ran[job_b].affinity
+        assert all(str(j.affinity).startswith("cache:") for j in jobs)
+        for name, cache in caches.items():
+            assert not orphans[name].exists(), f"{name}'s orphan was left"
+            assert done[name]["result"]["removed"] >= 2, done[name]  # orphan + gone's grid
+            assert not thumbnail_path(cache, "grid", gone.sha256).exists()
+            for r in rows:
+                if r.id != gone.id:
+                    assert thumbnail_path(cache, "grid", r.sha256).exists(), (name, r.name)
+        # A cleanup asked of one daemon sweeps its cache only: B's orphan survives A's.
+        orphans["b"].write_bytes(b"x")
+        os.utime(orphans["b"], (1, 1))
+        assert wait_job(a, cleanup(a))["state"] == "succeeded"
+        assert orphans["b"].exists()
+        assert wait_job(b, cleanup(b))["state"] == "succeeded"
+        assert not orphans["b"].exists()
     finally:
         import shutil
 

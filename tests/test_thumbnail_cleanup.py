@@ -34,6 +34,12 @@ def test_cleanup(make_daemon: Any, tmp_path: Path) -> None:
     orphan = thumbs / "grid" / "ab" / ("ab" + "0" * 62 + ".jpg")
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"x")
+    os.utime(orphan, (1, 1))
+    # A thumbnail of a hash the catalog does not know yet, just written (a worker makes it
+    # before the indexer commits its photo): kept however it looks like an orphan.
+    fresh = thumbs / "grid" / "cd" / ("cd" + "1" * 62 + ".jpg")
+    fresh.parent.mkdir(parents=True, exist_ok=True)
+    fresh.write_bytes(b"x")
     temp = thumbs / "grid" / keep[:2] / f".{keep[:16]}.crash.tmp"
     temp.write_bytes(b"x")
     os.utime(temp, (1, 1))
@@ -44,7 +50,7 @@ def test_cleanup(make_daemon: Any, tmp_path: Path) -> None:
     assert photo(d, "p1.jpg")["status"] == "missing"
     done = run_cleanup(d)
     assert done["result"]["removed"] == 2  # the orphan and the temp file
-    assert not orphan.exists() and not temp.exists()
+    assert not orphan.exists() and not temp.exists() and fresh.exists()
     assert (thumbs / "grid" / gone[:2] / f"{gone}.jpg").exists()
     # Missing for longer than `days` (0 here): its thumbnails go; the others stay.
     con = sqlite3.connect(d.data_dir / "catalog.db")

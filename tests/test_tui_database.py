@@ -55,9 +55,10 @@ async def test_test_a_url_then_switch_live(make_daemon: Any, pg_scratch_url: str
                     "not usable" not in text(db, "#db-test-result"), timeout=60,
                     what="the database to test usable")
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: db.phase == "done", timeout=120, what="the switch to end")
+        await until(pilot, lambda: "switched to" in text(db, "#db-progress"), timeout=120,
+                    what="the switch to end")  # a phase "done" comes before "switched"
         progress = text(db, "#db-progress")
-        assert "switched to" in progress and "postgresql" in progress, progress
+        assert "postgresql" in progress and db.phase == "done", progress
         await until(pilot, lambda: "postgresql" in text(db, "#db-status") and
                     "completed switch" in text(db, "#db-status"), timeout=30,
                     what="the status after the switch")

@@ -107,12 +107,11 @@ class Daemon:
                                      lambda: self.cluster.readable)
         self.tasks.jobs = self.jobs
         self.jobs.affinity_of = self.tasks.affinity
-        self.jobs.affinities = self.cluster.affinities
+        self.jobs.affinities = self._affinities
         self.cluster.on_live.append(self._cluster_round)
         self.cluster.on_gained.append(self._source_gained)
         self.cluster.on_lost.append(self._source_lost)
         self.relay.on_remote.append(self._remote_event)
-        self.relay.peers = lambda: len(self.cluster.live) > 1
         self.jobs.register("scan", self.tasks.scan)
         self.jobs.register("cleanup", self.tasks.cleanup)
         self.backups = Backups(self.db, self.bus, self.sources, self.jobs,
@@ -139,8 +138,8 @@ class Daemon:
         self.settings = SettingsStore(self)
         self.db.on_switch.append(self.settings.reload)
         self.components: list[Component] = [
-            self.instance, self.db, self.settings, self.bus, self.pool, self.sources,
-            self.cluster, self.relay, self.indexer, self.jobs, self.backups, self.reconciler,
+            self.instance, self.db, self.settings, self.bus, self.relay, self.pool,
+            self.sources, self.cluster, self.indexer, self.jobs, self.backups, self.reconciler,
             self.buckets, self.watcher, self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -210,6 +209,12 @@ class Daemon:
         self.watcher.unwatch(source.id)
         if source.id not in self.sources.by_id:
             self.writer.forget(source.id)
+
+    def _affinities(self) -> set[str] | None:
+        """Jobs this daemon may claim on a shared catalog: those of the roots it holds and
+        the cleanups of its own thumbnail cache (None: every job, the catalog is ours)."""
+        held = self.cluster.affinities()
+        return None if held is None else held | {self.tasks.cache_key}
 
     def _remote_event(self, topic: str, type_: str, data: dict[str, Any]) -> None:
         """An event from another daemon sharing the catalog."""

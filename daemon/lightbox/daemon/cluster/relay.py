@@ -2,9 +2,10 @@
 
 What a daemon publishes about the shared library (``catalog``, ``source``, ``job``,
 ``settings``, ``backup``; not its own ``system`` and ``database`` events, nor its indexing
-progress) is appended to ``event_feed``, while another daemon is alive (a lone daemon on a
-server catalog writes nothing; one that joins hears from the others from their next lease
-round on), a few at a time, by a background task. The others
+progress) is appended to ``event_feed`` whenever the catalog is on a server, a few at a time
+(one insert per ``FLUSH_AFTER`` window), by a background task — also by a daemon that is
+alone so far: a daemon that joins cannot wait for the others' next lease round to learn
+of it, or what they did meanwhile would reach its clients never. The others
 read the rows they have not seen and publish them on their own bus, with their own ``seq``
 and an ``origin`` naming the daemon that caused them, so a client of any daemon sees the
 whole library change. PostgreSQL wakes the readers at once with ``NOTIFY`` (the payload is
@@ -16,6 +17,15 @@ which two writers may do in the other order; a reader that only asked for ids ab
 highest it saw could miss the lower one. So the reader keeps the ids it has seen above a
 low-water mark and moves that mark only past ids it has seen or that stayed missing for
 ``GAP_WAIT`` seconds (a rolled-back insert). Rows older than ``KEEP`` are pruned.
+
+Where a daemon starts reading is taken in ``start`` — before the sources are read and before
+the daemon's lease joins it to the others, so long before it answers ``hello``: ``LISTEN``
+first (a wake-up sent meanwhile is not lost), then the feed's top id. Rows at or below it are
+history (the state the daemon and its clients read already holds what they announced);
+ids below it that are not there yet (an insert that commits late) are waited for like any
+gap, within the last ``BACKLOG`` ids. So a client of the new daemon sees every change
+another daemon makes from the moment this one answers ``hello``: in what it reads, or as
+an event.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ FLUSH_AFTER = 0.05
 POLL = 0.5  # MySQL/MariaDB: how often the feed is read
 POLL_NOTIFIED = 5.0  # PostgreSQL: NOTIFY wakes the reader; a read now and then regardless
 GAP_WAIT = 5.0
+BACKLOG = 1000  # ids below the start position still waited for (inserts committing late)
 KEEP = dt.timedelta(minutes=10)
 PRUNE_EVERY = 60.0
 
@@ -63,7 +74,6 @@ class Relay:
         self.bus = bus
         self.owner = owner
         self.on_remote: list[RemoteHook] = []
-        self.peers: Callable[[], bool] = lambda: True  # another daemon is alive
         self.sent = 0
         self.received = 0
         self._outbox: list[dict[str, Any]] = []
@@ -83,6 +93,12 @@ class Relay:
         return self.db.dialect != "sqlite"
 
     async def start(self) -> None:
+        if self.shared:
+            try:
+                await self._listen()
+            except Exception:  # only a wake-up: reading falls back to polling until it works
+                log.exception("LISTEN for other daemons' events failed; polling meanwhile")
+            await self._position()
         self.bus.listen(self._local)
         self._reader = asyncio.get_running_loop().create_task(self._read_loop(),
                                                               name="relay")
@@ -106,8 +122,7 @@ class Relay:
     def _local(self, event: Event) -> None:
         doc = event.doc
         if doc.get("origin") is not None or event.topic not in RELAYED or \
-                (event.topic, doc["type"]) in LOCAL_TYPES or not self.shared or \
-                not self.peers():
+                (event.topic, doc["type"]) in LOCAL_TYPES or not self.shared:
             return
         self._outbox.append({"origin": self.owner, "topic": event.topic, "type": doc["type"],
                              "data": doc["data"], "created_at": utcnow()})
@@ -141,10 +156,8 @@ class Relay:
     async def _read_loop(self) -> None:
         while True:
             try:
-                if self.db.engine is not self._feed_engine:  # started, or switched
+                if self.db.engine is not self._feed_engine:  # switched
                     self._feed_engine, self._low = self.db.engine, None
-                    self._seen.clear()
-                    self._gaps.clear()
                 if self.shared:
                     await self._listen()
                     await self._read()
@@ -194,13 +207,35 @@ class Relay:
             with contextlib.suppress(Exception):
                 await listening[1].close()
 
+    async def _position(self) -> None:
+        """Read from now on: the feed's top id and the ids present in the ``BACKLOG`` below
+        it are history; the ones missing there are gaps (an insert that commits late is
+        published, one rolled back given up on after ``GAP_WAIT``)."""
+        engine = self.db.engine
+        async with engine.connect() as conn:
+            top = int(await conn.scalar(sa.select(sa.func.max(E.c.id))) or 0)
+            low = max(0, top - BACKLOG)
+            present = set((await conn.scalars(
+                sa.select(E.c.id).where(E.c.id > low))).all())
+        now = time.monotonic()
+        self._feed_engine, self._low = engine, low
+        self._seen = {i for i in present if i <= top}
+        self._gaps = {i: now for i in range(low + 1, top + 1) if i not in present}
+
     async def _read(self) -> None:
+        if self._low is None:  # the catalog moved: its feed is read from now on
+            await self._position()
+        assert self._low is not None
+        # Above everything seen, and the gaps below it by id: rows already seen are not
+        # read again (a full backlog of them would hide the new ones behind a LIMIT).
+        above = max(self._seen, default=self._low)
         async with self.db.engine.connect() as conn:
-            if self._low is None:  # from now on: what happened before we came is history
-                self._low = int(await conn.scalar(sa.select(sa.func.max(E.c.id))) or 0)
-                return
-            rows = (await conn.execute(
-                sa.select(E).where(E.c.id > self._low).order_by(E.c.id).limit(1000))).all()
+            rows = list((await conn.execute(
+                sa.select(E).where(E.c.id > above).order_by(E.c.id).limit(1000))).all())
+            if self._gaps:
+                late = sorted(self._gaps)[:1000]
+                rows = list((await conn.execute(
+                    sa.select(E).where(E.c.id.in_(late)).order_by(E.c.id))).all()) + rows
         now = time.monotonic()
         for row in rows:
             if row.id in self._seen:

@@ -323,19 +323,19 @@ class JobQueue:
             raise InvalidParams(f"unknown job kind {kind!r}")
         params = params or {}
         j = tables.jobs
+        affinity = self.affinity_of(kind, params)
         async with self.db.engine.begin() as conn:
-            if dedupe:
-                rows = await conn.execute(sa.select(j.c.id, j.c.params).where(
+            if dedupe:  # the same job for the same place (another daemon's cleanup is not)
+                rows = await conn.execute(sa.select(j.c.id, j.c.params, j.c.affinity).where(
                     j.c.kind == kind, j.c.state.in_(("queued", "running"))))
-                for job_id, existing in rows:
-                    if existing == params:
+                for job_id, existing, where in rows:
+                    if existing == params and where == affinity:
                         return int(job_id)
             kind_cfg = self.kinds[kind]
             max_attempts = kind_cfg.max_attempts or (self.max_attempts if kind_cfg.retry else 1)
             result = await conn.execute(j.insert().values(
                 kind=kind, state="queued", params=params, priority=priority,
-                max_attempts=max_attempts, created_at=utcnow(),
-                affinity=self.affinity_of(kind, params)))
+                max_attempts=max_attempts, created_at=utcnow(), affinity=affinity))
             job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         self.bus.publish("job", "queued", {"id": job_id, "kind": kind})
         self._wake.set()

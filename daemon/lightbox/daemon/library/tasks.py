@@ -14,14 +14,26 @@ scan of each other root for the daemon running it, then waits for those too.
 
 ``cleanup`` deletes thumbnails no photo needs: those whose hash no longer appears in the
 catalog, and those of photos missing for longer than the configured number of days. It works
-one hash prefix (of 256) at a time, so memory stays flat however large the library.
+one hash prefix (of 256) at a time, so memory stays flat however large the library. A
+thumbnail younger than ``CLEANUP_GRACE`` stays whatever the catalog says: a worker writes it
+before the indexer commits the photo's hash.
+
+Each daemon has its own thumbnail cache (of the photos it indexed or served), so on a shared
+catalog each cleans its own: a cleanup job's affinity is this daemon's cache (``cache_key``:
+host and directory), only the daemon with that cache claims it, and one daemon's queued
+cleanup never stands in for another's. What a cache keeps is decided by the whole catalog
+(every daemon's photos), so no daemon drops a thumbnail any photo still needs, and an
+orphan in any cache goes when that cache's daemon cleans up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +52,7 @@ from lightbox.daemon.media.thumbs import TEMP_SUFFIX, is_stale_temp
 log = logs.get("library")
 
 P = tables.photos
+CLEANUP_GRACE = 600.0  # s: a thumbnail this young may belong to a photo not committed yet
 
 
 class LibraryTasks:
@@ -59,6 +72,10 @@ class LibraryTasks:
         self.thumbs_dir = thumbs_dir
         self.cleanup_days = cleanup_days
         self.jobs: JobQueue | None = None  # for the scans of roots other daemons run
+        # This daemon's thumbnail cache, as a job affinity: the host and the directory
+        # (two daemons of one host configured with one cache directory share it).
+        digest = hashlib.sha256(f"{socket.gethostname()}\0{thumbs_dir.resolve()}".encode())
+        self.cache_key = f"cache:{digest.hexdigest()[:24]}"
 
     def targets(self, params: dict[str, Any]) -> list[tuple[Source, str]]:
         """(root, folder relative to it) pairs a scan's parameters name."""
@@ -78,7 +95,10 @@ class LibraryTasks:
 
     def affinity(self, kind: str, params: dict[str, Any]) -> str | None:
         """Where a job must run when the catalog is shared: a scan of one root, or a sync of
-        one bucket, runs on the daemon holding that source's lease."""
+        one bucket, runs on the daemon holding that source's lease; a cleanup on the daemon
+        whose thumbnail cache it sweeps."""
+        if kind == "cleanup":
+            return self.cache_key
         if kind == "sync" and isinstance(params.get("source"), int):
             return f"source:{params['source']}"  # a bucket's sync, where its lease is
         if kind != "scan" or (params.get("root") is None and not params.get("path")):
@@ -179,17 +199,21 @@ class LibraryTasks:
         for i in range(256):
             prefix = f"{i:02x}"
             async with self.db.engine.connect() as conn:
-                wanted = set((await conn.execute(sa.select(P.c.sha256).where(
-                    P.c.sha256.like(f"{prefix}%"),
-                    sa.or_(P.c.status != "missing", P.c.missing_since > horizon)))).scalars())
-            r, k, f = await asyncio.to_thread(self._sweep_prefix, prefix, wanted)
+                rows = (await conn.execute(sa.select(
+                    P.c.sha256, sa.or_(P.c.status != "missing", P.c.missing_since > horizon)
+                ).where(P.c.sha256.like(f"{prefix}%")))).all()
+            wanted = {h for h, keep in rows if keep}
+            known = {h for h, _ in rows}
+            r, k, f = await asyncio.to_thread(self._sweep_prefix, prefix, wanted, known)
             removed, kept, freed = removed + r, kept + k, freed + f
             ctx.progress(processed=i + 1, add_bytes=f)
         log.info("thumbnail cleanup", removed=removed, kept=kept, freed=freed, days=days)
         return {"removed": removed, "kept": kept, "bytes_freed": freed, "days": days}
 
-    def _sweep_prefix(self, prefix: str, wanted: set[str]) -> tuple[int, int, int]:
+    def _sweep_prefix(self, prefix: str, wanted: set[str], known: set[str]
+                      ) -> tuple[int, int, int]:
         removed = kept = freed = 0
+        young = time.time() - CLEANUP_GRACE
         if not self.thumbs_dir.is_dir():
             return 0, 0, 0
         for size_dir in self.thumbs_dir.iterdir():
@@ -205,6 +229,13 @@ class LibraryTasks:
                     # leftover goes.
                     try:
                         if not is_stale_temp(entry.name, entry.stat().st_mtime):
+                            continue
+                    except OSError:
+                        continue
+                elif stem not in known:
+                    try:
+                        if entry.stat().st_mtime > young:  # its photo may not be committed yet
+                            kept += 1
                             continue
                     except OSError:
                         continue
