@@ -14,7 +14,13 @@ any grouping that looks at every photo), and a bare Python loop over the same ha
 only counts each one's bits (the floor of touching each hash once in Python). Targets:
 first grouping < 10 s, an update after 1,000 new photos < 1 s, exact < 100 ms.
 
-    .venv/bin/python benchmarks/duplicates.py --reuse DIR [--rounds 3] [--quick]
+Exact groups: before each round ``--copies`` photos (default 20,000: 2 % of the library)
+become copies of another, so there are groups to find; their raw SQL is timed three ways
+beside the daemon's grouping (``exact_sql``: the old walk of the sha256 index, an
+index-only GROUP BY over a partial index of ok photos, the maintained counts).
+
+    .venv/bin/python benchmarks/duplicates.py --reuse DIR [--rounds 3] [--copies 20000]
+        [--exact-only] [--quick]
 """
 
 from __future__ import annotations
@@ -85,6 +91,74 @@ async def one_round(db: Path) -> dict[str, float]:
     return out
 
 
+def make_copies(db: Path, copies: int) -> int:
+    """Every (n // copies)-th photo becomes a byte-identical copy of the photo before it
+    (through the photos table, so the maintained counts follow as they would); returns
+    the exact groups there are then."""
+    conn = sqlite3.connect(db)
+    total = int(conn.execute("SELECT count(*) FROM photos").fetchone()[0])
+    step = max(2, total // max(1, copies))
+    conn.execute("UPDATE photos SET sha256 = (SELECT p.sha256 FROM photos p WHERE "
+                 "p.id = photos.id - 1) WHERE id % ? = 0", (step,))
+    conn.commit()
+    groups = int(conn.execute("SELECT count(*) FROM photos_shas WHERE n >= 2").fetchone()[0])
+    conn.close()
+    return groups
+
+
+def exact_sql(db: Path) -> dict[str, float]:
+    """The exact groups' raw SQL three ways, with ``sqlite3`` on the same file: the walk of
+    the sha256 index the grouping did before the maintained counts (the contents occurring
+    twice, then their ok photos counted), the same walk over a partial index of ok photos
+    only (an index-only GROUP BY; made here, on the copy), and the read of the maintained
+    counts (what the daemon does now)."""
+    conn = sqlite3.connect(db)
+    out: dict[str, float] = {}
+    t = time.perf_counter()
+    shas = [r[0] for r in conn.execute(
+        "SELECT sha256 FROM photos WHERE sha256 IS NOT NULL GROUP BY sha256 "
+        "HAVING count(*) > 1")]
+    for i in range(0, len(shas), 400):
+        part = shas[i:i + 400]
+        conn.execute(f"SELECT count(*), sha256 FROM photos WHERE status || '' = 'ok' AND "
+                     f"sha256 IN ({','.join('?' * len(part))}) GROUP BY sha256 "
+                     "HAVING count(*) > 1", part).fetchall()
+    out["raw SQL: exact from the sha256 index (before)"] = time.perf_counter() - t
+    conn.execute("CREATE INDEX bench_ok_sha ON photos (sha256) WHERE status = 'ok' "
+                 "AND sha256 IS NOT NULL")
+    t = time.perf_counter()
+    conn.execute("SELECT sha256, count(*) FROM photos INDEXED BY bench_ok_sha WHERE "
+                 "status = 'ok' AND sha256 IS NOT NULL GROUP BY sha256 HAVING count(*) > 1"
+                 ).fetchall()
+    out["raw SQL: exact from a partial index of ok photos (index-only GROUP BY)"] = \
+        time.perf_counter() - t
+    conn.execute("DROP INDEX bench_ok_sha")
+    t = time.perf_counter()
+    conn.execute("SELECT n, sha256 FROM photos_shas WHERE n >= 2").fetchall()
+    out["raw SQL: exact from the maintained counts (now)"] = time.perf_counter() - t
+    conn.close()
+    return out
+
+
+async def exact_round(db: Path) -> dict[str, float]:
+    """The exact grouping alone, first and again (the DupeCache, as photos.duplicates)."""
+    engine = database.make_engine(f"sqlite+aiosqlite:///{db}")
+    cache = dupes.DupeCache(engine)
+    out: dict[str, float] = {}
+    try:
+        t = time.perf_counter()
+        await cache.exact()
+        out["exact, first"] = time.perf_counter() - t
+        cache.invalidate()
+        t = time.perf_counter()
+        await cache.exact()
+        out["exact, again after a catalog event"] = time.perf_counter() - t
+    finally:
+        await cache.stop()
+        await engine.dispose()
+    return out
+
+
 def baselines(db: Path) -> dict[str, float]:
     conn = sqlite3.connect(db)
     t = time.perf_counter()
@@ -108,6 +182,10 @@ def main() -> None:
     ap.add_argument("--reuse", type=Path, help="a catalog kept by catalog_queries --keep")
     ap.add_argument("--photos", type=int, default=1_000_000, help="when building")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--copies", type=int, default=20_000,
+                    help="photos made copies of another before each round (exact groups)")
+    ap.add_argument("--exact-only", action="store_true",
+                    help="only the exact grouping and its raw SQL (no near grouping)")
     ap.add_argument("--quick", action="store_true", help="20,000 photos, 1 round")
     args = ap.parse_args()
     if args.quick:
@@ -120,16 +198,23 @@ def main() -> None:
         else:
             asyncio.run(cq.build(src, args.photos))
         results: dict[str, list[float]] = {}
+        groups = 0
+        loads = []
         for _ in range(args.rounds):
             db = work / "catalog.db"
             shutil.copy2(src, db)
-            for k, v in {**baselines(db), **asyncio.run(one_round(db))}.items():
+            groups = make_copies(db, args.copies) if args.copies else 0
+            loads.append(os.getloadavg()[0])
+            figures = {**exact_sql(db), **(asyncio.run(exact_round(db)) if args.exact_only
+                                           else {**baselines(db),
+                                                 **asyncio.run(one_round(db))})}
+            for k, v in figures.items():
                 results.setdefault(k, []).append(v)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"duplicates, {args.photos if not args.reuse else 'reused'} catalog; "
-          f"{args.rounds} rounds (median, min-max); {os.cpu_count()} CPUs; load "
-          f"{os.getloadavg()[0]:.1f}")
+    print(f"duplicates, {args.photos if not args.reuse else 'reused'} catalog, {groups:,} "
+          f"exact groups; {args.rounds} rounds (median, min-max); {os.cpu_count()} CPUs; "
+          f"load {min(loads):.1f}-{max(loads):.1f}")
     print()
     print("| measure | median | min-max |")
     print("|---|---|---|")

@@ -11,7 +11,9 @@ sequential calls, ``limit=200``, sorted by name), for words of every kind a pers
   (~170,000); ``camera``: ``canon`` (~170,000); ``none``: a word nothing contains.
 
 Also the daemon's CPU per call (its threads' schedstat: independent of the load, unlike
-latency on a shared machine) beside the raw replay's CPU.
+latency on a shared machine) beside the raw replay's CPU, and the database server's CPU per
+call when it runs on this machine (PostgreSQL: the backends of the catalog's database;
+MariaDB: the whole server, so other clients of it count too).
 
 Baseline, same run (SQLite only): the statements the daemon runs for the same request,
 captured from SQLAlchemy, replayed with the stdlib ``sqlite3`` module; and the query as it
@@ -77,6 +79,35 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
+def server_pids(url: str) -> list[int]:
+    """The local database server's processes that serve this catalog: PostgreSQL's
+    backends of its database (by their process titles), MariaDB's whole server (one
+    process; other databases' clients count too). Empty for SQLite or a remote server."""
+    if url.startswith("sqlite"):
+        return []
+    db = url.rsplit("/", 1)[-1].split("?", maxsplit=1)[0]
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{d}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        backend = url.startswith("postgresql") and cmd.startswith("postgres: ") and \
+            f" {db} " in cmd
+        if backend or (url.startswith("mysql") and comm in ("mariadbd", "mysqld")):
+            out.append(int(d))
+    return out
+
+
+def server_cpu_ns(url: str) -> int:
+    return sum(cpu_ns(p) for p in server_pids(url) if os.path.isdir(f"/proc/{p}"))
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(len(s) * q))] * 1000
@@ -134,7 +165,8 @@ def main() -> None:
     daemon = Daemon(data / "d", config=config).start(timeout=600)
     rpc = cq.Rpc(daemon.endpoint)
     results: dict[str, dict[str, list[float]]] = {
-        k: {"p50": [], "p99": [], "raw50": [], "cpu": [], "rawcpu": []} for k in KINDS}
+        k: {"p50": [], "p99": [], "raw50": [], "cpu": [], "rawcpu": [], "server": []}
+        for k in KINDS}
     assert daemon.proc is not None
     pid = daemon.proc.pid
     # What the daemon does right after ready (roll-ups, the start-up scan, workers coming
@@ -158,12 +190,14 @@ def main() -> None:
             for k in KINDS:
                 lat = []
                 c0 = cpu_ns(pid)
+                s0 = server_cpu_ns(url)
                 for w in words[k]:
                     t0 = time.perf_counter()
                     doc = rpc.call("photos.search", {"text": w, "limit": 200}, timeout=120)
                     lat.append(time.perf_counter() - t0)
                     matched[k] = max(matched.get(k, 0), len(doc["photos"]))
                 results[k]["cpu"].append((cpu_ns(pid) - c0) / len(words[k]) / 1e6)
+                results[k]["server"].append((server_cpu_ns(url) - s0) / len(words[k]) / 1e6)
                 round_all += lat
                 print(f"  {k}: p50 {pct(lat, 0.5):.2f} ms, p99 {pct(lat, 0.99):.2f} ms",
                       file=sys.stderr, flush=True)
@@ -191,19 +225,20 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.1f}" + (" ; during a scan" if args.during_scan else ""))
     print()
     print("| kind | example | p50 ms | p99 ms | raw SQL p50 ms | daemon CPU ms/call | "
-          "raw SQL CPU ms | page |")
-    print("|---|---|---|---|---|---|---|---|")
+          "server CPU ms/call | raw SQL CPU ms | page |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for k in KINDS:
         r = results[k]
         raw50 = f"{med(r['raw50']):.2f}" if r["raw50"] else "-"
         rawcpu = f"{med(r['rawcpu']):.2f}" if r["rawcpu"] else "-"
+        server = f"{med(r['server']):.2f}" if any(r["server"]) else "-"
         print(f"| {k} | `{words[k][0]}` | {med(r['p50']):.2f} ({min(r['p50']):.2f}-"
               f"{max(r['p50']):.2f}) | {med(r['p99']):.2f} | {raw50} | {med(r['cpu']):.2f} | "
-              f"{rawcpu} | {matched[k]} |")
+              f"{server} | {rawcpu} | {matched[k]} |")
     p50s = [pct(x, 0.5) for x in every]
     p99s = [pct(x, 0.99) for x in every]
     print(f"| all | | {med(p50s):.2f} ({min(p50s):.2f}-{max(p50s):.2f}) | "
-          f"{med(p99s):.2f} ({min(p99s):.2f}-{max(p99s):.2f}) | | |")
+          f"{med(p99s):.2f} ({min(p99s):.2f}-{max(p99s):.2f}) | | | | | |")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ back) and, when told to, injects the faults real endpoints produce:
 - ``empty_listing``: a well-formed, complete, empty ListObjectsV2 page;
 - ``reset_mid_body``: status and headers, half the body, then a TCP reset;
 - ``reset``: the connection reset before any response;
-- ``delay``: the response held back for a while (for timeouts).
+- ``delay``: the response held back for a while (for timeouts);
+- ``stall_body``: status, headers and the first bytes of the body, then nothing for
+  ``delay`` seconds (a server that stalls mid-body; the socket stays open), then a reset.
 
 Faults are rules: what they match (method, a ListObjectsV2 call, a key, a predicate), how many
 times they fire, and after how many matching requests they start. Nothing here is a mock: every
@@ -250,7 +252,7 @@ class FaultProxy:
         a Range header; ``match``: any predicate on the ``Request``.
         """
         known = {"slowdown", "status", "truncated_no_token", "repeat_token", "empty_listing",
-                 "reset_mid_body", "reset", "delay"}
+                 "reset_mid_body", "reset", "delay", "stall_body"}
         if fault not in known:
             raise ValueError(f"unknown fault {fault!r}: one of {sorted(known)}")
 
@@ -367,6 +369,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if rule is not None and rule.fault == "reset_mid_body":
             self._send_half_then_reset(req, status, resp_headers, resp_body)
             return
+        if rule is not None and rule.fault == "stall_body":
+            self._send_half_then_reset(req, status, resp_headers, resp_body, stall=rule.delay)
+            return
         self._send(req, status, resp_headers, resp_body)
 
     def _forward(self, req: Request, raw_path: str, raw_query: str,
@@ -442,7 +447,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _send_half_then_reset(self, req: Request, status: int, headers: dict[str, str],
-                              body: bytes) -> None:
+                              body: bytes, stall: float = 0.0) -> None:
         req.status = status
         self.send_response_only(status)
         for k, v in headers.items():
@@ -454,6 +459,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         req.sent_bytes = len(half)
         self.wfile.write(half)
         self.wfile.flush()
+        if stall:
+            # Hold the connection open sending nothing; end early if the client hangs up.
+            self.connection.settimeout(stall)
+            with contextlib.suppress(OSError):
+                self.connection.recv(1)
         self._reset()
 
     def _reset(self) -> None:

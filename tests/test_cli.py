@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -98,12 +99,28 @@ def test_events_idle_timeout(shared_daemon: DaemonProcess) -> None:
     assert time.monotonic() - started < 10
 
 
+def _open_sockets(pid: int) -> int:
+    """How many sockets process ``pid`` holds (REQ and SUB connections each add theirs)."""
+    n = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            n += os.readlink(fd).startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
 def test_events_stream_live(make_daemon: object) -> None:
     d: DaemonProcess = make_daemon()  # type: ignore[operator]
     proc = subprocess.Popen([sys.executable, "-m", "lightbox.cli.main", "events", "--json",
                              "--count", "1"], env={**env_for(d), "PATH": "/usr/bin:/bin"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # subscribed
+    # Subscribed: its control and event connections are open (a fixed sleep was not enough
+    # under load: the CLI's start had not reached the subscription when the daemon stopped).
+    deadline = time.monotonic() + 60
+    while _open_sockets(proc.pid) < 4 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the subscription itself travels right after the connection
     d.call("system.shutdown")
     out, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err

@@ -65,6 +65,13 @@ def consistent(d: DaemonProcess, totals: bool = True) -> None:
     for r in bad:
         assert r["photo_count"] == r["real"], dict(r)
         assert r["folder_count"] == r["real_sub"], dict(r)
+    # The exact duplicates' maintained counts equal the photos' own (0025_sha_counts).
+    drift = rows(d, """
+        SELECT sha256, sum(n) AS held, sum(real) AS real FROM (
+            SELECT sha256, n, 0 AS real FROM photos_shas UNION ALL
+            SELECT sha256, 0, count(*) FROM photos WHERE status = 'ok' AND sha256 IS NOT NULL
+            GROUP BY sha256) GROUP BY sha256 HAVING sum(n) != sum(real)""")
+    assert drift == [], [dict(r) for r in drift]
     if not totals:
         return
     for top in rows(d, "SELECT id, source_id, total_count FROM folders WHERE parent_id IS NULL"):

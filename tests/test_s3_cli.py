@@ -35,6 +35,12 @@ def test_sources_sync_get_from_the_command_line(make_daemon: Any, s3: S3Env,
     assert "credentials" in r.stdout and "FAIL" not in r.stdout
     r = run_cli("sync", "cloud", "--wait", env=env, timeout=180)
     assert r.returncode == 0, r.stderr
+    # --retry asks the sync to read again the objects whose reads were given up on.
+    r = run_cli("sync", "cloud", "--retry", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    job = d.call("jobs.wait", {"id": json.loads(r.stdout)["job"], "timeout": 120},
+                 timeout=130)
+    assert job["params"].get("retry") is True and job["result"]["retried"] == 0, job
     r = run_cli("sources", "--json", env=env)
     listed = json.loads(r.stdout)
     assert [s["name"] for s in listed] == ["cloud"] and listed[0]["photos"] == 1

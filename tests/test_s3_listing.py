@@ -8,6 +8,7 @@ Real moto over HTTP behind the test suite's fault proxy; no mocking.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from s3env import ACCESS_KEY, REGION, SECRET_KEY, S3Env
@@ -17,6 +18,8 @@ from lightbox.daemon.kinds.s3 import (
     BUCKET,
     CREDENTIALS,
     ENDPOINT,
+    SERVER,
+    TIMEOUT,
     S3Config,
     S3Error,
     S3Kind,
@@ -206,3 +209,59 @@ def test_keys_as_s3_encodes_them() -> None:
     assert _decode_key("a+b%2Bc%20d.jpg") == "a b+c d.jpg"
     assert _decode_key("%C3%BC/%E2%82%AC.jpg") == "ü/€.jpg"
     assert _decode_key("bad%FF%FE.jpg") is None
+
+
+def _locator(env: S3Env, bucket: str, key: str, **cfg: Any) -> S3Object:
+    config = S3Config(bucket=bucket, region=REGION, endpoint=env.endpoint,
+                      addressing_style="path", access_key_id=ACCESS_KEY,
+                      secret_access_key=SECRET_KEY, **cfg)
+    entry = S3Kind(config).list_prefix().entries[0]
+    assert entry.rel == key
+    return S3Kind(config).locator(entry.rel, entry)
+
+
+def test_a_stalled_body_ends_within_the_objects_budget(s3: S3Env) -> None:
+    """The proxy sends half the body and then nothing for ten minutes, connection open: the
+    read timeout is longer than the test, so only the overall budget can end the read."""
+    import io
+
+    bucket = s3.make_bucket()
+    data = bytes(range(256)) * 4096          # 1 MiB
+    s3.put(bucket, "slow.jpg", data)
+    loc = _locator(s3, bucket, "slow.jpg", read_timeout=600.0, object_timeout=2.0,
+                   attempts=3)
+    s3.proxy.inject("stall_body", method="GET", key="slow.jpg", times=None, delay=600)
+    started = time.monotonic()
+    with pytest.raises(S3Error) as info:
+        download(loc, io.BytesIO())
+    assert info.value.reason == TIMEOUT, info.value
+    assert "did not finish within" in str(info.value)
+    # Ended by the budget (2 s + 4 s for 1 MiB at 256 KiB/s), not by the stall's 600 s.
+    assert time.monotonic() - started < 300
+    with pytest.raises(S3Error) as info:
+        read_range(loc, 0, 256 << 10)
+    assert info.value.reason == TIMEOUT
+    s3.proxy.clear()
+    out = io.BytesIO()
+    assert download(loc, out)[1] == len(data) and out.getvalue() == data
+    forget_clients()
+
+
+def test_a_read_failing_every_time_ends_after_its_attempts(s3: S3Env) -> None:
+    import io
+
+    bucket = s3.make_bucket()
+    s3.put(bucket, "bad.jpg", b"y" * 5000)
+    loc = _locator(s3, bucket, "bad.jpg", attempts=3)
+    s3.proxy.inject("status", method="GET", key="bad.jpg", times=None, status=500)
+    with pytest.raises(S3Error) as info:
+        download(loc, io.BytesIO())
+    assert info.value.reason == SERVER and "500" in str(info.value)
+    assert s3.proxy.count(lambda r: r.key == "bad.jpg" and r.method == "GET") == 3
+    s3.proxy.clear()
+    s3.proxy.inject("reset_mid_body", method="GET", key="bad.jpg", times=None)
+    with pytest.raises(S3Error) as info:
+        read_range(loc, 0, 5000)
+    assert info.value.reason == SERVER
+    assert s3.proxy.count(lambda r: r.key == "bad.jpg" and r.method == "GET") == 3
+    forget_clients()

@@ -1,4 +1,5 @@
-"""``lightbox sync [NAME] [--wait] [--force]``: sync one bucket, or every bucket, now."""
+"""``lightbox sync [NAME] [--wait] [--force] [--retry]``: sync one bucket, or every bucket,
+now."""
 
 from __future__ import annotations
 
@@ -17,11 +18,16 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait until the sync is done")
     p.add_argument("--force", action="store_true",
                    help="believe an empty listing or a mass vanish")
+    p.add_argument("--retry", action="store_true",
+                   help="also read again the objects whose reads failed (server errors, "
+                   "throttling, timeouts), changed or not")
     return p
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     params: dict[str, object] = {"force": args.force}
+    if args.retry:
+        params["retry"] = True
     if args.name:
         params["source"] = int(args.name) if args.name.isdigit() else args.name
     out = ctx.call("sources.sync", params)

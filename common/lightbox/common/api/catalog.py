@@ -5,7 +5,8 @@ from lightbox.common.api.schema import EventSpec, MethodSpec, Param, Permission
 SORTS = ("name", "taken", "size")
 PHOTO_FIELDS = (
     "id", "name", "path", "folder_id", "source_id", "size", "mtime", "status", "error",
-    "sha256", "mime", "format", "width", "height", "orientation", "taken_at", "taken_offset",
+    "error_reason", "sha256", "mime", "format", "width", "height", "orientation", "taken_at",
+    "taken_offset",
     "make", "model", "lens", "exposure_time", "f_number", "iso", "focal_length", "gps_lat",
     "gps_lon", "gps_alt", "phash", "thumbs", "first_seen", "indexed_at",
 )
@@ -31,7 +32,7 @@ METHODS = (
         "A folder: its subfolders with counts and a page of its photos. Without `folder` and "
         "`path`, the top level: one folder per root. Subfolders come with the first page "
         "only; photos of every status but `missing` are listed (errors included, with "
-        "`status` and `error`).",
+        "`status`, `error` and `error_reason`).",
         params=(
             Param("folder", "integer", "folder id", minimum=1),
             Param("path", "string", "absolute path of the folder (instead of its id)",

@@ -12,7 +12,7 @@ SOURCE_REF = Param("source", "any", "a source's id or name", required=True)
 SOURCE_SHAPE = ("{id, name, kind, path, online, status, photos, folders, bytes, errors, "
                 "pending, missing, scanned_at, folder_id, config{endpoint, region, bucket, "
                 "prefix, addressing_style, access_key_id, credentials_profile, interval, "
-                "page_size}, "
+                "page_size, read_timeout, object_timeout, attempts}, "
                 "secrets{secret_access_key{set, fingerprint}}}")
 
 S3_PARAMS = (
@@ -33,6 +33,17 @@ S3_PARAMS = (
           default=86400, minimum=0, maximum=365 * 86400),
     Param("page_size", "integer", "keys per LIST request (S3's own maximum is 1000; some "
           "providers want fewer)", default=1000, minimum=1, maximum=1000),
+    Param("read_timeout", "number", "seconds one socket read of a request may wait (the "
+          "response's headers, or the next bytes of a body)", default=60, minimum=1,
+          maximum=3600),
+    Param("object_timeout", "number", "seconds the whole transfer of one object may take, "
+          "retries included, plus its size at 256 KiB/s; past it the read fails with "
+          "`timeout`", default=300, minimum=1, maximum=86400),
+    Param("attempts", "integer", "tries of each object read (retries with exponential "
+          "backoff and jitter, honouring `Retry-After`, on 500, 503 SlowDown, throttling "
+          "and connection resets); an object that fails every try, in two rounds, gets a "
+          "lasting error (`error_reason` `server_error`, `throttled` or `timeout`)",
+          default=6, minimum=1, maximum=20),
 )
 
 METHODS = (
@@ -94,7 +105,8 @@ METHODS = (
         params=(Param("source", "any", "a bucket source's id or name"),
                 *(Param(p.name, p.type, p.description, nullable=True,
                         max_length=p.max_length, secret=p.secret)
-                  for p in S3_PARAMS if p.name not in ("interval", "page_size"))),
+                  for p in S3_PARAMS if p.name not in ("interval", "page_size", "read_timeout",
+                                                       "object_timeout", "attempts"))),
         result="{ok, failed, message, checks[{name, ok, message}]}",
     ),
     MethodSpec(
@@ -107,9 +119,15 @@ METHODS = (
         "as suspect otherwise), be believed. The job "
         "fails with `data.reason` (`endpoint`, `tls`, `clock_skew`, `credentials`, `bucket`, "
         "`list_denied`, `server_error`, `throttled`, `truncated_without_token`, "
-        "`repeated_token`, `page_error`, `page_cap`, `empty_listing`, `mass_vanish`).",
+        "`repeated_token`, `page_error`, `page_cap`, `empty_listing`, `mass_vanish`). "
+        "An object whose reads kept failing is in `error` (`error_reason` `server_error`, "
+        "`throttled`, `timeout`; counted in the result's `failed`) and is read again by a "
+        "sync only when it changed (ETag, size or LastModified), or with `retry`.",
         params=(Param("source", "any", "a bucket source's id or name (default: every bucket)"),
                 Param("force", "boolean", "apply an empty listing or a mass vanish",
+                      default=False),
+                Param("retry", "boolean", "also read again the objects whose reads failed "
+                      "(error reasons server_error, throttled, timeout), unchanged or not",
                       default=False)),
         result="{job, jobs[]}",
         starts_job=True,

@@ -203,6 +203,15 @@ def make_engine(url: str, owner: Database | None = None) -> AsyncEngine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=10)
+        if parsed.get_backend_name() == "postgresql":
+            # asyncpg prepares every statement and caches it; after five runs PostgreSQL may
+            # switch a prepared statement to a generic plan, made without the parameters'
+            # values. For a search that is a plan guessed for any pattern (pg_trgm cannot
+            # estimate an unknown ILIKE) and cached for all the next ones: the 0.8-1.7 s
+            # outliers of text search (issue 13). Custom plans cost a planning per
+            # execution (well under a millisecond for these statements).
+            kwargs["connect_args"] = {
+                "server_settings": {"plan_cache_mode": "force_custom_plan"}}
         if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     plain = create_async_engine(parsed, **kwargs)

@@ -39,7 +39,7 @@ PHOTO_COLUMN_NAMES = (
     "id", "source_id", "folder_id", "name", "size", "mtime_ns", "status", "error", "sha256",
     "mime", "format", "width", "height", "orientation", "taken_at", "taken_offset", "make",
     "model", "lens", "exposure_time", "f_number", "iso", "focal_length", "gps_lat", "gps_lon",
-    "gps_alt", "phash", "thumbs", "first_seen", "indexed_at",
+    "gps_alt", "phash", "thumbs", "first_seen", "indexed_at", "error_reason",
 )
 
 
@@ -128,12 +128,12 @@ def photo(row: Sequence[Any], abs_path: str | None) -> dict[str, Any]:
     (pid, source_id, folder_id, name, size, mtime_ns, status, error, sha256, mime, fmt, width,
      height, orientation, taken_at, taken_offset, make, model, lens, exposure_time, f_number,
      iso_speed, focal_length, gps_lat, gps_lon, gps_alt, phash, thumbs, first_seen,
-     indexed_at) = row[:30]
+     indexed_at, error_reason) = row[:31]
     return {
         "id": pid, "name": name, "path": abs_path, "folder_id": folder_id,
         "source_id": source_id, "size": size, "mtime": mtime_iso(mtime_ns), "status": status,
-        "error": error, "sha256": sha256, "mime": mime, "format": fmt, "width": width,
-        "height": height, "orientation": orientation,
+        "error": error, "error_reason": error_reason, "sha256": sha256, "mime": mime,
+        "format": fmt, "width": width, "height": height, "orientation": orientation,
         "taken_at": None if taken_at is None else wall_iso(taken_at),
         "taken_offset": taken_offset, "make": make, "model": model, "lens": lens,
         "exposure_time": exposure_time if exposure_time is None or _isfinite(exposure_time)
@@ -197,7 +197,8 @@ def _finite(v: float | None) -> float | None:
 
 
 _I = {name: i for i, name in enumerate(PHOTO_COLUMN_NAMES)}
-_PLAIN = ("id", "name", "folder_id", "source_id", "size", "status", "error", "sha256", "mime",
+_PLAIN = ("id", "name", "folder_id", "source_id", "size", "status", "error", "error_reason",
+          "sha256", "mime",
           "format", "width", "height", "orientation", "taken_offset", "make", "model", "lens",
           "iso")
 _CONVERTED: dict[str, tuple[str, Any]] = {

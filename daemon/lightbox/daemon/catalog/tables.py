@@ -153,6 +153,9 @@ photos = sa.Table(
     sa.Column("etag", sa.String(128), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text, nullable=True),
+    # Why, machine-readable, for an ``error`` row: the content's (corrupt, unsupported, ...)
+    # or a bucket read's given up on (server_error, throttled, timeout). NULL otherwise.
+    sa.Column("error_reason", sa.String(32), nullable=True),
     sa.Column("sha256", sa.String(64), nullable=True),
     sa.Column("mime", sa.String(64), nullable=True),
     sa.Column("format", sa.String(16), nullable=True),
@@ -191,7 +194,9 @@ photos = sa.Table(
     sa.Index(None, "source_id", "inode"),
     sa.Index(None, "name"),
     sa.Index(None, "status", "indexed_at"),
-    sa.Index(None, "folder_id", "name_key"),
+    # PostgreSQL: with id and status, a set of folders' photos in name order (a place's,
+    # a month's) come from the index alone (0026_pg_cover).
+    sa.Index(None, "folder_id", "name_key", postgresql_include=["id", "status"]),
     sa.Index(None, "name_key"),
     # A camera's or a lens's photos in name order (text search of a common word, and the
     # columns' distinct values by a skip scan).

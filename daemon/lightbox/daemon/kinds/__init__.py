@@ -26,7 +26,10 @@ def s3_config(config: Mapping[str, Any], secrets: Mapping[str, str]) -> S3Config
         addressing_style=str(config.get("addressing_style") or "auto"),
         access_key_id=config.get("access_key_id") or None,
         secret_access_key=secrets.get("secret_access_key"),
-        profile=config.get("credentials_profile") or None)
+        profile=config.get("credentials_profile") or None,
+        read_timeout=float(config.get("read_timeout") or 60),
+        object_timeout=float(config.get("object_timeout") or 300),
+        attempts=int(config.get("attempts") or 6))
 
 
 def _local(path: str | None, config: Mapping[str, Any] | None,

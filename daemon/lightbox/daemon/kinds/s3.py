@@ -15,6 +15,11 @@
 - **Retries of our own**, with exponential backoff and full jitter, honouring
   ``Retry-After``: on 503 SlowDown, 500, throttling and connection resets. botocore's own
   retries are off (one attempt), because they ignore ``Retry-After``.
+- **Bounded transfers**: every read has a socket read timeout (``read_timeout``) and the
+  whole transfer of one object, its retries included, an overall budget
+  (``object_timeout`` + size / ``MIN_RATE``): a watchdog shuts the connection when it is
+  spent, so a server that stalls or trickles a body cannot hold a thread for ever; the
+  read then fails with reason ``timeout``.
 - **Reads are of the listed object only**: every GET carries ``If-Match`` with the listed
   ETag, so an object overwritten since it was listed is refused as ``changed``.
 - **Errors a user can act on**: ``S3Error.reason`` is one of ``REASONS`` and its message
@@ -25,7 +30,7 @@ All of it is blocking (boto3): callers use a thread or a worker process.
 
 from __future__ import annotations
 
-import calendar
+import contextlib
 import datetime as dt
 import errno
 import hashlib
@@ -62,6 +67,9 @@ BACKOFF_BASE = 0.25
 BACKOFF_CAP = 20.0
 RETRY_AFTER_CAP = 60.0
 CHUNK = 1 << 20
+# The overall budget of one object's transfer: ``object_timeout`` plus its size at this
+# (slow) rate, so a 4 GB original over a slow link is not cut while a stalled body is.
+MIN_RATE = 256 << 10
 PRESIGN_MAX = 7 * 24 * 3600     # SigV4's own limit
 CLOCK_SKEW_LIMIT = 15 * 60      # S3 refuses requests signed further off than this
 
@@ -70,8 +78,12 @@ ENDPOINT, TLS, CLOCK, CREDENTIALS, BUCKET = "endpoint", "tls", "clock_skew", "cr
     "bucket"
 LIST_DENIED, GET_DENIED, THROTTLED, SERVER, GONE = "list_denied", "get_denied", "throttled", \
     "server_error", "gone"
+TIMEOUT = "timeout"
 REASONS = (ENDPOINT, TLS, CLOCK, CREDENTIALS, BUCKET, LIST_DENIED, GET_DENIED, THROTTLED,
-           SERVER, GONE, CHANGED)
+           SERVER, GONE, CHANGED, TIMEOUT)
+# Reads that failed for the object's transfer itself, after every retry: a lasting error of
+# the photo once they keep failing (``library.failures``), unlike a bucket-wide cause.
+TRANSFER_REASONS = (SERVER, THROTTLED, TIMEOUT)
 
 _RETRY_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "Throttling",
                 "ThrottlingException", "TooManyRequests", "RequestTimeout",
@@ -132,7 +144,13 @@ class S3Config:
     secret_access_key: str | None = field(default=None, repr=False)
     profile: str | None = None           # a profile of the standard AWS files instead
     connect_timeout: float = 10.0
-    read_timeout: float = 60.0
+    read_timeout: float = 60.0           # one socket read (headers, or a piece of a body)
+    object_timeout: float = 300.0        # one object's whole transfer, plus size / MIN_RATE
+    attempts: int = MAX_ATTEMPTS         # per read, retries included
+
+    def budget(self, size: int | None) -> float:
+        """Seconds the whole transfer of an object of ``size`` bytes may take."""
+        return self.object_timeout + (size or 0) / MIN_RATE
 
     @staticmethod
     def norm_prefix(prefix: str | None) -> str:
@@ -151,7 +169,7 @@ class S3Config:
 _ERRNO = {ENDPOINT: errno.EHOSTUNREACH, TLS: errno.EPROTO, CLOCK: errno.EACCES,
           CREDENTIALS: errno.EACCES, BUCKET: errno.ENOENT, LIST_DENIED: errno.EACCES,
           GET_DENIED: errno.EACCES, THROTTLED: errno.EAGAIN, SERVER: errno.EIO,
-          GONE: errno.ENOENT}
+          GONE: errno.ENOENT, TIMEOUT: errno.ETIMEDOUT}
 
 
 class S3Error(OSError):
@@ -334,16 +352,22 @@ def explain(exc: BaseException, cfg: S3Config, doing: str = "list") -> S3Error:
             return S3Error(LIST_DENIED, f"permission denied listing bucket {cfg.bucket!r}; "
                                         "the key needs s3:ListBucket", status)
         if code in _RETRY_CODES and status in (429, 503):
-            return S3Error(THROTTLED, f"{where} kept asking us to slow down ({code}); it will "
-                                      "be tried again later", status)
-        return S3Error(SERVER, f"{where} failed ({status} {code}); it will be tried again "
-                               "later", status)
+            return S3Error(THROTTLED, f"{where} kept asking us to slow down ({code})", status)
+        return S3Error(SERVER, f"{where} failed ({status} {code})", status)
     return S3Error(SERVER, f"talking to {where} failed ({type(exc).__name__}: {exc})")
 
 
 # -- the kind ----------------------------------------------------------------------------
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 def _mtime_ns(when: dt.datetime) -> int:
-    return calendar.timegm(when.utctimetuple()) * 1_000_000_000 + when.microsecond * 1000
+    """LastModified in ns since the epoch (exact: timedelta arithmetic, no float; a naive
+    value is UTC). Once per listed object: the cheap way."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return (when - _EPOCH) // _MICROSECOND * 1000
 
 
 def _decode_key(raw: str) -> str | None:
@@ -517,63 +541,204 @@ def _refuse_changed(err: S3Error, loc: S3Object) -> None:
                                f"{loc.etag})") from None
 
 
+class Watchdog:
+    """The overall budget of one object's transfer, across its retries.
+
+    ``watch(body)`` names the response being read; when the budget is spent a timer thread
+    shuts that response's socket down, which wakes the read blocked on it (a read timeout
+    alone does not end a body trickled a byte at a time). ``check()`` raises once spent.
+    """
+
+    def __init__(self, loc: S3Object, budget: float) -> None:
+        self.loc = loc
+        self.budget = budget
+        self.deadline = time.monotonic() + budget
+        self.expired = False
+        self._lock = threading.Lock()
+        self._body: Any = None
+        self._timer = threading.Timer(budget, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Watchdog:
+        with _watching_lock:
+            _watching.add(self)
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with _watching_lock:
+            _watching.discard(self)
+
+    def fire(self) -> None:
+        """Spend the budget now (the daemon is stopping): the read in progress ends."""
+        self._timer.cancel()
+        self._fire()
+
+    def watch(self, body: Any) -> None:
+        with self._lock:
+            self._body = body
+            if self.expired:
+                _shut(body)
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            if self._body is not None:
+                _shut(self._body)
+
+    def error(self, done: int) -> S3Error:
+        return S3Error(TIMEOUT, f"reading {self.loc.path} did not finish within "
+                                f"{self.budget:.0f} s ({done} of {self.loc.size} bytes came); "
+                                "the endpoint stalls or is very slow", None)
+
+    def check(self, done: int) -> None:
+        if self.expired or self.left() <= 0:
+            raise self.error(done)
+
+
+_watching: set[Watchdog] = set()
+_watching_lock = threading.Lock()
+
+
+def abort_transfers() -> None:
+    """End every object transfer of this process now (each fails with ``timeout``): so a
+    stopping daemon does not wait for a stalled endpoint."""
+    with _watching_lock:
+        dogs = list(_watching)
+    for dog in dogs:
+        dog.fire()
+
+
+def _shut(body: Any) -> None:
+    """Shut the socket a botocore streaming body reads from (from another thread)."""
+    raw = getattr(body, "_raw_stream", body)
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:   # urllib3 let go of the connection object: its file's socket
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _retry_wait(exc: BaseException, attempt: int, attempts: int, dog: Watchdog) -> bool:
+    """Sleep before the next attempt; False when there is none: no attempt left, not worth
+    a retry, or a wait that would outlast the budget (the last error is then final)."""
+    if attempt >= attempts or not retryable(exc):
+        return False
+    wait = retry_after(exc)
+    wait = backoff(attempt) if wait is None else wait
+    if wait >= dog.left():
+        return False
+    time.sleep(wait)
+    return True
+
+
 def read_range(loc: S3Object, offset: int, length: int) -> bytes:
-    """``length`` bytes at ``offset`` of the listed object (``If-Match``); b"" past its end."""
+    """``length`` bytes at ``offset`` of the listed object (``If-Match``); b"" past its end.
+    Retried (backoff, ``Retry-After``) within the object's budget."""
     if length <= 0 or (loc.size is not None and offset >= loc.size):
         return b""
+    cfg = loc.config
+    attempts = max(1, cfg.attempts)
+    with Watchdog(loc, cfg.budget(min(length, loc.size or length))) as dog:
+        for attempt in range(1, attempts + 1):
+            try:
+                dog.check(0)
+                body = _get(loc, f"bytes={offset}-{offset + length - 1}")["Body"]
+                dog.watch(body)
+                try:
+                    data: bytes = body.read()
+                finally:
+                    body.close()
+                if loc.size is not None and len(data) < min(length, loc.size - offset):
+                    raise http.client.IncompleteRead(data, length - len(data))
+                return data
+            except S3Error:
+                raise
+            except Exception as exc:
+                if dog.expired:
+                    raise dog.error(0) from None
+                if _retry_wait(exc, attempt, attempts, dog):
+                    continue
+                err = explain(exc, cfg, "get")
+                _refuse_changed(err, loc)
+                if err.status == 416:
+                    return b""
+                raise err from None
+    raise AssertionError("unreachable")
 
-    def once() -> bytes:
-        body = _get(loc, f"bytes={offset}-{offset + length - 1}")["Body"]
-        try:
-            data: bytes = body.read()
-        finally:
-            body.close()
-        return data
 
+class LocalWriteError(Exception):
+    """Writing the download where it goes failed (a full cache disk): not the endpoint's
+    fault, never retried here; ``error`` is the OSError."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write(out: BinaryIO, data: bytes) -> None:
     try:
-        return call(once)
-    except Exception as exc:
-        err = explain(exc, loc.config, "get")
-        _refuse_changed(err, loc)
-        if err.status == 416:
-            return b""
-        raise err from None
+        out.write(data)
+    except OSError as exc:
+        raise LocalWriteError(exc) from exc
 
 
 def download(loc: S3Object, out: BinaryIO, *, head: bytes = b"",
-             attempts: int = MAX_ATTEMPTS) -> tuple[str, int]:
+             attempts: int | None = None) -> tuple[str, int]:
     """Stream the object into ``out`` through sha256, in bounded memory; returns (sha256,
     bytes). ``head``: its first bytes, already fetched (the sniff), so only the rest is
     read. A connection reset mid-body resumes from the bytes already written (same ETag,
-    so the same object)."""
+    so the same object). Bounded by the socket read timeout and the object's budget
+    (``Watchdog``): past it, ``S3Error`` with reason ``timeout``. A failed write to ``out``
+    raises its own ``OSError`` (not an ``S3Error``): the machine's, not the endpoint's."""
     digest = hashlib.sha256(head)
-    out.write(head)
+    try:
+        _write(out, head)
+    except LocalWriteError as exc:
+        raise exc.error from None
     done = len(head)
     if head and loc.size is not None and done >= loc.size:
         return digest.hexdigest(), done
-    for attempt in range(1, attempts + 1):
-        try:
-            body = _get(loc, f"bytes={done}-" if done else None)["Body"]
+    cfg = loc.config
+    attempts = max(1, cfg.attempts if attempts is None else attempts)
+    with Watchdog(loc, cfg.budget(loc.size)) as dog:
+        for attempt in range(1, attempts + 1):
             try:
-                while True:
-                    chunk = body.read(CHUNK)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-            finally:
-                body.close()
-            if loc.size is not None and done < loc.size:
-                raise http.client.IncompleteRead(b"", loc.size - done)
-            return digest.hexdigest(), done
-        except Exception as exc:
-            if attempt == attempts or not retryable(exc):
-                err = explain(exc, loc.config, "get")
+                dog.check(done)
+                body = _get(loc, f"bytes={done}-" if done else None)["Body"]
+                dog.watch(body)
+                try:
+                    while True:
+                        chunk = body.read(CHUNK)
+                        if not chunk:
+                            break
+                        _write(out, chunk)
+                        digest.update(chunk)
+                        done += len(chunk)
+                        dog.check(done)
+                finally:
+                    body.close()
+                if loc.size is not None and done < loc.size:
+                    raise http.client.IncompleteRead(b"", loc.size - done)
+                return digest.hexdigest(), done
+            except S3Error:
+                raise
+            except LocalWriteError as exc:
+                raise exc.error from None
+            except Exception as exc:
+                if dog.expired:
+                    raise dog.error(done) from None
+                if _retry_wait(exc, attempt, attempts, dog):
+                    continue
+                err = explain(exc, cfg, "get")
                 _refuse_changed(err, loc)
                 raise err from None
-            wait = retry_after(exc)
-            time.sleep(backoff(attempt) if wait is None else wait)
     raise AssertionError("unreachable")
 
 
@@ -606,6 +771,76 @@ def stream(loc: S3Object, attempts: int = MAX_ATTEMPTS) -> Iterator[bytes]:
                 raise err from None
             wait = retry_after(exc)
             time.sleep(backoff(attempt) if wait is None else wait)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """An object already downloaded by the daemon's I/O threads into a private temporary
+    file, and its sha256 (computed as it streamed in): the locator a worker process gets
+    for a bucket photo, so no CPU worker waits on the network. The worker reads the copy;
+    messages name the object."""
+
+    origin: S3Object
+    copy: str
+    sha256: str
+    kind: str = "s3-copy"
+
+    @property
+    def path(self) -> str:
+        return self.origin.path
+
+    @property
+    def name(self) -> str:
+        return self.origin.name
+
+    @property
+    def size(self) -> int | None:
+        return self.origin.size
+
+    @property
+    def mtime_ns(self) -> int | None:
+        return self.origin.mtime_ns
+
+
+FETCH_PREFIX = ".s3."
+FETCH_SUFFIX = ".tmp"
+
+
+def fetch(loc: S3Object, into: str, head: bytes = b"") -> Fetched:
+    """Download the object (its first bytes ``head`` already read) into a temporary file in
+    the directory ``into`` (named for its owner, so a crash's leftovers are recognised and
+    removed); the caller removes it when done. Blocking: run it in an I/O thread."""
+    from lightbox.daemon.media.thumbs import owner_tag
+
+    os.makedirs(into, mode=0o700, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix=f"{FETCH_PREFIX}{owner_tag()}.", suffix=FETCH_SUFFIX,
+                                dir=into)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest, _ = download(loc, out, head=head)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return Fetched(loc, path, digest)
+
+
+def open_copy(loc: Fetched) -> tuple[BinaryIO, os.stat_result]:
+    """A fetched object's copy, opened without following links, with the stat of what was
+    listed (its size, its LastModified)."""
+    fd = os.open(loc.copy, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        if loc.size is not None and size != loc.size:
+            raise OSError(errno.EIO, f"the downloaded copy of {loc.path} has {size} bytes, "
+                                     f"not {loc.size}")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    st = os.stat_result((0o100600, 0, 0, 1, 0, 0, size, 0, 0, 0),
+                        {"st_mtime_ns": loc.mtime_ns or 0})
+    return f, st
 
 
 def open_object(loc: S3Object, head: bytes = b"") -> tuple[BinaryIO, os.stat_result]:

@@ -20,6 +20,12 @@ A failure to reach the bucket at all (endpoint, TLS, clock, credentials, no buck
 permission) changes nothing in the catalog; it is the job's error, with a machine-readable
 ``reason``, and the source's status.
 
+An object whose reads kept failing (every GET a 500, a reset or a stall in every body:
+``failures.final_after``) is in ``error`` with its ``error_reason`` (``server_error``,
+``throttled``, ``timeout``). A sync reads it again only when the listing shows it changed
+(ETag, size or LastModified), or with ``retry=true``; the job's result counts them
+(``failed``) and the source's status says how to retry.
+
 Restart-safe: the job is persisted and re-run from the listing after a crash; writes are
 idempotent against the catalog (a row inserted before the crash is simply found), and rows
 already indexed with the same fingerprint are not read again.
@@ -41,7 +47,7 @@ from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
 from lightbox.daemon.jobs.queue import JobContext, JobFailed
 from lightbox.daemon.kinds.base import Entry, Listing
-from lightbox.daemon.kinds.s3 import GET_DENIED, SERVER, THROTTLED, S3Error
+from lightbox.daemon.kinds.s3 import GET_DENIED, SERVER, THROTTLED, TRANSFER_REASONS, S3Error
 from lightbox.daemon.library import vanish
 from lightbox.daemon.library.indexer import Indexer
 from lightbox.daemon.library.sources import Source, Sources
@@ -89,16 +95,37 @@ class BucketSync:
 
     async def run(self, ctx: JobContext) -> dict[str, Any]:
         src = self.target(ctx.params)
-        report = await self.sync(src, ctx, force=bool(ctx.params.get("force")))
+        report = await self.sync(src, ctx, force=bool(ctx.params.get("force")),
+                                 retry=bool(ctx.params.get("retry")))
         held = report.pop("held_back", None)
         if held is not None:
             self.indexer.wake()
             raise JobFailed(f"{src.name}: {held['message']}", {**report, **held})
         report.update(await self._wait_indexed(src, ctx))
+        failed = await self.failed_reads(src)
+        report["failed"] = failed
+        if failed:
+            count = sum(failed.values())
+            what = ", ".join(f"{n} {r}" for r, n in sorted(failed.items()))
+            note = (f"{count} objects could not be read ({what}); they are read again when "
+                    f"they change, or with `lightbox sync {src.name} --retry`")
+            report["message"] = note
+            if src.status is None:
+                await self.sources.set_status(src, True, note)
         return report
 
+    async def failed_reads(self, src: Source) -> dict[str, int]:
+        """This bucket's photos whose reads were given up on, by reason."""
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(
+                sa.select(P.c.error_reason, sa.func.count())
+                .where(P.c.source_id == src.id, P.c.status == "error",
+                       P.c.error_reason.in_(TRANSFER_REASONS))
+                .group_by(P.c.error_reason))).all()
+        return {str(reason): int(n) for reason, n in rows}
+
     async def sync(self, src: Source, ctx: JobContext | None = None, *,
-                   force: bool = False) -> dict[str, Any]:
+                   force: bool = False, retry: bool = False) -> dict[str, Any]:
         kind = self.sources.kind_of(src)
         if ctx is not None:
             ctx.phase = "listing"
@@ -117,31 +144,43 @@ class BucketSync:
             if ctx is not None:
                 loop.call_soon_threadsafe(lambda: ctx.progress(processed=entries, total=None))
 
-        task = asyncio.ensure_future(asyncio.to_thread(kind.list_prefix, "", on_page))
-        try:
-            listing: Listing = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            abort.set()
-            with contextlib.suppress(BaseException):
-                await task
-            raise
-        except S3Error as err:
-            online = err.reason in _TRANSIENT
-            await self.sources.set_status(src, online, str(err))
-            log.warning("bucket sync failed; nothing changed", source=src.name,
-                        reason=err.reason, error=str(err))
-            raise JobFailed(f"{src.name}: {err}", {"reason": err.reason}) from None
-        listed = len(listing.entries)
-        listed_at = time.monotonic()
-        if ctx is not None:
-            ctx.progress(processed=listed, total=listed)
+        # One sync of a bucket at a time; the catalog's side of the diff (folders, rows) is
+        # read while the bucket lists, so an unchanged sync costs little beyond its LISTs.
         async with self.writer.lock(src.id):
-            report = await self._apply(src, listing, pass_started, force)
+            task = asyncio.ensure_future(asyncio.to_thread(kind.list_prefix, "", on_page))
+            known = asyncio.ensure_future(self._known(src))
+            try:
+                listing: Listing = await asyncio.shield(task)
+            except BaseException as exc:
+                known.cancel()
+                with contextlib.suppress(BaseException):
+                    await known
+                if isinstance(exc, asyncio.CancelledError):
+                    abort.set()
+                    with contextlib.suppress(BaseException):
+                        await task
+                    raise
+                if not isinstance(exc, S3Error):
+                    raise
+                err = exc
+                online = err.reason in _TRANSIENT
+                await self.sources.set_status(src, online, str(err))
+                log.warning("bucket sync failed; nothing changed", source=src.name,
+                            reason=err.reason, error=str(err))
+                raise JobFailed(f"{src.name}: {err}", {"reason": err.reason}) from None
+            listed = len(listing.entries)
+            listed_at = time.monotonic()
+            if ctx is not None:
+                ctx.progress(processed=listed, total=listed)
+            mapping, rows, read_seconds = await known
+            report = await self._apply(src, listing, pass_started, force, retry, mapping,
+                                       rows)
         done = time.monotonic()
         report.update(listed=listed, pages=listing.pages, complete=listing.complete,
                       skipped=len(listing.skipped), seconds=round(done - started, 3),
                       list_seconds=round(listed_at - started, 3),
-                      apply_seconds=round(done - listed_at, 3))
+                      apply_seconds=round(done - listed_at, 3),
+                      catalog_read_seconds=round(read_seconds, 3))
         if listing.skipped:
             report["skipped_keys"] = listing.skipped[:20]
         if not listing.complete:
@@ -162,14 +201,26 @@ class BucketSync:
                                                       if isinstance(v, int | bool | float)})
         return report
 
-    async def _apply(self, src: Source, listing: Listing, pass_started: Any,
-                     force: bool) -> dict[str, Any]:
+    async def _known(self, src: Source) -> tuple[dict[str, Any], list[Any], float]:
+        """The catalog's side of a sync: the source's folders and, per photo, what the diff
+        compares (its fingerprint and state; sha256 and error only for missing rows, which
+        need them to be restored), and how long reading them took."""
+        started = time.monotonic()
         mapping = await self.writer.folder_map(src)
-        rel_of = {info.id: rel for rel, info in mapping.items()}
+        missing = P.c.status == "missing"
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(sa.select(
                 P.c.id, P.c.folder_id, P.c.name, P.c.size, P.c.mtime_ns, P.c.etag, P.c.status,
-                P.c.sha256, P.c.error, P.c.missing_since).where(P.c.source_id == src.id))).all()
+                sa.case((missing, P.c.sha256), else_=None).label("sha256"),
+                sa.case((missing, P.c.error), else_=None).label("error"),
+                P.c.error_reason, P.c.missing_since)
+                .where(P.c.source_id == src.id))).all()
+        return mapping, list(rows), time.monotonic() - started
+
+    async def _apply(self, src: Source, listing: Listing, pass_started: Any,
+                     force: bool, retry: bool, mapping: dict[str, Any],
+                     rows: list[Any]) -> dict[str, Any]:
+        rel_of = {info.id: rel for rel, info in mapping.items()}
         by_rel: dict[str, Any] = {}
         for row in rows:
             folder = rel_of.get(row.folder_id, "")
@@ -186,6 +237,8 @@ class BucketSync:
                 new.append((folder, name, e))
             elif (row.size, row.mtime_ns, row.etag) != (e.size, e.mtime_ns, e.tag):
                 changed.append((row, e))
+            elif retry and row.status == "error" and row.error_reason in TRANSFER_REASONS:
+                changed.append((row, e))      # asked for: its failed read is tried again
             elif row.status == "missing":
                 restored.append(row)
         gone = list(by_rel.values())
@@ -193,7 +246,10 @@ class BucketSync:
         to_remove = [r for r in gone if r.status == "missing"
                      and r.missing_since is not None and r.missing_since < pass_started]
         live = sum(1 for r in rows if r.status != "missing")
-        report: dict[str, Any] = {"new": len(new), "changed": len(changed),
+        retried = sum(1 for row, e in changed if (row.size, row.mtime_ns, row.etag)
+                      == (e.size, e.mtime_ns, e.tag))
+        report: dict[str, Any] = {"new": len(new), "changed": len(changed) - retried,
+                                  "retried": retried,
                                   "restored": len(restored), "missing": 0, "removed": 0}
         held: dict[str, Any] | None = None
         allowed = vanishing
@@ -234,23 +290,33 @@ class BucketSync:
             self.indexer.wake()
         if listing.complete and (held is None or held["reason"] == MASS_VANISH):
             touched = set()
-            async with self.db.engine.begin() as conn:
-                if allowed:
-                    await self.writer.mark_missing(conn, src, allowed, touched)
-                if to_remove:
-                    await self.writer.delete_photos(conn, src, to_remove, touched)
-                if held is None:
-                    await self.writer.retire_folders(conn, src, live_folders, pass_started,
-                                                     touched)
-                if touched:
-                    await self.writer.recount(conn, touched)
+            if allowed or to_remove or (held is None and self._folders_to_retire(
+                    mapping, live_folders)):
+                async with self.db.engine.begin() as conn:
+                    if allowed:
+                        await self.writer.mark_missing(conn, src, allowed, touched)
+                    if to_remove:
+                        await self.writer.delete_photos(conn, src, to_remove, touched)
+                    if held is None:
+                        await self.writer.retire_folders(conn, src, live_folders,
+                                                         pass_started, touched)
+                    if touched:
+                        await self.writer.recount(conn, touched)
             if touched:
                 self.writer.changes.folders(src.id, touched)
             report["missing"], report["removed"] = len(allowed), len(to_remove)
         if held is not None:
             report["held_back"] = held
-        await self.writer.rollup(src)
+        await self.writer.rollup(src)    # a read; it writes only totals that differ
         return report
+
+    @staticmethod
+    def _folders_to_retire(mapping: dict[str, Any], live: set[str]) -> bool:
+        """Whether ``retire_folders`` may have anything to do: every folder but the top one
+        is under listed keys and not marked missing, else it does (an unchanged sync opens
+        no write transaction)."""
+        return any(rel != "" and (rel not in live or info.missing_since is not None)
+                   for rel, info in mapping.items())
 
     async def _wait_indexed(self, src: Source, ctx: JobContext) -> dict[str, Any]:
         """Follow the indexer until this bucket's pending photos are read (as ``scan``)."""
@@ -271,8 +337,8 @@ class BucketSync:
             if pause is not None:
                 raise JobFailed(f"indexing paused: {pause.message}",
                                 {"reason": pause.verdict.reason})
-            if await self.indexer.only_retrying(ids):
-                break
+            if await self.indexer.only_retrying(ids) and not self.indexer.backlog.ending(ids):
+                break   # what is left waits on the machine: it follows by itself
             await self.indexer.wait_progress(1.0)
         self.indexer.changes.flush()
         retrying = self.indexer.backlog.reasons(ids)

@@ -15,6 +15,15 @@ cause is gone, never by a ``full=true`` scan.
   indexing pauses, says so once, and resumes when a probe finds the cause gone;
 - ``requeue``: the file is not the one that was listed (it changed, or was replaced): read
   again under the fingerprint it has now.
+
+A bucket object whose transfer itself keeps failing (every GET a 500, a reset in the middle
+of every body, a stalled body past its budget, throttled past every retry) is retried, but
+not for ever: its verdict is ``retry`` with ``final_after`` rounds (each round is already
+``kinds.s3`` retrying with backoff and ``Retry-After``), after which the indexer makes it a
+lasting ``error`` with that reason (``server_error``, ``throttled``, ``timeout``). The next
+sync reads it again only if the object changed (ETag, size or LastModified), or when asked
+(``sources.sync`` with ``retry=true``). Causes that are the bucket's, not the object's
+(endpoint unreachable, credentials, permission) stay ``retry``: the sync reports them.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import errno
 import sqlite3
 from dataclasses import dataclass
 
+from lightbox.daemon.kinds.s3 import TRANSFER_REASONS
 from lightbox.daemon.media.analyze import Analysis
 from lightbox.daemon.media.confine import CHANGED, NOT_REGULAR, OUTSIDE, SYMLINK
 
@@ -40,6 +50,9 @@ CATALOG = "catalog_unavailable"          # the catalog refused a write (not for 
 
 RETRY_FIRST = 2.0
 RETRY_MAX = 600.0
+# Rounds of reads (each one retried by ``kinds.s3``) before an object's transfer failure
+# is a lasting error.
+FINAL_ROUNDS = 2
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
@@ -61,6 +74,7 @@ class Verdict:
     reason: str      # machine-readable (above, or the analysis' error kind for content)
     message: str     # for a person, one line
     scope: str = ""  # for pause: what is unusable ("thumbnail disk", "catalog disk"...)
+    final_after: int = 0   # retry: a lasting error after this many failed rounds (0: never)
 
 
 def classify(a: Analysis) -> Verdict | None:
@@ -73,6 +87,8 @@ def classify(a: Analysis) -> Verdict | None:
         return Verdict(REQUEUE, CHANGED, message)
     if refusal in (SYMLINK, OUTSIDE, NOT_REGULAR):
         return Verdict(ERROR, refusal, message)
+    if a.error_remote in TRANSFER_REASONS:
+        return Verdict(RETRY, a.error_remote or "", message, final_after=FINAL_ROUNDS)
     code = a.error_errno
     if a.error_where == "cache" and code is not None:
         return _cache(code, message)
@@ -85,6 +101,14 @@ def classify(a: Analysis) -> Verdict | None:
             return Verdict(RETRY, GONE, message)
         return Verdict(RETRY, RESOURCES if code in _RESOURCES else IO_ERROR, message)
     return Verdict(ERROR, a.error_kind or "corrupt", message)
+
+
+def final(verdict: Verdict, rounds: int) -> Verdict:
+    """A retried failure given up on: the photo's lasting error, saying how to read it again."""
+    return Verdict(ERROR, verdict.reason,
+                   f"{verdict.message}; given up after {rounds} rounds of retries. It is read "
+                   "again when the object changes (ETag, size or LastModified), or with "
+                   "`lightbox sync NAME --retry` (sources.sync retry=true)")
 
 
 def _cache(code: int, message: str) -> Verdict:

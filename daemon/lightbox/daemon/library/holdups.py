@@ -44,6 +44,7 @@ class Deferred:
     message: str
     attempts: int = 1
     due: float = 0.0          # time.monotonic()
+    ending: bool = False      # its retries are counted: a lasting error after the last
 
 
 class Backlog:
@@ -62,7 +63,8 @@ class Backlog:
         attempts = old.attempts + 1 if old is not None and (old.size, old.mtime_ns) == (
             size, mtime_ns) else 1
         entry = Deferred(source_id, size, mtime_ns, verdict.reason, verdict.message, attempts,
-                         time.monotonic() + failures.backoff(attempts))
+                         time.monotonic() + failures.backoff(attempts),
+                         verdict.final_after > 0)
         self.items[photo_id] = entry
         return entry
 
@@ -92,6 +94,12 @@ class Backlog:
         wanted = None if source_ids is None else set(source_ids)
         return dict(Counter(e.reason for e in self.items.values()
                             if wanted is None or e.source_id in wanted))
+
+    def ending(self, source_ids: Iterable[int]) -> int:
+        """How many of these sources' deferred photos have a last retry (then a lasting
+        error) ahead: a job waiting for their outcome waits for those."""
+        wanted = set(source_ids)
+        return sum(1 for e in self.items.values() if e.ending and e.source_id in wanted)
 
     def ids(self, source_ids: Iterable[int] | None = None) -> set[int]:
         wanted = None if source_ids is None else set(source_ids)

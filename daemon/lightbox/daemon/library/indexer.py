@@ -19,6 +19,15 @@ fingerprint), never a path to open: they open the file beneath its root without 
 links and refuse one that is not the file that was listed. A failure is classified
 (``failures``): only the file's own content makes a lasting ``error``; the machine's faults
 leave the photo pending, to be retried with backoff or after a pause (``holdups``).
+
+A bucket photo's network part never runs in a worker process, nor on the event loop: the
+sniffing ranged GET and the download (streamed through sha256 into a temporary file) run in
+the indexer's **I/O threads** (``media.analyze.prepare_remote``), up to ``fetch width``
+objects at once, and only then is the copy (``kinds.s3.Fetched``) handed to a worker for
+the CPU work (EXIF, decode, thumbnails, pHash): a slow or stalled endpoint occupies a
+thread, never a CPU slot. A non-image is settled by its sniff in the thread, with no worker
+at all. An object whose reads keep failing (``failures``: ``final_after``) gets a lasting
+``error`` with its reason after that many rounds.
 """
 
 from __future__ import annotations
@@ -26,8 +35,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import time
+import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,14 +52,25 @@ from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import utcnow
 from lightbox.daemon.cluster.claims import Claims
-from lightbox.daemon.kinds.s3 import S3Object
+from lightbox.daemon.kinds import s3 as s3kind
+from lightbox.daemon.kinds.s3 import Fetched, S3Object
 from lightbox.daemon.library import failures, holdups, writer
 from lightbox.daemon.library.changes import ChangeFeed
-from lightbox.daemon.media.analyze import Analysis, AnalyzeRequest, make_thumbnails
+from lightbox.daemon.media.analyze import (
+    Analysis,
+    AnalyzeRequest,
+    make_thumbnails,
+    prepare_remote,
+)
 from lightbox.daemon.media.confine import CHANGED, LocalFile, Locator, Refused
 from lightbox.daemon.media.decode import MediaError
 from lightbox.daemon.media.ondemand import CacheWriteError
-from lightbox.daemon.media.thumbs import ThumbSpec, remove_stale_temp_files, thumbnail_path
+from lightbox.daemon.media.thumbs import (
+    ThumbSpec,
+    is_stale_temp,
+    remove_stale_temp_files,
+    thumbnail_path,
+)
 from lightbox.daemon.workers.pool import (
     PRIORITY_INTERACTIVE,
     PoolClosed,
@@ -64,6 +87,8 @@ P, F, S = tables.photos, tables.folders, tables.sources
 FETCH = 256
 FLUSH_EVERY = 64
 FLUSH_AFTER = 0.3
+# Bucket objects downloaded at once by the I/O threads (at least, or twice the processes).
+FETCH_WIDTH = 4
 
 
 def parse_taken(text: str | None) -> dt.datetime | None:
@@ -101,7 +126,15 @@ class Indexer:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
-        self._flushed = asyncio.Event()  # set after every batch written (for waiters)
+        # Progress for waiters (scan jobs): a count of batches written (and pauses), and an
+        # event set at the next one and then replaced, so no waiter ever clears another's.
+        self._progress = 0
+        self._next_progress = asyncio.Event()
+        # The progress count each task saw when it last counted ``pending``: a batch written
+        # while it counted is not missed by its next ``wait_progress``.
+        self._marks: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = \
+            weakref.WeakKeyDictionary()
+        self._analysing = 0  # analyses started and not yet judged
         self.backlog = holdups.Backlog()
         self.pause: holdups.Pause | None = None
         self.indexed = 0
@@ -111,6 +144,11 @@ class Indexer:
         self._reported_done = 0  # indexed+failed at the last "nothing pending"
         self._window = (self.started, 0)  # (time, indexed+failed) for the rate
         self.claims: Claims | None = None  # set when the catalog may be shared
+        # Bucket objects' network I/O (``prepare_remote``, downloads for thumbnails on
+        # demand): threads, made when first needed; copies go to ``fetch_dir``.
+        self.fetch_dir = thumbs_dir.parent / "fetch"
+        self._io: ThreadPoolExecutor | None = None
+        self.fetch_width = FETCH_WIDTH
 
     async def apply(self, changes: dict[str, Any]) -> None:
         """New sizes or quality: thumbnails made from now on use them. Existing ones keep
@@ -140,6 +178,9 @@ class Indexer:
         removed = await asyncio.to_thread(remove_stale_temp_files, self.thumbs_dir)
         if removed:
             log.info("removed half-written thumbnails left by a crash", count=removed)
+        removed = await asyncio.to_thread(_clear_fetch_dir, self.fetch_dir)
+        if removed:
+            log.info("removed bucket downloads left by a crash", count=removed)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="indexer")
         self._wake.set()
 
@@ -152,6 +193,18 @@ class Indexer:
                 await task
         with contextlib.suppress(Exception):
             await self._flush()
+        if self._io is not None:
+            # A download blocked on a stalled endpoint must not hold the daemon's exit.
+            s3kind.abort_transfers()
+            self._io.shutdown(wait=False, cancel_futures=True)
+            self._io = None
+
+    @property
+    def io(self) -> ThreadPoolExecutor:
+        if self._io is None:
+            self._io = ThreadPoolExecutor(max_workers=self.fetch_width + 2,
+                                          thread_name_prefix="lightbox-s3-io")
+        return self._io
 
     def status(self) -> dict[str, Any]:
         return {"indexed": self.indexed, "failed": self.failed, "in_flight": len(self._inflight),
@@ -166,6 +219,9 @@ class Indexer:
         self._wake.set()
 
     async def pending(self, source_ids: Sequence[int] | None = None) -> int:
+        task = asyncio.current_task()
+        if task is not None:
+            self._marks[task] = self._progress   # see wait_progress
         q = sa.select(sa.func.count()).select_from(P).where(P.c.status == "pending")
         if source_ids is not None:
             q = q.where(P.c.source_id.in_(list(source_ids)))
@@ -186,8 +242,13 @@ class Indexer:
 
     # -- the loop --------------------------------------------------------------------------
     async def _run(self) -> None:
-        width = max(2, 2 * int(self.pool.status().get("processes", 2)))
+        processes = int(self.pool.status().get("processes", 2))
+        width = max(2, 2 * processes)
         slots = asyncio.Semaphore(width)
+        # Bucket rows first take a fetch slot (their download, in an I/O thread), then an
+        # analysis slot: the network never waits in the worker pool's place.
+        self.fetch_width = max(FETCH_WIDTH, width)
+        fetch_slots = asyncio.Semaphore(self.fetch_width)
         running: set[asyncio.Task[None]] = set()
         after = 0
         started_any = False
@@ -239,13 +300,17 @@ class Indexer:
                 if row.id in self._inflight or \
                         self.backlog.waiting(row.id, row.size, row.mtime_ns, now):
                     continue
-                await slots.acquire()
+                remote = row.source_kind == "s3"
+                first = fetch_slots if remote else slots
+                await first.acquire()
                 if self.paused():    # a result that came back meanwhile paused indexing
-                    slots.release()
+                    first.release()
                     break
                 self._inflight.add(row.id)
+                self._analysing += 1
                 started_any = True
-                task = asyncio.get_running_loop().create_task(self._one(row, slots))
+                task = asyncio.get_running_loop().create_task(
+                    self._one(row, slots, fetch_slots if remote else None))
                 running.add(task)
                 task.add_done_callback(running.discard)
 
@@ -282,16 +347,41 @@ class Indexer:
         return LocalFile(row.source_path, rel, size=row.size, mtime_ns=row.mtime_ns,
                          inode=row.inode, device=device)
 
-    async def _one(self, row: Any, slots: asyncio.Semaphore) -> None:
+    async def _one(self, row: Any, slots: asyncio.Semaphore,
+                   fetching: asyncio.Semaphore | None = None) -> None:
+        """One pending row: (a bucket's: fetched in an I/O thread holding ``fetching``, then)
+        analysed in the pool holding ``slots``; the result judged and queued for writing."""
         queued = False
+        judged = False
+        held = slots if fetching is None else fetching
+        copy: Fetched | None = None
         try:
-            req = AnalyzeRequest(self.locator(row), thumbs_dir=str(self.thumbs_dir),
-                                 thumbs=self.specs)
-            try:
-                result = await analyze_in_pool(self.pool, req)
-            except PoolClosed:
-                return
-            if not await self._judge(row, result):
+            loc = self.locator(row)
+            result: Analysis | None = None
+            if fetching is not None:
+                prepared = await self._prepare(loc)
+                if isinstance(prepared, Analysis):
+                    result = prepared          # settled by its sniff, or not readable
+                else:
+                    assert isinstance(prepared, Fetched)
+                    copy = loc = prepared
+                    await slots.acquire()
+                    held.release()
+                    held = slots
+            if result is None:
+                req = AnalyzeRequest(loc, thumbs_dir=str(self.thumbs_dir), thumbs=self.specs)
+                try:
+                    result = await analyze_in_pool(self.pool, req)
+                except PoolClosed:
+                    return
+                finally:
+                    if copy is not None:
+                        _unlink(copy.copy)
+                        copy = None
+            ok = await self._judge(row, result)
+            self._analysing -= 1
+            judged = True
+            if not ok:
                 if self.claims is not None and self.claims.active():
                     # Given up for now (a retry, a pause): another daemon may read it.
                     with contextlib.suppress(Exception):
@@ -300,22 +390,41 @@ class Indexer:
             # In flight until its result is written: the row is still pending in the
             # catalog meanwhile, and must not be read a second time (for a bucket, a GET).
             queued = True
-            if len(self._results) >= FLUSH_EVERY:
+            if len(self._results) >= FLUSH_EVERY or self._analysing == 0:
+                # A full batch, or the last analysis in flight came back (the queue ran
+                # dry): written now, not FLUSH_AFTER later, so the end of a pass is seen
+                # at once (by scan jobs, clients, a benchmark).
                 await self._safe_flush()
             elif self._flush_timer is None:
                 self._flush_timer = asyncio.get_running_loop().call_later(
                     FLUSH_AFTER, self._timed_flush)
         finally:
+            if not judged:
+                self._analysing -= 1
+            if copy is not None:
+                _unlink(copy.copy)
             if not queued:
                 self._inflight.discard(row.id)
-            slots.release()
+            held.release()
+
+    async def _prepare(self, loc: Locator) -> Analysis | Locator:
+        """``prepare_remote`` in an I/O thread. Cancelled (the daemon stopping), the copy
+        the thread still makes is removed when it is done."""
+        fut = asyncio.get_running_loop().run_in_executor(self.io, prepare_remote, loc,
+                                                         str(self.fetch_dir))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            fut.add_done_callback(_unlink_result)
+            raise
 
     async def _judge(self, row: Any, a: Analysis) -> bool:
         """What a result means for its photo; True when there is something to write."""
         verdict = failures.classify(a)
         if verdict is None or verdict.action == failures.ERROR:
             self.backlog.done(row.id)
-            self._results.append((row, self._values(row, a), "ok" if a.ok else "error"))
+            self._results.append((row, self._values(row, a, verdict),
+                                  "ok" if a.ok else "error"))
             return True
         if verdict.action == failures.REQUEUE:
             # Not the file that was listed: nothing of it was read. Pending again under
@@ -330,6 +439,17 @@ class Indexer:
             return True
         if verdict.action == failures.RETRY:
             entry = self.backlog.defer(row.id, row.source_id, row.size, row.mtime_ns, verdict)
+            if verdict.final_after and entry.attempts >= verdict.final_after:
+                # Its reads kept failing, round after round: a lasting error that says so,
+                # not a photo pending for ever.
+                self.backlog.done(row.id)
+                final = failures.final(verdict, entry.attempts)
+                a.error = final.message
+                log.warning("photo could not be read; given up until it changes", id=row.id,
+                            path=paths.join(row.source_path, row.folder_path, row.name),
+                            reason=final.reason, error=final.message)
+                self._results.append((row, self._values(row, a, final), "error"))
+                return True
             if entry.attempts == 1:
                 log.warning("photo not read; it will be retried", id=row.id,
                             path=paths.join(row.source_path, row.folder_path, row.name),
@@ -358,7 +478,7 @@ class Indexer:
                                                       name="indexer-probe")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        self._flushed.set()   # waiters (scan jobs) look at the state now
+        self._progressed()   # waiters (scan jobs) look at the state now
 
     async def _probe(self, pause: holdups.Pause) -> None:
         for delay in holdups.probe_delays():
@@ -433,7 +553,7 @@ class Indexer:
                     self.failed += 1
             for (folder_id, folder), ids in by_folder.items():
                 self.changes.photos("changed", folder_id, folder, ids)
-            self._flushed.set()
+            self._progressed()
             log.debug("indexed batch", count=len(results), applied=applied)
         await self._report_progress()
 
@@ -472,7 +592,8 @@ class Indexer:
         if left == 0:
             bus.flush_throttled("indexing")
 
-    def _values(self, row: Any, a: Analysis) -> dict[str, Any]:
+    def _values(self, row: Any, a: Analysis,
+                verdict: failures.Verdict | None = None) -> dict[str, Any]:
         status = "ok" if a.ok else "error"
         thumbs = 0
         for name in a.thumbs:
@@ -482,6 +603,7 @@ class Indexer:
             error = None
         return {
             "status": status, "error": error,
+            "error_reason": None if a.ok or verdict is None else verdict.reason[:32] or None,
             "size": a.size or row.size, "mtime_ns": a.mtime_ns or row.mtime_ns,
             "device": a.device or None,
             "sha256": a.sha256, "mime": a.mime, "format": a.format, "width": a.width,
@@ -494,12 +616,24 @@ class Indexer:
             "indexed_at": utcnow(),
         }
 
+    def _progressed(self) -> None:
+        self._progress += 1
+        event, self._next_progress = self._next_progress, asyncio.Event()
+        event.set()
+
     async def wait_progress(self, timeout: float) -> None:
         """Return after the next batch of results is written (or ``timeout``): how a job
-        that waits for indexing follows it without polling on a fixed beat."""
-        self._flushed.clear()
+        that waits for indexing follows it without polling on a fixed beat.
+
+        "Next" counts from the caller's last ``pending()``: a batch written while it was
+        counting (the last one of a pass, say) returns at once instead of leaving the
+        caller to wait out its timeout."""
+        task = asyncio.current_task()
+        since = self._marks.pop(task, None) if task is not None else None
+        if since is not None and since != self._progress:
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._flushed.wait(), timeout)
+            await asyncio.wait_for(self._next_progress.wait(), timeout)
 
     async def wait_idle(self, timeout: float) -> bool:
         """For tests and tools: True once nothing is pending or in flight."""
@@ -532,8 +666,15 @@ class Indexer:
         if target.exists():
             return target
         data = {"id": photo_id}
+        copy: Fetched | None = None
         try:
-            await self.pool.submit(make_thumbnails, self.locator(row, row.device), row.sha256,
+            loc = self.locator(row, row.device)
+            if isinstance(loc, S3Object):
+                # Downloaded in an I/O thread; the worker only decodes the copy.
+                copy = await asyncio.get_running_loop().run_in_executor(
+                    self.io, s3kind.fetch, loc, str(self.fetch_dir))
+                loc = copy
+            await self.pool.submit(make_thumbnails, loc, row.sha256,
                                    (spec,), str(self.thumbs_dir), priority=PRIORITY_INTERACTIVE)
         except (MediaError, Refused) as exc:
             reason = exc.kind if isinstance(exc, MediaError) else exc.reason
@@ -554,6 +695,9 @@ class Indexer:
                               {**data, "reason": "unreadable", "retry_after": 10}) from None
         except (WorkerTimeout, WorkerCrashed, PoolClosed) as exc:
             raise Unavailable(f"photo {photo_id}: thumbnail not made: {exc}") from None
+        finally:
+            if copy is not None:
+                _unlink(copy.copy)
         async with self.db.engine.begin() as conn:
             await writer.add_thumbnail(conn, photo_id, self.bits[spec.name])
         return target
@@ -563,3 +707,29 @@ class Indexer:
         async with self.db.engine.begin() as conn:
             await writer.repend(conn, photo_id)
         self.wake()
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _unlink_result(fut: Any) -> None:
+    """A cancelled fetch's copy, once its thread is done."""
+    with contextlib.suppress(BaseException):
+        got = fut.result()
+        if isinstance(got, Fetched):
+            _unlink(got.copy)
+
+
+def _clear_fetch_dir(where: Path) -> int:
+    """Make the download directory (private) and remove copies whose owner died."""
+    where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    removed = 0
+    for entry in os.scandir(where):
+        with contextlib.suppress(OSError):
+            if entry.name.startswith(s3kind.FETCH_PREFIX) and is_stale_temp(
+                    entry.name, entry.stat().st_mtime, older_than=7 * 86400):
+                os.unlink(entry.path)
+                removed += 1
+    return removed

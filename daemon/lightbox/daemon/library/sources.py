@@ -351,7 +351,10 @@ class Sources:
                 "addressing_style": style, "access_key_id": key_id,
                 "credentials_profile": profile,
                 "interval": DEFAULT_INTERVAL if interval is None else float(interval),
-                "page_size": int(params.get("page_size") or 1000)}
+                "page_size": int(params.get("page_size") or 1000),
+                "read_timeout": float(params.get("read_timeout") or 60),
+                "object_timeout": float(params.get("object_timeout") or 300),
+                "attempts": int(params.get("attempts") or 6)}
 
     @staticmethod
     def display(config: dict[str, Any]) -> str:
@@ -405,6 +408,8 @@ class Sources:
     async def set_status(self, src: Source, online: bool, status: str | None) -> None:
         """A bucket's state after a sync or a failure to reach it (an event when it flips)."""
         changed = online != src.online
+        if not changed and status == src.status:
+            return       # as it was: no write (an unchanged sync writes only scanned_at)
         src.online, src.status = online, status
         async with self.db.engine.begin() as conn:
             await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)

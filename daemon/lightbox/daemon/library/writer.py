@@ -326,8 +326,9 @@ class CatalogWriter:
             await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
                 size=sa.bindparam("size"), mtime_ns=sa.bindparam("mtime_ns"),
                 inode=sa.bindparam("inode"), status="pending", missing_since=None,
-                error=None), [{"pid": c.photo_id, "size": c.size, "mtime_ns": c.mtime_ns,
-                               "inode": c.inode} for c in changed])
+                error=None, error_reason=None),
+                [{"pid": c.photo_id, "size": c.size, "mtime_ns": c.mtime_ns, "inode": c.inode}
+                 for c in changed])
             touched.update(c.folder_id for c in changed)
         if restored:
             await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
@@ -499,7 +500,8 @@ class CatalogWriter:
         if changed:
             await conn.execute(P.update().where(P.c.id == sa.bindparam("pid")).values(
                 size=sa.bindparam("size"), mtime_ns=sa.bindparam("mtime_ns"),
-                etag=sa.bindparam("etag"), status="pending", missing_since=None, error=None),
+                etag=sa.bindparam("etag"), status="pending", missing_since=None, error=None,
+                error_reason=None),
                 [{"pid": row.id, "size": e.size, "mtime_ns": e.mtime_ns, "etag": e.tag}
                  for row, e in changed])
             touched.update(row.folder_id for row, _ in changed)

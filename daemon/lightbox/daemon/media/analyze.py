@@ -63,6 +63,8 @@ class Analysis:
     error_errno: int | None = None
     error_where: str | None = None
     error_refusal: str | None = None
+    # An S3 read that failed: ``kinds.s3.S3Error.reason`` (server_error, timeout, ...).
+    error_remote: str | None = None
     size: int = 0
     mtime_ns: int = 0
     inode: int = 0
@@ -153,7 +155,7 @@ def _remote_head(loc: Locator, a: Analysis) -> bytes | None:
         _remote_changed(loc, a, exc)
         return None
     except OSError as exc:
-        a.fail_os("source", f"cannot read object ({exc})", exc)
+        _remote_failed(a, exc)
         return None
     sniffed = sniff.sniff_bytes(head[:sniff.HEAD_SIZE])
     if sniffed.kind == sniff.OTHER:
@@ -162,6 +164,55 @@ def _remote_head(loc: Locator, a: Analysis) -> bytes | None:
                             f"{len(head)} bytes were read, not the {loc.size} of it)")
         return None
     return head
+
+
+def _remote_failed(a: Analysis, exc: OSError) -> None:
+    a.fail_os("source", f"cannot read object ({exc})", exc)
+    if a.error_remote is None:
+        a.error_remote = getattr(exc, "reason", None)
+
+
+def prepare_remote(loc: Locator, into: str) -> Analysis | Locator:
+    """In one of the daemon's I/O threads, never a worker: an S3 object's network part.
+
+    The ranged GET that sniffs it, then (an image) the rest streamed through sha256 into a
+    temporary file in ``into``: returns the ``kinds.s3.Fetched`` locator a worker analyses
+    (the caller removes its copy afterwards). An object that is not worth fetching (not an
+    image, empty) or could not be read comes back as its finished ``Analysis``.
+    """
+    from lightbox.daemon.kinds.s3 import S3Object, fetch
+
+    assert isinstance(loc, S3Object)
+    a = Analysis(path=loc.path)
+    t = time.perf_counter()
+    head = _remote_head(loc, a)
+    if head is None:
+        return a
+    if not head:
+        a.sha256 = sha256_empty()
+        a.fail(EMPTY, "empty file")
+        return a
+    from lightbox.daemon.kinds.s3 import S3Error
+
+    try:
+        fetched = fetch(loc, into, head)
+    except confine.Refused as exc:
+        _remote_changed(loc, a, exc)
+        return a
+    except S3Error as exc:
+        _remote_failed(a, exc)
+        return a
+    except OSError as exc:     # the copy could not be written: the cache disk's fault
+        a.fail_os("cache", f"cannot write the downloaded copy ({exc.strerror or exc})", exc)
+        return a
+    a.timings["fetch"] = _ms(t)
+    return fetched
+
+
+def sha256_empty() -> str:
+    import hashlib
+
+    return hashlib.sha256(b"").hexdigest()
 
 
 def _remote_changed(loc: Locator, a: Analysis, exc: confine.Refused) -> None:
@@ -213,7 +264,9 @@ def _analyze(req: AnalyzeRequest, a: Analysis) -> None:
         a.size, a.mtime_ns, a.inode = st.st_size, st.st_mtime_ns, st.st_ino
         a.device = st.st_dev
         try:
-            a.sha256 = pixels.sha256_file(f)
+            # A fetched object was hashed as it streamed in (once, in the I/O thread).
+            known = getattr(loc, "sha256", None) if loc.kind == "s3-copy" else None
+            a.sha256 = known or pixels.sha256_file(f)
         except OSError as exc:
             a.fail_os("source", f"cannot read file ({exc.strerror or exc})", exc)
             return

@@ -21,7 +21,8 @@ can tell the file's fault from the machine's (``lightbox.daemon.library.failures
 
 The root itself is opened by its path (it was resolved when it was added). An S3 object's
 locator is ``kinds.s3.S3Object`` (bucket config, key, ETag); ``open_photo`` downloads it
-once, checked against its ETag, into an anonymous temporary file.
+once, checked against its ETag, into an anonymous temporary file; the indexer hands
+workers ``kinds.s3.Fetched`` instead (downloaded by the daemon's I/O threads), read here.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Union
 
 if TYPE_CHECKING:
-    from lightbox.daemon.kinds.s3 import S3Object
+    from lightbox.daemon.kinds.s3 import Fetched, S3Object
 
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -103,15 +104,21 @@ class LocalFile:
         return self.rel.rpartition("/")[2]
 
 
-Locator = Union[LocalFile, "S3Object"]  # a forward reference: no import cycle
+Locator = Union[LocalFile, "S3Object", "Fetched"]  # forward references: no import cycle
 
 
 def open_photo(loc: Locator) -> tuple[BinaryIO, os.stat_result]:
     """The open file (binary, unbuffered position 0) and its fstat; raises Refused/OSError.
 
     An S3 object (``kinds.s3.S3Object``) is fetched once, ``If-Match`` its listed ETag,
-    into an anonymous temporary file, which is what is returned.
+    into an anonymous temporary file, which is what is returned; one the daemon's I/O
+    threads already fetched (``kinds.s3.Fetched``) is its private copy.
     """
+    if loc.kind == "s3-copy":
+        from lightbox.daemon.kinds.s3 import Fetched, open_copy
+
+        assert isinstance(loc, Fetched)
+        return open_copy(loc)
     if loc.kind == "s3":
         from lightbox.daemon.kinds.s3 import S3Object, open_object
 

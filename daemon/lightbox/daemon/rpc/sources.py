@@ -98,7 +98,7 @@ async def test(ctx: Context, source: Any, **params: Any) -> dict[str, Any]:
 
 
 @method("sources.sync")
-async def sync(ctx: Context, source: Any, force: bool) -> dict[str, Any]:
+async def sync(ctx: Context, source: Any, force: bool, retry: bool = False) -> dict[str, Any]:
     d = ctx.daemon
     if source is not None:
         src = d.sources.resolve(source)
@@ -108,6 +108,7 @@ async def sync(ctx: Context, source: Any, force: bool) -> dict[str, Any]:
         targets = [src]
     else:
         targets = d.sources.buckets()
-    params = [{"source": s.id, **({"force": True} if force else {})} for s in targets]
+    params = [{"source": s.id, **({"force": True} if force else {}),
+               **({"retry": True} if retry else {})} for s in targets]
     jobs = [await d.jobs.submit("sync", p) for p in params]
     return {"job": jobs[0] if len(jobs) == 1 else None, "jobs": jobs}

@@ -54,6 +54,10 @@ async def status(ctx: Context) -> dict[str, Any]:
         for state in ("pending", "error", "missing"):
             by_state[state] = int(await conn.scalar(
                 sa.select(sa.func.count()).select_from(p).where(p.c.status == state)) or 0)
+        # Why photos are in error (content, or a bucket's reads given up on), by reason.
+        error_reasons = {str(r or "unknown"): int(n) for r, n in await conn.execute(
+            sa.select(p.c.error_reason, sa.func.count()).where(p.c.status == "error")
+            .group_by(p.c.error_reason))} if by_state["error"] else {}
         folders = await conn.scalar(sa.select(sa.func.count()).select_from(f)
                                     .where(f.c.missing_since.is_(None)))
     status = {
@@ -65,7 +69,8 @@ async def status(ctx: Context) -> dict[str, Any]:
         "database": d.db.status(),
         "counts": {"roots": len(d.sources.by_id), "folders": int(folders or 0),
                    "photos": int(photos or 0), "pending": by_state["pending"],
-                   "errors": by_state["error"], "missing": by_state["missing"]},
+                   "errors": by_state["error"], "missing": by_state["missing"],
+                   "error_reasons": error_reasons},
         "jobs": jobs,
         "indexing": {"paused": d.indexer.pause.describe() if d.indexer.pause else None,
                      "retrying": d.indexer.backlog.reasons()},

@@ -4,7 +4,7 @@ A run with nothing new compares it with the catalog's fingerprint now and, when 
 equal (and the mark is recent), skips the anti-join of the photos against the manifest.
 
 Revision ID: 0032_backup_clean_mark
-Revises: 0031_backup_antijoin
+Revises: 0027_mysql_cover
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0032_backup_clean_mark"
-down_revision: str | None = "0031_backup_antijoin"
+down_revision: str | None = "0027_mysql_cover"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,125 @@
+"""How the indexer ends a pass and how waiters follow it (issue 13, index throughput).
+
+In-process, on a real SQLite catalog, with a stand-in worker pool that answers each
+analysis at once: what is under test is the indexer's own batching and signalling, not the
+decoding. The stand-in still goes through ``analyze_in_pool`` and the writer's guarded
+UPDATE, so a row counts as written only when the catalog says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from lightbox.daemon.catalog import tables
+from lightbox.daemon.catalog.database import Database
+from lightbox.daemon.control.events import EventBus
+from lightbox.daemon.library import indexer as indexer_mod
+from lightbox.daemon.library.changes import ChangeFeed
+from lightbox.daemon.library.indexer import Indexer
+from lightbox.daemon.media.analyze import Analysis, AnalyzeRequest
+
+P, F, S = tables.photos, tables.folders, tables.sources
+
+# Generous: the machine may be loaded; a waiter that missed its wake-up waits far longer.
+DEADLINE = 20.0
+
+
+class InstantPool:
+    """What the indexer needs of a WorkerPool: every analysis succeeds at once."""
+
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+
+    def status(self) -> dict[str, Any]:
+        return {"processes": 2}
+
+    async def submit(self, fn: Any, req: AnalyzeRequest, priority: int = 0) -> Analysis:
+        loc = req.locator
+        self.submitted.append(loc.path)
+        await asyncio.sleep(0)
+        return Analysis(path=loc.path, ok=True, size=loc.size or 0,
+                        mtime_ns=loc.mtime_ns or 0, inode=getattr(loc, "inode", 0) or 0,
+                        sha256="ab" * 32, mime="image/jpeg", format="jpeg", width=4, height=3)
+
+
+@pytest.fixture
+async def catalog(tmp_path: Path) -> AsyncIterator[tuple[Database, Indexer, InstantPool]]:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/c.db")
+    await db.start()
+    pool = InstantPool()
+    idx = Indexer(db, pool, ChangeFeed(EventBus()), tmp_path / "thumbs", ())  # type: ignore[arg-type]
+    yield db, idx, pool
+    await idx.stop()
+    await db.stop()
+
+
+async def add_pending(db: Database, root: Path, count: int) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    async with db.engine.begin() as conn:
+        sid = (await conn.execute(S.insert().values(
+            kind="local", name="r", path=str(root), online=True, created_at=now))
+        ).inserted_primary_key[0]
+        fid = (await conn.execute(F.insert().values(
+            source_id=sid, parent_id=None, path="", path_hash="0" * 40, name="r", depth=0,
+            first_seen=now))).inserted_primary_key[0]
+        await conn.execute(P.insert(), [
+            {"source_id": sid, "folder_id": fid, "name": f"p{i}.jpg", "size": 100 + i,
+             "mtime_ns": 1, "inode": i + 1, "status": "pending", "first_seen": now}
+            for i in range(count)])
+
+
+async def written(db: Database) -> int:
+    async with db.engine.connect() as conn:
+        return int(await conn.scalar(sa.select(sa.func.count()).select_from(P)
+                                     .where(P.c.status == "ok")) or 0)
+
+
+async def test_last_results_of_a_pass_are_written_at_once(
+        catalog: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queue ran dry: what came back is written now, not after FLUSH_AFTER (here made
+    far longer than the deadline, so waiting for the timer fails the test)."""
+    db, idx, pool = catalog
+    monkeypatch.setattr(indexer_mod, "FLUSH_AFTER", 600.0)
+    await add_pending(db, tmp_path, 7)      # fewer than FLUSH_EVERY: no full batch
+    await idx.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while await written(db) < 7:
+        assert loop.time() < deadline, f"only {await written(db)} of 7 written"
+        await asyncio.sleep(0.05)
+    assert len(pool.submitted) == 7
+    assert await idx.pending() == 0
+
+
+async def test_a_batch_written_while_the_waiter_counted_is_not_missed(catalog: Any) -> None:
+    """A scan job counts ``pending()`` and then waits for progress; a batch written between
+    the two must wake it (the last batch of a pass, say), not leave it to its timeout."""
+    _db, idx, _pool = catalog
+    async with asyncio.timeout(DEADLINE):   # (the same task: wait_for would make another)
+        await idx.pending()
+        idx._progressed()            # a batch lands while the caller was counting
+        await idx.wait_progress(600.0)
+
+
+async def test_waiters_wake_at_the_next_batch_and_not_before(catalog: Any) -> None:
+    _db, idx, _pool = catalog
+    await idx.pending()
+    first = asyncio.ensure_future(idx.wait_progress(600.0))
+    second = asyncio.ensure_future(idx.wait_progress(600.0))  # another task, no count yet
+    await asyncio.sleep(0.2)
+    assert not first.done() and not second.done()   # nothing was written
+    idx._progressed()
+    await asyncio.wait_for(asyncio.gather(first, second), DEADLINE)
+    # The mark is spent: without a new count, the next wait is for the next batch again.
+    third = asyncio.ensure_future(idx.wait_progress(600.0))
+    await asyncio.sleep(0.2)
+    assert not third.done()
+    idx._progressed()
+    await asyncio.wait_for(third, DEADLINE)
