@@ -1,8 +1,9 @@
 """``database.switch`` of a large SQLite catalog to PostgreSQL, then to MariaDB, and the read
 side on each engine with the same catalog (issue 11).
 
-Builds a synthetic SQLite catalog (``catalog_queries.build``: folders of 50 photos over 15
-years plus one folder of exactly 500), starts the real daemon on it and:
+Builds a synthetic SQLite catalog at the head revision (``catalog_queries.build``: folders
+of 50 photos over 15 years plus one folder of exactly 500, bulk-loaded: about a minute per
+million photos), starts the real daemon on it and:
 
 1. measures ``folders.list`` of the 500-photo folder and a one-month ``photos.search`` by
    date over the socket (p50, p99 of sequential calls) on SQLite;
@@ -16,14 +17,18 @@ years plus one folder of exactly 500), starts the real daemon on it and:
    verification, no change capture);
 4. switches on to MariaDB and measures the requests there.
 
-    .venv/bin/python benchmarks/database_switch.py [--photos 100000] [--calls 200]
+    .venv/bin/python benchmarks/database_switch.py [--photos 1000000] [--calls 200]
         [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/test]
         [--mysql mysql+aiomysql://root:@127.0.0.1:3306/test] [--catalog FILE]
+        [--prefix lbbench] [--quick]
+
+``--quick``: 20,000 photos and 50 calls (a minute or two), to see that it works.
 
 ``--catalog FILE``: a catalog built by an earlier run is copied from FILE instead of being
 built again (the build is the slow part); FILE is written by the first run that names it.
 
-Each run creates (and drops) its own databases next to the ones the URLs name.
+Each run creates (and drops) its own databases next to the ones the URLs name, named
+``<prefix>_<random>_*``.
 """
 
 from __future__ import annotations
@@ -143,29 +148,6 @@ def _converter(type_: Any) -> Any:
     return None
 
 
-async def build_at_head(db_path: Path, photos: int) -> dict[str, Any]:
-    """``catalog_queries.build``, but with every migration applied before the rows go in
-    (its bulk load stops before the text index, a revision that predates ``name_key``;
-    inserting through the index's triggers is slower, and the switch copies either)."""
-    from catalog_fixtures import CatalogBuilder
-
-    real_open = CatalogBuilder.open.__func__  # type: ignore[attr-defined]
-
-    async def at_head(cls: Any, url: str, revision: str | None = None) -> Any:
-        return await real_open(cls, url)
-
-    async def nothing(self: Any) -> None:
-        return None
-
-    saved = CatalogBuilder.open, CatalogBuilder.upgrade
-    CatalogBuilder.open = classmethod(at_head)  # type: ignore[assignment]
-    CatalogBuilder.upgrade = nothing  # type: ignore[method-assign]
-    try:
-        return await build(db_path, photos)
-    finally:
-        CatalogBuilder.open, CatalogBuilder.upgrade = saved  # type: ignore[method-assign]
-
-
 def requests(rpc: Rpc, big: int, calls: int) -> dict[str, tuple[float, float]]:
     windows = months()
 
@@ -198,20 +180,22 @@ def switch(d: Daemon, url: str) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--photos", type=int, default=100_000)
+    ap.add_argument("--photos", type=int, default=1_000_000)
     ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--prefix", default="lbbench", help="of the databases this run makes")
+    ap.add_argument("--quick", action="store_true", help="20,000 photos, 50 calls")
     ap.add_argument("--pg", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--mysql", default="mysql+aiomysql://root:@127.0.0.1:3306/test")
     ap.add_argument("--catalog", type=Path, help="reuse (or keep) the built SQLite catalog")
     args = ap.parse_args()
+    if args.quick:
+        args.photos, args.calls = 20_000, 50
 
-    tag = uuid.uuid4().hex[:8]
-    pg_live, pg_bare = sibling(args.pg, f"lbbench_{tag}_live"), sibling(args.pg,
-                                                                         f"lbbench_{tag}_bare")
-    my_live = sibling(args.mysql, f"lbbench_{tag}")
-    asyncio.run(admin(args.pg, f"CREATE DATABASE lbbench_{tag}_live",
-                      f"CREATE DATABASE lbbench_{tag}_bare"))
-    asyncio.run(admin(args.mysql, f"CREATE DATABASE lbbench_{tag} CHARACTER SET utf8mb4"))
+    tag = f"{args.prefix}_{uuid.uuid4().hex[:8]}"
+    pg_live, pg_bare = sibling(args.pg, f"{tag}_live"), sibling(args.pg, f"{tag}_bare")
+    my_live = sibling(args.mysql, tag)
+    asyncio.run(admin(args.pg, f"CREATE DATABASE {tag}_live", f"CREATE DATABASE {tag}_bare"))
+    asyncio.run(admin(args.mysql, f"CREATE DATABASE {tag} CHARACTER SET utf8mb4"))
     data = Path(tempfile.mkdtemp(prefix="lbsw-", dir="/tmp"))
     d = Daemon(data, "[library]\nreconcile_interval = 0\nwatch = false\n"
                "[workers]\nprocesses = 1\n")
@@ -226,33 +210,39 @@ def main() -> None:
                 folders = conn.execute("SELECT count(*) FROM folders").fetchone()[0]
             info = {"photos": int(count), "folders": int(folders)}
         else:
-            info = asyncio.run(build_at_head(db_path, args.photos))
+            info = asyncio.run(build(db_path, args.photos))
             if args.catalog is not None:
                 shutil.copy2(db_path, args.catalog)
         snapshot = data / "snapshot.db"  # what the bare load reads: the same rows
         shutil.copy2(db_path, snapshot)
+        built = time.perf_counter() - t0
         print(f"built {info['photos']:,} photos, {info['folders']:,} folders in "
-              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+              f"{built:.0f} s", file=sys.stderr)
+        loads = {"start": os.getloadavg()[0]}
         big = big_folder_id(db_path)
         d.start()
         rpc = Rpc(d.endpoint)
         reads = {"sqlite": requests(rpc, big, args.calls)}
         to_pg = switch(d, pg_live)
+        loads["switch to PostgreSQL"] = os.getloadavg()[0]
         reads["postgresql"] = requests(rpc, big, args.calls)
         bare_rows, bare_seconds = asyncio.run(bare_copy(snapshot, pg_bare))
+        loads["bare COPY"] = os.getloadavg()[0]
         to_my = switch(d, my_live)
+        loads["switch to MariaDB"] = os.getloadavg()[0]
         reads["mariadb"] = requests(rpc, big, args.calls)
         rpc.close()
     finally:
         d.stop()
         shutil.rmtree(data, ignore_errors=True)
-        asyncio.run(admin(args.pg, f"DROP DATABASE IF EXISTS lbbench_{tag}_live WITH (FORCE)",
-                          f"DROP DATABASE IF EXISTS lbbench_{tag}_bare WITH (FORCE)"))
-        asyncio.run(admin(args.mysql, f"DROP DATABASE IF EXISTS lbbench_{tag}"))
+        asyncio.run(admin(args.pg, f"DROP DATABASE IF EXISTS {tag}_live WITH (FORCE)",
+                          f"DROP DATABASE IF EXISTS {tag}_bare WITH (FORCE)"))
+        asyncio.run(admin(args.mysql, f"DROP DATABASE IF EXISTS {tag}"))
 
     load = os.getloadavg()
-    print(f"catalog: {info['photos']:,} photos; {os.cpu_count()} CPUs; load average "
-          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(f"catalog: {info['photos']:,} photos (built in {built:.0f} s); {os.cpu_count()} "
+          f"CPUs; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end; 1-min "
+          "load after each step: " + ", ".join(f"{k} {v:.1f}" for k, v in loads.items()))
     print()
     print("| switch | rows | job s | rows/s (job) | rows/s (copy+verify) | freeze s |")
     print("|---|---|---|---|---|---|")

@@ -256,10 +256,22 @@ def test_restore_a_folder_reproduces_the_bytes_and_never_overwrites(lib: Any,
     # A file that differs is kept unless asked.
     victim = dest / "photos" / "2025" / "summer" / "img_000.jpg"
     victim.write_bytes(b"mine")
+    # What a restore killed mid-way left beside its files (a process that is gone) is
+    # removed by the next restore there; a live process's and a person's files are not.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = victim.parent / f".img_002.jpg.{gone.pid}-7.lbrestore"
+    stale.write_bytes(b"half")
+    live = victim.parent / f".img_004.jpg.{os.getppid()}-1.lbrestore"
+    live.write_bytes(b"in flight")
+    theirs = victim.parent / ".notes.lbrestore"
+    theirs.write_bytes(b"a person's")
     again = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
                                                "all": True})["job"])
     assert again["result"]["counts"] == {"kept": 1, "present": 2, "restored": 3}, again
     assert victim.read_bytes() == b"mine"
+    assert again["result"]["leftovers_removed"] == 1
+    assert not stale.exists() and live.exists() and theirs.exists()
     forced = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
                                                 "photo": rows(d, "SELECT id FROM photos WHERE "
                                                               "name='img_000.jpg'")[0][0],

@@ -885,6 +885,11 @@ class Backups:
         chosen, lacking = await self.restore_selection(row["id"], ctx.params)
         dry = bool(ctx.params.get("dry_run"))
         overwrite = bool(ctx.params.get("overwrite"))
+        if not dry:
+            # What a restore killed mid-way left beside its files (never a finished name).
+            folders = {os.path.dirname(os.path.join(dest, d)) for _, d, _ in chosen}
+            result["leftovers_removed"] = await asyncio.to_thread(
+                files.clear_restore_leftovers, folders)
         ctx.phase = "planning" if dry else "restoring"
         ctx.progress(processed=0, total=len(chosen))
         counts: dict[str, int] = {}
