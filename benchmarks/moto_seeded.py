@@ -17,7 +17,9 @@ share of a sync a larger part of the time measured, not a smaller one.
     python benchmarks/moto_seeded.py --port 5000 --bucket NAME:N[:LAYOUT] ...
         [--files NAME:DIR] [--no-fast-list]
 
-``NAME:N``: a bucket of N one-byte objects ``d<i // 1000>/o<i>.bin``; ``--files NAME:DIR``:
+``NAME:N[:SIZE]``: a bucket of N objects of SIZE bytes (default 0: an empty object is
+settled by its listing alone, so the first sync of 100,000 does no GET)
+``d<i // 1000>/o<i>.bin``; ``--files NAME:DIR``:
 a bucket holding every file below DIR under its relative path. Prints ``ready`` when it
 answers; stops on SIGTERM or when stdin closes.
 """
@@ -41,13 +43,14 @@ def small_key(i: int) -> str:
     return f"d{i // 1000:03d}/o{i:07d}.bin"
 
 
-def seed(backend: Any, buckets: list[tuple[str, int]], files: list[tuple[str, Path]],
+def seed(backend: Any, buckets: list[tuple[str, int, int]], files: list[tuple[str, Path]],
          region: str) -> None:
-    for name, n in buckets:
+    for name, n, size in buckets:
         started = time.perf_counter()
         backend.create_bucket(name, region)
+        body = b"x" * size
         for i in range(n):
-            backend.put_object(name, small_key(i), b"x")
+            backend.put_object(name, small_key(i), body)
         print(f"seeded {name}: {n} objects in {time.perf_counter() - started:.1f} s",
               file=sys.stderr, flush=True)
     for name, root in files:
@@ -112,7 +115,7 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--bucket", action="append", default=[],
-                    help="NAME:N, a bucket of N small objects")
+                    help="NAME:N[:SIZE], a bucket of N objects of SIZE bytes (default 0)")
     ap.add_argument("--files", action="append", default=[],
                     help="NAME:DIR, a bucket of the files below DIR")
     ap.add_argument("--no-fast-list", action="store_true")
@@ -126,7 +129,8 @@ def main() -> None:
     if not args.no_fast_list:
         fast_listing(S3Backend)
     backend = s3_backends[ACCOUNT]["aws"]
-    seed(backend, [(b.split(":")[0], int(b.split(":")[1])) for b in args.bucket],
+    seed(backend, [(b.split(":")[0], int(b.split(":")[1]),
+                    int(b.split(":")[2]) if b.count(":") > 1 else 0) for b in args.bucket],
          [(f.split(":", 1)[0], Path(f.split(":", 1)[1])) for f in args.files], args.region)
     import logging
 

@@ -37,6 +37,7 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
      ["--quick"]),
     ("a folder of 100,000 photos in the TUI's model (issue 13, item 4)", ["large_folder.py"],
      ["--quick"]),
+    ("buckets: unchanged sync, processing (issue 9)", ["s3_sync.py"], ["--quick"]),
 ]
 
 

@@ -1,10 +1,11 @@
 """Buckets against moto on loopback, each figure beside its baseline in the same run.
 
-1. **Unchanged incremental sync** of a bucket of N small objects: the real daemon
+1. **Unchanged incremental sync** of a bucket of N small (empty) objects: the real daemon
    (``sources.sync`` + ``jobs.wait``) beside a bare boto3 ListObjectsV2 loop over the same
    bucket, both through the test suite's recording proxy, which counts the requests and
    bytes lightbox makes (target: ⌈N/1000⌉ LISTs, 0 object bytes; time ≤ 1.3x the loop).
-   The first (full) sync is timed too; it reads each object's first bytes once.
+   The first (full) sync is timed too (an empty object needs no GET: it is settled from
+   the listing; the unchanged syncs cost the same whatever the objects' sizes).
 2. **Processing** of M real-sized JPEGs (generated, with EXIF): photos per second of a
    fresh daemon's first sync (sniff, one streamed GET through sha256, EXIF, both thumbnails,
    dHash in the worker pool) beside a bare loop with the same concurrency: boto3 download +
@@ -12,7 +13,7 @@
 
     .venv/bin/python benchmarks/s3_sync.py [--objects 100000] [--photos 1000]
         [--megapixels 4] [--rounds 3] [--processes 2] [--skip-sync] [--skip-processing]
-        [--quick]
+        [--latency SECONDS] [--quick]
 
 The buckets are filled inside moto's process before it serves (``moto_seeded.py``: 100,000
 objects in ~15 s instead of ~10 minutes of PUTs), and its per-page full sort of the bucket
@@ -156,7 +157,7 @@ def bench_sync(n: int, rounds: int, processes: int) -> None:
               f"{first['result']['listed']} listed, {first['result']['pages']} pages")
         ours: list[float] = []
         inside: list[float] = []
-        split: list[tuple[float, float]] = []
+        split: list[tuple[float, ...]] = []
         bare: list[float] = []
         counts: list[tuple[int, int, int]] = []
         for r in range(rounds):
@@ -168,7 +169,9 @@ def bench_sync(n: int, rounds: int, processes: int) -> None:
                     res = wait(d, job)
                     ours.append(time.perf_counter() - t)
                     inside.append(float(res["result"]["seconds"]))
-                    split.append((res["result"]["list_seconds"], res["result"]["apply_seconds"]))
+                    got = res["result"]
+                    split.append((got["list_seconds"], got["catalog_read_seconds"],
+                                  got["apply_seconds"], got["diff_seconds"]))
                     log = proxy.log()
                     lists = sum(1 for q in log if q.is_list)
                     objects = sum(q.sent_bytes for q in log if not q.is_list)
@@ -184,7 +187,8 @@ def bench_sync(n: int, rounds: int, processes: int) -> None:
               f"(target {math.ceil(n / 1000)} LISTs, 0 bytes)")
         print(f"  lightbox sources.sync + jobs.wait, s: {summary(ours)}")
         print(f"  lightbox sync job's own seconds (listing + diff): {summary(inside)}")
-        print(f"  of which (listing, diff + writes) per round, s: {split}")
+        print("  of which (listing, catalog read [beside the listing], after the listing, "
+              f"diff alone) per round, s: {split}")
         print(f"  bare boto3 ListObjectsV2 loop, s:   {summary(bare)}")
         print(f"  ratio (medians): {statistics.median(ours) / statistics.median(bare):.2f}x "
               f"(job's own: {statistics.median(inside) / statistics.median(bare):.2f}x; "
@@ -222,7 +226,8 @@ def _bare_client(endpoint: str) -> Any:
     return _clients[endpoint]
 
 
-def bench_processing(m: int, megapixels: float, rounds: int, processes: int) -> None:
+def bench_processing(m: int, megapixels: float, rounds: int, processes: int,
+                     latency: float = 0.0) -> None:
     from lightbox.daemon.media import samples
 
     work = Path(tempfile.mkdtemp(prefix="lbs3-photos-"))
@@ -236,6 +241,11 @@ def bench_processing(m: int, megapixels: float, rounds: int, processes: int) -> 
         bucket = f"photos-{uuid.uuid4().hex[:8]}"
         server = SeededMoto(files=[(bucket, work)])
         proxy = FaultProxy(server.endpoint).start()
+        if latency:
+            # A distant endpoint: every object GET (not the listing) answers this much later,
+            # for lightbox and the bare loop alike.
+            proxy.inject("delay", method="GET", list_objects=False, times=None,
+                         delay=latency)
         keys = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
         total = sum(p.stat().st_size for p in paths)
         print(f"\n{len(paths)} JPEGs of ~{megapixels} MP, {total / len(paths) / 1e6:.1f} MB "
@@ -262,7 +272,8 @@ def bench_processing(m: int, megapixels: float, rounds: int, processes: int) -> 
                     with cf.ProcessPoolExecutor(processes) as pool:
                         list(pool.map(_bare_one, [(proxy.endpoint, bucket, k) for k in keys]))
                     bare.append(len(paths) / (time.perf_counter() - t))
-        print(f"processing, photos/s, {rounds} rounds, {processes} processes (load {load()})")
+        print(f"processing, photos/s, {rounds} rounds, {processes} processes, "
+              f"{latency * 1000:.0f} ms added to each object GET (load {load()})")
         print(f"  lightbox (fresh daemon, first sync to the end): {summary(ours)}")
         print(f"  bare boto3 download + Pillow 1280/256 thumbnails: {summary(bare)}")
         print(f"  ratio (medians): {statistics.median(ours) / statistics.median(bare):.2f}x "
@@ -284,6 +295,8 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--skip-sync", action="store_true")
     ap.add_argument("--skip-processing", action="store_true")
+    ap.add_argument("--latency", type=float, default=0.0,
+                    help="seconds the proxy holds back each object GET (a distant endpoint)")
     ap.add_argument("--quick", action="store_true",
                     help="5,000 objects, 60 photos, 2 rounds (a smoke run)")
     args = ap.parse_args()
@@ -292,7 +305,8 @@ def main() -> None:
     if not args.skip_sync:
         bench_sync(args.objects, args.rounds, args.processes)
     if not args.skip_processing:
-        bench_processing(args.photos, args.megapixels, args.rounds, args.processes)
+        bench_processing(args.photos, args.megapixels, args.rounds, args.processes,
+                         args.latency)
 
 
 if __name__ == "__main__":

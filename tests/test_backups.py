@@ -256,10 +256,22 @@ def test_restore_a_folder_reproduces_the_bytes_and_never_overwrites(lib: Any,
     # A file that differs is kept unless asked.
     victim = dest / "photos" / "2025" / "summer" / "img_000.jpg"
     victim.write_bytes(b"mine")
+    # What a restore killed mid-way left beside its files (a process that is gone) is
+    # removed by the next restore there; a live process's and a person's files are not.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = victim.parent / f".img_002.jpg.{gone.pid}-7.lbrestore"
+    stale.write_bytes(b"half")
+    live = victim.parent / f".img_004.jpg.{os.getppid()}-1.lbrestore"
+    live.write_bytes(b"in flight")
+    theirs = victim.parent / ".notes.lbrestore"
+    theirs.write_bytes(b"a person's")
     again = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
                                                "all": True})["job"])
     assert again["result"]["counts"] == {"kept": 1, "present": 2, "restored": 3}, again
     assert victim.read_bytes() == b"mine"
+    assert again["result"]["leftovers_removed"] == 1
+    assert not stale.exists() and live.exists() and theirs.exists()
     forced = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
                                                 "photo": rows(d, "SELECT id FROM photos WHERE "
                                                               "name='img_000.jpg'")[0][0],
@@ -543,3 +555,57 @@ def test_what_a_killed_run_left_on_the_target_is_cleared(tmp_path: Path) -> None
     assert (target / "photos" / ".keep.tmp").exists()
     assert (target / "SHA256SUMS").read_bytes() == sums
     assert files.check(str(target), "m1") is None
+
+
+def test_a_run_with_nothing_new_trusts_the_clean_mark_only_while_it_holds(
+        make_daemon: Any, tmp_path: Path) -> None:
+    """After a run that left nothing lacking, the next one compares the catalog's
+    fingerprint with the mark it left and skips the anti-join when they match; a new photo,
+    a changed one, a copy gone from the manifest or a changed target each make the run
+    look at the manifest again, and it copies exactly what is lacking."""
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    root = tmp_path / "photos"
+    photos(root, 3)
+    d.call("roots.add", {"path": str(root), "name": "photos", "scan": False})
+
+    def settled_scan() -> None:
+        scan(d)
+        deadline = time.monotonic() + 120
+        while d.call("roots.list")["roots"][0]["pending"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+    settled_scan()
+    (tmp_path / "nas").mkdir()
+    d.call("backups.add", {"name": "nas", "path": str(tmp_path / "nas")})
+    first = backup(d)["result"]
+    assert (first["copied"], first["lacking_from"]) == (3, "manifest"), first
+    again = backup(d)["result"]
+    assert (again["copied"], again["lacking_from"]) == (0, "mark"), again
+
+    photos(root, 1, start=10)  # a new photo
+    settled_scan()
+    new = backup(d)["result"]
+    assert (new["copied"], new["lacking_from"]) == (1, "manifest"), new
+    assert backup(d)["result"]["lacking_from"] == "mark"
+
+    changed = root / "2024" / "img_001.jpg"  # other content, indexed again
+    save_jpeg(make_photo(96, 96, seed=77), changed)
+    settled_scan()
+    out = backup(d)["result"]
+    assert (out["copied"], out["lacking_from"]) == (1, "manifest"), out
+
+    # A copy the manifest lost (as retention would remove one): looked at again, copied.
+    con = sqlite3.connect(str(d.data_dir / "catalog.db"), timeout=30)
+    try:
+        with con:
+            con.execute("DELETE FROM backup_manifest WHERE path LIKE '%img_010.jpg'")
+    finally:
+        con.close()
+    out = backup(d)["result"]
+    assert out["lacking_from"] == "manifest" and out["copied"] + out["adopted"] == 1, out
+
+    d.call("backups.update", {"target": "nas", "verify_days": 7})  # a changed target
+    assert backup(d)["result"]["lacking_from"] == "manifest"
+    assert backup(d)["result"]["lacking_from"] == "mark"
+    assert sha256sum_check(tmp_path / "nas").returncode == 0

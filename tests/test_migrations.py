@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from lightbox.daemon.catalog import dupes, tables, textindex
-from lightbox.daemon.catalog.database import Database, head_revision
+from lightbox.daemon.catalog.database import Database, head_revision, mysql_lock_name
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
@@ -118,3 +118,31 @@ async def test_an_s3_targets_secret_moves_out_of_its_config_row(db_url: str) -> 
             ("secret_access_key", "s3cr3t", secret_fingerprint("s3cr3t"))]
     finally:
         await db.stop()
+
+
+async def test_a_mysql_migration_lock_holds_only_its_own_database(
+        mysql_scratch_url: str, mysql_url: str) -> None:
+    """GET_LOCK names are server-wide: a migration holding the lock of one catalog must not
+    make another catalog's migration on the same server wait (or time out after 120 s)."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    other = create_async_engine(mysql_url)
+    try:
+        async with other.connect() as conn:
+            # Another catalog (the server's `test` database) is migrating: its lock is held.
+            # Another catalog (the server's `test` database) is migrating: its lock is held,
+            # and so is the one server-wide name earlier versions used.
+            db_name = await conn.scalar(sa.text("SELECT DATABASE()"))
+            for held in (mysql_lock_name(str(db_name)), "lightbox_migrate"):
+                assert await conn.scalar(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": held}) == 1
+            db = Database(mysql_scratch_url)
+            await asyncio.wait_for(db.start(), 60)
+            try:
+                assert db.revision == head_revision()
+            finally:
+                await db.stop()
+            await conn.execute(sa.text("SELECT RELEASE_ALL_LOCKS()"))
+    finally:
+        await other.dispose()

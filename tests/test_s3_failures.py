@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import pytest
-from lbtest import DaemonProcess
+from lbtest import DaemonProcess, run_cli
 from s3daemon import CORPUS_JPEGS, add_bucket, photos, settled, sync, wait
 from s3env import S3Env
 
@@ -76,6 +76,10 @@ def test_an_object_failing_every_read_gets_a_final_error_read_again_when_changed
     status = d.call("system.status")
     assert status["counts"]["error_reasons"].get("server_error") == 2, status["counts"]
     assert status["indexing"]["retrying"] == {}, status["indexing"]
+    shown = run_cli("status", env={"LIGHTBOX_SOCKET": d.endpoint})
+    assert shown.returncode == 0 and "2 server error" in shown.stdout, shown.stdout
+    info = run_cli("info", str(by_name["bad1.jpg"]["id"]), env={"LIGHTBOX_SOCKET": d.endpoint})
+    assert "server_error" in info.stdout, info.stdout
     src = d.call("sources.get", {"source": "cloud"})["source"]
     assert "could not be read" in (src["status"] or "") and "--retry" in src["status"]
 

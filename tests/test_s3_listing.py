@@ -265,3 +265,18 @@ def test_a_read_failing_every_time_ends_after_its_attempts(s3: S3Env) -> None:
     assert info.value.reason == SERVER
     assert s3.proxy.count(lambda r: r.key == "bad.jpg" and r.method == "GET") == 3
     forget_clients()
+
+
+def test_timestamps_parse_to_the_same_instant_as_botocore() -> None:
+    """Our fast LastModified parser gives every row the fingerprint botocore's would (rows
+    written before it must not all look changed)."""
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    from lightbox.daemon.kinds.s3 import _mtime_ns, parse_timestamp
+
+    for text in ("2026-12-01T17:27:59.000Z", "2009-10-12T17:50:30.123Z",
+                 "2026-02-28T23:59:59Z", "2026-12-01T17:27:59.123456+00:00",
+                 "Tue, 01 Dec 2026 17:27:59 GMT", "1999-01-01T00:00:00.5Z"):
+        ours, theirs = parse_timestamp(text), botocore_parse(text)
+        assert _mtime_ns(ours) == _mtime_ns(theirs), text
+        assert ours.utcoffset() is not None

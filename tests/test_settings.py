@@ -600,3 +600,24 @@ def test_event_buffer_and_job_concurrency_apply_live(daemon: DaemonProcess) -> N
     assert daemon.call("system.status")["components"]["jobs"]["concurrency"] == 5
     root = add_root(daemon, _photos_dir(7))
     assert root["id"]
+
+
+def test_backup_targets_are_a_collection_of_the_schema(daemon: DaemonProcess) -> None:
+    """settings.schema shows backup targets (rows of their own, not settings.set keys):
+    their fields, as the same Fields that validate backups.add, and the methods that edit
+    them; `lightbox settings schema` prints them."""
+    from lightbox.common.api.backups import S3_FIELDS, TARGET_FIELDS
+
+    doc = daemon.call("settings.schema")
+    (coll,) = doc["collections"]
+    assert coll["name"] == "backup_targets"
+    assert (coll["add"], coll["update"], coll["list"]) == ("backups.add", "backups.update",
+                                                           "backups.list")
+    assert [f["key"] for f in coll["fields"]] == [f.name for f in TARGET_FIELDS]
+    assert [f["key"] for f in coll["s3_fields"]] == [f.name for f in S3_FIELDS]
+    schedule = next(f for f in coll["fields"] if f["key"] == "schedule")
+    assert schedule["nullable"] and schedule["default"] == "0 2 * * *"
+    assert next(f for f in coll["s3_fields"] if f["key"] == "secret_access_key")["secret"]
+    r = run_cli("--socket", daemon.endpoint, "settings", "schema")
+    assert r.returncode == 0, r.stderr
+    assert "[backup_targets] Backup targets" in r.stdout and "  verify_budget (" in r.stdout

@@ -136,6 +136,16 @@ async def rebuilt(url: str) -> None:
         async with engine.connect() as conn:
             doc = await queries.search(conn, text="xf35", status="any")
             assert [p["name"] for p in doc["photos"]] == ["new.jpg"]
+        if engine.dialect.name in ("mysql", "mariadb"):
+            # An index InnoDB builds in bulk (what OPTIMIZE TABLE does) lower-cases its
+            # tokens: searches must find the same photos afterwards.
+            async with engine.begin() as conn:
+                for table in ("photos_terms", "folders_terms"):
+                    await conn.execute(sa.text(f"ALTER TABLE {table} FORCE"))
+            async with engine.connect() as conn:
+                for text in ("new", "porto weekend", "xf35"):
+                    doc = await queries.search(conn, text=text, status="any")
+                    assert [p["name"] for p in doc["photos"]] == ["new.jpg"], text
     finally:
         await engine.dispose()
     await index_consistent(url)
@@ -143,7 +153,7 @@ async def rebuilt(url: str) -> None:
 
 @pytest.mark.parametrize(("word", "terms"), [
     ("abc", "+x616263"),
-    ("été", "+xC3A974C3A9"),
+    ("été", "+(xC3A974C3A9 xc3a974c3a9)"),  # hex letters: either case (a bulk rebuild)
     ("abcdefghijklmnop", None),
 ])
 def test_mysql_query_is_every_trigram_or_a_spread_of_them(word: str, terms: str | None) -> None:
@@ -151,8 +161,8 @@ def test_mysql_query_is_every_trigram_or_a_spread_of_them(word: str, terms: str 
     if terms is not None:
         assert got == terms
     else:
-        grams = got.split()
-        assert len(grams) == 8 and grams[0] == "+x616263" and grams[-1] == "+x6E6F70"
+        grams = got.replace(" x", "|x").split()
+        assert len(grams) == 8 and grams[0] == "+x616263" and grams[-1] == "+(x6E6F70|x6e6f70)"
 
 
 QUERIES = [{"text": "DAY2"}, {"text": "trip day"}, {"text": "2008 canon"},
@@ -211,8 +221,8 @@ async def test_every_plan_gives_the_same_photos(db_url: str, dense: int,
 def test_mysql_name_query_keeps_the_trigrams_holding_a_digit() -> None:
     """For photo names only the trigrams with a digit are asked for (when there are two or
     more); folder paths and words with fewer digits keep every trigram."""
-    hexes = {g: "+x" + g.encode().hex().upper() for g in ("c_5", "_53", "530", "305")}
-    assert textindex.mysql_query("dsc_5305", names=True) == " ".join(hexes.values())
-    assert len(textindex.mysql_query("dsc_5305").split()) == 6
+    assert textindex.mysql_query("dsc_5305", names=True) == \
+        "+(x635F35 x635f35) +(x5F3533 x5f3533) +x353330 +x333035"
+    assert textindex.mysql_query("dsc_5305").count("+") == 6
     assert textindex.mysql_query("canon", names=True) == textindex.mysql_query("canon")
     assert textindex.mysql_query("img_5", names=True) == textindex.mysql_query("img_5")

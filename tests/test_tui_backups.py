@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from lbtest import DaemonProcess
 from rich.console import Console
-from test_tui_fixtures import SIZE, make_app, until
+from test_tui_fixtures import SIZE, acall, make_app, until
 
 from lightbox.daemon.media.samples import make_photo, save_jpeg
 from lightbox.tui.screens.backups import BackupsScreen, TargetCard
@@ -79,3 +79,69 @@ async def test_backups_screen_shows_targets_and_runs_a_backup(two_targets: Any) 
                     .get("state") == "failed", timeout=60, what="the failed run")
         await pilot.press("escape")
         assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_targets_are_added_and_edited_from_forms(two_targets: Any,
+                                                       tmp_path: Path) -> None:
+    """ctrl+k on the settings screen adds a target: its cron expression is read back by
+    the daemon as it is typed (a bad one named, a good one explained with its next five
+    runs in the target's time zone); e on the backups screen edits one (the schedule set
+    to 'none': only when asked)."""
+    from lightbox.tui.screens.settings import SettingsScreen
+    from lightbox.tui.screens.target_form import TargetForm, input_id
+
+    d = two_targets
+    (tmp_path / "usb").mkdir()
+    app = make_app(d)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, BrowserScreen), timeout=30)
+        await pilot.press("comma")
+        settings = await until(pilot, lambda: isinstance(app.screen, SettingsScreen)
+                               and app.screen, timeout=30, what="settings")
+        await pilot.press("ctrl+k")
+        form = await until(pilot, lambda: isinstance(app.screen, TargetForm) and app.screen,
+                           what="the target form")
+
+        def put(param: str, value: str) -> None:
+            form.query_one("#" + input_id(param)).value = value
+
+        put("name", "usb")
+        put("path", str(tmp_path / "usb"))
+        put("timezone", "Europe/Berlin")
+        put("schedule", "61 * * * *")
+        await until(pilot, lambda: form.schedule_text.startswith("not a schedule"),
+                    timeout=30, what="the bad cron named")
+        put("schedule", "30 2 * * *")
+        await until(pilot, lambda: "next runs" in form.schedule_text, timeout=30,
+                    what="the next runs")
+        runs = form.schedule_text.split("next runs:")[1].split()
+        assert len(runs) == 5 and all("T02:30:00" in r for r in runs), form.schedule_text
+        assert {r[-6:] for r in runs} <= {"+01:00", "+02:00"}  # Berlin, summer or winter
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.screen is settings, what="the form to close")
+        listed = {t["name"]: t for t in (await acall(d, "backups.list"))["targets"]}
+        assert listed["usb"]["schedule"] == "30 2 * * *"
+        assert listed["usb"]["timezone"] == "Europe/Berlin"
+        assert listed["usb"]["path"] == str(tmp_path / "usb")
+        # The settings screen lists the targets (a collection of settings.schema) with
+        # their schedules and next runs.
+        await until(pilot, lambda: "usb" in settings.targets_text, what="usb listed")
+        assert "At 02:30" in settings.targets_text and "next:" in settings.targets_text
+
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, BrowserScreen), what="browser")
+        await pilot.press("B")
+        screen = await until(pilot, lambda: isinstance(app.screen, BackupsScreen)
+                             and app.screen, what="the backups screen")
+        await until(pilot, lambda: len(screen.cards) == 3, timeout=30, what="three targets")
+        await pilot.press("e")  # the first card: nas
+        edit = await until(pilot, lambda: isinstance(app.screen, TargetForm) and app.screen,
+                           what="the edit form")
+        assert edit.target is not None and edit.target["name"] == "nas"
+        assert edit.query_one("#" + input_id("path")).disabled
+        edit.query_one("#" + input_id("schedule")).value = "none"
+        await until(pilot, lambda: "only when asked" in edit.schedule_text, what="no runs")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.screen is screen, what="the edit form to close")
+        nas = {t["name"]: t for t in (await acall(d, "backups.list"))["targets"]}["nas"]
+        assert nas["schedule"] is None and nas["next_runs"] == []

@@ -326,7 +326,20 @@ def schema() -> dict[str, Any]:
                       "fields": fields} for name, fields in sections.items()],
         "objects": [{"prefix": o.prefix, "title": o.title,
                      "fields": [f.describe() for f in o.fields]} for o in OBJECTS],
+        "collections": collections(),
     }
+
+
+def collections() -> list[dict[str, Any]]:
+    """Settings kept as rows of their own, each edited through its methods (not
+    ``settings.set``): backup targets, validated by the same ``Field``s."""
+    from lightbox.common.api.backups import S3_FIELDS, TARGET_FIELDS
+
+    return [{"name": "backup_targets", "title": "Backup targets", "key": "name",
+             "list": "backups.list", "add": "backups.add", "update": "backups.update",
+             "remove": "backups.remove", "preview": "backups.schedule",
+             "fields": [f.describe() for f in TARGET_FIELDS],
+             "s3_fields": [f.describe() for f in S3_FIELDS]}]
 
 
 __all__ = ["BY_KEY", "FIELDS", "OBJECTS", "Field", "FieldError", "Problem", "field_for",

@@ -69,6 +69,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                     why.append(f"{n} not yet on backup target {target}")
             if result.get("not_photos"):
                 why.append(f"{result['not_photos']} files that are not photos")
+            if result.get("copies_unverified"):
+                why.append(f"{result['copies_unverified']} copies not yet read back from the "
+                           "disk by the catalog")
             if result.get("errors"):
                 why.append(f"{result['errors']} errors")
             ctx.print("NOT safe to erase: " + "; ".join(why))

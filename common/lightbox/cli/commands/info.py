@@ -12,8 +12,8 @@ from lightbox.cli.quote import shell_name
 from lightbox.common.orientation import QUARTER_TURNS
 
 # Shown first, in this order; then anything else that has a value.
-_ORDER = ("id", "path", "status", "error", "size", "mtime", "format", "mime", "dimensions",
-          "orientation", "taken_at", "taken_offset", "camera", "lens",
+_ORDER = ("id", "path", "status", "error", "error_reason", "size", "mtime", "format", "mime",
+          "dimensions", "orientation", "taken_at", "taken_offset", "camera", "lens",
           "exposure_time", "f_number", "iso", "focal_length", "gps", "sha256", "phash",
           "thumbs", "first_seen", "indexed_at", "missing_since")
 _SKIP = {"name", "width", "height", "make", "model", "gps_lat", "gps_lon", "gps_alt",

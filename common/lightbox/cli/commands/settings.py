@@ -148,6 +148,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             for f in obj["fields"]:
                 ctx.print(f"  {obj['prefix']}.<id>.{f['key']} ({f['type']}): "
                           f"{f['description']}")
+        for coll in doc.get("collections", []):
+            ctx.print(f"[{coll['name']}] {coll['title']} (rows of their own: "
+                      f"{coll['add']}, {coll['update']})")
+            for f in coll["fields"] + coll.get("s3_fields", []):
+                ctx.print(f"  {f['key']} ({f['type']}): {f['description']}")
         return 0
     if action == "audit":
         page = ctx.call("settings.audit", {"key": args.key, "limit": args.limit,

@@ -40,7 +40,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     ctx.print(f"catalog    {db['engine']}  {db['url']}  (schema {db['revision']})")
     counts = st.get("counts", {})
     if counts:
-        ctx.print("counts     " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        ctx.print("counts     " + ", ".join(f"{v} {k}" for k, v in counts.items()
+                                            if not isinstance(v, dict)))
+    reasons = counts.get("error_reasons") or {}
+    if reasons:
+        ctx.print("errors     " + ", ".join(f"{n} {str(r).replace('_', ' ')}"
+                                            for r, n in sorted(reasons.items())))
     ctx.print("jobs       " + ", ".join(f"{jobs.get(k, 0)} {k}" for k in
                                         ("queued", "running", "failed")))
     indexing = st.get("indexing") or {}

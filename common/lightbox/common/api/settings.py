@@ -64,10 +64,14 @@ METHODS = (
         Permission.READ,
         "Every setting with its type, default, limits, description, unit, whether it is "
         "secret and when a change takes effect, in sections; and the per-object templates "
-        "(`roots.<id>.<field>`). Everything a client needs to build a form.",
+        "(`roots.<id>.<field>`); and the collections kept as rows of their own (backup "
+        "targets), with their fields and the methods that list, add, update and remove "
+        "them. Everything a client needs to build a form.",
         result="{sections[{name, title, fields[{key, label, type, description, default, "
         "nullable, enum, minimum, maximum, items, max_length, pattern, pattern_hint, "
-        "secret, applies, scope, unit, note, env}]}], objects[{prefix, title, fields}]}",
+        "secret, applies, scope, unit, note, env}]}], objects[{prefix, title, fields}], "
+        "collections[{name, title, key, list, add, update, remove, preview, fields, "
+        "s3_fields}]}",
     ),
     MethodSpec(
         "settings.audit",

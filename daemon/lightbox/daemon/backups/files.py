@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import stat
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -594,6 +595,40 @@ def walk_files(root: str) -> Iterator[str]:
                     yield child
             except OSError:
                 continue
+
+
+_LEFTOVER = re.compile(r"^\..*\.(\d+)(?:-\d+)?\.(?:lbrestore|lbdownload)$")
+
+
+def clear_restore_leftovers(folders: Iterable[str]) -> int:
+    """Remove the temporary files (``.<name>.<pid>-<n>.lbrestore``, ``….lbdownload``) that
+    restores of processes no longer running left in ``folders``; returns how many."""
+    removed = 0
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            m = _LEFTOVER.match(e.name)
+            if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+                continue
+            try:
+                os.unlink(e.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def restore_one(src: str, dest: str, sha256: str, overwrite: bool) -> tuple[str, int, str]:

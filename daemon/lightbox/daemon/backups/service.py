@@ -267,7 +267,7 @@ class Backups:
             self._known_roots(changes["roots"] or [])
         merged = {**{f.name: f.default for f in TARGET_FIELDS}, **cfg}
         now = utcnow()
-        values.update(config=cfg,
+        values.update(config=cfg, clean_mark=None,
                       next_run_at=self._next(merged["schedule"], merged, now),
                       next_verify_at=self._next(merged["verify_schedule"], merged, now))
         async with self.db.engine.begin() as conn:
@@ -468,8 +468,16 @@ class Backups:
         failed: list[dict[str, Any]] = []
         changed = 0
         seen: set[str] = set()
-        todo = await self._lacking(row["id"], [s.id for s in online])
-        result["pending"] = await self._pending([s.id for s in online])
+        ids = [s.id for s in online]
+        mark = await self._fingerprint(row["id"], ids)
+        if self._still_clean(row, mark):
+            # The catalog is as it was when a run left nothing lacking: nothing is.
+            todo = []
+            result["lacking_from"] = "mark"
+        else:
+            todo = await self._lacking(row["id"], ids)
+            result["lacking_from"] = "manifest"
+        result["pending"] = await self._pending(ids)
         lap("lacking")
         total = len(todo)
         ctx.phase = "copying"
@@ -571,11 +579,60 @@ class Backups:
                 if stop is None:
                     stop = files.target_error(exc, "writing SHA256SUMS")
         lap("sums")
+        clean = stop is None and not skipped and not failed and not damaged and not changed \
+            and not removed
+        await self._set_mark(row["id"], {**mark, "manifest": mark["manifest"] + copied
+                                         + adopted} if clean else None)
         if stop is not None:
             raise JobFailed(f"backup to {row['name']} stopped: {stop}",
                             {"reason": stop.reason})
         log.info("backup done", target=row["name"], copied=copied, adopted=adopted,
                  damaged=len(damaged), failed=len(failed), skipped=list(skipped))
+
+    async def _fingerprint(self, target_id: int, source_ids: list[int]) -> dict[str, Any]:
+        """What a run's "lacking" depends on, cheaply (no photo row is read): the included
+        sources; how many of their photos are backed up (ok or error, with a sha256: an
+        index-only count); the newest indexed_at of such photos anywhere (every new or
+        changed content is indexed, so it moves this); the highest photo id (every new row
+        moves it); and the manifest's row count (a copy removed by retention moves it).
+        The photos (status, indexed_at) index answers the max, the primary key the id.
+        Taken before the anti-join, so whatever is committed after it changes it."""
+        async with self.db.engine.connect() as conn:
+            n = int(await conn.scalar(sa.select(sa.func.count()).select_from(P).where(
+                P.c.status.in_(BACKED_UP), P.c.source_id.in_(source_ids or [-1]),
+                P.c.sha256.is_not(None))) or 0)
+            newest = [await conn.scalar(sa.select(sa.func.max(P.c.indexed_at))
+                                        .where(P.c.status == st)) for st in BACKED_UP]
+            top = await conn.scalar(sa.select(sa.func.max(P.c.id)))
+            held = int(await conn.scalar(sa.select(sa.func.count()).select_from(M).where(
+                M.c.target_id == target_id)) or 0)
+        return {"sources": sorted(source_ids), "photos": n,
+                "indexed": [None if w is None else w.isoformat() for w in newest],
+                "top": top, "manifest": held,
+                "at": iso(utcnow())}
+
+    @staticmethod
+    def _still_clean(row: Any, mark: dict[str, Any]) -> bool:
+        """The mark a clean run left matches the catalog now, and is under a day old (a
+        full anti-join at least daily bounds what a coincidence the fingerprint cannot
+        see, a photo gone and another back from missing at once, could hide)."""
+        old = row.get("clean_mark")
+        if not isinstance(old, dict) or not old.get("at"):
+            return False
+        try:
+            age = (utcnow() - dt.datetime.fromisoformat(str(old["at"])).replace(tzinfo=None))
+        except ValueError:
+            return False
+        if not dt.timedelta(0) <= age < dt.timedelta(days=1):
+            return False
+        keys = ("sources", "photos", "indexed", "top", "manifest")
+        return all(old.get(k) == mark.get(k) for k in keys)
+
+    async def _set_mark(self, target_id: int, mark: dict[str, Any] | None) -> None:
+        with contextlib.suppress(Exception):  # only an optimisation: never fails a run
+            async with self.db.engine.begin() as conn:
+                await conn.execute(T.update().where(T.c.id == target_id)
+                                   .values(clean_mark=mark))
 
     async def _lacking(self, target_id: int, source_ids: list[int]) -> list[Any]:
         if not source_ids:
@@ -828,6 +885,11 @@ class Backups:
         chosen, lacking = await self.restore_selection(row["id"], ctx.params)
         dry = bool(ctx.params.get("dry_run"))
         overwrite = bool(ctx.params.get("overwrite"))
+        if not dry:
+            # What a restore killed mid-way left beside its files (never a finished name).
+            folders = {os.path.dirname(os.path.join(dest, d)) for _, d, _ in chosen}
+            result["leftovers_removed"] = await asyncio.to_thread(
+                files.clear_restore_leftovers, folders)
         ctx.phase = "planning" if dry else "restoring"
         ctx.progress(processed=0, total=len(chosen))
         counts: dict[str, int] = {}

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import contextvars
 import fcntl
+import hashlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -50,6 +51,11 @@ log = logs.get("database")
 
 MIGRATIONS = "lightbox.daemon.catalog:migrations"
 _LOCK_NAME = "lightbox_migrate"
+
+
+def mysql_lock_name(database: str) -> str:
+    """The GET_LOCK name of one database's migrations (at most 64 characters)."""
+    return f"{_LOCK_NAME}:{hashlib.sha1(database.encode()).hexdigest()[:32]}"
 
 
 class DatabaseError(Exception):
@@ -376,12 +382,17 @@ class Database:
             fn = "pg_advisory_lock" if acquire else "pg_advisory_unlock"
             await conn.execute(sa.text(f"SELECT {fn}(hashtext(:n))"), {"n": _LOCK_NAME})
         elif name in ("mysql", "mariadb"):
+            # GET_LOCK names are server-wide (PostgreSQL's advisory locks are per database):
+            # named for this database, so a migration of another catalog on the same server
+            # (another library, a test) never waits on this one's.
+            db = await conn.scalar(sa.text("SELECT DATABASE()")) or ""
+            lock = mysql_lock_name(str(db))
             if acquire:
-                got = await conn.scalar(sa.text("SELECT GET_LOCK(:n, 120)"), {"n": _LOCK_NAME})
+                got = await conn.scalar(sa.text("SELECT GET_LOCK(:n, 120)"), {"n": lock})
                 if got != 1:
                     raise DatabaseError("timed out waiting for another daemon's migration")
             else:
-                await conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": _LOCK_NAME})
+                await conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock})
         if name != "sqlite":
             await conn.commit()
 

@@ -273,6 +273,9 @@ backup_targets = sa.Table(
     # jobs have) holds it; a dead owner's lock is taken over.
     sa.Column("lock_owner", sa.String(200), nullable=True),
     sa.Column("lock_at", Timestamp, nullable=True),
+    # What the catalog looked like when a run left nothing lacking (backups.service:
+    # the fingerprint that lets a run with nothing new skip the anti-join); null: unknown.
+    sa.Column("clean_mark", sa.JSON, nullable=True),
     sa.CheckConstraint("kind IN ('local', 's3')", name="kind"),
     sa.UniqueConstraint("name"),
 )

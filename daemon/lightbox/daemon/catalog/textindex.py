@@ -125,7 +125,17 @@ def mysql_query(lowered: str, names: bool = False) -> str:
     if len(grams) > _MYSQL_TERMS:
         step = (len(grams) - 1) / (_MYSQL_TERMS - 1)
         grams = [grams[round(k * step)] for k in range(_MYSQL_TERMS)]
-    return " ".join(f"+x{g.encode('utf-8').hex().upper()}" for g in dict.fromkeys(grams))
+    return " ".join(_mysql_term(g) for g in dict.fromkeys(grams))
+
+
+def _mysql_term(gram: str) -> str:
+    """One required trigram, in either case of its hex letters: the triggers write upper
+    case and an index filled row by row keeps it, but one InnoDB builds in bulk (``OPTIMIZE
+    TABLE``, ``ALTER TABLE ... FORCE``, which an administrator may run) lower-cases the
+    tokens of this binary-collated column while queries are compared as written: every
+    search found nothing after an ``OPTIMIZE``."""
+    hexed = gram.encode("utf-8").hex().upper()
+    return f"+(x{hexed} x{hexed.lower()})" if hexed != hexed.lower() else f"+x{hexed}"
 
 
 @dataclass

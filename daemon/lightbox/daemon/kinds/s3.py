@@ -218,17 +218,36 @@ def client_config(cfg: S3Config) -> Any:
     return Config(**kwargs)
 
 
+def parse_timestamp(value: str) -> dt.datetime:
+    """A response's timestamp, as botocore's parser gives it but ~50x cheaper for the ISO
+    8601 form ListObjectsV2 uses for every key's LastModified (``datetime.fromisoformat``
+    instead of dateutil, which was two thirds of the client's CPU for a page of 1000 keys);
+    anything else (HTTP dates of headers) goes to botocore's own parser."""
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        from botocore.utils import parse_timestamp as slow
+
+        parsed: dt.datetime = slow(value)
+        return parsed
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
 def client(cfg: S3Config) -> Any:
     """A boto3 client for ``cfg``, one per process and config (boto3 clients are
-    thread-safe; making one costs ~50 ms)."""
+    thread-safe; making one costs ~50 ms). Its responses' timestamps are parsed by
+    ``parse_timestamp``."""
     with _clients_lock:
         found = _clients.get(cfg)
         if found is not None:
             return found
         import boto3
+        import botocore.session
 
-        session = boto3.session.Session(profile_name=cfg.profile) if cfg.profile \
-            else boto3.session.Session()
+        core = botocore.session.Session(profile=cfg.profile)
+        core.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp)
+        session = boto3.session.Session(botocore_session=core)
         made = session.client(
             "s3", endpoint_url=cfg.endpoint or None, region_name=cfg.region or None,
             aws_access_key_id=None if cfg.profile else cfg.access_key_id,
@@ -742,37 +761,6 @@ def download(loc: S3Object, out: BinaryIO, *, head: bytes = b"",
     raise AssertionError("unreachable")
 
 
-def stream(loc: S3Object, attempts: int = MAX_ATTEMPTS) -> Iterator[bytes]:
-    """The listed object's bytes (``If-Match`` its ETag), chunk by chunk in bounded memory:
-    for a reader that hashes as it copies (a backup of a bucket's photo), so the object is
-    read once. A connection reset mid-body resumes from the bytes already given (same ETag,
-    so the same object); raises ``Refused`` (changed) or ``S3Error``. What the consumer does
-    with a chunk (a write that fails) is its own error, never one of the object's."""
-    done = 0
-    for attempt in range(1, attempts + 1):
-        try:
-            body = _get(loc, f"bytes={done}-" if done else None)["Body"]
-            try:
-                while True:
-                    chunk = body.read(CHUNK)
-                    if not chunk:
-                        break
-                    done += len(chunk)
-                    yield chunk
-            finally:
-                body.close()
-            if loc.size is not None and done < loc.size:
-                raise http.client.IncompleteRead(b"", loc.size - done)
-            return
-        except Exception as exc:
-            if attempt == attempts or not retryable(exc):
-                err = explain(exc, loc.config, "get")
-                _refuse_changed(err, loc)
-                raise err from None
-            wait = retry_after(exc)
-            time.sleep(backoff(attempt) if wait is None else wait)
-
-
 @dataclass(frozen=True)
 class Fetched:
     """An object already downloaded by the daemon's I/O threads into a private temporary
@@ -841,6 +829,48 @@ def open_copy(loc: Fetched) -> tuple[BinaryIO, os.stat_result]:
     st = os.stat_result((0o100600, 0, 0, 1, 0, 0, size, 0, 0, 0),
                         {"st_mtime_ns": loc.mtime_ns or 0})
     return f, st
+
+
+def stream(loc: S3Object, attempts: int | None = None) -> Iterator[bytes]:
+    """The listed object's bytes (``If-Match`` its ETag), chunk by chunk in bounded memory:
+    for a reader that hashes as it copies (a backup of a bucket's photo), so the object is
+    read once. A connection reset mid-body resumes from the bytes already given (same ETag,
+    so the same object); raises ``Refused`` (changed) or ``S3Error``. What the consumer does
+    with a chunk (a write that fails) is its own error, never one of the object's. Bounded
+    like ``download``: the socket read timeout and the object's budget (``Watchdog``; the
+    consumer's time between chunks counts too), past which ``S3Error`` ``timeout``."""
+    done = 0
+    cfg = loc.config
+    attempts = max(1, cfg.attempts if attempts is None else attempts)
+    with Watchdog(loc, cfg.budget(loc.size)) as dog:
+        for attempt in range(1, attempts + 1):
+            try:
+                dog.check(done)
+                body = _get(loc, f"bytes={done}-" if done else None)["Body"]
+                dog.watch(body)
+                try:
+                    while True:
+                        chunk = body.read(CHUNK)
+                        if not chunk:
+                            break
+                        done += len(chunk)
+                        yield chunk
+                        dog.check(done)
+                finally:
+                    body.close()
+                if loc.size is not None and done < loc.size:
+                    raise http.client.IncompleteRead(b"", loc.size - done)
+                return
+            except S3Error:
+                raise
+            except Exception as exc:
+                if dog.expired:
+                    raise dog.error(done) from None
+                if _retry_wait(exc, attempt, attempts, dog):
+                    continue
+                err = explain(exc, cfg, "get")
+                _refuse_changed(err, loc)
+                raise err from None
 
 
 def open_object(loc: S3Object, head: bytes = b"") -> tuple[BinaryIO, os.stat_result]:

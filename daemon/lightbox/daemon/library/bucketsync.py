@@ -220,6 +220,7 @@ class BucketSync:
     async def _apply(self, src: Source, listing: Listing, pass_started: Any,
                      force: bool, retry: bool, mapping: dict[str, Any],
                      rows: list[Any]) -> dict[str, Any]:
+        diff_started = time.monotonic()
         rel_of = {info.id: rel for rel, info in mapping.items()}
         by_rel: dict[str, Any] = {}
         for row in rows:
@@ -229,13 +230,16 @@ class BucketSync:
         changed: list[tuple[Any, Entry]] = []
         restored: list[Any] = []
         live_folders: set[str] = set()
+        pop = by_rel.pop
         for e in listing.entries:
-            live_folders.update(_folders_of(e.rel))
-            row = by_rel.pop(e.rel, None)
+            rel = e.rel
+            folder = rel.rpartition("/")[0]
+            if folder and folder not in live_folders:    # its ancestors once per folder
+                live_folders.update(_folders_of(rel))
+            row = pop(rel, None)
             if row is None:
-                folder, _, name = e.rel.rpartition("/")
-                new.append((folder, name, e))
-            elif (row.size, row.mtime_ns, row.etag) != (e.size, e.mtime_ns, e.tag):
+                new.append((folder, rel.rpartition("/")[2], e))
+            elif row.size != e.size or row.mtime_ns != e.mtime_ns or row.etag != e.tag:
                 changed.append((row, e))
             elif retry and row.status == "error" and row.error_reason in TRANSFER_REASONS:
                 changed.append((row, e))      # asked for: its failed read is tried again
@@ -248,8 +252,9 @@ class BucketSync:
         live = sum(1 for r in rows if r.status != "missing")
         retried = sum(1 for row, e in changed if (row.size, row.mtime_ns, row.etag)
                       == (e.size, e.mtime_ns, e.tag))
+        diff_seconds = time.monotonic() - diff_started
         report: dict[str, Any] = {"new": len(new), "changed": len(changed) - retried,
-                                  "retried": retried,
+                                  "retried": retried, "diff_seconds": round(diff_seconds, 3),
                                   "restored": len(restored), "missing": 0, "removed": 0}
         held: dict[str, Any] | None = None
         allowed = vanishing

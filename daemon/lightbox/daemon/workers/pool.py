@@ -26,6 +26,7 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
@@ -88,37 +89,67 @@ STDERR_KEEP = 50  # lines of a worker's stderr kept per task; the rest are count
 
 
 class _StderrCapture:
-    """The worker's fd 2 as a pipe read by a thread: C libraries (libtiff: "TIFFReadDirectory:
-    Warning, Unknown field with tag …", about 200 lines for the corpus) write there
-    directly, past Python's warnings. The lines go to the pool with each reply and become
-    debug records of the daemon's log instead of raw text in it. The thread keeps reading,
-    so a file that makes a decoder write megabytes never blocks the worker."""
+    """The worker's fd 2 as a pipe: C libraries (libtiff: "TIFFReadDirectory: Warning,
+    Unknown field with tag …", about 200 lines for the corpus) write there directly, past
+    Python's warnings. The lines go to the pool with each reply and become debug records of
+    the daemon's log instead of raw text in it. ``take`` drains the pipe itself, so a reply
+    carries every line its call wrote (a reader thread that had not yet run would leave them
+    for a later reply, maybe of another task); a thread drains it meanwhile too, so a file
+    that makes a decoder write megabytes never blocks the worker."""
 
     def __init__(self) -> None:
         read, write = os.pipe()
         os.dup2(write, 2)
         os.close(write)
+        os.set_blocking(read, False)
+        self._fd = read
         self._lock = threading.Lock()
         self._lines: list[str] = []
+        self._partial = b""
         self._dropped = 0
-        threading.Thread(target=self._pump, args=(read,), daemon=True,
-                         name="stderr").start()
+        threading.Thread(target=self._pump, daemon=True, name="stderr").start()
 
-    def _pump(self, fd: int) -> None:
-        with os.fdopen(fd, "rb", buffering=0) as pipe:
-            for raw in iter(lambda: pipe.readline(4096), b""):
-                line = raw.decode("utf-8", "replace").rstrip()
-                if not line:
-                    continue
-                with self._lock:
-                    if len(self._lines) < STDERR_KEEP:
-                        self._lines.append(line)
-                    else:
-                        self._dropped += 1
+    def _pump(self) -> None:
+        while True:
+            select.select([self._fd], [], [])
+            with self._lock:
+                if not self._drain():
+                    return
+
+    def _drain(self) -> bool:
+        """Read what the pipe holds (the lock held); False at its end."""
+        while True:
+            try:
+                data = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            *complete, self._partial = (self._partial + data).split(b"\n")
+            for raw in complete:
+                self._keep(raw)
+            if len(self._partial) > 4096:      # a "line" without an end: kept in pieces
+                self._keep(self._partial)
+                self._partial = b""
+
+    def _keep(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip()
+        if not line:
+            return
+        if len(self._lines) < STDERR_KEEP:
+            self._lines.append(line)
+        else:
+            self._dropped += 1
 
     def take(self) -> tuple[list[str], int]:
         """What was written since the last call (the C side has flushed: it is unbuffered)."""
         with self._lock:
+            self._drain()
+            if self._partial:
+                self._keep(self._partial)
+                self._partial = b""
             lines, dropped = self._lines, self._dropped
             self._lines, self._dropped = [], 0
         return lines, dropped
@@ -150,7 +181,6 @@ def _worker_main(conn: Connection, nice: int, memory_limit: int | None) -> None:
             reply = (task_id, False, _portable(exc))
         try:
             sys.stderr.flush()
-            time.sleep(0)  # let the reader thread take what was just written
             lines, dropped = capture.take()
             if lines or dropped:
                 conn.send(("stderr", lines, dropped))

@@ -127,6 +127,8 @@ class BackupsScreen(LinkedScreen):
         Binding("k,up", "select(-1)", "Up", show=False),
         Binding("r", "run", "Back up now"),
         Binding("v", "verify", "Verify"),
+        Binding("e", "edit", "Edit target"),
+        Binding("a", "add", "Add target"),
         Binding("ctrl+r", "reload", "Reload", show=False),
         Binding("escape,q", "close", "Back"),
     ]
@@ -134,11 +136,13 @@ class BackupsScreen(LinkedScreen):
     def __init__(self) -> None:
         super().__init__()
         self.cards: dict[str, TargetCard] = {}
+        self.targets: dict[str, dict[str, Any]] = {}  # backups.list's entries, by name
         self.selected = 0
         self.jobs: dict[int, str] = {}  # running job id -> target
 
     def compose(self) -> ComposeResult:
-        yield Static(" Backups   r backs up the selected target now, v verifies it",
+        yield Static(" Backups   r backs up the selected target now, v verifies it, e edits "
+                     "it, a adds one",
                      id="backups-title")
         yield VerticalScroll(id="backups-targets")
         yield Static("", id="backups-empty")
@@ -162,6 +166,7 @@ class BackupsScreen(LinkedScreen):
             return
         box = self.query_one("#backups-targets", VerticalScroll)
         await box.remove_children()
+        self.targets = targets
         self.cards = {s["name"]: TargetCard(s, targets.get(s["name"], {})) for s in status}
         for job in running:
             name = (job.get("params") or {}).get("target")
@@ -260,6 +265,26 @@ class BackupsScreen(LinkedScreen):
     @work(group="act")
     async def action_verify(self) -> None:
         await self._start("backups.verify", "verifying")
+
+    def _form(self, target: dict[str, Any] | None) -> None:
+        from lightbox.tui.screens.target_form import TargetForm
+
+        def saved(out: dict[str, Any] | None) -> None:
+            if out is not None:
+                self.say(f"{out['name']} saved")
+                self.load()
+
+        self.app.push_screen(TargetForm(target), saved)
+
+    def action_add(self) -> None:
+        self._form(None)
+
+    def action_edit(self) -> None:
+        cards = self._ordered()
+        if not cards:
+            self.say("no target to edit", error=True)
+            return
+        self._form(self.targets.get(cards[self.selected].name_))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -42,6 +42,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Select, Static, Swi
 from lightbox.common import errors
 from lightbox.common import settings as schema
 from lightbox.common.fields import Field
+from lightbox.tui import format as fmt
 from lightbox.tui.imaging import choice
 from lightbox.tui.messages import DaemonEvent, Resync
 from lightbox.tui.screens.base import LinkedScreen
@@ -326,6 +327,7 @@ class SettingsScreen(LinkedScreen):
         Binding("ctrl+u", "undo", "Undo edit", priority=True),
         Binding("ctrl+o", "audit", "Audit log", priority=True),
         Binding("ctrl+b", "add_bucket", "Add bucket", priority=True),
+        Binding("ctrl+k", "add_target", "Add backup target", priority=True),
         Binding("r", "revert", "Revert the change (audit log)", show=False),
         Binding("down", "app.focus_next", "Next", show=False),
         Binding("up", "app.focus_previous", "Previous", show=False),
@@ -344,8 +346,10 @@ class SettingsScreen(LinkedScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(" Settings   ctrl+s save · ctrl+r reset · ctrl+u undo · ctrl+o audit log"
-                     " · ctrl+b add a bucket", id="settings-title")
+                     " · ctrl+b add a bucket · ctrl+k add a backup target",
+                     id="settings-title")
         yield VerticalScroll(id="settings-form")
+        yield Static("", id="settings-targets")
         table: DataTable[Any] = DataTable(id="settings-audit", cursor_type="row")
         yield table
         yield StatusLine()
@@ -370,6 +374,19 @@ class SettingsScreen(LinkedScreen):
 
         self.app.push_screen(BucketForm(), added)
 
+    def action_add_target(self) -> None:
+        """The backup target form (schedule read back with its next runs, add)."""
+        from lightbox.tui.screens.target_form import TargetForm
+
+        def added(out: dict[str, Any] | None) -> None:
+            if out is not None:
+                nxt = out.get("next_runs") or []
+                self.say(f"backup target {out['name']} added"
+                         + (f"; next run {nxt[0]}" if nxt else "; runs only when asked"))
+                self.load()
+
+        self.app.push_screen(TargetForm(), added)
+
     # -- loading ------------------------------------------------------------------------
     @work(group="settings-load", exclusive=True)
     async def load(self) -> None:
@@ -378,17 +395,44 @@ class SettingsScreen(LinkedScreen):
                 self.schema_doc = await self.link.call("settings.schema")
             got = await self.link.call("settings.get")
             roots = (await self.link.call("roots.list"))["roots"]
+            targets = []
+            if self.schema_doc.get("collections"):
+                targets = (await self.link.call("backups.list"))["targets"]
         except RPC_ERRORS as exc:
             self.say(f"cannot read the settings: {exc}", error=True)
             return
         self.revision = got["revision"]
         values: dict[str, Any] = got["settings"]
+        self._show_targets(targets)
         if self.rows:
             for key, row in self.rows.items():
                 if key in values:
                     row.set_entry(values[key])
             return
         await self._build(values, roots)
+
+    targets_text = ""  # the backup targets section as plain text (tests, screen readers)
+
+    def _show_targets(self, targets: list[dict[str, Any]]) -> None:
+        """Backup targets are rows of their own (``settings.schema`` collections), edited
+        with their form: here each with its schedule and next five runs."""
+        text = Text()
+        if not targets:
+            text.append(" none yet; ctrl+k adds one\n", style="dim")
+        for t in targets:
+            where = t.get("path") or t.get("where") or ""
+            text.append(f" {t['name']}", style="bold")
+            text.append(f"  {t['kind']}  {where}\n")
+            when = t.get("schedule_explained") or "only when asked"
+            text.append(f"   {when}", style="green" if t.get("schedule") else "dim")
+            if t.get("next_runs"):
+                text.append(" · next: " + ", ".join(
+                    fmt.utc_local(w) for w in t["next_runs"][:5]))
+            text.append("\n")
+        text.append(" ctrl+k adds a target; e on the backups screen (B) edits one",
+                    style="dim")
+        self.targets_text = text.plain
+        self.query_one("#settings-targets", Static).update(text)
 
     async def _build(self, values: dict[str, Any], roots: list[dict[str, Any]]) -> None:
         assert self.schema_doc is not None
