@@ -80,3 +80,13 @@ def test_resolve_endpoint_forms(tmp_path: Any) -> None:
         resolve_endpoint("tcp://h:1", env={})
     with pytest.raises(ValueError, match="unsupported"):
         resolve_endpoint("http://h", env={})
+
+
+async def test_closing_a_client_with_an_open_subscription_does_not_hang(
+        shared_daemon: DaemonProcess) -> None:
+    """A subscription its owner forgot to close must not block ``close`` (zmq's term waits
+    for every socket of the context: it hung the event loop until the test timed out)."""
+    client = Client(shared_daemon.endpoint)
+    await client.connect()
+    await client.subscribe([])
+    await asyncio.wait_for(client.close(), 10)

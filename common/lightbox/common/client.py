@@ -288,7 +288,9 @@ class Client:
             return
         await self._reset()
         self._closed = True
-        self._ctx.term()
+        # destroy, not term: term blocks until every socket of the context is closed, so a
+        # subscription its owner forgot to close would hang the caller's event loop forever.
+        self._ctx.destroy(linger=0)
 
     # -- events -------------------------------------------------------------------------
     async def subscribe(self, topics: Sequence[str] = ()) -> Subscription:

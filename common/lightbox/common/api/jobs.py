@@ -28,7 +28,8 @@ METHODS = (
         "jobs.cancel",
         Permission.CONTROL,
         "Cancel a queued or running job. A running job stops at its next checkpoint; what it "
-        "already did stays done.",
+        "already did stays done. The reply comes within about 4 s: a job still winding down "
+        "then is returned `running`, and its `job.finished` event (state `cancelled`) follows.",
         params=(JOB_ID,),
         result=JOB_FIELDS,
     ),

@@ -45,6 +45,11 @@ log = logs.get("jobs")
 TERMINAL = ("succeeded", "failed", "cancelled")
 HEARTBEAT = 5.0
 STALE_AFTER = 60.0  # a running job whose owner is silent this long is taken over
+# How long ``jobs.cancel`` waits for a running job to wind down before it answers with the
+# job as it is then (its ``job.finished`` event follows): shorter than every client's call
+# timeout (the TUI's 8 s, the CLI's 10 s), so a job that takes long to stop (a scan in the
+# middle of writing a batch) never turns a cancel into "no reply".
+CANCEL_WAIT = 4.0
 
 
 class JobFailed(Exception):
@@ -379,7 +384,7 @@ class JobQueue:
         if job_id in self.running:
             self._user_cancelled.add(job_id)
             self.running[job_id][1].cancel()
-            await self.wait(job_id, 10.0)
+            await self.wait(job_id, CANCEL_WAIT)
         else:
             j = tables.jobs
             async with self.db.engine.begin() as conn:

@@ -332,7 +332,11 @@ class JobsScreen(LinkedScreen):
             self.say(f"cannot cancel job {job['id']}: {exc}", error=True)
             return
         rows[self.selected].update_job(updated)
-        self.say(f"job {job['id']}: {updated.get('state')}")
+        state = updated.get("state")
+        if state in ("queued", "running"):  # still winding down: its end arrives as an event
+            self.say(f"job {job['id']}: cancelling (still {state})")
+        else:
+            self.say(f"job {job['id']}: {state}")
 
     def action_close(self) -> None:
         self.dismiss(None)
