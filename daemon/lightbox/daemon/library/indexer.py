@@ -119,6 +119,10 @@ class Indexer:
         self.thumb_settings: dict[str, Any] = {}
 
         self._wake = asyncio.Event()
+        # Counts wake() calls: a wake that comes while a pass is reading or flushing (after
+        # its query found nothing) must not be erased by the clear() before the sleep, or a
+        # photo made pending then waits out the whole 30 s idle timeout.
+        self._wakes = 0
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[int] = set()
         self._results: list[tuple[Any, dict[str, Any], str]] = []  # (row, values, outcome)
@@ -216,6 +220,7 @@ class Indexer:
 
     def wake(self) -> None:
         self._idle.clear()
+        self._wakes += 1
         self._wake.set()
 
     async def pending(self, source_ids: Sequence[int] | None = None) -> int:
@@ -258,6 +263,7 @@ class Indexer:
                 await self.pause.resumed.wait()
                 after, started_any = 0, False
                 continue
+            woken = self._wakes
             try:
                 rows = await self._fetch(after)
             except Exception:
@@ -278,7 +284,7 @@ class Indexer:
                         await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     elif not started_any:
                         # Everything pending waits for a retry: sleep until the first is due.
-                        await self._sleep_until_due()
+                        await self._sleep_until_due(woken)
                     started_any = False
                     continue
                 if running:
@@ -289,9 +295,10 @@ class Indexer:
                 with contextlib.suppress(Exception):
                     await self._report_progress(final=True)
                 self._idle.set()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 30.0)
+                if self._wakes == woken:     # nothing asked for a new pass meanwhile
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), 30.0)
                 continue
             now = time.monotonic()
             for row in rows:
@@ -314,10 +321,12 @@ class Indexer:
                 running.add(task)
                 task.add_done_callback(running.discard)
 
-    async def _sleep_until_due(self) -> None:
+    async def _sleep_until_due(self, woken: int) -> None:
         due = self.backlog.next_due()
         delay = 30.0 if due is None else max(0.05, min(30.0, due - time.monotonic()))
         self._idle.set()
+        if self._wakes != woken:     # woken while this pass read: look again at once
+            return
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
