@@ -353,3 +353,16 @@ async def test_a_pool_that_does_not_wait_for_its_workers_queues_tasks_until_one_
         await _settled(p, 2, timeout=120)
     finally:
         await p.stop()
+
+
+def test_pid_alive_judges_odd_pids_as_no_process() -> None:
+    """Leftovers are named for their owner's pid; a damaged or hand-made name must not crash
+    the cleanup that reads it (a pid too large for the kernel raised OverflowError)."""
+    import os
+
+    from lightbox.daemon.procs import pid_alive
+
+    assert pid_alive(os.getpid())
+    assert pid_alive(1)               # not ours to signal, or ours: alive either way
+    assert not pid_alive(10**30)
+    assert not pid_alive(0) and not pid_alive(-5)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from lightbox.daemon.media import confine
+from lightbox.daemon.procs import pid_alive
 
 MARKER = ".lightbox-target"
 TMP_DIR = ".lightbox-tmp"
@@ -611,7 +612,7 @@ def clear_restore_leftovers(folders: Iterable[str]) -> int:
             continue
         for e in entries:
             m = _LEFTOVER.match(e.name)
-            if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            if m is None or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
                 continue
             try:
                 os.unlink(e.path)
@@ -621,14 +622,6 @@ def clear_restore_leftovers(folders: Iterable[str]) -> int:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def restore_one(src: str, dest: str, sha256: str, overwrite: bool) -> tuple[str, int, str]:

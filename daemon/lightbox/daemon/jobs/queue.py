@@ -39,6 +39,7 @@ from lightbox.daemon.catalog import tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
+from lightbox.daemon.procs import pid_alive
 
 log = logs.get("jobs")
 
@@ -150,13 +151,7 @@ def _owner_alive(owner: str | None) -> bool | None:
     pid = int(pid_text)
     if pid == os.getpid():
         return False  # an earlier run of ours that had our pid is certainly gone
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 # Exceptions that say the code (or its input) is wrong: running it again cannot help.

@@ -29,6 +29,7 @@ from pathlib import Path
 from PIL import Image
 
 from lightbox.daemon.media.decode import flatten, transpose
+from lightbox.daemon.procs import pid_alive
 
 
 @dataclass(frozen=True)
@@ -183,13 +184,7 @@ def owner_alive(name: str) -> bool | None:
         return None
     if m.group(2) != _boot_id():
         return False            # written before the machine last booted
-    try:
-        os.kill(int(m.group(1)), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
+    return pid_alive(int(m.group(1)))
 
 
 def is_stale_temp(name: str, mtime: float, older_than: float = 3600.0) -> bool:
