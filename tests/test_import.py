@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -259,6 +260,33 @@ def test_copies_the_catalog_has_not_read_back_are_not_safe_to_erase(
             d.stop()
         subprocess.run(["umount", "-l", str(cache)], capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_what_a_killed_import_left_is_removed_when_the_daemon_starts(
+        make_daemon: Any, tmp_path: Path) -> None:
+    """Staged copies of a daemon killed mid-import go at the next start, not only at the
+    next import into that root (which may never come); another host's (a shared root) and
+    the root's photos are left alone."""
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    root = tmp_path / "lib"
+    photo = save_jpeg(make_photo(64, 64, seed=5), root / "keep.jpg")
+    d.call("roots.add", {"path": str(root), "name": "lib", "scan": False})
+    d.stop()
+    stage = root / ".lightbox-import"
+    dead = stage / f"{socket.gethostname()}!999999999!oldboot!7"
+    other = stage / "another-host!1234!boot!3"
+    for where in (dead, other):
+        where.mkdir(parents=True)
+        (where / ".lbimport-1.part").write_bytes(b"half a photo")
+    before = sha(photo)
+    d.start()
+    deadline = time.monotonic() + 60
+    while dead.exists():
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.1)
+    assert (other / ".lbimport-1.part").read_bytes() == b"half a photo"
+    assert sha(photo) == before
+    assert d.call("system.status")["components"]["importer"]["cleared_at_start"] == 1
 
 
 def test_sigkill_mid_import_leaves_nothing_after_the_next_run(make_daemon: Any,
