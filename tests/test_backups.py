@@ -150,6 +150,38 @@ def test_targets_are_validated_and_show_their_next_runs(lib: Any, tmp_path: Path
     assert upd["schedule"] == "@weekly" and not upd["enabled"]
 
 
+def test_target_additions_edits_and_removals_are_audited(lib: Any, tmp_path: Path) -> None:
+    """Who changed a backup target, what it was and what it became: in the settings audit
+    log, one entry per changed key (a key's history is ``settings.audit key=...``)."""
+    d, _, _ = lib
+    other = tmp_path / "usb"
+    other.mkdir()
+    with pytest.raises(errors.Conflict):
+        d.call("backups.add", {"name": "nas", "path": str(other)})
+    d.call("backups.add", {"name": "usb", "path": str(other), "schedule": "0 3 * * *"})
+    d.call("backups.update", {"target": "usb", "schedule": "@weekly", "enabled": False})
+    d.call("backups.update", {"target": "usb", "enabled": False})     # nothing changes
+    d.call("backups.remove", {"target": "usb"})
+    entries = d.call("settings.audit", {"limit": 20})["entries"]
+    mine = [e for e in entries if e["action"].startswith("backups.")]
+    assert [(e["action"], e["result"]) for e in mine] == [
+        ("backups.remove", "ok"), ("backups.update", "ok"), ("backups.add", "ok"),
+        ("backups.add", "refused"), ("backups.add", "ok")]       # the last: the fixture's
+    removed, updated, added, refused = mine[0], mine[1], mine[2], mine[3]
+    assert removed["changes"][0]["key"] == "backup_targets.usb"
+    assert removed["changes"][0]["old"]["schedule"] == "@weekly"
+    assert removed["changes"][0]["new"] is None
+    assert {c["key"]: (c["old"], c["new"]) for c in updated["changes"]} == {
+        "backup_targets.usb.schedule": ("0 3 * * *", "@weekly"),
+        "backup_targets.usb.enabled": (True, False)}
+    assert added["changes"][0]["new"]["path"] == str(other)
+    assert "next_runs" not in added["changes"][0]["new"]
+    assert refused["detail"]["error"] and refused["changes"][0]["key"] == "backup_targets.nas"
+    history = d.call("settings.audit", {"key": "backup_targets.usb.schedule"})["entries"]
+    assert [e["action"] for e in history] == ["backups.update"]
+    assert all(e["by"] for e in mine)
+
+
 # -- runs --------------------------------------------------------------------------------
 
 def test_full_then_incremental_runs_and_the_target_checks_with_coreutils(lib: Any) -> None:

@@ -70,6 +70,11 @@ def test_bucket_target_runs_verifies_and_restores(cloud: Any, tmp_path: Path) ->
     assert listed["secret_access_key_fingerprint"] == secret_fingerprint(SECRET_KEY)
     assert SECRET_KEY not in str(d.call("backups.list"))
     assert SECRET_KEY not in d.log()
+    # Audited (who added it, with what), the secret as "set" and its fingerprint only.
+    audit = d.call("settings.audit", {"key": "backup_targets.cloud"})["entries"]
+    assert [e["action"] for e in audit] == ["backups.add"]
+    assert audit[0]["changes"][0]["new"]["secret_access_key"] == "set"
+    assert SECRET_KEY not in str(d.call("settings.audit", {"limit": 100}))
     # Stored like a bucket source's secret: apart, never in the target's config row.
     con = sqlite3.connect(f"file:{d.data_dir / 'catalog.db'}?mode=ro", uri=True, timeout=30)
     try:

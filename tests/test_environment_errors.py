@@ -167,6 +167,43 @@ def test_whole_data_dir_full_reaches_the_client(
         shutil.rmtree(base, ignore_errors=True)
 
 
+def test_a_scan_whose_own_rows_find_no_room_fails_at_once_with_disk_full(
+        make_daemon: Any, tmp_path: Path, tmpfs: Any) -> None:
+    """Room for the job's row, not for the 300 photos' rows: the scan's own writes meet
+    the full disk. It fails at once (one attempt, not retried into the full disk for
+    minutes) with ``reason: disk_full``, nothing half-written; with room, a scan finds all."""
+    base = short_tmpdir()
+    data = tmpfs(base / "data", "16m")
+    d: DaemonProcess | None = None
+    try:
+        d = make_daemon(data_dir=data, config=SCAN_ONLY, start=False)
+        d.log_path = base / "daemon.log"
+        d.start()
+        root = tmp_path / "photos"
+        photos(root, 300, (32, 24))
+        out = d.call("roots.add", {"path": str(root), "scan": False})
+        filler = fill(data)
+        os.truncate(filler, filler.stat().st_size - (64 << 10))
+        job = d.call("library.scan", {"root": out["root"]["id"]})["job"]
+        done = d.call("jobs.wait", {"id": job, "timeout": 60}, timeout=70)
+        assert done["state"] == "failed", done
+        assert done["result"] == {"reason": "disk_full"}, done
+        assert done["attempts"] == 1, done
+        assert "no space left" in done["error"] and "free some space" in done["error"], done
+        assert set(statuses(d)) <= {"pending"}     # nothing judged on a failed write
+        filler.unlink()
+        job = d.call("library.scan", {"root": out["root"]["id"]})["job"]
+        done = d.call("jobs.wait", {"id": job, "timeout": 120}, timeout=130)
+        assert done["state"] == "succeeded", done
+        until("all 300 indexed once there is room", lambda: statuses(d) == {"ok": 300},
+              timeout=120)
+    finally:
+        if d is not None:
+            d.stop()
+        subprocess.run(["umount", "-l", str(data)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_unreadable_file_is_retried_after_its_mode_is_restored(
         make_daemon: Any, tmp_path: Path) -> None:
     base = tmp_path / "u"

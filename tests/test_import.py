@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lbtest import DaemonProcess, need
+from lbtest import DaemonProcess, need, run_cli, short_tmpdir
 
 from lightbox.common import errors
 from lightbox.daemon.backups.importer import render, safe_component, template_problem
@@ -199,6 +202,91 @@ def test_move_keeps_every_source_whose_copy_could_not_be_verified(
     finally:
         d.stop()
         subprocess.run(["umount", "-l", str(root)], capture_output=True)
+
+
+def test_copies_the_catalog_has_not_read_back_are_not_safe_to_erase(
+        make_daemon: Any, tmp_path: Path) -> None:
+    """A copy-mode import leaves each copy's read-back to the indexer's hash of the new
+    file. With the thumbnail disk full, indexing pauses before it reads them: the import
+    ends (it does not wait for ever) and says the card is NOT safe to erase, counting the
+    copies not yet read back; once there is room the indexer reads them by itself and the
+    same import again finds every file in the library: safe."""
+    data = short_tmpdir()
+    cache = data / "cache"
+    cache.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
+                              str(cache)], capture_output=True, text=True)
+    need(mounted.returncode == 0, "mounting a tmpfs (root, CAP_SYS_ADMIN)",
+         f"run the tests as root in a container that allows mounts ({mounted.stderr.strip()})")
+    d: DaemonProcess | None = None
+    try:
+        filler = cache / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            with pytest.raises(OSError, match="No space"):  # noqa: PT012
+                while True:
+                    os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
+        d = make_daemon(data_dir=data, config=SCAN_ONLY)
+        root = tmp_path / "lib"
+        root.mkdir()
+        d.call("roots.add", {"path": str(root), "name": "lib", "scan": False})
+        card = tmp_path / "card"
+        for i in range(3):
+            save_jpeg(make_photo(200, 150, seed=700 + i), card / f"IMG_{i:04d}.jpg",
+                      ExifSpec(taken=dt.datetime(2024, 3, 1 + i)))
+        env = {"LIGHTBOX_DATA_DIR": str(data)}
+        shown = run_cli("import", str(card), "--root", "lib", "--template", "{name}",
+                        "--wait", env=env, timeout=180)
+        assert "NOT safe to erase" in shown.stdout, shown.stdout + shown.stderr
+        assert "3 copies not yet read back from the disk by the catalog" in shown.stdout
+        done = d.call("jobs.list", {"kind": "import"})["jobs"][0]
+        result = d.call("jobs.get", {"id": done["id"]})["result"]
+        assert result["copies_unverified"] == 3 and result["safe_to_erase"] is False, result
+        assert files_below(root) == {p.name: sha(p) for p in card.iterdir()}
+        filler.unlink()
+        deadline = time.monotonic() + 90
+        while d.call("photos.search", {"status": "ok", "limit": 10})["photos"].__len__() < 3:
+            assert time.monotonic() < deadline, "not indexed after the disk had room"
+            time.sleep(0.2)
+        again = do_import(d, card, template="{name}")
+        assert again["state"] == "succeeded", again
+        assert again["result"]["copies_unverified"] == 0, again["result"]
+        assert again["result"]["safe_to_erase"] is True, again["result"]
+        assert again["result"]["counts"] == {"skip": 3}, again["result"]
+    finally:
+        if d is not None:
+            d.stop()
+        subprocess.run(["umount", "-l", str(cache)], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_what_a_killed_import_left_is_removed_when_the_daemon_starts(
+        make_daemon: Any, tmp_path: Path) -> None:
+    """Staged copies of a daemon killed mid-import go at the next start, not only at the
+    next import into that root (which may never come); another host's (a shared root) and
+    the root's photos are left alone."""
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    root = tmp_path / "lib"
+    photo = save_jpeg(make_photo(64, 64, seed=5), root / "keep.jpg")
+    d.call("roots.add", {"path": str(root), "name": "lib", "scan": False})
+    d.stop()
+    stage = root / ".lightbox-import"
+    dead = stage / f"{socket.gethostname()}!999999999!oldboot!7"
+    other = stage / "another-host!1234!boot!3"
+    for where in (dead, other):
+        where.mkdir(parents=True)
+        (where / ".lbimport-1.part").write_bytes(b"half a photo")
+    before = sha(photo)
+    d.start()
+    deadline = time.monotonic() + 60
+    while dead.exists():
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.1)
+    assert (other / ".lbimport-1.part").read_bytes() == b"half a photo"
+    assert sha(photo) == before
+    assert d.call("system.status")["components"]["importer"]["cleared_at_start"] == 1
 
 
 def test_sigkill_mid_import_leaves_nothing_after_the_next_run(make_daemon: Any,

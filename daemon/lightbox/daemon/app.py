@@ -117,7 +117,8 @@ class Daemon:
         self.backups = Backups(self.db, self.bus, self.sources, self.jobs,
                                guarded=daemon_dirs(config),
                                threads=config["workers.processes"] or os.cpu_count() or 2)
-        self.importer = Importer(self.db, self.sources, self.scanner, self.indexer, self.pool)
+        self.importer = Importer(self.db, self.sources, self.scanner, self.indexer, self.pool,
+                                 owner=self.jobs.owner)
         self.jobs.register("import", self.importer.run, retry=False)
         self.bucketsync = BucketSync(self.db, self.sources, self.writer, self.indexer)
         self.jobs.register("sync", self.bucketsync.run)
@@ -139,7 +140,8 @@ class Daemon:
         self.db.on_switch.append(self.settings.reload)
         self.components: list[Component] = [
             self.instance, self.db, self.settings, self.bus, self.relay, self.pool,
-            self.sources, self.cluster, self.indexer, self.jobs, self.backups, self.reconciler,
+            self.sources, self.cluster, self.indexer, self.jobs, self.backups, self.importer,
+            self.reconciler,
             self.buckets, self.watcher, self.switcher, self.control]
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -76,7 +76,9 @@ METHODS = (
     MethodSpec(
         "settings.audit",
         Permission.CONTROL,
-        "Who changed what, newest first: settings changes and root additions and removals. "
+        "Who changed what, newest first: settings changes, root additions and removals, and "
+        "backup targets added, edited (one change per key: `backup_targets.NAME.KEY`) and "
+        "removed. "
         "`actor` holds the Unix user of an ipc client (from SO_PEERCRED), the key and its "
         "name over TCP, and the client kind the client declared in `hello` "
         "(`client_declared`: true — a client can claim any name). Secrets appear as "

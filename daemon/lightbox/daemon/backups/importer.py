@@ -28,6 +28,7 @@ formats), ``name`` (the file name), ``stem``, ``ext`` (without the dot, lower ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import itertools
@@ -179,14 +180,50 @@ class Planned:
 
 
 class Importer:
+    name = "importer"
+
     def __init__(self, db: Database, sources: Sources, scanner: Scanner, indexer: Indexer,
-                 pool: WorkerPool) -> None:
+                 pool: WorkerPool, owner: str = "") -> None:
         self.db = db
         self.sources = sources
         self.scanner = scanner
         self.indexer = indexer
         self.pool = pool
+        self.owner = owner
         self._active: set[int] = set()  # import jobs of this process now running
+        self._tidy: asyncio.Task[None] | None = None
+        self.cleared = 0
+
+    # -- lifecycle: what a killed import left is removed at start, not at the next import
+    async def start(self) -> None:
+        """In the background (a slow or hung root must not hold the daemon's start): each
+        local root's stage dirs whose owner is gone are removed, so a daemon killed
+        mid-import leaves no half-copied files in the root until someone imports again."""
+        self._tidy = asyncio.get_running_loop().create_task(self._clear_all(),
+                                                            name="import-tidy")
+
+    async def _clear_all(self) -> None:
+        for root in self.sources.local():
+            try:
+                cleared = await asyncio.to_thread(clear_stale, root.path, self.owner, None)
+            except Exception:  # a root that cannot be read now: its next import tidies it
+                log.debug("could not look for interrupted imports", root=root.name,
+                          exc_info=True)
+                continue
+            if cleared:
+                self.cleared += cleared
+                log.info("removed what interrupted imports left", root=root.name,
+                         files=cleared)
+
+    async def stop(self) -> None:
+        if self._tidy is not None:
+            self._tidy.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._tidy
+            self._tidy = None
+
+    def status(self) -> dict[str, Any]:
+        return {"running": len(self._active), "cleared_at_start": self.cleared}
 
     async def run(self, ctx: JobContext) -> dict[str, Any]:
         self._active.add(ctx.id)
@@ -549,10 +586,12 @@ def stage_name(owner: str, job: int) -> str:
     return owner.replace("/", "!") + f"!{job}"
 
 
-def clear_stale(root: str, owner: str, active: set[int]) -> int:
+def clear_stale(root: str, owner: str, active: set[int] | None) -> int:
     """Remove what interrupted imports left below ``root``: stage dirs of owners that are
-    gone (a daemon killed mid-import) or of this process's jobs no longer running. Returns
-    how many files were removed. Another host's (a shared root) is left alone."""
+    gone (a daemon killed mid-import) or of this process's jobs no longer running (all of
+    this process's are kept when ``active`` is None: the tidy at start, which runs beside
+    imports starting). Returns how many files were removed. Another host's (a shared
+    root) is left alone."""
     top = os.path.join(root, STAGE_DIR)
     try:
         entries = list(os.scandir(top))
@@ -563,7 +602,7 @@ def clear_stale(root: str, owner: str, active: set[int]) -> int:
         who, _, job = e.name.rpartition("!")
         who = who.replace("!", "/")
         if who == owner:
-            if job.isdigit() and int(job) in active:
+            if active is None or (job.isdigit() and int(job) in active):
                 continue
         elif _owner_alive(who) is not False:
             continue  # alive, or another host's: not ours to judge

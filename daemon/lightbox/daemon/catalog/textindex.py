@@ -10,14 +10,15 @@ engine answers exactly the same photos. Where a word can be found:
   content: the index holds trigrams and positions, the text stays in ``photos``); a quoted
   trigram phrase is an exact substring match answered from the index alone. PostgreSQL: a
   pg_trgm GIN index on the column, which serves ``ILIKE '%word%'`` directly (none without
-  the extension). MariaDB/MySQL: ``photos_terms``, the trigrams of the lower-cased name as
-  FULLTEXT words (``x`` + hex of the three characters, so no trigram is too short or a stop
-  word); a boolean query asking for every trigram of a word finds a superset of the rows
-  that contain it. Triggers keep SQLite's and MariaDB's current.
+  the extension). MariaDB/MySQL: ``photos_grams``, one B-tree row (id, trigram) per
+  distinct trigram of the lower-cased name (``0042_mysql_grams``; FULLTEXT before it read
+  every term's whole document list); a join of a word's trigram lists, driven by the
+  rarest, finds a superset of the rows that contain it. Triggers keep SQLite's and
+  MariaDB's current.
 - **camera and lens** (make, model, lens): few distinct values in any library, read by a
   skip scan of the ``(column, name_key)`` indexes (one index seek per distinct value) and
   matched in SQL; the photos of one value come in name order from the same index.
-- **folder paths**: ``folders_text`` / pg_trgm / ``folders_terms`` over the path, then the
+- **folder paths**: ``folders_text`` / pg_trgm / ``folders_grams`` over the path, then the
   photos of those folders.
 
 Triggers, not code in the writer: the index stays current whatever writes the rows (the
@@ -65,13 +66,14 @@ CAMERA_COLUMNS = ("make", "model")
 VALUE_COLUMNS = ("make", "model", "lens")  # few distinct values: looked up by value
 MAX_VALUE_ARMS = 32  # values of one word served as streams; more, and the word is not used
 PAGE_COST = 200  # rows a stream of one value reads for a page (the planner's unit)
-_MYSQL_TERMS = 8  # trigrams per FULLTEXT query: enough to be selective, few to merge
+_MYSQL_TERMS = 8  # trigram lists joined per word: enough to be selective, few to dive into
 
 _available: dict[Any, bool] = {}
 # What the migration creates outside ``tables.metadata`` (FTS5 also makes shadow tables
 # named after its tables): schema comparisons leave these out, copies between engines need
 # not carry them (the target's own migration and triggers rebuild them).
-OBJECTS = ("photos_text", "folders_text", "photos_terms", "folders_terms",
+OBJECTS = ("photos_text", "folders_text", "photos_grams", "folders_grams",
+           "ix_photos_grams", "ix_folders_grams",  # MariaDB (0042; photos_grams_seq too)
            "ix_photos_text_trgm", "ix_folders_path_trgm",
            "ix_photos_folder_cover")  # MariaDB: folder streams from the index (0027)
 
@@ -96,7 +98,7 @@ async def available(conn: AsyncConnection) -> bool:
         else:
             found = bool(await conn.scalar(sa.text(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
-                "DATABASE() AND table_name = 'photos_terms'")))
+                "DATABASE() AND table_name = 'photos_grams'")))
         _available[key] = found
     return found
 
@@ -109,34 +111,37 @@ def _fts_phrase(word: str) -> str:
     return '"' + word.replace('"', '""') + '"'
 
 
-def mysql_query(lowered: str, names: bool = False) -> str:
-    """A boolean FULLTEXT query for rows holding the trigrams of ``lowered`` (the word as
-    the server lower-cases it): at most _MYSQL_TERMS of them, spread over the word.
-
-    ``names``: for photo names, only the trigrams holding a digit when there are two or
-    more. Camera file names share their letters (``DSC_``, ``IMG_``: a sixth of a library
-    each), and InnoDB reads the whole document list of every term of a query: for
-    ``DSC_5305`` at 1,000,000 photos 0.66 s with all six trigrams, 0.1 s with the four
-    holding a digit, for the same 17 rows (the LIKE still decides what matches)."""
-    grams = [lowered[i:i + 3] for i in range(len(lowered) - 2)]
-    if names:
-        digits = [g for g in grams if any(c.isdigit() for c in g)]
-        if len(digits) >= 2:
-            grams = digits
+def mysql_grams(word: str) -> list[str]:
+    """The trigrams of ``word`` the MariaDB/MySQL index is asked for, as hex of their UTF-8
+    bytes (``photos_grams.gram``): the word lower-cased as the search's LIKE pattern is
+    (``queries.like_pattern``), so every photo the LIKE accepts holds each of them; its
+    distinct trigrams, at most _MYSQL_TERMS spread over the word (more would add index
+    dives, not selectivity)."""
+    low = word.lower()
+    grams = list(dict.fromkeys(low[i:i + 3] for i in range(len(low) - 2)))
     if len(grams) > _MYSQL_TERMS:
         step = (len(grams) - 1) / (_MYSQL_TERMS - 1)
         grams = [grams[round(k * step)] for k in range(_MYSQL_TERMS)]
-    return " ".join(_mysql_term(g) for g in dict.fromkeys(grams))
+    return [g.encode("utf-8").hex().upper() for g in grams]
 
 
-def _mysql_term(gram: str) -> str:
-    """One required trigram, in either case of its hex letters: the triggers write upper
-    case and an index filled row by row keeps it, but one InnoDB builds in bulk (``OPTIMIZE
-    TABLE``, ``ALTER TABLE ... FORCE``, which an administrator may run) lower-cases the
-    tokens of this binary-collated column while queries are compared as written: every
-    search found nothing after an ``OPTIMIZE``."""
-    hexed = gram.encode("utf-8").hex().upper()
-    return f"+(x{hexed} x{hexed.lower()})" if hexed != hexed.lower() else f"+x{hexed}"
+def grams_ids(table: str, grams: list[str]) -> Any:
+    """The ids of ``table``'s rows (``photos_grams`` / ``folders_grams``, migration
+    ``0042_mysql_grams``) holding every trigram of ``grams``: a join of one trigram list per
+    trigram on the id. The optimizer drives it from the rarest list (its index dives count
+    each one) and probes the others by primary key ``(id, gram)`` for the rows left, so a
+    word costs about its rarest trigram's rows, and nothing when one trigram is in no row.
+    The trigrams are hex literals (the only characters in them are hex digits): the
+    driver would mangle bytes parameters, and a literal is what the dives need."""
+    t = sa.table(table, sa.column("id"), sa.column("gram"))
+    lists = [t.alias() for _ in grams]
+    first = lists[0]
+    joined: Any = first
+    for g, hexed in zip(lists[1:], grams[1:], strict=True):
+        joined = joined.join(g, sa.and_(g.c.id == first.c.id,
+                                        g.c.gram == sa.literal_column(f"X'{hexed}'")))
+    return sa.select(first.c.id).select_from(joined) \
+        .where(first.c.gram == sa.literal_column(f"X'{grams[0]}'")).correlate(None)
 
 
 @dataclass
@@ -146,8 +151,8 @@ class Word:
     text: str
     columns: tuple[str, ...]  # photo columns
     paths: bool  # also the folder path
-    query: str = ""  # the engine's index query (SQLite, MariaDB)
-    name_query: str = ""  # MariaDB's for photo names (``mysql_query(names=True)``)
+    query: str = ""  # the engine's index query (SQLite)
+    grams: list[str] = field(default_factory=list)  # MariaDB's trigrams (``mysql_grams``)
     # Filled by ``prepare``: the distinct values of make, model and lens containing the word.
     values: dict[str, list[str]] = field(default_factory=dict)
     # Filled by ``measure``: name candidates (capped at DENSE + 1), photos in its folders.
@@ -176,9 +181,7 @@ class Word:
                 fts.c.photos_text.match(self.query)))
         if dialect == "postgresql":
             return table.c.name.ilike(_like(self.text), escape="!")
-        terms = sa.table("photos_terms", sa.column("id"), sa.column("terms"))
-        return table.c.id.in_(sa.select(terms.c.id).where(
-            terms.c.terms.match(self.name_query or self.query)))
+        return table.c.id.in_(grams_ids("photos_grams", self.grams))
 
     def photo_ids(self, dialect: str, table: Any = photos) -> Any:
         """A condition true for (at least) the photos whose columns contain the word."""
@@ -195,8 +198,7 @@ class Word:
                 fts.c.folders_text.match(self.query)))
         if dialect == "postgresql":
             return folders.c.path.ilike(_like(self.text), escape="!")
-        terms = sa.table("folders_terms", sa.column("id"), sa.column("terms"))
-        return folders.c.id.in_(sa.select(terms.c.id).where(terms.c.terms.match(self.query)))
+        return folders.c.id.in_(grams_ids("folders_grams", self.grams))
 
     def candidates(self, dialect: str) -> Any:
         """Photos that may contain the word (the index's superset), as ids from a union:
@@ -292,14 +294,8 @@ async def prepare(conn: AsyncConnection, words: list[Word]) -> list[Word]:
         for w in usable:
             w.query = _fts_phrase(w.text)
     elif dialect in ("mysql", "mariadb"):
-        # The server's own lower-casing, so the trigrams are those its triggers wrote.
-        lowered = (await conn.execute(sa.select(*(
-            sa.func.lower(sa.text(f"CONVERT(:w{i} USING utf8mb4)").bindparams(
-                sa.bindparam(f"w{i}", w.text, sa.String)))
-            for i, w in enumerate(usable))))).one()
-        for w, low in zip(usable, lowered, strict=True):
-            w.query = mysql_query(str(low))
-            w.name_query = mysql_query(str(low), names=True)
+        for w in usable:
+            w.grams = mysql_grams(w.text)
     for w in usable:
         w.values = await values_containing(conn, w)
     return usable
@@ -317,6 +313,9 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
             fts = sa.table("photos_text", sa.column("rowid"), sa.column("photos_text"))
             capped = sa.select(fts.c.rowid).where(fts.c.photos_text.match(word.query)) \
                 .limit(DENSE + 1).subquery()
+        elif dialect in ("mysql", "mariadb"):
+            # From the trigram lists alone: each of their ids is a photo's (foreign key).
+            capped = grams_ids("photos_grams", word.grams).limit(DENSE + 1).subquery()
         else:
             capped = sa.select(photos.c.id).where(word.name_ids(dialect)) \
                 .limit(DENSE + 1).subquery()

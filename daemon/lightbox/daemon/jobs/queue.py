@@ -39,6 +39,7 @@ from lightbox.daemon.catalog import tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.catalog.types import iso, utcnow
 from lightbox.daemon.control.events import EventBus
+from lightbox.daemon.library import failures
 from lightbox.daemon.procs import pid_alive
 
 log = logs.get("jobs")
@@ -177,6 +178,15 @@ def failure_reason(exc: BaseException, ref: str) -> tuple[str, bool]:
         return "timed out" if isinstance(exc, TimeoutError) else "connection failed", True
     retriable = not isinstance(exc, _BUGS)
     return (f"internal error (ref {ref}); see the daemon log", retriable)
+
+
+def _full_where(exc: BaseException) -> str:
+    """Which disk was full, in words: the catalog's (a database error) or a file's."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return "the catalog's disk"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"the disk of {exc.filename}"
+    return "a disk the job writes to"
 
 
 def backoff(attempt: int) -> float:
@@ -516,6 +526,16 @@ class JobQueue:
             except JobFailed as exc:
                 await self._end(ctx, "failed", str(exc), exc.result)
             except Exception as exc:
+                if failures.disk_full(exc):
+                    # Not a bug and not worth a retry in 5 s: the job's own writes found
+                    # no room (the catalog's disk, a cache). Said at once, with a reason a
+                    # client can act on; the indexer resumes by itself when there is room.
+                    log.warning("job failed: no space left", id=ctx.id, kind=ctx.kind,
+                                error=str(exc).splitlines()[0][:200])
+                    await self._end(ctx, "failed", f"no space left on {_full_where(exc)}; "
+                                    "free some space and run it again",
+                                    {"reason": "disk_full"})
+                    return
                 ref = uuid.uuid4().hex[:12]
                 log.exception("job attempt failed", id=ctx.id, kind=ctx.kind, ref=ref)
                 message, retriable = failure_reason(exc, ref)

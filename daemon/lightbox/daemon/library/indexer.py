@@ -125,6 +125,11 @@ class Indexer:
         self._wakes = 0
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[int] = set()
+        # Rows whose results a flush wrote, by that flush's number: a pass's query that
+        # began before the commit still sees them pending, and must not read them again
+        # (a second decode, for a bucket a second GET). Pruned at each query.
+        self._flushes = 0
+        self._written: dict[int, int] = {}
         self._results: list[tuple[Any, dict[str, Any], str]] = []  # (row, values, outcome)
         self._flush_lock = asyncio.Lock()
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -264,6 +269,9 @@ class Indexer:
                 after, started_any = 0, False
                 continue
             woken = self._wakes
+            since = self._flushes
+            if self._written:   # written before this query began: it sees them as written
+                self._written = {k: n for k, n in self._written.items() if n > since}
             try:
                 rows = await self._fetch(after)
             except Exception:
@@ -304,6 +312,11 @@ class Indexer:
             for row in rows:
                 after = row.id
                 seen.add(row.id)
+                if self._written.get(row.id, 0) > since:
+                    # Read before its result was committed; look once more this pass (it
+                    # may have been made pending again since) rather than sleep.
+                    started_any = True
+                    continue
                 if row.id in self._inflight or \
                         self.backlog.waiting(row.id, row.size, row.mtime_ns, now):
                     continue
@@ -548,8 +561,10 @@ class Indexer:
             except BaseException:
                 self._results[:0] = results    # kept for the next attempt
                 raise
+            self._flushes += 1
             for row, _, _ in results:
                 self._inflight.discard(row.id)
+                self._written[row.id] = self._flushes
             by_folder: dict[tuple[int, str], list[int]] = {}
             for row, _, outcome in results:
                 if outcome == "requeue":

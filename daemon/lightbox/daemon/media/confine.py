@@ -125,16 +125,35 @@ def open_photo(loc: Locator) -> tuple[BinaryIO, os.stat_result]:
         assert isinstance(loc, S3Object)
         return open_object(loc)
     assert isinstance(loc, LocalFile)
-    fd = open_beneath(loc.root, loc.rel)
+    fd, st = open_local(loc)
+    try:
+        return os.fdopen(fd, "rb"), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_local(loc: LocalFile, root_fd: int | None = None) -> tuple[int, os.stat_result]:
+    """``open_photo`` of a local file as a bare descriptor (the caller closes it) and its
+    fstat, with the same checks. ``root_fd``: the root already opened (``open_root``) by a
+    caller that opens many files of one root in a row (a backup batch), which saves an
+    open and a close of the root per file and nothing of the checks: the file is still
+    resolved beneath that directory without links, and compared with the catalog."""
+    fd = open_beneath(loc.root, loc.rel, root_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise Refused(NOT_REGULAR, "not a regular file")
         check(loc, st)
-        return os.fdopen(fd, "rb"), st
+        return fd, st
     except BaseException:
         os.close(fd)
         raise
+
+
+def open_root(root: str) -> int:
+    """A root's directory as an ``O_PATH`` descriptor for ``open_local(..., root_fd)``."""
+    return os.open(root, _DIR_FLAGS)
 
 
 def check(loc: LocalFile, st: os.stat_result) -> None:
@@ -148,25 +167,32 @@ def check(loc: LocalFile, st: os.stat_result) -> None:
                           (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
 
 
-def open_beneath(root: str, rel: str) -> int:
-    """A read-only fd for ``rel`` below ``root``, resolved without following any link."""
+def open_beneath(root: str, rel: str, root_fd: int | None = None) -> int:
+    """A read-only fd for ``rel`` below ``root``, resolved without following any link
+    (``root_fd``: the root's directory, already open, used instead of opening ``root``)."""
     parts = rel.split("/")
     if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts) \
             or "\0" in rel:
         raise Refused(OUTSIDE, f"{rel!r} is not a plain path below its root")
-    dirfd = os.open(root, _DIR_FLAGS)
+    dirfd = os.open(root, _DIR_FLAGS) if root_fd is None else root_fd
     try:
         if _openat2_nr() is not None:
             return _openat2(dirfd, rel)
         return _walk(dirfd, parts)
     finally:
-        os.close(dirfd)
+        if root_fd is None:
+            os.close(dirfd)
 
 
 class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
                 ("resolve", ctypes.c_uint64)]
 
+
+# The open_how of every photo open: read-only for the kernel, so one serves all threads.
+_HOW = _OpenHow(_FLAGS, 0, _RESOLVE)
+_HOW_REF = ctypes.byref(_HOW)
+_HOW_SIZE = ctypes.sizeof(_HOW)
 
 _probed: list[int | None] = []
 _syscall: Any = None
@@ -202,10 +228,9 @@ def _openat2(dirfd: int, rel: str) -> int:
     nr = _openat2_nr()
     assert nr is not None
     assert _syscall is not None
-    how = _OpenHow(_FLAGS, 0, _RESOLVE)
     path = os.fsencode(rel)
     for _ in range(8):
-        fd = int(_syscall(nr, dirfd, path, ctypes.byref(how), ctypes.sizeof(how)))
+        fd = int(_syscall(nr, dirfd, path, _HOW_REF, _HOW_SIZE))
         if fd >= 0:
             return fd
         err = ctypes.get_errno()

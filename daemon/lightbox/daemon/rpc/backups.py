@@ -7,14 +7,36 @@ from typing import Any
 
 from lightbox.common import schedule
 from lightbox.common.api.backups import TARGET_KEYS
-from lightbox.common.errors import InvalidParams
+from lightbox.common.errors import InvalidParams, RpcError
+from lightbox.daemon.backups.s3 import SECRET_KEYS
 from lightbox.daemon.library import admission
 from lightbox.daemon.rpc import Context, method
+from lightbox.daemon.settings import actor_of
+
+# What a target's audit entry keeps: its configuration as ``backups.list`` shows it (a
+# secret only as "set" and its fingerprint), not what is derived from it.
+_DERIVED = ("next_runs", "next_verify", "schedule_explained", "created_at", "where")
+
+
+def _audited(target: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in target.items() if k not in _DERIVED}
 
 
 @method("backups.add")
 async def add(ctx: Context, name: str, kind: str, **values: Any) -> dict[str, Any]:
-    return await ctx.daemon.backups.add(name, values, kind=kind)
+    d = ctx.daemon
+    try:
+        added = await d.backups.add(name, values, kind=kind)
+    except RpcError as err:
+        reason = err.data.get("reason") if isinstance(err.data, dict) else None
+        shown = {k: v for k, v in values.items() if k not in SECRET_KEYS}
+        await d.settings.record("backups.add", actor_of(ctx), [
+            {"key": f"backup_targets.{name}", "old": None, "new": {"kind": kind, **shown}}],
+            result="refused", detail={"reason": reason, "error": err.message[:500]})
+        raise
+    await d.settings.record("backups.add", actor_of(ctx), [
+        {"key": f"backup_targets.{name}", "old": None, "new": _audited(added)}])
+    return added
 
 
 @method("backups.update")
@@ -25,12 +47,27 @@ async def update(ctx: Context, target: str, clear: list[str] | None,
                                if k in TARGET_KEYS and v is not None}
     for key in clear or []:
         changes[key] = None
-    return await ctx.daemon.backups.update(target, changes)
+    d = ctx.daemon
+    before = _audited(d.backups.present(await d.backups.row(target)))
+    updated = await d.backups.update(target, changes)
+    after = _audited(updated)
+    # One entry per key that changed, so ``settings.audit key=backup_targets.NAME.KEY`` is
+    # that key's history, as for a setting.
+    diff = [{"key": f"backup_targets.{target}.{k}", "old": before.get(k), "new": v}
+            for k, v in after.items() if before.get(k) != v]
+    if diff:
+        await d.settings.record("backups.update", actor_of(ctx), diff)
+    return updated
 
 
 @method("backups.remove")
 async def remove(ctx: Context, target: str) -> dict[str, Any]:
-    return await ctx.daemon.backups.remove(target)
+    d = ctx.daemon
+    before = _audited(d.backups.present(await d.backups.row(target)))
+    removed = await d.backups.remove(target)
+    await d.settings.record("backups.remove", actor_of(ctx), [
+        {"key": f"backup_targets.{target}", "old": before, "new": None}])
+    return removed
 
 
 @method("backups.list")
