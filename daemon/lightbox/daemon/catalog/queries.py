@@ -731,6 +731,9 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
             .where(arm.condition, *conds)
         if after is not None:
             stmt = stmt.where(_after(col, after.value, after.id, desc))
+        if arm.walk_index is not None:
+            for name in ("mysql", "mariadb"):
+                stmt = stmt.with_hint(photos, f"FORCE INDEX ({arm.walk_index})", name)
         # The same order, through an expression no index serves, for a stream to sort.
         stmts.append(_ordered(stmt, sa.func.coalesce(col, col) if arm.few else col, desc)
                      .limit(limit + 1))

@@ -64,8 +64,12 @@ DENSE = 20_000
 PHOTO_COLUMNS = ("name", "make", "model", "lens")
 CAMERA_COLUMNS = ("make", "model")
 VALUE_COLUMNS = ("make", "model", "lens")  # few distinct values: looked up by value
+NAME_COVER = "ix_photos_name_cover"  # MariaDB: (name_key, id, folder_id, status), 0043
 MAX_VALUE_ARMS = 32  # values of one word served as streams; more, and the word is not used
 PAGE_COST = 200  # rows a stream of one value reads for a page (the planner's unit)
+# MariaDB: a trigram's rows counted up to this (a few index pages); a rarer one's list is
+# read whole (``grams_ids``).
+GRAM_CAP = 5_000
 _MYSQL_TERMS = 8  # trigram lists joined per word: enough to be selective, few to dive into
 
 _available: dict[Any, bool] = {}
@@ -75,7 +79,8 @@ _available: dict[Any, bool] = {}
 OBJECTS = ("photos_text", "folders_text", "photos_grams", "folders_grams",
            "ix_photos_grams", "ix_folders_grams",  # MariaDB (0042; photos_grams_seq too)
            "ix_photos_text_trgm", "ix_folders_path_trgm",
-           "ix_photos_folder_cover")  # MariaDB: folder streams from the index (0027)
+           "ix_photos_folder_cover",  # MariaDB: folder streams from the index (0027)
+           "ix_photos_name_cover")  # MariaDB: a place's walk of the name order (0043)
 
 
 def owns(name: str | None) -> bool:
@@ -125,23 +130,62 @@ def mysql_grams(word: str) -> list[str]:
     return [g.encode("utf-8").hex().upper() for g in grams]
 
 
-def grams_ids(table: str, grams: list[str]) -> Any:
+def _unhex(hexed: str) -> Any:
+    """A trigram as ``UNHEX`` of hex text: the driver would mangle bytes parameters, and
+    the optimizer folds the constant before its index dives; a parameter, so compiled
+    statements are cached per shape, not per word."""
+    return sa.func.unhex(sa.bindparam(None, hexed, sa.String))
+
+
+def grams_ids(table: str, grams: list[str], counts: list[int] | None = None) -> Any:
     """The ids of ``table``'s rows (``photos_grams`` / ``folders_grams``, migration
-    ``0042_mysql_grams``) holding every trigram of ``grams``: a join of one trigram list per
-    trigram on the id. The optimizer drives it from the rarest list (its index dives count
-    each one) and probes the others by primary key ``(id, gram)`` for the rows left, so a
-    word costs about its rarest trigram's rows, and nothing when one trigram is in no row.
-    The trigrams are hex literals (the only characters in them are hex digits): the
-    driver would mangle bytes parameters, and a literal is what the dives need."""
+    ``0042_mysql_grams``) holding every trigram of ``grams`` (at least: the LIKE decides).
+
+    ``counts`` (``gram_counts``: each trigram's rows, capped at GRAM_CAP): when one is
+    under the cap, the two rarest lists are read whole, each a contiguous range of the
+    ``(gram, id)`` index, and intersected by a GROUP BY (``9028``: 4,000 index entries in
+    a few pages); none at all when a trigram is in no row. Otherwise (every trigram
+    common) a join of every list on the id, which the optimizer drives from the rarest by
+    its index dives, probing the others for the rows left; its probes are random lookups
+    of the primary key, about 13 us each on a catalog larger than the buffer pool (26 ms
+    for ``9028`` that way), hence the ranges when the counts allow."""
     t = sa.table(table, sa.column("id"), sa.column("gram"))
+    if counts is not None and min(counts) < GRAM_CAP:
+        if min(counts) == 0:
+            return sa.select(t.c.id).where(sa.false())
+        rarest = [g for _, g in sorted(zip(counts, grams, strict=True))[:2]]
+        if len(rarest) == 1:
+            return sa.select(t.c.id).where(t.c.gram == _unhex(rarest[0]))
+        return sa.select(t.c.id).where(t.c.gram.in_([_unhex(g) for g in rarest])) \
+            .group_by(t.c.id).having(sa.func.count() == len(rarest))
     lists = [t.alias() for _ in grams]
     first = lists[0]
     joined: Any = first
     for g, hexed in zip(lists[1:], grams[1:], strict=True):
-        joined = joined.join(g, sa.and_(g.c.id == first.c.id,
-                                        g.c.gram == sa.literal_column(f"X'{hexed}'")))
+        joined = joined.join(g, sa.and_(g.c.id == first.c.id, g.c.gram == _unhex(hexed)))
     return sa.select(first.c.id).select_from(joined) \
-        .where(first.c.gram == sa.literal_column(f"X'{grams[0]}'")).correlate(None)
+        .where(first.c.gram == _unhex(grams[0])).correlate(None)
+
+
+async def gram_counts(conn: AsyncConnection, words: list[Word]) -> None:
+    """Fill each word's ``photo_counts`` and ``folder_counts``: the rows of each of its
+    trigrams in ``photos_grams`` and ``folders_grams``, counted up to GRAM_CAP (a
+    contiguous range of the ``(gram, id)`` index: a few pages), in one statement."""
+    grams = list(dict.fromkeys(g for w in words for g in w.grams))
+    if not grams:
+        return
+    cols = []
+    for table in ("photos_grams", "folders_grams"):
+        t = sa.table(table, sa.column("id"), sa.column("gram"))
+        for g in grams:
+            capped = sa.select(t.c.id).where(t.c.gram == _unhex(g)).limit(GRAM_CAP).subquery()
+            cols.append(sa.select(sa.func.count()).select_from(capped).scalar_subquery())
+    got = [int(n) for n in (await conn.execute(sa.select(*cols))).one()]
+    photo = dict(zip(grams, got[:len(grams)], strict=True))
+    folder = dict(zip(grams, got[len(grams):], strict=True))
+    for w in words:
+        w.photo_counts = [photo[g] for g in w.grams]
+        w.folder_counts = [folder[g] for g in w.grams]
 
 
 @dataclass
@@ -153,6 +197,8 @@ class Word:
     paths: bool  # also the folder path
     query: str = ""  # the engine's index query (SQLite)
     grams: list[str] = field(default_factory=list)  # MariaDB's trigrams (``mysql_grams``)
+    photo_counts: list[int] | None = None  # their rows, capped (``gram_counts``)
+    folder_counts: list[int] | None = None
     # Filled by ``prepare``: the distinct values of make, model and lens containing the word.
     values: dict[str, list[str]] = field(default_factory=dict)
     # Filled by ``measure``: name candidates (capped at DENSE + 1), photos in its folders.
@@ -181,7 +227,7 @@ class Word:
                 fts.c.photos_text.match(self.query)))
         if dialect == "postgresql":
             return table.c.name.ilike(_like(self.text), escape="!")
-        return table.c.id.in_(grams_ids("photos_grams", self.grams))
+        return table.c.id.in_(grams_ids("photos_grams", self.grams, self.photo_counts))
 
     def photo_ids(self, dialect: str, table: Any = photos) -> Any:
         """A condition true for (at least) the photos whose columns contain the word."""
@@ -198,7 +244,7 @@ class Word:
                 fts.c.folders_text.match(self.query)))
         if dialect == "postgresql":
             return folders.c.path.ilike(_like(self.text), escape="!")
-        return folders.c.id.in_(grams_ids("folders_grams", self.grams))
+        return folders.c.id.in_(grams_ids("folders_grams", self.grams, self.folder_counts))
 
     def candidates(self, dialect: str) -> Any:
         """Photos that may contain the word (the index's superset), as ids from a union:
@@ -296,6 +342,7 @@ async def prepare(conn: AsyncConnection, words: list[Word]) -> list[Word]:
     elif dialect in ("mysql", "mariadb"):
         for w in usable:
             w.grams = mysql_grams(w.text)
+        await gram_counts(conn, usable)
     for w in usable:
         w.values = await values_containing(conn, w)
     return usable
@@ -315,7 +362,8 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
                 .limit(DENSE + 1).subquery()
         elif dialect in ("mysql", "mariadb"):
             # From the trigram lists alone: each of their ids is a photo's (foreign key).
-            capped = grams_ids("photos_grams", word.grams).limit(DENSE + 1).subquery()
+            capped = grams_ids("photos_grams", word.grams, word.photo_counts) \
+                .limit(DENSE + 1).subquery()
         else:
             capped = sa.select(photos.c.id).where(word.name_ids(dialect)) \
                 .limit(DENSE + 1).subquery()
@@ -381,6 +429,9 @@ class Arm:
     # need not test them again (PostgreSQL's folder streams: then a place's photos come
     # from an index-only scan, with no LIKE on any photo column).
     implies: frozenset[str] = frozenset()
+    # MariaDB/MySQL: the index a walked stream must use (its optimizer would rather sort
+    # all of a place's photos than walk the name order: ``0043_mysql_name_cover``).
+    walk_index: str | None = None
 
 
 async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
@@ -442,13 +493,19 @@ async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
             if exact and dialect != "postgresql":
                 wheres += [_contains(folders.c.path, w.text, dialect) for w in narrowing]
             implied = frozenset(w.text for w in narrowing) if exact else frozenset()
-            condition = folder.in_(sa.select(folders.c.id).where(*wheres))
+            chosen: Any = sa.select(folders.c.id).where(*wheres)
+            condition = folder.in_(chosen)
+            walk = NAME_COVER if not few and dialect in ("mysql", "mariadb") else None
             if not few and dialect == "postgresql":
                 condition = photos.c.folder_id == sa.any_(sa.bindparam(
-                    "walk_folders", list(await conn.scalars(
-                        sa.select(folders.c.id).where(*wheres))),
+                    "walk_folders", list(await conn.scalars(chosen)),
                     type_=postgresql.ARRAY(sa.BigInteger)))
-            out.append(Arm(condition, few=few, implies=implied))
+            elif walk is not None:
+                # Materialized once (a grouped derived table is never merged): pulled into
+                # the join, the folders' LIKE ran again for each of the 8,000 photos walked.
+                sub = chosen.group_by(folders.c.id).subquery("walked")
+                condition = folder.in_(sa.select(sub.c.id))
+            out.append(Arm(condition, few=few, implies=implied, walk_index=walk))
     return _few_together(out, dialect)
 
 

@@ -11,7 +11,7 @@ those columns in the indexes (INCLUDE) the walks are index-only scans. SQLite an
 indexes hold the row's key already and are left as they are.
 
 Revision ID: 0044_pg_name_cover
-Revises: 0042_mysql_grams
+Revises: 0043_mysql_name_cover
 Create Date: 2026-12-01
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0044_pg_name_cover"
-down_revision: str | None = "0042_mysql_grams"
+down_revision: str | None = "0043_mysql_name_cover"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
