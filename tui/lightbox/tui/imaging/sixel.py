@@ -195,16 +195,18 @@ def _body(px: np.ndarray) -> bytes:
         for m in range(k + 1, 6):
             sixel |= (rows[:, m] == rows[:, k]).view(np.uint8) << m
     at = np.flatnonzero(first)
-    band = (at // (6 * w)).astype(np.int64)
-    x = (at % w).astype(np.int64)
+    # int32 per cell (a preview has 300,000 or more): half the transient memory of int64.
+    band = (at // (6 * w)).astype(np.int32)
+    x = (at % w).astype(np.int32)
     group = band << 8 | rows[first]  # (band, colour) of each cell
     sixels = bits[first] + np.uint8(_OFFSET)
-    lo = np.full(nb << 8, w, dtype=np.int64)
-    hi = np.full(nb << 8, -1, dtype=np.int64)
+    lo = np.full(nb << 8, w, dtype=np.int32)
+    hi = np.full(nb << 8, -1, dtype=np.int32)
     np.minimum.at(lo, group, x)
     np.maximum.at(hi, group, x)
     sid = np.flatnonzero(hi >= 0)  # the spans, by band then colour
-    sb, sc, sx0, sx1 = sid >> 8, sid & 255, lo[sid], hi[sid]
+    sb, sc = sid >> 8, sid & 255
+    sx0, sx1 = lo[sid].astype(np.int64), hi[sid].astype(np.int64)
     ns = len(sid)
     starts = np.flatnonzero(np.r_[True, sb[1:] != sb[:-1]])
     band_of = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, ns]))
@@ -244,7 +246,7 @@ def _body(px: np.ndarray) -> bytes:
     total = int(offset[-1] + block[-1]) + 1
     flat = np.full(total, _OFFSET, dtype=np.uint8)  # "?": no pixel of this colour
     flat[(offset[:, None] + np.cumsum(there, axis=1) - 1)[there]] = head[there]
-    where = np.zeros(nb << 8, dtype=np.int64)
+    where = np.zeros(nb << 8, dtype=np.int32)
     where[sid[out]] = offset + lengths - ox0
     flat[where[group] + x] = sixels
     flat[-1] = ord("-")
