@@ -727,8 +727,14 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
         # The stream's own condition first: SQLite tests the terms in that order, and it
         # is the cheap one that rejects most rows of a walk.
         conds = where if not arm.implies or narrower is None else narrower(arm.implies)
-        stmt = sa.select(photos.c.id, col.label("sort_key"), sa.literal(i).label("arm")) \
-            .where(arm.condition, *conds)
+        stmt = sa.select(photos.c.id, col.label("sort_key"), sa.literal(i).label("arm"))
+        if arm.ids is not None:  # MariaDB: the ids first, then their photos (textindex.Arm)
+            ids = arm.ids.subquery()
+            stmt = stmt.select_from(ids.join(photos, photos.c.id == ids.c.id)).where(*conds)
+            for name in ("mysql", "mariadb"):
+                stmt = stmt.prefix_with("STRAIGHT_JOIN", dialect=name)
+        else:
+            stmt = stmt.where(arm.condition, *conds)
         if after is not None:
             stmt = stmt.where(_after(col, after.value, after.id, desc))
         if arm.walk_index is not None:

@@ -429,9 +429,14 @@ class Arm:
     # need not test them again (PostgreSQL's folder streams: then a place's photos come
     # from an index-only scan, with no LIKE on any photo column).
     implies: frozenset[str] = frozenset()
-    # MariaDB/MySQL: the index a walked stream must use (its optimizer would rather sort
-    # all of a place's photos than walk the name order: ``0043_mysql_name_cover``).
+    # MariaDB/MySQL: the index a walked folder stream must use: the name order (its
+    # optimizer would rather sort all of a place's photos, ``0043_mysql_name_cover``).
     walk_index: str | None = None
+    # MariaDB/MySQL: the stream's ids as a statement (a word's name candidates, a union),
+    # joined first, then the photos by primary key (``STRAIGHT_JOIN``): misjudging a union
+    # of grouped trigram lists at 160,000 rows, MariaDB read all 1,000,000 photos instead
+    # (``2028``: 25 s). ``condition`` says the same, for the other engines' plans.
+    ids: Any = None
 
 
 async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
@@ -453,8 +458,10 @@ async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
         return None
     word = best[1]
     out: list[Arm] = []
+    mysql = dialect in ("mysql", "mariadb")
     if word.names:
-        out.append(Arm(word.name_ids(dialect), few=True))
+        out.append(Arm(word.name_ids(dialect), few=True, ids=grams_ids(
+            "photos_grams", word.grams, word.photo_counts) if mysql else None))
     # A value stream implies the word: its value contains it by the search's own ILIKE
     # (``values_containing``). On PostgreSQL the stream then tests only the status, which
     # ``(column, name_key) INCLUDE (id, status)`` holds: an index-only walk
@@ -519,7 +526,8 @@ def _few_together(arms: list[Arm], dialect: str) -> list[Arm]:
     ids = sa.union(*(sa.select(photos.c.id).where(a.condition).correlate(None) for a in few))
     # The union implies only what every part of it implies.
     implied = frozenset.intersection(*(a.implies for a in few))
-    return [Arm(id_in(ids, dialect), few=True, implies=implied),
+    mysql = dialect in ("mysql", "mariadb")
+    return [Arm(id_in(ids, dialect), few=True, implies=implied, ids=ids if mysql else None),
             *(a for a in arms if not a.few)]
 
 
