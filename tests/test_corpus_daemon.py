@@ -36,6 +36,11 @@ def indexed() -> Any:
         job = d.call("roots.add", {"path": str(CORPUS)})["job"]
         done = d.call("jobs.wait", {"id": job, "timeout": 280}, timeout=290)
         elapsed = time.monotonic() - started
+        # The large JPEGs' previews come after indexing (``library.previews``).
+        deadline = time.monotonic() + 280
+        while d.call("system.status")["components"]["indexer"]["previews"]["pending"]:
+            assert time.monotonic() < deadline, "previews still being made"
+            time.sleep(0.2)
         con = sqlite3.connect(f"file:{d.data_dir / 'catalog.db'}?mode=ro", uri=True)
         con.row_factory = sqlite3.Row
         rows = {(r["folder"] + "/" + r["name"]).lstrip("/"): dict(r) for r in con.execute(

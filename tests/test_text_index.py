@@ -57,14 +57,15 @@ async def index_consistent(url: str) -> None:
                     await conn.execute(sa.text(
                         f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)"))
             elif name in ("mysql", "mariadb"):
-                for table in ("photos", "folders"):
-                    stale = await conn.scalar(sa.text(
-                        f"SELECT count(*) FROM {table}_terms t LEFT JOIN {table} x "
-                        "ON x.id = t.id WHERE x.id IS NULL"))
-                    missing = await conn.scalar(sa.text(
-                        f"SELECT count(*) FROM {table} x LEFT JOIN {table}_terms t "
-                        "ON x.id = t.id WHERE t.id IS NULL"))
-                    assert (stale, missing) == (0, 0), table
+                # Every distinct trigram of each row's lower-cased text, and nothing else
+                # (the names here are ASCII: Python's lower() is the server's).
+                for table, col in (("photos", "name"), ("folders", "path")):
+                    want = {(int(i), g.encode()) for i, text in await conn.execute(
+                        sa.text(f"SELECT id, {col} FROM {table}"))
+                        for g in {text.lower()[k:k + 3] for k in range(len(text) - 2)}}
+                    have = {(int(i), bytes(g)) for i, g in await conn.execute(
+                        sa.text(f"SELECT id, gram FROM {table}_grams"))}
+                    assert have == want, (table, sorted(have ^ want)[:10])
     finally:
         await engine.dispose()
 
@@ -136,33 +137,29 @@ async def rebuilt(url: str) -> None:
         async with engine.connect() as conn:
             doc = await queries.search(conn, text="xf35", status="any")
             assert [p["name"] for p in doc["photos"]] == ["new.jpg"]
-        if engine.dialect.name in ("mysql", "mariadb"):
-            # An index InnoDB builds in bulk (what OPTIMIZE TABLE does) lower-cases its
-            # tokens: searches must find the same photos afterwards.
-            async with engine.begin() as conn:
-                for table in ("photos_terms", "folders_terms"):
-                    await conn.execute(sa.text(f"ALTER TABLE {table} FORCE"))
-            async with engine.connect() as conn:
-                for text in ("new", "porto weekend", "xf35"):
-                    doc = await queries.search(conn, text=text, status="any")
-                    assert [p["name"] for p in doc["photos"]] == ["new.jpg"], text
+        async with engine.connect() as conn:
+            for text in ("new", "porto weekend", "xf35", "NEW.JPG"):
+                doc = await queries.search(conn, text=text, status="any")
+                assert [p["name"] for p in doc["photos"]] == ["new.jpg"], text
     finally:
         await engine.dispose()
     await index_consistent(url)
 
 
-@pytest.mark.parametrize(("word", "terms"), [
-    ("abc", "+x616263"),
-    ("été", "+(xC3A974C3A9 xc3a974c3a9)"),  # hex letters: either case (a bulk rebuild)
+@pytest.mark.parametrize(("word", "grams"), [
+    ("abc", ["616263"]),
+    ("ÉTÉ", ["C3A974C3A9"]),  # lower-cased as the LIKE pattern is, as UTF-8 bytes
+    ("aaaaa", ["616161"]),  # distinct trigrams only
+    ("dsc_53", ["647363", "73635F", "635F35", "5F3533"]),
     ("abcdefghijklmnop", None),
 ])
-def test_mysql_query_is_every_trigram_or_a_spread_of_them(word: str, terms: str | None) -> None:
-    got = textindex.mysql_query(word)
-    if terms is not None:
-        assert got == terms
+def test_mysql_grams_are_the_distinct_trigrams_or_a_spread_of_them(
+        word: str, grams: list[str] | None) -> None:
+    got = textindex.mysql_grams(word)
+    if grams is not None:
+        assert got == grams
     else:
-        grams = got.replace(" x", "|x").split()
-        assert len(grams) == 8 and grams[0] == "+x616263" and grams[-1] == "+(x6E6F70|x6e6f70)"
+        assert len(got) == 8 and got[0] == "616263" and got[-1] == "6E6F70"
 
 
 QUERIES = [{"text": "DAY2"}, {"text": "trip day"}, {"text": "2008 canon"},
@@ -218,11 +215,59 @@ async def test_every_plan_gives_the_same_photos(db_url: str, dense: int,
         await b.close()
 
 
-def test_mysql_name_query_keeps_the_trigrams_holding_a_digit() -> None:
-    """For photo names only the trigrams with a digit are asked for (when there are two or
-    more); folder paths and words with fewer digits keep every trigram."""
-    assert textindex.mysql_query("dsc_5305", names=True) == \
-        "+(x635F35 x635f35) +(x5F3533 x5f3533) +x353330 +x333035"
-    assert textindex.mysql_query("dsc_5305").count("+") == 6
-    assert textindex.mysql_query("canon", names=True) == textindex.mysql_query("canon")
-    assert textindex.mysql_query("img_5", names=True) == textindex.mysql_query("img_5")
+@pytest.mark.mysql
+async def test_mysql_grams_migration_indexes_existing_rows_and_goes_back(
+        mysql_scratch_url: str) -> None:
+    """0042_mysql_grams on a catalog with rows: the FULLTEXT side tables and their
+    triggers give way to trigram tables filled from every row (accented, upper-case and
+    repeating names, a long path), searches find the same photos, and a downgrade brings
+    the FULLTEXT tables back filled."""
+    from alembic import command
+    from catalog_fixtures import CatalogBuilder, synth
+
+    from lightbox.daemon.catalog import queries
+    from lightbox.daemon.catalog.database import alembic_config
+
+    url = mysql_scratch_url
+    b = await CatalogBuilder.open(url, revision="0032_backup_clean_mark")
+    try:
+        src = await b.source("main", "/nonexistent/lb-grams")
+        deep = "2019/" + "/".join(f"level{i:03d}" for i in range(40)) + "/Ærøskøbing walk"
+        trip, far = await b.folders_at(src, ["2019/lisbon trip", deep])
+        await b.photos(trip, [synth(1, name="ÉTÉ 2019.JPG"), synth(2, name="aaaaaa.jpg"),
+                              synth(3, name="DSC_5305.JPG")])
+        await b.photos(far, [synth(4, name="x.jpg")])
+        await b.finish()
+        async with b.engine.connect() as conn:
+            assert await conn.scalar(sa.text("SELECT count(*) FROM photos_terms")) == 4
+        await b.upgrade()
+        async with b.engine.connect() as conn:
+            names = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+            assert "photos_terms" not in names and "folders_terms" not in names
+            triggers = {t for (t,) in await conn.execute(sa.text(
+                "SELECT trigger_name FROM information_schema.triggers "
+                "WHERE trigger_schema = DATABASE()"))}
+            assert not any("_terms_" in t for t in triggers), triggers
+            for text, want in [("été", ["ÉTÉ 2019.JPG"]), ("aaaa", ["aaaaaa.jpg"]),
+                               ("5305", ["DSC_5305.JPG"]), ("lisbon", ["aaaaaa.jpg",
+                                "DSC_5305.JPG", "ÉTÉ 2019.JPG"]),
+                               ("skøbing", ["x.jpg"]), ("level039", ["x.jpg"]),
+                               ("zzz", [])]:
+                doc = await queries.search(conn, text=text)
+                assert sorted(p["name"] for p in doc["photos"]) == sorted(want), text
+        async with b.engine.connect() as conn:
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c),
+                                                            "0032_backup_clean_mark"))
+            await conn.commit()
+            for table in ("photos", "folders"):
+                missing = await conn.scalar(sa.text(
+                    f"SELECT count(*) FROM {table} x LEFT JOIN {table}_terms t "
+                    "ON x.id = t.id WHERE t.id IS NULL"))
+                assert missing == 0, table
+            names = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+            assert not any("_grams" in n for n in names), names
+        await b.upgrade()
+    finally:
+        await b.close()
+    textindex._available.clear()
+    await index_consistent(url)

@@ -124,9 +124,13 @@ def _put(px: Any, x: int, y: int, bits: int, pct: tuple[int, int, int], w: int, 
             px[x, y + k] = rgb
 
 
-def test_sixel_draws_every_pixel_once_in_its_colour() -> None:
-    img = samples.make_photo(131, 47, 3)  # odd sizes: a partial last band, a ragged edge
-    text = sixel.encode(img)
+@pytest.mark.parametrize("size", [(131, 47), (7, 5), (1, 1), (900, 13)])
+def test_sixel_draws_every_pixel_once_in_its_colour(size: tuple[int, int]) -> None:
+    """Odd sizes: a partial last band, a ragged edge; pictures too small for any run of
+    four equal sixels (the encoder before issue 13's rewrite failed on those); a wide one
+    whose spans share passes and whose gaps and runs need three-digit counts."""
+    img = samples.make_photo(*size, 3)
+    text = sixel.encode(img, budget=None)
     drawn, regs = decode_sixel(text)
     assert len(regs) <= 256
     q = sixel.palette_image(img).convert("RGB")

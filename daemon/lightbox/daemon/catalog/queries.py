@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -230,6 +231,16 @@ def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> list[Sequence[Any]]:
     return [values[i:i + size] for i in range(0, len(values), size)]
 
 
+def ids_in(col: Any, ids: Sequence[int], dialect: str) -> Any:
+    """``col IN (ids)``; on PostgreSQL ``col = ANY(:ids)``, one array parameter: the
+    expanding IN of a page's 200 ids cost the daemon about 2 ms of CPU a statement
+    (SQLAlchemy renders 200 parameters, asyncpg encodes each, and every length is a
+    statement of its own to prepare), out of the 6.5 ms it takes to read the page."""
+    if dialect == "postgresql":
+        return col == sa.any_(sa.bindparam(None, list(ids), type_=ARRAY(sa.BigInteger)))
+    return col.in_(ids)
+
+
 async def path_book(conn: AsyncConnection, folder_ids: set[int]) -> present.PathBook:
     """Source and folder paths of the folders a page of photos lives in: one query (one per
     5,000 folders)."""
@@ -238,7 +249,7 @@ async def path_book(conn: AsyncConnection, folder_ids: set[int]) -> present.Path
         rows = await conn.execute(
             sa.select(folders.c.id, sources.c.path, folders.c.path)
             .select_from(folders.join(sources, folders.c.source_id == sources.c.id))
-            .where(folders.c.id.in_(part)))
+            .where(ids_in(folders.c.id, part, conn.dialect.name)))
         found.update((r[0], (r[1], r[2])) for r in rows)
     return present.PathBook(found)
 
@@ -720,6 +731,9 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
             .where(arm.condition, *conds)
         if after is not None:
             stmt = stmt.where(_after(col, after.value, after.id, desc))
+        if arm.walk_index is not None:
+            for name in ("mysql", "mariadb"):
+                stmt = stmt.with_hint(photos, f"FORCE INDEX ({arm.walk_index})", name)
         # The same order, through an expression no index serves, for a stream to sort.
         stmts.append(_ordered(stmt, sa.func.coalesce(col, col) if arm.few else col, desc)
                      .limit(limit + 1))
@@ -739,7 +753,7 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
     found: dict[int, AnyRow] = {}
     for part in chunks(merged):
         found.update((int(r.id), r) for r in await conn.execute(
-            sa.select(*columns).where(photos.c.id.in_(part))))
+            sa.select(*columns).where(ids_in(photos.c.id, part, conn.dialect.name))))
     # A row removed between the two statements is left out (the page is a moment's).
     rows = [found[pid] for pid in merged if pid in found]
     if not more or not rows:

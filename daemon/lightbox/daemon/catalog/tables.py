@@ -197,12 +197,14 @@ photos = sa.Table(
     # PostgreSQL: with id and status, a set of folders' photos in name order (a place's,
     # a month's) come from the index alone (0026_pg_cover).
     sa.Index(None, "folder_id", "name_key", postgresql_include=["id", "status"]),
-    sa.Index(None, "name_key"),
+    # PostgreSQL: with what the walks of text search test and return, index-only scans
+    # (0044_pg_name_cover).
+    sa.Index(None, "name_key", postgresql_include=["id", "folder_id", "status"]),
     # A camera's or a lens's photos in name order (text search of a common word, and the
     # columns' distinct values by a skip scan).
-    sa.Index(None, "make", "name_key"),
-    sa.Index(None, "model", "name_key"),
-    sa.Index(None, "lens", "name_key"),
+    sa.Index(None, "make", "name_key", postgresql_include=["id", "status"]),
+    sa.Index(None, "model", "name_key", postgresql_include=["id", "status"]),
+    sa.Index(None, "lens", "name_key", postgresql_include=["id", "status"]),
 )
 
 

@@ -10,14 +10,15 @@ engine answers exactly the same photos. Where a word can be found:
   content: the index holds trigrams and positions, the text stays in ``photos``); a quoted
   trigram phrase is an exact substring match answered from the index alone. PostgreSQL: a
   pg_trgm GIN index on the column, which serves ``ILIKE '%word%'`` directly (none without
-  the extension). MariaDB/MySQL: ``photos_terms``, the trigrams of the lower-cased name as
-  FULLTEXT words (``x`` + hex of the three characters, so no trigram is too short or a stop
-  word); a boolean query asking for every trigram of a word finds a superset of the rows
-  that contain it. Triggers keep SQLite's and MariaDB's current.
+  the extension). MariaDB/MySQL: ``photos_grams``, one B-tree row (id, trigram) per
+  distinct trigram of the lower-cased name (``0042_mysql_grams``; FULLTEXT before it read
+  every term's whole document list); a join of a word's trigram lists, driven by the
+  rarest, finds a superset of the rows that contain it. Triggers keep SQLite's and
+  MariaDB's current.
 - **camera and lens** (make, model, lens): few distinct values in any library, read by a
   skip scan of the ``(column, name_key)`` indexes (one index seek per distinct value) and
   matched in SQL; the photos of one value come in name order from the same index.
-- **folder paths**: ``folders_text`` / pg_trgm / ``folders_terms`` over the path, then the
+- **folder paths**: ``folders_text`` / pg_trgm / ``folders_grams`` over the path, then the
   photos of those folders.
 
 Triggers, not code in the writer: the index stays current whatever writes the rows (the
@@ -51,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lightbox.daemon.catalog.tables import folders, photos
@@ -62,17 +64,23 @@ DENSE = 20_000
 PHOTO_COLUMNS = ("name", "make", "model", "lens")
 CAMERA_COLUMNS = ("make", "model")
 VALUE_COLUMNS = ("make", "model", "lens")  # few distinct values: looked up by value
+NAME_COVER = "ix_photos_name_cover"  # MariaDB: (name_key, id, folder_id, status), 0043
 MAX_VALUE_ARMS = 32  # values of one word served as streams; more, and the word is not used
 PAGE_COST = 200  # rows a stream of one value reads for a page (the planner's unit)
-_MYSQL_TERMS = 8  # trigrams per FULLTEXT query: enough to be selective, few to merge
+# MariaDB: a trigram's rows counted up to this (a few index pages); a rarer one's list is
+# read whole (``grams_ids``).
+GRAM_CAP = 5_000
+_MYSQL_TERMS = 8  # trigram lists joined per word: enough to be selective, few to dive into
 
 _available: dict[Any, bool] = {}
 # What the migration creates outside ``tables.metadata`` (FTS5 also makes shadow tables
 # named after its tables): schema comparisons leave these out, copies between engines need
 # not carry them (the target's own migration and triggers rebuild them).
-OBJECTS = ("photos_text", "folders_text", "photos_terms", "folders_terms",
+OBJECTS = ("photos_text", "folders_text", "photos_grams", "folders_grams",
+           "ix_photos_grams", "ix_folders_grams",  # MariaDB (0042; photos_grams_seq too)
            "ix_photos_text_trgm", "ix_folders_path_trgm",
-           "ix_photos_folder_cover")  # MariaDB: folder streams from the index (0027)
+           "ix_photos_folder_cover",  # MariaDB: folder streams from the index (0027)
+           "ix_photos_name_cover")  # MariaDB: a place's walk of the name order (0043)
 
 
 def owns(name: str | None) -> bool:
@@ -95,7 +103,7 @@ async def available(conn: AsyncConnection) -> bool:
         else:
             found = bool(await conn.scalar(sa.text(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
-                "DATABASE() AND table_name = 'photos_terms'")))
+                "DATABASE() AND table_name = 'photos_grams'")))
         _available[key] = found
     return found
 
@@ -108,34 +116,76 @@ def _fts_phrase(word: str) -> str:
     return '"' + word.replace('"', '""') + '"'
 
 
-def mysql_query(lowered: str, names: bool = False) -> str:
-    """A boolean FULLTEXT query for rows holding the trigrams of ``lowered`` (the word as
-    the server lower-cases it): at most _MYSQL_TERMS of them, spread over the word.
-
-    ``names``: for photo names, only the trigrams holding a digit when there are two or
-    more. Camera file names share their letters (``DSC_``, ``IMG_``: a sixth of a library
-    each), and InnoDB reads the whole document list of every term of a query: for
-    ``DSC_5305`` at 1,000,000 photos 0.66 s with all six trigrams, 0.1 s with the four
-    holding a digit, for the same 17 rows (the LIKE still decides what matches)."""
-    grams = [lowered[i:i + 3] for i in range(len(lowered) - 2)]
-    if names:
-        digits = [g for g in grams if any(c.isdigit() for c in g)]
-        if len(digits) >= 2:
-            grams = digits
+def mysql_grams(word: str) -> list[str]:
+    """The trigrams of ``word`` the MariaDB/MySQL index is asked for, as hex of their UTF-8
+    bytes (``photos_grams.gram``): the word lower-cased as the search's LIKE pattern is
+    (``queries.like_pattern``), so every photo the LIKE accepts holds each of them; its
+    distinct trigrams, at most _MYSQL_TERMS spread over the word (more would add index
+    dives, not selectivity)."""
+    low = word.lower()
+    grams = list(dict.fromkeys(low[i:i + 3] for i in range(len(low) - 2)))
     if len(grams) > _MYSQL_TERMS:
         step = (len(grams) - 1) / (_MYSQL_TERMS - 1)
         grams = [grams[round(k * step)] for k in range(_MYSQL_TERMS)]
-    return " ".join(_mysql_term(g) for g in dict.fromkeys(grams))
+    return [g.encode("utf-8").hex().upper() for g in grams]
 
 
-def _mysql_term(gram: str) -> str:
-    """One required trigram, in either case of its hex letters: the triggers write upper
-    case and an index filled row by row keeps it, but one InnoDB builds in bulk (``OPTIMIZE
-    TABLE``, ``ALTER TABLE ... FORCE``, which an administrator may run) lower-cases the
-    tokens of this binary-collated column while queries are compared as written: every
-    search found nothing after an ``OPTIMIZE``."""
-    hexed = gram.encode("utf-8").hex().upper()
-    return f"+(x{hexed} x{hexed.lower()})" if hexed != hexed.lower() else f"+x{hexed}"
+def _unhex(hexed: str) -> Any:
+    """A trigram as ``UNHEX`` of hex text: the driver would mangle bytes parameters, and
+    the optimizer folds the constant before its index dives; a parameter, so compiled
+    statements are cached per shape, not per word."""
+    return sa.func.unhex(sa.bindparam(None, hexed, sa.String))
+
+
+def grams_ids(table: str, grams: list[str], counts: list[int] | None = None) -> Any:
+    """The ids of ``table``'s rows (``photos_grams`` / ``folders_grams``, migration
+    ``0042_mysql_grams``) holding every trigram of ``grams`` (at least: the LIKE decides).
+
+    ``counts`` (``gram_counts``: each trigram's rows, capped at GRAM_CAP): when one is
+    under the cap, the two rarest lists are read whole, each a contiguous range of the
+    ``(gram, id)`` index, and intersected by a GROUP BY (``9028``: 4,000 index entries in
+    a few pages); none at all when a trigram is in no row. Otherwise (every trigram
+    common) a join of every list on the id, which the optimizer drives from the rarest by
+    its index dives, probing the others for the rows left; its probes are random lookups
+    of the primary key, about 13 us each on a catalog larger than the buffer pool (26 ms
+    for ``9028`` that way), hence the ranges when the counts allow."""
+    t = sa.table(table, sa.column("id"), sa.column("gram"))
+    if counts is not None and min(counts) < GRAM_CAP:
+        if min(counts) == 0:
+            return sa.select(t.c.id).where(sa.false())
+        rarest = [g for _, g in sorted(zip(counts, grams, strict=True))[:2]]
+        if len(rarest) == 1:
+            return sa.select(t.c.id).where(t.c.gram == _unhex(rarest[0]))
+        return sa.select(t.c.id).where(t.c.gram.in_([_unhex(g) for g in rarest])) \
+            .group_by(t.c.id).having(sa.func.count() == len(rarest))
+    lists = [t.alias() for _ in grams]
+    first = lists[0]
+    joined: Any = first
+    for g, hexed in zip(lists[1:], grams[1:], strict=True):
+        joined = joined.join(g, sa.and_(g.c.id == first.c.id, g.c.gram == _unhex(hexed)))
+    return sa.select(first.c.id).select_from(joined) \
+        .where(first.c.gram == _unhex(grams[0])).correlate(None)
+
+
+async def gram_counts(conn: AsyncConnection, words: list[Word]) -> None:
+    """Fill each word's ``photo_counts`` and ``folder_counts``: the rows of each of its
+    trigrams in ``photos_grams`` and ``folders_grams``, counted up to GRAM_CAP (a
+    contiguous range of the ``(gram, id)`` index: a few pages), in one statement."""
+    grams = list(dict.fromkeys(g for w in words for g in w.grams))
+    if not grams:
+        return
+    cols = []
+    for table in ("photos_grams", "folders_grams"):
+        t = sa.table(table, sa.column("id"), sa.column("gram"))
+        for g in grams:
+            capped = sa.select(t.c.id).where(t.c.gram == _unhex(g)).limit(GRAM_CAP).subquery()
+            cols.append(sa.select(sa.func.count()).select_from(capped).scalar_subquery())
+    got = [int(n) for n in (await conn.execute(sa.select(*cols))).one()]
+    photo = dict(zip(grams, got[:len(grams)], strict=True))
+    folder = dict(zip(grams, got[len(grams):], strict=True))
+    for w in words:
+        w.photo_counts = [photo[g] for g in w.grams]
+        w.folder_counts = [folder[g] for g in w.grams]
 
 
 @dataclass
@@ -145,8 +195,10 @@ class Word:
     text: str
     columns: tuple[str, ...]  # photo columns
     paths: bool  # also the folder path
-    query: str = ""  # the engine's index query (SQLite, MariaDB)
-    name_query: str = ""  # MariaDB's for photo names (``mysql_query(names=True)``)
+    query: str = ""  # the engine's index query (SQLite)
+    grams: list[str] = field(default_factory=list)  # MariaDB's trigrams (``mysql_grams``)
+    photo_counts: list[int] | None = None  # their rows, capped (``gram_counts``)
+    folder_counts: list[int] | None = None
     # Filled by ``prepare``: the distinct values of make, model and lens containing the word.
     values: dict[str, list[str]] = field(default_factory=dict)
     # Filled by ``measure``: name candidates (capped at DENSE + 1), photos in its folders.
@@ -175,9 +227,7 @@ class Word:
                 fts.c.photos_text.match(self.query)))
         if dialect == "postgresql":
             return table.c.name.ilike(_like(self.text), escape="!")
-        terms = sa.table("photos_terms", sa.column("id"), sa.column("terms"))
-        return table.c.id.in_(sa.select(terms.c.id).where(
-            terms.c.terms.match(self.name_query or self.query)))
+        return table.c.id.in_(grams_ids("photos_grams", self.grams, self.photo_counts))
 
     def photo_ids(self, dialect: str, table: Any = photos) -> Any:
         """A condition true for (at least) the photos whose columns contain the word."""
@@ -194,8 +244,7 @@ class Word:
                 fts.c.folders_text.match(self.query)))
         if dialect == "postgresql":
             return folders.c.path.ilike(_like(self.text), escape="!")
-        terms = sa.table("folders_terms", sa.column("id"), sa.column("terms"))
-        return folders.c.id.in_(sa.select(terms.c.id).where(terms.c.terms.match(self.query)))
+        return folders.c.id.in_(grams_ids("folders_grams", self.grams, self.folder_counts))
 
     def candidates(self, dialect: str) -> Any:
         """Photos that may contain the word (the index's superset), as ids from a union:
@@ -291,14 +340,9 @@ async def prepare(conn: AsyncConnection, words: list[Word]) -> list[Word]:
         for w in usable:
             w.query = _fts_phrase(w.text)
     elif dialect in ("mysql", "mariadb"):
-        # The server's own lower-casing, so the trigrams are those its triggers wrote.
-        lowered = (await conn.execute(sa.select(*(
-            sa.func.lower(sa.text(f"CONVERT(:w{i} USING utf8mb4)").bindparams(
-                sa.bindparam(f"w{i}", w.text, sa.String)))
-            for i, w in enumerate(usable))))).one()
-        for w, low in zip(usable, lowered, strict=True):
-            w.query = mysql_query(str(low))
-            w.name_query = mysql_query(str(low), names=True)
+        for w in usable:
+            w.grams = mysql_grams(w.text)
+        await gram_counts(conn, usable)
     for w in usable:
         w.values = await values_containing(conn, w)
     return usable
@@ -315,6 +359,10 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
             # Straight from the index: an IN (...) would collect every candidate first.
             fts = sa.table("photos_text", sa.column("rowid"), sa.column("photos_text"))
             capped = sa.select(fts.c.rowid).where(fts.c.photos_text.match(word.query)) \
+                .limit(DENSE + 1).subquery()
+        elif dialect in ("mysql", "mariadb"):
+            # From the trigram lists alone: each of their ids is a photo's (foreign key).
+            capped = grams_ids("photos_grams", word.grams, word.photo_counts) \
                 .limit(DENSE + 1).subquery()
         else:
             capped = sa.select(photos.c.id).where(word.name_ids(dialect)) \
@@ -381,6 +429,9 @@ class Arm:
     # need not test them again (PostgreSQL's folder streams: then a place's photos come
     # from an index-only scan, with no LIKE on any photo column).
     implies: frozenset[str] = frozenset()
+    # MariaDB/MySQL: the index a walked stream must use (its optimizer would rather sort
+    # all of a place's photos than walk the name order: ``0043_mysql_name_cover``).
+    walk_index: str | None = None
 
 
 async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
@@ -404,8 +455,14 @@ async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
     out: list[Arm] = []
     if word.names:
         out.append(Arm(word.name_ids(dialect), few=True))
+    # A value stream implies the word: its value contains it by the search's own ILIKE
+    # (``values_containing``). On PostgreSQL the stream then tests only the status, which
+    # ``(column, name_key) INCLUDE (id, status)`` holds: an index-only walk
+    # (``0044_pg_name_cover``); the other engines' plans are left as they are.
+    by_value = frozenset((word.text,)) if dialect == "postgresql" and word.paths \
+        else frozenset()
     for col, vals in word.values.items():
-        out += [Arm(photos.c[col] == v, few=False) for v in vals]
+        out += [Arm(photos.c[col] == v, few=False, implies=by_value) for v in vals]
     if word.folder_photos:
         # Words found only in paths narrow the folders: a photo matching them all is in a
         # folder whose path holds every one.
@@ -426,12 +483,29 @@ async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
             # query is a superset, so the path's LIKE is added). Not on SQLite, whose
             # plans for these streams are tuned as they are (``folder_id + 0``).
             exact = dialect != "sqlite"
+            # PostgreSQL, a common place (``not few``): its folders' ids as an array. The
+            # planner cannot estimate ``path ILIKE '%word%'`` (2 folders guessed for a
+            # place's 500: so 100 photos, fetched through the folder index and sorted:
+            # 25,000 of them, 35-95 ms); given the ids in a custom plan it counts their
+            # photos (25,000 of 1,000,000) and walks ``name_key INCLUDE (id, folder_id,
+            # status)`` testing them (8,000 index entries for a page: 6 ms, no heap).
             wheres = [w.folder_ids(dialect) for w in narrowing]
             if exact and dialect != "postgresql":
                 wheres += [_contains(folders.c.path, w.text, dialect) for w in narrowing]
             implied = frozenset(w.text for w in narrowing) if exact else frozenset()
-            out.append(Arm(folder.in_(sa.select(folders.c.id).where(*wheres)), few=few,
-                           implies=implied))
+            chosen: Any = sa.select(folders.c.id).where(*wheres)
+            condition = folder.in_(chosen)
+            walk = NAME_COVER if not few and dialect in ("mysql", "mariadb") else None
+            if not few and dialect == "postgresql":
+                condition = photos.c.folder_id == sa.any_(sa.bindparam(
+                    "walk_folders", list(await conn.scalars(chosen)),
+                    type_=postgresql.ARRAY(sa.BigInteger)))
+            elif walk is not None:
+                # Materialized once (a grouped derived table is never merged): pulled into
+                # the join, the folders' LIKE ran again for each of the 8,000 photos walked.
+                sub = chosen.group_by(folders.c.id).subquery("walked")
+                condition = folder.in_(sa.select(sub.c.id))
+            out.append(Arm(condition, few=few, implies=implied, walk_index=walk))
     return _few_together(out, dialect)
 
 

@@ -56,6 +56,7 @@ from lightbox.daemon.kinds import s3 as s3kind
 from lightbox.daemon.kinds.s3 import Fetched, S3Object
 from lightbox.daemon.library import failures, holdups, writer
 from lightbox.daemon.library.changes import ChangeFeed
+from lightbox.daemon.library.previews import Previews
 from lightbox.daemon.media.analyze import (
     Analysis,
     AnalyzeRequest,
@@ -89,6 +90,9 @@ FLUSH_EVERY = 64
 FLUSH_AFTER = 0.3
 # Bucket objects downloaded at once by the I/O threads (at least, or twice the processes).
 FETCH_WIDTH = 4
+# Sizes a local photo's indexing may leave to the pass after it (``library.previews``):
+# what the catalog and the grid need comes first.
+LATER = ("preview",)
 
 
 def parse_taken(text: str | None) -> dt.datetime | None:
@@ -158,6 +162,10 @@ class Indexer:
         self.fetch_dir = thumbs_dir.parent / "fetch"
         self._io: ThreadPoolExecutor | None = None
         self.fetch_width = FETCH_WIDTH
+        # Photos whose result left a later size out, until that result is written.
+        self._deferred: set[int] = set()
+        self.previews = Previews(db, pool, self, thumbs_dir,
+                                 lambda: [s.id for s in sources.mine()] if sources else [])
 
     async def apply(self, changes: dict[str, Any]) -> None:
         """New sizes or quality: thumbnails made from now on use them. Existing ones keep
@@ -192,8 +200,10 @@ class Indexer:
             log.info("removed bucket downloads left by a crash", count=removed)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="indexer")
         self._wake.set()
+        await self.previews.start()
 
     async def stop(self) -> None:
+        await self.previews.stop()
         tasks = [t for t in (self._task, *self._background) if t is not None]
         for task in tasks:
             task.cancel()
@@ -218,10 +228,32 @@ class Indexer:
     def status(self) -> dict[str, Any]:
         return {"indexed": self.indexed, "failed": self.failed, "in_flight": len(self._inflight),
                 "retrying": self.backlog.reasons(),
-                "paused": self.pause.describe() if self.pause else None}
+                "paused": self.pause.describe() if self.pause else None,
+                "previews": self.previews.status()}
 
     def paused(self) -> bool:
         return self.pause is not None
+
+    def now_specs(self) -> tuple[ThumbSpec, ...]:
+        """The sizes a local photo's indexing makes in any case (the grid)."""
+        return tuple(s for s in self.specs if s.name not in LATER)
+
+    def later_specs(self) -> tuple[ThumbSpec, ...]:
+        """The sizes its indexing may leave to ``library.previews`` (the preview)."""
+        return tuple(s for s in self.specs if s.name in LATER)
+
+    def quiet(self) -> bool:
+        """Nothing to index now (nothing pending that can be read, nothing in flight) and
+        not paused: when the passes after indexing may use the workers."""
+        return self._idle.is_set() and self.pause is None
+
+    async def wait_quiet(self) -> None:
+        """Until ``quiet()``."""
+        while not self.quiet():
+            if self.pause is not None:
+                await self.pause.resumed.wait()
+            else:
+                await self._idle.wait()
 
     def wake(self) -> None:
         self._idle.clear()
@@ -391,7 +423,13 @@ class Indexer:
                     held.release()
                     held = slots
             if result is None:
-                req = AnalyzeRequest(loc, thumbs_dir=str(self.thumbs_dir), thumbs=self.specs)
+                if loc.kind == "local":
+                    # The preview of a large JPEG comes after (``library.previews``).
+                    req = AnalyzeRequest(loc, thumbs_dir=str(self.thumbs_dir),
+                                         thumbs=self.now_specs(), later=self.later_specs())
+                else:      # a bucket's copy is here now: every size from its one decode
+                    req = AnalyzeRequest(loc, thumbs_dir=str(self.thumbs_dir),
+                                         thumbs=self.specs)
                 try:
                     result = await analyze_in_pool(self.pool, req)
                 except PoolClosed:
@@ -445,6 +483,8 @@ class Indexer:
         verdict = failures.classify(a)
         if verdict is None or verdict.action == failures.ERROR:
             self.backlog.done(row.id)
+            if a.ok and a.deferred:
+                self._deferred.add(row.id)
             self._results.append((row, self._values(row, a, verdict),
                                   "ok" if a.ok else "error"))
             return True
@@ -565,6 +605,10 @@ class Indexer:
             for row, _, _ in results:
                 self._inflight.discard(row.id)
                 self._written[row.id] = self._flushes
+            later = [row.id for row, _, outcome in results
+                     if outcome == "ok" and row.id in self._deferred]
+            self._deferred.difference_update(row.id for row, _, _ in results)
+            self.previews.due(later)
             by_folder: dict[tuple[int, str], list[int]] = {}
             for row, _, outcome in results:
                 if outcome == "requeue":

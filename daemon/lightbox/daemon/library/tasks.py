@@ -2,7 +2,8 @@
 
 ``scan`` walks the requested roots (or one folder) and then waits until the indexer has read
 every file the walk queued, so ``lightbox scan --wait`` returns when the catalog is complete:
-metadata, hashes and thumbnails. Its progress first counts folders walked, then files indexed.
+metadata, hashes and grid thumbnails (a large JPEG's preview follows, ``library.previews``,
+or is made when it is first opened). Its progress first counts folders walked, then files indexed.
 Files the indexer could not read for the machine's reasons (permission denied, an I/O error)
 do not hold it up: its result counts them under ``retrying`` by reason, and the indexer reads
 them later by itself. When indexing pauses (a full disk), the job fails at once with that

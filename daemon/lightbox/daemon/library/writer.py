@@ -89,6 +89,19 @@ async def add_thumbnail(conn: AsyncConnection, photo_id: int, bit: int) -> None:
         thumbs=P.c.thumbs.bitwise_or(bit)))
 
 
+async def add_thumbnails(conn: AsyncConnection, made: Sequence[tuple[int, str]],
+                         bits: int) -> None:
+    """Sizes made after indexing (``library.previews``), for many photos at once: each
+    (photo id, the sha256 they were filed under) gets ``bits``, unless its content changed
+    meanwhile (another hash: those thumbnails are not its own)."""
+    if not made:
+        return
+    await conn.execute(
+        P.update().where(P.c.id == sa.bindparam("pid"), P.c.sha256 == sa.bindparam("sha"))
+        .values(thumbs=P.c.thumbs.bitwise_or(bits)),
+        [{"pid": pid, "sha": sha} for pid, sha in made])
+
+
 async def repend(conn: AsyncConnection, photo_id: int) -> None:
     """The file is not what the row says any more (seen while making a thumbnail): read it
     again."""

@@ -7,7 +7,9 @@ dimensions). ``ok`` means "pixels decoded and every requested thumbnail written"
 
 The file is opened once. The sha256 streams it first (page cache makes the decoder's second
 read free); the decoder then runs once, drafted to the largest thumbnail asked for, and every
-smaller size and the perceptual hash come from that one decode.
+smaller size and the perceptual hash come from that one decode. Sizes asked for as ``later``
+are left out of a large JPEG's decode (it is drafted for the others only, at a quarter of
+the pixels) and made by a later pass (``library.previews``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ class AnalyzeRequest:
     thumbs_dir: str                       # e.g. <cache>/thumbnails
     thumbs: tuple[ThumbSpec, ...] = ()    # sizes to make in this call (may be empty)
     want_hash: bool = True
+    # Sizes made in this call too unless their decode costs markedly more than the one for
+    # ``thumbs`` (a large JPEG: ``decode.defers_larger``); then they are left for a later
+    # pass and named in ``Analysis.deferred``. The indexer asks for the preview so: the
+    # catalog and the grid need only the grid's 1/8 decode.
+    later: tuple[ThumbSpec, ...] = ()
 
     @property
     def locator(self) -> Locator:
@@ -90,6 +97,7 @@ class Analysis:
     gps_alt: float | None = None
     phash: int | None = None          # signed int64
     thumbs: dict[str, str] = field(default_factory=dict)
+    deferred: list[str] = field(default_factory=list)   # sizes of ``later`` not made
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)   # non-fatal oddities, one line each
 
@@ -291,13 +299,22 @@ def _analyze(req: AnalyzeRequest, a: Analysis) -> None:
             return
 
         specs = tuple(req.thumbs)
+        later = tuple(req.later)
         # Without thumbnails the pixels are still decoded (that is what "ok" vouches for),
         # but small: grid-sized, which is also what the perceptual hash is computed from.
-        long_edge = max((s.decode_size for s in specs), default=_HASH_ONLY_EDGE)
+        now_edge = max((s.decode_size for s in specs), default=_HASH_ONLY_EDGE)
+        long_edge = max((s.decode_size for s in specs + later), default=_HASH_ONLY_EDGE)
+
+        def choose(img: Image.Image) -> int:
+            if later and decode.defers_larger(img, now_edge, long_edge):
+                a.deferred = [s.name for s in later]
+                return now_edge
+            return long_edge
+
         t = time.perf_counter()
         px: pixels.Pixels | None = None
         try:
-            px = pixels.decode_pixels(f, a.size, sniffed, long_edge)
+            px = pixels.decode_pixels(f, a.size, sniffed, long_edge, choose=choose)
         except MediaError as err:
             cause = err.__cause__
             if err.kind == IO and isinstance(cause, OSError) and cause.errno is not None:
@@ -314,6 +331,8 @@ def _analyze(req: AnalyzeRequest, a: Analysis) -> None:
             _dimensions(a, px, sniffed, info)
         if a.error is not None or px is None or px.image is None:
             return
+        if not a.deferred:
+            specs += later
         try:
             _finish(req, a, f, sniffed, px, specs)
         finally:

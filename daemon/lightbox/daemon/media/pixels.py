@@ -8,6 +8,7 @@ Split from ``analyze`` so the on-demand thumbnail path runs exactly the same dec
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -40,9 +41,14 @@ def sha256_file(f: BinaryIO) -> str:
 
 
 def decode_pixels(f: BinaryIO, size: int, sniffed: sniff.Sniffed, long_edge: int | None,
-            load: bool = True) -> Pixels:
+                  load: bool = True,
+                  choose: Callable[[Image.Image], int | None] | None = None) -> Pixels:
     """Open and load the pixels under the bomb guard; raises MediaError (with what was
-    learned so far attached as ``exc.pixels``)."""
+    learned so far attached as ``exc.pixels``).
+
+    ``choose``, given the opened (not yet loaded) image, picks the long edge to draft to
+    instead of ``long_edge`` (a RAW's embedded previews always use ``long_edge``): how
+    ``analyze`` leaves a large JPEG's preview to a later pass (``decode.defers_larger``)."""
     px = Pixels()
     with decode.guard() as g:
         try:
@@ -59,7 +65,7 @@ def decode_pixels(f: BinaryIO, size: int, sniffed: sniff.Sniffed, long_edge: int
                 sniffed = sniff.Sniffed(img.format.lower(), Image.MIME.get(img.format),
                                         sniff.IMAGE, img.format)
             if load:
-                decode.draft(img, long_edge)
+                decode.draft(img, choose(img) if choose is not None else long_edge)
                 img.load()
             px.upright = decode.pillow_applied_orientation(img)
             px.image = img

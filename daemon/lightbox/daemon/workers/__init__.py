@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lightbox.daemon.workers.pool import (
+    PRIORITY_BACKGROUND,
     PRIORITY_BULK,
     PRIORITY_INTERACTIVE,
     PoolClosed,
@@ -12,5 +13,5 @@ from lightbox.daemon.workers.pool import (
     analyze_in_pool,
 )
 
-__all__ = ["PRIORITY_BULK", "PRIORITY_INTERACTIVE", "PoolClosed", "WorkerCrashed", "WorkerPool",
-           "WorkerTimeout", "analyze_in_pool"]
+__all__ = ["PRIORITY_BACKGROUND", "PRIORITY_BULK", "PRIORITY_INTERACTIVE", "PoolClosed",
+           "WorkerCrashed", "WorkerPool", "WorkerTimeout", "analyze_in_pool"]

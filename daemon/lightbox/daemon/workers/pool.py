@@ -43,6 +43,7 @@ from lightbox.daemon.media.analyze import Analysis, AnalyzeRequest, analyze
 
 log = logs.get("workers")
 
+PRIORITY_BACKGROUND = -10   # previews made after indexing: any indexing overtakes them
 PRIORITY_BULK = 0
 PRIORITY_INTERACTIVE = 10
 
