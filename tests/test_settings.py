@@ -621,3 +621,13 @@ def test_backup_targets_are_a_collection_of_the_schema(daemon: DaemonProcess) ->
     r = run_cli("--socket", daemon.endpoint, "settings", "schema")
     assert r.returncode == 0, r.stderr
     assert "[backup_targets] Backup targets" in r.stdout and "  verify_budget (" in r.stdout
+
+
+def test_a_catalog_no_other_daemon_shares_is_polled_slowly(daemon: DaemonProcess) -> None:
+    """On SQLite nobody else changes the settings rows: the revision is read every 5 s,
+    not twice a second (the poll cost an idle daemon about 1 % of a core). Load can only
+    make the polls fewer, so the bound holds on a busy machine too."""
+    first = daemon.call("system.status")["components"]["settings"]["polls"]
+    time.sleep(6.0)
+    later = daemon.call("system.status")["components"]["settings"]["polls"]
+    assert later - first <= 2, (first, later)     # twice a second would be about 12

@@ -200,7 +200,7 @@ class SettingsStore:
 
     def status(self) -> dict[str, Any]:
         return {"revision": self.revision, "stored": len(self.stored),
-                "pending_restart": self.pending_restart()}
+                "pending_restart": self.pending_restart(), "polls": self.polls}
 
     async def reload(self) -> None:
         """The catalog moved (database switch): its rows are the truth now."""
@@ -234,9 +234,7 @@ class SettingsStore:
         """Follow changes another daemon made to the shared catalog."""
         rev = tables.settings_revision
         while True:
-            cluster = getattr(self.daemon, "cluster", None)
-            shared = cluster is None or bool(getattr(cluster, "active", True))
-            await asyncio.sleep(POLL_EVERY if shared else POLL_ALONE)
+            await asyncio.sleep(POLL_EVERY if self.daemon.cluster.active else POLL_ALONE)
             try:
                 async with self.daemon.db.engine.connect() as conn:
                     revision = await conn.scalar(sa.select(rev.c.revision).where(rev.c.id == 1))
