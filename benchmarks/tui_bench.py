@@ -180,11 +180,13 @@ def main() -> None:
     d = Daemon(data, config="[library]\nreconcile_interval = 0\n").start()
     try:
         print(f"baseline: photos.thumbnail (grid) round trip p50 {baseline(d):.1f} ms")
-        floors = [on_pty("tui_floor.py", d.endpoint, [])["first_frame_s"]
-                  for _ in range(args.runs)]
+        floor_runs = [on_pty("tui_floor.py", d.endpoint, []) for _ in range(args.runs)]
+        floors = [r["first_frame_s"] for r in floor_runs]
         floor = median(floors)
+        floor_cpu = median([r["cpu_s"] for r in floor_runs])
         print(f"floor: a bare Textual app painting the folder's first page {floor:.2f} s "
-              f"(runs {', '.join(f'{s:.2f}' for s in floors)})")
+              f"(runs {', '.join(f'{s:.2f}' for s in floors)}); CPU {floor_cpu:.2f} s; "
+              f"load {os.getloadavg()[0]:.1f}")
         for graphics in args.modes.split(","):
             runs = [run_probe(d.endpoint, graphics, args.moves, args.previews,
                               f"{args.profile}.{graphics}" if args.profile and not i else None)
@@ -200,6 +202,9 @@ def main() -> None:
                   f"{', '.join(f'{s:.2f}' for s in starts)}; target < 1 s; "
                   f"{median(starts) / floor:.2f}x the floor; interpreter up "
                   f"{median([r['import_s'] for r in runs]):.2f} s)")
+            cpus = [r["cpu_to_folder_s"] for r in runs]
+            print(f"  CPU of the TUI to first folder     {median(cpus):.2f} s (runs "
+                  f"{', '.join(f'{s:.2f}' for s in cpus)}; floor {floor_cpu:.2f} s)")
             print(f"  ... to every visible thumbnail     {median(images):.2f} s")
             show("grid: next row painted", flat(r["grid_next_row_ms"] for r in runs),
                  "p95 < 50 ms")
@@ -217,9 +222,10 @@ def main() -> None:
             print(f"  full garbage collections: {len(pauses)}, longest "
                   f"{max(pauses, default=0):.0f} ms; {runs[0]['gc_objects']:,} objects "
                   f"({runs[0]['gc_types'][:6]})")
-            print(f"  mean encode {median([r['encode_mean_ms'] for r in runs]):.1f} ms; "
+            print(f"  mean encode {median([r['encode_mean_ms'] for r in runs]):.1f} ms, "
+                  f"CPU {median([r['encode_cpu_ms'] for r in runs]):.1f} ms a picture; "
                   f"{median([r['terminal_bytes'] for r in runs]) / 1e6:.1f} MB written to the "
-                  "terminal per run")
+                  f"terminal per run; load {os.getloadavg()[0]:.1f}")
     finally:
         d.stop()
         if args.reuse is None:

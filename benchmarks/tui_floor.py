@@ -30,6 +30,7 @@ def _timed_write(self: LinuxDriver, data: str) -> None:
     _write(self, data)
     if FloorApp.loaded and not FIRST:
         FIRST.append(time.time())
+        FIRST.append(time.process_time())
 
 
 LinuxDriver.write = _timed_write  # type: ignore[method-assign]
@@ -58,7 +59,8 @@ class FloorApp(App[None]):
 
     def _done(self) -> None:
         Path(self.args.out).write_text(json.dumps(
-            {"first_frame_s": FIRST[0] - self.args.t0 if FIRST else None}))
+            {"first_frame_s": FIRST[0] - self.args.t0 if FIRST else None,
+             "cpu_s": FIRST[1] if FIRST else None}))
         self.exit()
 
 

@@ -116,6 +116,7 @@ class ProbeApp(LightboxApp):
         cells = [c for c in screen.grid._cells if c.index is not None]
         if cells and "folder" not in MARKS:
             MARKS["folder"] = time.time()
+            MARKS["folder_cpu"] = time.process_time()
         if cells and "images" not in MARKS and all(c.view.encoded is not None for c in cells):
             MARKS["images"] = time.time()
 
@@ -145,6 +146,7 @@ class ProbeApp(LightboxApp):
             r["start_to_folder_s"] = MARKS["folder"] - self.args.t0
             r["start_to_images_s"] = MARKS["images"] - self.args.t0
             r["import_s"] = T_IMPORT - self.args.t0
+            r["cpu_to_folder_s"] = MARKS["folder_cpu"]
             await self.settle()
             browser = self.screen
             assert isinstance(browser, BrowserScreen)
@@ -173,6 +175,8 @@ class ProbeApp(LightboxApp):
             r["gc_types"] = Counter(type(o).__name__ for o in gc.get_objects()).most_common(12)
             r["encode_mean_ms"] = (1000 * self.images.stats["encode_seconds"]
                                    / max(1, self.images.stats["encoded"]))
+            r["encode_cpu_ms"] = (1000 * self.images.stats["encode_cpu_seconds"]
+                                  / max(1, self.images.stats["encoded"]))
         except Exception as exc:  # report, do not hang the pty
             r["error"] = repr(exc)
         Path(self.args.out).write_text(json.dumps(r))  # noqa: ASYNC240 - once, at the end
