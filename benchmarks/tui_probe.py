@@ -31,6 +31,7 @@ from textual.pilot import Pilot
 from lightbox.common.client import Client
 from lightbox.tui.app import LightboxApp
 from lightbox.tui.imaging.graphics import Graphics
+from lightbox.tui.link import Link
 from lightbox.tui.screens.browser import BrowserScreen
 from lightbox.tui.screens.preview import PreviewScreen
 from lightbox.tui.settings import Place, Settings
@@ -42,6 +43,7 @@ _write = LinuxDriver.write
 
 def _timed_write(self: LinuxDriver, data: str) -> None:
     _write(self, data)
+    _mark(f"frame written ({len(data)} chars)")
     now = time.perf_counter()
     WRITES.append((now, len(data)))
     for hook in list(HOOKS):
@@ -52,6 +54,25 @@ def _timed_write(self: LinuxDriver, data: str) -> None:
 
 
 HOOKS: list[Any] = []
+# The start as it happened: (seconds since spawn, what), for the calls to the daemon and the
+# screens' mounts, so a slow start shows which step waited for which.
+TIMELINE: list[tuple[float, str]] = []
+
+
+def _mark(what: str) -> None:
+    if "folder" not in MARKS:
+        TIMELINE.append((time.time(), what))
+
+
+def _timed_call(original: Any) -> Any:
+    async def call(self: Any, method: str, params: Any = None, **kwargs: Any) -> Any:
+        brief = {k: v for k, v in (params or {}).items() if k in ("path", "folder", "photos")}
+        _mark(f"> {method} {brief}")
+        try:
+            return await original(self, method, params, **kwargs)
+        finally:
+            _mark(f"< {method} {brief}")
+    return call
 GC_PAUSES: list[float] = []
 _gc_start = [0.0]
 
@@ -100,6 +121,28 @@ def stamp_calls(obj: Any, name: str, stamps: list[float],
     setattr(obj, name, wrapper)
 
 
+Link.call = _timed_call(Link.call)  # type: ignore[method-assign]
+_browser_mount = BrowserScreen.on_mount
+
+
+def _mounted(self: BrowserScreen) -> None:
+    _mark("browser mounted")
+    _browser_mount(self)
+
+
+BrowserScreen.on_mount = _mounted  # type: ignore[method-assign]
+_show_seq = BrowserScreen._show_seq
+
+
+def _shown(self: BrowserScreen, *args: Any) -> None:
+    _mark("first page to the views")
+    _show_seq(self, *args)
+    _mark("views updated")
+
+
+BrowserScreen._show_seq = _shown  # type: ignore[method-assign]
+
+
 class ProbeApp(LightboxApp):
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(lambda: Client(args.endpoint, timeout=20),
@@ -121,6 +164,7 @@ class ProbeApp(LightboxApp):
             MARKS["images"] = time.time()
 
     def on_mount(self) -> None:
+        _mark("app mounted")
         self.run_worker(self.script(), name="probe")
 
     async def settle(self, timeout: float = 60.0) -> None:
@@ -141,12 +185,15 @@ class ProbeApp(LightboxApp):
         pilot: Pilot[Any] = Pilot(self)
         r = self.results
         try:
-            while "images" not in MARKS:
+            while ("folder" if self.args.start_only else "images") not in MARKS:
                 await asyncio.sleep(0.01)
             r["start_to_folder_s"] = MARKS["folder"] - self.args.t0
-            r["start_to_images_s"] = MARKS["images"] - self.args.t0
-            r["import_s"] = T_IMPORT - self.args.t0
             r["cpu_to_folder_s"] = MARKS["folder_cpu"]
+            r["import_s"] = T_IMPORT - self.args.t0
+            r["timeline"] = [(round(t - self.args.t0, 3), what) for t, what in TIMELINE]
+            if self.args.start_only:
+                raise StopAsyncIteration
+            r["start_to_images_s"] = MARKS["images"] - self.args.t0
             await self.settle()
             browser = self.screen
             assert isinstance(browser, BrowserScreen)
@@ -177,6 +224,8 @@ class ProbeApp(LightboxApp):
                                    / max(1, self.images.stats["encoded"]))
             r["encode_cpu_ms"] = (1000 * self.images.stats["encode_cpu_seconds"]
                                   / max(1, self.images.stats["encoded"]))
+        except StopAsyncIteration:
+            pass
         except Exception as exc:  # report, do not hang the pty
             r["error"] = repr(exc)
         Path(self.args.out).write_text(json.dumps(r))  # noqa: ASYNC240 - once, at the end
@@ -255,6 +304,8 @@ def main() -> None:
     p.add_argument("--previews", type=int, default=40)
     p.add_argument("--out", required=True)
     p.add_argument("--profile", help="write a cProfile of the grid moves here")
+    p.add_argument("--start-only", action="store_true",
+                   help="exit once the first folder is painted (to profile the start)")
     args = p.parse_args()
     ProbeApp(args).run()
 

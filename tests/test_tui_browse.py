@@ -19,6 +19,7 @@ from test_tui_fixtures import (
 )
 
 from lightbox.tui.screens.browser import BrowserScreen
+from lightbox.tui.settings import Place
 from lightbox.tui.screens.preview import PreviewScreen
 from lightbox.tui.widgets.breadcrumb import Breadcrumb
 from lightbox.tui.widgets.metadata import MetadataPanel, rows
@@ -62,6 +63,61 @@ async def test_tree_navigation_opens_a_folder(library: Any) -> None:
         assert grid_names(app) == await listing(library, folder_path(*TRIP))
         crumbs = app.screen.query_one(Breadcrumb)
         assert crumbs.parts == ["photos", "2023", TRIP[1]]
+
+
+def record_calls(app: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The calls the app makes to the daemon, in order (the real link, only listened to)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    real = app.link.call
+
+    async def call(method: str, params: Any = None, **kwargs: Any) -> Any:
+        calls.append((method, dict(params or {})))
+        return await real(method, params, **kwargs)
+
+    app.link.call = call
+    return calls
+
+
+async def test_the_saved_folder_opens_with_one_call_and_the_tree_follows(
+        library: Any) -> None:
+    """The saved folder's first page is asked for by its path, before anything else (no
+    listing of the roots or of the folder first), and the tree opens down to it."""
+    path = folder_path(*TRIP)
+    app = make_app(library, start=path)
+    calls = record_calls(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        assert grid_names(app) == await listing(library, path)
+        assert calls[0][0] == "folders.list" and calls[0][1]["path"] == path
+        assert calls[0][1].get("photos", True) and calls[0][1]["limit"] > 0
+        assert not [p for m, p in calls if m == "folders.list" and p.get("path") == path
+                    and p.get("photos") is False]  # never looked up without its photos
+        assert screen.seq is not None and screen.seq.query.folder_id == screen.folder["id"]
+        await until(pilot, lambda: screen.ftree.cursor_node is not None
+                    and screen.ftree.cursor_node.data is not None
+                    and screen.ftree.cursor_node.data["path"] == path, what="the tree")
+        assert screen.grid.has_focus
+
+
+@pytest.mark.parametrize("saved", ["path", "id"])
+async def test_a_saved_folder_that_is_gone_starts_at_the_library(library: Any,
+                                                                  saved: str) -> None:
+    """The saved folder left the library (or the catalog is a new one): the start is the one
+    without a saved folder (the first root), not an error."""
+    app = make_app(library)
+    app.place = (Place(folder_path=folder_path("2023", "no such trip"), photo_id=5)
+                 if saved == "path" else Place(folder_id=987654))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        await until(pilot, lambda: screen.folder and screen.folder["name"] == "photos",
+                    what="the root to open")
+        assert "no longer" not in screen.empty_text
+        assert [n.data["name"] for n in screen.ftree.root.children] == ["photos"]
+        await until(pilot, lambda: screen.ftree.has_focus, what="the tree to get the keys")
 
 
 async def test_grid_cursor_and_metadata(library: Any) -> None:

@@ -154,7 +154,7 @@ async def settled(pilot: Pilot[Any], timeout: float = 15.0) -> None:
             return False
         return not any(w.is_running for w in app.workers
                        if w.group in ("photos", "rows", "roots", "children", "meta", "dupes",
-                                      "group", "jobs", "info"))
+                                      "group", "jobs", "info", "start", "reveal"))
 
     await until(pilot, done, timeout, "the app to settle")
     await pilot.pause(0.2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker, WorkerFailed
 
 from lightbox.common.client import Client
 from lightbox.tui.imaging.graphics import LABELS, Graphics
@@ -25,10 +26,19 @@ from lightbox.tui.imaging.service import ImageService
 from lightbox.tui.imaging.tmux import Pane, PaneState
 from lightbox.tui.imaging.view import ImageView
 from lightbox.tui.link import Link
+from lightbox.tui.model import Query, first_call, saved_folder
 from lightbox.tui.settings import Place, Settings
 
 HERE = Path(__file__).parent
-RELEASE_IMAGES_AFTER = 2.0  # seconds: images start with the first folder, or after this
+RELEASE_IMAGES_AFTER = 5.0  # seconds: images start with the first folder, or after this
+
+
+async def _result(worker: Worker[Any]) -> Any:
+    """What the worker returned, or the exception it raised (not wrapped)."""
+    try:
+        return await worker.wait()
+    except WorkerFailed as exc:
+        raise exc.error from None
 
 
 class LightboxApp(App[int]):
@@ -61,6 +71,8 @@ class LightboxApp(App[int]):
         self.images = ImageService(self.link, self.graphics)
         self.pane: Pane | None = None  # tmux passthrough: where this pane is (imaging.tmux)
         self._frozen = False
+        # The start folder's first page, asked for as the app mounts (``prefetch_start``).
+        self._start_page: tuple[Query, int | None, Worker[Any]] | None = None
 
     def on_mount(self) -> None:
         from lightbox.tui.screens.browser import BrowserScreen
@@ -69,6 +81,7 @@ class LightboxApp(App[int]):
         # interval a key press waits behind it. 1 ms keeps the UI responsive while it works.
         sys.setswitchinterval(0.001)
 
+        self.prefetch_start()  # first: the daemon works on it while the rest starts
         self.run_worker(self.link.run(), name="daemon link", group="link")
         for n in range(self.images.workers):
             self.run_worker(self.images.run(), name=f"images {n}", group="images")
@@ -78,6 +91,30 @@ class LightboxApp(App[int]):
         for problem in self.settings.problems:
             self.notify(problem, severity="warning", timeout=10)
         self.push_screen(BrowserScreen(self.place))
+
+    # -- the first folder -------------------------------------------------------------------
+    def prefetch_start(self) -> None:
+        """Ask for the saved folder's first page now, before the browser is composed: the
+        daemon answers while the widgets are built and styled, and the page comes in the
+        same call that finds the folder (no listing of the roots or of the folder first)."""
+        query = saved_folder(self.place.folder_id, self.place.folder_path)
+        if query is None:
+            return
+        around = self.place.photo_id
+        method, params = first_call(query, around)
+        worker = self.run_worker(self.link.call(method, params), name="start page",
+                                 group="start", exit_on_error=False)
+        self._start_page = (query, around, worker)
+
+    def take_start_page(self, query: Query,
+                        around: int | None) -> Awaitable[dict[str, Any]] | None:
+        """The reply ``prefetch_start`` asked for, once, if it is for this very listing."""
+        got, self._start_page = self._start_page, None
+        if got is None or got[:2] != (query, around):
+            if got is not None:
+                got[2].cancel()
+            return None
+        return _result(got[2])
 
     def started(self) -> None:
         """The first folder is on screen: what exists now (Textual, styles, widgets) lives as

@@ -15,7 +15,7 @@ through. ``get`` answers None for a row not here yet and tells ``on_miss``, whic
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -91,6 +91,10 @@ class Query:
     recursive: bool = False  # the folder and everything below it
     sort: str = "name"
     order: str = "asc"
+    # A folder known only by its path (the one saved from the last run): its first page is
+    # asked for by path, in the same call that finds the folder, and the listing's query
+    # becomes the folder's id once the reply names it (``pages``).
+    path: str | None = None
 
     @property
     def is_search(self) -> bool:
@@ -102,7 +106,9 @@ class Query:
     def method(self) -> tuple[str, dict[str, Any]]:
         params: dict[str, Any] = {"sort": self.sort, "order": self.order, "fields": FIELDS}
         if not self.is_search:
-            return "folders.list", {**params, "folder": self.folder_id}
+            where: dict[str, Any] = ({"folder": self.folder_id} if self.folder_id is not None
+                                     else {"path": self.path})
+            return "folders.list", {**params, **where}
         params["fields"] = SEARCH_FIELDS
         if self.filters is not None:
             params.update(self.filters.params())
@@ -238,22 +244,46 @@ class PhotoSeq:
         return len(self.order) if self.complete else max(self.expected, len(self.order))
 
 
-async def pages(link: Link, seq: PhotoSeq, around: int | None = None) -> AsyncIterator[int]:
-    """Load ``seq``: a first page of rows (opening at photo ``around`` in a folder), then the
-    whole order in id-only pages. Yields the number of ids known so far."""
-    method, params = seq.query.method()
+def saved_folder(folder_id: int | None, path: str | None) -> Query | None:
+    """The listing of a folder saved from the last run (by path when known: the path
+    survives a new catalog, the id does not), in the browser's initial order."""
+    if path:
+        return Query(None, path=path)
+    if folder_id is not None:
+        return Query(int(folder_id))
+    return None
+
+
+def first_call(query: Query, around: int | None = None) -> tuple[str, dict[str, Any]]:
+    """The call that brings a listing's first page (with the folder, its breadcrumbs and
+    subfolders for a folder): what ``pages`` asks first, and what the app may ask before the
+    browser is even built (``LightboxApp.prefetch_start``)."""
+    method, params = query.method()
     first: dict[str, Any] = {**params, "limit": FIRST_PAGE}
     if method == "folders.list" and around is not None:
         first["around"] = around
     if method == "photos.search":
         first["count"] = True
-    page = await link.call(method, first)
+    return method, first
+
+
+async def pages(link: Link, seq: PhotoSeq, around: int | None = None,
+                first_page: Awaitable[dict[str, Any]] | None = None) -> AsyncIterator[int]:
+    """Load ``seq``: a first page of rows (opening at photo ``around`` in a folder), then the
+    whole order in id-only pages. Yields the number of ids known so far.
+
+    ``first_page``: the reply to ``first_call`` already on its way (asked for earlier), used
+    instead of asking again."""
+    method, first = first_call(seq.query, around)
+    page = await (first_page if first_page is not None else link.call(method, first))
     if method == "folders.list":
         seq.folder = page.get("folder")
         seq.breadcrumbs = page.get("breadcrumbs") or []
         seq.subfolders = page.get("folders") or []
         if seq.folder:
             seq.expected = int(seq.folder.get("photo_count") or 0)
+            if seq.query.folder_id is None:  # asked by path: from now on, by its id
+                seq.query = replace(seq.query, folder_id=int(seq.folder["id"]), path=None)
     else:
         seq.expected = int(page.get("count") or 0)
     offset = int(page.get("offset") or 0)
@@ -265,6 +295,7 @@ async def pages(link: Link, seq: PhotoSeq, around: int | None = None) -> AsyncIt
         return
     seq.size_to(seq.expected)
     yield len(seq)
+    method, params = seq.query.method()
     # The order, from the start, in id-only pages (a few bytes a photo).
     cursor: str | None = None
     known = 0

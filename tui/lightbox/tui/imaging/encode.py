@@ -26,7 +26,6 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from PIL import Image
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
@@ -35,7 +34,13 @@ from textual.strip import Strip
 from lightbox.tui.imaging.cache import LRU
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from lightbox.tui.imaging import symbols
+
+# Pillow (and numpy, for Sixel and symbols) is imported where a picture is decoded, in the
+# encoder thread (``warm``), not on the way to the first frame: the app imports this module
+# for its types and sizes long before it draws a picture.
 
 GRID_EDGE = 256  # the daemon's grid thumbnail, long edge in pixels
 # Segments of half-cell strips kept built: a screenful of thumbnails and a preview or two.
@@ -159,6 +164,8 @@ def source_size(cols: int, rows: int, cell: tuple[int, int], mode: str) -> str:
 
 def decode(data: bytes, box: tuple[int, int]) -> Image.Image:
     """Decode JPEG (or any Pillow format) bytes, shrinking on load towards ``box``."""
+    from PIL import Image
+
     img = Image.open(io.BytesIO(data))
     img.draft("RGB", box)
     img.load()
@@ -166,6 +173,8 @@ def decode(data: bytes, box: tuple[int, int]) -> Image.Image:
 
 
 def scaled(img: Image.Image, f: Fit) -> Image.Image:
+    from PIL import Image
+
     if img.size == (f.width, f.height):
         return img
     smaller = f.width <= img.width and f.height <= img.height
@@ -274,6 +283,7 @@ def _apc(payload: str = "", **keys: int | str) -> str:
 def kitty_image(img: Image.Image, f: Fit, cell: tuple[int, int],
                 background: tuple[int, int, int]) -> tuple[int, str, list[Strip]]:
     """Transmit-once escape sequences and the placeholder strips that show the image."""
+    from PIL import Image
     from textual_image.renderable.tgp import _NUMBER_TO_DIACRITIC as DIACRITIC
 
     cw, ch = cell
@@ -304,8 +314,10 @@ def kitty_image(img: Image.Image, f: Fit, cell: tuple[int, int],
 
 
 def warm() -> None:
-    """Import what encoding needs (numpy, 0.1-0.2 s) in the encoder thread while the app
-    starts, instead of on the way to the first frame."""
+    """Import what encoding needs (Pillow and numpy, 0.1-0.2 s) in the encoder thread once
+    the first folder is on screen, instead of on the way to the first frame."""
+    from PIL import Image  # noqa: F401
+
     from lightbox.tui.imaging import sixel, symbols  # noqa: F401
 
 
@@ -314,6 +326,8 @@ def encode(data: bytes, mode: str, cols: int, rows: int, cell: tuple[int, int],
            background: tuple[int, int, int] = (0, 0, 0), *,
            symbol_set: str = "blocks") -> Encoded:
     """Bytes of a thumbnail to an ``Encoded`` for a box of ``cols`` x ``rows`` cells."""
+    from PIL import Image
+
     with Image.open(io.BytesIO(data)) as probe:
         src = probe.size
     f = fit(src[0], src[1], cols, rows, cell, mode)

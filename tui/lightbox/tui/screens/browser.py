@@ -22,7 +22,16 @@ from textual.widgets import ContentSwitcher, Footer, Input, Static
 from lightbox.common import errors
 from lightbox.tui import format as fmt
 from lightbox.tui import opener
-from lightbox.tui.model import ROWS_BATCH, SORT_LABELS, Filters, PhotoSeq, Query, fetch_rows, pages
+from lightbox.tui.model import (
+    ROWS_BATCH,
+    SORT_LABELS,
+    Filters,
+    PhotoSeq,
+    Query,
+    fetch_rows,
+    pages,
+    saved_folder,
+)
 from lightbox.tui.screens.base import LinkedScreen
 from lightbox.tui.screens.browser_live import LiveUpdates
 from lightbox.tui.screens.browser_search import SearchAndSort
@@ -123,7 +132,15 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
     def on_mount(self) -> None:
         # (LinkedScreen.on_mount runs too: Textual calls the handler of every class)
         self.query_one(MetadataPanel).show(None)
-        self.load_roots(open_start=True)
+        query = saved_folder(self.start.folder_id, self.start.folder_path)
+        if query is not None:
+            # The saved folder's first page is on its way already (``prefetch_start``); the
+            # tree fills in beside it and is opened down to the folder once both are here.
+            self._starting = True
+            self.load(query, self.start.photo_id)
+            self.load_roots()
+        else:
+            self.load_roots(open_start=True)
         self.load_library_defaults()  # again whenever the link comes (back) up
         self.view.focus()
 
@@ -148,16 +165,20 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
 
     @work(group="photos", exclusive=True)
     async def _load(self, query: Query, photo_id: int | None) -> None:
+        starting, self._starting = self._starting, False
         seq = PhotoSeq(query)
         if not query.is_search and self.folder:
             seq.expected = int(self.folder.get("photo_count") or 0)
         seq.on_miss = self._rows_wanted
         first = True
+        prefetched = self.lb.take_start_page(query, photo_id) if starting else None
         try:
-            async for loaded in pages(self.link, seq, around=photo_id):
+            async for loaded in pages(self.link, seq, around=photo_id, first_page=prefetched):
                 if first:
                     first = False
                     self._show_seq(seq, photo_id)
+                    if starting and seq.folder:
+                        self.start_revealed(seq.breadcrumbs, int(seq.folder["id"]))
                 else:
                     self.view.seq_grew()
                     if photo_id is not None and self.cursor == 0:
@@ -168,6 +189,10 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
                 del loaded
                 await asyncio.sleep(0)
         except errors.NotFound:
+            if starting:  # the saved folder is gone: start as without one
+                self.start = Place()
+                self.load_roots(open_start=True)
+                return
             self._empty("This folder is no longer in the library.")
             self.load_roots()
         except RPC_ERRORS as exc:
@@ -178,6 +203,7 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
 
     # -- rows on demand ------------------------------------------------------------------
     _fetching = False
+    _starting = False  # the next load is the saved folder's, whose first page was prefetched
 
     def _rows_wanted(self, index: int) -> None:
         """A view asked for a row that is not here (called while drawing): fetch it soon."""
@@ -239,7 +265,20 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
             self._tree_took_focus = False
         self._update_info()
         self._cursor_moved()
-        self.call_after_refresh(self.lb.started)
+        if self.view is self.grid and not self.grid.has_cells and len(seq):
+            # The grid builds its cells at its first size, which may come after the first
+            # page (it is asked for before the screen is built): until then no frame shows a
+            # photo, and images and the heap freeze would only delay the one that does.
+            self._started_pending = True
+        else:
+            self.call_after_refresh(self.lb.started)
+
+    _started_pending = False
+
+    def on_photo_grid_cells_built(self, message: PhotoGrid.CellsBuilt) -> None:
+        if self._started_pending:
+            self._started_pending = False
+            self.call_after_refresh(self.lb.started)
 
     def _trouble(self, what: str, exc: Exception) -> str:
         if isinstance(exc, errors.DaemonNotRunning):

@@ -35,8 +35,11 @@ class TreeNavigation:
             return
         folders = top.get("folders") or []
         me.ftree.set_roots(folders)
+        me._roots_here = True
         for fid in me.ftree.loaded():
             me.load_children(fid)
+        if me._reveal_due is not None:
+            me.start_revealed(*me._reveal_due)
         if not open_start:
             return
         if not folders:
@@ -69,6 +72,23 @@ class TreeNavigation:
         if folder:
             me.open_folder(folder, photo_id=start.photo_id)
             await me._reveal(page.get("breadcrumbs") or [], int(folder["id"]))
+
+    _roots_here = False  # the tree has its top level
+    _reveal_due: tuple[list[dict[str, Any]], int] | None = None
+
+    def start_revealed(self, crumbs: list[dict[str, Any]], folder_id: int) -> None:
+        """The saved folder is shown (its page came first): open the tree down to it once
+        the tree has its roots (whichever of the two replies comes last does it)."""
+        me = self._me()
+        if not me._roots_here:
+            me._reveal_due = (crumbs, folder_id)
+            return
+        me._reveal_due = None
+        me._reveal_worker(crumbs, folder_id)
+
+    @work(group="reveal", exclusive=True)
+    async def _reveal_worker(self, crumbs: list[dict[str, Any]], folder_id: int) -> None:
+        await self._me()._reveal(crumbs, folder_id)
 
     async def _reveal(self, crumbs: list[dict[str, Any]], folder_id: int) -> None:
         """Expand the tree down to ``folder_id`` (loading each level) and put the cursor

@@ -16,6 +16,7 @@ from typing import Any
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widget import Widget
 
 from lightbox.common.orientation import upright_of
@@ -76,9 +77,6 @@ class ThumbCell(Widget):
         background: $accent;
         color: $text;
     }
-    ThumbCell.-empty {
-        border: round $surface;
-    }
     ThumbCell.-marked {
         border: heavy $warning;
     }
@@ -111,6 +109,10 @@ class ThumbCell(Widget):
 
 class PhotoGrid(CursorNav, Widget, can_focus=True):
     """Thumbnails of ``seq``; ``cursor`` is the selected index."""
+
+    class CellsBuilt(Message):
+        """The cells for the grid's size are mounted (at its first size, and again when the
+        size or the thumbnail size changes): a frame from now on shows the photos."""
 
     BINDINGS = NAV_BINDINGS
     DEFAULT_CSS = """
@@ -191,6 +193,11 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
         await self.mount_all(lines)
         self._scroll_to_cursor(center=True)
         self.update_cells()
+        self.post_message(self.CellsBuilt())
+
+    @property
+    def has_cells(self) -> bool:
+        return bool(self._cells)
 
     async def set_thumb_size(self, size: str) -> None:
         self.thumb_size = size
@@ -237,6 +244,11 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
             cell.set_class(cell.index == self.cursor and cell.index is not None, "-cursor")
 
     def update_cells(self) -> None:
+        """Each cell shows the photo at its slot. A class change restyles the cell and its
+        view at once (Textual's ``update_styles``), so a cell's classes change in one go and
+        only when they must: an empty cell (past the end, or waiting for its row) has no
+        class of its own, as it looks like the plain cell, so the first page of a folder
+        does not restyle every cell it fills."""
         if not self._cells:
             return
         first = self.top_row * self._cols
@@ -249,16 +261,15 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
             except Exception:
                 continue  # not composed yet
             if photo is None:
-                cell.set_class(False, "-marked")
                 cell.key = None
                 cell.index = index if index < self.count else None  # not here yet
-                cell.set_class(cell.index is None, "-empty")
+                cell.update_classes({"-marked": False,
+                                     "-cursor": index == self.cursor and cell.index is not None})
                 view.show(None, "…" if cell.index is not None else "")
                 view.set_caption("")
                 continue
-            cell.set_class(False, "-empty")
             marked = int(photo["id"]) in self.marked
-            cell.set_class(marked, "-marked")
+            cell.update_classes({"-marked": marked, "-cursor": index == self.cursor})
             cell.index = index
             cell.key = self.images.key(photo, cols, rows)
             view.set_caption(fmt.truncate(("✓ " if marked else "") + (photo.get("name") or ""),
