@@ -223,7 +223,7 @@ def main() -> None:
                   f"{max(pauses, default=0):.0f} ms; {runs[0]['gc_objects']:,} objects "
                   f"({runs[0]['gc_types'][:6]})")
             print(f"  mean encode {median([r['encode_mean_ms'] for r in runs]):.1f} ms, "
-                  f"CPU {median([r['encode_cpu_ms'] for r in runs]):.1f} ms a picture; "
+                  f"encoder CPU {median([r['encode_cpu_ms'] for r in runs]):.1f} ms a preview; "
                   f"{median([r['terminal_bytes'] for r in runs]) / 1e6:.1f} MB written to the "
                   f"terminal per run; load {os.getloadavg()[0]:.1f}")
     finally:

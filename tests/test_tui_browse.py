@@ -19,8 +19,8 @@ from test_tui_fixtures import (
 )
 
 from lightbox.tui.screens.browser import BrowserScreen
-from lightbox.tui.settings import Place
 from lightbox.tui.screens.preview import PreviewScreen
+from lightbox.tui.settings import Place
 from lightbox.tui.widgets.breadcrumb import Breadcrumb
 from lightbox.tui.widgets.metadata import MetadataPanel, rows
 from lightbox.tui.widgets.photo_grid import PhotoGrid

@@ -31,6 +31,7 @@ import heapq
 import logging
 import math
 import os
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
@@ -100,18 +101,32 @@ def coarser(idx: np.ndarray, palette: list[int], busy: np.ndarray,
     palette colour within ``distance`` (RGB) of it: flicker between near colours is what
     scatters a colour over a band, and in a busy area nobody sees a difference of that
     size."""
+    return next(coarsened(idx, palette, busy, (distance,)))
+
+
+def coarsened(idx: np.ndarray, palette: list[int], busy: np.ndarray,
+              distances: tuple[float, ...] = NEAR) -> Iterator[np.ndarray]:
+    """``coarser`` at each of ``distances`` in turn, sharing what does not depend on the
+    distance (colour counts, the distances between colours, the busy pixels' colours): the
+    budget loop tries two or three distances on most previews."""
     pal = np.array(palette[:768], dtype=np.float32).reshape(-1, 3)
     counts = np.bincount(idx.reshape(-1), minlength=256)
     used = np.flatnonzero(counts)
-    near = np.linalg.norm(pal[used, None, :] - pal[None, used, :], axis=2) <= distance
-    rep = np.arange(256, dtype=np.uint8)
-    free = np.ones(len(used), dtype=bool)
-    for i in np.argsort(-counts[used], kind="stable").tolist():
-        if free[i]:
-            group = near[i] & free
-            rep[used[group]] = used[i]
-            free &= ~group
-    return np.where(busy, rep[idx], idx).astype(np.uint8)
+    apart = np.linalg.norm(pal[used, None, :] - pal[None, used, :], axis=2)
+    by_use = np.argsort(-counts[used], kind="stable").tolist()
+    busy_colours = idx[busy]
+    for distance in distances:
+        near = apart <= distance
+        rep = np.arange(256, dtype=np.uint8)
+        free = np.ones(len(used), dtype=bool)
+        for i in by_use:
+            if free[i]:
+                group = near[i] & free
+                rep[used[group]] = used[i]
+                free &= ~group
+        merged = idx.copy()
+        merged[busy] = rep[busy_colours]
+        yield merged
 
 
 def _bands(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -310,10 +325,8 @@ def encode_sized(img: Image.Image, colors: int = 256, *,
         return _encode(idx, palette), img.size
     text = ""
     for attempt in range(SHRINKS + 1):
-        busy = busy_areas(img)
         merged = idx
-        for distance in NEAR:
-            merged = coarser(idx, palette, busy, distance)
+        for merged in coarsened(idx, palette, busy_areas(img)):
             if estimate(merged) <= budget:
                 break
         text = _encode(merged, palette)
