@@ -18,13 +18,14 @@ floor under the start (``tui_floor.py``: a bare Textual app on the same pty that
 asks for the folder's first page and paints the names).
 
     .venv/bin/python benchmarks/tui_bench.py [--photos 100000] [--reuse DIR] [--runs 3]
-        [--modes sixel,symbols,halfcell]
+        [--modes sixel,symbols,halfcell] [--no-compile]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import fcntl
 import json
 import os
@@ -169,6 +170,8 @@ def main() -> None:
     p.add_argument("--moves", type=int, default=200)
     p.add_argument("--previews", type=int, default=40)
     p.add_argument("--profile", help="cProfile the grid moves of the first run into FILE")
+    p.add_argument("--no-compile", action="store_true",
+                   help="do not byte-compile lightbox's sources first")
     p.add_argument("--modes", default="sixel,symbols,halfcell",
                    help="graphics modes to measure, comma-separated")
     args = p.parse_args()
@@ -177,6 +180,12 @@ def main() -> None:
         t = time.perf_counter()
         asyncio.run(build(data, args.photos, args.open))
         print(f"catalog: {args.photos:,} photos built in {time.perf_counter() - t:.0f} s")
+    if not args.no_compile:
+        # As an install does (pip writes the bytecode): with PYTHONDONTWRITEBYTECODE set, as
+        # in some shells and CI, every start would compile lightbox's sources again, CPU a
+        # user's start does not spend (the floor and the TUI alike; ``--no-compile``: not).
+        for package in ("common", "daemon", "tui"):
+            compileall.compile_dir(ROOT / package / "lightbox", quiet=1)
     d = Daemon(data, config="[library]\nreconcile_interval = 0\n").start()
     try:
         print(f"baseline: photos.thumbnail (grid) round trip p50 {baseline(d):.1f} ms")

@@ -181,9 +181,20 @@ class ProbeApp(LightboxApp):
             await asyncio.sleep(0.02)
         raise TimeoutError("the app did not settle")
 
+    phase = "start"
+
+    async def sample_rss(self) -> None:
+        """The highest RSS seen in each phase of the script (where the peak comes from)."""
+        peaks: dict[str, float] = self.results.setdefault("rss_peak_by_phase_mb", {})
+        while True:
+            now = rss_mb()
+            peaks[self.phase] = max(peaks.get(self.phase, 0.0), round(now, 1))
+            await asyncio.sleep(0.05)
+
     async def script(self) -> None:
         pilot: Pilot[Any] = Pilot(self)
         r = self.results
+        sampler = asyncio.get_running_loop().create_task(self.sample_rss())
         try:
             while ("folder" if self.args.start_only else "images") not in MARKS:
                 await asyncio.sleep(0.01)
@@ -214,15 +225,19 @@ class ProbeApp(LightboxApp):
                 r["encode_cpu_ms"] = 1000 * (stats["preview_encode_cpu_seconds"] - enc0) / n
                 r["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 raise StopAsyncIteration
+            self.phase = "grid"
             r["grid_next_row_ms"] = await self.grid_rows(pilot, browser)
             if self.args.profile:
                 prof.disable()
                 prof.dump_stats(self.args.profile)
             r["rss_after_grid_mb"] = rss_mb()
+            self.phase = "whole folder"
             await self.scroll_all(pilot, browser)
             r["rss_after_whole_folder_mb"] = rss_mb()
             r["encoded_cache_mb"] = self.images.encoded.used / 1e6
+            self.phase = "preview paced"
             r["preview_paced_ms"] = await self.preview(pilot, browser, 100, paced=True)
+            self.phase = "preview back to back"
             r["preview_back_to_back_ms"] = await self.preview(pilot, browser, 400, paced=False)
             r["rss_end_mb"] = rss_mb()
             r["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -239,6 +254,8 @@ class ProbeApp(LightboxApp):
             pass
         except Exception as exc:  # report, do not hang the pty
             r["error"] = repr(exc)
+        finally:
+            sampler.cancel()
         Path(self.args.out).write_text(json.dumps(r))  # noqa: ASYNC240 - once, at the end
         self.exit(0)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from lightbox.common.client import Client, Endpoint
 from lightbox.tui.imaging import choice
@@ -24,15 +25,19 @@ def run_app(endpoint: Endpoint, graphics: str | None = None,
         logging.basicConfig(filename=os.environ["LIGHTBOX_TUI_LOG"], level=logging.DEBUG,
                             format="%(asctime)s %(name)s %(message)s")
     settings = Settings.load(config_file())
-    # Before Textual starts: detection queries the terminal.
-    resolved = choice.start(graphics, os.environ, settings)
+    # Before Textual starts: detection queries the terminal (0.1-0.2 s of waiting for its
+    # answers), in a thread while this one imports the app (Textual and the screens, a few
+    # tenths of a second), so the wait is not added to the start. Nothing in those imports
+    # reads the terminal; a forced mode (``--graphics``, ``LIGHTBOX_GRAPHICS``) asks nothing.
+    with ThreadPoolExecutor(1, thread_name_prefix="lightbox-detect") as pool:
+        detecting = pool.submit(choice.start, graphics, os.environ, settings)
+        from lightbox.tui.app import LightboxApp
+        resolved = detecting.result()
     chosen = resolved.graphics
     if resolved.notice:
         settings.problems.append(resolved.notice)
     if "kitty" in chosen.available:
         import textual_image.renderable.tgp  # noqa: F401 - needed by the Kitty encoder
-
-    from lightbox.tui.app import LightboxApp
 
     app = LightboxApp(
         client_factory=lambda: Client(endpoint), graphics=chosen, settings=settings,

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,10 +38,33 @@ RETRY_PENDING = 3.0
 log = logging.getLogger("lightbox.tui.images")
 
 
+def _libc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None elsewhere)."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("c")
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+        return trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+_trim = _libc_trim() if sys.platform.startswith("linux") else None
+TRIM_AFTER = 500_000  # source pixels: a preview thumbnail (1.2 MP), not a grid one (50 K)
+
+
 def _timed_encode(*args: Any, **kwargs: Any) -> tuple[enc.Encoded, float]:
-    """``encode`` in the pool, with the CPU time of the thread that ran it."""
+    """``encode`` in the pool, with the CPU time of the thread that ran it.
+
+    After a large picture (a preview) the freed heap goes back to the system: its decode,
+    scale and arrays are tens of MB that glibc otherwise keeps (per thread arena, in holes
+    between cached pictures), and that made most of the TUI's peak RSS (issue 13)."""
     t0 = time.thread_time()
     encoded = enc.encode(*args, **kwargs)
+    if _trim is not None and encoded.source[0] * encoded.source[1] >= TRIM_AFTER:
+        _trim(0)
     return encoded, time.thread_time() - t0
 
 

@@ -31,6 +31,7 @@ import heapq
 import logging
 import math
 import os
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -215,6 +216,9 @@ def _body(px: np.ndarray) -> bytes:
     x = (at % w).astype(np.int32)
     group = band << 8 | rows[first]  # (band, colour) of each cell
     sixels = bits[first] + np.uint8(_OFFSET)
+    # (Per-cell and per-byte arrays are dropped as soon as they are used: a preview's add up
+    # to 20-25 MB if all live to the end, and two encoder threads hold one each.)
+    del at, bits, first, rows
     lo = np.full(nb << 8, w, dtype=np.int32)
     hi = np.full(nb << 8, -1, dtype=np.int32)
     np.minimum.at(lo, group, x)
@@ -260,11 +264,15 @@ def _body(px: np.ndarray) -> bytes:
     offset = np.cumsum(block) - block
     total = int(offset[-1] + block[-1]) + 1
     flat = np.full(total, _OFFSET, dtype=np.uint8)  # "?": no pixel of this colour
-    flat[(offset[:, None] + np.cumsum(there, axis=1) - 1)[there]] = head[there]
+    # Where each prefix byte goes: only the bytes that are there are indexed (int8 running
+    # counts, not a span x 17 table of int64: that was the largest transient of a preview).
+    span, col = np.nonzero(there)
+    flat[offset[span] + np.cumsum(there, axis=1, dtype=np.int8)[span, col] - 1] = head[span, col]
     where = np.zeros(nb << 8, dtype=np.int32)
     where[sid[out]] = offset + lengths - ox0
     flat[where[group] + x] = sixels
     flat[-1] = ord("-")
+    del band, x, group, sixels, where, head, there, span, col
     # Runs of 4+ equal sixels (prefix bytes are below "?" and never form one).
     same = flat[1:] == flat[:-1]
     run4 = same[:-2] & same[1:-1] & same[2:] & (flat[:-3] >= _OFFSET)
@@ -273,6 +281,7 @@ def _body(px: np.ndarray) -> bytes:
     if len(run4):
         edge[0], edge[-1] = run4[0], run4[-1]
     t = np.flatnonzero(edge)
+    del same, run4, edge
     run_at, run_end = t[::2], t[1::2] + 3
     digits, count = _digits(run_end - run_at, 5)
     value = flat[run_at]
@@ -287,10 +296,18 @@ def _body(px: np.ndarray) -> bytes:
     return bytes(flat[np.cumsum(cut[:-1], dtype=np.int8) == 0].tobytes())
 
 
+# Two encoder threads (the image service) run every other step side by side, but not this
+# one: the body's arrays are most of an encode's transient memory (10-20 MB for a preview),
+# so two at once made the TUI's peak RSS; the steps around it keep both threads busy anyway.
+_BODY_LOCK = threading.Lock()
+
+
 def _encode(idx: np.ndarray, palette: list[int]) -> str:
     px, registers = _merge_palette(idx, palette)
     h, w = px.shape
-    return (_header(w, h, registers) + _body(px) + b"\x1b\\").decode("ascii")
+    with _BODY_LOCK:
+        body = _body(px)
+    return (_header(w, h, registers) + body + b"\x1b\\").decode("ascii")
 
 
 def budget_from_env(env: dict[str, str] | None = None) -> int | None:
