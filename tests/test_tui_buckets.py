@@ -62,6 +62,14 @@ async def test_bucket_in_the_tree_grid_and_jobs(synced: tuple[DaemonProcess, str
         assert jobs.rows[job_id].job["kind"] == "sync"
 
 
+async def open_settings(pilot: Any, app: Any) -> SettingsScreen:
+    await until(pilot, lambda: app.link.connected, timeout=30, what="connected")
+    await pilot.press("comma")
+    screen: SettingsScreen = await until(pilot, lambda: isinstance(app.screen, SettingsScreen)
+                                         and app.screen, timeout=30, what="settings")
+    return screen
+
+
 @pytest.fixture
 def empty_bucket(make_daemon: Any, s3: S3Env) -> tuple[DaemonProcess, S3Env, str]:
     bucket = s3.make_bucket()
@@ -75,10 +83,7 @@ async def test_bucket_form_tests_the_connection_and_adds_it(
     d, s3, bucket = empty_bucket
     app = make_app(d)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.link.connected, timeout=30, what="connected")
-        await pilot.press("comma")
-        settings = await until(pilot, lambda: isinstance(app.screen, SettingsScreen)
-                               and app.screen, timeout=30, what="settings")
+        settings = await open_settings(pilot, app)
         await pilot.press("ctrl+b")
         form = await until(pilot, lambda: isinstance(app.screen, BucketForm) and app.screen,
                            what="the bucket form")
@@ -111,10 +116,7 @@ async def test_a_bucket_is_changed_from_the_settings_screen_and_keeps_its_photos
     d, bucket = synced
     app = make_app(d)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.link.connected, timeout=30, what="connected")
-        await pilot.press("comma")
-        settings = await until(pilot, lambda: isinstance(app.screen, SettingsScreen)
-                               and app.screen, timeout=30, what="settings")
+        settings = await open_settings(pilot, app)
         await until(pilot, lambda: "cloud" in settings.buckets_text, what="the bucket listed")
         assert "syncs only when asked" in settings.buckets_text      # interval 0
         await pilot.press("ctrl+e")

@@ -17,10 +17,15 @@ from lightbox.cli.jobs_wait import wait_for_job
 
 
 def _bucket_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--endpoint", help="S3 endpoint URL (default: AWS)")
-    p.add_argument("--region", help="region (default us-east-1)")
     p.add_argument("--bucket", required=required, help="bucket name")
     p.add_argument("--prefix", help="only keys below this prefix")
+    _reach_args(p)
+
+
+def _reach_args(p: argparse.ArgumentParser) -> None:
+    """How a bucket is reached: what ``sources.update`` can change too."""
+    p.add_argument("--endpoint", help="S3 endpoint URL (default: AWS)")
+    p.add_argument("--region", help="region (default us-east-1)")
     p.add_argument("--addressing-style", choices=("auto", "path", "virtual"))
     p.add_argument("--access-key-id", help="access key id (its secret is asked for)")
     p.add_argument("--profile", dest="credentials_profile",
@@ -47,14 +52,7 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
                              "or attempts; what is not given stays. The bucket and prefix "
                              "cannot change: another bucket is another source.")
     upd.add_argument("name")
-    upd.add_argument("--endpoint", help="S3 endpoint URL")
-    upd.add_argument("--region", help="region")
-    upd.add_argument("--addressing-style", choices=("auto", "path", "virtual"))
-    upd.add_argument("--access-key-id", help="a new access key id (its secret is asked for)")
-    upd.add_argument("--profile", dest="credentials_profile",
-                     help="a profile of ~/.aws/credentials instead of a key")
-    upd.add_argument("--secret-stdin", action="store_true",
-                     help="read the new key's secret access key from standard input")
+    _reach_args(upd)
     upd.add_argument("--interval", type=float, help="seconds between syncs (0: on demand)")
     upd.add_argument("--page-size", type=int, help="keys per LIST request (1-1000)")
     upd.add_argument("--read-timeout", type=float, help="seconds one socket read may wait")
