@@ -278,7 +278,7 @@ def test_files_are_private_even_in_an_open_data_dir(make_daemon: Any, tmp_path: 
             assert mode & 0o077 == 0, f"{path} is {mode:o}"
             seen += 1
         assert seen > 10
-        assert "closed to other users" in d.log_path.read_text(errors="replace")
+        assert "closed to other users" in d.log()
         for cmd in (("cat", str(data / "catalog.db")), ("ls", str(data / "cache")),
                     ("cat", str(data / "state" / "lightboxd.log"))):
             done = _as_nobody(*cmd)
