@@ -99,12 +99,16 @@ class ImageService:
         # Budgets (issue 13): 32 MB of encoded pictures is a whole 1,000-photo folder of grid
         # Sixels or ~90 Sixel previews, and 16 MB of JPEGs saves the round trips that matter
         # (a photo shown again at another size); 64 + 32 MB made most of the peak RSS.
-        # Two encoder threads where there are two CPUs: the encoders are now numpy and Pillow
-        # calls that release the GIL, so photos stepped through back to back (the next ones
-        # prefetched) are encoded two at a time; measured, p50 84 against 118 ms (load ~10).
+        # Previews get two encoder threads where there are two CPUs: the encoders are now
+        # numpy and Pillow calls that release the GIL, so photos stepped through back to back
+        # (the next ones prefetched) are encoded two at a time (p50 95 against 118 ms at load
+        # ~14). Grid thumbnails keep one thread of their own: they are small, many and asked
+        # for while the cursor moves, where a second thread would only take the GIL from the
+        # UI more often.
         if threads is None:
             threads = 2 if (os.cpu_count() or 1) >= 2 else 1
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="lightbox-encode")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lightbox-encode")
+        self._previews = ThreadPoolExecutor(threads, thread_name_prefix="lightbox-preview")
         # Encoding waits for the first folder on screen (``release``): it holds the GIL for
         # 10-200 ms a picture and would otherwise stretch the first paint.
         self._released = asyncio.Event()
@@ -247,7 +251,8 @@ class ImageService:
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         encoded, cpu = await loop.run_in_executor(
-            self._pool, functools.partial(_timed_encode, symbol_set=key.variant or "blocks"),
+            self._pool if size == "grid" else self._previews,
+            functools.partial(_timed_encode, symbol_set=key.variant or "blocks"),
             data, key.mode, key.cols, key.rows, self.cell, self.background)
         self.stats["encoded"] += 1
         self.stats["encode_cpu_seconds"] += cpu
@@ -273,3 +278,4 @@ class ImageService:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._previews.shutdown(wait=False, cancel_futures=True)
