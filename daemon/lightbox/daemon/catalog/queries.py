@@ -722,15 +722,12 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
         return Page([], None)
     col = SORT_COLUMNS["name"]
     desc = order == "desc"
-    here = conn.dialect.name == "sqlite"
     stmts = []
     for i, arm in enumerate(arms):
         # The stream's own condition first: SQLite tests the terms in that order, and it
         # is the cheap one that rejects most rows of a walk.
         conds = where if not arm.implies or narrower is None else narrower(arm.implies)
-        stmt = sa.select(photos.c.id, col.label("sort_key"))
-        if here:  # which stream a key came from, to tell whether it had more
-            stmt = stmt.add_columns(sa.literal(i).label("arm"))
+        stmt = sa.select(photos.c.id, col.label("sort_key"), sa.literal(i).label("arm"))
         if arm.ids is not None:  # MariaDB: the ids first, then their photos (textindex.Arm)
             ids = arm.ids.subquery()
             stmt = stmt.select_from(ids.join(photos, photos.c.id == ids.c.id)).where(*conds)
@@ -746,44 +743,10 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
         # The same order, through an expression no index serves, for a stream to sort.
         stmts.append(_ordered(stmt, sa.func.coalesce(col, col) if arm.few else col, desc)
                      .limit(limit + 1))
-    if here:
-        return await _merged_here(conn, stmts, len(arms), desc, limit, columns)
-    # The merge in the server: the streams' pages (ids and keys) in one derived table,
-    # their first ``limit + 1`` distinct photos in order, joined to the photos for the
-    # page's rows, in one statement. Read here, the streams' pages were every stream's 201
-    # keys (a camera word: a stream per make and model, 1,000-2,000 rows), each a Row the
-    # driver decoded and SQLAlchemy wrapped, then a second round trip for the page: most
-    # of the daemon's CPU for a search on PostgreSQL and MariaDB (issue 13).
-    union: Any = sa.union(*(s.subquery().select() for s in stmts)) if len(stmts) > 1 \
-        else stmts[0]
-    streams = union.subquery("streams")
-    top = _ordered_by(sa.select(streams.c.id, streams.c.sort_key), streams.c.sort_key,
-                      streams.c.id, desc).limit(limit + 1).subquery("top")
-    page = _ordered_by(sa.select(*columns).select_from(
-        top.join(photos, photos.c.id == top.c.id)), top.c.sort_key, top.c.id, desc)
-    for name in ("mysql", "mariadb"):  # the 201 ids first, then their photos by key
-        page = page.prefix_with("STRAIGHT_JOIN", dialect=name)
-    rows = list((await conn.execute(page)).all())
-    if len(rows) <= limit:
-        return Page(rows, None)
-    rows = rows[:limit]
-    return Page(rows, position_of(rows[-1], "name"))
-
-
-def _ordered_by(stmt: Any, key: Any, pid: Any, desc: bool) -> Any:
-    if desc:
-        return stmt.order_by(key.desc(), pid.desc())
-    return stmt.order_by(key.asc(), pid.asc())
-
-
-async def _merged_here(conn: AsyncConnection, stmts: list[Any], n_arms: int, desc: bool,
-                       limit: int, columns: Sequence[Any]) -> Page:
-    """SQLite: the streams' pages merged here, then the page's rows by id (in process, a
-    row costs little; its plans are tuned as they are)."""
     union: Any = stmts[0] if len(stmts) == 1 else sa.union_all(
         *(s.subquery().select() for s in stmts))
     keys: dict[int, Any] = {}
-    per_arm = [0] * n_arms
+    per_arm = [0] * len(arms)
     for r in await conn.execute(union):
         per_arm[r.arm] += 1
         keys.setdefault(int(r.id), r.sort_key)
