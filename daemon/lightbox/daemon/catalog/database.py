@@ -200,6 +200,23 @@ class GatedEngine(AsyncEngine):
                 yield conn
 
 
+def mysql_driver(drivername: str) -> str:
+    """The driver the daemon talks to MySQL/MariaDB with for a ``mysql+aiomysql`` (or
+    ``mariadb+aiomysql``) URL: asyncmy when it is installed (the ``mysql`` extra), else
+    aiomysql. The URL names the server; the driver is ours to choose. aiomysql parses every
+    row in pure Python (PyMySQL's protocol): reading a search's 200-photo page cost the
+    daemon 6 ms of CPU against 1 ms with asyncmy's Cython protocol, and a search on
+    MariaDB spent 4-5x the daemon CPU of the same search on PostgreSQL (issue 13)."""
+    backend, _, driver = drivername.partition("+")
+    if driver != "aiomysql":
+        return drivername
+    try:
+        import asyncmy  # noqa: F401
+    except ImportError:
+        return drivername
+    return f"{backend}+asyncmy"
+
+
 def make_engine(url: str, owner: Database | None = None) -> AsyncEngine:
     """An engine for ``url`` with the per-engine settings; gated by ``owner``'s write gate
     when one is given."""
@@ -223,8 +240,10 @@ def make_engine(url: str, owner: Database | None = None) -> AsyncEngine:
             # execution (well under a millisecond for these statements).
             kwargs["connect_args"] = {
                 "server_settings": {"plan_cache_mode": "force_custom_plan"}}
-        if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
-            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        if parsed.get_backend_name() in ("mysql", "mariadb"):
+            if "charset" not in parsed.query:
+                parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+            parsed = parsed.set(drivername=mysql_driver(parsed.drivername))
     plain = create_async_engine(parsed, **kwargs)
     engine = GatedEngine(plain.sync_engine)
     engine.owner = owner
