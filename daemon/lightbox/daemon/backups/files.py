@@ -29,11 +29,14 @@ import hashlib
 import itertools
 import json
 import os
+import queue
 import re
 import stat
-from collections.abc import Generator, Iterable, Iterator
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from lightbox.daemon.media import confine
 from lightbox.daemon.procs import pid_alive
@@ -627,23 +630,33 @@ def _mismatch(item: CopyItem, hashed: bool) -> CopyOutcome:
         "failing)"))
 
 
-def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
-    """Copy ``items`` to the target at ``root`` (in a thread). A file that fails for the
-    source's reasons is retried, then reported, and the batch goes on; a target error
-    stops the batch (``Batch.stop``) with what was finished so far in ``outcomes``.
+class Run(Protocol):
+    """A run's copy as the service drives it (``CopyRun``, ``BatchThreads``)."""
 
-    Two passes: every file of the batch is written to its temporary name (a local source
-    by ``sendfile``, a bucket's object streamed and hashed), then one ``syncfs`` makes
-    them all durable (an fsync per file where syncfs is missing); then each is read back
-    from the device (its clean pages dropped, the reads queued a window ahead), hashed,
-    compared with the catalog's sha256 and renamed into place. The caller flushes again
-    (``settle``) before it records them in the manifest.
-    """
-    out = Batch()
-    tmp_dir = os.path.join(root, TMP_DIR)
-    flush_each = not has_syncfs()
-    # (item, temp path, sha256 hashed on the way or None, bytes)
-    written: list[tuple[CopyItem, str, str | None, int]] = []
+    def next(self) -> Batch | None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Written:
+    """A batch after its first stage: the files written to their temporary names (not yet
+    durable), what failed for the source's reasons, and the target error that stopped the
+    writing (what was written before it is still finished and kept)."""
+
+    files: list[tuple[CopyItem, str, str | None, int]]  # (item, temp path, sha or None, bytes)
+    outcomes: list[CopyOutcome] = field(default_factory=list)
+    stop: TargetError | None = None
+
+
+def _write_batch(root: str, items: list[CopyItem], flush_each: bool, retries: int = 2,
+                 tmp_dir: str | None = None) -> _Written:
+    """Write every file of ``items`` to a temporary name in ``tmp_dir`` (a local source by
+    ``sendfile``, a bucket's object streamed and hashed; ``flush_each``: each fsynced, where
+    there is no ``syncfs``). A source's failure is retried, then reported; a target error
+    stops the batch."""
+    out = _Written([])
+    tmp_dir = tmp_dir or os.path.join(root, TMP_DIR)
     root_fds: dict[str, int] = {}
     pid = os.getpid()
     try:
@@ -665,7 +678,7 @@ def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
                             os.unlink(tmp)
                             outcome = _damaged(item, sha)
                             break
-                    written.append((item, tmp, sha, size))
+                    out.files.append((item, tmp, sha, size))
                     break
                 except TargetError as exc:
                     _unlink_quiet(tmp)
@@ -687,31 +700,272 @@ def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
     finally:
         for fd in root_fds.values():
             os.close(fd)
-    # What was written before a target error (a full disk) is still finished and kept.
-    stopped, out.stop = out.stop, None
-    if written and not flush_each:
+    return out
+
+
+def _fsync_each(written: list[tuple[CopyItem, str, str | None, int]]) -> None:
+    """Where there is no ``syncfs``: an fsync per written file."""
+    for _, tmp, _, _ in written:
         try:
-            flush_each = not syncfs(tmp_dir)
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise target_error(exc, "fsync of a copy") from None
+
+
+def _unlink_written(written: list[tuple[CopyItem, str, str | None, int]]) -> None:
+    for _, tmp, _, _ in written:
+        _unlink_quiet(tmp)
+
+
+def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
+    """Copy ``items`` to the target at ``root`` on their own (in a thread; a run uses
+    ``CopyRun``, which overlaps one batch's stages with the next one's). A file that fails
+    for the source's reasons is retried, then reported, and the batch goes on; a target
+    error stops the batch (``Batch.stop``) with what was finished so far in ``outcomes``.
+
+    Two passes: every file of the batch is written to its temporary name, then one
+    ``syncfs`` makes them all durable (an fsync per file where syncfs is missing); then
+    each is read back from the device (its clean pages dropped, the reads queued a window
+    ahead), hashed, compared with the catalog's sha256 and renamed into place. The caller
+    flushes again (``settle``) before it records them in the manifest.
+    """
+    flush_each = not has_syncfs()
+    w = _write_batch(root, items, flush_each, retries)
+    out = Batch(outcomes=w.outcomes)
+    # What was written before a target error (a full disk) is still finished and kept.
+    if w.files and not flush_each:
+        try:
+            if not syncfs(os.path.join(root, TMP_DIR)):
+                _fsync_each(w.files)
         except TargetError as exc:
             out.stop = exc
-        if flush_each:  # no syncfs here: fsync each file now
-            for _, tmp, _, _ in written:
-                try:
-                    fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                except OSError as exc:
-                    out.stop = target_error(exc, "fsync of a copy")
-                    break
     if out.stop is None:
-        _read_back_and_place(root, written, out)
+        _read_back_and_place(root, w.files, out)
     if out.stop is not None:
-        for _, tmp, _, _ in written:
-            _unlink_quiet(tmp)
-    out.stop = out.stop or stopped
+        _unlink_written(w.files)
+    out.stop = out.stop or w.stop
     return out
+
+
+class CopyRun:
+    """A run's copy as a pipeline with one flush per batch (a local target).
+
+    Writer threads write whole batches to temporary names (``_write_batch``) and queue
+    them (a bounded queue: at most ``ahead`` written batches wait). One placing thread
+    takes batch N+1 from the queue and calls ``syncfs`` once: that flush makes N+1's data
+    durable *and* batch N's renames (done after the previous flush), so N is handed to the
+    caller (``next``) as durable, and N+1 is read back from the device, compared with the
+    catalog's sha256 and renamed into place while the writers write N+2. A batch is thus
+    flushed once instead of twice, and the read-back of one batch overlaps the writes of
+    the next. The last batch's renames get a flush of their own.
+
+    The trust is ``copy_batch``'s: a file is read back only after a flush that began after
+    it was written, placed only when it read back as the catalog's content, and reported
+    (recorded in the manifest by the caller) only after a flush that began after its
+    rename. A flush that fails reports nothing of the batch whose renames it covered (the
+    next run adopts, by hash, what did reach the disk) and places nothing of the batch
+    whose data it covered (its temporary files removed), and stops the run.
+
+    Where ``syncfs`` is missing the writers fsync each file and the placing thread fsyncs
+    the batch's folders after its renames, before it is handed over.
+    """
+
+    def __init__(self, root: str, batches: Iterable[list[CopyItem]], writers: int = 1,
+                 ahead: int = 1) -> None:
+        self.root = root
+        self._tmp = os.path.join(root, TMP_DIR)
+        self._batches = iter(batches)
+        self._take = threading.Lock()
+        self._syncfs = has_syncfs()
+        # The descriptor every flush goes through, opened before the first write: syncfs
+        # reports a write-back error that happened any time after the descriptor was
+        # opened, so one the kernel met between two flushes is not missed.
+        self._fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) \
+            if self._syncfs else -1
+        self._written: queue.Queue[_Written | None] = queue.Queue(maxsize=max(1, ahead))
+        self._out: queue.Queue[Batch | BaseException | None] = queue.Queue()
+        self._starting = True  # writers take new batches (cleared by stop and by errors)
+        self._abort = threading.Event()  # close(): nothing more is read back or placed
+        self._writers = [threading.Thread(target=self._write_loop, name=f"backup-write-{i}",
+                                          daemon=True) for i in range(max(1, writers))]
+        self._placer = threading.Thread(target=self._place_loop, name="backup-place",
+                                        daemon=True)
+        self._ended = False
+        for t in self._writers:
+            t.start()
+        self._placer.start()
+
+    # -- the caller's side
+
+    def next(self) -> Batch | None:
+        """The next batch whose copies are durable (blocking), None when the run is done."""
+        if self._ended:
+            return None
+        got = self._out.get()
+        if got is None:
+            self._ended = True
+            return None
+        if isinstance(got, BaseException):
+            self._ended = True
+            raise got
+        return got
+
+    def stop(self) -> None:
+        """Start no more batches; those already taken finish and are still handed over."""
+        self._starting = False
+
+    def close(self) -> None:
+        """End the run now (cancelled, or every batch taken): what is written but not
+        placed is removed, the threads are waited for, the flush descriptor closed."""
+        self._starting = False
+        self._abort.set()
+        for t in self._writers:
+            t.join()
+        self._placer.join()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    # -- the threads
+
+    def _write_loop(self) -> None:
+        try:
+            while self._starting and not self._abort.is_set():
+                with self._take:
+                    batch = next(self._batches, None)
+                if batch is None:
+                    break
+                w = _write_batch(self.root, batch, not self._syncfs)
+                if w.stop is not None:
+                    self._starting = False
+                self._written.put(w)
+        except BaseException as exc:  # a bug, not a file's failure: the run ends with it
+            self._starting = False
+            self._out.put(exc)
+        finally:
+            self._written.put(None)
+
+    def _flush(self, pending: Batch | None) -> None:
+        """Everything written and renamed so far made durable (raises TargetError)."""
+        if self._syncfs:
+            if _libc.syncfs(self._fd) != 0:
+                err = ctypes.get_errno()
+                raise target_error(OSError(err, os.strerror(err)), "flushing the target")
+        elif pending is not None:
+            fsync_dirs(pending.dirs)
+
+    def _place_loop(self) -> None:
+        pending: Batch | None = None  # placed, its renames not yet flushed
+        failed = False  # a flush or a rename stopped the run: nothing more is placed
+        ended = 0
+        try:
+            while ended < len(self._writers):
+                w = self._written.get()
+                if w is None:
+                    ended += 1
+                    continue
+                if failed or self._abort.is_set():
+                    _unlink_written(w.files)
+                    continue
+                try:
+                    if w.files or pending is not None:
+                        self._flush(pending)
+                except TargetError as exc:
+                    # Not durable for sure: the renames of ``pending`` (reported without
+                    # its copies), the data of ``w`` (never placed).
+                    failed, self._starting = True, False
+                    _unlink_written(w.files)
+                    self._hand_over(pending, exc, keep=False)
+                    self._hand_over(Batch(outcomes=w.outcomes), exc, keep=False)
+                    pending = None
+                    continue
+                self._hand_over(pending)
+                out = Batch(outcomes=w.outcomes)
+                _read_back_and_place(self.root, w.files, out)
+                if out.stop is not None:
+                    failed, self._starting = True, False
+                    _unlink_written(w.files)
+                out.stop = out.stop or w.stop
+                pending = out
+            if pending is not None:
+                try:
+                    self._flush(pending)
+                except TargetError as exc:
+                    self._hand_over(pending, exc, keep=False)
+                else:
+                    self._hand_over(pending)
+        except BaseException as exc:
+            self._out.put(exc)
+            self._drain()
+        finally:
+            self._out.put(None)
+
+    def _hand_over(self, out: Batch | None, stop: TargetError | None = None,
+                   keep: bool = True) -> None:
+        if out is None:
+            return
+        if not keep:
+            out.outcomes = [o for o in out.outcomes if o.status not in ("copied", "adopted")]
+            out.stop = out.stop or stop
+        if out.outcomes or out.stop is not None:
+            self._out.put(out)
+
+    def _drain(self) -> None:
+        """After a bug in the placing thread: the writers are let finish, their files
+        removed."""
+        self._starting = False
+        ended = 0
+        while ended < len(self._writers):
+            w = self._written.get()
+            if w is None:
+                ended += 1
+            else:
+                _unlink_written(w.files)
+
+
+class BatchThreads:
+    """``CopyRun``'s interface over a store's own ``copy_batch`` (an S3 bucket: each
+    upload is checked by the endpoint, nothing to pipeline), ``threads`` batches at once;
+    a batch stopped by a target error lets those in flight finish and starts no more."""
+
+    def __init__(self, copy: Callable[[list[CopyItem]], Batch],
+                 batches: Iterable[list[CopyItem]], threads: int) -> None:
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="backup-copy")
+        self._copy = copy
+        self._batches = iter(batches)
+        self._running: set[Future[Batch]] = set()
+        self._starting = True
+        for _ in range(max(1, threads)):
+            self._launch()
+
+    def _launch(self) -> None:
+        if self._starting:
+            batch = next(self._batches, None)
+            if batch is not None:
+                self._running.add(self._pool.submit(self._copy, batch))
+
+    def next(self) -> Batch | None:
+        if not self._running:
+            return None
+        done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+        fut = done.pop()
+        self._running.discard(fut)
+        out = fut.result()
+        if out.stop is not None:
+            self._starting = False
+        self._launch()
+        return out
+
+    def stop(self) -> None:
+        self._starting = False
+
+    def close(self) -> None:
+        self._starting = False
+        self._pool.shutdown(wait=True)
 
 
 def _read_back_and_place(root: str, written: list[tuple[CopyItem, str, str | None, int]],
@@ -948,6 +1202,11 @@ class LocalStore:
                                 if o.status not in ("copied", "adopted")]
                 out.stop = exc
         return out
+
+    def copy_run(self, batches: Iterable[list[CopyItem]], threads: int) -> CopyRun:
+        """A run's batches as a pipeline (``CopyRun``): ``threads`` is the daemon's worker
+        count, which the writers and the placing thread share."""
+        return CopyRun(self.path, batches, writers=max(1, threads - 1))
 
     def sums_exist(self) -> bool:
         return os.path.exists(os.path.join(self.path, SUMS))
