@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +175,204 @@ def test_verify_one_tells_ok_changed_longer_and_missing(tmp_path: Path, size: in
         (tmp_path / "f.jpg").write_bytes(bytes(flipped))
         assert files.verify_one(str(tmp_path), "f.jpg", sha(data), size) == ("changed", size)
     assert files.verify_one(str(tmp_path), "gone.jpg", sha(data), size) == ("missing", 0)
+
+
+# -- the pipeline of a run (``CopyRun``): one flush per batch ---------------------------------
+
+def make_batches(root: Path, batches: int, per: int) -> list[list[files.CopyItem]]:
+    """``batches`` batches of ``per`` files, the first of each large enough to be written
+    behind (``WRITE_BEHIND``), the others small."""
+    contents = {f"b{b}/f{i}.jpg": os.urandom(files.WRITE_BEHIND + 10 if i == 0 else 100 + i)
+                for b in range(batches) for i in range(per)}
+    items = make_items(root, contents)
+    return [[it for it in items if it.rel.startswith(f"photos/b{b}/")] for b in range(batches)]
+
+
+def drain(run: files.CopyRun) -> list[files.Batch]:
+    out = []
+    try:
+        while (b := run.next()) is not None:
+            out.append(b)
+    finally:
+        run.close()
+    return out
+
+
+class Trace:
+    """The order of a run's steps, each real call wrapped (the file system does the work):
+    writes of temp files, flushes (start and end), renames into place, hand-overs."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[tuple[str, str]] = []
+        send, place, flush = files._send_to_temp, files.place, files.CopyRun._flush_now
+
+        def sent(loc: LocalFile, root_fd: int, tmp: str, fsync: bool) -> int:
+            n = send(loc, root_fd, tmp, fsync)
+            self.events.append(("written", loc.rel))
+            return n
+
+        def placed(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
+            got = place(root, tmp, rel, sha256)
+            self.events.append(("renamed", rel.removeprefix("photos/")))
+            return got
+
+        def flushed(run: files.CopyRun, pending: files.Batch | None) -> None:
+            self.events.append(("flush", "start"))
+            self.before_flush(len([e for e in self.events if e == ("flush", "start")]))
+            flush(run, pending)
+            self.events.append(("flush", "end"))
+
+        monkeypatch.setattr(files, "_send_to_temp", sent)
+        monkeypatch.setattr(files, "place", placed)
+        monkeypatch.setattr(files.CopyRun, "_flush_now", flushed)
+
+    def before_flush(self, n: int) -> None:
+        """Called before the n-th flush (1-based); a test makes it fail."""
+
+    def mark(self, batch: files.Batch) -> None:
+        self.events.append(("handed", ",".join(o.item.loc.rel for o in batch.outcomes)))
+
+
+def test_a_run_flushes_once_per_batch_and_hands_over_only_what_a_flush_covered(
+        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batches = make_batches(tmp_path / "lib", 4, 5)
+    trace = Trace(monkeypatch)
+    run = files.CopyRun(str(target), batches, writers=1, placers=2)
+    got = []
+    try:
+        while (b := run.next()) is not None:
+            trace.mark(b)
+            got.append(b)
+    finally:
+        run.close()
+    assert all(b.stop is None for b in got)
+    outcomes = [o for b in got for o in b.outcomes]
+    assert sorted(o.status for o in outcomes) == ["copied"] * 20
+    for o in outcomes:
+        assert (target / o.rel).read_bytes() == (tmp_path / "lib" / o.item.loc.rel).read_bytes()
+    assert not list((target / files.TMP_DIR).iterdir())
+    # One flush per batch and one for the last batch's renames (copy_batch + settle: two).
+    assert run.stats["flushes"] == len(batches) + 1
+    ev = trace.events
+
+    def first(event: tuple[str, str]) -> int:
+        return ev.index(event)
+
+    flush_starts = [i for i, e in enumerate(ev) if e == ("flush", "start")]
+    flush_ends = [i for i, e in enumerate(ev) if e == ("flush", "end")]
+    for b in got:
+        handed = first(("handed", ",".join(o.item.loc.rel for o in b.outcomes)))
+        for o in b.outcomes:
+            written, renamed = first(("written", o.item.loc.rel)), first(("renamed",
+                                                                          o.item.loc.rel))
+            # Read back (and renamed) only after a flush that began after it was written...
+            assert any(written < s and e < renamed
+                       for s, e in zip(flush_starts, flush_ends, strict=True)), o.item.loc.rel
+            # ...handed over (recorded) only after a flush that began after its rename.
+            assert any(renamed < s and e < handed
+                       for s, e in zip(flush_starts, flush_ends, strict=True)), o.item.loc.rel
+
+
+def test_a_failed_flush_places_nothing_it_covered_and_reports_no_copy_it_did_not_prove(
+        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batches = make_batches(tmp_path / "lib", 5, 4)
+    trace = Trace(monkeypatch)
+
+    def fail_third(n: int) -> None:
+        # Flush 1: batch 0's data. Flush 2: batch 1's data and batch 0's renames. Flush 3
+        # (fails): batch 2's data and batch 1's renames.
+        if n == 3:
+            raise files.TargetError(files.TARGET_IO, "writing to the target failed (EIO)")
+
+    trace.before_flush = fail_third  # type: ignore[method-assign]
+    got = drain(files.CopyRun(str(target), batches, writers=1))
+    copied = {o.item.loc.rel for b in got for o in b.outcomes if o.status == "copied"}
+    assert copied == {it.loc.rel for it in batches[0]}  # only what flush 2 made durable
+    stops = [b.stop for b in got if b.stop is not None]
+    assert stops and all(s.reason == files.TARGET_IO for s in stops)
+    # Batch 1 was placed (proved by its read-back) but its renames are not known durable:
+    # not reported, so not in the manifest; the files under their final names are whole.
+    for it in batches[1]:
+        assert (target / it.rel).read_bytes() == (tmp_path / "lib" / it.loc.rel).read_bytes()
+    # Batch 2's data was not known durable: nothing of it placed, its temp files removed;
+    # nothing after it started or left behind.
+    for it in [i for b in batches[2:] for i in b]:
+        assert not (target / it.rel).exists()
+    assert not list((target / files.TMP_DIR).iterdir())
+    # The next run adopts batch 1 by hash (not copied twice) and copies the rest.
+    monkeypatch.undo()
+    again = drain(files.CopyRun(str(target), batches, writers=2))
+    status = {o.item.loc.rel: o.status for b in again for o in b.outcomes}
+    assert all(b.stop is None for b in again)
+    assert {r for r, s in status.items() if s == "adopted"} == \
+        {it.loc.rel for b in batches[:2] for it in b}
+    assert {r for r, s in status.items() if s == "copied"} == \
+        {it.loc.rel for b in batches[2:] for it in b}
+
+
+KILLED_RUN = """
+import json, os, signal, sys
+from lightbox.daemon.backups import files
+from lightbox.daemon.media.confine import LocalFile
+
+spec = json.loads(sys.argv[1])
+batches = [[files.CopyItem(i["id"], LocalFile(*i["loc"]), i["sha"], i["size"], i["rel"])
+            for i in b] for b in spec["batches"]]
+flushes = places = 0
+flush, place = files.CopyRun._flush_now, files.place
+
+def flushed(run, pending):
+    global flushes
+    flushes += 1
+    if spec["at"] == "before-flush" and flushes == 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # batch 0 placed, batch 1 written
+    flush(run, pending)
+
+def placed(root, tmp, rel, sha256):
+    global places
+    places += 1
+    if spec["at"] == "mid-read-back" and places == len(batches[0]) + 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # batch 1 flushed, two of it placed
+    return place(root, tmp, rel, sha256)
+
+files.CopyRun._flush_now = flushed
+files.place = placed
+run = files.CopyRun(spec["target"], batches, writers=1)
+while run.next() is not None:
+    pass
+run.close()
+sys.exit(3)  # not killed: the test's hooks did not fire
+"""
+
+
+@pytest.mark.parametrize("at", ["before-flush", "mid-read-back"])
+def test_a_run_killed_between_its_stages_leaves_no_partial_file_under_a_final_name(
+        tmp_path: Path, target: Path, at: str) -> None:
+    batches = make_batches(tmp_path / "lib", 4, 4)
+    spec = {"target": str(target), "at": at, "batches": [[{
+        "id": it.photo_id, "sha": it.sha256, "size": it.size, "rel": it.rel,
+        "loc": [it.loc.root, it.loc.rel, it.loc.size, it.loc.mtime_ns, it.loc.inode,
+                it.loc.device]} for it in b] for b in batches]}
+    done = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(spec)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -9, done.stderr
+    everything = [it for b in batches for it in b]
+    placed = [it for it in everything if (target / it.rel).exists()]
+    # Whatever has a final name is whole and the source's bytes; the rest is only in temp.
+    for it in placed:
+        assert (target / it.rel).read_bytes() == (tmp_path / "lib" / it.loc.rel).read_bytes()
+    assert {it.rel for it in batches[0]} <= {it.rel for it in placed}
+    assert not any((target / it.rel).exists() for b in batches[2:] for it in b)
+    assert list((target / files.TMP_DIR).iterdir())  # the killed run's temp files
+    assert all(p.suffix == ".part" for p in (target / files.TMP_DIR).iterdir())
+    # The next run (after clear_temp, as a run starts) adopts what was placed, copies the
+    # rest, and leaves nothing in temp.
+    assert files.clear_temp(str(target)) > 0
+    again = drain(files.CopyRun(str(target), batches, writers=1))
+    status = {o.item.rel: o.status for b in again for o in b.outcomes}
+    assert {r for r, s in status.items() if s == "adopted"} == {it.rel for it in placed}
+    assert {r for r, s in status.items() if s == "copied"} == \
+        {it.rel for it in everything} - {it.rel for it in placed}
+    for it in everything:
+        assert (target / it.rel).read_bytes() == (tmp_path / "lib" / it.loc.rel).read_bytes()
+    assert not list((target / files.TMP_DIR).iterdir())

@@ -33,6 +33,7 @@ import queue
 import re
 import stat
 import threading
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -367,17 +368,26 @@ def _copy_to_temp(item: CopyItem, tmp: str, fsync: bool) -> tuple[str, int]:
 
 _libc: Any = None
 _renameat2: Any = None  # libc's renameat2, or False where this libc has none
+_sync_file_range: Any = None  # libc's sync_file_range, or False
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 
 
 def _load_libc() -> None:
-    global _libc, _renameat2
+    global _libc, _renameat2, _sync_file_range
     try:
         lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     except OSError:
-        _libc = _renameat2 = False
+        _libc = _renameat2 = _sync_file_range = False
         return
+    try:
+        sfr = lib.sync_file_range
+    except AttributeError:
+        _sync_file_range = False
+    else:
+        sfr.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        sfr.restype = ctypes.c_int
+        _sync_file_range = sfr
     try:
         lib.syncfs.argtypes = [ctypes.c_int]
     except AttributeError:
@@ -505,6 +515,10 @@ _READ_BACK = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 # synchronous device read per file.
 READ_AHEAD_FILES = 64
 READ_AHEAD_BYTES = 32 << 20
+# A copy this large is written out as soon as it is written (``_write_behind``); smaller
+# ones are left to the batch's flush, which writes them out together.
+WRITE_BEHIND = 256 << 10
+_SYNC_FILE_RANGE_WRITE = 2
 # Errors of a copy made in the kernel that can only be the target's.
 _TARGET_ONLY = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
@@ -523,6 +537,8 @@ def _send_to_temp(loc: confine.LocalFile, root_fd: int, tmp: str, fsync: bool) -
             raise target_error(exc, "creating a temporary file") from None
         try:
             done = _send(src, dst, st.st_size)
+            if done >= WRITE_BEHIND and not fsync:
+                _write_behind(dst)
             if fsync:
                 try:
                     os.fsync(dst)
@@ -533,6 +549,17 @@ def _send_to_temp(loc: confine.LocalFile, root_fd: int, tmp: str, fsync: bool) -
     finally:
         os.close(src)
     return done
+
+
+def _write_behind(fd: int) -> None:
+    """Start writing a large copy out now (``sync_file_range`` WRITE: queued, not waited
+    for), so the device writes it while the next files are copied and the batch before is
+    read back, instead of all at once in the batch's flush. Only a hint: the flush is what
+    makes it durable, and a failure here is the flush's to report."""
+    if _sync_file_range is None:
+        _load_libc()
+    if _sync_file_range:
+        _sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
 
 def _send(src: int, dst: int, size: int) -> int:
@@ -632,6 +659,8 @@ def _mismatch(item: CopyItem, hashed: bool) -> CopyOutcome:
 
 class Run(Protocol):
     """A run's copy as the service drives it (``CopyRun``, ``BatchThreads``)."""
+
+    stats: dict[str, float]
 
     def next(self) -> Batch | None: ...
     def stop(self) -> None: ...
@@ -775,7 +804,7 @@ class CopyRun:
     """
 
     def __init__(self, root: str, batches: Iterable[list[CopyItem]], writers: int = 1,
-                 ahead: int = 1) -> None:
+                 ahead: int = 1, placers: int = 1) -> None:
         self.root = root
         self._tmp = os.path.join(root, TMP_DIR)
         self._batches = iter(batches)
@@ -795,6 +824,15 @@ class CopyRun:
         self._placer = threading.Thread(target=self._place_loop, name="backup-place",
                                         daemon=True)
         self._ended = False
+        self._placers = max(1, placers)
+        self._helpers = ThreadPoolExecutor(self._placers - 1, thread_name_prefix="backup-place") \
+            if self._placers > 1 else None
+        # Where the time goes (the job's result): seconds the writers spent writing and
+        # waiting for the placing thread (the queue full), and the placing thread flushing,
+        # reading back and placing, and waiting for a written batch.
+        self.stats: dict[str, float] = dict.fromkeys(
+            ("write_s", "write_wait_s", "flush_s", "place_s", "place_wait_s", "flushes",
+             "batches"), 0.0)
         for t in self._writers:
             t.start()
         self._placer.start()
@@ -826,6 +864,8 @@ class CopyRun:
         for t in self._writers:
             t.join()
         self._placer.join()
+        if self._helpers is not None:
+            self._helpers.shutdown()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -839,10 +879,13 @@ class CopyRun:
                     batch = next(self._batches, None)
                 if batch is None:
                     break
+                t0 = time.perf_counter()
                 w = _write_batch(self.root, batch, not self._syncfs)
+                t1 = time.perf_counter()
                 if w.stop is not None:
                     self._starting = False
                 self._written.put(w)
+                self._add(write_s=t1 - t0, write_wait_s=time.perf_counter() - t1)
         except BaseException as exc:  # a bug, not a file's failure: the run ends with it
             self._starting = False
             self._out.put(exc)
@@ -851,6 +894,18 @@ class CopyRun:
 
     def _flush(self, pending: Batch | None) -> None:
         """Everything written and renamed so far made durable (raises TargetError)."""
+        t0 = time.perf_counter()
+        try:
+            self._flush_now(pending)
+        finally:
+            self._add(flush_s=time.perf_counter() - t0, flushes=1)
+
+    def _add(self, **values: float) -> None:
+        with self._take:
+            for k, v in values.items():
+                self.stats[k] += v
+
+    def _flush_now(self, pending: Batch | None) -> None:
         if self._syncfs:
             if _libc.syncfs(self._fd) != 0:
                 err = ctypes.get_errno()
@@ -864,7 +919,9 @@ class CopyRun:
         ended = 0
         try:
             while ended < len(self._writers):
+                t0 = time.perf_counter()
                 w = self._written.get()
+                self._add(place_wait_s=time.perf_counter() - t0)
                 if w is None:
                     ended += 1
                     continue
@@ -885,7 +942,9 @@ class CopyRun:
                     continue
                 self._hand_over(pending)
                 out = Batch(outcomes=w.outcomes)
-                _read_back_and_place(self.root, w.files, out)
+                t0 = time.perf_counter()
+                self._read_back(w.files, out)
+                self._add(place_s=time.perf_counter() - t0, batches=1)
                 if out.stop is not None:
                     failed, self._starting = True, False
                     _unlink_written(w.files)
@@ -903,6 +962,26 @@ class CopyRun:
             self._drain()
         finally:
             self._out.put(None)
+
+    def _read_back(self, written: list[tuple[CopyItem, str, str | None, int]],
+                   out: Batch) -> None:
+        """``_read_back_and_place`` of a batch, its files shared among the placing
+        threads (each reads its part back with its own window of queued reads)."""
+        if self._helpers is None or len(written) < 2:
+            _read_back_and_place(self.root, written, out)
+            return
+        n = self._placers
+        parts = [written[i::n] for i in range(n)]
+        outs = [Batch() for _ in parts]
+        futs = [self._helpers.submit(_read_back_and_place, self.root, p, o)
+                for p, o in zip(parts[1:], outs[1:], strict=True)]
+        _read_back_and_place(self.root, parts[0], outs[0])
+        for f in futs:
+            f.result()
+        for o in outs:
+            out.outcomes.extend(o.outcomes)
+            out.dirs |= o.dirs
+            out.stop = out.stop or o.stop
 
     def _hand_over(self, out: Batch | None, stop: TargetError | None = None,
                    keep: bool = True) -> None:
@@ -939,6 +1018,7 @@ class BatchThreads:
         self._batches = iter(batches)
         self._running: set[Future[Batch]] = set()
         self._starting = True
+        self.stats: dict[str, float] = {}
         for _ in range(max(1, threads)):
             self._launch()
 

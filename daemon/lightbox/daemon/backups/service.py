@@ -542,6 +542,8 @@ class Backups:
             # Done, or cancelled: what is written but not placed is removed (a cancelled
             # run records nothing more; what it placed is adopted by the next run).
             await asyncio.to_thread(run.close)
+        if run.stats:
+            result["copy_stages"] = {k: round(v, 3) for k, v in run.stats.items()}
         lap("copy")
         if cfg.get("check_sources") or ctx.params.get("check_sources"):
             ctx.phase = "checking sources"
