@@ -780,24 +780,101 @@ def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
     return out
 
 
-class CopyRun:
-    """A run's copy as a pipeline with one flush per batch (a local target).
+class _GroupFlush:
+    """Flushes of the target's file system shared by every stage (group commit).
 
-    Writer threads write whole batches to temporary names (``_write_batch``) and queue
-    them (a bounded queue: at most ``ahead`` written batches wait). One placing thread
-    takes batch N+1 from the queue and calls ``syncfs`` once: that flush makes N+1's data
-    durable *and* batch N's renames (done after the previous flush), so N is handed to the
-    caller (``next``) as durable, and N+1 is read back from the device, compared with the
-    catalog's sha256 and renamed into place while the writers write N+2. A batch is thus
-    flushed once instead of twice, and the read-back of one batch overlaps the writes of
-    the next. The last batch's renames get a flush of their own.
+    A stage that needs what it did so far made durable asks for a ticket (``ask``): the
+    number of the next flush to *begin*, which therefore covers everything done before
+    the ask; ``wait`` returns once that flush has ended. One thread runs the flushes back
+    to back while tickets are waiting, so a flush is never on a stage's path unless that
+    stage has nothing else to do, and when flushes are slow (a busy disk, other programs'
+    data on the same file system) every ticket asked during one is served by the next:
+    they get fewer, not longer. A flush that fails fails every ticket it and any later
+    flush would have served (the run stops; nothing after it is called durable)."""
+
+    def __init__(self, flush: Callable[[], None], stats: Callable[..., None],
+                 failed: Callable[[], None]) -> None:
+        self._flush = flush
+        self._stats = stats
+        self._on_failure = failed
+        self._cv = threading.Condition()
+        self._asked = 0  # the highest ticket asked for
+        self._begun = 0  # the number of the flush running or last run
+        self._ended = 0  # tickets up to this one are durable
+        self.failed: TargetError | None = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name="backup-flush", daemon=True)
+        self._thread.start()
+
+    def ask(self) -> int:
+        with self._cv:
+            self._asked = self._begun + 1
+            self._cv.notify_all()
+            return self._asked
+
+    def wait(self, ticket: int) -> None:
+        """Return when flush ``ticket`` has ended; raise its TargetError if it failed."""
+        with self._cv:
+            while self._ended < ticket and self.failed is None:
+                self._cv.wait()
+            if self._ended < ticket:
+                assert self.failed is not None
+                raise self.failed
+
+    def close(self) -> None:
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while self._asked <= self._begun and not self._closing:
+                    self._cv.wait()
+                if self._asked <= self._begun or self.failed is not None:
+                    return
+                self._begun += 1
+                number = self._begun
+            t0 = time.perf_counter()
+            error: TargetError | None = None
+            try:
+                self._flush()
+            except TargetError as exc:
+                error = exc
+            except BaseException as exc:  # a bug: reported like a failing target
+                error = TargetError(TARGET_IO, f"flushing the target failed ({exc!r})")
+            self._stats(flush_s=time.perf_counter() - t0, flushes=1)
+            with self._cv:
+                if error is None:
+                    self._ended = number
+                else:
+                    self.failed = error
+                self._cv.notify_all()
+            if error is not None:
+                self._on_failure()
+                return
+
+
+class CopyRun:
+    """A run's copy as a pipeline of stages that share their flushes (a local target).
+
+    Writer threads write whole batches to temporary names (``_write_batch``), ask for a
+    flush (``_GroupFlush``) and queue the batch (a bounded queue: at most ``ahead``
+    written batches wait). The placing threads take a batch, wait for its flush, read it
+    back from the device, compare each file with the catalog's sha256 and rename it into
+    place, ask for a flush again and queue it for the caller; ``next`` hands a batch over
+    once that second flush has ended. The flush that makes batch N+1's data durable is
+    usually the one that makes batch N's renames durable too, the flushes run while the
+    stages go on (the read-back of one batch overlaps the writes of the next, and a
+    flush overlaps both), and when flushes are slow several batches share one.
 
     The trust is ``copy_batch``'s: a file is read back only after a flush that began after
-    it was written, placed only when it read back as the catalog's content, and reported
-    (recorded in the manifest by the caller) only after a flush that began after its
-    rename. A flush that fails reports nothing of the batch whose renames it covered (the
-    next run adopts, by hash, what did reach the disk) and places nothing of the batch
-    whose data it covered (its temporary files removed), and stops the run.
+    it was written, placed only when it read back as the catalog's content, and handed
+    over (recorded in the manifest by the caller) only after a flush that began after its
+    rename. A flush that fails stops the run: no batch it (or a later flush) would have
+    made durable is reported copied (the next run adopts, by hash, what did reach the
+    disk), nothing it covered is read back or placed (those temporary files are removed).
 
     Where ``syncfs`` is missing the writers fsync each file and the placing thread fsyncs
     the batch's folders after its renames, before it is handed over.
@@ -806,33 +883,35 @@ class CopyRun:
     def __init__(self, root: str, batches: Iterable[list[CopyItem]], writers: int = 1,
                  ahead: int = 1, placers: int = 1) -> None:
         self.root = root
-        self._tmp = os.path.join(root, TMP_DIR)
         self._batches = iter(batches)
         self._take = threading.Lock()
+        # Where the time goes (the job's result): seconds the writers spent writing and
+        # waiting for the placing stage (the queue full), the flushes, the placing stage
+        # reading back and placing, and waiting for a written batch and for its flush.
+        self.stats: dict[str, float] = dict.fromkeys(
+            ("write_s", "write_wait_s", "flush_s", "flushes", "place_s", "place_wait_s",
+             "batches"), 0.0)
         self._syncfs = has_syncfs()
         # The descriptor every flush goes through, opened before the first write: syncfs
         # reports a write-back error that happened any time after the descriptor was
         # opened, so one the kernel met between two flushes is not missed.
         self._fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) \
             if self._syncfs else -1
-        self._written: queue.Queue[_Written | None] = queue.Queue(maxsize=max(1, ahead))
-        self._out: queue.Queue[Batch | BaseException | None] = queue.Queue()
+        self._flusher = _GroupFlush(self._flush_now, self._add, self.stop) \
+            if self._syncfs else None
+        self._written: queue.Queue[tuple[_Written, int] | None] = queue.Queue(
+            maxsize=max(1, ahead))
+        self._out: queue.Queue[tuple[Batch, int] | BaseException | None] = queue.Queue()
         self._starting = True  # writers take new batches (cleared by stop and by errors)
         self._abort = threading.Event()  # close(): nothing more is read back or placed
-        self._writers = [threading.Thread(target=self._write_loop, name=f"backup-write-{i}",
-                                          daemon=True) for i in range(max(1, writers))]
-        self._placer = threading.Thread(target=self._place_loop, name="backup-place",
-                                        daemon=True)
         self._ended = False
         self._placers = max(1, placers)
         self._helpers = ThreadPoolExecutor(self._placers - 1, thread_name_prefix="backup-place") \
             if self._placers > 1 else None
-        # Where the time goes (the job's result): seconds the writers spent writing and
-        # waiting for the placing thread (the queue full), and the placing thread flushing,
-        # reading back and placing, and waiting for a written batch.
-        self.stats: dict[str, float] = dict.fromkeys(
-            ("write_s", "write_wait_s", "flush_s", "place_s", "place_wait_s", "flushes",
-             "batches"), 0.0)
+        self._writers = [threading.Thread(target=self._write_loop, name=f"backup-write-{i}",
+                                          daemon=True) for i in range(max(1, writers))]
+        self._placer = threading.Thread(target=self._place_loop, name="backup-place",
+                                        daemon=True)
         for t in self._writers:
             t.start()
         self._placer.start()
@@ -850,7 +929,16 @@ class CopyRun:
         if isinstance(got, BaseException):
             self._ended = True
             raise got
-        return got
+        out, ticket = got
+        if ticket and self._flusher is not None:
+            try:
+                self._flusher.wait(ticket)
+            except TargetError as exc:
+                # Its renames are not known durable: handed over without its copies.
+                out.outcomes = [o for o in out.outcomes
+                                if o.status not in ("copied", "adopted")]
+                out.stop = out.stop or exc
+        return out
 
     def stop(self) -> None:
         """Start no more batches; those already taken finish and are still handed over."""
@@ -866,11 +954,21 @@ class CopyRun:
         self._placer.join()
         if self._helpers is not None:
             self._helpers.shutdown()
+        if self._flusher is not None:
+            self._flusher.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
     # -- the threads
+
+    def _add(self, **values: float) -> None:
+        with self._take:
+            for k, v in values.items():
+                self.stats[k] += v
+
+    def _ask(self) -> int:
+        return self._flusher.ask() if self._flusher is not None else 0
 
     def _write_loop(self) -> None:
         try:
@@ -881,10 +979,11 @@ class CopyRun:
                     break
                 t0 = time.perf_counter()
                 w = _write_batch(self.root, batch, not self._syncfs)
+                ticket = self._ask() if w.files else 0
                 t1 = time.perf_counter()
                 if w.stop is not None:
                     self._starting = False
-                self._written.put(w)
+                self._written.put((w, ticket))
                 self._add(write_s=t1 - t0, write_wait_s=time.perf_counter() - t1)
         except BaseException as exc:  # a bug, not a file's failure: the run ends with it
             self._starting = False
@@ -892,71 +991,57 @@ class CopyRun:
         finally:
             self._written.put(None)
 
-    def _flush(self, pending: Batch | None) -> None:
+    def _flush_now(self) -> None:
         """Everything written and renamed so far made durable (raises TargetError)."""
-        t0 = time.perf_counter()
-        try:
-            self._flush_now(pending)
-        finally:
-            self._add(flush_s=time.perf_counter() - t0, flushes=1)
-
-    def _add(self, **values: float) -> None:
-        with self._take:
-            for k, v in values.items():
-                self.stats[k] += v
-
-    def _flush_now(self, pending: Batch | None) -> None:
-        if self._syncfs:
-            if _libc.syncfs(self._fd) != 0:
-                err = ctypes.get_errno()
-                raise target_error(OSError(err, os.strerror(err)), "flushing the target")
-        elif pending is not None:
-            fsync_dirs(pending.dirs)
+        if _libc.syncfs(self._fd) != 0:
+            err = ctypes.get_errno()
+            raise target_error(OSError(err, os.strerror(err)), "flushing the target")
 
     def _place_loop(self) -> None:
-        pending: Batch | None = None  # placed, its renames not yet flushed
         failed = False  # a flush or a rename stopped the run: nothing more is placed
         ended = 0
         try:
             while ended < len(self._writers):
                 t0 = time.perf_counter()
-                w = self._written.get()
-                self._add(place_wait_s=time.perf_counter() - t0)
-                if w is None:
+                got = self._written.get()
+                if got is None:
                     ended += 1
                     continue
+                w, ticket = got
                 if failed or self._abort.is_set():
                     _unlink_written(w.files)
                     continue
                 try:
-                    if w.files or pending is not None:
-                        self._flush(pending)
+                    if self._flusher is not None and ticket:
+                        self._flusher.wait(ticket)
                 except TargetError as exc:
-                    # Not durable for sure: the renames of ``pending`` (reported without
-                    # its copies), the data of ``w`` (never placed).
+                    # Its data is not known durable: nothing of it is read back or placed.
                     failed, self._starting = True, False
                     _unlink_written(w.files)
-                    self._hand_over(pending, exc, keep=False)
-                    self._hand_over(Batch(outcomes=w.outcomes), exc, keep=False)
-                    pending = None
+                    self._out.put((Batch(outcomes=w.outcomes, stop=exc), 0))
                     continue
-                self._hand_over(pending)
+                t1 = time.perf_counter()
                 out = Batch(outcomes=w.outcomes)
-                t0 = time.perf_counter()
                 self._read_back(w.files, out)
-                self._add(place_s=time.perf_counter() - t0, batches=1)
                 if out.stop is not None:
                     failed, self._starting = True, False
                     _unlink_written(w.files)
                 out.stop = out.stop or w.stop
-                pending = out
-            if pending is not None:
-                try:
-                    self._flush(pending)
-                except TargetError as exc:
-                    self._hand_over(pending, exc, keep=False)
-                else:
-                    self._hand_over(pending)
+                renames = 0
+                if any(o.status in ("copied", "adopted") for o in out.outcomes):
+                    if self._flusher is not None:
+                        renames = self._flusher.ask()
+                    else:
+                        try:
+                            fsync_dirs(out.dirs)
+                        except TargetError as exc:
+                            out.outcomes = [o for o in out.outcomes
+                                            if o.status not in ("copied", "adopted")]
+                            out.stop = out.stop or exc
+                            failed, self._starting = True, False
+                if out.outcomes or out.stop is not None:
+                    self._out.put((out, renames))
+                self._add(place_s=time.perf_counter() - t1, place_wait_s=t1 - t0, batches=1)
         except BaseException as exc:
             self._out.put(exc)
             self._drain()
@@ -983,27 +1068,17 @@ class CopyRun:
             out.dirs |= o.dirs
             out.stop = out.stop or o.stop
 
-    def _hand_over(self, out: Batch | None, stop: TargetError | None = None,
-                   keep: bool = True) -> None:
-        if out is None:
-            return
-        if not keep:
-            out.outcomes = [o for o in out.outcomes if o.status not in ("copied", "adopted")]
-            out.stop = out.stop or stop
-        if out.outcomes or out.stop is not None:
-            self._out.put(out)
-
     def _drain(self) -> None:
         """After a bug in the placing thread: the writers are let finish, their files
         removed."""
         self._starting = False
         ended = 0
         while ended < len(self._writers):
-            w = self._written.get()
-            if w is None:
+            got = self._written.get()
+            if got is None:
                 ended += 1
             else:
-                _unlink_written(w.files)
+                _unlink_written(got[0].files)
 
 
 class BatchThreads:
@@ -1286,7 +1361,7 @@ class LocalStore:
     def copy_run(self, batches: Iterable[list[CopyItem]], threads: int) -> CopyRun:
         """A run's batches as a pipeline (``CopyRun``): ``threads`` is the daemon's worker
         count, which the writers and the placing thread share."""
-        return CopyRun(self.path, batches, writers=max(1, threads - 1))
+        return CopyRun(self.path, batches, writers=max(1, threads - 1), placers=threads)
 
     def sums_exist(self) -> bool:
         return os.path.exists(os.path.join(self.path, SUMS))
