@@ -785,12 +785,20 @@ class _GroupFlush:
 
     A stage that needs what it did so far made durable asks for a ticket (``ask``): the
     number of the next flush to *begin*, which therefore covers everything done before
-    the ask; ``wait`` returns once that flush has ended. One thread runs the flushes back
-    to back while tickets are waiting, so a flush is never on a stage's path unless that
-    stage has nothing else to do, and when flushes are slow (a busy disk, other programs'
-    data on the same file system) every ticket asked during one is served by the next:
-    they get fewer, not longer. A flush that fails fails every ticket it and any later
-    flush would have served (the run stops; nothing after it is called durable)."""
+    the ask; ``wait`` returns once that flush has ended. One thread runs the flushes, so
+    a flush is on no stage's path unless that stage has nothing else to do, and when
+    flushes are slow (a busy disk, other programs' data on the same file system) every
+    ticket asked during one is served by the next: they get fewer, not longer.
+
+    A written batch's ticket is urgent (its read-back waits for it): a flush begins at
+    once. A placed batch's ticket (its renames, which only the hand-over to the manifest
+    waits for) is not: it is served by the next urgent flush, which the next batch's
+    writes ask for soon, or at once when nothing more is written or placed (``hurry``).
+    So there is at most one flush per batch, and one for the last renames, instead of
+    two per batch.
+
+    A flush that fails fails every ticket it and any later flush would have served (the
+    run stops; nothing after it is called durable)."""
 
     def __init__(self, flush: Callable[[], None], stats: Callable[..., None],
                  failed: Callable[[], None]) -> None:
@@ -799,6 +807,8 @@ class _GroupFlush:
         self._on_failure = failed
         self._cv = threading.Condition()
         self._asked = 0  # the highest ticket asked for
+        self._urgent = 0  # the highest urgent ticket asked for
+        self._hurry = False  # no urgent ticket is coming any more: serve every ticket
         self._begun = 0  # the number of the flush running or last run
         self._ended = 0  # tickets up to this one are durable
         self.failed: TargetError | None = None
@@ -806,11 +816,19 @@ class _GroupFlush:
         self._thread = threading.Thread(target=self._loop, name="backup-flush", daemon=True)
         self._thread.start()
 
-    def ask(self) -> int:
+    def ask(self, urgent: bool = True) -> int:
         with self._cv:
             self._asked = self._begun + 1
+            if urgent:
+                self._urgent = self._asked
             self._cv.notify_all()
             return self._asked
+
+    def hurry(self) -> None:
+        """No urgent ticket is coming (nothing more to place): serve the others now."""
+        with self._cv:
+            self._hurry = True
+            self._cv.notify_all()
 
     def wait(self, ticket: int) -> None:
         """Return when flush ``ticket`` has ended; raise its TargetError if it failed."""
@@ -830,7 +848,9 @@ class _GroupFlush:
     def _loop(self) -> None:
         while True:
             with self._cv:
-                while self._asked <= self._begun and not self._closing:
+                while not (self._urgent > self._begun or (
+                        self._asked > self._begun and (self._hurry or self._closing))
+                           or self._closing):
                     self._cv.wait()
                 if self._asked <= self._begun or self.failed is not None:
                     return
@@ -1030,7 +1050,7 @@ class CopyRun:
                 renames = 0
                 if any(o.status in ("copied", "adopted") for o in out.outcomes):
                     if self._flusher is not None:
-                        renames = self._flusher.ask()
+                        renames = self._flusher.ask(urgent=False)
                     else:
                         try:
                             fsync_dirs(out.dirs)
@@ -1046,6 +1066,9 @@ class CopyRun:
             self._out.put(exc)
             self._drain()
         finally:
+            # Nothing more is written or placed: the last renames' tickets are served now.
+            if self._flusher is not None:
+                self._flusher.hurry()
             self._out.put(None)
 
     def _read_back(self, written: list[tuple[CopyItem, str, str | None, int]],
