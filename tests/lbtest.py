@@ -132,8 +132,10 @@ class DaemonProcess:
         raise AssertionError(f"no {field} within {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
+        """The daemon's whole log: a check that a line is (or a secret is not) in it must
+        read all of it, not a tail a busy daemon has already scrolled past."""
         try:
-            return self.log_path.read_text(errors="replace")[-6000:]
+            return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
 

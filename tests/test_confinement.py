@@ -266,7 +266,10 @@ def test_files_are_private_even_in_an_open_data_dir(make_daemon: Any, tmp_path: 
         save_jpeg(make_photo(320, 240, seed=5), root / "p.jpg")
         add_root(d, root)
         assert (data / "catalog.db-wal").exists() and (data / "catalog.db-shm").exists()
-        assert any((data / "cache" / "thumbnails").rglob("*.jpg"))
+        deadline = time.monotonic() + 60      # the grid's thumbnail: written as it is made
+        while not any((data / "cache" / "thumbnails").rglob("*.jpg")):
+            assert time.monotonic() < deadline, "no thumbnail was written"
+            time.sleep(0.2)
         seen = 0
         for path in [data, *data.rglob("*")]:
             if path.name in HARNESS_FILES or path.is_socket():

@@ -56,6 +56,20 @@ def test_sources_sync_get_from_the_command_line(make_daemon: Any, s3: S3Env,
                 "--addressing-style", "path", "--access-key-id", ACCESS_KEY,
                 "--secret-stdin", env=env, input=(SECRET_KEY + "\n").encode())
     assert r.returncode == 1 and "FAIL  bucket" in r.stdout and "does not exist" in r.stdout
+    # Changed in place: the photo stays; a new key's secret from stdin, never echoed.
+    r = run_cli("sources", "update", "cloud", "--interval", "600", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["changed"] == ["interval"]
+    r = run_cli("sources", "update", "cloud", "--access-key-id", "AKIDROTATED",
+                "--secret-stdin", env=env, input=b"rotated-secret-000\n")
+    assert r.returncode == 0, r.stderr
+    assert "access_key_id" in r.stdout and "secret_access_key" in r.stdout
+    assert "rotated-secret" not in r.stdout + r.stderr
+    r = run_cli("sources", "update", "cloud", env=env)
+    assert r.returncode != 0 and "nothing to change" in r.stderr
+    r = run_cli("sources", "update", "cloud", "--clear", "bucket", env=env)
+    assert r.returncode != 0
+    assert d.call("sources.get", {"source": "cloud"})["source"]["photos"] == 1
     r = run_cli("sources", "remove", "cloud", env=env)
     assert r.returncode == 0 and "1 photos" in r.stdout
     # The same command for a photo of a local root.

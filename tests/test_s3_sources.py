@@ -357,3 +357,93 @@ def test_a_bucket_without_credentials_uses_the_library_wide_ones(make_daemon: An
     signed = [r.headers.get("authorization", "") for r in s3.proxy.log() if r.key]
     assert signed and all("Credential=AKIDLIBRARYWIDE/" in a for a in signed)
     assert "wide-secret" not in d.log()
+
+
+def test_a_bucket_is_changed_in_place_its_photos_kept_and_every_change_audited(
+        make_daemon: Any, s3: S3Env, tmp_path: Path) -> None:
+    """``sources.update``: a new endpoint takes effect on the next request (a wrong one
+    fails the sync and changes nothing; the right one again finds the same photos, none
+    read twice), the bucket and prefix cannot change, a new key needs its secret; each
+    change is audited per key, a secret only as its fingerprint, never in the log."""
+    from lightbox.common import errors
+
+    bucket, objects = _bucket(s3, 3)
+    d: DaemonProcess = make_daemon()
+    src = add_bucket(d, s3, bucket)["source"]
+    assert sync(d)["state"] == "succeeded"
+    before = {p["id"]: p["sha256"] for p in settled(d)}
+    assert len(before) == len(objects)
+
+    out = d.call("sources.update", {"source": "cloud", "interval": 7200, "page_size": 2,
+                                    "attempts": 3, "read_timeout": 30})
+    assert sorted(out["changed"]) == ["attempts", "interval", "page_size", "read_timeout"]
+    cfg = out["source"]["config"]
+    assert (cfg["interval"], cfg["page_size"], cfg["attempts"], cfg["read_timeout"]) == (
+        7200, 2, 3, 30)
+    assert cfg["bucket"] == bucket and cfg["endpoint"] == s3.endpoint
+    again = d.call("sources.update", {"source": "cloud", "interval": 7200})
+    assert again["changed"] == []
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert d.call("sources.update", {"source": src["id"], "endpoint": dead})["changed"] == [
+        "endpoint"]
+    failed = sync(d)
+    assert failed["state"] == "failed" and failed["result"]["reason"] == "endpoint", failed
+    assert {p["id"]: p["sha256"] for p in settled(d) if p["status"] == "ok"} == before
+    d.call("sources.update", {"source": "cloud", "endpoint": s3.endpoint})
+    fine = sync(d)
+    assert fine["state"] == "succeeded", fine
+    assert {p["id"]: p["sha256"] for p in settled(d)} == before   # same photos, same ids
+
+    with pytest.raises(errors.Conflict) as refused:
+        d.call("sources.update", {"source": "cloud", "bucket": bucket + "-other"})
+    assert refused.value.data["reason"] == "identity"
+    with pytest.raises(errors.Conflict):
+        d.call("sources.update", {"source": "cloud", "prefix": "elsewhere/"})
+    assert d.call("sources.update", {"source": "cloud", "bucket": bucket})["changed"] == []
+    with pytest.raises(errors.InvalidParams) as no_secret:
+        d.call("sources.update", {"source": "cloud", "access_key_id": "AKIDNEWKEY"})
+    assert "secret_access_key" in no_secret.value.data["errors"]
+    old_fp = d.call("sources.get", {"source": "cloud"})["source"]["secrets"][
+        "secret_access_key"]["fingerprint"]
+    new_secret = "a-brand-new-secret-for-the-new-key-000000"
+    rotated = d.call("sources.update", {"source": "cloud", "access_key_id": "AKIDNEWKEY",
+                                        "secret_access_key": new_secret})
+    assert sorted(rotated["changed"]) == ["access_key_id", "secret_access_key"]
+    new_fp = rotated["source"]["secrets"]["secret_access_key"]["fingerprint"]
+    assert new_fp and new_fp != old_fp
+    cleared = d.call("sources.update", {"source": "cloud", "clear": ["access_key_id"]})
+    assert sorted(cleared["changed"]) == ["access_key_id", "secret_access_key"]
+    assert not cleared["source"]["secrets"]["secret_access_key"]["set"]
+    with pytest.raises(errors.InvalidParams):
+        d.call("sources.update", {"source": "cloud", "clear": ["bucket"]})
+
+    root = tmp_path / "pics"
+    root.mkdir()
+    local = d.call("roots.add", {"path": str(root), "scan": False})["root"]
+    with pytest.raises(errors.InvalidParams):
+        d.call("sources.update", {"source": local["id"], "interval": 60})
+
+    entries = d.call("settings.audit", {"limit": 50})["entries"]
+    mine = [e for e in entries if e["action"].startswith("sources.")]
+    assert [e["action"] for e in mine] == ["sources.update"] * 5 + ["sources.add"]
+    keys = [sorted(c["key"] for c in e["changes"]) for e in mine]
+    sid = src["id"]
+    assert keys[-2] == sorted(f"sources.{sid}.{k}" for k in (
+        "attempts", "interval", "page_size", "read_timeout"))
+    assert keys[1] == [f"sources.{sid}.access_key_id", f"sources.{sid}.secret_access_key"]
+    secret_change = next(c for c in mine[1]["changes"] if c["key"].endswith("secret_access_key"))
+    assert secret_change["old"] == {"set": True, "fingerprint": old_fp}
+    assert secret_change["new"] == {"set": True, "fingerprint": new_fp}
+    added = mine[-1]["changes"][0]
+    assert added["key"] == f"sources.{sid}" and added["new"]["bucket"] == bucket
+    history = d.call("settings.audit", {"key": f"sources.{sid}.endpoint"})["entries"]
+    assert [(e["changes"][0]["old"], e["changes"][0]["new"]) for e in history] == [
+        (dead, s3.endpoint), (s3.endpoint, dead)]
+    assert all(e["by"] for e in mine)
+    d.call("sources.remove", {"source": "cloud"})
+    gone = d.call("settings.audit", {"key": f"sources.{sid}"})["entries"][0]
+    assert gone["action"] == "sources.remove" and gone["changes"][0]["new"] is None
+    assert gone["changes"][0]["old"]["bucket"] == bucket
+    text = str(d.call("settings.audit", {"limit": 100})) + d.log_path.read_text()
+    assert SECRET_KEY not in text and new_secret not in text

@@ -62,6 +62,14 @@ async def test_bucket_in_the_tree_grid_and_jobs(synced: tuple[DaemonProcess, str
         assert jobs.rows[job_id].job["kind"] == "sync"
 
 
+async def open_settings(pilot: Any, app: Any) -> SettingsScreen:
+    await until(pilot, lambda: app.link.connected, timeout=30, what="connected")
+    await pilot.press("comma")
+    screen: SettingsScreen = await until(pilot, lambda: isinstance(app.screen, SettingsScreen)
+                                         and app.screen, timeout=30, what="settings")
+    return screen
+
+
 @pytest.fixture
 def empty_bucket(make_daemon: Any, s3: S3Env) -> tuple[DaemonProcess, S3Env, str]:
     bucket = s3.make_bucket()
@@ -75,10 +83,7 @@ async def test_bucket_form_tests_the_connection_and_adds_it(
     d, s3, bucket = empty_bucket
     app = make_app(d)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.link.connected, timeout=30, what="connected")
-        await pilot.press("comma")
-        settings = await until(pilot, lambda: isinstance(app.screen, SettingsScreen)
-                               and app.screen, timeout=30, what="settings")
+        settings = await open_settings(pilot, app)
         await pilot.press("ctrl+b")
         form = await until(pilot, lambda: isinstance(app.screen, BucketForm) and app.screen,
                            what="the bucket form")
@@ -101,3 +106,40 @@ async def test_bucket_form_tests_the_connection_and_adds_it(
         listed = (await acall(d, "sources.list"))["sources"]
         assert [s["name"] for s in listed] == ["cloud"]
         assert listed[0]["secrets"]["secret_access_key"]["set"]
+
+
+async def test_a_bucket_is_changed_from_the_settings_screen_and_keeps_its_photos(
+        synced: tuple[DaemonProcess, str]) -> None:
+    """ctrl+e on the settings screen: the bucket's form filled with what it is, its name,
+    bucket and prefix fixed; only what changed is sent (``sources.update``), a bad value
+    is named and changes nothing, and the photos stay."""
+    d, bucket = synced
+    app = make_app(d)
+    async with app.run_test(size=SIZE) as pilot:
+        settings = await open_settings(pilot, app)
+        await until(pilot, lambda: "cloud" in settings.buckets_text, what="the bucket listed")
+        assert "syncs only when asked" in settings.buckets_text      # interval 0
+        await pilot.press("ctrl+e")
+        form = await until(pilot, lambda: isinstance(app.screen, BucketForm) and app.screen,
+                           what="the bucket form")
+        assert form.query_one("#" + input_id("bucket")).value == bucket
+        assert form.query_one("#" + input_id("bucket")).disabled
+        assert form.query_one("#" + input_id("name")).disabled
+        assert form.query_one("#" + input_id("secret_access_key")).value == ""
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: form.result_text == "nothing changed", what="no change")
+        form.query_one("#" + input_id("interval")).value = "soon"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "not changed" in form.result_text and "interval"
+                    in form.result_text, what="the bad interval named")
+        form.query_one("#" + input_id("interval")).value = "3600"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.screen is settings, what="the form to close")
+        await until(pilot, lambda: "syncs every 1h00m" in settings.buckets_text,
+                    what="the new interval shown")
+        got = (await acall(d, "sources.get", {"source": "cloud"}))["source"]
+        assert got["config"]["interval"] == 3600 and got["photos"] == 4
+        assert got["secrets"]["secret_access_key"]["set"]       # an empty field keeps it
+        audit = (await acall(d, "settings.audit", {"limit": 5}))["entries"]
+        assert audit[0]["action"] == "sources.update"
+        assert [c["key"].rsplit(".", 1)[1] for c in audit[0]["changes"]] == ["interval"]

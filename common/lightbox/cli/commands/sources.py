@@ -1,5 +1,5 @@
-"""``lightbox sources [list | add NAME | test [NAME] | remove NAME | secret NAME]``: every
-source, and S3 buckets in particular.
+"""``lightbox sources [list | add NAME | update NAME | test [NAME] | remove NAME |
+secret NAME]``: every source, and S3 buckets in particular.
 
 A secret access key is never taken from the command line (other users see it in ``ps``):
 ``--secret-stdin`` reads it from standard input, otherwise it is asked for without echo.
@@ -17,10 +17,15 @@ from lightbox.cli.jobs_wait import wait_for_job
 
 
 def _bucket_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--endpoint", help="S3 endpoint URL (default: AWS)")
-    p.add_argument("--region", help="region (default us-east-1)")
     p.add_argument("--bucket", required=required, help="bucket name")
     p.add_argument("--prefix", help="only keys below this prefix")
+    _reach_args(p)
+
+
+def _reach_args(p: argparse.ArgumentParser) -> None:
+    """How a bucket is reached: what ``sources.update`` can change too."""
+    p.add_argument("--endpoint", help="S3 endpoint URL (default: AWS)")
+    p.add_argument("--region", help="region (default us-east-1)")
     p.add_argument("--addressing-style", choices=("auto", "path", "virtual"))
     p.add_argument("--access-key-id", help="access key id (its secret is asked for)")
     p.add_argument("--profile", dest="credentials_profile",
@@ -41,6 +46,23 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
     add.add_argument("--interval", type=float, help="seconds between syncs (default a day)")
     add.add_argument("--no-sync", action="store_true", help="do not start the first sync")
     add.add_argument("--wait", action="store_true", help="wait until the first sync is done")
+    upd = actions.add_parser("update", help="change how a bucket is reached and synced "
+                             "(its photos stay)", description="Change a bucket's endpoint, "
+                             "region, addressing, credentials, interval, page size, timeouts "
+                             "or attempts; what is not given stays. The bucket and prefix "
+                             "cannot change: another bucket is another source.")
+    upd.add_argument("name")
+    _reach_args(upd)
+    upd.add_argument("--interval", type=float, help="seconds between syncs (0: on demand)")
+    upd.add_argument("--page-size", type=int, help="keys per LIST request (1-1000)")
+    upd.add_argument("--read-timeout", type=float, help="seconds one socket read may wait")
+    upd.add_argument("--object-timeout", type=float,
+                     help="seconds one object's whole transfer may take")
+    upd.add_argument("--attempts", type=int, help="tries of each object read")
+    upd.add_argument("--clear", action="append", default=[],
+                     choices=("endpoint", "access_key_id", "credentials_profile"),
+                     help="set to null (endpoint: AWS; access_key_id: forget the key and its "
+                     "secret); repeatable")
     test = actions.add_parser("test", help="check a bucket can be listed and read")
     test.add_argument("name", nargs="?", help="a bucket source (or give --bucket …)")
     _bucket_args(test, required=False)
@@ -50,7 +72,7 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
     sec.add_argument("name")
     sec.add_argument("--secret-stdin", action="store_true")
     sec.add_argument("--unset", action="store_true", help="remove the secret")
-    for a in (add, test, rm, sec, actions.choices["list"]):
+    for a in (add, upd, test, rm, sec, actions.choices["list"]):
         a.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     return p
 
@@ -95,6 +117,25 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             s = out["source"]
             ctx.print(f"added bucket {s['id']} {s['name']!r} at {s['path']}"
                       + (f"; syncing (job {out['job']})" if out.get("job") else ""))
+        return 0
+    if action == "update":
+        params = {k: getattr(args, k) for k in (
+            "endpoint", "region", "addressing_style", "access_key_id", "credentials_profile",
+            "interval", "page_size", "read_timeout", "object_timeout", "attempts")
+            if getattr(args, k) is not None}
+        secret = _secret(args, bool(params.get("access_key_id")))
+        if secret is not None:
+            params["secret_access_key"] = secret
+        if not params and not args.clear:
+            raise CliError("sources update: nothing to change (see --help)")
+        out = ctx.call("sources.update", {"source": args.name, **params,
+                                          **({"clear": args.clear} if args.clear else {})})
+        if ctx.json:
+            ctx.emit_json(out)
+        else:
+            s = out["source"]
+            ctx.print(f"updated {s['name']!r}: {', '.join(out['changed'])}"
+                      if out["changed"] else f"{s['name']!r}: nothing changed")
         return 0
     if action == "test":
         params = _params(args)

@@ -46,6 +46,26 @@ S3_PARAMS = (
           default=6, minimum=1, maximum=20),
 )
 
+# What ``sources.update`` may change: how the bucket is reached and synced. The bucket and
+# the prefix say which objects the source is, so they are not among them (a different bucket
+# is a new source: its photos are other photos).
+UPDATABLE = ("endpoint", "region", "addressing_style", "access_key_id", "secret_access_key",
+             "credentials_profile", "interval", "page_size", "read_timeout", "object_timeout",
+             "attempts")
+CLEARABLE = ("endpoint", "access_key_id", "credentials_profile")
+
+
+def _clearable(keys: list[str]) -> str | None:
+    bad = [k for k in keys if k not in CLEARABLE]
+    return f"only {', '.join(CLEARABLE)} can be cleared, not {', '.join(bad)}" if bad else None
+
+
+def _unchanged_if_absent(p: Param) -> Param:
+    """The same field for ``sources.update``: absent (or null) means unchanged."""
+    return Param(p.name, p.type, p.description, nullable=True, minimum=p.minimum,
+                 maximum=p.maximum, max_length=p.max_length, enum=p.enum, secret=p.secret)
+
+
 METHODS = (
     MethodSpec(
         "sources.list",
@@ -74,6 +94,28 @@ METHODS = (
                 Param("sync", "boolean", "start the first sync at once", default=True)),
         result="{source{…as sources.get}, job}",
         starts_job=True,
+    ),
+    MethodSpec(
+        "sources.update",
+        Permission.ADMIN,
+        "Change how a bucket is reached and synced (endpoint, region, addressing, "
+        "credentials, interval, page size, timeouts, attempts) without losing its photos; "
+        "parameters left out stay as they are, `clear` sets endpoint (AWS), "
+        "access_key_id or credentials_profile to null. A new `access_key_id` needs its "
+        "`secret_access_key` in the same call; clearing the key forgets its secret. The "
+        "bucket and prefix cannot change (`conflict`, `data.reason` `identity`): another "
+        "bucket is another source. Takes effect on the next request; each changed key is "
+        "audited as `sources.NAME.KEY` (a secret only as set and its fingerprint).",
+        params=(SOURCE_REF,
+                *(_unchanged_if_absent(p) for p in S3_PARAMS if p.name in UPDATABLE),
+                Param("bucket", "string", "refused unless it is the bucket's own",
+                      nullable=True, max_length=255),
+                Param("prefix", "string", "refused unless it is the source's own",
+                      nullable=True, max_length=1024),
+                Param("clear", "array", "settings to set to null: endpoint, access_key_id, "
+                      "credentials_profile", items="string", max_length=3,
+                      check_fn=_clearable)),
+        result="{source{…as sources.get}, changed[]}",
     ),
     MethodSpec(
         "sources.remove",
@@ -135,6 +177,8 @@ METHODS = (
 )
 
 EVENTS = (
+    EventSpec("source", "updated", "A bucket's settings changed (`sources.update`).",
+              {"id": "source id", "name": "", "changed": "the keys that changed"}),
     EventSpec("source", "synced", "A bucket's listing was reconciled with the catalog.",
               {"id": "source id", "name": "", "new": "", "changed": "", "missing": "",
                "removed": "", "complete": "the listing was proven complete"}),

@@ -390,6 +390,62 @@ class Sources:
                  endpoint=config["endpoint"])
         return src
 
+    async def update_s3(self, src: Source, changes: dict[str, Any],
+                        clear: Sequence[str] = ()) -> list[str]:
+        """Change how a bucket is reached and synced; the keys whose value changed.
+
+        The bucket and the prefix name the objects the source is: a change of either is
+        refused (its photos would become other objects' photos). A new access key id
+        needs its secret in the same call, since the stored one belongs to the old key;
+        clearing the key id, or moving to a credentials profile, forgets the secret.
+        """
+        if src.kind != "s3" or src.config is None:
+            raise InvalidParams(f"{src.name} is a local root: it has no bucket settings",
+                                {"errors": {"source": "not a bucket"}})
+        old = dict(src.config)
+        for key in ("bucket", "prefix"):
+            given = changes.pop(key, None)
+            if given is None:
+                continue
+            norm = kinds.S3Config.norm_prefix(given) if key == "prefix" else str(given)
+            if norm != old.get(key):
+                raise Conflict(
+                    f"the {key} of {src.name} cannot change: another {key} holds other "
+                    f"photos; add it as a new source (lightbox sources add) instead",
+                    {"reason": "identity", "errors": {key: "cannot change"}})
+        secret = changes.pop("secret_access_key", None)
+        merged = {**old, **{k: v for k, v in changes.items() if v is not None}}
+        for key in clear:
+            merged[key] = None
+        new_key = merged.get("access_key_id") != old.get("access_key_id")
+        if new_key and merged.get("access_key_id") and secret is None:
+            raise InvalidParams("access_key_id: a new access key needs its secret in the "
+                                "same call (secret_access_key)",
+                                {"errors": {"secret_access_key": "needed with a new key"}})
+        drop_secret = not merged.get("access_key_id") and (
+            "access_key_id" in clear or merged.get("credentials_profile"))
+        if drop_secret and secret is not None:
+            raise InvalidParams("secret_access_key: a secret needs its access_key_id",
+                                {"errors": {"secret_access_key": "no access key id"}})
+        held = self.secrets(src).get("secret_access_key")
+        stored_secret = None if drop_secret else (secret if secret is not None else held)
+        config = self.validate_s3({**merged, "secret_access_key": stored_secret})
+        changed = [k for k in config if config[k] != old.get(k)]
+        if stored_secret != held:
+            changed.append("secret_access_key")
+        if not changed:
+            return []
+        async with self.db.engine.begin() as conn:
+            await conn.execute(tables.sources.update().where(tables.sources.c.id == src.id)
+                               .values(config=config))
+        src.config = config
+        if "secret_access_key" in changed:
+            await self.set_secret(src, "secret_access_key", stored_secret)
+        self.bus.publish("source", "updated", {"id": src.id, "name": src.name,
+                                               "changed": changed})
+        log.info("bucket updated", id=src.id, name=src.name, changed=changed)
+        return changed
+
     async def set_secret(self, src: Source, name: str, value: str | None) -> None:
         """Store (or, with None, remove) one secret of a source."""
         t = tables.source_secrets

@@ -9,11 +9,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from lightbox.common.errors import InvalidParams
+from lightbox.common.errors import InvalidParams, RpcError
 from lightbox.daemon import kinds
 from lightbox.daemon.kinds.s3 import forget_clients, probe
 from lightbox.daemon.library.sources import Source
-from lightbox.daemon.rpc import Context, method
+from lightbox.daemon.rpc import Context, method, roots
+from lightbox.daemon.settings import actor_of
+
+
+def _audited(ctx: Context, src: Source) -> dict[str, Any]:
+    """A bucket as the audit log keeps it: its config and, of its secret, only whether it
+    is set and its fingerprint (the same as ``sources.get`` shows)."""
+    return {"name": src.name, "path": src.path, **dict(src.config or {}),
+            "secret_access_key": ctx.daemon.sources.secret_info(src)["secret_access_key"]}
 
 
 async def _describe(ctx: Context, only: Source | None = None) -> list[dict[str, Any]]:
@@ -44,7 +52,17 @@ async def get(ctx: Context, source: Any) -> dict[str, Any]:
 @method("sources.add")
 async def add(ctx: Context, kind: str, name: str, sync: bool, **params: Any) -> dict[str, Any]:
     d = ctx.daemon
-    src = await d.sources.add_s3(name, params)
+    try:
+        src = await d.sources.add_s3(name, params)
+    except RpcError as err:
+        reason = err.data.get("reason") if isinstance(err.data, dict) else None
+        shown = {k: v for k, v in params.items() if k != "secret_access_key"}
+        await d.settings.record("sources.add", actor_of(ctx), [
+            {"key": "sources", "old": None, "new": {"name": name, **shown}}],
+            result="refused", detail={"reason": reason, "error": err.message[:500]})
+        raise
+    await d.settings.record("sources.add", actor_of(ctx), [
+        {"key": f"sources.{src.id}", "old": None, "new": _audited(ctx, src)}])
     await d.cluster.adopt(src)  # a shared catalog: this daemon runs the bucket it added
     job = await d.jobs.submit("sync", {"source": src.id}) if sync else None
     if job is not None:
@@ -57,11 +75,33 @@ async def add(ctx: Context, kind: str, name: str, sync: bool, **params: Any) -> 
 async def remove(ctx: Context, source: Any) -> dict[str, Any]:
     d = ctx.daemon
     src = d.sources.resolve(source)
-    if src.kind == "local":
-        d.root_removing(src)
-    else:
-        d.writer.forget(src.id)
-    return dict(await d.sources.remove(src))
+    if src.kind == "local":       # a root: as roots.remove (its own settings go with it)
+        return await roots.remove(ctx, src.id)
+    d.writer.forget(src.id)
+    before = _audited(ctx, src)
+    removed = dict(await d.sources.remove(src))
+    await d.settings.record("sources.remove", actor_of(ctx), [
+        {"key": f"sources.{src.id}", "old": before, "new": None}],
+        detail={"photos": removed.get("photos")})
+    return removed
+
+
+@method("sources.update")
+async def update(ctx: Context, source: Any, clear: list[str] | None,
+                 **params: Any) -> dict[str, Any]:
+    d = ctx.daemon
+    src = d.sources.resolve(source)
+    before = _audited(ctx, src) if src.kind == "s3" else {}
+    changes = {k: v for k, v in params.items() if v is not None}
+    changed = await d.sources.update_s3(src, changes, clear or ())
+    if changed:
+        after = _audited(ctx, src)
+        await d.settings.record("sources.update", actor_of(ctx), [
+            {"key": f"sources.{src.id}.{k}", "old": before.get(k), "new": after.get(k)}
+            for k in changed])
+        forget_clients()        # new endpoint or credentials: on the next request
+        d.buckets.poke()        # a new interval counts from the last sync
+    return {"source": (await _describe(ctx, src))[0], "changed": changed}
 
 
 @method("sources.set_secret")
@@ -71,7 +111,12 @@ async def set_secret(ctx: Context, source: Any, name: str, value: str | None) ->
     if src.kind != "s3":
         raise InvalidParams(f"{src.name} is a local root: it has no secrets",
                             {"errors": {"source": "not a bucket"}})
+    before = d.sources.secret_info(src)[name]
     await d.sources.set_secret(src, name, value)
+    after = d.sources.secret_info(src)[name]
+    if before != after:
+        await d.settings.record("sources.set_secret", actor_of(ctx), [
+            {"key": f"sources.{src.id}.{name}", "old": before, "new": after}])
     forget_clients()        # new credentials take effect on the next request
     return {"secrets": d.sources.secret_info(src)}
 

@@ -327,6 +327,7 @@ class SettingsScreen(LinkedScreen):
         Binding("ctrl+u", "undo", "Undo edit", priority=True),
         Binding("ctrl+o", "audit", "Audit log", priority=True),
         Binding("ctrl+b", "add_bucket", "Add bucket", priority=True),
+        Binding("ctrl+e", "edit_bucket", "Edit bucket", priority=True),
         Binding("ctrl+k", "add_target", "Add backup target", priority=True),
         Binding("r", "revert", "Revert the change (audit log)", show=False),
         Binding("down", "app.focus_next", "Next", show=False),
@@ -342,13 +343,15 @@ class SettingsScreen(LinkedScreen):
         self.schema_doc: dict[str, Any] | None = None
         self.audit_key: str | None = None
         self.audit_entries: list[dict[str, Any]] = []
+        self.buckets: list[dict[str, Any]] = []  # sources.list's buckets, for ctrl+e
         self._leaving = False
 
     def compose(self) -> ComposeResult:
         yield Static(" Settings   ctrl+s save · ctrl+r reset · ctrl+u undo · ctrl+o audit log"
-                     " · ctrl+b add a bucket · ctrl+k add a backup target",
+                     " · ctrl+b add / ctrl+e edit a bucket · ctrl+k add a backup target",
                      id="settings-title")
         yield VerticalScroll(id="settings-form")
+        yield Static("", id="settings-buckets")
         yield Static("", id="settings-targets")
         table: DataTable[Any] = DataTable(id="settings-audit", cursor_type="row")
         yield table
@@ -371,8 +374,31 @@ class SettingsScreen(LinkedScreen):
                 src = out["source"]
                 job = f"; syncing (job {out['job']})" if out.get("job") else ""
                 self.say(f"bucket {src['name']} added at {src['path']}{job}")
+                self.load()
 
         self.app.push_screen(BucketForm(), added)
+
+    def action_edit_bucket(self) -> None:
+        """The bucket form for a bucket that exists (its photos stay; what changed is sent):
+        the only one at once, or the one picked from a list."""
+        from lightbox.tui.screens.bucket_form import BucketForm, BucketPicker
+
+        def changed(out: dict[str, Any] | None) -> None:
+            if out is not None:
+                what = ", ".join(out.get("changed") or []) or "nothing"
+                self.say(f"bucket {out['source']['name']} changed: {what}")
+                self.load()
+
+        def picked(source: dict[str, Any] | None) -> None:
+            if source is not None:
+                self.app.push_screen(BucketForm(source), changed)
+
+        if not self.buckets:
+            self.say("no buckets yet: ctrl+b adds one")
+        elif len(self.buckets) == 1:
+            picked(self.buckets[0])
+        else:
+            self.app.push_screen(BucketPicker(self.buckets), picked)
 
     def action_add_target(self) -> None:
         """The backup target form (schedule read back with its next runs, add)."""
@@ -395,6 +421,7 @@ class SettingsScreen(LinkedScreen):
                 self.schema_doc = await self.link.call("settings.schema")
             got = await self.link.call("settings.get")
             roots = (await self.link.call("roots.list"))["roots"]
+            sources = (await self.link.call("sources.list"))["sources"]
             targets = []
             if self.schema_doc.get("collections"):
                 targets = (await self.link.call("backups.list"))["targets"]
@@ -403,6 +430,8 @@ class SettingsScreen(LinkedScreen):
             return
         self.revision = got["revision"]
         values: dict[str, Any] = got["settings"]
+        self.buckets = [src for src in sources if src["kind"] == "s3"]
+        self._show_buckets()
         self._show_targets(targets)
         if self.rows:
             for key, row in self.rows.items():
@@ -410,6 +439,27 @@ class SettingsScreen(LinkedScreen):
                     row.set_entry(values[key])
             return
         await self._build(values, roots)
+
+    buckets_text = ""  # the buckets section as plain text (tests, screen readers)
+
+    def _show_buckets(self) -> None:
+        """Buckets are sources, not settings: each with where it is and how often it syncs,
+        edited with their form (ctrl+e)."""
+        box = self.query_one("#settings-buckets", Static)
+        box.display = bool(self.buckets)
+        text = Text()
+        for src in self.buckets:
+            cfg = src.get("config") or {}
+            every = cfg.get("interval") or 0
+            text.append(f" {src['name']}", style="bold")
+            text.append(f"  {src['path']}  {cfg.get('endpoint') or 'AWS'}\n")
+            text.append("   " + (f"syncs every {fmt.duration(float(every))}" if every
+                                 else "syncs only when asked"), style="dim")
+            text.append("\n")
+        text.append(" ctrl+e changes a bucket (endpoint, credentials, interval); its photos stay",
+                    style="dim")
+        self.buckets_text = text.plain
+        box.update(text)
 
     targets_text = ""  # the backup targets section as plain text (tests, screen readers)
 
