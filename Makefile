@@ -78,8 +78,11 @@ demo: link
 stop: $(VENV)/.installed-run
 	@$(BIN)/lightbox stop
 
+# Two workers (TEST_JOBS=0: no workers, in the one pytest process); a module's tests stay together, and every TUI
+# module in one worker (tests/conftest.py). Arguments after `make test ARGS=...`.
+TEST_JOBS ?= 2
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadgroup $(ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

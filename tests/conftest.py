@@ -15,6 +15,20 @@ import pytest
 from lbtest import CORPUS, MYSQL_URL, POSTGRES_URL, DaemonProcess, need, port_open, short_tmpdir
 from s3env import MotoServer, S3Env, moto_server_binary, s3_env
 
+# The TUI tests share fixed paths under /tmp (they appear in snapshots) and take a lock on
+# them for the life of their process: under pytest-xdist they must all run in one worker.
+_FIXED_PATH_MODULES = ("test_tui_",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (the README's test command), a module's tests
+    stay together in one worker (module-scoped daemons are made once, and tests that follow
+    each other in a module keep their order), and every TUI module in the same one."""
+    for item in items:
+        module = item.path.stem
+        group = "tui" if module.startswith(_FIXED_PATH_MODULES) else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:

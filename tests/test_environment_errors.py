@@ -284,3 +284,30 @@ def test_catalog_write_failures_pause() -> None:
     assert failures.catalog_write(OSError(errno.ENOSPC, "No space")).reason == "disk_full"
     assert failures.catalog_write(RuntimeError("gone")).reason == "catalog_unavailable"
     assert [failures.backoff(i) for i in (1, 2, 3, 12)] == [2.0, 4.0, 8.0, 600.0]
+
+
+def test_every_driver_s_own_disk_full_error_is_recognised() -> None:
+    """The catalog's "no space" in each driver's own exception classes (SQLAlchemy's
+    wrapper around them too): the daemon pauses for space instead of retrying blindly. A
+    lock timeout is not a full disk."""
+    import errno
+    import sqlite3
+
+    import asyncmy.errors
+    import pymysql.err
+    import sqlalchemy.exc
+
+    from lightbox.daemon.library.failures import disk_full
+
+    full_sqlite = sqlite3.OperationalError("database or disk is full")
+    full_sqlite.sqlite_errorcode = 13  # type: ignore[attr-defined]  # SQLITE_FULL
+    full = [OSError(errno.ENOSPC, "No space left on device"), full_sqlite,
+            pymysql.err.OperationalError(1021, "Disk full"),
+            asyncmy.errors.OperationalError(1114, "The table 'photos' is full")]
+    for orig in full:
+        assert disk_full(orig), orig
+        assert disk_full(sqlalchemy.exc.OperationalError("INSERT", {}, orig)), orig
+    for orig in (pymysql.err.OperationalError(1205, "Lock wait timeout exceeded"),
+                 asyncmy.errors.OperationalError(1205, "Lock wait timeout exceeded"),
+                 OSError(errno.EIO, "I/O error")):
+        assert not disk_full(sqlalchemy.exc.OperationalError("INSERT", {}, orig)), orig

@@ -148,7 +148,7 @@ def disk_full(exc: BaseException) -> bool:
             return True
         if getattr(cur, "sqlstate", None) == _PG_DISK_FULL:   # asyncpg, psycopg
             return True
-        if type(cur).__module__.startswith("pymysql") and cur.args \
+        if type(cur).__module__.startswith(("pymysql", "asyncmy")) and cur.args \
                 and cur.args[0] in _MYSQL_FULL:
             return True
         orig = getattr(cur, "orig", None)   # SQLAlchemy's wrapper around the DBAPI error
