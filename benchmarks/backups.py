@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -165,9 +166,17 @@ def tree_cpu(d: Daemon) -> float:
 
 
 def timed(cmd: list[str]) -> float:
+    return timed_cpu(cmd)[0]
+
+
+def timed_cpu(cmd: list[str]) -> tuple[float, float]:
+    """Seconds and CPU seconds (user + system, of the command and its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
-    return time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def hash_loop(root: Path, threads: int) -> tuple[float, int]:
@@ -214,6 +223,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="a small run (2,000 small files, 20 large, 30 JPEGs) to try it out")
     ap.add_argument("--only", choices=("all", "backup", "import"), default="all")
+    ap.add_argument("--keep-copies", action="store_true",
+                    help="keep each round's target and rsync copy until the end: on ext4 "
+                         "without a journal every file created after a mass deletion scans "
+                         "the recently deleted inodes, which the next round would pay")
     args = ap.parse_args()
     if args.quick:
         args.small, args.large, args.jpegs = 2000, 20, 30
@@ -239,8 +252,8 @@ def main() -> None:
               f"{card_bytes / 1e6:.0f} MB; {time.perf_counter() - t0:.0f} s")
         d = Daemon(data, "[library]\nwatch = false\nreconcile_interval = 0\n").start()
         rows: dict[str, list[float]] = {k: [] for k in (
-            "first", "rsync_first", "again", "rsync_again", "verify", "hash_loop",
-            "again_cpu", "import", "import_index", "import_cpu", "cp")}
+            "first", "rsync_first", "first_cpu", "rsync_cpu", "load", "again", "rsync_again",
+            "verify", "hash_loop", "again_cpu", "import", "import_index", "import_cpu", "cp")}
         try:
             for job in d.call("jobs.list", {"kind": "scan"})["jobs"]:
                 d.wait_job(job["id"])
@@ -255,7 +268,7 @@ def main() -> None:
                 d.call("roots.remove", {"root": "warm"})
             for r in range(args.rounds):
                 if do_backup:
-                    backup_round(d, tmp, root, r, n, threads, rows)
+                    backup_round(d, tmp, root, r, n, threads, rows, args.keep_copies)
                 if do_import:
                     import_round(d, tmp, card, r, rows)
                 print(f"round {r + 1}: " + ", ".join(
@@ -271,6 +284,13 @@ def main() -> None:
                   f"{mb / m['rsync_first']:7.1f} MB/s  ratio {m['rsync_first'] / m['first']:.2f}x"
                   f" (target >= 0.8)  spread {spread(rows['first'])} s / "
                   f"{spread(rows['rsync_first'])} s")
+            print("first backup per round: " + ", ".join(
+                f"{rs / fb:.2f}x ({fb:.1f} s / rsync {rs:.1f} s, CPU {fc:.1f} / {rc:.1f} s, "
+                f"load {ld:.1f})" for fb, rs, fc, rc, ld in zip(
+                    rows["first"], rows["rsync_first"], rows["first_cpu"], rows["rsync_cpu"],
+                    rows["load"], strict=True)))
+            print(f"first backup CPU: daemon {m['first_cpu']:.1f} s, rsync -a "
+                  f"{m['rsync_cpu']:.1f} s (medians; load-independent)")
             print(f"nothing new    {m['again']:7.2f} s     rsync -a {m['rsync_again']:7.2f} s"
                   f"     ratio {m['again'] / m['rsync_again']:.2f}x (target <= 0.5)  spread "
                   f"{spread(rows['again'])} / {spread(rows['rsync_again'])}; daemon CPU "
@@ -289,19 +309,26 @@ def main() -> None:
 
 
 def backup_round(d: Daemon, tmp: Path, root: Path, r: int, n: int, threads: int,
-                 rows: dict[str, list[float]]) -> None:
+                 rows: dict[str, list[float]], keep: bool = False) -> None:
     mirror = tmp / f"rsync{r}"
     # Each first copy starts on a flushed file system (untimed): the backup's syncfs would
     # otherwise also write out what rsync left dirty in the page cache just before it.
     subprocess.run(["sync"], check=True)
-    rows["rsync_first"].append(timed(["rsync", "-a", f"{root}/", f"{mirror}/"]))
+    elapsed, cpu = timed_cpu(["rsync", "-a", f"{root}/", f"{mirror}/"])
+    rows["rsync_first"].append(elapsed)
+    rows["rsync_cpu"].append(cpu)
     target = tmp / f"target{r}"
     target.mkdir()
     d.call("backups.add", {"name": f"t{r}", "path": str(target), "schedule": None,
                            "verify_schedule": None})
     subprocess.run(["sync"], check=True)
+    cpu0 = tree_cpu(d)
     elapsed, done = run_job(d, "backups.run", {"target": f"t{r}"})
-    print("  first backup, phases:", done["result"]["timings"], flush=True)
+    rows["first_cpu"].append(tree_cpu(d) - cpu0)
+    rows["load"].append(os.getloadavg()[0])
+    print("  first backup, phases:", done["result"]["timings"], "stages:",
+          done["result"].get("copy_stages"), f"daemon CPU {rows['first_cpu'][-1]:.1f} s, "
+          f"rsync CPU {rows['rsync_cpu'][-1]:.1f} s, load {rows['load'][-1]:.1f}", flush=True)
     assert done["result"]["copied"] == n, done["result"]
     rows["first"].append(elapsed)
     rows["rsync_again"].append(timed(["rsync", "-a", f"{root}/", f"{mirror}/"]))
@@ -316,8 +343,9 @@ def backup_round(d: Daemon, tmp: Path, root: Path, r: int, n: int, threads: int,
     rows["verify"].append(elapsed)
     rows["hash_loop"].append(hash_loop(target / "library", threads)[0])
     d.call("backups.remove", {"target": f"t{r}"})
-    shutil.rmtree(target)
-    shutil.rmtree(mirror)
+    if not keep:
+        shutil.rmtree(target)
+        shutil.rmtree(mirror)
 
 
 def import_round(d: Daemon, tmp: Path, card: Path, r: int,

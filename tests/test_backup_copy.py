@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +175,233 @@ def test_verify_one_tells_ok_changed_longer_and_missing(tmp_path: Path, size: in
         (tmp_path / "f.jpg").write_bytes(bytes(flipped))
         assert files.verify_one(str(tmp_path), "f.jpg", sha(data), size) == ("changed", size)
     assert files.verify_one(str(tmp_path), "gone.jpg", sha(data), size) == ("missing", 0)
+
+
+# -- the pipeline of a run (``CopyRun``): one flush per batch ---------------------------------
+
+def make_batches(root: Path, batches: int, per: int) -> list[list[files.CopyItem]]:
+    """``batches`` batches of ``per`` files, the first of each large enough to be written
+    behind (``WRITE_BEHIND``), the others small."""
+    contents = {f"b{b}/f{i}.jpg": os.urandom(files.WRITE_BEHIND + 10 if i == 0 else 100 + i)
+                for b in range(batches) for i in range(per)}
+    items = make_items(root, contents)
+    return [[it for it in items if it.rel.startswith(f"photos/b{b}/")] for b in range(batches)]
+
+
+def drain(run: files.CopyRun) -> list[files.Batch]:
+    out = []
+    try:
+        while (b := run.next()) is not None:
+            out.append(b)
+    finally:
+        run.close()
+    return out
+
+
+class Trace:
+    """The order of a run's steps, each real call wrapped (the file system does the work):
+    writes of temp files, flushes (start and end), renames into place, hand-overs."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[tuple[str, str]] = []
+        send, place, flush = files._send_to_temp, files.place, files.CopyRun._flush_now
+
+        def sent(loc: LocalFile, root_fd: int, tmp: str, fsync: bool) -> int:
+            n = send(loc, root_fd, tmp, fsync)
+            self.events.append(("written", loc.rel))
+            return n
+
+        def placed(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
+            got = place(root, tmp, rel, sha256)
+            self.events.append(("renamed", rel.removeprefix("photos/")))
+            return got
+
+        def flushed(run: files.CopyRun) -> None:
+            self.events.append(("flush", "start"))
+            try:
+                self.before_flush(len([e for e in self.events if e == ("flush", "start")]))
+                flush(run)
+            except files.TargetError:
+                self.events.append(("flush", "failed"))
+                raise
+            self.events.append(("flush", "end"))
+
+        monkeypatch.setattr(files, "_send_to_temp", sent)
+        monkeypatch.setattr(files, "place", placed)
+        monkeypatch.setattr(files.CopyRun, "_flush_now", flushed)
+
+    def before_flush(self, n: int) -> None:
+        """Called before the n-th flush (1-based); a test makes it fail."""
+
+    def mark(self, batch: files.Batch) -> None:
+        self.events.append(("handed", ",".join(o.item.loc.rel for o in batch.outcomes)))
+
+    def flushes(self) -> list[tuple[int, int]]:
+        """(start, end) positions of the flushes that succeeded."""
+        starts = [i for i, e in enumerate(self.events) if e == ("flush", "start")]
+        ends = [i for i, e in enumerate(self.events) if e[0] == "flush" and e[1] != "start"]
+        return [(s, e) for s, e in zip(starts, ends, strict=False)
+                if self.events[e] == ("flush", "end")]
+
+    def at(self, event: tuple[str, str]) -> int:
+        return self.events.index(event)
+
+    def covered(self, after: int, before: int | None = None) -> bool:
+        """Whether a flush that succeeded began after position ``after`` (and ended before
+        ``before``)."""
+        return any(after < s and (before is None or e < before) for s, e in self.flushes())
+
+
+def test_a_run_shares_its_flushes_and_hands_over_only_what_a_flush_covered(
+        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batches = make_batches(tmp_path / "lib", 4, 5)
+    trace = Trace(monkeypatch)
+    run = files.CopyRun(str(target), batches, writers=1, placers=2)
+    got = []
+    try:
+        while (b := run.next()) is not None:
+            trace.mark(b)
+            got.append(b)
+    finally:
+        run.close()
+    assert all(b.stop is None for b in got)
+    outcomes = [o for b in got for o in b.outcomes]
+    assert sorted(o.status for o in outcomes) == ["copied"] * 20
+    for o in outcomes:
+        assert (target / o.rel).read_bytes() == (tmp_path / "lib" / o.item.loc.rel).read_bytes()
+    assert not list((target / files.TMP_DIR).iterdir())
+    # One flush per batch at most (its data's, which also covers the renames before it),
+    # and one for the last renames (copy_batch + settle: two per batch).
+    assert 1 <= run.stats["flushes"] <= len(batches) + 1
+    for b in got:
+        handed = trace.at(("handed", ",".join(o.item.loc.rel for o in b.outcomes)))
+        for o in b.outcomes:
+            written = trace.at(("written", o.item.loc.rel))
+            renamed = trace.at(("renamed", o.item.loc.rel))
+            # Read back (and renamed) only after a flush that began after it was written...
+            assert trace.covered(written, renamed), o.item.loc.rel
+            # ...handed over (recorded) only after a flush that began after its rename.
+            assert trace.covered(renamed, handed), o.item.loc.rel
+
+
+@pytest.mark.parametrize("failing", [2, 3])
+def test_a_failed_flush_places_nothing_it_covered_and_reports_no_copy_it_did_not_prove(
+        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch, failing: int) -> None:
+    batches = make_batches(tmp_path / "lib", 5, 4)
+    trace = Trace(monkeypatch)
+
+    def fail(n: int) -> None:
+        if n == failing:
+            raise files.TargetError(files.TARGET_IO, "writing to the target failed (EIO)")
+
+    trace.before_flush = fail  # type: ignore[method-assign]
+    run = files.CopyRun(str(target), batches, writers=1, placers=2)
+    got = []
+    try:
+        while (b := run.next()) is not None:
+            trace.mark(b)
+            got.append(b)
+    finally:
+        run.close()
+    stops = [b.stop for b in got if b.stop is not None]
+    assert stops and all(s.reason == files.TARGET_IO for s in stops)
+    everything = {it.loc.rel: it for b in batches for it in b}
+    copied = {o.item.loc.rel for b in got for o in b.outcomes if o.status == "copied"}
+    placed = {r for r, it in everything.items() if (target / it.rel).exists()}
+    assert placed < set(everything)  # the run stopped
+    for rel in placed:
+        written, renamed = trace.at(("written", rel)), trace.at(("renamed", rel))
+        # Placed only after a flush that succeeded made its data durable; whole.
+        assert trace.covered(written, renamed), rel
+        assert (target / everything[rel].rel).read_bytes() == (tmp_path / "lib" / rel).read_bytes()
+    # A batch is reported copied (recorded in the manifest) exactly when a flush that
+    # succeeded began after its last rename: the others stay on the target unrecorded,
+    # for the next run to adopt.
+    expected: set[str] = set()
+    for batch in batches:
+        renamed = [it.loc.rel for it in batch if it.loc.rel in placed]
+        if renamed and trace.covered(max(trace.at(("renamed", r)) for r in renamed)):
+            expected |= set(renamed)
+    assert copied == expected
+    assert copied < placed or failing == 2
+    # Nothing written but not placed is left behind, and no batch began after the failure.
+    assert not list((target / files.TMP_DIR).iterdir())
+    # (One writer: at most the batch it had taken when the flush failed is written after.)
+    fail_at = trace.at(("flush", "failed"))
+    assert len([i for i, e in enumerate(trace.events)
+                if i > fail_at and e[0] == "written" and e[1].endswith("/f0.jpg")]) <= 1
+    # The next run adopts by hash what was placed (not copied twice) and copies the rest.
+    monkeypatch.undo()
+    again = drain(files.CopyRun(str(target), batches, writers=2))
+    status = {o.item.loc.rel: o.status for b in again for o in b.outcomes}
+    assert all(b.stop is None for b in again)
+    assert {r for r, s in status.items() if s == "adopted"} == placed
+    assert {r for r, s in status.items() if s == "copied"} == set(everything) - placed
+
+
+KILLED_RUN = """
+import json, os, signal, sys
+from lightbox.daemon.backups import files
+from lightbox.daemon.media.confine import LocalFile
+
+spec = json.loads(sys.argv[1])
+batches = [[files.CopyItem(i["id"], LocalFile(*i["loc"]), i["sha"], i["size"], i["rel"])
+            for i in b] for b in spec["batches"]]
+places = 0
+ask, place = files._GroupFlush.ask, files.place
+
+def asked(flusher, urgent=True):
+    if spec["at"] == "after-placing" and not urgent:
+        os.kill(os.getpid(), signal.SIGKILL)  # batch 0 placed, its renames not flushed
+    return ask(flusher, urgent)
+
+def placed(root, tmp, rel, sha256):
+    global places
+    places += 1
+    if spec["at"] == "mid-read-back" and places == len(batches[0]) + 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # batch 1 flushed, one of it placed
+    return place(root, tmp, rel, sha256)
+
+files._GroupFlush.ask = asked
+files.place = placed
+run = files.CopyRun(spec["target"], batches, writers=1)
+while run.next() is not None:
+    pass
+run.close()
+sys.exit(3)  # not killed: the test's hooks did not fire
+"""
+
+
+@pytest.mark.parametrize("at", ["after-placing", "mid-read-back"])
+def test_a_run_killed_between_its_stages_leaves_no_partial_file_under_a_final_name(
+        tmp_path: Path, target: Path, at: str) -> None:
+    batches = make_batches(tmp_path / "lib", 4, 4)
+    spec = {"target": str(target), "at": at, "batches": [[{
+        "id": it.photo_id, "sha": it.sha256, "size": it.size, "rel": it.rel,
+        "loc": [it.loc.root, it.loc.rel, it.loc.size, it.loc.mtime_ns, it.loc.inode,
+                it.loc.device]} for it in b] for b in batches]}
+    done = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(spec)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -9, done.stderr
+    everything = [it for b in batches for it in b]
+    placed = [it for it in everything if (target / it.rel).exists()]
+    # Whatever has a final name is whole and the source's bytes; the rest is only in temp.
+    for it in placed:
+        assert (target / it.rel).read_bytes() == (tmp_path / "lib" / it.loc.rel).read_bytes()
+    assert {it.rel for it in batches[0]} <= {it.rel for it in placed}
+    assert not any((target / it.rel).exists() for b in batches[2:] for it in b)
+    assert all(p.suffix == ".part" for p in (target / files.TMP_DIR).iterdir())
+    if at == "mid-read-back":  # one of batch 1 placed, three still in temp
+        assert len([it for it in batches[1] if (target / it.rel).exists()]) == 1
+        assert len(list((target / files.TMP_DIR).iterdir())) >= 3
+    # The next run (after clear_temp, as a run starts) adopts what was placed, copies the
+    # rest, and leaves nothing in temp.
+    files.clear_temp(str(target))
+    again = drain(files.CopyRun(str(target), batches, writers=1))
+    status = {o.item.rel: o.status for b in again for o in b.outcomes}
+    assert {r for r, s in status.items() if s == "adopted"} == {it.rel for it in placed}
+    assert {r for r, s in status.items() if s == "copied"} == \
+        {it.rel for it in everything} - {it.rel for it in placed}
+    for it in everything:
+        assert (target / it.rel).read_bytes() == (tmp_path / "lib" / it.loc.rel).read_bytes()
+    assert not list((target / files.TMP_DIR).iterdir())

@@ -29,11 +29,15 @@ import hashlib
 import itertools
 import json
 import os
+import queue
 import re
 import stat
-from collections.abc import Generator, Iterable, Iterator
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from lightbox.daemon.media import confine
 from lightbox.daemon.procs import pid_alive
@@ -364,17 +368,26 @@ def _copy_to_temp(item: CopyItem, tmp: str, fsync: bool) -> tuple[str, int]:
 
 _libc: Any = None
 _renameat2: Any = None  # libc's renameat2, or False where this libc has none
+_sync_file_range: Any = None  # libc's sync_file_range, or False
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 
 
 def _load_libc() -> None:
-    global _libc, _renameat2
+    global _libc, _renameat2, _sync_file_range
     try:
         lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     except OSError:
-        _libc = _renameat2 = False
+        _libc = _renameat2 = _sync_file_range = False
         return
+    try:
+        sfr = lib.sync_file_range
+    except AttributeError:
+        _sync_file_range = False
+    else:
+        sfr.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        sfr.restype = ctypes.c_int
+        _sync_file_range = sfr
     try:
         lib.syncfs.argtypes = [ctypes.c_int]
     except AttributeError:
@@ -502,6 +515,10 @@ _READ_BACK = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 # synchronous device read per file.
 READ_AHEAD_FILES = 64
 READ_AHEAD_BYTES = 32 << 20
+# A copy this large is written out as soon as it is written (``_write_behind``); smaller
+# ones are left to the batch's flush, which writes them out together.
+WRITE_BEHIND = 256 << 10
+_SYNC_FILE_RANGE_WRITE = 2
 # Errors of a copy made in the kernel that can only be the target's.
 _TARGET_ONLY = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
@@ -520,6 +537,8 @@ def _send_to_temp(loc: confine.LocalFile, root_fd: int, tmp: str, fsync: bool) -
             raise target_error(exc, "creating a temporary file") from None
         try:
             done = _send(src, dst, st.st_size)
+            if done >= WRITE_BEHIND and not fsync:
+                _write_behind(dst)
             if fsync:
                 try:
                     os.fsync(dst)
@@ -530,6 +549,17 @@ def _send_to_temp(loc: confine.LocalFile, root_fd: int, tmp: str, fsync: bool) -
     finally:
         os.close(src)
     return done
+
+
+def _write_behind(fd: int) -> None:
+    """Start writing a large copy out now (``sync_file_range`` WRITE: queued, not waited
+    for), so the device writes it while the next files are copied and the batch before is
+    read back, instead of all at once in the batch's flush. Only a hint: the flush is what
+    makes it durable, and a failure here is the flush's to report."""
+    if _sync_file_range is None:
+        _load_libc()
+    if _sync_file_range:
+        _sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
 
 def _send(src: int, dst: int, size: int) -> int:
@@ -627,23 +657,35 @@ def _mismatch(item: CopyItem, hashed: bool) -> CopyOutcome:
         "failing)"))
 
 
-def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
-    """Copy ``items`` to the target at ``root`` (in a thread). A file that fails for the
-    source's reasons is retried, then reported, and the batch goes on; a target error
-    stops the batch (``Batch.stop``) with what was finished so far in ``outcomes``.
+class Run(Protocol):
+    """A run's copy as the service drives it (``CopyRun``, ``BatchThreads``)."""
 
-    Two passes: every file of the batch is written to its temporary name (a local source
-    by ``sendfile``, a bucket's object streamed and hashed), then one ``syncfs`` makes
-    them all durable (an fsync per file where syncfs is missing); then each is read back
-    from the device (its clean pages dropped, the reads queued a window ahead), hashed,
-    compared with the catalog's sha256 and renamed into place. The caller flushes again
-    (``settle``) before it records them in the manifest.
-    """
-    out = Batch()
-    tmp_dir = os.path.join(root, TMP_DIR)
-    flush_each = not has_syncfs()
-    # (item, temp path, sha256 hashed on the way or None, bytes)
-    written: list[tuple[CopyItem, str, str | None, int]] = []
+    stats: dict[str, float]
+
+    def next(self) -> Batch | None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Written:
+    """A batch after its first stage: the files written to their temporary names (not yet
+    durable), what failed for the source's reasons, and the target error that stopped the
+    writing (what was written before it is still finished and kept)."""
+
+    files: list[tuple[CopyItem, str, str | None, int]]  # (item, temp path, sha or None, bytes)
+    outcomes: list[CopyOutcome] = field(default_factory=list)
+    stop: TargetError | None = None
+
+
+def _write_batch(root: str, items: list[CopyItem], flush_each: bool, retries: int = 2,
+                 tmp_dir: str | None = None) -> _Written:
+    """Write every file of ``items`` to a temporary name in ``tmp_dir`` (a local source by
+    ``sendfile``, a bucket's object streamed and hashed; ``flush_each``: each fsynced, where
+    there is no ``syncfs``). A source's failure is retried, then reported; a target error
+    stops the batch."""
+    out = _Written([])
+    tmp_dir = tmp_dir or os.path.join(root, TMP_DIR)
     root_fds: dict[str, int] = {}
     pid = os.getpid()
     try:
@@ -665,7 +707,7 @@ def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
                             os.unlink(tmp)
                             outcome = _damaged(item, sha)
                             break
-                    written.append((item, tmp, sha, size))
+                    out.files.append((item, tmp, sha, size))
                     break
                 except TargetError as exc:
                     _unlink_quiet(tmp)
@@ -687,31 +729,421 @@ def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
     finally:
         for fd in root_fds.values():
             os.close(fd)
-    # What was written before a target error (a full disk) is still finished and kept.
-    stopped, out.stop = out.stop, None
-    if written and not flush_each:
+    return out
+
+
+def _fsync_each(written: list[tuple[CopyItem, str, str | None, int]]) -> None:
+    """Where there is no ``syncfs``: an fsync per written file."""
+    for _, tmp, _, _ in written:
         try:
-            flush_each = not syncfs(tmp_dir)
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise target_error(exc, "fsync of a copy") from None
+
+
+def _unlink_written(written: list[tuple[CopyItem, str, str | None, int]]) -> None:
+    for _, tmp, _, _ in written:
+        _unlink_quiet(tmp)
+
+
+def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
+    """Copy ``items`` to the target at ``root`` on their own (in a thread; a run uses
+    ``CopyRun``, which overlaps one batch's stages with the next one's). A file that fails
+    for the source's reasons is retried, then reported, and the batch goes on; a target
+    error stops the batch (``Batch.stop``) with what was finished so far in ``outcomes``.
+
+    Two passes: every file of the batch is written to its temporary name, then one
+    ``syncfs`` makes them all durable (an fsync per file where syncfs is missing); then
+    each is read back from the device (its clean pages dropped, the reads queued a window
+    ahead), hashed, compared with the catalog's sha256 and renamed into place. The caller
+    flushes again (``settle``) before it records them in the manifest.
+    """
+    flush_each = not has_syncfs()
+    w = _write_batch(root, items, flush_each, retries)
+    out = Batch(outcomes=w.outcomes)
+    # What was written before a target error (a full disk) is still finished and kept.
+    if w.files and not flush_each:
+        try:
+            if not syncfs(os.path.join(root, TMP_DIR)):
+                _fsync_each(w.files)
         except TargetError as exc:
             out.stop = exc
-        if flush_each:  # no syncfs here: fsync each file now
-            for _, tmp, _, _ in written:
-                try:
-                    fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                except OSError as exc:
-                    out.stop = target_error(exc, "fsync of a copy")
-                    break
     if out.stop is None:
-        _read_back_and_place(root, written, out)
+        _read_back_and_place(root, w.files, out)
     if out.stop is not None:
-        for _, tmp, _, _ in written:
-            _unlink_quiet(tmp)
-    out.stop = out.stop or stopped
+        _unlink_written(w.files)
+    out.stop = out.stop or w.stop
     return out
+
+
+class _GroupFlush:
+    """Flushes of the target's file system shared by every stage (group commit).
+
+    A stage that needs what it did so far made durable asks for a ticket (``ask``): the
+    number of the next flush to *begin*, which therefore covers everything done before
+    the ask; ``wait`` returns once that flush has ended. One thread runs the flushes, so
+    a flush is on no stage's path unless that stage has nothing else to do, and when
+    flushes are slow (a busy disk, other programs' data on the same file system) every
+    ticket asked during one is served by the next: they get fewer, not longer.
+
+    A written batch's ticket is urgent (its read-back waits for it): a flush begins at
+    once. A placed batch's ticket (its renames, which only the hand-over to the manifest
+    waits for) is not: it is served by the next urgent flush, which the next batch's
+    writes ask for soon, or at once when nothing more is written or placed (``hurry``).
+    So there is at most one flush per batch, and one for the last renames, instead of
+    two per batch.
+
+    A flush that fails fails every ticket it and any later flush would have served (the
+    run stops; nothing after it is called durable)."""
+
+    def __init__(self, flush: Callable[[], None], stats: Callable[..., None],
+                 failed: Callable[[], None]) -> None:
+        self._flush = flush
+        self._stats = stats
+        self._on_failure = failed
+        self._cv = threading.Condition()
+        self._asked = 0  # the highest ticket asked for
+        self._urgent = 0  # the highest urgent ticket asked for
+        self._hurry = False  # no urgent ticket is coming any more: serve every ticket
+        self._begun = 0  # the number of the flush running or last run
+        self._ended = 0  # tickets up to this one are durable
+        self.failed: TargetError | None = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name="backup-flush", daemon=True)
+        self._thread.start()
+
+    def ask(self, urgent: bool = True) -> int:
+        with self._cv:
+            self._asked = self._begun + 1
+            if urgent:
+                self._urgent = self._asked
+            self._cv.notify_all()
+            return self._asked
+
+    def hurry(self) -> None:
+        """No urgent ticket is coming (nothing more to place): serve the others now."""
+        with self._cv:
+            self._hurry = True
+            self._cv.notify_all()
+
+    def wait(self, ticket: int) -> None:
+        """Return when flush ``ticket`` has ended; raise its TargetError if it failed."""
+        with self._cv:
+            while self._ended < ticket and self.failed is None:
+                self._cv.wait()
+            if self._ended < ticket:
+                assert self.failed is not None
+                raise self.failed
+
+    def close(self) -> None:
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not (self._urgent > self._begun or (
+                        self._asked > self._begun and (self._hurry or self._closing))
+                           or self._closing):
+                    self._cv.wait()
+                if self._asked <= self._begun or self.failed is not None:
+                    return
+                self._begun += 1
+                number = self._begun
+            t0 = time.perf_counter()
+            error: TargetError | None = None
+            try:
+                self._flush()
+            except TargetError as exc:
+                error = exc
+            except BaseException as exc:  # a bug: reported like a failing target
+                error = TargetError(TARGET_IO, f"flushing the target failed ({exc!r})")
+            self._stats(flush_s=time.perf_counter() - t0, flushes=1)
+            with self._cv:
+                if error is None:
+                    self._ended = number
+                else:
+                    self.failed = error
+                self._cv.notify_all()
+            if error is not None:
+                self._on_failure()
+                return
+
+
+class CopyRun:
+    """A run's copy as a pipeline of stages that share their flushes (a local target).
+
+    Writer threads write whole batches to temporary names (``_write_batch``), ask for a
+    flush (``_GroupFlush``) and queue the batch (a bounded queue: at most ``ahead``
+    written batches wait). The placing threads take a batch, wait for its flush, read it
+    back from the device, compare each file with the catalog's sha256 and rename it into
+    place, ask for a flush again and queue it for the caller; ``next`` hands a batch over
+    once that second flush has ended. The flush that makes batch N+1's data durable is
+    usually the one that makes batch N's renames durable too, the flushes run while the
+    stages go on (the read-back of one batch overlaps the writes of the next, and a
+    flush overlaps both), and when flushes are slow several batches share one.
+
+    The trust is ``copy_batch``'s: a file is read back only after a flush that began after
+    it was written, placed only when it read back as the catalog's content, and handed
+    over (recorded in the manifest by the caller) only after a flush that began after its
+    rename. A flush that fails stops the run: no batch it (or a later flush) would have
+    made durable is reported copied (the next run adopts, by hash, what did reach the
+    disk), nothing it covered is read back or placed (those temporary files are removed).
+
+    Where ``syncfs`` is missing the writers fsync each file and the placing thread fsyncs
+    the batch's folders after its renames, before it is handed over.
+    """
+
+    def __init__(self, root: str, batches: Iterable[list[CopyItem]], writers: int = 1,
+                 ahead: int = 1, placers: int = 1) -> None:
+        self.root = root
+        self._batches = iter(batches)
+        self._take = threading.Lock()
+        # Where the time goes (the job's result): seconds the writers spent writing and
+        # waiting for the placing stage (the queue full), the flushes, the placing stage
+        # reading back and placing, and waiting for a written batch and for its flush.
+        self.stats: dict[str, float] = dict.fromkeys(
+            ("write_s", "write_wait_s", "flush_s", "flushes", "place_s", "place_wait_s",
+             "batches"), 0.0)
+        self._syncfs = has_syncfs()
+        # The descriptor every flush goes through, opened before the first write: syncfs
+        # reports a write-back error that happened any time after the descriptor was
+        # opened, so one the kernel met between two flushes is not missed.
+        self._fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) \
+            if self._syncfs else -1
+        self._flusher = _GroupFlush(self._flush_now, self._add, self.stop) \
+            if self._syncfs else None
+        self._written: queue.Queue[tuple[_Written, int] | None] = queue.Queue(
+            maxsize=max(1, ahead))
+        self._out: queue.Queue[tuple[Batch, int] | BaseException | None] = queue.Queue()
+        self._starting = True  # writers take new batches (cleared by stop and by errors)
+        self._abort = threading.Event()  # close(): nothing more is read back or placed
+        self._ended = False
+        self._placers = max(1, placers)
+        self._helpers = ThreadPoolExecutor(self._placers - 1, thread_name_prefix="backup-place") \
+            if self._placers > 1 else None
+        self._writers = [threading.Thread(target=self._write_loop, name=f"backup-write-{i}",
+                                          daemon=True) for i in range(max(1, writers))]
+        self._placer = threading.Thread(target=self._place_loop, name="backup-place",
+                                        daemon=True)
+        for t in self._writers:
+            t.start()
+        self._placer.start()
+
+    # -- the caller's side
+
+    def next(self) -> Batch | None:
+        """The next batch whose copies are durable (blocking), None when the run is done."""
+        if self._ended:
+            return None
+        got = self._out.get()
+        if got is None:
+            self._ended = True
+            return None
+        if isinstance(got, BaseException):
+            self._ended = True
+            raise got
+        out, ticket = got
+        if ticket and self._flusher is not None:
+            try:
+                self._flusher.wait(ticket)
+            except TargetError as exc:
+                # Its renames are not known durable: handed over without its copies.
+                out.outcomes = [o for o in out.outcomes
+                                if o.status not in ("copied", "adopted")]
+                out.stop = out.stop or exc
+        return out
+
+    def stop(self) -> None:
+        """Start no more batches; those already taken finish and are still handed over."""
+        self._starting = False
+
+    def close(self) -> None:
+        """End the run now (cancelled, or every batch taken): what is written but not
+        placed is removed, the threads are waited for, the flush descriptor closed."""
+        self._starting = False
+        self._abort.set()
+        for t in self._writers:
+            t.join()
+        self._placer.join()
+        if self._helpers is not None:
+            self._helpers.shutdown()
+        if self._flusher is not None:
+            self._flusher.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    # -- the threads
+
+    def _add(self, **values: float) -> None:
+        with self._take:
+            for k, v in values.items():
+                self.stats[k] += v
+
+    def _ask(self) -> int:
+        return self._flusher.ask() if self._flusher is not None else 0
+
+    def _write_loop(self) -> None:
+        try:
+            while self._starting and not self._abort.is_set():
+                with self._take:
+                    batch = next(self._batches, None)
+                if batch is None:
+                    break
+                t0 = time.perf_counter()
+                w = _write_batch(self.root, batch, not self._syncfs)
+                ticket = self._ask() if w.files else 0
+                t1 = time.perf_counter()
+                if w.stop is not None:
+                    self._starting = False
+                self._written.put((w, ticket))
+                self._add(write_s=t1 - t0, write_wait_s=time.perf_counter() - t1)
+        except BaseException as exc:  # a bug, not a file's failure: the run ends with it
+            self._starting = False
+            self._out.put(exc)
+        finally:
+            self._written.put(None)
+
+    def _flush_now(self) -> None:
+        """Everything written and renamed so far made durable (raises TargetError)."""
+        if _libc.syncfs(self._fd) != 0:
+            err = ctypes.get_errno()
+            raise target_error(OSError(err, os.strerror(err)), "flushing the target")
+
+    def _place_loop(self) -> None:
+        failed = False  # a flush or a rename stopped the run: nothing more is placed
+        ended = 0
+        try:
+            while ended < len(self._writers):
+                t0 = time.perf_counter()
+                got = self._written.get()
+                if got is None:
+                    ended += 1
+                    continue
+                w, ticket = got
+                if failed or self._abort.is_set():
+                    _unlink_written(w.files)
+                    continue
+                try:
+                    if self._flusher is not None and ticket:
+                        self._flusher.wait(ticket)
+                except TargetError as exc:
+                    # Its data is not known durable: nothing of it is read back or placed.
+                    failed, self._starting = True, False
+                    _unlink_written(w.files)
+                    self._out.put((Batch(outcomes=w.outcomes, stop=exc), 0))
+                    continue
+                t1 = time.perf_counter()
+                out = Batch(outcomes=w.outcomes)
+                self._read_back(w.files, out)
+                if out.stop is not None:
+                    failed, self._starting = True, False
+                    _unlink_written(w.files)
+                out.stop = out.stop or w.stop
+                renames = 0
+                if any(o.status in ("copied", "adopted") for o in out.outcomes):
+                    if self._flusher is not None:
+                        renames = self._flusher.ask(urgent=False)
+                    else:
+                        try:
+                            fsync_dirs(out.dirs)
+                        except TargetError as exc:
+                            out.outcomes = [o for o in out.outcomes
+                                            if o.status not in ("copied", "adopted")]
+                            out.stop = out.stop or exc
+                            failed, self._starting = True, False
+                if out.outcomes or out.stop is not None:
+                    self._out.put((out, renames))
+                self._add(place_s=time.perf_counter() - t1, place_wait_s=t1 - t0, batches=1)
+        except BaseException as exc:
+            self._out.put(exc)
+            self._drain()
+        finally:
+            # Nothing more is written or placed: the last renames' tickets are served now.
+            if self._flusher is not None:
+                self._flusher.hurry()
+            self._out.put(None)
+
+    def _read_back(self, written: list[tuple[CopyItem, str, str | None, int]],
+                   out: Batch) -> None:
+        """``_read_back_and_place`` of a batch, its files shared among the placing
+        threads (each reads its part back with its own window of queued reads)."""
+        if self._helpers is None or len(written) < 2:
+            _read_back_and_place(self.root, written, out)
+            return
+        n = self._placers
+        parts = [written[i::n] for i in range(n)]
+        outs = [Batch() for _ in parts]
+        futs = [self._helpers.submit(_read_back_and_place, self.root, p, o)
+                for p, o in zip(parts[1:], outs[1:], strict=True)]
+        _read_back_and_place(self.root, parts[0], outs[0])
+        for f in futs:
+            f.result()
+        for o in outs:
+            out.outcomes.extend(o.outcomes)
+            out.dirs |= o.dirs
+            out.stop = out.stop or o.stop
+
+    def _drain(self) -> None:
+        """After a bug in the placing thread: the writers are let finish, their files
+        removed."""
+        self._starting = False
+        ended = 0
+        while ended < len(self._writers):
+            got = self._written.get()
+            if got is None:
+                ended += 1
+            else:
+                _unlink_written(got[0].files)
+
+
+class BatchThreads:
+    """``CopyRun``'s interface over a store's own ``copy_batch`` (an S3 bucket: each
+    upload is checked by the endpoint, nothing to pipeline), ``threads`` batches at once;
+    a batch stopped by a target error lets those in flight finish and starts no more."""
+
+    def __init__(self, copy: Callable[[list[CopyItem]], Batch],
+                 batches: Iterable[list[CopyItem]], threads: int) -> None:
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="backup-copy")
+        self._copy = copy
+        self._batches = iter(batches)
+        self._running: set[Future[Batch]] = set()
+        self._starting = True
+        self.stats: dict[str, float] = {}
+        for _ in range(max(1, threads)):
+            self._launch()
+
+    def _launch(self) -> None:
+        if self._starting:
+            batch = next(self._batches, None)
+            if batch is not None:
+                self._running.add(self._pool.submit(self._copy, batch))
+
+    def next(self) -> Batch | None:
+        if not self._running:
+            return None
+        done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+        fut = done.pop()
+        self._running.discard(fut)
+        out = fut.result()
+        if out.stop is not None:
+            self._starting = False
+        self._launch()
+        return out
+
+    def stop(self) -> None:
+        self._starting = False
+
+    def close(self) -> None:
+        self._starting = False
+        self._pool.shutdown(wait=True)
 
 
 def _read_back_and_place(root: str, written: list[tuple[CopyItem, str, str | None, int]],
@@ -948,6 +1380,11 @@ class LocalStore:
                                 if o.status not in ("copied", "adopted")]
                 out.stop = exc
         return out
+
+    def copy_run(self, batches: Iterable[list[CopyItem]], threads: int) -> CopyRun:
+        """A run's batches as a pipeline (``CopyRun``): ``threads`` is the daemon's worker
+        count, which the writers and the placing thread share."""
+        return CopyRun(self.path, batches, writers=max(1, threads - 1), placers=threads)
 
     def sums_exist(self) -> bool:
         return os.path.exists(os.path.join(self.path, SUMS))

@@ -171,6 +171,12 @@ class S3Store:
             c.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=up["UploadId"])
             raise
 
+    def copy_run(self, batches: Iterable[list[files.CopyItem]], threads: int
+                 ) -> files.BatchThreads:
+        """A run's batches, ``threads`` at once (nothing to pipeline: each upload is
+        checked by the endpoint before the next step)."""
+        return files.BatchThreads(self.copy_batch, batches, threads)
+
     def copy_batch(self, items: list[files.CopyItem]) -> files.Batch:
         """Upload what the target lacks; the same outcomes as a local batch."""
         out = files.Batch()

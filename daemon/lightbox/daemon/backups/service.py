@@ -500,59 +500,50 @@ class Backups:
             items.append(files.CopyItem(r.id, loc, r.sha256, r.size,
                                         files.target_rel(src.name, r.folder, r.name)))
         stop: files.TargetError | None = None
-        # Batches run in as many threads as the daemon has worker processes: file system
-        # calls release the GIL, so one batch's waits overlap another's work. Each photo is
-        # in one batch only, and its name on the target is its own path: no two threads
-        # ever place the same name.
-        pending_batches = iter(_batches(items, self.threads))
-        running: set[asyncio.Task[files.Batch]] = set()
-
-        def launch() -> None:
-            for batch in pending_batches:
-                running.add(asyncio.ensure_future(asyncio.to_thread(store.copy_batch, batch)))
-                return
-
+        # The store runs the batches: a local target as a pipeline (one batch written while
+        # the one before is read back and placed, one flush per batch), a bucket as many
+        # batches in threads as the daemon has worker processes. Each photo is in one batch
+        # only, and its name on the target is its own path: no two threads ever place the
+        # same name. A batch handed over here is durable on the target.
+        run: files.Run = await asyncio.to_thread(store.copy_run, _batches(items, self.threads),
+                                      self.threads)
         try:
-            for _ in range(self.threads):
-                launch()
-            while running:
-                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
-                    running.discard(task)
-                    out = task.result()
-                    done = [o for o in out.outcomes if o.status in ("copied", "adopted")]
-                    if done:
-                        await self._record(row["id"], done)
-                    for o in out.outcomes:
-                        if o.status == "copied":
-                            copied += 1
-                        elif o.status == "adopted":
-                            adopted += 1
-                        elif o.status == "damaged":
-                            _lim(damaged, {"photo": o.item.photo_id, "path": o.item.loc.path,
-                                           "error": o.message})
-                            self.bus.publish("backup", "damaged", {
-                                "target": row["name"], "photo": o.item.photo_id,
-                                "path": o.item.loc.path})
-                            log.error("source file damaged; its copy is kept",
-                                      path=o.item.loc.path)
-                        elif o.status == "changed":
-                            changed += 1
-                        else:
-                            _lim(failed, {"photo": o.item.photo_id, "path": o.item.loc.path,
-                                          "error": o.message})
-                    errors = sum(1 for o in out.outcomes if o.status in ("damaged", "failed"))
-                    ctx.progress(add=len(out.outcomes),
-                                 add_bytes=sum(o.bytes for o in out.outcomes),
-                                 add_errors=errors)
-                    if out.stop is not None and stop is None:
-                        stop = out.stop  # let the batches in flight finish, start no more
-                    if stop is None:
-                        launch()
+            while (out := await asyncio.to_thread(run.next)) is not None:
+                done = [o for o in out.outcomes if o.status in ("copied", "adopted")]
+                if done:
+                    await self._record(row["id"], done)
+                for o in out.outcomes:
+                    if o.status == "copied":
+                        copied += 1
+                    elif o.status == "adopted":
+                        adopted += 1
+                    elif o.status == "damaged":
+                        _lim(damaged, {"photo": o.item.photo_id, "path": o.item.loc.path,
+                                       "error": o.message})
+                        self.bus.publish("backup", "damaged", {
+                            "target": row["name"], "photo": o.item.photo_id,
+                            "path": o.item.loc.path})
+                        log.error("source file damaged; its copy is kept",
+                                  path=o.item.loc.path)
+                    elif o.status == "changed":
+                        changed += 1
+                    else:
+                        _lim(failed, {"photo": o.item.photo_id, "path": o.item.loc.path,
+                                      "error": o.message})
+                errors = sum(1 for o in out.outcomes if o.status in ("damaged", "failed"))
+                ctx.progress(add=len(out.outcomes),
+                             add_bytes=sum(o.bytes for o in out.outcomes),
+                             add_errors=errors)
+                if out.stop is not None and stop is None:
+                    stop = out.stop  # what is in flight finishes; the run starts no more
+                    run.stop()
                 await self._touch_lock(row["id"])
         finally:
-            if running:  # cancelled: the threads finish their batch; wait, record nothing
-                await asyncio.wait(running)
+            # Done, or cancelled: what is written but not placed is removed (a cancelled
+            # run records nothing more; what it placed is adopted by the next run).
+            await asyncio.to_thread(run.close)
+        if run.stats:
+            result["copy_stages"] = {k: round(v, 3) for k, v in run.stats.items()}
         lap("copy")
         if cfg.get("check_sources") or ctx.params.get("check_sources"):
             ctx.phase = "checking sources"
