@@ -6,6 +6,7 @@ services are skipped locally but fail under ``LIGHTBOX_REQUIRE_SERVICES=1`` (CI)
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from s3env import MotoServer, S3Env, moto_server_binary, s3_env
 _FIXED_PATH_MODULES = ("test_tui_",)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups in the worker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (the README's test command), a module's tests
     stay together in one worker (module-scoped daemons are made once, and tests that follow
@@ -131,7 +133,29 @@ async def mysql_scratch_url(mysql_url: str) -> Any:
     name = f"lbtest_{uuid.uuid4().hex[:10]}"
     await _admin_exec(mysql_url, f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
     yield mysql_url.rsplit("/", 1)[0] + f"/{name}"
-    await _admin_exec(mysql_url, f"DROP DATABASE IF EXISTS {name}")
+    await _mysql_drop(mysql_url, name)
+
+
+async def _mysql_drop(url: str, name: str) -> None:
+    """DROP DATABASE waits for every metadata lock on it: a connection a daemon still holds
+    (this fixture is torn down before ``make_daemon`` when a test names it later) would
+    hold the drop until the test's timeout. End those connections first, as PostgreSQL's
+    ``WITH (FORCE)`` does."""
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            ids = (await conn.execute(sa.text(
+                "SELECT id FROM information_schema.processlist WHERE db = :db "
+                "AND id != CONNECTION_ID()"), {"db": name})).scalars().all()
+            for conn_id in ids:
+                with contextlib.suppress(Exception):     # it may have ended meanwhile
+                    await conn.execute(sa.text(f"KILL {int(conn_id)}"))
+            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+    finally:
+        await engine.dispose()
 
 
 def _moto(max_keys: int | None) -> Iterator[MotoServer]:
