@@ -188,10 +188,13 @@ def make_batches(root: Path, batches: int, per: int) -> list[list[files.CopyItem
     return [[it for it in items if it.rel.startswith(f"photos/b{b}/")] for b in range(batches)]
 
 
-def drain(run: files.CopyRun) -> list[files.Batch]:
+def drain(run: files.CopyRun, trace: Trace | None = None) -> list[files.Batch]:
+    """Every batch the run hands over, in order (each marked in ``trace``); run closed."""
     out = []
     try:
         while (b := run.next()) is not None:
+            if trace is not None:
+                trace.mark(b)
             out.append(b)
     finally:
         run.close()
@@ -257,13 +260,7 @@ def test_a_run_shares_its_flushes_and_hands_over_only_what_a_flush_covered(
     batches = make_batches(tmp_path / "lib", 4, 5)
     trace = Trace(monkeypatch)
     run = files.CopyRun(str(target), batches, writers=1, placers=2)
-    got = []
-    try:
-        while (b := run.next()) is not None:
-            trace.mark(b)
-            got.append(b)
-    finally:
-        run.close()
+    got = drain(run, trace)
     assert all(b.stop is None for b in got)
     outcomes = [o for b in got for o in b.outcomes]
     assert sorted(o.status for o in outcomes) == ["copied"] * 20
@@ -296,13 +293,7 @@ def test_a_failed_flush_places_nothing_it_covered_and_reports_no_copy_it_did_not
 
     trace.before_flush = fail  # type: ignore[method-assign]
     run = files.CopyRun(str(target), batches, writers=1, placers=2)
-    got = []
-    try:
-        while (b := run.next()) is not None:
-            trace.mark(b)
-            got.append(b)
-    finally:
-        run.close()
+    got = drain(run, trace)
     stops = [b.stop for b in got if b.stop is not None]
     assert stops and all(s.reason == files.TARGET_IO for s in stops)
     everything = {it.loc.rel: it for b in batches for it in b}
