@@ -299,8 +299,9 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         folder = seq.folder or self.folder or {}
         subs, total = seq.subfolders, int(folder.get("total_count") or 0)
         if subs and total:
+            verb = "holds" if len(subs) == 1 else "hold"
             return (f"No photos directly in this folder.\n\n{fmt.count(len(subs), 'subfolder')}"
-                    f" hold {fmt.count(total)}: open one in the tree, or press a to show all "
+                    f" {verb} {fmt.count(total)}: open one in the tree, or press a to show all "
                     "of them here.")
         if not folder.get("online", True):
             return "This source is offline (unmounted or unreachable); its photos are kept."
