@@ -217,9 +217,19 @@ def mysql_driver(drivername: str) -> str:
     return f"{backend}+asyncmy"
 
 
-def make_engine(url: str, owner: Database | None = None) -> AsyncEngine:
+def make_engine(url: str, owner: Database | None = None,
+                read_only: bool = False) -> AsyncEngine:
     """An engine for ``url`` with the per-engine settings; gated by ``owner``'s write gate
-    when one is given."""
+    when one is given.
+
+    ``read_only`` (PostgreSQL, MariaDB/MySQL; ``Database.reader``): a pool of autocommit
+    connections whose sessions refuse writes. A read on the ordinary pool costs four
+    round trips besides its own statements on PostgreSQL (asyncpg's pre-ping is BEGIN,
+    ``;``, ROLLBACK outside a transaction, then the read's BEGIN and the ROLLBACK on
+    return) and one on MariaDB (the ROLLBACK on return); in autocommit the ping is one
+    and the rest none (issue 13: a text search is 4-6 statements). Nothing is lost: a
+    read-committed transaction gives each statement its own snapshot anyway, and every
+    multi-statement read copes with a row changed between its statements."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
@@ -238,13 +248,22 @@ def make_engine(url: str, owner: Database | None = None) -> AsyncEngine:
             # estimate an unknown ILIKE) and cached for all the next ones: the 0.8-1.7 s
             # outliers of text search (issue 13). Custom plans cost a planning per
             # execution (well under a millisecond for these statements).
-            kwargs["connect_args"] = {
-                "server_settings": {"plan_cache_mode": "force_custom_plan"}}
+            settings = {"plan_cache_mode": "force_custom_plan"}
+            if read_only:  # sent in the start-up packet: no round trip
+                settings["default_transaction_read_only"] = "on"
+            kwargs["connect_args"] = {"server_settings": settings}
         if parsed.get_backend_name() in ("mysql", "mariadb"):
             if "charset" not in parsed.query:
                 parsed = parsed.update_query_dict({"charset": "utf8mb4"})
             parsed = parsed.set(drivername=mysql_driver(parsed.drivername))
+            if read_only:  # once per connection, at connect
+                kwargs["connect_args"] = {"init_command": "SET SESSION TRANSACTION READ ONLY"}
+        if read_only:
+            # Nothing to roll back on return: an autocommit connection holds no transaction.
+            kwargs.update(isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
     plain = create_async_engine(parsed, **kwargs)
+    if read_only:
+        return plain
     engine = GatedEngine(plain.sync_engine)
     engine.owner = owner
     if parsed.get_backend_name() == "sqlite":
@@ -285,12 +304,40 @@ class Database:
         # components drop what they cached from the previous database's rows.
         self.on_switch: list[SwitchHook] = []
         self.switched_at: float | None = None
+        # The read-only pool of the current engine (``reader``), and those of engines
+        # swapped out, disposed at the next switch hooks or at stop.
+        self._reader: tuple[AsyncEngine, AsyncEngine] | None = None  # (of engine, reader)
+        self._retired: list[AsyncEngine] = []
 
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
             raise RuntimeError("database not started")
         return self._engine
+
+    @property
+    def reader(self) -> AsyncEngine:
+        """An engine for reads that run SELECTs only (``photos.search``): autocommit
+        connections of their own pool, whose sessions refuse writes (``make_engine``
+        ``read_only``), so a write through it fails rather than pass by the write gate.
+        It follows the current engine (a switch gives a new one); SQLite's engine itself
+        (its driver sends no BEGIN before a read and has no round trips to save)."""
+        engine = self.engine
+        if engine.dialect.name == "sqlite":
+            return engine
+        if self._reader is None or self._reader[0] is not engine:
+            if self._reader is not None:
+                self._retired.append(self._reader[1])
+            self._reader = (engine, make_engine(self.url, read_only=True))
+        return self._reader[1]
+
+    async def _dispose_readers(self, current: bool) -> None:
+        retired, self._retired = self._retired, []
+        if current and self._reader is not None:
+            retired.append(self._reader[1])
+            self._reader = None
+        for reader in retired:
+            await reader.dispose()
 
     @property
     def dialect(self) -> str:
@@ -352,6 +399,7 @@ class Database:
             "database again (the switch starts the copy over)")
 
     async def stop(self) -> None:
+        await self._dispose_readers(current=True)
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -360,12 +408,16 @@ class Database:
         """Make ``engine`` (from ``make_engine(url, self)``) the catalog's engine at once;
         returns the previous one, which the caller disposes when it is done with it."""
         old = self.engine
+        if self._reader is not None:  # reads in flight finish on it; disposed by the hooks
+            self._retired.append(self._reader[1])
+            self._reader = None
         self._engine, self.url, self.revision = engine, url, revision
         self.switched_at = time.time()
         log.info("catalog engine switched", engine=self.dialect, url=mask(url))
         return old
 
     async def run_switch_hooks(self) -> None:
+        await self._dispose_readers(current=False)
         for hook in self.on_switch:
             await hook()
 

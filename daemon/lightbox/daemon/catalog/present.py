@@ -116,6 +116,7 @@ def thumb_names(bits: int | None) -> list[str]:
 
 
 _isfinite = math.isfinite
+_datetime = dt.datetime
 
 
 # -- photos -------------------------------------------------------------------------------
@@ -134,7 +135,11 @@ def photo(row: Sequence[Any], abs_path: str | None) -> dict[str, Any]:
         "source_id": source_id, "size": size, "mtime": mtime_iso(mtime_ns), "status": status,
         "error": error, "error_reason": error_reason, "sha256": sha256, "mime": mime,
         "format": fmt, "width": width, "height": height, "orientation": orientation,
-        "taken_at": None if taken_at is None else wall_iso(taken_at),
+        # Datetimes (PostgreSQL, MariaDB) formatted here, text (SQLite) by the helpers:
+        # two calls less a timestamp, a quarter of a row's cost (issue 13).
+        "taken_at": None if taken_at is None else taken_at.isoformat(
+            timespec="milliseconds" if taken_at.microsecond else "seconds")
+        if type(taken_at) is _datetime else wall_iso(taken_at),
         "taken_offset": taken_offset, "make": make, "model": model, "lens": lens,
         "exposure_time": exposure_time if exposure_time is None or _isfinite(exposure_time)
         else None,
@@ -147,8 +152,12 @@ def photo(row: Sequence[Any], abs_path: str | None) -> dict[str, Any]:
         "gps_alt": gps_alt if gps_alt is None or _isfinite(gps_alt) else None,
         "phash": None if phash is None else f"{phash & _U64:016x}",
         "thumbs": list(_THUMB_LISTS[(thumbs or 0) & _THUMB_MASK]),
-        "first_seen": None if first_seen is None else utc_iso(first_seen),
-        "indexed_at": None if indexed_at is None else utc_iso(indexed_at),
+        "first_seen": None if first_seen is None
+        else first_seen.isoformat(timespec="milliseconds") + "Z"
+        if type(first_seen) is _datetime else utc_iso(first_seen),
+        "indexed_at": None if indexed_at is None
+        else indexed_at.isoformat(timespec="milliseconds") + "Z"
+        if type(indexed_at) is _datetime else utc_iso(indexed_at),
     }
 
 

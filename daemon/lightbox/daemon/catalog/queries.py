@@ -241,16 +241,41 @@ def ids_in(col: Any, ids: Sequence[int], dialect: str) -> Any:
     return col.in_(ids)
 
 
+def ids_param(col: Any, dialect: str) -> Any:
+    """``ids_in`` with its list as the parameter ``ids`` given at execution: the
+    statement is then built once (``by_ids``) and reused with each list."""
+    if dialect == "postgresql":
+        return col == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.BigInteger)))
+    return col.in_(sa.bindparam("ids", expanding=True))
+
+
+_BY_IDS: dict[tuple[Any, ...], Any] = {}
+
+
+def by_ids(key: Any, dialect: str, make: Callable[[str], Any]) -> Any:
+    """The statement ``make(dialect)`` (with ``ids_param``) for ``key``, built once:
+    building a statement and its cache key anew for every page was a quarter of the
+    daemon's CPU per search (issue 13); a reused one only binds its list."""
+    found = _BY_IDS.get((key, dialect))
+    if found is None:  # a few keys: the path book, and each set of fields a client asks
+        found = _BY_IDS[(key, dialect)] = make(dialect)
+    return found
+
+
+def _path_book_stmt(dialect: str) -> Any:
+    return sa.select(folders.c.id, sources.c.path, folders.c.path) \
+        .select_from(folders.join(sources, folders.c.source_id == sources.c.id)) \
+        .where(ids_param(folders.c.id, dialect))
+
+
 async def path_book(conn: AsyncConnection, folder_ids: set[int]) -> present.PathBook:
     """Source and folder paths of the folders a page of photos lives in: one query (one per
     5,000 folders)."""
     found: dict[int, tuple[str | None, str]] = {}
+    stmt = by_ids("path_book", conn.dialect.name, _path_book_stmt)
     for part in chunks(sorted(folder_ids)):
-        rows = await conn.execute(
-            sa.select(folders.c.id, sources.c.path, folders.c.path)
-            .select_from(folders.join(sources, folders.c.source_id == sources.c.id))
-            .where(ids_in(folders.c.id, part, conn.dialect.name)))
-        found.update((r[0], (r[1], r[2])) for r in rows)
+        rows = await conn.execute(stmt, {"ids": list(part)})
+        found.update((r[0], (r[1], r[2])) for r in rows.all())
     return present.PathBook(found)
 
 
@@ -747,9 +772,11 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
         *(s.subquery().select() for s in stmts))
     keys: dict[int, Any] = {}
     per_arm = [0] * len(arms)
-    for r in await conn.execute(union):
-        per_arm[r.arm] += 1
-        keys.setdefault(int(r.id), r.sort_key)
+    # Fetched whole (``all``): iterating a result fetches row by row through the async
+    # adaptor, a few microseconds a row more (issue 13).
+    for pid, sort_key, arm_no in (await conn.execute(union)).all():
+        per_arm[arm_no] += 1
+        keys.setdefault(int(pid), sort_key)
     more = any(n > limit for n in per_arm)
     merged = sorted(keys, key=lambda pid: (keys[pid], pid), reverse=desc)
     if len(merged) > limit:
@@ -757,9 +784,12 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
     if not merged:
         return Page([], None)
     found: dict[int, AnyRow] = {}
+    cols = tuple(columns)
+    stmt = by_ids(("photos", *(c.name for c in cols)), conn.dialect.name,
+                  lambda d: sa.select(*cols).where(ids_param(photos.c.id, d)))
     for part in chunks(merged):
-        found.update((int(r.id), r) for r in await conn.execute(
-            sa.select(*columns).where(ids_in(photos.c.id, part, conn.dialect.name))))
+        found.update((int(r[0]), r) for r in (await conn.execute(stmt, {"ids": list(part)})
+                                              ).all())
     # A row removed between the two statements is left out (the page is a moment's).
     rows = [found[pid] for pid in merged if pid in found]
     if not more or not rows:

@@ -324,7 +324,8 @@ async def values_containing(conn: AsyncConnection, word: Word) -> dict[str, list
     dialect = conn.dialect.name
     pattern = _like(word.text)
     out: dict[str, list[str]] = {}
-    for col, value in await conn.execute(_values_sql(dialect, cols), {"pattern": pattern}):
+    for col, value in (await conn.execute(_values_sql(dialect, cols),
+                                          {"pattern": pattern})).all():
         out.setdefault(str(col), []).append(str(value))
     return out
 

@@ -253,7 +253,8 @@ async def search(
     recursive: bool, status: str, sort: str, order: str, limit: int, cursor: str | None,
     fields: list[str] | None, count: bool,
 ) -> dict[str, Any]:
-    async with ctx.daemon.db.engine.connect() as conn:
+    # SELECTs only: the autocommit pool saves the transaction's round trips (issue 13).
+    async with ctx.daemon.db.reader.connect() as conn:
         return await queries.search(
             conn, text=text, date_from=date_from, date_to=date_to, camera=camera,
             has_gps=has_gps, folder=folder, path=path, recursive=recursive, status=status,
