@@ -15,11 +15,14 @@ latency on a shared machine) beside the raw replay's CPU, and the database serve
 call when it runs on this machine (PostgreSQL: the backends of the catalog's database;
 MariaDB: the whole server, so other clients of it count too).
 
-Baseline, same run (SQLite only): the statements the daemon runs for the same request,
-captured from SQLAlchemy, replayed with the stdlib ``sqlite3`` module; and the query as it
-was before the text index: the LIKE conditions alone (``--no-index`` shows that figure for
-every kind). Targets: p50 < 20 ms, p99 < 50 ms on every engine, also during a scan
-(``--during-scan ROOT`` as in catalog_queries).
+Baseline, same run: the statements the daemon runs for the same request, captured from
+SQLAlchemy, replayed raw: with the stdlib ``sqlite3`` module on SQLite, with the driver
+itself on one autocommit connection on PostgreSQL (asyncpg) and MariaDB (asyncmy): the
+floor, what the server and the round trips cost without the daemon (its CPU column is the
+replaying process's). On SQLite also the query as it was before the text index: the LIKE
+conditions alone (``--no-index`` shows that figure for every kind). Targets: p50 < 20 ms,
+p99 < 50 ms on every engine, also during a scan (``--during-scan ROOT`` as in
+catalog_queries).
 
     .venv/bin/python benchmarks/text_search.py [--url URL | --reuse DIR] [--keep DIR]
         [--photos 1000000] [--calls 40] [--rounds 3] [--quick]
@@ -108,6 +111,83 @@ def server_cpu_ns(url: str) -> int:
     return sum(cpu_ns(p) for p in server_pids(url) if os.path.isdir(f"/proc/{p}"))
 
 
+async def capture_url(url: str, words: list[str]) -> list[list[tuple[str, Any]]]:
+    """The statements (with the driver's parameters) the daemon's ``queries.search`` runs
+    for each word on a PostgreSQL or MariaDB catalog, in order (as ``cq.capture``)."""
+    import sqlalchemy as sa
+
+    from lightbox.daemon.catalog import queries
+    from lightbox.daemon.catalog.database import make_engine
+
+    engine = make_engine(url)
+    seen: list[tuple[str, Any]] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, params: Any, context: Any,
+                 executemany: bool) -> None:
+        seen.append((statement, params))
+
+    out = []
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", listener)
+    try:
+        async with engine.connect() as conn:
+            await queries.search(conn, text="warm-up")  # the once-per-engine look-ups
+            for w in words:
+                seen.clear()
+                await queries.search(conn, text=w, limit=200)
+                out.append(list(seen))
+    finally:
+        await engine.dispose()
+    return out
+
+
+async def raw_url(url: str, statements: list[list[tuple[str, Any]]],
+                  calls: int) -> tuple[list[float], float]:
+    """The floor: each word's statements replayed on one autocommit connection of the
+    driver itself (asyncpg; asyncmy for MariaDB), 3 warm-up runs then ``calls`` timed;
+    latencies and this process's CPU per timed run (ms)."""
+    import sqlalchemy as sa
+
+    u = sa.engine.make_url(url)
+    lat: list[float] = []
+    cpu = 0.0
+    if u.get_backend_name() == "postgresql":
+        import asyncpg
+
+        pg = await asyncpg.connect(host=u.host, port=u.port or 5432, user=u.username,
+                                   password=u.password, database=u.database,
+                                   server_settings={"plan_cache_mode": "force_custom_plan"})
+
+        async def run(sql: str, params: Any) -> None:
+            await pg.fetch(sql, *params)
+        close = pg.close
+    else:
+        import asyncmy
+
+        my = await asyncmy.connect(host=u.host, port=u.port or 3306, user=u.username or "root",
+                                   password=u.password or "", db=u.database, charset="utf8mb4",
+                                   autocommit=True)
+
+        async def run(sql: str, params: Any) -> None:
+            async with my.cursor() as cur:
+                await cur.execute(sql, params)
+                await cur.fetchall()
+
+        async def close() -> None:
+            my.close()
+    try:
+        for stmts in statements:
+            for i in range(calls + 3):
+                c0, t0 = time.process_time(), time.perf_counter()
+                for sql, params in stmts:
+                    await run(sql, params)
+                if i >= 3:
+                    lat.append(time.perf_counter() - t0)
+                    cpu += time.process_time() - c0
+    finally:
+        await close()
+    return lat, cpu / max(1, len(lat)) * 1000
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(len(s) * q))] * 1000
@@ -156,7 +236,10 @@ def main() -> None:
     words = {k: [word_for(k, rng) for _ in range(args.calls)] for k in KINDS}
 
     baseline: dict[str, list[list[tuple[str, Any]]]] = {}
-    if db_path is not None:
+    if db_path is None:  # the floor on a server: the daemon's statements, replayed raw
+        for k in KINDS:
+            baseline[k] = asyncio.run(capture_url(url, words[k][:5]))
+    else:
         from lightbox.daemon.catalog import queries
         for k in KINDS:
             baseline[k] = [asyncio.run(cq.capture(db_path, lambda c, w=w: queries.search(
@@ -203,7 +286,11 @@ def main() -> None:
                       file=sys.stderr, flush=True)
                 results[k]["p50"].append(pct(lat, 0.5))
                 results[k]["p99"].append(pct(lat, 0.99))
-                if k in baseline:
+                if k in baseline and db_path is None:
+                    raw_lat, raw_cpu = asyncio.run(raw_url(url, baseline[k], 3))
+                    results[k]["rawcpu"].append(raw_cpu)
+                    results[k]["raw50"].append(pct(raw_lat, 0.5))
+                elif k in baseline:
                     raw_lat = []
                     c0 = time.process_time_ns()
                     for stmts in baseline[k]:

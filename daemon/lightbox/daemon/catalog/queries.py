@@ -748,10 +748,17 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
     col = SORT_COLUMNS["name"]
     desc = order == "desc"
     stmts = []
+    # Each set of implied words' conditions built once: a camera's value streams all imply
+    # the word, and building the conditions again for each of them was 0.2 ms a stream.
+    narrowed: dict[frozenset[str], Sequence[Any]] = {}
     for i, arm in enumerate(arms):
         # The stream's own condition first: SQLite tests the terms in that order, and it
         # is the cheap one that rejects most rows of a walk.
-        conds = where if not arm.implies or narrower is None else narrower(arm.implies)
+        conds: Sequence[Any] = where
+        if arm.implies and narrower is not None:
+            if arm.implies not in narrowed:
+                narrowed[arm.implies] = narrower(arm.implies)
+            conds = narrowed[arm.implies]
         stmt = sa.select(photos.c.id, col.label("sort_key"), sa.literal(i).label("arm"))
         if arm.ids is not None:  # MariaDB: the ids first, then their photos (textindex.Arm)
             ids = arm.ids.subquery()

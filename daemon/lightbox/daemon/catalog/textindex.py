@@ -354,6 +354,13 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
     ``word.folder_photos`` (photos in the folders whose path has the word): one
     statement."""
     dialect = conn.dialect.name
+    if dialect == "postgresql" and (word.in_names or word.paths):
+        got = list((await conn.execute(_pg_measure(word.in_names, word.paths), {
+            "pattern": _like(word.text), "cap": DENSE + 1})).one())
+        word.names = int(got[0] or 0) if word.in_names else 0
+        word.folder_photos = int(got[-1] or 0) if word.paths else 0
+        word.measured = True
+        return
     parts: list[Any] = []
     if word.in_names:
         if dialect == "sqlite":
@@ -375,6 +382,29 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
     word.names = int(got.pop(0) or 0) if word.in_names else 0
     word.folder_photos = int(got.pop(0) or 0) if word.paths else 0
     word.measured = True
+
+
+_PG_MEASURE: dict[tuple[bool, bool], Any] = {}
+
+
+def _pg_measure(in_names: bool, paths: bool) -> Any:
+    """``measure``'s statement on PostgreSQL, built once per shape with the pattern and
+    the cap as parameters (``pattern``, ``cap``): built anew it cost the daemon 0.3 ms of
+    CPU a search (issue 13). The same SQL as the other engines' form would give."""
+    key = (in_names, paths)
+    stmt = _PG_MEASURE.get(key)
+    if stmt is None:
+        pattern = sa.bindparam("pattern", type_=sa.String)
+        parts: list[Any] = []
+        if in_names:
+            capped = sa.select(photos.c.id).where(photos.c.name.ilike(pattern, escape="!")) \
+                .limit(sa.bindparam("cap", type_=sa.Integer)).subquery()
+            parts.append(sa.select(sa.func.count()).select_from(capped).scalar_subquery())
+        if paths:
+            parts.append(sa.select(sa.func.coalesce(sa.func.sum(folders.c.photo_count), 0))
+                         .where(folders.c.path.ilike(pattern, escape="!")).scalar_subquery())
+        stmt = _PG_MEASURE[key] = sa.select(*parts)
+    return stmt
 
 
 def _folder_photos(dialect: str, words: list[Word]) -> Any:
