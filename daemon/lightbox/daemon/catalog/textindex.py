@@ -58,6 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lightbox.daemon.catalog.tables import folders, photos
 
 MIN_WORD = 3  # characters: trigram indexes cannot find shorter words
+FEW_IDS = 1_000  # PostgreSQL: name candidates ``measure`` returns the ids of (``name_hits``)
 # Candidates (photos) above which a word counts as common: walking the requested order finds
 # a page of them sooner than fetching and sorting them all would.
 DENSE = 20_000
@@ -205,6 +206,9 @@ class Word:
     names: int = 0
     folder_photos: int = 0
     measured: bool = False
+    # PostgreSQL: the ids of those name candidates when at most FEW_IDS (``measure``), so
+    # that the page's stream reads them by id instead of scanning the trigram index again.
+    name_hits: list[int] | None = None
 
     @property
     def in_names(self) -> bool:
@@ -226,6 +230,11 @@ class Word:
             return table.c.id.in_(sa.select(fts.c.rowid).where(
                 fts.c.photos_text.match(self.query)))
         if dialect == "postgresql":
+            if self.name_hits is not None:
+                # Exactly the photos whose name matched when ``measure`` ran, one statement
+                # before (the search's conditions still test every row).
+                return table.c.id == sa.any_(sa.bindparam(
+                    None, self.name_hits, type_=postgresql.ARRAY(sa.BigInteger)))
             return table.c.name.ilike(_like(self.text), escape="!")
         return table.c.id.in_(grams_ids("photos_grams", self.grams, self.photo_counts))
 
@@ -356,8 +365,10 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
     dialect = conn.dialect.name
     if dialect == "postgresql" and (word.in_names or word.paths):
         got = list((await conn.execute(_pg_measure(word.in_names, word.paths), {
-            "pattern": _like(word.text), "cap": DENSE + 1})).one())
-        word.names = int(got[0] or 0) if word.in_names else 0
+            "pattern": _like(word.text), "cap": DENSE + 1, "few": FEW_IDS})).one())
+        if word.in_names:
+            word.names = int(got[0] or 0)
+            word.name_hits = None if got[1] is None else [int(i) for i in got[1]]
         word.folder_photos = int(got[-1] or 0) if word.paths else 0
         word.measured = True
         return
@@ -389,21 +400,32 @@ _PG_MEASURE: dict[tuple[bool, bool], Any] = {}
 
 def _pg_measure(in_names: bool, paths: bool) -> Any:
     """``measure``'s statement on PostgreSQL, built once per shape with the pattern and
-    the cap as parameters (``pattern``, ``cap``): built anew it cost the daemon 0.3 ms of
-    CPU a search (issue 13). The same SQL as the other engines' form would give."""
+    the caps as parameters (``pattern``, ``cap``, ``few``): built anew it cost the daemon
+    0.3 ms of CPU a search (issue 13). The name candidates are counted (up to ``cap``)
+    and, when at most ``few``, their ids returned as well: the trigram index scan of a
+    rare word (``DSC_4242``: 3-4 ms, its common trigrams' long lists) is then done once,
+    not again for the page's stream (``Word.name_ids``)."""
     key = (in_names, paths)
     stmt = _PG_MEASURE.get(key)
     if stmt is None:
         pattern = sa.bindparam("pattern", type_=sa.String)
-        parts: list[Any] = []
+        cols: list[Any] = []
         if in_names:
             capped = sa.select(photos.c.id).where(photos.c.name.ilike(pattern, escape="!")) \
                 .limit(sa.bindparam("cap", type_=sa.Integer)).subquery()
-            parts.append(sa.select(sa.func.count()).select_from(capped).scalar_subquery())
+            n = sa.func.count()
+            found = sa.select(n.label("n"), sa.case(
+                (n <= sa.bindparam("few", type_=sa.Integer), sa.func.array_agg(capped.c.id)),
+                else_=sa.null()).label("ids")).select_from(capped).subquery("names")
+            cols += [found.c.n, found.c.ids]
+        parts: list[Any] = []
         if paths:
             parts.append(sa.select(sa.func.coalesce(sa.func.sum(folders.c.photo_count), 0))
                          .where(folders.c.path.ilike(pattern, escape="!")).scalar_subquery())
-        stmt = _PG_MEASURE[key] = sa.select(*parts)
+        stmt = sa.select(*cols, *parts)
+        if in_names:
+            stmt = stmt.select_from(found)
+        _PG_MEASURE[key] = stmt
     return stmt
 
 
