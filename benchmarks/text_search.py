@@ -278,6 +278,9 @@ def main() -> None:
                     t0 = time.perf_counter()
                     doc = rpc.call("photos.search", {"text": w, "limit": 200}, timeout=120)
                     lat.append(time.perf_counter() - t0)
+                    if lat[-1] > 0.2:  # an outlier: which word, when (a p99 of one call)
+                        print(f"  slow: {k} {w!r} {lat[-1] * 1000:.0f} ms at "
+                              f"{time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
                     matched[k] = max(matched.get(k, 0), len(doc["photos"]))
                 results[k]["cpu"].append((cpu_ns(pid) - c0) / len(words[k]) / 1e6)
                 results[k]["server"].append((server_cpu_ns(url) - s0) / len(words[k]) / 1e6)

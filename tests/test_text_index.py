@@ -168,7 +168,10 @@ QUERIES = [{"text": "DAY2"}, {"text": "trip day"}, {"text": "2008 canon"},
            # Camera and lens values (streams by value, merged), a value and a folder word,
            # words only in paths (folders narrowed by both), a word in names and paths.
            {"text": "canon"}, {"text": "nikon"}, {"text": "apple trip"}, {"text": "2008 trip"},
-           {"text": "trip"}, {"camera": "nikon", "text": "jpg"}, {"text": "zzz"}]
+           {"text": "trip"}, {"camera": "nikon", "text": "jpg"}, {"text": "zzz"},
+           # A folder word with one also in names: the folders narrowed by both, plus the
+           # second word's own name stream (a walk of the first's folders without it).
+           {"text": "day jpg"}, {"text": "trip jpg"}, {"text": "2008 b.jpg"}]
 
 
 @pytest.mark.parametrize("dense", [0, 1_000_000])

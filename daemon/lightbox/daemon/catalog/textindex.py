@@ -384,7 +384,9 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
             "pattern": _like(word.text), "cap": DENSE + 1, "few": FEW_IDS})).one())
         if word.in_names:
             word.names = int(got[0] or 0)
-            word.name_hits = None if got[1] is None else [int(i) for i in got[1]]
+            # Only a whole list: one cut at the cap (a count of DENSE + 1) is not all of them.
+            word.name_hits = None if got[1] is None or word.names > DENSE \
+                else [int(i) for i in got[1]]
         word.folder_photos = int(got[-1] or 0) if word.paths else 0
         word.measured = True
         return
@@ -526,23 +528,20 @@ async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
     if best is None:
         return None
     word = best[1]
-    out: list[Arm] = []
-    mysql = dialect in ("mysql", "mariadb")
-    if word.names:
-        out.append(Arm(word.name_ids(dialect), few=True, ids=grams_ids(
-            "photos_grams", word.grams, word.photo_counts) if mysql else None))
-    # A value stream implies the word: its value contains it by the search's own ILIKE
-    # (``values_containing``). On PostgreSQL the stream then tests only the status, which
-    # ``(column, name_key) INCLUDE (id, status)`` holds: an index-only walk
-    # (``0044_pg_name_cover``); the other engines' plans are left as they are.
-    by_value = frozenset((word.text,)) if dialect == "postgresql" and word.paths \
-        else frozenset()
-    for col, vals in word.values.items():
-        out += [Arm(photos.c[col] == v, few=False, implies=by_value) for v in vals]
+    out = _column_arms(word, dialect)
     if word.folder_photos:
-        # Words found only in paths narrow the folders: a photo matching them all is in a
-        # folder whose path holds every one.
-        narrowing = [word, *(w for w in usable if w is not word and w.only_paths)]
+        # Other words found in paths narrow the folders: a photo of the word's folders
+        # matching them all is in a folder whose path holds every one, or matches one of
+        # them by its own columns (a name, a camera or lens value): those photos come from
+        # that word's own column streams, when they are few enough to be streams. Without
+        # them a word that also names a file (``trip`` in ``strip.tif``) could not narrow,
+        # and a walk of the word's folders testing it crossed the whole library when no
+        # photo matches both (``denver trip`` after a scan: 0.8-2.4 s, issue 13).
+        narrowing = [word, *(w for w in usable if w is not word and w.paths and (
+            w.only_paths or (w.names <= DENSE and w.value_count <= MAX_VALUE_ARMS)))]
+        for w in narrowing[1:]:
+            if not w.only_paths:
+                out += _column_arms(w, dialect)
         n = word.folder_photos if len(narrowing) == 1 else \
             await folder_photos(conn, narrowing)
         if n:
@@ -583,6 +582,25 @@ async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
                 condition = folder.in_(sa.select(sub.c.id))
             out.append(Arm(condition, few=few, implies=implied, walk_index=walk))
     return _few_together(out, dialect)
+
+
+def _column_arms(word: Word, dialect: str) -> list[Arm]:
+    """The streams of the photos whose own columns hold ``word``: its name candidates (few,
+    sorted) and one per camera or lens value containing it (walked in name order)."""
+    out: list[Arm] = []
+    mysql = dialect in ("mysql", "mariadb")
+    if word.names:
+        out.append(Arm(word.name_ids(dialect), few=True, ids=grams_ids(
+            "photos_grams", word.grams, word.photo_counts) if mysql else None))
+    # A value stream implies the word: its value contains it by the search's own ILIKE
+    # (``values_containing``). On PostgreSQL the stream then tests only the status, which
+    # ``(column, name_key) INCLUDE (id, status)`` holds: an index-only walk
+    # (``0044_pg_name_cover``); the other engines' plans are left as they are.
+    by_value = frozenset((word.text,)) if dialect == "postgresql" and word.paths \
+        else frozenset()
+    for col, vals in word.values.items():
+        out += [Arm(photos.c[col] == v, few=False, implies=by_value) for v in vals]
+    return out
 
 
 def _few_together(arms: list[Arm], dialect: str) -> list[Arm]:
