@@ -240,6 +240,32 @@ def test_full_then_incremental_runs_and_the_target_checks_with_coreutils(lib: An
     assert status["not_backed_up"] == 0 and status["files"] == 8 and status["online"]
 
 
+def test_a_symlinked_folder_on_the_target_is_never_written_through(lib: Any,
+                                                                   tmp_path: Path) -> None:
+    """A folder of the target that is a symbolic link would put copies outside the target
+    (rename and makedirs follow links): its files fail with a clear message, the rest of
+    the run goes on, and nothing appears where the link points."""
+    d, _, target = lib
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (target / "photos").mkdir()
+    (target / "photos" / "2024").symlink_to(outside)
+    run = backup(d)
+    assert run["state"] == "succeeded", run
+    assert run["result"]["copied"] == 3, run  # 2025/summer
+    assert len(run["result"]["failed"]) == 3, run  # 2024, behind the link
+    assert list(outside.iterdir()) == []
+    shown = json.dumps(run["result"])
+    assert "symbolic link" in shown and str(target / "photos" / "2024") in shown
+    assert d.call("backups.status")["targets"][0]["not_backed_up"] == 3
+    assert sha256sum_check(target).returncode == 0
+    # The link replaced by a real folder: the next run copies what was missing.
+    (target / "photos" / "2024").unlink()
+    again = backup(d)
+    assert again["result"]["copied"] == 3, again
+    assert d.call("backups.status")["targets"][0]["not_backed_up"] == 0
+
+
 def test_verify_finds_a_flipped_byte_a_missing_and_an_extra_file(lib: Any) -> None:
     d, _, target = lib
     assert backup(d)["state"] == "succeeded"

@@ -204,6 +204,26 @@ def test_move_keeps_every_source_whose_copy_could_not_be_verified(
         subprocess.run(["umount", "-l", str(root)], capture_output=True)
 
 
+def test_a_move_never_writes_through_a_symlinked_folder_of_the_root(
+        lib: Any, tmp_path: Path) -> None:
+    """A folder of the root that is a symbolic link would take the imported copies outside
+    the library (and the move would then delete the card's originals)."""
+    d, root, card = lib
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (root / "2024").symlink_to(outside)
+    before = {p.relative_to(card).as_posix(): sha(p) for p in card.rglob("*.jpg")}
+    done = do_import(d, card, mode="move")
+    assert list(outside.iterdir()) == []
+    errors = [f for f in done["result"]["files"] if f["action"] == "error"]
+    assert len(errors) == 2, done  # the two taken in May 2024
+    assert all("symbolic link" in f["reason"] for f in errors), errors
+    for f in errors:  # their originals are still on the card
+        assert sha(card / f["from"]) == before[f["from"]]
+    assert not done["result"]["safe_to_erase"]
+    assert (root / "2023").is_dir()  # the rest went where the template says
+
+
 def test_copies_the_catalog_has_not_read_back_are_not_safe_to_erase(
         make_daemon: Any, tmp_path: Path) -> None:
     """A copy-mode import leaves each copy's read-back to the indexer's hash of the new
