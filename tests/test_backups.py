@@ -245,7 +245,7 @@ def test_a_symlinked_folder_on_the_target_is_never_written_through(lib: Any,
     """A folder of the target that is a symbolic link would put copies outside the target
     (rename and makedirs follow links): its files fail with a clear message, the rest of
     the run goes on, and nothing appears where the link points."""
-    d, _, target = lib
+    d, root, target = lib
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (target / "photos").mkdir()
@@ -259,6 +259,13 @@ def test_a_symlinked_folder_on_the_target_is_never_written_through(lib: Any,
     assert "symbolic link" in shown and str(target / "photos" / "2024") in shown
     assert d.call("backups.status")["targets"][0]["not_backed_up"] == 3
     assert sha256sum_check(target).returncode == 0
+    # A script waiting on the run hears that not everything is backed up (exit 1), and a
+    # person reads which files and why.
+    r = run_cli("backup", "run", "nas", "--wait", env={"LIGHTBOX_DATA_DIR": str(d.data_dir)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "backup succeeded" in r.stdout and "failed (3):" in r.stdout, r.stdout
+    assert f"{root / '2024'}/img_001.jpg: {target / 'photos' / '2024'} is a symbolic link" \
+        in r.stdout, r.stdout
     # The link replaced by a real folder: the next run copies what was missing.
     (target / "photos" / "2024").unlink()
     again = backup(d)
@@ -285,6 +292,12 @@ def test_verify_finds_a_flipped_byte_a_missing_and_an_extra_file(lib: Any) -> No
     # coreutils agrees.
     check = sha256sum_check(target)
     assert check.returncode != 0 and "FAILED" in check.stdout
+    # So does the command line, in its exit code (as sha256sum -c) and its words.
+    cli = run_cli("backup", "verify", "nas", "--all", "--wait",
+                  env={"LIGHTBOX_DATA_DIR": str(d.data_dir)})
+    assert cli.returncode == 1, cli.stdout + cli.stderr
+    assert "checked 6 of 6: 4 ok" in cli.stdout and f"changed (1):\n  {files[0]}" in cli.stdout
+    assert f"missing (1):\n  {files[1]}" in cli.stdout and "extra (1)" in cli.stdout
     # A budgeted verify reads the least recently verified first.
     part = wait(d, d.call("backups.verify", {"target": "nas", "sample": 50})["job"])
     assert part["result"]["checked"] == 3
@@ -520,6 +533,7 @@ def test_the_command_line_drives_backups_and_import(make_daemon: Any, tmp_path: 
     assert job["state"] == "succeeded" and job["result"]["copied"] == 3
     r = run_cli("backup", "verify", "usb", "--all", "--wait", env=env)
     assert r.returncode == 0 and "succeeded" in r.stdout, r.stdout + r.stderr
+    assert "checked 3 of 3: 3 ok" in r.stdout, r.stdout
     r = run_cli("backup", "restore", "usb", str(tmp_path / "back"), "--all", "--dry-run",
                 "--wait", "--json", env=env)
     assert json.loads(r.stdout)["result"]["counts"] == {"restore": 3}

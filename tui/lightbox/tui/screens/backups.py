@@ -99,7 +99,7 @@ class TargetCard(Widget, can_focus=False):
         lacking = int(s.get("not_backed_up") or 0)
         grid.add_row("holds", Text(f"{int(s.get('files') or 0):,} files, "
                                    f"{fmt.size(s.get('bytes'))}; ")
-                     + Text(f"{lacking:,} photos not backed up yet",
+                     + Text(f"{lacking:,} photo{'' if lacking == 1 else 's'} not backed up yet",
                             style="yellow" if lacking else "green"))
         parts: list[RenderableType] = [head, grid]
         p = self.progress
