@@ -309,8 +309,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         for r in out["runs"]:
             err = (r.get("result") or {}).get("error") if r["state"] == "failed" else None
+            errors = int(r.get("errors") or 0)
             ctx.print(f"{r['id']:>5} {r['target']:<12} {r['kind']:<8} {r['state']:<10} "
                       f"{r['started_at']} {r['files']:>7} files {_human(r['bytes']):>9}"
+                      + (f"  {errors} error{'' if errors == 1 else 's'}" if errors else "")
                       + (f"  {err}" if err else ""))
         return 0
     return _show_targets(ctx, ctx.call("backups.list")["targets"])
