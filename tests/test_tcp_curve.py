@@ -208,7 +208,7 @@ def test_a_tcp_port_held_by_another_process_exits_3_a_bad_address_2(
     """The exit code tells "something already serves there" (3, as a second daemon on the
     same data dir) from a configuration that cannot work (2), by the bind's errno."""
     d, info = tcp_daemon
-    import subprocess  # noqa: PLC0415 - only this test runs lightboxd by hand
+    import subprocess
 
     def second(tcp: str) -> subprocess.CompletedProcess[str]:
         home = tmp_path / f"other-{len(list(tmp_path.iterdir()))}"
