@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,6 @@ async def _settle() -> None:
 
 
 def test_tcp_without_keys_is_a_config_error(data_dir: Path) -> None:
-    import subprocess
     import sys
 
     cfg = data_dir / "c.toml"
