@@ -148,6 +148,21 @@ def test_targets_are_validated_and_show_their_next_runs(lib: Any, tmp_path: Path
     assert (target / ".lightbox-target").is_file() and (target / "README.txt").is_file()
     upd = d.call("backups.update", {"target": "nas", "schedule": "@weekly", "enabled": False})
     assert upd["schedule"] == "@weekly" and not upd["enabled"]
+    # The converse: no root inside a target (its copies would be indexed as photos, and an
+    # import into it would write into the backup) or holding one.
+    (target / "photos").mkdir()
+    with pytest.raises(errors.InvalidParams) as e:
+        d.call("roots.add", {"path": str(target / "photos")})
+    assert e.value.data["reason"] == "backup_target"
+    assert f"inside the backup target nas: {target}" in str(e.value)
+    disk = tmp_path / "disk"
+    (disk / "bk").mkdir(parents=True)
+    d.call("backups.add", {"name": "usb", "path": str(disk / "bk")})
+    with pytest.raises(errors.InvalidParams) as e:
+        d.call("roots.add", {"path": str(disk)})
+    assert e.value.data["reason"] == "backup_target" and "holds the backup target usb" in \
+        str(e.value)
+    assert [r["name"] for r in d.call("roots.list")["roots"]] == ["photos"]
 
 
 def test_target_additions_edits_and_removals_are_audited(lib: Any, tmp_path: Path) -> None:

@@ -219,6 +219,13 @@ class Backups:
         self._wake.set()
         return self.present(await self.row(name))
 
+    async def target_guards(self) -> list[admission.Guarded]:
+        """The local targets, as folders no root may be, hold or lie inside
+        (``Sources.guard_providers``)."""
+        return [admission.Guarded(r["path"], f"the backup target {r['name']}",
+                                  admission.BACKUP_TARGET)
+                for r in await self._rows() if r["kind"] == "local" and r.get("path")]
+
     async def _admit(self, path: str) -> None:
         try:
             st = await asyncio.to_thread(os.stat, path)

@@ -12,7 +12,10 @@ with the ``read`` class. ``roots.add`` therefore refuses:
   the daemon's own data. A folder *inside* a home is fine: ``~/Pictures`` is the default
   root of ``make run`` (``/root/Pictures`` for root). Homes are those of root and of
   ordinary users (uid ≥ 1000) in the password database, and ``$HOME``;
-- an existing root again, a folder inside one or a folder holding one.
+- an existing root again, a folder inside one or a folder holding one;
+- a local backup target, a folder inside one or a folder holding one: the library would
+  index its own copies as photos, and an import into such a root would write into the
+  backup (``backups.add`` refuses the converse: a target inside or holding a root).
 
 Paths are compared resolved (``realpath``: symbolic links, ``//x``, ``x/../y``) **and** by
 identity: each folder's (device, inode) and those of its ancestors, and where it lies in its
@@ -51,6 +54,7 @@ HOME_DIR = "home_dir"
 SAME_ROOT = "already_a_root"
 INSIDE_ROOT = "inside_a_root"
 HOLDS_ROOT = "holds_a_root"
+BACKUP_TARGET = "backup_target"
 
 
 @dataclass(frozen=True)
