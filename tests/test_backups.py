@@ -336,6 +336,22 @@ def test_restore_a_folder_reproduces_the_bytes_and_never_overwrites(lib: Any,
     done = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
                                               "folder": str(root / "2025")})["job"])
     assert done["result"]["counts"] == {"restored": 3}, done
+    # Never into the target itself: its files would be extra files of the backup.
+    with pytest.raises(errors.InvalidParams) as into_target:
+        d.call("backups.restore", {"target": "nas", "dest": str(target / "again"),
+                                   "all": True})
+    assert into_target.value.data["reason"] == "backup_target"
+    assert not (target / "again").exists()
+    # A new folder in a home is where a person restores to (``~/restored``): it lies
+    # inside the home, it is not the home (this was refused as "is a home directory").
+    fresh = Path.home() / f"lb-restore-{os.getpid()}-{time.monotonic_ns()}"
+    plan = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(fresh),
+                                              "all": True, "dry_run": True})["job"])
+    assert plan["state"] == "succeeded" and plan["result"]["counts"] == {"restore": 6}, plan
+    assert not fresh.exists()
+    with pytest.raises(errors.InvalidParams) as home:
+        d.call("backups.restore", {"target": "nas", "dest": str(Path.home()), "all": True})
+    assert home.value.data["reason"] == "home_dir"
     for orig in (root / "2025" / "summer").iterdir():
         assert (dest / "photos" / "2025" / "summer" / orig.name).read_bytes() == \
             orig.read_bytes()

@@ -190,7 +190,10 @@ METHODS = (
         Permission.CONTROL,
         "Copy files from a target into a folder, each hash-checked after writing: one photo, "
         "a folder, a date range or everything. A file that exists and differs is kept "
-        "unless `overwrite`; `dry_run` lists what would be restored and from where.",
+        "unless `overwrite`; `dry_run` lists what would be restored and from where. `dest` "
+        "is made when missing; refused (`invalid params`, `data.reason`) when it is or lies "
+        "inside a system tree, the daemon's own directories or a backup target "
+        "(`backup_target`), or is a home directory itself (a new folder in one is fine).",
         params=(TARGET_REF,
                 Param("dest", "path", "the folder to restore into", required=True,
                       absolute=True, max_length=4096),
