@@ -150,6 +150,22 @@ def test_import_refuses_bad_requests(lib: Any, tmp_path: Path) -> None:
         d.call("library.import", {"source_path": str(root / "old"), "root": "lib"})
     with pytest.raises(errors.NotFound):
         d.call("library.import", {"source_path": str(tmp_path / "nope"), "root": "lib"})
+    # Nor from a folder holding the library or a backup: a move would take the backup's
+    # files (its older versions are in no catalog) out of the backup.
+    with pytest.raises(errors.InvalidParams) as holds:
+        d.call("library.import", {"source_path": str(tmp_path), "root": "lib",
+                                  "mode": "move"})
+    assert holds.value.data["reason"] == "holds_a_root"
+    disk = tmp_path / "disk"
+    (disk / "nas").mkdir(parents=True)
+    d.call("backups.add", {"name": "nas", "path": str(disk / "nas")})
+    kept = save_jpeg(make_photo(64, 64, seed=90), disk / "nas" / "lib" / "old.jpg")
+    for source in (disk, disk / "nas", disk / "nas" / "lib"):
+        with pytest.raises(errors.InvalidParams) as backup:
+            d.call("library.import", {"source_path": str(source), "root": "lib",
+                                      "mode": "move"})
+        assert backup.value.data["reason"] == "backup_target", source
+    assert kept.is_file()
 
 
 def test_safe_to_erase_needs_the_library_and_the_backup(lib: Any, tmp_path: Path) -> None:
