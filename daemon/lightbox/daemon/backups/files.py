@@ -509,6 +509,8 @@ def place(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 _READ_BACK = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 # The read-back of a batch runs this far ahead of its hashing: the reads of the next files
 # are queued at the device (POSIX_FADV_WILLNEED) while this one is hashed, instead of one
@@ -596,17 +598,23 @@ def _read_write(src: int, dst: int, off: int, size: int) -> int:
     return off
 
 
+_fadvise: Callable[[int, int, int, int], None] | None = getattr(os, "posix_fadvise", None)
+
+
 def _arm(path: str) -> int | OSError:
     """Open a flushed copy for its read-back, drop its (clean) pages and queue its read
-    from the device; the error instead of the descriptor when it cannot be opened."""
+    from the device; the error instead of the descriptor when it cannot be opened. (Once
+    per copy: no attribute lookups or context managers that cost more than the calls.)"""
     try:
         fd = os.open(path, _READ_BACK)
     except OSError as exc:
         return exc
-    if hasattr(os, "posix_fadvise"):
-        with contextlib.suppress(OSError):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    if _fadvise is not None:
+        try:
+            _fadvise(fd, 0, 0, _DONTNEED)
+            _fadvise(fd, 0, 0, _WILLNEED)
+        except OSError:
+            pass
     return fd
 
 
@@ -1183,7 +1191,8 @@ def _read_back_and_place(root: str, written: list[tuple[CopyItem, str, str | Non
                 out.outcomes.append(CopyOutcome(item, "failed",
                                                 message=f"{exc.strerror or exc}"))
                 continue
-            out.dirs.add(os.path.dirname(os.path.join(root, rel)))
+            head = rel.rpartition("/")[0]
+            out.dirs.add(f"{root}/{head}" if head else root)
             out.outcomes.append(CopyOutcome(item, "adopted" if adopted else "copied",
                                             rel=rel, bytes=0 if adopted else size))
     finally:
