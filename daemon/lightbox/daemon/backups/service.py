@@ -1097,14 +1097,42 @@ def _verify_part(store: Store, part: list[Any]) -> list[tuple[Any, str, int]]:
     return [(r, *store.verify_one(r.path, r.sha256, r.size)) for r in part]
 
 
+# A file at least this large is spread among the batches of small ones (``_spread``).
+SPREAD_BYTES = 256 << 10
+
+
+def _spread(items: list[files.CopyItem]) -> list[files.CopyItem]:
+    """``items`` with the large files spaced evenly among the small ones, each kind in its
+    own order. A large file's copy is bound by the target's disk (its write-out, then its
+    read-back), a small one's by the CPU (creating, renaming, one short read each): in the
+    catalog's order a library's large files come in runs (a folder of camera files, the
+    small ones in others), and a run of batches of only large files leaves the CPU idle
+    while the disk is busy, then the other way round. Mixed, every batch keeps both busy.
+    Which batch a file is in changes nothing a batch guarantees."""
+    big = [it for it in items if it.size >= SPREAD_BYTES]
+    if not big or len(big) == len(items):
+        return items
+    small = [it for it in items if it.size < SPREAD_BYTES]
+    step = len(small) / len(big)
+    out: list[files.CopyItem] = []
+    taken = 0
+    for k, it in enumerate(big):
+        upto = int((k + 0.5) * step)
+        out.extend(small[taken:upto])
+        taken = upto
+        out.append(it)
+    out.extend(small[taken:])
+    return out
+
+
 def _batches(items: list[files.CopyItem], threads: int = 1) -> list[list[files.CopyItem]]:
     """Batches of at most BATCH_FILES files and BATCH_BYTES bytes, small enough that each
-    of ``threads`` gets some."""
+    of ``threads`` gets some, the large files spread among them (``_spread``)."""
     per = max(16, min(BATCH_FILES, -(-len(items) // max(1, threads))))
     out: list[list[files.CopyItem]] = []
     cur: list[files.CopyItem] = []
     size = 0
-    for it in items:
+    for it in _spread(items):
         cur.append(it)
         size += it.size
         if len(cur) >= per or size >= BATCH_BYTES:
