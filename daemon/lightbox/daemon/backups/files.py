@@ -1416,7 +1416,9 @@ class LocalStore:
 
     def copy_run(self, batches: Iterable[list[CopyItem]], threads: int) -> CopyRun:
         """A run's batches as a pipeline (``CopyRun``): ``threads`` is the daemon's worker
-        count, which the writers and the placing thread share."""
+        count, as many writers as placing threads. A writer's time is mostly the kernel's
+        (creating files, ``sendfile``), outside the GIL: with one writer the placing
+        threads waited for data through most of a first backup of small files."""
         return CopyRun(self.path, batches, writers=max(1, threads), placers=threads)
 
     def sums_exist(self) -> bool:
