@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from lightbox.daemon.backups import files
+from lightbox.daemon.backups.real_dirs import NotBeneath
 from lightbox.daemon.media.confine import LocalFile
 
 
@@ -156,11 +157,12 @@ def test_place_never_overwrites_and_creates_nothing_when_the_target_went_away(
         files.place(str(target), str(tmp / "gone.part"), "r/other/b.jpg", sha(b"x"))
     assert err.value.reason == files.TARGET_MISSING
     assert not (target / "r" / "other").exists()
-    # A file where a folder should be: the run stops (not a missing target).
+    # A file where a folder should be: that file fails (not a missing target, and not
+    # the whole run: the copies into other folders go on).
     (target / "r" / "file").write_bytes(b"in the way")
-    with pytest.raises(files.TargetError) as err:
+    with pytest.raises(NotBeneath) as in_the_way:
         files.place(str(target), temp(b"three"), "r/file/c.jpg", sha(b"three"))
-    assert err.value.reason == files.TARGET_IO
+    assert in_the_way.value.errno == errno.ENOTDIR and "not a folder" in str(in_the_way.value)
 
 
 @pytest.mark.parametrize("size", [0, 2000, files.CHUNK, 2 * files.CHUNK + 3])
@@ -217,8 +219,9 @@ class Trace:
             self.folders.add((threading.current_thread().name, os.path.dirname(tmp)))
             return n
 
-        def placed(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
-            got = place(root, tmp, rel, sha256)
+        def placed(root: str, tmp: str, rel: str, sha256: str,
+                   dirs: Any = None) -> tuple[str, bool]:
+            got = place(root, tmp, rel, sha256, dirs)
             self.events.append(("renamed", rel.removeprefix("photos/")))
             return got
 
@@ -359,12 +362,12 @@ def asked(flusher, urgent=True):
         os.kill(os.getpid(), signal.SIGKILL)  # batch 0 placed, its renames not flushed
     return ask(flusher, urgent)
 
-def placed(root, tmp, rel, sha256):
+def placed(root, tmp, rel, sha256, dirs=None):
     global places
     places += 1
     if spec["at"] == "mid-read-back" and places == len(batches[0]) + 2:
         os.kill(os.getpid(), signal.SIGKILL)  # batch 1 flushed, one of it placed
-    return place(root, tmp, rel, sha256)
+    return place(root, tmp, rel, sha256, dirs)
 
 files._GroupFlush.ask = asked
 files.place = placed

@@ -148,6 +148,21 @@ def test_targets_are_validated_and_show_their_next_runs(lib: Any, tmp_path: Path
     assert (target / ".lightbox-target").is_file() and (target / "README.txt").is_file()
     upd = d.call("backups.update", {"target": "nas", "schedule": "@weekly", "enabled": False})
     assert upd["schedule"] == "@weekly" and not upd["enabled"]
+    # The converse: no root inside a target (its copies would be indexed as photos, and an
+    # import into it would write into the backup) or holding one.
+    (target / "photos").mkdir()
+    with pytest.raises(errors.InvalidParams) as e:
+        d.call("roots.add", {"path": str(target / "photos")})
+    assert e.value.data["reason"] == "backup_target"
+    assert f"inside the backup target nas: {target}" in str(e.value)
+    disk = tmp_path / "disk"
+    (disk / "bk").mkdir(parents=True)
+    d.call("backups.add", {"name": "usb", "path": str(disk / "bk")})
+    with pytest.raises(errors.InvalidParams) as e:
+        d.call("roots.add", {"path": str(disk)})
+    assert e.value.data["reason"] == "backup_target" and "holds the backup target usb" in \
+        str(e.value)
+    assert [r["name"] for r in d.call("roots.list")["roots"]] == ["photos"]
 
 
 def test_target_additions_edits_and_removals_are_audited(lib: Any, tmp_path: Path) -> None:
@@ -240,6 +255,39 @@ def test_full_then_incremental_runs_and_the_target_checks_with_coreutils(lib: An
     assert status["not_backed_up"] == 0 and status["files"] == 8 and status["online"]
 
 
+def test_a_symlinked_folder_on_the_target_is_never_written_through(lib: Any,
+                                                                   tmp_path: Path) -> None:
+    """A folder of the target that is a symbolic link would put copies outside the target
+    (rename and makedirs follow links): its files fail with a clear message, the rest of
+    the run goes on, and nothing appears where the link points."""
+    d, root, target = lib
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (target / "photos").mkdir()
+    (target / "photos" / "2024").symlink_to(outside)
+    run = backup(d)
+    assert run["state"] == "succeeded", run
+    assert run["result"]["copied"] == 3, run  # 2025/summer
+    assert len(run["result"]["failed"]) == 3, run  # 2024, behind the link
+    assert list(outside.iterdir()) == []
+    shown = json.dumps(run["result"])
+    assert "symbolic link" in shown and str(target / "photos" / "2024") in shown
+    assert d.call("backups.status")["targets"][0]["not_backed_up"] == 3
+    assert sha256sum_check(target).returncode == 0
+    # A script waiting on the run hears that not everything is backed up (exit 1), and a
+    # person reads which files and why.
+    r = run_cli("backup", "run", "nas", "--wait", env={"LIGHTBOX_DATA_DIR": str(d.data_dir)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "backup succeeded" in r.stdout and "failed (3):" in r.stdout, r.stdout
+    assert f"{root / '2024'}/img_001.jpg: {target / 'photos' / '2024'} is a symbolic link" \
+        in r.stdout, r.stdout
+    # The link replaced by a real folder: the next run copies what was missing.
+    (target / "photos" / "2024").unlink()
+    again = backup(d)
+    assert again["result"]["copied"] == 3, again
+    assert d.call("backups.status")["targets"][0]["not_backed_up"] == 0
+
+
 def test_verify_finds_a_flipped_byte_a_missing_and_an_extra_file(lib: Any) -> None:
     d, _, target = lib
     assert backup(d)["state"] == "succeeded"
@@ -259,6 +307,12 @@ def test_verify_finds_a_flipped_byte_a_missing_and_an_extra_file(lib: Any) -> No
     # coreutils agrees.
     check = sha256sum_check(target)
     assert check.returncode != 0 and "FAILED" in check.stdout
+    # So does the command line, in its exit code (as sha256sum -c) and its words.
+    cli = run_cli("backup", "verify", "nas", "--all", "--wait",
+                  env={"LIGHTBOX_DATA_DIR": str(d.data_dir)})
+    assert cli.returncode == 1, cli.stdout + cli.stderr
+    assert "checked 6 of 6: 4 ok" in cli.stdout and f"changed (1):\n  {files[0]}" in cli.stdout
+    assert f"missing (1):\n  {files[1]}" in cli.stdout and "extra (1)" in cli.stdout
     # A budgeted verify reads the least recently verified first.
     part = wait(d, d.call("backups.verify", {"target": "nas", "sample": 50})["job"])
     assert part["result"]["checked"] == 3
@@ -282,6 +336,22 @@ def test_restore_a_folder_reproduces_the_bytes_and_never_overwrites(lib: Any,
     done = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
                                               "folder": str(root / "2025")})["job"])
     assert done["result"]["counts"] == {"restored": 3}, done
+    # Never into the target itself: its files would be extra files of the backup.
+    with pytest.raises(errors.InvalidParams) as into_target:
+        d.call("backups.restore", {"target": "nas", "dest": str(target / "again"),
+                                   "all": True})
+    assert into_target.value.data["reason"] == "backup_target"
+    assert not (target / "again").exists()
+    # A new folder in a home is where a person restores to (``~/restored``): it lies
+    # inside the home, it is not the home (this was refused as "is a home directory").
+    fresh = Path.home() / f"lb-restore-{os.getpid()}-{time.monotonic_ns()}"
+    plan = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(fresh),
+                                              "all": True, "dry_run": True})["job"])
+    assert plan["state"] == "succeeded" and plan["result"]["counts"] == {"restore": 6}, plan
+    assert not fresh.exists()
+    with pytest.raises(errors.InvalidParams) as home:
+        d.call("backups.restore", {"target": "nas", "dest": str(Path.home()), "all": True})
+    assert home.value.data["reason"] == "home_dir"
     for orig in (root / "2025" / "summer").iterdir():
         assert (dest / "photos" / "2025" / "summer" / orig.name).read_bytes() == \
             orig.read_bytes()
@@ -494,6 +564,7 @@ def test_the_command_line_drives_backups_and_import(make_daemon: Any, tmp_path: 
     assert job["state"] == "succeeded" and job["result"]["copied"] == 3
     r = run_cli("backup", "verify", "usb", "--all", "--wait", env=env)
     assert r.returncode == 0 and "succeeded" in r.stdout, r.stdout + r.stderr
+    assert "checked 3 of 3: 3 ok" in r.stdout, r.stdout
     r = run_cli("backup", "restore", "usb", str(tmp_path / "back"), "--all", "--dry-run",
                 "--wait", "--json", env=env)
     assert json.loads(r.stdout)["result"]["counts"] == {"restore": 3}
@@ -511,7 +582,10 @@ def test_the_command_line_drives_backups_and_import(make_daemon: Any, tmp_path: 
     assert "IMG_1.jpg -> undated/undated/IMG_1.jpg" in r.stdout and "plan: 1 copy" in r.stdout
     r = run_cli("import", str(card), "--root", "photos", "--move", "--wait", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "NOT safe to erase" in r.stdout  # usb covers the root and lacks the new photo
+    # usb covers the root and lacks the new photo; the card is empty now, so no verdict
+    # about erasing it, but the photo is in one place only.
+    assert "moved; 1 not yet on backup target usb (lightbox backup run usb)" in r.stdout
+    assert "safe to erase" not in r.stdout
     assert not (card / "IMG_1.jpg").exists()
     assert (root / "undated" / "undated" / "IMG_1.jpg").is_file()
 

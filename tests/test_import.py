@@ -150,6 +150,22 @@ def test_import_refuses_bad_requests(lib: Any, tmp_path: Path) -> None:
         d.call("library.import", {"source_path": str(root / "old"), "root": "lib"})
     with pytest.raises(errors.NotFound):
         d.call("library.import", {"source_path": str(tmp_path / "nope"), "root": "lib"})
+    # Nor from a folder holding the library or a backup: a move would take the backup's
+    # files (its older versions are in no catalog) out of the backup.
+    with pytest.raises(errors.InvalidParams) as holds:
+        d.call("library.import", {"source_path": str(tmp_path), "root": "lib",
+                                  "mode": "move"})
+    assert holds.value.data["reason"] == "holds_a_root"
+    disk = tmp_path / "disk"
+    (disk / "nas").mkdir(parents=True)
+    d.call("backups.add", {"name": "nas", "path": str(disk / "nas")})
+    kept = save_jpeg(make_photo(64, 64, seed=90), disk / "nas" / "lib" / "old.jpg")
+    for source in (disk, disk / "nas", disk / "nas" / "lib"):
+        with pytest.raises(errors.InvalidParams) as backup:
+            d.call("library.import", {"source_path": str(source), "root": "lib",
+                                      "mode": "move"})
+        assert backup.value.data["reason"] == "backup_target", source
+    assert kept.is_file()
 
 
 def test_safe_to_erase_needs_the_library_and_the_backup(lib: Any, tmp_path: Path) -> None:
@@ -202,6 +218,26 @@ def test_move_keeps_every_source_whose_copy_could_not_be_verified(
     finally:
         d.stop()
         subprocess.run(["umount", "-l", str(root)], capture_output=True)
+
+
+def test_a_move_never_writes_through_a_symlinked_folder_of_the_root(
+        lib: Any, tmp_path: Path) -> None:
+    """A folder of the root that is a symbolic link would take the imported copies outside
+    the library (and the move would then delete the card's originals)."""
+    d, root, card = lib
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (root / "2024").symlink_to(outside)
+    before = {p.relative_to(card).as_posix(): sha(p) for p in card.rglob("*.jpg")}
+    done = do_import(d, card, mode="move")
+    assert list(outside.iterdir()) == []
+    errors = [f for f in done["result"]["files"] if f["action"] == "error"]
+    assert len(errors) == 2, done  # the two taken in May 2024
+    assert all("symbolic link" in f["reason"] for f in errors), errors
+    for f in errors:  # their originals are still on the card
+        assert sha(card / f["from"]) == before[f["from"]]
+    assert not done["result"]["safe_to_erase"]
+    assert (root / "2023").is_dir()  # the rest went where the template says
 
 
 def test_copies_the_catalog_has_not_read_back_are_not_safe_to_erase(

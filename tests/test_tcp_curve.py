@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,6 @@ async def _settle() -> None:
 
 
 def test_tcp_without_keys_is_a_config_error(data_dir: Path) -> None:
-    import subprocess
     import sys
 
     cfg = data_dir / "c.toml"
@@ -201,3 +201,29 @@ def test_settings_over_tcp_audit_names_the_key(
             c.call("settings.set", {"patch": {"library.debounce": 0.5}})
         with pytest.raises(errors.PermissionDenied):
             c.call("settings.audit")
+
+
+def test_a_tcp_port_held_by_another_process_exits_3_a_bad_address_2(
+        tcp_daemon: tuple[DaemonProcess, dict[str, Any]], tmp_path: Path) -> None:
+    """The exit code tells "something already serves there" (3, as a second daemon on the
+    same data dir) from a configuration that cannot work (2), by the bind's errno."""
+    d, info = tcp_daemon
+    import subprocess
+
+    def second(tcp: str) -> subprocess.CompletedProcess[str]:
+        home = tmp_path / f"other-{len(list(tmp_path.iterdir()))}"
+        home.mkdir(mode=0o700)
+        other = DaemonProcess(home, config={
+            "control": {"tcp": tcp, "tcp_events": f"127.0.0.1:{free_port()}",
+                        "server_key": str(info["keydir"] / "server.key_secret"),
+                        "authorized_keys": str(info["auth"])}})
+        return subprocess.run(other.command(), capture_output=True, text=True, timeout=60,
+                              env=other.env() | {"NOTIFY_SOCKET": ""})
+
+    busy = second(f"127.0.0.1:{info['port']}")  # the first daemon's port
+    assert busy.returncode == 3, busy.stderr
+    assert "in use" in busy.stderr and "Traceback" not in busy.stderr
+    bad = second("192.0.2.1:1")  # TEST-NET-1: no interface of this machine has it
+    assert bad.returncode == 2, bad.stderr
+    assert "cannot bind" in bad.stderr
+    assert d.call("hello")["boot"]  # the first one still serves

@@ -15,7 +15,7 @@ from rich.console import Console
 from test_tui_fixtures import SIZE, acall, make_app, until
 
 from lightbox.daemon.media.samples import make_photo, save_jpeg
-from lightbox.tui.screens.backups import BackupsScreen, TargetCard
+from lightbox.tui.screens.backups import BackupsScreen, TargetCard, run_line
 from lightbox.tui.screens.browser import BrowserScreen
 
 
@@ -145,3 +145,14 @@ async def test_targets_are_added_and_edited_from_forms(two_targets: Any,
         await until(pilot, lambda: app.screen is screen, what="the edit form to close")
         nas = {t["name"]: t for t in (await acall(d, "backups.list"))["targets"]}["nas"]
         assert nas["schedule"] is None and nas["next_runs"] == []
+
+
+def test_a_run_that_left_files_undone_does_not_look_clean() -> None:
+    run = {"state": "succeeded", "finished_at": "2026-12-02T03:09:51.000Z", "files": 1,
+           "bytes": 0, "errors": 2,
+           "result": {"failed": [{"path": "/p/a.jpg", "error": "/t/p is a symbolic link"}],
+                      "damaged": [{"path": "/p/b.jpg", "error": "changed at the source"}]}}
+    text = run_line(run).plain
+    assert "1 file  0 B" in text and "2 errors: /t/p is a symbolic link" in text
+    clean = run_line({**run, "errors": 0, "files": 3}).plain
+    assert "3 files" in clean and "error" not in clean

@@ -8,6 +8,7 @@ progress on stderr when stderr is a terminal. The exit code says how the job end
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from lightbox.cli import exits
@@ -27,7 +28,14 @@ def progress_line(job: dict[str, Any]) -> str:
     return f"job {job['id']} {job['kind']}: {what} {count}"
 
 
-def wait_for_job(ctx: Context, started: Any, timeout: float | None = None) -> int:
+# What a finished job's result says beyond its state: lines for a person, and whether some
+# of the work was not done (a backup that could not copy a file "succeeded" as a run, but a
+# script asking ``--wait`` must hear that not everything is safe: exit 1, as rsync's 23).
+Report = Callable[[dict[str, Any]], tuple[list[str], bool]]
+
+
+def wait_for_job(ctx: Context, started: Any, timeout: float | None = None,
+                 report: Report | None = None) -> int:
     if not isinstance(started, dict) or "job" not in started:
         raise CliError(f"expected a job id in the reply, got {started!r}", exits.ERROR)
     job_id = started["job"]
@@ -60,6 +68,7 @@ def wait_for_job(ctx: Context, started: Any, timeout: float | None = None) -> in
         return exits.INTERRUPTED
     if show:
         sys.stderr.write("\n")
+    lines, incomplete = report(job) if report is not None else ([], False)
     if ctx.json:
         ctx.emit_json(job)
     else:
@@ -67,4 +76,6 @@ def wait_for_job(ctx: Context, started: Any, timeout: float | None = None) -> in
         if job.get("error"):
             line += f": {job['error']}"
         ctx.print(line)
-    return exits.OK if job["state"] == "succeeded" else exits.ERROR
+        for text in lines:
+            ctx.print(text)
+    return exits.OK if job["state"] == "succeeded" and not incomplete else exits.ERROR

@@ -24,7 +24,8 @@ from lightbox.common import keys as keymod
 EPILOG = """\
 exit codes:
   0  success
-  1  the daemon answered with an error (or a job --wait'ed for failed)
+  1  the daemon answered with an error (or a job --wait'ed for failed, or a
+     backup, verify or restore --wait'ed for left files undone: listed on stdout)
   2  bad usage or invalid parameters
   3  the daemon is not running or cannot be reached
   4  not found

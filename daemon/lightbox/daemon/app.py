@@ -117,6 +117,8 @@ class Daemon:
         self.backups = Backups(self.db, self.bus, self.sources, self.jobs,
                                guarded=daemon_dirs(config),
                                threads=config["workers.processes"] or os.cpu_count() or 2)
+        # No root inside (or holding) a local backup target, as no target inside a root.
+        self.sources.guard_providers.append(self.backups.target_guards)
         self.importer = Importer(self.db, self.sources, self.scanner, self.indexer, self.pool,
                                  owner=self.jobs.owner)
         self.jobs.register("import", self.importer.run, retry=False)

@@ -88,9 +88,12 @@ def run(args: argparse.Namespace) -> int:
         log.error("catalog unusable", error=str(exc))
         print(f"lightboxd: {exc}", file=sys.stderr)
         return EXIT_DATABASE
-    except (BindError, PathError) as exc:
+    except BindError as exc:
         print(f"lightboxd: {exc}", file=sys.stderr)
-        return EXIT_RUNNING if "in use" in str(exc).lower() else EXIT_CONFIG
+        return EXIT_RUNNING if exc.in_use else EXIT_CONFIG
+    except PathError as exc:
+        print(f"lightboxd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception:

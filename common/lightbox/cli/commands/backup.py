@@ -15,6 +15,7 @@ from typing import Any
 from lightbox.cli import exits
 from lightbox.cli.context import CliError, Context, Subparsers
 from lightbox.cli.jobs_wait import wait_for_job
+from lightbox.cli.quote import shell_name
 from lightbox.common.api.backups import TARGET_FIELDS
 
 
@@ -138,9 +139,68 @@ def _secret(source: str | None) -> str | None:
     return os.environ.get("LIGHTBOX_S3_SECRET_ACCESS_KEY") or None
 
 
+SHOWN = 20  # problems listed per kind; the rest counted (``--json`` has the daemon's list)
+
+
+def _listed(lines: list[str], title: str, items: list[Any], count: int,
+            line: Any) -> None:
+    if not count:
+        return
+    lines.append(f"{title} ({count}):")
+    lines.extend("  " + line(it) for it in items[:SHOWN])
+    if count > min(len(items), SHOWN):
+        lines.append(f"  … {count - min(len(items), SHOWN)} more")
+
+
+def report(job: dict[str, Any]) -> tuple[list[str], bool]:
+    """What a finished backup, verify or restore did, and whether some of it was not done:
+    files that failed or were damaged, roots skipped as offline, missing or changed copies
+    on the target, restores that failed or were kept."""
+    r = job.get("result") or {}
+    lines: list[str] = []
+    if job["state"] != "succeeded" or not r:
+        return lines, False
+    if job["kind"] == "backup":
+        lines.append(f"copied {r.get('copied', 0)} ({_human(job.get('bytes'))}), "
+                     f"adopted {r.get('adopted', 0)} already on the target")
+        skipped = r.get("skipped_roots") or {}
+        _listed(lines, "roots skipped", sorted(skipped.items()), len(skipped),
+                lambda kv: f"{shell_name(str(kv[0]))}: {kv[1]}")
+        _listed(lines, "failed", r.get("failed") or [], int(r.get("failed_count") or 0),
+                lambda f: f"{shell_name(str(f.get('path')))}: {f.get('error')}")
+        _listed(lines, "damaged at the source (the target's copy kept)",
+                r.get("damaged") or [], int(r.get("damaged_count") or 0),
+                lambda f: shell_name(str(f.get("path") if isinstance(f, dict) else f)))
+        return lines, bool(skipped or r.get("failed_count") or r.get("damaged_count"))
+    if job["kind"] == "backup_verify":
+        lines.append(f"checked {r.get('checked', 0)} of {r.get('files', 0)}: "
+                     f"{r.get('ok', 0)} ok" + ("" if r.get("whole") else
+                                              " (a rolling part: the budget ended it)"))
+        for key in ("missing", "changed", "extra"):
+            _listed(lines, key, r.get(key) or [], int(r.get(f"{key}_count") or 0),
+                    lambda path: shell_name(str(path)))
+        return lines, bool(r.get("missing_count") or r.get("changed_count"))
+    if job["kind"] == "backup_restore":
+        counts = r.get("counts") or {}
+        lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+                     or "nothing to restore")
+        if r.get("dry_run"):
+            _listed(lines, "plan", r.get("plan") or [], sum(counts.values()),
+                    lambda f: f"{f['action']:<9} {shell_name(str(f['from']))} -> "
+                              f"{shell_name(str(f['to']))}")
+            return lines, False
+        problems = r.get("problems") or []
+        _listed(lines, "not restored", problems, sum(
+            v for k, v in counts.items() if k not in ("restored", "present")),
+            lambda f: f"{shell_name(str(f.get('path')))}: {f.get('status')}"
+                      + (f" ({f['error']})" if f.get("error") else ""))
+        return lines, bool(problems)
+    return lines, False
+
+
 def _started(ctx: Context, args: argparse.Namespace, out: dict[str, Any], what: str) -> int:
     if getattr(args, "wait", False):
-        return wait_for_job(ctx, out)
+        return wait_for_job(ctx, out, report=report)
     if ctx.json:
         ctx.emit_json(out)
     else:
@@ -224,7 +284,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         for t in targets:
             state = "online" if t["online"] else f"UNAVAILABLE ({t['problem']})"
             ctx.print(f"{t['name']}: {state}, {t['files']} files, {_human(t['bytes'])}, "
-                      f"{t['not_backed_up']} photos not backed up yet")
+                      f"{t['not_backed_up']} photo{'' if t['not_backed_up'] == 1 else 's'} "
+                      "not backed up yet")
             last = t["last_run"]
             ctx.print("  last run:    " + (f"{last['state']} {last['finished_at'] or ''} "
                                            f"({last['files']} files)" if last else "never"))
@@ -248,8 +309,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         for r in out["runs"]:
             err = (r.get("result") or {}).get("error") if r["state"] == "failed" else None
+            errors = int(r.get("errors") or 0)
             ctx.print(f"{r['id']:>5} {r['target']:<12} {r['kind']:<8} {r['state']:<10} "
                       f"{r['started_at']} {r['files']:>7} files {_human(r['bytes']):>9}"
+                      + (f"  {errors} error{'' if errors == 1 else 's'}" if errors else "")
                       + (f"  {err}" if err else ""))
         return 0
     return _show_targets(ctx, ctx.call("backups.list")["targets"])

@@ -57,7 +57,15 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         ctx.print(f"  … {result['total'] - result['listed']} more")
     counts = ", ".join(f"{v} {k}" for k, v in sorted((result.get("counts") or {}).items()))
     ctx.print(f"{'plan' if args.dry_run else 'done'}: {counts or 'nothing to import'}")
-    if not args.dry_run and "safe_to_erase" in result:
+    left = {k: v for k, v in (result.get("counts") or {}).items() if k != "copied" and v}
+    if not args.dry_run and args.move and not left:
+        # The card gave every file up: "safe to erase" means nothing for an emptied card;
+        # what matters now is that the photos are only in the library, on no backup yet.
+        waiting = [f"{n} not yet on backup target {target} (lightbox backup run {target})"
+                   for target, n in (result.get("not_backed_up") or {}).items() if n]
+        if waiting:
+            ctx.print("moved; " + "; ".join(waiting))
+    elif not args.dry_run and "safe_to_erase" in result:
         if result["safe_to_erase"]:
             ctx.print("safe to erase: every file on it is in the library and backed up")
         else:

@@ -190,7 +190,10 @@ METHODS = (
         Permission.CONTROL,
         "Copy files from a target into a folder, each hash-checked after writing: one photo, "
         "a folder, a date range or everything. A file that exists and differs is kept "
-        "unless `overwrite`; `dry_run` lists what would be restored and from where.",
+        "unless `overwrite`; `dry_run` lists what would be restored and from where. `dest` "
+        "is made when missing; refused (`invalid params`, `data.reason`) when it is or lies "
+        "inside a system tree, the daemon's own directories or a backup target "
+        "(`backup_target`), or is a home directory itself (a new folder in one is fine).",
         params=(TARGET_REF,
                 Param("dest", "path", "the folder to restore into", required=True,
                       absolute=True, max_length=4096),
@@ -241,7 +244,10 @@ METHODS = (
         "on their metadata, e.g. `{taken:%Y}/{taken:%Y-%m-%d}/{name}`. Files whose sha256 "
         "the catalog has are skipped; a name taken by other content gets a suffix from the "
         "sha256 (a rerun gives the same names); each copy is re-hashed before a move "
-        "deletes its source. The result says whether the card is safe to erase.",
+        "deletes its source. The result says whether the card is safe to erase. Refused "
+        "(`invalid params`, `data.reason`) for a folder inside a root (`inside_a_root`), "
+        "holding one (`holds_a_root`), being, holding or inside a backup target "
+        "(`backup_target`), the daemon's own directories, a system tree or a home itself.",
         params=(Param("source_path", "path", "the card or folder to import from",
                       required=True, absolute=True, max_length=4096),
                 Param("root", "any", "the root to import into (id, name or path)",

@@ -21,7 +21,9 @@ METHODS = (
         "`/var/lib` …) or on a pseudo file system, the daemon's own data, cache, state, config "
         "or runtime dir, a home directory itself (a folder inside one is fine), or holds one "
         "of these (`invalid params`, `data.reason`: `filesystem_root`, `system_tree`, "
-        "`pseudo_filesystem`, `daemon_dir`, `home_dir`); when it is a root already, lies "
+        "`pseudo_filesystem`, `daemon_dir`, `home_dir`); when it is, lies inside or holds a "
+        "local backup target (`invalid params`, `data.reason`: `backup_target`: its copies "
+        "would be indexed as photos); when it is a root already, lies "
         "inside one or holds one, also through a bind mount or a link (`conflict`, "
         "`data.reason`: `already_a_root`, `inside_a_root`, `holds_a_root`).",
         params=(

@@ -39,6 +39,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from lightbox.daemon.backups.real_dirs import RealDirs
 from lightbox.daemon.media import confine
 from lightbox.daemon.procs import pid_alive
 
@@ -471,10 +472,12 @@ def _rename_checked(tmp: str, final: str) -> bool:
     return True
 
 
-def place(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
+def place(root: str, tmp: str, rel: str, sha256: str,
+          dirs: RealDirs | None = None) -> tuple[str, bool]:
     """Rename ``tmp`` to ``rel`` below ``root``, never over another file: an occupied name
     holding the same content is adopted (``tmp`` dropped), other content gets a variant
-    name. Returns (final rel, adopted).
+    name. Returns (final rel, adopted). Its folders must be real folders of the root's
+    filesystem (``dirs``, the run's: ``NotBeneath``, an OSError of this file alone).
 
     The rename is tried first and the folders made only when it says one is missing: a
     file of a folder that exists costs one system call. When the temporary file itself is
@@ -482,6 +485,9 @@ def place(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
     nothing is created there."""
     attempt = 0
     made = False
+    if dirs is None:
+        dirs = RealDirs(root)
+    dirs.check(os.path.dirname(rel))
     while True:
         final = os.path.join(root, rel)
         try:
@@ -497,6 +503,7 @@ def place(root: str, tmp: str, rel: str, sha256: str) -> tuple[str, bool]:
                 os.makedirs(os.path.dirname(final), exist_ok=True)
             except OSError as exc2:
                 raise target_error(exc2, "creating a folder") from None
+            dirs.made(os.path.dirname(rel))
             made = True
             continue
         if renamed:
@@ -789,7 +796,7 @@ def copy_batch(root: str, items: list[CopyItem], retries: int = 2) -> Batch:
         except TargetError as exc:
             out.stop = exc
     if out.stop is None:
-        _read_back_and_place(root, w.files, out)
+        _read_back_and_place(root, w.files, out, RealDirs(root))
     if out.stop is not None:
         _unlink_written(w.files)
     out.stop = out.stop or w.stop
@@ -919,6 +926,7 @@ class CopyRun:
     def __init__(self, root: str, batches: Iterable[list[CopyItem]], writers: int = 1,
                  ahead: int = 1, placers: int = 1) -> None:
         self.root = root
+        self._dirs = RealDirs(root)  # the folders checked once per run
         self._batches = iter(batches)
         self._take = threading.Lock()
         # Where the time goes (the job's result): seconds the writers spent writing and
@@ -1108,14 +1116,14 @@ class CopyRun:
         """``_read_back_and_place`` of a batch, its files shared among the placing
         threads (each reads its part back with its own window of queued reads)."""
         if self._helpers is None or len(written) < 2:
-            _read_back_and_place(self.root, written, out)
+            _read_back_and_place(self.root, written, out, self._dirs)
             return
         n = self._placers
         parts = [written[i::n] for i in range(n)]
         outs = [Batch() for _ in parts]
-        futs = [self._helpers.submit(_read_back_and_place, self.root, p, o)
+        futs = [self._helpers.submit(_read_back_and_place, self.root, p, o, self._dirs)
                 for p, o in zip(parts[1:], outs[1:], strict=True)]
-        _read_back_and_place(self.root, parts[0], outs[0])
+        _read_back_and_place(self.root, parts[0], outs[0], self._dirs)
         for f in futs:
             f.result()
         for o in outs:
@@ -1179,7 +1187,7 @@ class BatchThreads:
 
 
 def _read_back_and_place(root: str, written: list[tuple[CopyItem, str, str | None, int]],
-                         out: Batch) -> None:
+                         out: Batch, dirs: RealDirs | None = None) -> None:
     """The second pass of ``copy_batch``: read back, compare, rename; stops at a target
     error (``out.stop``), the temporary files not placed left for the caller to remove."""
     armed: dict[int, int | OSError] = {}
@@ -1205,7 +1213,7 @@ def _read_back_and_place(root: str, written: list[tuple[CopyItem, str, str | Non
                     os.unlink(tmp)
                     out.outcomes.append(_mismatch(item, sha is not None))
                     continue
-                rel, adopted = place(root, tmp, item.rel, again)
+                rel, adopted = place(root, tmp, item.rel, again, dirs)
             except TargetError as exc:
                 _unlink_quiet(tmp)
                 out.stop = exc

@@ -43,6 +43,7 @@ import sqlalchemy as sa
 
 from lightbox.common import logs
 from lightbox.daemon.backups import files
+from lightbox.daemon.backups.real_dirs import RealDirs
 from lightbox.daemon.catalog import tables
 from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.jobs.queue import JobContext, JobFailed, _owner_alive
@@ -758,6 +759,7 @@ def _place_all(source: str, root: str, plan: list[Planned], move: bool
     there is adopted: ``present``), flush the folders, and only then delete the sources of
     a move. A target error stops the placing; the rest keep their sources."""
     dirs: set[str] = set()
+    real = RealDirs(root)
     stop: files.TargetError | None = None
     for it in plan:
         if it.action != "copy" or not it.tmp:
@@ -766,7 +768,7 @@ def _place_all(source: str, root: str, plan: list[Planned], move: bool
             it.action, it.reason = "error", f"not copied: {stop}"
             continue
         try:
-            dest, present = files.place(root, it.tmp, it.dest, it.sha256)
+            dest, present = files.place(root, it.tmp, it.dest, it.sha256, real)
         except files.TargetError as exc:
             it.action, it.reason = "error", f"{exc}; the source is kept"
             stop = exc

@@ -219,6 +219,13 @@ class Backups:
         self._wake.set()
         return self.present(await self.row(name))
 
+    async def target_guards(self) -> list[admission.Guarded]:
+        """The local targets, as folders no root may be, hold or lie inside
+        (``Sources.guard_providers``)."""
+        return [admission.Guarded(r["path"], f"the backup target {r['name']}",
+                                  admission.BACKUP_TARGET)
+                for r in await self._rows() if r["kind"] == "local" and r.get("path")]
+
     async def _admit(self, path: str) -> None:
         try:
             st = await asyncio.to_thread(os.stat, path)
@@ -466,7 +473,7 @@ class Backups:
         copied = adopted = 0
         damaged: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
-        changed = 0
+        changed = n_failed = n_damaged = 0  # the lists hold LIST_LIMIT at most
         seen: set[str] = set()
         ids = [s.id for s in online]
         mark = await self._fingerprint(row["id"], ids)
@@ -522,6 +529,7 @@ class Backups:
                     elif o.status == "adopted":
                         adopted += 1
                     elif o.status == "damaged":
+                        n_damaged += 1
                         _lim(damaged, {"photo": o.item.photo_id, "path": o.item.loc.path,
                                        "error": o.message})
                         self.bus.publish("backup", "damaged", {
@@ -532,6 +540,7 @@ class Backups:
                     elif o.status == "changed":
                         changed += 1
                     else:
+                        n_failed += 1
                         _lim(failed, {"photo": o.item.photo_id, "path": o.item.loc.path,
                                       "error": o.message})
                 errors = sum(1 for o in out.outcomes if o.status in ("damaged", "failed"))
@@ -551,10 +560,10 @@ class Backups:
         lap("copy")
         if cfg.get("check_sources") or ctx.params.get("check_sources"):
             ctx.phase = "checking sources"
-            await self._check_sources(ctx, row, online, damaged)
+            n_damaged += await self._check_sources(ctx, row, online, damaged)
         result.update(copied=copied, adopted=adopted, changed_since_indexed=changed,
-                      damaged=damaged, failed=failed, failed_count=len(failed),
-                      damaged_count=len(damaged))
+                      damaged=damaged, failed=failed, failed_count=n_failed,
+                      damaged_count=n_damaged)
         if stop is not None and stop.reason != files.DISK_FULL:
             # Gone or failing in the middle: perhaps unmounted. Say which.
             again = await asyncio.to_thread(store.check)
@@ -670,12 +679,14 @@ class Backups:
         await asyncio.to_thread(self.store(row).write_sums, rows)
 
     async def _check_sources(self, ctx: JobContext, row: Any, online: list[Source],
-                             damaged: list[dict[str, Any]]) -> None:
+                             damaged: list[dict[str, Any]]) -> int:
+        """Re-read the included sources' files the target has; returns how many are
+        damaged (listed in ``damaged`` up to LIST_LIMIT)."""
         # Local roots only: re-reading a bucket's every object to look for bit rot is a
         # download of the bucket (its ETags already say whether an object changed).
         online = [s for s in online if s.kind == "local"]
         if not online:
-            return
+            return 0
         has = sa.select(M.c.id).where(M.c.target_id == row["id"],
                                       M.c.sha256 == P.c.sha256).exists()
         q = (sa.select(P.c.id, P.c.source_id, P.c.sha256, P.c.size, P.c.mtime_ns, P.c.inode,
@@ -693,12 +704,13 @@ class Backups:
             items.append(files.CopyItem(r.id, LocalFile(src.path, rel, r.size, r.mtime_ns,
                                                         r.inode, r.device), r.sha256, r.size,
                                         ""))
-        checked = 0
+        checked = bad = 0
         for batch in _batches(items):
             found = await asyncio.to_thread(_check_sources_batch, batch)
             checked += len(batch)
             for o in found:
                 if o is not None:
+                    bad += 1
                     _lim(damaged, {"photo": o.item.photo_id, "path": o.item.loc.path,
                                    "error": o.message})
                     self.bus.publish("backup", "damaged", {"target": row["name"],
@@ -706,6 +718,7 @@ class Backups:
                                                            "path": o.item.loc.path})
                     ctx.progress(add_errors=1)
                     log.error("source file damaged; its copy is kept", path=o.item.loc.path)
+        return bad
 
     async def _retention(self, row: Any, days: int) -> dict[str, int]:
         """Copies of content no photo of the library has any more: marked orphaned now,

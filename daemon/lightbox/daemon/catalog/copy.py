@@ -32,6 +32,13 @@ moment however long the copy takes, while the daemon goes on writing.
   ``ON DELETE`` cascades reach. ``reconcile`` then re-reads those keys on both sides and
   makes the target equal, reading back every row it wrote. Writes the capture cannot
   attribute to keys (raw SQL) mark their table for a full comparison.
+- **Keys follow their transaction.** A key recorded while its transaction is still open
+  must not be handed to ``reconcile`` and forgotten: the re-read would not see the
+  uncommitted row, and the key would be in no later set (under load this lost a row at the
+  freeze). So keys gather per connection and join the shared set at the transaction's
+  commit or rollback; ``commit`` fires before the database has committed, so a set whose
+  commit is in flight is offered to every ``take()`` until the same connection shows the
+  commit ended (its next transaction begins, or it goes back to the pool).
 """
 
 from __future__ import annotations
@@ -659,86 +666,143 @@ class Captured:
     def size(self) -> int:
         return sum(len(v) for v in self.keys.values()) + 1000 * len(self.full)
 
+    def merge(self, other: Captured) -> None:
+        """Add what ``other`` recorded (the SQLite insert bound stays the lowest)."""
+        for name, keys in other.keys.items():
+            self.keys.setdefault(name, set()).update(keys)
+        self.full |= other.full
+        for name, low in other.lowest_insert.items():
+            mine = self.lowest_insert.get(name)
+            self.lowest_insert[name] = low if mine is None or low < mine else mine
+        self.schema_changed = self.schema_changed or other.schema_changed
+
+    def empty(self) -> bool:
+        return not (self.keys or self.full or self.lowest_insert or self.schema_changed)
+
 
 class ChangeCapture:
     """Records the keys every write on the daemon's engine may touch (see module doc)."""
 
     def __init__(self, plans: Sequence[TablePlan]) -> None:
         self.plans = {p.name: p for p in plans}
-        self.current = Captured()
+        self.current = Captured()  # what committed (or is committing) since the last take
+        # Per DBAPI connection (keyed by its record's ``info`` dict, which lives as long as
+        # the connection): what its open transaction wrote, and what it wrote in a
+        # transaction whose commit may still be in flight.
+        self._open: dict[int, Captured] = {}
+        self._settling: dict[int, Captured] = {}
         self._engine: sa.Engine | None = None
+
+    _HOOKS = ("before_execute", "after_execute", "before_cursor_execute", "begin", "commit",
+              "rollback", "checkin")
 
     def attach(self, engine: AsyncEngine) -> None:
         self._engine = engine.sync_engine
-        event.listen(self._engine, "before_execute", self._before)
-        event.listen(self._engine, "after_execute", self._after)
-        event.listen(self._engine, "before_cursor_execute", self._before_cursor)
+        for name in self._HOOKS:
+            event.listen(self._engine, name, getattr(self, f"_on_{name}"))
 
     def detach(self) -> None:
         if self._engine is not None:
-            event.remove(self._engine, "before_execute", self._before)
-            event.remove(self._engine, "after_execute", self._after)
-            event.remove(self._engine, "before_cursor_execute", self._before_cursor)
+            for name in self._HOOKS:
+                event.remove(self._engine, name, getattr(self, f"_on_{name}"))
             self._engine = None
 
     def take(self) -> Captured:
-        """What was captured so far; capturing goes on into a fresh set."""
+        """What committed so far, plus what transactions still open or still committing
+        have written (re-reading those is harmless; dropping them is not); capturing goes
+        on into a fresh set, which starts with the commits not yet known to be over."""
         taken, self.current = self.current, Captured()
+        for pending in self._open.values():
+            taken.merge(pending)
+        for settling in self._settling.values():
+            self.current.merge(settling)
         return taken
 
+    # -- transaction boundaries -----------------------------------------------------------
+    def _tx(self, conn: Connection) -> Captured:
+        return self._open.setdefault(id(conn.info), Captured())
+
+    def _ended(self, conn: Connection) -> None:
+        tx = self._open.pop(id(conn.info), None)
+        if tx is not None and not tx.empty():
+            self.current.merge(tx)
+            settling = self._settling.setdefault(id(conn.info), Captured())
+            settling.merge(tx)
+
+    def _settled(self, info: Any) -> None:
+        self._settling.pop(id(info), None)
+        tx = self._open.pop(id(info), None)
+        if tx is not None:  # returned to the pool without commit or rollback events
+            self.current.merge(tx)
+
+    def _on_begin(self, conn: Connection) -> None:
+        self._settling.pop(id(conn.info), None)  # its previous commit has ended
+
+    def _on_commit(self, conn: Connection) -> None:
+        self._ended(conn)
+
+    def _on_rollback(self, conn: Connection) -> None:
+        self._ended(conn)
+
+    def _on_checkin(self, dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            self._settled(record.info)
+
     # -- hooks (run inside the writer's statement, in its transaction) --------------------
-    def _add(self, name: str, keys: Iterable[Any]) -> None:
-        self.current.keys.setdefault(name, set()).update(
+    def _add(self, into: Captured, name: str, keys: Iterable[Any]) -> None:
+        into.keys.setdefault(name, set()).update(
             tuple(k) if isinstance(k, (list, tuple)) else k for k in keys)
 
-    def _before(self, conn: Connection, clause: Any, multiparams: Any, params: Any,
-                options: Any) -> None:
+    def _on_before_execute(self, conn: Connection, clause: Any, multiparams: Any,
+                           params: Any, options: Any) -> None:
+        into = self._tx(conn)
         try:
-            self._classify(conn, clause, _param_sets(multiparams, params))
+            self._classify(conn, into, clause, _param_sets(multiparams, params))
         except Exception as exc:
             # Never break the daemon's write; compare the table whole instead.
             table = getattr(clause, "table", None)
             name = getattr(table, "name", None)
             if name in self.plans:
-                self.current.full.add(name)
+                into.full.add(name)
             else:
-                self.current.full.update(self.plans)
+                into.full.update(self.plans)
             log.debug("change capture fell back to a full comparison", error=repr(exc))
 
-    def _classify(self, conn: Connection, clause: Any, sets: list[dict[str, Any]]) -> None:
+    def _classify(self, conn: Connection, into: Captured, clause: Any,
+                  sets: list[dict[str, Any]]) -> None:
         if isinstance(clause, elements.TextClause):
-            self._text(clause.text)
+            self._text(into, clause.text)
             return
         if not isinstance(clause, (sa.Insert, sa.Update, sa.Delete)):
             if isinstance(clause, sa.schema.ExecutableDDLElement):
-                self.current.schema_changed = type(clause).__name__
+                into.schema_changed = type(clause).__name__
             return
         table = clause.table
         p = self.plans.get(getattr(table, "name", ""))
         if p is None:
             return
         if isinstance(clause, sa.Insert):
-            self._insert(conn, p, clause, sets)
+            self._insert(conn, into, p, clause, sets)
             return
         if isinstance(clause, sa.Update):
             changed = {getattr(k, "key", k) for k in (clause._values or {})}
             if changed & {c.key for c in p.pk}:
-                self.current.full.add(p.name)
+                into.full.add(p.name)
                 return
         keys = self._where_keys(conn, p, clause.whereclause, sets)
         if keys is None:
-            self.current.full.add(p.name)
+            into.full.add(p.name)
             return
-        self._add(p.name, keys)
+        self._add(into, p.name, keys)
         if isinstance(clause, sa.Delete):
-            self._cascade(conn, p, keys, depth=0)
+            self._cascade(conn, into, p, keys, depth=0)
 
-    def _insert(self, conn: Connection, p: TablePlan, clause: sa.Insert,
+    def _insert(self, conn: Connection, into: Captured, p: TablePlan, clause: sa.Insert,
                 sets: list[dict[str, Any]]) -> None:
         names = [c.key for c in p.pk]
         values = {str(getattr(k, "key", k)): v for k, v in (clause._values or {}).items()}
         if clause._multi_values or getattr(clause, "select", None) is not None:
-            self.current.full.add(p.name)
+            into.full.add(p.name)
             return
         keys = []
         for s in sets or [{}]:
@@ -748,23 +812,23 @@ class ChangeCapture:
                 keys.append(tuple(merged[n] for n in names) if len(names) > 1
                             else merged[names[0]])
         if len(keys) == len(sets or [{}]):
-            self._add(p.name, keys)
+            self._add(into, p.name, keys)
             return
         if not p.int_pk:
-            self.current.full.add(p.name)
+            into.full.add(p.name)
             return
         if conn.dialect.name == "sqlite":
             # SQLite gives a new row max(rowid) + 1, which can be a key below the snapshot's
             # highest once rows were deleted: remember where new keys start.
             top = conn.execute(sa.select(sa.func.max(p.pk[0]))).scalar()
-            low = self.current.lowest_insert.get(p.name)
-            self.current.lowest_insert[p.name] = top if low is None or (
+            low = into.lowest_insert.get(p.name)
+            into.lowest_insert[p.name] = top if low is None or (
                 top is not None and top < low) else low
             if top is None:
-                self.current.lowest_insert[p.name] = 0
+                into.lowest_insert[p.name] = 0
 
-    def _after(self, conn: Connection, clause: Any, multiparams: Any, params: Any,
-               options: Any, result: Any) -> None:
+    def _on_after_execute(self, conn: Connection, clause: Any, multiparams: Any,
+                          params: Any, options: Any, result: Any) -> None:
         if not isinstance(clause, sa.Insert):
             return
         p = self.plans.get(getattr(clause.table, "name", ""))
@@ -775,22 +839,22 @@ class ChangeCapture:
         except Exception:
             return
         if pk is not None and all(v is not None for v in pk):
-            self._add(p.name, [tuple(pk) if len(pk) > 1 else pk[0]])
+            self._add(self._tx(conn), p.name, [tuple(pk) if len(pk) > 1 else pk[0]])
 
-    def _before_cursor(self, conn: Connection, cursor: Any, statement: str, parameters: Any,
-                       context: Any, executemany: bool) -> None:
+    def _on_before_cursor_execute(self, conn: Connection, cursor: Any, statement: str,
+                                  parameters: Any, context: Any, executemany: bool) -> None:
         if context is not None and getattr(context, "compiled", None) is not None:
-            return  # a Core statement: _before saw it
-        self._text(statement)
+            return  # a Core statement: before_execute saw it
+        self._text(self._tx(conn), statement)
 
-    def _text(self, sql: str) -> None:
+    def _text(self, into: Captured, sql: str) -> None:
         m = _WRITE_SQL.match(sql)
         if m:
             name = m.group(1)
             if name in self.plans:
-                self.current.full.add(name)
+                into.full.add(name)
         elif _DDL_SQL.match(sql):
-            self.current.schema_changed = sql.strip().split("\n")[0][:80]
+            into.schema_changed = sql.strip().split("\n")[0][:80]
 
     def _where_keys(self, conn: Connection, p: TablePlan, where: Any,
                     sets: list[dict[str, Any]]) -> list[Any] | None:
@@ -806,13 +870,14 @@ class ChangeCapture:
                 keys.append(tuple(row) if len(p.pk) > 1 else row[0])
         return keys
 
-    def _cascade(self, conn: Connection, p: TablePlan, keys: list[Any], depth: int) -> None:
+    def _cascade(self, conn: Connection, into: Captured, p: TablePlan, keys: list[Any],
+                 depth: int) -> None:
         if not keys or depth > 64:
             return
         for child, fkc in p.cascades:
             if child is None or len(fkc.columns) != 1 or len(p.pk) != 1:
                 if child is not None:
-                    self.current.full.add(child.name)
+                    into.full.add(child.name)
                 continue
             col = next(iter(fkc.columns))
             found: list[Any] = []
@@ -820,9 +885,9 @@ class ChangeCapture:
                 chunk = keys[start:start + KEY_CHUNK]
                 for row in conn.execute(sa.select(*child.pk).where(col.in_(chunk))):
                     found.append(tuple(row) if len(child.pk) > 1 else row[0])
-            new = [k for k in found if k not in self.current.keys.get(child.name, set())]
-            self._add(child.name, found)
-            self._cascade(conn, child, new, depth + 1)
+            new = [k for k in found if k not in into.keys.get(child.name, set())]
+            self._add(into, child.name, found)
+            self._cascade(conn, into, child, new, depth + 1)
 
 
 def _param_sets(multiparams: Any, params: Any) -> list[dict[str, Any]]:

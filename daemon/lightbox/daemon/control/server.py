@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import uuid
 from collections import OrderedDict
@@ -65,7 +66,13 @@ class Endpoint:
 
 
 class BindError(Exception):
-    """An address could not be bound (in use, bad path...)."""
+    """An address could not be bound (in use, bad path...); ``in_use`` says whether
+    another process holds it (lightboxd's exit code tells a second instance from a bad
+    configuration by it, not by the message)."""
+
+    def __init__(self, message: str, in_use: bool = False) -> None:
+        super().__init__(message)
+        self.in_use = in_use
 
 
 class ControlServer:
@@ -184,7 +191,8 @@ class ControlServer:
         try:
             sock.bind(address)
         except zmq.ZMQError as exc:
-            raise BindError(f"cannot bind {address}: {exc.strerror}") from None
+            raise BindError(f"cannot bind {address}: {exc.strerror}",
+                            in_use=exc.errno == errno.EADDRINUSE) from None
 
     def _bind_ipc(self) -> None:
         control, events = self.config.control_endpoint, self.config.events_endpoint

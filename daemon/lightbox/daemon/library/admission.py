@@ -12,7 +12,10 @@ with the ``read`` class. ``roots.add`` therefore refuses:
   the daemon's own data. A folder *inside* a home is fine: ``~/Pictures`` is the default
   root of ``make run`` (``/root/Pictures`` for root). Homes are those of root and of
   ordinary users (uid ≥ 1000) in the password database, and ``$HOME``;
-- an existing root again, a folder inside one or a folder holding one.
+- an existing root again, a folder inside one or a folder holding one;
+- a local backup target, a folder inside one or a folder holding one: the library would
+  index its own copies as photos, and an import into such a root would write into the
+  backup (``backups.add`` refuses the converse: a target inside or holding a root).
 
 Paths are compared resolved (``realpath``: symbolic links, ``//x``, ``x/../y``) **and** by
 identity: each folder's (device, inode) and those of its ancestors, and where it lies in its
@@ -51,6 +54,7 @@ HOME_DIR = "home_dir"
 SAME_ROOT = "already_a_root"
 INSIDE_ROOT = "inside_a_root"
 HOLDS_ROOT = "holds_a_root"
+BACKUP_TARGET = "backup_target"
 
 
 @dataclass(frozen=True)
@@ -141,10 +145,54 @@ def check(candidate: str, guards: Iterable[Guarded]) -> Refusal | None:
     """Why ``candidate`` (resolved, an existing directory) may not be a root, or None."""
     if candidate == "/":
         return Refusal(FILESYSTEM_ROOT, "/ is the whole file system, not a photo folder")
+    pseudo = _pseudo(candidate)
+    if pseudo is not None:
+        return pseudo
+    for g, kind, gpath, alias in _relations(candidate, guards):
+        if kind == "same":
+            shown = f" ({gpath}{alias})" if alias or gpath != candidate else ""
+            already = "already a root: " if g.reason == SAME_ROOT else ""
+            return Refusal(g.reason, f"{candidate} is {already}{g.what}{shown}")
+        if kind == "inside" and not g.inside_ok:
+            return Refusal(INSIDE_ROOT if g.reason == SAME_ROOT else g.reason,
+                           f"{candidate} is inside {g.what}: {gpath}{alias}")
+        if kind == "holds":
+            return Refusal(HOLDS_ROOT if g.reason == SAME_ROOT else g.reason,
+                           f"{candidate} holds {g.what}: {gpath}{alias}")
+    return None
+
+
+def check_new(candidate: str, guards: Iterable[Guarded]) -> Refusal | None:
+    """``check`` for a folder that may not exist yet (a restore's destination, made by the
+    restore): it will lie inside its nearest existing ancestor and hold nothing, so that
+    ancestor being a guarded folder means "inside" it (``~/restored`` is inside a home,
+    which is fine; it is not the home), and the ancestor holding one means nothing."""
+    if os.path.exists(candidate):
+        return check(candidate, guards)
+    anc = _existing(candidate)
+    pseudo = _pseudo(anc)
+    if pseudo is not None:
+        return pseudo
+    for g, kind, gpath, alias in _relations(anc, guards):
+        if kind in ("same", "inside") and not g.inside_ok:
+            return Refusal(INSIDE_ROOT if g.reason == SAME_ROOT else g.reason,
+                           f"{candidate} is inside {g.what}: {gpath}{alias}")
+    return None
+
+
+def _pseudo(candidate: str) -> Refusal | None:
     fstype = filesystem_type(candidate)
     if fstype in PSEUDO_FILESYSTEMS:
         return Refusal(PSEUDO_FS, f"{candidate} is on a {fstype} file system, which holds "
                                   "the kernel's state, not photos")
+    return None
+
+
+def _relations(candidate: str, guards: Iterable[Guarded]
+               ) -> Iterable[tuple[Guarded, str, str, str]]:
+    """(guard, "same" | "inside" | "holds", its resolved path, an alias note) for each
+    relation of ``candidate`` (an existing directory) to each guard, in the guards' order
+    and, per guard, in that order."""
     chain = _chain(candidate)
     me = chain[0] if chain else None
     table = mounts()
@@ -167,17 +215,9 @@ def check(candidate: str, guards: Iterable[Guarded]) -> Refusal | None:
                      by_id[2] or (_under(there[1], here[1]) and here != there))
         same, inside, holds = (p or i for p, i in zip(by_path, by_id, strict=True))
         alias = "" if any(by_path) else ", reached by another path (a bind mount?)"
-        if same:
-            shown = f" ({gpath}{alias})" if alias or gpath != candidate else ""
-            already = "already a root: " if g.reason == SAME_ROOT else ""
-            return Refusal(g.reason, f"{candidate} is {already}{g.what}{shown}")
-        if inside and not g.inside_ok:
-            return Refusal(INSIDE_ROOT if g.reason == SAME_ROOT else g.reason,
-                           f"{candidate} is inside {g.what}: {gpath}{alias}")
-        if holds:
-            return Refusal(HOLDS_ROOT if g.reason == SAME_ROOT else g.reason,
-                           f"{candidate} holds {g.what}: {gpath}{alias}")
-    return None
+        for kind, true in (("same", same), ("inside", inside), ("holds", holds)):
+            if true:
+                yield g, kind, gpath, alias
 
 
 def _existing(path: str) -> str:

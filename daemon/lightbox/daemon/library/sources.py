@@ -27,7 +27,7 @@ import os
 import re
 import stat
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +91,9 @@ class Sources:
         self.guard = VanishGuard(vanish_delay, bus.publish)
         # The daemon's own directories: no root may be, hold or lie inside one.
         self.guarded = tuple(guarded)
+        # More folders a root must keep clear of, asked at each roots.add (the backups
+        # component adds its local targets).
+        self.guard_providers: list[Callable[[], Awaitable[list[admission.Guarded]]]] = []
         self.by_id: dict[int, Source] = {}
         # Called with (source, online) when a root goes offline or comes back.
         self.on_online: list[Callable[[Source, bool], None]] = []
@@ -260,6 +263,8 @@ class Sources:
         guards = [admission.Guarded(other.path, f"the root {other.name}", admission.SAME_ROOT)
                   for other in self.local()]
         guards += admission.system_guards() + list(self.guarded)
+        for provider in self.guard_providers:
+            guards += await provider()
         refusal = await asyncio.to_thread(admission.check, real, guards)
         if refusal is not None:
             data = {"reason": refusal.reason, "errors": {"path": refusal.message}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -126,8 +127,11 @@ async def restore(ctx: Context, target: str, dest: str, photo: int | None, folde
                 raise InvalidParams(f"{key}: not a date", {"errors": {key: "not a date"}}) \
                     from None
     real = admission.resolve(dest)
-    guards = admission.system_guards() + list(d.backups.guarded)
-    refusal = admission.check(real, guards)
+    # Not into a backup target either (this one or another): its files would be extra
+    # files of that target, and a verify would report them.
+    guards = admission.system_guards() + list(d.backups.guarded) \
+        + await d.backups.target_guards()
+    refusal = await asyncio.to_thread(admission.check_new, real, guards)
     if refusal is not None:
         raise InvalidParams(f"dest: {refusal.message}; refusing to restore there",
                             {"reason": refusal.reason, "errors": {"dest": refusal.message}})

@@ -9,6 +9,7 @@ from typing import Any
 from lightbox.common.errors import InvalidParams, NotFound
 from lightbox.daemon.backups.importer import template_problem
 from lightbox.daemon.catalog import paths
+from lightbox.daemon.library import admission
 from lightbox.daemon.rpc import Context, method
 
 
@@ -29,7 +30,20 @@ async def import_(ctx: Context, source_path: str, root: Any, template: str, mode
     if d.sources.locate(src) is not None:
         raise InvalidParams("source_path: is inside a root already; import brings files in "
                             "from outside the library",
-                            {"errors": {"source_path": "inside a root"}})
+                            {"reason": admission.INSIDE_ROOT,
+                             "errors": {"source_path": "inside a root"}})
+    # Nor a folder holding a root, a backup target or the daemon's own files: the walk
+    # would take the library's files for a card's, and a move would take the files of the
+    # backup (its older versions are in no catalog) out of the backup.
+    guards = [admission.Guarded(s.path, f"the root {s.name}", admission.SAME_ROOT)
+              for s in d.sources.local()]
+    guards += admission.system_guards() + list(d.sources.guarded) \
+        + await d.backups.target_guards()
+    refusal = await asyncio.to_thread(admission.check, admission.resolve(src), guards)
+    if refusal is not None:
+        raise InvalidParams(f"source_path: {refusal.message}; import brings files in from "
+                            "outside the library", {"reason": refusal.reason,
+                                                    "errors": {"source_path": refusal.message}})
     params = {"source_path": src, "root": target.id, "template": template, "mode": mode,
               "dry_run": dry_run}
     return {"job": await d.jobs.submit("import", params)}

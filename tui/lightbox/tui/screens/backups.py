@@ -40,11 +40,27 @@ def run_line(run: dict[str, Any] | None) -> Text:
     style = {"succeeded": "green", "failed": "bold red", "running": "cyan"}.get(state, "")
     out = Text(state, style=style)
     out.append(f"  {fmt.utc_local(run.get('finished_at') or run.get('started_at'))}  "
-               f"{int(run.get('files') or 0):,} files  {fmt.size(run.get('bytes'))}",
+               f"{fmt.count(int(run.get('files') or 0), 'file')}  {fmt.size(run.get('bytes'))}",
                style="dim")
+    out.append_text(problems(run))
     reason = (run.get("result") or {}).get("error") if state == "failed" else None
     if reason:
         out.append(f"  {reason}", style="red")
+    return out
+
+
+def problems(run: dict[str, Any]) -> Text:
+    """``  2 errors: <the first one>``: a run that left files undone must not look clean
+    (the CLI lists them all: ``lightbox backup history --json``)."""
+    n = int(run.get("errors") or 0)
+    if not n:
+        return Text("")
+    result = run.get("result") or {}
+    first = next(iter((result.get("failed") or []) + (result.get("damaged") or [])
+                      + (result.get("problems") or [])), None)
+    out = Text(f"  {fmt.count(n, 'error')}", style="bold yellow")
+    if isinstance(first, dict) and first.get("error"):
+        out.append(f": {first['error']}", style="yellow")
     return out
 
 
@@ -99,7 +115,7 @@ class TargetCard(Widget, can_focus=False):
         lacking = int(s.get("not_backed_up") or 0)
         grid.add_row("holds", Text(f"{int(s.get('files') or 0):,} files, "
                                    f"{fmt.size(s.get('bytes'))}; ")
-                     + Text(f"{lacking:,} photos not backed up yet",
+                     + Text(f"{lacking:,} photo{'' if lacking == 1 else 's'} not backed up yet",
                             style="yellow" if lacking else "green"))
         parts: list[RenderableType] = [head, grid]
         p = self.progress
@@ -194,7 +210,8 @@ class BackupsScreen(LinkedScreen):
                           Text(state, style={"succeeded": "green", "failed": "red"}
                                .get(state, "cyan")),
                           fmt.utc_local(r.get("started_at")),
-                          f"{int(r.get('files') or 0):,} files {fmt.size(r.get('bytes'))}")
+                          Text(f"{fmt.count(int(r.get('files') or 0), 'file')} "
+                               f"{fmt.size(r.get('bytes'))}").append_text(problems(r)))
         return table
 
     def _ordered(self) -> list[TargetCard]:
