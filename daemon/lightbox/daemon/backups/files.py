@@ -1424,10 +1424,13 @@ class LocalStore:
 
     def copy_run(self, batches: Iterable[list[CopyItem]], threads: int) -> CopyRun:
         """A run's batches as a pipeline (``CopyRun``): ``threads`` is the daemon's worker
-        count, as many writers as placing threads. A writer's time is mostly the kernel's
-        (creating files, ``sendfile``), outside the GIL: with one writer the placing
-        threads waited for data through most of a first backup of small files."""
-        return CopyRun(self.path, batches, writers=max(1, threads), placers=threads)
+        count; as many writers, and two placing threads more. Both stages' time is mostly
+        the kernel's, outside the GIL (a writer's: creating files, ``sendfile``; a placing
+        thread's: waiting for its device reads, renames): with one writer the placing
+        threads waited for data through most of a first backup of small files, with two
+        the writers waited for the placing stage, whose extra threads keep reads queued
+        at the device while the others wait for a CPU."""
+        return CopyRun(self.path, batches, writers=max(1, threads), placers=threads + 2)
 
     def sums_exist(self) -> bool:
         return os.path.exists(os.path.join(self.path, SUMS))
