@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -209,11 +210,13 @@ class Trace:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.events: list[tuple[str, str]] = []
+        self.folders: set[tuple[str, str]] = set()  # (writer thread, its temp files' folder)
         send, place, flush = files._send_to_temp, files.place, files.CopyRun._flush_now
 
         def sent(loc: LocalFile, root_fd: int, tmp: str, fsync: bool) -> int:
             n = send(loc, root_fd, tmp, fsync)
             self.events.append(("written", loc.rel))
+            self.folders.add((threading.current_thread().name, os.path.dirname(tmp)))
             return n
 
         def placed(root: str, tmp: str, rel: str, sha256: str,
@@ -258,12 +261,22 @@ class Trace:
         return any(after < s and (before is None or e < before) for s, e in self.flushes())
 
 
+@pytest.mark.parametrize("writers", [1, 2])
 def test_a_run_shares_its_flushes_and_hands_over_only_what_a_flush_covered(
-        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch, writers: int) -> None:
     batches = make_batches(tmp_path / "lib", 4, 5)
     trace = Trace(monkeypatch)
-    run = files.CopyRun(str(target), batches, writers=1, placers=2)
+    run = files.CopyRun(str(target), batches, writers=writers, placers=2)
     got = drain(run, trace)
+    # Each writer creates its temp files in a folder of its own (creates in one folder
+    # take turns on its lock), all below the temp dir; none is left after the run.
+    tmp = str(target / files.TMP_DIR)
+    by_writer = {w: {d for w2, d in trace.folders if w2 == w} for w, _ in trace.folders}
+    assert all(len(d) == 1 for d in by_writer.values())
+    used = [d.pop() for d in by_writer.values()]
+    assert len(set(used)) == len(used) and all(d == tmp or os.path.dirname(d) == tmp
+                                               for d in used)
+    assert writers == 1 or len(used) == 2
     assert all(b.stop is None for b in got)
     outcomes = [o for b in got for o in b.outcomes]
     assert sorted(o.status for o in outcomes) == ["copied"] * 20
@@ -399,3 +412,27 @@ def test_a_run_killed_between_its_stages_leaves_no_partial_file_under_a_final_na
     for it in everything:
         assert (target / it.rel).read_bytes() == (tmp_path / "lib" / it.loc.rel).read_bytes()
     assert not list((target / files.TMP_DIR).iterdir())
+
+
+def test_a_runs_batches_spread_its_large_files_among_the_small_ones(tmp_path: Path) -> None:
+    """In the catalog's order a folder of camera files comes as one run; the batches mix
+    them with the small files (the disk's work beside the CPU's), each photo in exactly
+    one batch, each kind in its own order, within the batch limits."""
+    from lightbox.daemon.backups import service
+
+    def item(i: int, size: int) -> files.CopyItem:
+        return files.CopyItem(i, LocalFile(str(tmp_path), f"f{i}"), "0" * 64, size, f"r/f{i}")
+
+    large = [item(i, 4 << 20) for i in range(20)]
+    small = [item(100 + i, 2000) for i in range(4000)]
+    batches = service._batches(large + small, threads=2)
+    flat = [it.photo_id for b in batches for it in b]
+    assert sorted(flat) == sorted(it.photo_id for it in large + small)
+    assert [i for i in flat if i < 100] == list(range(20))
+    assert [i for i in flat if i >= 100] == [it.photo_id for it in small]
+    assert all(len(b) <= service.BATCH_FILES for b in batches)
+    per = [sum(1 for it in b if it.size >= service.SPREAD_BYTES) for b in batches]
+    assert len(batches) == 4 and per == [5, 5, 5, 5]
+    # Only one kind: as it was.
+    assert [it.photo_id for b in service._batches(small) for it in b] == \
+        [it.photo_id for it in small]

@@ -642,20 +642,22 @@ def test_a_target_unmounted_mid_run_fails_it_writing_nothing_elsewhere(
 
 
 def test_what_a_killed_run_left_on_the_target_is_cleared(tmp_path: Path) -> None:
-    """A run killed mid-way leaves temp files in .lightbox-tmp and, when it died while
-    rewriting SHA256SUMS, write_atomic's temporary file beside it: the next run's
-    clear_temp removes both and nothing else."""
+    """A run killed mid-way leaves temp files in .lightbox-tmp (a second writer's in its
+    own folder there) and, when it died while rewriting SHA256SUMS, write_atomic's
+    temporary file beside it: the next run's clear_temp removes them and nothing else."""
     from lightbox.daemon.backups import files
 
     target = tmp_path / "nas"
     target.mkdir()
     files.prepare(str(target), "nas", "m1")
     (target / ".lightbox-tmp" / "123-4.part").write_bytes(b"partial")
+    (target / ".lightbox-tmp" / "w1").mkdir()
+    (target / ".lightbox-tmp" / "w1" / "123-5.part").write_bytes(b"partial too")
     (target / ".SHA256SUMS.123.7.tmp").write_bytes(b"half a list")
     (target / "photos").mkdir()
     (target / "photos" / ".keep.tmp").write_bytes(b"a user's file")
     sums = (target / "SHA256SUMS").read_bytes()
-    assert files.clear_temp(str(target)) == 2
+    assert files.clear_temp(str(target)) == 3
     assert not list((target / ".lightbox-tmp").iterdir())
     assert not (target / ".SHA256SUMS.123.7.tmp").exists()
     assert (target / "photos" / ".keep.tmp").exists()

@@ -157,6 +157,14 @@ def clear_temp(path: str) -> int:
         return 0
     for entry in entries:
         try:
+            if entry.is_dir(follow_symlinks=False):
+                # A second writer's own folder (``CopyRun``): its files, then itself.
+                for sub in list(os.scandir(entry.path)):
+                    with contextlib.suppress(OSError):
+                        os.unlink(sub.path)
+                        removed += 1
+                os.rmdir(entry.path)
+                continue
             os.unlink(entry.path)
             removed += 1
         except OSError:
@@ -516,6 +524,8 @@ def place(root: str, tmp: str, rel: str, sha256: str,
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 _READ_BACK = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 # The read-back of a batch runs this far ahead of its hashing: the reads of the next files
 # are queued at the device (POSIX_FADV_WILLNEED) while this one is hashed, instead of one
@@ -603,17 +613,23 @@ def _read_write(src: int, dst: int, off: int, size: int) -> int:
     return off
 
 
+_fadvise: Callable[[int, int, int, int], None] | None = getattr(os, "posix_fadvise", None)
+
+
 def _arm(path: str) -> int | OSError:
     """Open a flushed copy for its read-back, drop its (clean) pages and queue its read
-    from the device; the error instead of the descriptor when it cannot be opened."""
+    from the device; the error instead of the descriptor when it cannot be opened. (Once
+    per copy: no attribute lookups or context managers that cost more than the calls.)"""
     try:
         fd = os.open(path, _READ_BACK)
     except OSError as exc:
         return exc
-    if hasattr(os, "posix_fadvise"):
-        with contextlib.suppress(OSError):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    if _fadvise is not None:
+        try:
+            _fadvise(fd, 0, 0, _DONTNEED)
+            _fadvise(fd, 0, 0, _WILLNEED)
+        except OSError:
+            pass
     return fd
 
 
@@ -936,8 +952,21 @@ class CopyRun:
         self._placers = max(1, placers)
         self._helpers = ThreadPoolExecutor(self._placers - 1, thread_name_prefix="backup-place") \
             if self._placers > 1 else None
-        self._writers = [threading.Thread(target=self._write_loop, name=f"backup-write-{i}",
-                                          daemon=True) for i in range(max(1, writers))]
+        # Each writer creates its files in a folder of its own: a create holds its folder's
+        # lock while the file system allocates the inode (on ext4 without a journal a scan
+        # past recently freed inodes), so writers sharing one folder would take turns.
+        # The first writes in the temp dir itself, the others in ``w<n>`` below it
+        # (removed again by ``close``, or by the next run's ``clear_temp``).
+        tmp = os.path.join(root, TMP_DIR)
+        self._tmp_dirs = [tmp] + [os.path.join(tmp, f"w{i}") for i in range(1, max(1, writers))]
+        try:
+            for d in self._tmp_dirs[1:]:
+                os.makedirs(d, exist_ok=True)
+        except OSError:  # the target's trouble shows (and is reported) at the first write
+            self._tmp_dirs = [tmp] * len(self._tmp_dirs)
+        self._writers = [threading.Thread(target=self._write_loop, args=(d,),
+                                          name=f"backup-write-{i}", daemon=True)
+                         for i, d in enumerate(self._tmp_dirs)]
         self._placer = threading.Thread(target=self._place_loop, name="backup-place",
                                         daemon=True)
         for t in self._writers:
@@ -987,6 +1016,9 @@ class CopyRun:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        for d in set(self._tmp_dirs[1:]) - {self._tmp_dirs[0]}:
+            with contextlib.suppress(OSError):  # not empty: the next run's clear_temp
+                os.rmdir(d)
 
     # -- the threads
 
@@ -998,7 +1030,7 @@ class CopyRun:
     def _ask(self) -> int:
         return self._flusher.ask() if self._flusher is not None else 0
 
-    def _write_loop(self) -> None:
+    def _write_loop(self, tmp_dir: str) -> None:
         try:
             while self._starting and not self._abort.is_set():
                 with self._take:
@@ -1006,7 +1038,7 @@ class CopyRun:
                 if batch is None:
                     break
                 t0 = time.perf_counter()
-                w = _write_batch(self.root, batch, not self._syncfs)
+                w = _write_batch(self.root, batch, not self._syncfs, tmp_dir=tmp_dir)
                 ticket = self._ask() if w.files else 0
                 t1 = time.perf_counter()
                 if w.stop is not None:
@@ -1191,7 +1223,8 @@ def _read_back_and_place(root: str, written: list[tuple[CopyItem, str, str | Non
                 out.outcomes.append(CopyOutcome(item, "failed",
                                                 message=f"{exc.strerror or exc}"))
                 continue
-            out.dirs.add(os.path.dirname(os.path.join(root, rel)))
+            head = rel.rpartition("/")[0]
+            out.dirs.add(f"{root}/{head}" if head else root)
             out.outcomes.append(CopyOutcome(item, "adopted" if adopted else "copied",
                                             rel=rel, bytes=0 if adopted else size))
     finally:
@@ -1391,8 +1424,13 @@ class LocalStore:
 
     def copy_run(self, batches: Iterable[list[CopyItem]], threads: int) -> CopyRun:
         """A run's batches as a pipeline (``CopyRun``): ``threads`` is the daemon's worker
-        count, which the writers and the placing thread share."""
-        return CopyRun(self.path, batches, writers=max(1, threads - 1), placers=threads)
+        count; as many writers, and two placing threads more. Both stages' time is mostly
+        the kernel's, outside the GIL (a writer's: creating files, ``sendfile``; a placing
+        thread's: waiting for its device reads, renames): with one writer the placing
+        threads waited for data through most of a first backup of small files, with two
+        the writers waited for the placing stage, whose extra threads keep reads queued
+        at the device while the others wait for a CPU."""
+        return CopyRun(self.path, batches, writers=max(1, threads), placers=threads + 2)
 
     def sums_exist(self) -> bool:
         return os.path.exists(os.path.join(self.path, SUMS))

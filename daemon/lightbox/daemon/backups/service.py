@@ -490,22 +490,26 @@ class Backups:
         ctx.phase = "copying"
         ctx.progress(processed=0, total=total)
         by_id = {s.id: s for s in online}
+        # Each root's folder on the target, once (``files.target_rel`` per photo, inlined:
+        # this loop runs once per photo of a first backup).
+        dirs = {s.id: files.source_dir(s.name) for s in online}
         items: list[files.CopyItem] = []
-        for r in todo:
-            if r.sha256 in seen:
+        # The rows unpacked as tuples (``_lacking``'s column order): a named lookup on a
+        # Row costs more than the rest of a photo's line here.
+        for pid, source_id, sha, size, mtime_ns, inode, device, etag, name, folder in todo:
+            if sha in seen:
                 ctx.progress(add=1)
                 continue
-            seen.add(r.sha256)
-            src = by_id[r.source_id]
-            rel = f"{r.folder}/{r.name}" if r.folder else r.name
+            seen.add(sha)
+            src = by_id[source_id]
+            rel = f"{folder}/{name}" if folder else name
             loc: Locator
             if src.kind == "s3":
                 s3cfg = self.sources.s3_config(src)
-                loc = S3Object(s3cfg, s3cfg.prefix + rel, r.size, r.mtime_ns, r.etag)
+                loc = S3Object(s3cfg, s3cfg.prefix + rel, size, mtime_ns, etag)
             else:
-                loc = LocalFile(src.path, rel, r.size, r.mtime_ns, r.inode, r.device)
-            items.append(files.CopyItem(r.id, loc, r.sha256, r.size,
-                                        files.target_rel(src.name, r.folder, r.name)))
+                loc = LocalFile(src.path, rel, size, mtime_ns, inode, device)
+            items.append(files.CopyItem(pid, loc, sha, size, f"{dirs[source_id]}/{rel}"))
         stop: files.TargetError | None = None
         # The store runs the batches: a local target as a pipeline (one batch written while
         # the one before is read back and placed, one flush per batch), a bucket as many
@@ -639,6 +643,7 @@ class Backups:
             return []
         has = sa.select(M.c.id).where(M.c.target_id == target_id,
                                       M.c.sha256 == P.c.sha256).exists()
+        # The column order is what ``_backup`` unpacks each row as.
         q = (sa.select(P.c.id, P.c.source_id, P.c.sha256, P.c.size, P.c.mtime_ns, P.c.inode,
                        P.c.device, P.c.etag, P.c.name, F.c.path.label("folder"))
              .join(F, F.c.id == P.c.folder_id)
@@ -658,17 +663,19 @@ class Backups:
 
     async def _record(self, target_id: int, done: list[files.CopyOutcome]) -> None:
         now = utcnow()
+        ph = paths.path_hash
         rows = [{"target_id": target_id, "sha256": o.item.sha256, "path": o.rel,
-                 "path_hash": paths.path_hash(o.rel), "size": o.item.size, "copied_at": now,
+                 "path_hash": ph(o.rel), "size": o.item.size, "copied_at": now,
                  "result": "ok"} for o in done]
         async with self.db.engine.begin() as conn:
             await conn.execute(M.insert(), rows)
 
     async def _write_sums(self, row: Any) -> None:
         async with self.db.engine.connect() as conn:
-            rows = [(r.sha256, r.path) for r in await conn.execute(
+            # Rows are (sha256, path) tuples already: no per-row copy.
+            rows = (await conn.execute(
                 sa.select(M.c.sha256, M.c.path).where(M.c.target_id == row["id"])
-                .order_by(M.c.path))]
+                .order_by(M.c.path))).tuples().all()
         await asyncio.to_thread(self.store(row).write_sums, rows)
 
     async def _check_sources(self, ctx: JobContext, row: Any, online: list[Source],
@@ -1103,14 +1110,42 @@ def _verify_part(store: Store, part: list[Any]) -> list[tuple[Any, str, int]]:
     return [(r, *store.verify_one(r.path, r.sha256, r.size)) for r in part]
 
 
+# A file at least this large is spread among the batches of small ones (``_spread``).
+SPREAD_BYTES = 256 << 10
+
+
+def _spread(items: list[files.CopyItem]) -> list[files.CopyItem]:
+    """``items`` with the large files spaced evenly among the small ones, each kind in its
+    own order. A large file's copy is bound by the target's disk (its write-out, then its
+    read-back), a small one's by the CPU (creating, renaming, one short read each): in the
+    catalog's order a library's large files come in runs (a folder of camera files, the
+    small ones in others), and a run of batches of only large files leaves the CPU idle
+    while the disk is busy, then the other way round. Mixed, every batch keeps both busy.
+    Which batch a file is in changes nothing a batch guarantees."""
+    big = [it for it in items if it.size >= SPREAD_BYTES]
+    if not big or len(big) == len(items):
+        return items
+    small = [it for it in items if it.size < SPREAD_BYTES]
+    step = len(small) / len(big)
+    out: list[files.CopyItem] = []
+    taken = 0
+    for k, it in enumerate(big):
+        upto = int((k + 0.5) * step)
+        out.extend(small[taken:upto])
+        taken = upto
+        out.append(it)
+    out.extend(small[taken:])
+    return out
+
+
 def _batches(items: list[files.CopyItem], threads: int = 1) -> list[list[files.CopyItem]]:
     """Batches of at most BATCH_FILES files and BATCH_BYTES bytes, small enough that each
-    of ``threads`` gets some."""
+    of ``threads`` gets some, the large files spread among them (``_spread``)."""
     per = max(16, min(BATCH_FILES, -(-len(items) // max(1, threads))))
     out: list[list[files.CopyItem]] = []
     cur: list[files.CopyItem] = []
     size = 0
-    for it in items:
+    for it in _spread(items):
         cur.append(it)
         size += it.size
         if len(cur) >= per or size >= BATCH_BYTES:
