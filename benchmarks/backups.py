@@ -271,7 +271,8 @@ def main() -> None:
         d = Daemon(data, "[library]\nwatch = false\nreconcile_interval = 0\n").start()
         rows: dict[str, list[float]] = {k: [] for k in (
             "first", "rsync_first", "first_cpu", "rsync_cpu", "load", "again", "rsync_again",
-            "verify", "hash_loop", "again_cpu", "import", "import_index", "import_cpu", "cp")}
+            "verify", "hash_loop", "again_cpu", "import", "import_index", "import_cpu", "cp",
+            "cp_sync")}
         try:
             for job in d.call("jobs.list", {"kind": "scan"})["jobs"]:
                 d.wait_job(job["id"])
@@ -324,6 +325,9 @@ def main() -> None:
                   f"0.7)  spread {spread(rows['import'])} / {spread(rows['cp'])}; CPU of the "
                   f"daemon and its workers {m['import_cpu']:.2f} s; then indexing "
                   f"(thumbnails) {m['import_index']:.1f} s")
+            print(f"  floor: cp -r + sync -f {cmb / m['cp_sync']:7.1f} MB/s (the copy made "
+                  f"durable, as the import's are): import {m['cp_sync'] / m['import']:.2f}x of "
+                  f"it; spread {spread(rows['cp_sync'])}")
 
 
 def backup_round(d: Daemon, tmp: Path, root: Path, r: int, n: int, threads: int,
@@ -389,8 +393,17 @@ def backup_round(d: Daemon, tmp: Path, root: Path, r: int, n: int, threads: int,
 def import_round(d: Daemon, tmp: Path, card: Path, r: int,
                  rows: dict[str, list[float]]) -> None:
     copy = tmp / f"cp{r}"
+    subprocess.run(["sync"], check=True)  # no side pays for what another left dirty
     rows["cp"].append(timed(["cp", "-r", str(card), str(copy)]))
     shutil.rmtree(copy)
+    # Not the baseline, a floor: the same copy made durable, as an import's copies are
+    # before a move may delete a source (cp's copy above is removed before the kernel
+    # writes it out, so it never costs a device write).
+    subprocess.run(["sync"], check=True)
+    rows["cp_sync"].append(timed(["sh", "-c", 'cp -r "$0" "$1" && sync -f "$1"',
+                                  str(card), str(copy)]))
+    shutil.rmtree(copy)
+    subprocess.run(["sync"], check=True)
     dest = tmp / f"imported{r}"
     dest.mkdir()
     d.call("roots.add", {"path": str(dest), "name": f"imp{r}", "scan": False})
