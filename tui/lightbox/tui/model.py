@@ -172,6 +172,11 @@ class PhotoSeq:
                 self.on_miss(i)
         return photo
 
+    def id_at(self, i: int) -> int | None:
+        """The photo id at ``i`` when the order knows it, whether or not its row is here
+        (asks for nothing: a reload keeps the cursor's photo before its row arrived)."""
+        return self.order[i] if 0 <= i < len(self.order) else None
+
     def loaded(self, i: int) -> bool:
         pid = self.order[i] if 0 <= i < len(self.order) else None
         return pid is not None and pid in self.rows

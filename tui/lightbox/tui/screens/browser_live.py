@@ -86,8 +86,9 @@ class LiveUpdates:
         me = self._me()
         if me.seq is None:
             return
-        photo = me.current_photo()
-        me.load(me.seq.query, photo["id"] if photo else None)
+        # The cursor's photo by its id in the order, loaded or not: after a jump (G) its
+        # row may still be on its way, and a reload then must not send the cursor home.
+        me.load(me.seq.query, me.seq.id_at(me.cursor))
 
     def _dirty(self, ids: list[int]) -> None:
         me = self._me()
