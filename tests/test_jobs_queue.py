@@ -223,6 +223,32 @@ async def test_dedupe_and_listing(db: Database) -> None:
     assert rest["next_cursor"] is None
 
 
+async def test_a_request_to_look_now_does_not_join_a_run_already_going(db: Database) -> None:
+    """``join_running=False`` (``library.scan``): a scan that began before a disk was
+    mounted must not answer the person who asks for one after mounting it."""
+    q = await make_queue(db)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def long(ctx: JobContext) -> None:
+        started.set()
+        await release.wait()
+
+    q.register("long", long)
+    await q.start()
+    try:
+        running = await q.submit("long", {})
+        await asyncio.wait_for(started.wait(), 5)
+        assert await q.submit("long", {}) == running  # the daemon's own: joins it
+        fresh = await q.submit("long", {}, join_running=False)
+        assert fresh != running
+        assert await q.submit("long", {}, join_running=False) == fresh  # queued: joined
+        release.set()
+        assert (await q.wait(fresh, 10))["state"] == "succeeded"
+    finally:
+        release.set()
+        await q.stop()
+
+
 REAL_BACKOFF = queue_mod.backoff
 
 

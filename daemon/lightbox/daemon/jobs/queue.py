@@ -327,8 +327,13 @@ class JobQueue:
 
     # -- public API ----------------------------------------------------------------------
     async def submit(self, kind: str, params: dict[str, Any] | None = None, *,
-                     dedupe: bool = True, priority: int = 0) -> int:
-        """Queue a job; an identical queued or running one is reused when ``dedupe``."""
+                     dedupe: bool = True, priority: int = 0,
+                     join_running: bool = True) -> int:
+        """Queue a job; an identical queued or running one is reused when ``dedupe``.
+
+        ``join_running=False`` reuses only a queued one: a request to look *now* (a person's
+        ``lightbox scan`` right after mounting a disk) must not be answered by a run that
+        began before the change it wants seen."""
         if kind not in self.kinds:
             raise InvalidParams(f"unknown job kind {kind!r}")
         params = params or {}
@@ -337,7 +342,8 @@ class JobQueue:
         async with self.db.engine.begin() as conn:
             if dedupe:  # the same job for the same place (another daemon's cleanup is not)
                 rows = await conn.execute(sa.select(j.c.id, j.c.params, j.c.affinity).where(
-                    j.c.kind == kind, j.c.state.in_(("queued", "running"))))
+                    j.c.kind == kind,
+                    j.c.state.in_(("queued", "running") if join_running else ("queued",))))
                 for job_id, existing, where in rows:
                     if existing == params and where == affinity:
                         return int(job_id)

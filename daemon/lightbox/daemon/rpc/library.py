@@ -24,7 +24,9 @@ async def scan(ctx: Context, root: Any, path: str | None, full: bool) -> dict[st
         params["root"] = d.sources.resolve(root).id
     elif not d.sources.local():
         raise NotFound("the library has no roots yet (lightbox roots add PATH)")
-    return {"job": await d.jobs.submit("scan", params)}
+    # Not the scan already running (the daemon's own, begun at start or by the schedule):
+    # it may have passed the folders this request wants looked at.
+    return {"job": await d.jobs.submit("scan", params, join_running=False)}
 
 
 @method("library.cleanup")
