@@ -58,7 +58,8 @@ METHODS = (
         "library.scan",
         Permission.CONTROL,
         "Scan roots for new, changed, moved and vanished files; unchanged files (same size, "
-        "mtime and inode) are not read. Returns the job at once.",
+        "mtime and inode) are not read. Returns the job at once: an identical scan still "
+        "queued is reused, one already running is not (it may have passed what changed).",
         params=(
             Param("root", "any", "a root's id, name or path (default: every root)"),
             Param("path", "string", "only this folder (absolute path) and what is below it",
