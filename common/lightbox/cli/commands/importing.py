@@ -6,7 +6,6 @@ import argparse
 import os
 from typing import Any
 
-from lightbox.cli import exits
 from lightbox.cli.context import Context, Subparsers
 from lightbox.cli.jobs_wait import wait_for_job
 
@@ -44,19 +43,21 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             ctx.print(f"import started: job {out['job']} "
                       f"({ctx.command('jobs', 'wait', str(out['job']))})")
         return 0
-    if ctx.json:
-        return wait_for_job(ctx, out)
-    code = wait_for_job(ctx, out)
-    job = ctx.call("jobs.get", {"id": out["job"]})
+    return wait_for_job(ctx, out, report=lambda job: (_summary(job, args), False))
+
+
+def _summary(job: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """The plan or what was done, file by file, and the verdict on the card."""
+    lines: list[str] = []
     result = job.get("result") or {}
     for f in result.get("files", []):
         note = f" ({f['reason']})" if f.get("reason") else ""
-        ctx.print(f"  {f['action']:<9} {f['from']}" + (f" -> {f['to']}" if f["to"] else "")
-                  + note)
+        lines.append(f"  {f['action']:<9} {f['from']}" + (f" -> {f['to']}" if f["to"] else "")
+                     + note)
     if result.get("total", 0) > result.get("listed", 0):
-        ctx.print(f"  … {result['total'] - result['listed']} more")
+        lines.append(f"  … {result['total'] - result['listed']} more")
     counts = ", ".join(f"{v} {k}" for k, v in sorted((result.get("counts") or {}).items()))
-    ctx.print(f"{'plan' if args.dry_run else 'done'}: {counts or 'nothing to import'}")
+    lines.append(f"{'plan' if args.dry_run else 'done'}: {counts or 'nothing to import'}")
     left = {k: v for k, v in (result.get("counts") or {}).items() if k != "copied" and v}
     if not args.dry_run and args.move and not left:
         # The card gave every file up: "safe to erase" means nothing for an emptied card;
@@ -64,10 +65,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         waiting = [f"{n} not yet on backup target {target} (lightbox backup run {target})"
                    for target, n in (result.get("not_backed_up") or {}).items() if n]
         if waiting:
-            ctx.print("moved; " + "; ".join(waiting))
+            lines.append("moved; " + "; ".join(waiting))
     elif not args.dry_run and "safe_to_erase" in result:
         if result["safe_to_erase"]:
-            ctx.print("safe to erase: every file on it is in the library and backed up")
+            lines.append("safe to erase: every file on it is in the library and backed up")
         else:
             why: list[str] = []
             if result.get("not_in_library"):
@@ -82,5 +83,5 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                            "disk by the catalog")
             if result.get("errors"):
                 why.append(f"{result['errors']} errors")
-            ctx.print("NOT safe to erase: " + "; ".join(why))
-    return code if code != exits.OK or job["state"] == "succeeded" else exits.ERROR
+            lines.append("NOT safe to erase: " + "; ".join(why))
+    return lines
