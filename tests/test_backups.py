@@ -504,6 +504,54 @@ def test_a_full_target_disk_stops_the_run_cleanly(make_daemon: Any, tmp_path: Pa
     assert sha256sum_check(target).returncode == 0
 
 
+def test_a_restore_stops_at_a_full_destination_and_never_writes_through_a_link(
+        make_daemon: Any, tmp_path: Path, tmpfs: Any) -> None:
+    d: DaemonProcess = make_daemon(config=SCAN_ONLY)
+    root = tmp_path / "photos"
+    photos(root, 12, size=700)  # ~100-200 kB each
+    d.call("roots.add", {"path": str(root), "name": "photos", "scan": False})
+    scan(d)
+    target = tmp_path / "nas"
+    target.mkdir()
+    d.call("backups.add", {"name": "nas", "path": str(target)})
+    assert backup(d, "nas")["state"] == "succeeded"
+    # A full disk: the restore stops at the first file that does not fit, says how many
+    # were not restored, and leaves no temporary file behind.
+    total = sum(p.stat().st_size for p in root.rglob("*.jpg"))
+    small = tmpfs(tmp_path / "small", f"{total // 3 // 1024}k")
+    done = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(small),
+                                              "all": True})["job"])
+    assert done["state"] == "failed", done
+    r = done["result"]
+    assert r["reason"] == "disk_full", r
+    counts = r["counts"]
+    assert counts["disk_full"] == 1 and 0 < counts["restored"] < 11, counts
+    assert counts["restored"] + 1 + counts.get("not_started", 0) == 12, counts
+    assert [p for p in r["problems"] if p["status"] == "disk_full"], r["problems"]
+    restored = [p for p in small.rglob("*") if p.is_file()]
+    assert len(restored) == counts["restored"]
+    assert not [p for p in restored if p.name.endswith((".lbrestore", ".lbdownload"))]
+    for p in restored:
+        assert p.read_bytes() == (root / p.relative_to(small / "photos")).read_bytes()
+    cli = run_cli("backup", "restore", "nas", str(small), "--all", "--wait",
+                  env={"LIGHTBOX_DATA_DIR": str(d.data_dir)})
+    assert cli.returncode != 0 and "full" in cli.stdout + cli.stderr, cli.stdout + cli.stderr
+    # A folder of the destination that is a symbolic link is not written through.
+    dest = tmp_path / "restored"
+    elsewhere = tmp_path / "elsewhere"
+    (dest / "photos").mkdir(parents=True)
+    elsewhere.mkdir()
+    (dest / "photos" / "2024").symlink_to(elsewhere)
+    done = wait(d, d.call("backups.restore", {"target": "nas", "dest": str(dest),
+                                              "all": True})["job"])
+    assert done["state"] == "succeeded", done
+    counts = done["result"]["counts"]
+    assert counts == {"restored": 6, "failed": 6}, counts
+    assert list(elsewhere.iterdir()) == []
+    assert all("symbolic link" in p["error"] for p in done["result"]["problems"])
+    assert len(list((dest / "photos" / "2025").rglob("*.jpg"))) == 6
+
+
 def test_sigkill_mid_run_then_a_rerun_copies_nothing_twice(make_daemon: Any,
                                                            tmp_path: Path) -> None:
     d: DaemonProcess = make_daemon(config=SCAN_ONLY)

@@ -1347,7 +1347,7 @@ def clear_restore_leftovers(folders: Iterable[str]) -> int:
 
 def restore_one(src: str, dest: str, sha256: str, overwrite: bool) -> tuple[str, int, str]:
     """Copy ``src`` (on the target) to ``dest``, hash-checked: (status, bytes, message) with
-    status restored | present | kept | damaged | failed."""
+    status restored | present | kept | damaged | failed | missing | disk_full."""
     if os.path.lexists(dest):
         try:
             same = os.path.isfile(dest) and not os.path.islink(dest) \
@@ -1388,7 +1388,15 @@ def restore_one(src: str, dest: str, sha256: str, overwrite: bool) -> tuple[str,
         return ("missing" if exc.filename == src else "failed"), 0, f"{exc.strerror}"
     except OSError as exc:
         _unlink_quiet(tmp)
-        return "failed", 0, f"{exc.strerror or exc}"
+        return restore_failure(exc)
+
+
+def restore_failure(exc: OSError) -> tuple[str, int, str]:
+    """A restore's failed file: ``disk_full`` when the destination has no room (the run
+    stops there: every later file would fail the same way), else ``failed``."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DISK_FULL, 0, f"{exc.strerror or exc} (the destination is full)"
+    return "failed", 0, f"{exc.strerror or exc}"
 
 
 class LocalStore:

@@ -31,8 +31,11 @@ class NotBeneath(OSError):
 class RealDirs:
     """The folders below ``root`` checked so far in this run (see module doc)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, same_device: bool = True) -> None:
         self.root = root
+        # A restore's destination may hold a disk mounted on purpose (each restored file
+        # is flushed on its own): there only links are refused.
+        self.same_device = same_device
         self.device: int | None = None  # the root's, read at the first check
         self._seen: set[str] = {""}
 
@@ -62,7 +65,7 @@ class RealDirs:
                                      "does not write through links", path)
                 if not stat.S_ISDIR(st.st_mode):
                     raise NotBeneath(errno.ENOTDIR, f"{path} is a file, not a folder", path)
-                if st.st_dev != self.device:
+                if self.same_device and st.st_dev != self.device:
                     raise NotBeneath(errno.EXDEV, f"{path} is another filesystem mounted "
                                      "inside this one: lightbox does not write across "
                                      "mounts", path)

@@ -311,7 +311,7 @@ class S3Store:
                     f.write(chunk)
             return files.restore_one(tmp_src, dest, sha256, overwrite)
         except OSError as exc:
-            return "failed", 0, f"{exc.strerror or exc}"
+            return files.restore_failure(exc)
         finally:
             try:
                 os.unlink(tmp_src)

@@ -34,6 +34,7 @@ from lightbox.common import logs, schedule
 from lightbox.common.api.backups import S3_KEYS, TARGET_FIELDS, TARGET_KEYS, budget_seconds
 from lightbox.common.errors import Conflict, InvalidParams, NotFound
 from lightbox.daemon.backups import files
+from lightbox.daemon.backups.real_dirs import NotBeneath, RealDirs
 from lightbox.daemon.backups.s3 import SECRET_KEYS, S3Store
 from lightbox.daemon.catalog import paths, tables
 from lightbox.daemon.catalog.database import Database
@@ -901,6 +902,9 @@ class Backups:
             folders = {os.path.dirname(os.path.join(dest, d)) for _, d, _ in chosen}
             result["leftovers_removed"] = await asyncio.to_thread(
                 files.clear_restore_leftovers, folders)
+        # Links inside the destination are not written through (as on a target), mounts
+        # inside it are fine: each file is flushed on its own.
+        real = RealDirs(dest, same_device=False)
         ctx.phase = "planning" if dry else "restoring"
         ctx.progress(processed=0, total=len(chosen))
         counts: dict[str, int] = {}
@@ -929,9 +933,20 @@ class Backups:
                 continue
 
             def work(p: list[tuple[str, str, str]] = part) -> list[tuple[str, str, int, str]]:
-                return [(dst, *store.restore_one(src, os.path.join(dest, dst), sha,
-                                                 overwrite))
-                        for src, dst, sha in p]
+                done: list[tuple[str, str, int, str]] = []
+                for src, dst, sha in p:
+                    try:
+                        real.check(os.path.dirname(dst))
+                    except NotBeneath as exc:
+                        done.append((dst, "failed", 0, exc.strerror or str(exc)))
+                        continue
+                    done.append((dst, *store.restore_one(src, os.path.join(dest, dst), sha,
+                                                         overwrite)))
+                    if done[-1][1] == files.DISK_FULL:
+                        break  # every next file would fail the same way
+                return done
+            if i == 0:
+                await asyncio.to_thread(os.makedirs, dest, exist_ok=True)
             outs = await asyncio.to_thread(work)
             nbytes = 0
             for dst, status, n, msg in outs:
@@ -942,7 +957,16 @@ class Backups:
                                     "error": msg})
             ctx.progress(add=len(part), add_bytes=nbytes,
                          add_errors=sum(1 for o in outs if o[1] in ("damaged", "failed",
-                                                                    "missing")))
+                                                                    "missing",
+                                                                    files.DISK_FULL)))
+            if any(o[1] == files.DISK_FULL for o in outs):
+                left = len(chosen) - i - len(outs)
+                if left:
+                    counts["not_started"] = left
+                result.update(dest=dest, dry_run=dry, counts=counts, not_on_target=lacking,
+                              problems=problems, reason=files.DISK_FULL)
+                raise JobFailed(f"restore into {dest} stopped: the destination is full "
+                                f"({left + 1} files not restored)", {"reason": files.DISK_FULL})
             await self._touch_lock(row["id"])
         result.update(dest=dest, dry_run=dry, counts=counts, not_on_target=lacking)
         if dry:
