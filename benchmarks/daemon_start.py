@@ -2,7 +2,8 @@
 first ``hello`` answered (every component up: READY=1 is sent just before).
 
 On copies of the ``catalog_queries`` catalog: the first start after an upgrade (SQLite
-has no planner statistics yet, so the daemon runs ANALYZE) and later starts. Baseline,
+has no planner statistics yet: the daemon samples them before ready and runs the full
+ANALYZE after) and later starts. Baseline,
 same run: the interpreter importing the daemon's modules and exiting (the floor of any
 start) and the same start on an empty catalog. Target: < 2 s to ready.
 
@@ -71,7 +72,7 @@ def main() -> None:
             shutil.copy2(args.reuse / "catalog.db", db)
             with sqlite3.connect(db) as conn:  # as a catalog that never had a daemon
                 conn.execute("DROP TABLE IF EXISTS sqlite_stat1")
-            out.setdefault(f"{n:,} photos, first start (ANALYZE)", []).append(
+            out.setdefault(f"{n:,} photos, first start (no statistics)", []).append(
                 start_once(work / f"f{r}", db))
             out.setdefault(f"{n:,} photos, next start", []).append(
                 start_once(work / f"n{r}", db))

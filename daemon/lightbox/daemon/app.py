@@ -126,7 +126,7 @@ class Daemon:
         self.jobs.register("sync", self.bucketsync.run)
         self.buckets = BucketScheduler(self.sources, self.jobs)
         self.reconciler = Reconciler(self.sources, self.jobs, self.writer,
-                                     config["library.reconcile_interval"])
+                                     config["library.reconcile_interval"], self.db)
         self.watcher = Watcher(self.sources, self.scanner, self.writer,
                                enabled=config["library.watch"],
                                debounce=config["library.debounce"],

@@ -23,8 +23,8 @@ METHODS = (
         "Health of the daemon: uptime, version, database engine, catalog counts, job summary, "
         "component states; `indexing` says whether indexing is paused and why, and how many "
         "photos wait for a retry, by reason.",
-        result="{version, pid, started, uptime, database{engine, revision}, counts{}, jobs{}, "
-        "indexing{paused, retrying{}}, components{}, clients}",
+        result="{version, pid, started, uptime, database{engine, revision, statistics}, "
+        "counts{}, jobs{}, indexing{paused, retrying{}}, components{}, clients}",
     ),
     MethodSpec(
         "system.methods",

@@ -54,21 +54,29 @@ def _text_ok(v: str) -> bool:
 
 def utc_iso(value: dt.datetime | str | None) -> str | None:
     """A stored naive-UTC timestamp as ISO 8601 with milliseconds and a Z."""
-    if value is None:
-        return None
-    if isinstance(value, str):
+    if type(value) is str:
+        # SQLite's text as SQLAlchemy writes it, 'YYYY-MM-DD HH:MM:SS.ffffff': sliced
+        # without a check of every character (two of these a photo, on every page).
+        if len(value) == 26 and value[10] == " " and value[19] == ".":
+            return value[:10] + "T" + value[11:23] + "Z"
         if not _text_ok(value):
             return iso(dt.datetime.fromisoformat(value))
         return f"{value[:10]}T{value[11:19]}.{value[20:23].ljust(3, '0')}Z"
+    if value is None:
+        return None
+    if type(value) is _datetime:
+        return value.isoformat(timespec="milliseconds") + "Z"
+    if isinstance(value, str):
+        return utc_iso(str(value))
     return iso(value)
 
 
 def wall_iso(value: dt.datetime | str | None) -> str | None:
     """A naive wall-clock time as ISO text without a zone: ``2008-05-30T15:56:01``
     (milliseconds only when there are some)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
+    if type(value) is str:
+        if len(value) == 19 and value[10] == " ":
+            return value[:10] + "T" + value[11:]
         if not _text_ok(value):
             value = dt.datetime.fromisoformat(value)
         else:
@@ -76,6 +84,10 @@ def wall_iso(value: dt.datetime | str | None) -> str | None:
             if frac.strip("0") and value[19:20] == ".":
                 return f"{value[:10]}T{value[11:19]}.{frac.ljust(3, '0')}"
             return f"{value[:10]}T{value[11:19]}"
+    elif value is None:
+        return None
+    elif isinstance(value, str):
+        return wall_iso(str(value))
     return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
 
 
@@ -88,6 +100,14 @@ def wall_value(value: dt.datetime | str | None) -> dt.datetime | None:
 
 _gmtime = time.gmtime
 _strftime = time.strftime
+# mtime text from tables: a day's date from a small cache (the photos of a folder share few
+# days), the time of day and the milliseconds by index; 6x faster than gmtime + strftime,
+# which was a quarter of a 500-photo page's shaping (issue 13).
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_DAY_PREFIX: dict[int, str] = {}
+_HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_SECOND = tuple(f"{s:02d}" for s in range(60))
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 def mtime_iso(mtime_ns: int | None) -> str | None:
@@ -95,6 +115,21 @@ def mtime_iso(mtime_ns: int | None) -> str | None:
     if mtime_ns is None:
         return None
     sec, ns = divmod(mtime_ns, 1_000_000_000)
+    day, rest = divmod(sec, 86400)
+    prefix = _DAY_PREFIX.get(day)
+    if prefix is None:
+        try:
+            prefix = dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
+        except (OverflowError, ValueError):  # before year 1 or after 9999
+            return _mtime_iso_slow(sec, ns)
+        if len(_DAY_PREFIX) >= 20_000:
+            _DAY_PREFIX.clear()
+        _DAY_PREFIX[day] = prefix
+    minute, second = divmod(rest, 60)
+    return prefix + _HOUR_MINUTE[minute] + _SECOND[second] + _MILLIS[ns // 1_000_000]
+
+
+def _mtime_iso_slow(sec: int, ns: int) -> str | None:
     try:
         return f"{_strftime('%Y-%m-%dT%H:%M:%S', _gmtime(sec))}.{ns // 1_000_000:03d}Z"
     except (OverflowError, OSError, ValueError):
@@ -123,42 +158,44 @@ _datetime = dt.datetime
 def photo(row: Sequence[Any], abs_path: str | None) -> dict[str, Any]:
     """Every field of PHOTO_FIELDS from a row of ``queries.PHOTO_COLUMNS``.
 
-    Written out flat, without helper calls for the common cases: it runs for every photo
-    of every page. JSON has no NaN or infinity, so a bad EXIF rational becomes null.
+    Written out flat: it runs for every photo of every page (a 500-photo page of
+    ``folders.list`` was more than half shaping, issue 13). JSON has no NaN or infinity, so
+    a bad EXIF rational becomes null.
     """
     (pid, source_id, folder_id, name, size, mtime_ns, status, error, sha256, mime, fmt, width,
      height, orientation, taken_at, taken_offset, make, model, lens, exposure_time, f_number,
      iso_speed, focal_length, gps_lat, gps_lon, gps_alt, phash, thumbs, first_seen,
      indexed_at, error_reason) = row[:31]
-    return {
+    doc = {
         "id": pid, "name": name, "path": abs_path, "folder_id": folder_id,
         "source_id": source_id, "size": size, "mtime": mtime_iso(mtime_ns), "status": status,
         "error": error, "error_reason": error_reason, "sha256": sha256, "mime": mime,
         "format": fmt, "width": width, "height": height, "orientation": orientation,
-        # Datetimes (PostgreSQL, MariaDB) formatted here, text (SQLite) by the helpers:
-        # two calls less a timestamp, a quarter of a row's cost (issue 13).
-        "taken_at": None if taken_at is None else taken_at.isoformat(
-            timespec="milliseconds" if taken_at.microsecond else "seconds")
-        if type(taken_at) is _datetime else wall_iso(taken_at),
+        "taken_at": wall_iso(taken_at),
         "taken_offset": taken_offset, "make": make, "model": model, "lens": lens,
-        "exposure_time": exposure_time if exposure_time is None or _isfinite(exposure_time)
-        else None,
-        "f_number": f_number if f_number is None or _isfinite(f_number) else None,
-        "iso": iso_speed,
-        "focal_length": focal_length if focal_length is None or _isfinite(focal_length)
-        else None,
-        "gps_lat": gps_lat if gps_lat is None or _isfinite(gps_lat) else None,
-        "gps_lon": gps_lon if gps_lon is None or _isfinite(gps_lon) else None,
-        "gps_alt": gps_alt if gps_alt is None or _isfinite(gps_alt) else None,
+        "exposure_time": exposure_time, "f_number": f_number, "iso": iso_speed,
+        "focal_length": focal_length, "gps_lat": gps_lat, "gps_lon": gps_lon,
+        "gps_alt": gps_alt,
         "phash": None if phash is None else f"{phash & _U64:016x}",
         "thumbs": list(_THUMB_LISTS[(thumbs or 0) & _THUMB_MASK]),
-        "first_seen": None if first_seen is None
-        else first_seen.isoformat(timespec="milliseconds") + "Z"
-        if type(first_seen) is _datetime else utc_iso(first_seen),
-        "indexed_at": None if indexed_at is None
-        else indexed_at.isoformat(timespec="milliseconds") + "Z"
-        if type(indexed_at) is _datetime else utc_iso(indexed_at),
+        "first_seen": utc_iso(first_seen), "indexed_at": utc_iso(indexed_at),
     }
+    # One test for the six numbers: a NaN or an infinity anywhere makes the sum one (and so
+    # may two huge finite ones: then each is looked at, which is all the rare case costs).
+    try:
+        total = ((exposure_time or 0.0) + (f_number or 0.0) + (focal_length or 0.0)
+                 + (gps_lat or 0.0) + (gps_lon or 0.0) + (gps_alt or 0.0))
+    except TypeError:
+        total = math.nan
+    if not _isfinite(total):
+        for key in _FLOAT_FIELDS:
+            value = doc[key]
+            if value is not None and not _isfinite(value):
+                doc[key] = None
+    return doc
+
+
+_FLOAT_FIELDS = ("exposure_time", "f_number", "focal_length", "gps_lat", "gps_lon", "gps_alt")
 
 
 def check_fields(fields: Sequence[str] | None) -> tuple[str, ...] | None:

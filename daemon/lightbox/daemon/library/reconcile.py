@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from lightbox.common import logs
+from lightbox.daemon.catalog.database import Database
 from lightbox.daemon.jobs.queue import JobQueue
 from lightbox.daemon.library.sources import Sources
 from lightbox.daemon.library.writer import CatalogWriter
@@ -30,7 +31,8 @@ class Reconciler:
     settings_keys = ("library.reconcile_interval", "roots.*.reconcile_interval")
 
     def __init__(self, sources: Sources, jobs: JobQueue, writer: CatalogWriter,
-                 interval: float) -> None:
+                 interval: float, db: Database | None = None) -> None:
+        self.db = db
         self.sources = sources
         self.jobs = jobs
         self.writer = writer
@@ -73,6 +75,13 @@ class Reconciler:
         return {"interval": self.interval, "next_scan_in": left}
 
     async def _run(self) -> None:
+        # A catalog that had no planner statistics started with sampled ones: the full
+        # ones now, while the daemon already serves (a second at a million photos).
+        if self.db is not None:
+            try:
+                await self.db.refine_statistics()
+            except Exception:
+                log.exception("planner statistics not refreshed")
         # Subtree totals may lag after a crash between a batch and its roll-up: redo them,
         # after the daemon is ready (a second at a million photos; nothing waits on it).
         for source in self.sources.mine():
