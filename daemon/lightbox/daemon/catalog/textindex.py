@@ -38,6 +38,11 @@ PostgreSQL a folder stream: its ILIKE is the word's own) does not test that word
 a place's 25,000 photos come from an index-only scan of ``(folder_id, name_key) INCLUDE
 (id, status)`` (``0026_pg_cover``). PostgreSQL connections use custom plans only
 (``database.make_engine``): a generic plan of a prepared search is made for no pattern.
+On MariaDB a folder stream names its folders by id (``mysql_folder_set``: the folders whose
+path holds the words by the LIKE, and their exact photo count, which decides sorted or
+walked), so a month's page is one table read from ``ix_photos_folder_cover`` and sorted,
+not a join copied into a temporary table; a rare word's name candidates come by id from
+``measure`` as on PostgreSQL.
 Of several words, the one with the cheapest streams goes first;
 words found only in folder paths narrow its folders (``berlin trip``: the folders holding
 both). Other orders (date, size) and date ranges count each word's candidates, capped at
