@@ -165,6 +165,28 @@ def test_place_never_overwrites_and_creates_nothing_when_the_target_went_away(
     assert in_the_way.value.errno == errno.ENOTDIR and "not a folder" in str(in_the_way.value)
 
 
+def test_renameat2_takes_any_file_name_and_never_replaces(tmp_path: Path) -> None:
+    """The call without a ctypes prototype (``_rename_noreplace``): names that are not
+    UTF-8 (kept by Python as surrogate escapes) and non-ASCII names reach the kernel as the
+    same bytes, a taken name is refused (False) and left as it was, and an error of the
+    call is raised with its errno."""
+    files.has_syncfs()
+    if not files._renameat2:
+        pytest.skip("no renameat2 in this C library")
+    odd = os.fsdecode(b"caf\xe9-\xff.jpg")  # not UTF-8
+    for name in (odd, "Ünïcødé 写真.jpg"):
+        src = tmp_path / "t.part"
+        src.write_bytes(b"new")
+        dst = str(tmp_path / name)
+        assert files._rename_noreplace(str(src), dst) is True
+        assert os.fsencode(name) in os.listdir(os.fsencode(tmp_path))
+        src.write_bytes(b"other")
+        assert files._rename_noreplace(str(src), dst) is False
+        assert Path(dst).read_bytes() == b"new" and src.read_bytes() == b"other"
+    with pytest.raises(FileNotFoundError):  # a folder of the new name is missing
+        files._rename_noreplace(str(tmp_path / "t.part"), str(tmp_path / "no" / "x.jpg"))
+
+
 @pytest.mark.parametrize("size", [0, 2000, files.CHUNK, 2 * files.CHUNK + 3])
 def test_verify_one_tells_ok_changed_longer_and_missing(tmp_path: Path, size: int) -> None:
     data = os.urandom(size)

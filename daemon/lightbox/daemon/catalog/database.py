@@ -398,6 +398,14 @@ class Database:
                     await conn.execute(sa.text("ANALYZE"))
                 finally:
                     await conn.execute(sa.text("PRAGMA analysis_limit=0"))
+                counts = [int(str(stat).split(" ", 1)[0] or 0) for (stat,) in await conn.execute(
+                    sa.text("SELECT stat FROM sqlite_stat1"))]
+                if max(counts, default=0) <= SAMPLED_ANALYSIS_ROWS:
+                    # No index was larger than the sample (a new or small catalog): these
+                    # are the full statistics already, and nothing follows.
+                    self.statistics = "full"
+                    log.info("catalog statistics refreshed")
+                    return
                 # SQLite skips rows of sqlite_stat1 that name no table (and lets them be
                 # written): the mark survives a stop, the full ANALYZE's new table drops it.
                 await conn.execute(sa.text(

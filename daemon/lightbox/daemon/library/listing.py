@@ -52,11 +52,13 @@ def ignored(name: str, patterns: tuple[str, ...]) -> bool:
 
 
 def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset(),
-             ignore: tuple[str, ...] = ()) -> Listing:
+             ignore: tuple[str, ...] = (), expected: str | None = None) -> Listing:
     """One directory's subdirectories and candidate files, with their stat data.
 
     ``ignore``: the root's name patterns (``roots.<id>.ignore``); matching files and folders
-    are not listed at all, so the digest is that of what is kept."""
+    are not listed at all, so the digest is that of what is kept. ``expected``: the digest
+    the catalog has for this folder; when the listing has it, the files are left out
+    (``unchanged``: the caller knows them already)."""
     out = Listing(rel)
     path = paths.join(root, rel)
     try:
@@ -74,8 +76,11 @@ def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset(),
         out.problems.append(f"{path}: {exc.strerror or exc}")
         return out
     out.complete = True
-    # The hot loop of a rescan (a stat per file, like find): keep it lean.
-    files = out.files
+    # The hot loop of a rescan (a stat per file, like find): keep it lean. Regular files
+    # first, by the d_type of the directory read (no system call); plain tuples, made
+    # FileEntry only when the listing is not as expected.
+    found: list[tuple[str, int, int, int]] = []
+    append = found.append
     for entry in entries:
         name = entry.name
         if not name.isascii() and not paths.is_storable(name):
@@ -85,37 +90,39 @@ def list_dir(root: str, rel: str, exclude: frozenset[str] = frozenset(),
         if ignore and ignored(name, ignore):
             continue
         try:
-            # d_type from the directory read: no extra system call for these tests.
-            if entry.is_symlink():
+            if entry.is_file(follow_symlinks=False):
+                if name in exclude:
+                    out.unreadable.add(name)  # still changing: neither new nor gone yet
+                    continue
+                if ignored_file(name):
+                    continue
+                est = entry.stat(follow_symlinks=False)
+                append((name, est.st_size, est.st_mtime_ns, est.st_ino))
+            elif entry.is_dir(follow_symlinks=False):
+                if not ignored_dir(name):
+                    out.dirs.append(name)
+            elif entry.is_symlink():
                 # Links are never followed, out of the root or inside it (``confine``
                 # refuses them at read time too).
                 if not ignored_file(name):
                     out.skipped.append((name, "symlink"))
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                if not ignored_dir(name):
-                    out.dirs.append(name)
-                continue
-            if name in exclude:
-                out.unreadable.add(name)  # still changing: neither new nor gone yet
-                continue
-            if ignored_file(name):
-                continue
-            if not entry.is_file(follow_symlinks=False):
+            elif name in exclude:
+                out.unreadable.add(name)
+            elif not ignored_file(name):
                 out.skipped.append((name, "not_regular"))  # FIFO, socket, device: not opened
-                continue
-            est = entry.stat(follow_symlinks=False)
         except OSError as exc:
             out.unreadable.add(name)
             out.problems.append(f"{path}/{name}: {exc.strerror or exc}")
-            continue
-        files.append(FileEntry(name, est.st_size, est.st_mtime_ns, est.st_ino))
+    out.count = len(found)
     if not out.unreadable:
-        out.files.sort()
+        found.sort()
         h = hashlib.blake2b(digest_size=16)
-        h.update("\n".join(f"{n}\0{s}\0{m}\0{i}" for n, s, m, i in out.files).encode())
+        h.update("\n".join([f"{n}\0{s}\0{m}\0{i}" for n, s, m, i in found]).encode())
         out.digest = h.hexdigest()
-    out.count = len(out.files)
+        if expected is not None and out.digest == expected:
+            out.unchanged = True
+            return out
+    out.files = list(map(FileEntry._make, found))
     return out
 
 
@@ -123,11 +130,4 @@ def list_many(root: str, rels: list[str], exclude: frozenset[str],
               expected: dict[str, str], ignore: tuple[str, ...] = ()) -> list[Listing]:
     """Several directories; those whose digest is as ``expected`` come back without their
     files (the caller knows them already). Runs in a thread or a worker process."""
-    out = []
-    for rel in rels:
-        lst = list_dir(root, rel, exclude, ignore)
-        if lst.digest is not None and expected.get(rel) == lst.digest:
-            lst.files = []
-            lst.unchanged = True
-        out.append(lst)
-    return out
+    return [list_dir(root, rel, exclude, ignore, expected.get(rel)) for rel in rels]

@@ -157,7 +157,12 @@ def open_root(root: str) -> int:
 
 
 def check(loc: LocalFile, st: os.stat_result) -> None:
-    """Refuse a file whose identity or content fingerprint is not the catalog's."""
+    """Refuse a file whose identity or content fingerprint is not the catalog's. (The
+    common case, every part known and equal, in one expression: this runs once per file
+    of a backup; the loop below only says which part differs.)"""
+    if (loc.device == st.st_dev and loc.inode == st.st_ino and loc.size == st.st_size
+            and loc.mtime_ns == st.st_mtime_ns):
+        return
     for what, want, got in (("device", loc.device, st.st_dev), ("inode", loc.inode, st.st_ino),
                             ("size", loc.size, st.st_size),
                             ("mtime", loc.mtime_ns, st.st_mtime_ns)):
@@ -167,12 +172,14 @@ def check(loc: LocalFile, st: os.stat_result) -> None:
                           (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
 
 
+_NOT_PLAIN = frozenset(("", ".", ".."))  # path components open_beneath refuses
+
+
 def open_beneath(root: str, rel: str, root_fd: int | None = None) -> int:
     """A read-only fd for ``rel`` below ``root``, resolved without following any link
     (``root_fd``: the root's directory, already open, used instead of opening ``root``)."""
     parts = rel.split("/")
-    if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts) \
-            or "\0" in rel:
+    if not _NOT_PLAIN.isdisjoint(parts) or "\0" in rel:  # "" also: a leading or double /
         raise Refused(OUTSIDE, f"{rel!r} is not a plain path below its root")
     dirfd = os.open(root, _DIR_FLAGS) if root_fd is None else root_fd
     try:
