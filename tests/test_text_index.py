@@ -305,3 +305,64 @@ async def test_mysql_searches_go_through_asyncmy_and_answer_what_aiomysql_does(
     finally:
         await plain.dispose()
         await b.close()
+
+
+@pytest.mark.mysql
+async def test_mysql_few_folders_and_rare_names_are_read_by_id_and_answer_the_same(
+        mysql_scratch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MariaDB: the folders of a few-folder stream (``2008 trip``: narrowed by both words;
+    ``trip``: one word) are named by id in the stream's statement, which then reads one
+    table through ``ix_photos_folder_cover``; a rare word's name candidates (``day2``)
+    are read by id, not grouped from the trigram lists again. A folder list the server
+    cuts short (``group_concat_max_len``) falls back to the subquery. Either way each
+    page is the one the LIKE conditions alone give (the index switched off)."""
+    from catalog_fixtures import standard
+
+    from lightbox.daemon.catalog import queries
+
+    b, _ = await standard(mysql_scratch_url)
+    seen: list[str] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    async def page(text: str, short: bool = False) -> list[str]:
+        async with b.engine.connect() as conn:
+            if short:
+                await conn.execute(sa.text("SET SESSION group_concat_max_len = 4"))
+            try:
+                doc = await queries.search(conn, text=text, limit=50, status="any")
+            finally:
+                if short:
+                    await conn.execute(sa.text("SET SESSION group_concat_max_len = DEFAULT"))
+        return [p["name"] for p in doc["photos"]]
+
+    async def off(conn: Any) -> bool:
+        return False
+
+    words = ["2008 trip", "trip", "day2", "trip_b", "2008 trip_b"]
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(textindex, "available", off)
+            want = {w: await page(w) for w in words}
+        assert want["2008 trip"] and want["day2"] and want["trip_b"]
+        sa.event.listen(b.engine.sync_engine, "before_cursor_execute", listener)
+        for w in words:
+            seen.clear()
+            assert await page(w) == want[w], w
+            streams = [s for s in seen if "AS sort_key" in s]
+            assert len(streams) == 1, (w, seen)
+            if w == "day2":
+                assert "photos_grams" not in streams[0]  # the names by id
+            else:
+                assert "FORCE INDEX (ix_photos_folder_cover)" in streams[0], w
+                assert "folders" not in streams[0], w  # one table: the folders by id
+            seen.clear()
+            assert await page(w, short=True) == want[w], w
+            if w in ("2008 trip", "trip"):  # several folders: "3,4" is cut at 4 bytes
+                streams = [s for s in seen if "AS sort_key" in s]
+                assert "ix_photos_folder_cover" not in streams[0], w
+                assert "folders_grams" in streams[0], w
+    finally:
+        sa.event.remove(b.engine.sync_engine, "before_cursor_execute", listener)
+        await b.close()
