@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from PIL import Image
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lightbox.common import logs
 from lightbox.common.errors import InvalidParams, NotFound, Unavailable
@@ -253,12 +254,15 @@ async def search(
     recursive: bool, status: str, sort: str, order: str, limit: int, cursor: str | None,
     fields: list[str] | None, count: bool,
 ) -> dict[str, Any]:
-    # SELECTs only: the autocommit pool saves the transaction's round trips (issue 13).
-    async with ctx.daemon.db.reader.connect() as conn:
+    # SELECTs only: the autocommit pool saves the transaction's round trips on a server,
+    # and SQLite reads the whole search in one thread hop (issue 13).
+    async def found(conn: AsyncConnection) -> dict[str, Any]:
         return await queries.search(
             conn, text=text, date_from=date_from, date_to=date_to, camera=camera,
             has_gps=has_gps, folder=folder, path=path, recursive=recursive, status=status,
             sort=sort, order=order, limit=limit, cursor=cursor, fields=fields, count=count)
+
+    return await ctx.daemon.db.read(found, autocommit=True)
 
 
 @method("photos.duplicates")
