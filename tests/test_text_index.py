@@ -218,6 +218,73 @@ async def test_every_plan_gives_the_same_photos(db_url: str, dense: int,
         await b.close()
 
 
+PATH_QUERIES = [{"text": "zürich"}, {"text": "ZÜRICH"}, {"text": "Zürich"},
+                {"text": "fête zürich"}, {"text": "FÊTE ZURICH"}, {"text": "zurich fete"},
+                {"text": "2011 fête"}, {"text": "zürich jpg"}, {"text": "lake"}]
+
+
+@pytest.mark.parametrize("dense", [0, 1_000_000])
+async def test_folder_streams_answer_what_the_like_conditions_do(
+        db_url: str, dense: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Words found in folder paths: a folder stream takes its folders' photos without
+    testing the words again (the folders' own LIKE decides, SQLite's covering indexes of
+    0045 serve the stream), sorted (rare) or walked in name order (``dense=0``). Its
+    photos and pages are those of the LIKE conditions alone, with the cases the index and
+    the LIKE see differently: non-ASCII letters in another case (LIKE folds ASCII only,
+    FTS5 and PostgreSQL's ILIKE fold more), accents against none, photos that are not
+    ok in a matching folder, and a word in names and paths together."""
+    from catalog_fixtures import CatalogBuilder, synth
+
+    from lightbox.daemon.catalog import queries
+
+    b = await CatalogBuilder.open(db_url)
+    try:
+        src = await b.source("main", "/nonexistent/lb-paths")
+        spots = await b.folders_at(src, [
+            "2011/Zürich fête", "2011/ZÜRICH lake", "2012/zurich fete", "2012/zürich",
+            "2013/Genève lake", "2013/other"])
+        n = 0
+        for k, folder in enumerate(spots):
+            rows = []
+            for j in range(7):
+                n += 1
+                status = ("ok", "ok", "ok", "missing", "ok", "error", "ok")[j]
+                rows.append(synth(n, name=f"{'zurich' if j == 2 else 'p'}{k}-{j}.jpg",
+                                  status=status))
+            await b.photos(folder, rows)
+        await b.finish()
+
+        async def pages(sort: str, **kw: Any) -> list[str]:
+            sort, _, order = sort.partition(" ")
+            seen: list[str] = []
+            cursor = None
+            async with b.engine.connect() as conn:
+                while True:
+                    doc = await queries.search(conn, sort=sort, order=order or "asc",
+                                               limit=4, cursor=cursor, **kw)
+                    seen += [p["name"] for p in doc["photos"]]
+                    cursor = doc["next_cursor"]
+                    if cursor is None:
+                        return seen
+
+        async def off(conn: Any) -> bool:
+            return False
+
+        with monkeypatch.context() as m:
+            m.setattr(textindex, "available", off)
+            expected = {(i, sort): await pages(sort, **q) for i, q in enumerate(PATH_QUERIES)
+                        for sort in ("name", "name desc")}
+        # The catalog holds what the comparison needs: a word matched in two folders, and
+        # photos that are not ok left out.
+        assert len(expected[(PATH_QUERIES.index({"text": "lake"}), "name")]) == 10
+        assert expected[(PATH_QUERIES.index({"text": "zurich fete"}), "name")]
+        monkeypatch.setattr(textindex, "DENSE", dense)
+        for (i, sort), want in expected.items():
+            assert await pages(sort, **PATH_QUERIES[i]) == want, (PATH_QUERIES[i], sort)
+    finally:
+        await b.close()
+
+
 @pytest.mark.mysql
 async def test_mysql_grams_migration_indexes_existing_rows_and_goes_back(
         mysql_scratch_url: str) -> None:
