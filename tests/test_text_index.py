@@ -180,7 +180,7 @@ async def test_every_plan_gives_the_same_photos(db_url: str, dense: int,
     """Whether a word counts as common (walk the order: dense=0 makes every word common,
     and several common words start from the least common one's candidates) or rare (start
     from its candidates), the photos and their pages are those of the LIKE conditions
-    alone (the index switched off)."""
+    alone (the index switched off), and the first page's count is theirs."""
     from catalog_fixtures import standard
 
     from lightbox.daemon.catalog import queries
@@ -191,13 +191,17 @@ async def test_every_plan_gives_the_same_photos(db_url: str, dense: int,
         sort, _, order = sort.partition(" ")
         seen: list[str] = []
         cursor = None
+        counted = None
         async with b.engine.connect() as conn:
             while True:
                 doc = await queries.search(conn, sort=sort, order=order or "asc", limit=3,
-                                           cursor=cursor, **kw)
+                                           cursor=cursor, count=cursor is None, **kw)
+                counted = doc.get("count", counted)
                 seen += [p["name"] for p in doc["photos"]]
                 cursor = doc["next_cursor"]
                 if cursor is None:
+                    # The count (from one word's candidates on SQLite) is the pages' photos.
+                    assert counted == len(seen), (kw, sort, counted, seen)
                     return seen
 
     try:
@@ -258,13 +262,17 @@ async def test_folder_streams_answer_what_the_like_conditions_do(
             sort, _, order = sort.partition(" ")
             seen: list[str] = []
             cursor = None
+            counted = None
             async with b.engine.connect() as conn:
                 while True:
                     doc = await queries.search(conn, sort=sort, order=order or "asc",
-                                               limit=4, cursor=cursor, **kw)
+                                               limit=4, cursor=cursor,
+                                               count=cursor is None, **kw)
+                    counted = doc.get("count", counted)
                     seen += [p["name"] for p in doc["photos"]]
                     cursor = doc["next_cursor"]
                     if cursor is None:
+                        assert counted == len(seen), (kw, sort, counted, seen)
                         return seen
 
         async def off(conn: Any) -> bool:

@@ -404,6 +404,13 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
     if dialect in ("mysql", "mariadb"):
         await _mysql_measure(conn, word)
         return
+    if dialect == "sqlite" and (word.in_names or word.paths):
+        got = list((await conn.execute(_sqlite_measure(word.in_names, word.paths), {
+            "query": word.query, "cap": DENSE + 1})).one())
+        word.names = int(got.pop(0) or 0) if word.in_names else 0
+        word.folder_photos = int(got.pop(0) or 0) if word.paths else 0
+        word.measured = True
+        return
     parts: list[Any] = []
     if word.in_names:
         if dialect == "sqlite":
@@ -421,6 +428,34 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
     word.names = int(got.pop(0) or 0) if word.in_names else 0
     word.folder_photos = int(got.pop(0) or 0) if word.paths else 0
     word.measured = True
+
+
+_SQLITE_MEASURE: dict[tuple[bool, bool], Any] = {}
+
+
+def _sqlite_measure(in_names: bool, paths: bool) -> Any:
+    """``measure``'s statement on SQLite, built once per shape with the FTS5 query and
+    the cap as parameters (``query``, ``cap``), as ``_pg_measure``: each search built it
+    anew, with its subqueries and cache key. The name candidates straight from the index
+    (an ``IN (...)`` would collect every candidate first), counted up to ``cap``; the
+    photos of the folders the index offers (a superset: it only decides few or many)."""
+    key = (in_names, paths)
+    stmt = _SQLITE_MEASURE.get(key)
+    if stmt is None:
+        query = sa.bindparam("query", type_=sa.String)
+        parts: list[Any] = []
+        if in_names:
+            fts = sa.table("photos_text", sa.column("rowid"), sa.column("photos_text"))
+            capped = sa.select(fts.c.rowid).where(fts.c.photos_text.match(query)) \
+                .limit(sa.bindparam("cap", type_=sa.Integer)).subquery()
+            parts.append(sa.select(sa.func.count()).select_from(capped).scalar_subquery())
+        if paths:
+            fts = sa.table("folders_text", sa.column("rowid"), sa.column("folders_text"))
+            parts.append(sa.select(sa.func.coalesce(sa.func.sum(folders.c.photo_count), 0))
+                         .where(folders.c.id.in_(sa.select(fts.c.rowid).where(
+                             fts.c.folders_text.match(query)))).scalar_subquery())
+        stmt = _SQLITE_MEASURE[key] = sa.select(*parts)
+    return stmt
 
 
 def _id_list(text: str | bytes | int | None, n: int) -> list[int] | None:
@@ -585,6 +620,20 @@ async def plan(conn: AsyncConnection, usable: list[Word]) -> Word | None:
         # one's candidates are the bounded way.
         return min(seen, key=lambda nw: nw[0])[1]
     return None
+
+
+async def count_start(conn: AsyncConnection, usable: list[Word]) -> Word | None:
+    """The word whose index candidates a count should test (the fewest), or None when
+    every word is a substring of more than DENSE names (its candidates would be most of
+    the library, and its index query no cheaper than the scan). Unlike ``plan`` a common
+    word is taken too: a count reads every match anyway, and a place's 25,000 candidates or
+    a camera's 170,000 are still far fewer rows to test than 1,000,000."""
+    best: tuple[int, Word] | None = None
+    for word in usable:
+        n = await estimate(conn, word)
+        if word.names <= DENSE and (best is None or n < best[0]):
+            best = (n, word)
+    return None if best is None else best[1]
 
 
 @dataclass
