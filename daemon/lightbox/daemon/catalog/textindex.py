@@ -42,7 +42,13 @@ On MariaDB a folder stream names its folders by id (``mysql_folder_set``: the fo
 path holds the words by the LIKE, and their exact photo count, which decides sorted or
 walked), so a month's page is one table read from ``ix_photos_folder_cover`` and sorted,
 not a join copied into a temporary table; a rare word's name candidates come by id from
-``measure`` as on PostgreSQL.
+``measure`` as on PostgreSQL. On SQLite a folder stream's folders are those of the FTS5
+query (one for all its words) whose path holds each word by the LIKE, so the stream tests
+only the folder and the status: a month's or an event's photos sorted from
+``ix_photos_folder_cover`` (folder_id, name_key, status), a place's walk of
+``ix_photos_name_cover`` (name_key, id, folder_id, status), no table row read for a photo
+not on the page (``0045_sqlite_covers``; ``bruges beach`` 23 -> 3 ms of SQL). A count on
+SQLite tests one word's candidates (``count_start``), not every photo.
 Of several words, the one with the cheapest streams goes first;
 words found only in folder paths narrow its folders (``berlin trip``: the folders holding
 both). Other orders (date, size) and date ranges count each word's candidates, capped at
