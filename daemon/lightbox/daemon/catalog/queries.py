@@ -705,13 +705,15 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
     after = present.decode_cursor(cursor, scope, sort, order)
     dated = f.date_from is not None or f.date_to is not None
     f.indexed = await textindex.prepare(conn, f.text_words())
-    where = f.conditions(conn.dialect.name, sort)
     arms = await textindex.arms(conn, f.indexed) if sort == "name" and not dated else None
     columns = photo_columns(wanted)
     if arms is not None:
-        page = await merged_page(conn, where, arms, order, limit, after, columns,
+        # The conditions are built per set of implied words, when a stream needs them: a
+        # place's or a month's one stream implies its word and never tests it.
+        page = await merged_page(conn, None, arms, order, limit, after, columns,
                                  lambda implied: f.conditions(conn.dialect.name, sort, implied))
     else:
+        where = f.conditions(conn.dialect.name, sort)
         start = await textindex.plan(conn, f.indexed)
         if start is not None:
             where.append(start.candidates(conn.dialect.name))
@@ -724,11 +726,20 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
         else present.encode_cursor(scope, sort, order, page.next),
     }
     if count:
-        out["count"] = await count_matching(conn, f.conditions(conn.dialect.name, sort))
+        where = f.conditions(conn.dialect.name, sort)
+        if conn.dialect.name == "sqlite" and f.folder is None and not dated:
+            # The photos one word's index offers (a superset), each tested by every
+            # condition, instead of every photo of the library: a place's count 1.0 s ->
+            # 0.1 s, a rare word's 1.3 s -> 10 ms at 1,000,000 photos. Not with a folder or
+            # a date range, whose own indexes SQLite already counts from.
+            start = await textindex.count_start(conn, f.indexed)
+            if start is not None:
+                where.append(start.candidates(conn.dialect.name))
+        out["count"] = await count_matching(conn, where)
     return out
 
 
-async def merged_page(conn: AsyncConnection, where: Sequence[Any],
+async def merged_page(conn: AsyncConnection, where: Sequence[Any] | None,
                       arms: Sequence[textindex.Arm], order: str, limit: int,
                       after: present.Position | None,
                       columns: Sequence[Any] = PHOTO_COLUMNS,
@@ -742,7 +753,9 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
     only; the page's own rows are read by id after the merge: a stream sorted from its
     candidates (a place's 25,000 photos) then sorts narrow tuples, not every column of
     each candidate (2-3x less work for PostgreSQL, issue 13). ``narrower(words)``: the
-    conditions without those words', for a stream whose condition implies them."""
+    conditions without those words', for a stream whose condition implies them;
+    ``where=None``: ``narrower(frozenset())`` gives the whole conditions, built if a stream
+    needs them."""
     if not arms:
         return Page([], None)
     col = SORT_COLUMNS["name"]
@@ -754,11 +767,14 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any],
     for i, arm in enumerate(arms):
         # The stream's own condition first: SQLite tests the terms in that order, and it
         # is the cheap one that rejects most rows of a walk.
-        conds: Sequence[Any] = where
-        if arm.implies and narrower is not None:
-            if arm.implies not in narrowed:
-                narrowed[arm.implies] = narrower(arm.implies)
-            conds = narrowed[arm.implies]
+        implied = arm.implies if narrower is not None else frozenset()
+        if not implied and where is not None:
+            conds: Sequence[Any] = where
+        else:
+            assert narrower is not None, "merged_page: neither conditions nor narrower"
+            if implied not in narrowed:
+                narrowed[implied] = narrower(implied)
+            conds = narrowed[implied]
         stmt = sa.select(photos.c.id, col.label("sort_key"), sa.literal(i).label("arm"))
         if arm.ids is not None:  # MariaDB: the ids first, then their photos (textindex.Arm)
             ids = arm.ids.subquery()
