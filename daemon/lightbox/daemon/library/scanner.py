@@ -267,14 +267,19 @@ class Scanner:
                         seen.add(child)
                         queue.append(child)
             listings = kept
-            await self._apply(source, listings, full, report, vanished, moved_ids,
-                              deferred, unchanged_ids)
+            wrote = await self._apply(source, listings, full, report, vanished, moved_ids,
+                                      deferred, unchanged_ids)
             report.folders += len(listings)
             if progress:
                 progress(report)
-            self.wake_indexer()
-            # Subtree totals (what the tree and roots.list show) follow a long pass too.
-            self.writer.rollup_soon(source, delay=5.0)
+            if wrote:
+                # What the batch made pending is read while the walk goes on. A batch that
+                # wrote nothing queued nothing: waking the indexer for it cost two queries
+                # on the event loop per batch of an unchanged rescan (the pass's end wakes
+                # it in any case).
+                self.wake_indexer()
+                # Subtree totals (what the tree and roots.list show) follow a long pass too.
+                self.writer.rollup_soon(source, delay=5.0)
         # The end of the pass: only now, and only if the root is still there, does anything
         # that was not found change state.
         try:
@@ -295,9 +300,10 @@ class Scanner:
 
     async def _apply(self, source: Source, listings: list[Listing], full: bool,
                      report: ScanReport, vanished: list[Any], moved_ids: set[int],
-                     deferred: dict[int, str], unchanged_ids: list[int]) -> None:
+                     deferred: dict[int, str], unchanged_ids: list[int]) -> bool:
         """One batch of listings: read the rows, plan (``plan``, pure), have the writer
-        apply it, with counts and digests, in one transaction.
+        apply it, with counts and digests, in one transaction. True when it wrote (or
+        could have written) anything.
 
         A batch of folders that all match their digests, all known and present in the
         catalog with their subfolders, has nothing to read or write: no transaction at all
@@ -308,7 +314,7 @@ class Scanner:
         if all(lst.unchanged and _settled(mapping, lst) for lst in live):
             report.files += sum(lst.count for lst in live)
             unchanged_ids.extend(mapping[lst.rel].id for lst in live)
-            return
+            return False
         touched: set[int] = set()
         async with self.writer.transaction(source) as conn:
             infos: dict[str, FolderInfo] = {}
@@ -351,6 +357,7 @@ class Scanner:
                 fid: h for fid, h in digests.items() if fid not in gone_in})
         if touched:
             self.changes.folders(source.id, touched)
+        return True
 
     async def _rows_of(self, conn: Any, folder_ids: list[int]) -> dict[int, dict[str, Any]]:
         """The photo rows of these folders, by folder and name."""
