@@ -225,56 +225,32 @@ class Scanner:
         queue: deque[str] = deque([start])
         seen.add(start)
         # Big passes list directories in the worker processes, several batches at once (the
-        # stat per file is the whole cost of a rescan); small ones in a thread, at once.
+        # stat per file is the whole cost of a rescan), and one batch at a time in a thread
+        # of the daemon itself: the workers run niced, so on a machine busy with other work
+        # they get a small share of it, and the thread keeps the pass going at the daemon's
+        # share (on an idle machine it is one more lister). Small passes list in a thread.
+        # Batches are taken as they come back, whichever lister was quicker.
         in_pool = recursive and len(await self.writer.folder_map(source)) > POOL_LISTING_DIRS
         width = PARALLEL_BATCHES if in_pool else 1
-        in_flight: deque[asyncio.Task[list[Listing]]] = deque()
+        in_flight: dict[asyncio.Task[list[Listing]], bool] = {}  # -> listed in a thread here
         loop = asyncio.get_running_loop()
-        while queue or in_flight:
-            while queue and len(in_flight) < width:
-                batch = [queue.popleft() for _ in range(min(BATCH_DIRS, len(queue)))]
-                in_flight.append(loop.create_task(
-                    self._list(source, batch, exclude, full, in_pool)))
-            listings = await in_flight.popleft()
-            kept: list[Listing] = []
-            for lst in listings:
-                if lst.gone and lst.rel == start:
-                    for task in in_flight:
-                        task.cancel()
-                    if start == "":
-                        await self.ensure_online(source)  # raises Offline
-                    report.problem(f"{paths.join(source.path, start)} is not there")
-                    return report
-                if lst.key is not None:
-                    if lst.key in visited:
-                        report.problem(f"{paths.join(source.path, lst.rel)}: directory already "
-                                       "visited (symbolic link loop?); skipped")
-                        continue
-                    visited.add(lst.key)
-                for text in lst.problems:
-                    report.problem(text)
-                for name, why in lst.skipped:
-                    report.skip(paths.join(source.path, lst.rel, name), why)
-                kept.append(lst)
-                if lst.gone:
-                    seen.discard(lst.rel)
-                    continue
-                if lst.complete:
-                    listed.add(lst.rel)
-                if recursive:
-                    for d in lst.dirs:
-                        child = f"{lst.rel}/{d}" if lst.rel else d
-                        seen.add(child)
-                        queue.append(child)
-            listings = kept
-            await self._apply(source, listings, full, report, vanished, moved_ids,
-                              deferred, unchanged_ids)
-            report.folders += len(listings)
-            if progress:
-                progress(report)
-            self.wake_indexer()
-            # Subtree totals (what the tree and roots.list show) follow a long pass too.
-            self.writer.rollup_soon(source, delay=5.0)
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < width:
+                    batch = [queue.popleft() for _ in range(min(BATCH_DIRS, len(queue)))]
+                    here = not in_pool or not any(in_flight.values())
+                    in_flight[loop.create_task(self._list(
+                        source, batch, exclude, full, in_pool and not here))] = here
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in [t for t in in_flight if t in done]:
+                    del in_flight[task]
+                    if not await self._take(source, start, recursive, full, task.result(),
+                                            report, visited, listed, seen, queue, vanished,
+                                            moved_ids, deferred, unchanged_ids, progress):
+                        return report
+        finally:
+            for task in in_flight:
+                task.cancel()
         # The end of the pass: only now, and only if the root is still there, does anything
         # that was not found change state.
         try:
@@ -293,11 +269,64 @@ class Scanner:
         self.wake_indexer()
         return report
 
+    async def _take(self, source: Source, start: str, recursive: bool, full: bool,
+                    listings: list[Listing], report: ScanReport,
+                    visited: set[tuple[int, int]], listed: set[str], seen: set[str],
+                    queue: deque[str], vanished: list[Any], moved_ids: set[int],
+                    deferred: dict[int, str], unchanged_ids: list[int],
+                    progress: Callable[[ScanReport], None] | None) -> bool:
+        """One batch of listings back: report its problems, queue its subfolders, apply it
+        (``_apply``). False when ``start`` itself is not there (the pass ends)."""
+        kept: list[Listing] = []
+        for lst in listings:
+            if lst.gone and lst.rel == start:
+                if start == "":
+                    await self.ensure_online(source)  # raises Offline
+                report.problem(f"{paths.join(source.path, start)} is not there")
+                return False
+            if lst.key is not None:
+                if lst.key in visited:
+                    report.problem(f"{paths.join(source.path, lst.rel)}: directory already "
+                                   "visited (symbolic link loop?); skipped")
+                    continue
+                visited.add(lst.key)
+            for text in lst.problems:
+                report.problem(text)
+            for name, why in lst.skipped:
+                report.skip(paths.join(source.path, lst.rel, name), why)
+            kept.append(lst)
+            if lst.gone:
+                seen.discard(lst.rel)
+                continue
+            if lst.complete:
+                listed.add(lst.rel)
+            if recursive:
+                for d in lst.dirs:
+                    child = f"{lst.rel}/{d}" if lst.rel else d
+                    seen.add(child)
+                    queue.append(child)
+        listings = kept
+        wrote = await self._apply(source, listings, full, report, vanished, moved_ids,
+                                  deferred, unchanged_ids)
+        report.folders += len(listings)
+        if progress:
+            progress(report)
+        if wrote:
+            # What the batch made pending is read while the walk goes on. A batch that
+            # wrote nothing queued nothing: waking the indexer for it cost two queries
+            # on the event loop per batch of an unchanged rescan (the pass's end wakes
+            # it in any case).
+            self.wake_indexer()
+            # Subtree totals (what the tree and roots.list show) follow a long pass too.
+            self.writer.rollup_soon(source, delay=5.0)
+        return True
+
     async def _apply(self, source: Source, listings: list[Listing], full: bool,
                      report: ScanReport, vanished: list[Any], moved_ids: set[int],
-                     deferred: dict[int, str], unchanged_ids: list[int]) -> None:
+                     deferred: dict[int, str], unchanged_ids: list[int]) -> bool:
         """One batch of listings: read the rows, plan (``plan``, pure), have the writer
-        apply it, with counts and digests, in one transaction.
+        apply it, with counts and digests, in one transaction. True when it wrote (or
+        could have written) anything.
 
         A batch of folders that all match their digests, all known and present in the
         catalog with their subfolders, has nothing to read or write: no transaction at all
@@ -308,7 +337,7 @@ class Scanner:
         if all(lst.unchanged and _settled(mapping, lst) for lst in live):
             report.files += sum(lst.count for lst in live)
             unchanged_ids.extend(mapping[lst.rel].id for lst in live)
-            return
+            return False
         touched: set[int] = set()
         async with self.writer.transaction(source) as conn:
             infos: dict[str, FolderInfo] = {}
@@ -351,6 +380,7 @@ class Scanner:
                 fid: h for fid, h in digests.items() if fid not in gone_in})
         if touched:
             self.changes.folders(source.id, touched)
+        return True
 
     async def _rows_of(self, conn: Any, folder_ids: list[int]) -> dict[int, dict[str, Any]]:
         """The photo rows of these folders, by folder and name."""
