@@ -56,8 +56,10 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
     CSS_PATH = HERE / "browser.tcss"  # absolute: subclasses live elsewhere
     # Where the keys go is decided by what the folder shows (photos: the grid; none: the
     # tree), not by Textual's "first focusable widget", which is the tree and, on a busy
-    # machine, won the race against a folder's photos arriving.
-    AUTO_FOCUS = None
+    # machine, won the race against a folder's photos arriving. "" turns it off (None would
+    # inherit the app's "*": the tree took the focus at compose and gave it to the grid at
+    # mount, two restyles of each before the first frame).
+    AUTO_FOCUS = ""
     BINDINGS = [
         Binding("slash", "search", "Search"),
         Binding("v", "toggle_view", "Grid/List"),

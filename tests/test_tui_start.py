@@ -1,0 +1,69 @@
+"""The start's garbage collection: held from ``run_app`` until the first folder is on
+screen, then one collection, the long-lived heap frozen and collections on again; a start
+that shows no folder turns them back on too (a real daemon; a missing one)."""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lbtest import DaemonProcess
+from test_tui_fixtures import SIZE, TRIP, folder_path, make_app, shared_library, until
+
+from lightbox.tui import app as appmod
+from lightbox.tui.main import hold_collections
+from lightbox.tui.screens.browser import BrowserScreen
+
+
+@pytest.fixture
+def library() -> DaemonProcess:
+    """The shared read-only library and its daemon (built once per test process)."""
+    return shared_library()
+
+
+@pytest.fixture
+def held() -> Iterator[None]:
+    """``hold_collections`` as ``run_app`` calls it; collections on again whatever happens."""
+    hold_collections()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+async def test_collections_resume_with_the_first_folder_shown(library: Any, held: None) -> None:
+    assert not gc.isenabled()
+    frozen = gc.get_freeze_count()
+    app = make_app(library, start=folder_path(*TRIP))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen)
+        await until(pilot, gc.isenabled, what="collections on again")
+        # on again only once the folder was there, with what lives on frozen
+        assert screen.seq is not None and len(screen.seq) > 0 and screen.grid.has_cells
+        assert gc.get_freeze_count() > frozen
+
+
+async def test_collections_resume_when_no_folder_is_shown(
+        held: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(appmod, "RELEASE_IMAGES_AFTER", 0.5)
+    with tempfile.TemporaryDirectory(prefix="lb-tui-nogc-") as tmp:
+        app = make_app(DaemonProcess(Path(tmp)))  # no daemon there: nothing to show
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.2)
+            assert not gc.isenabled()
+            await until(pilot, gc.isenabled, what="collections on after the fallback")
+            assert app.images._released.is_set()  # images started by the same fallback
+
+
+async def test_collections_resume_when_the_app_exits_first(held: None) -> None:
+    with tempfile.TemporaryDirectory(prefix="lb-tui-nogc-") as tmp:
+        app = make_app(DaemonProcess(Path(tmp)))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.1)
+            assert not gc.isenabled()
+        assert gc.isenabled()
