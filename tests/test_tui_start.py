@@ -1,6 +1,7 @@
-"""The start's garbage collection: held from ``run_app`` until the first folder is on
-screen, then one collection, the long-lived heap frozen and collections on again; a start
-that shows no folder turns them back on too (a real daemon; a missing one)."""
+"""What the start holds back until the first folder is on screen (a real daemon; a missing
+one): garbage collection, held from ``run_app``, then one collection, the long-lived heap
+frozen and collections on again; the footer's key hints, composed after the photos. A start
+that shows no folder releases both too."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any
 
 import pytest
 from lbtest import DaemonProcess
-from test_tui_fixtures import SIZE, TRIP, folder_path, make_app, shared_library, until
+from test_tui_fixtures import SIZE, TRIP, folder_path, make_app, settled, shared_library, until
+from textual.widgets._footer import FooterKey
 
 from lightbox.tui import app as appmod
 from lightbox.tui.main import hold_collections
 from lightbox.tui.screens.browser import BrowserScreen
+from lightbox.tui.widgets.start_footer import StartFooter
 
 
 @pytest.fixture
@@ -67,3 +70,34 @@ async def test_collections_resume_when_the_app_exits_first(held: None) -> None:
             await pilot.pause(0.1)
             assert not gc.isenabled()
         assert gc.isenabled()
+
+
+async def test_footer_keys_come_after_the_first_folder(
+        library: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys_when_shown: list[int] = []
+    show_seq = BrowserScreen._show_seq
+
+    def shown(self: BrowserScreen, *args: Any) -> None:
+        keys_when_shown.append(len(self.query(FooterKey)))
+        show_seq(self, *args)
+
+    monkeypatch.setattr(BrowserScreen, "_show_seq", shown)
+    app = make_app(library, start=folder_path(*TRIP))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        screen = app.screen
+        assert keys_when_shown[0] == 0  # not yet when the first page came
+        footer = screen.query_one(StartFooter)
+        await until(pilot, lambda: not footer.held and footer.query(FooterKey))
+        assert "search" in {key.action for key in footer.query(FooterKey)}
+
+
+async def test_footer_keys_show_when_there_is_no_folder() -> None:
+    with tempfile.TemporaryDirectory(prefix="lb-tui-nokeys-") as tmp:
+        app = make_app(DaemonProcess(Path(tmp)))  # not connected: the browser says so
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            assert isinstance(screen, BrowserScreen)
+            await until(pilot, lambda: "lightbox" in screen.empty_text, what="not connected")
+            footer = screen.query_one(StartFooter)
+            await until(pilot, lambda: footer.query(FooterKey), what="the key hints")

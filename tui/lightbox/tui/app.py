@@ -133,9 +133,14 @@ class LightboxApp(App[int]):
 
     def _start_timed_out(self) -> None:
         """No folder was shown within ``RELEASE_IMAGES_AFTER`` (none saved, an empty
-        library, no daemon): images and garbage collection start anyway."""
+        library, no daemon): images, garbage collection and the key hints start anyway."""
+        from lightbox.tui.widgets.start_footer import StartFooter
+
         self.images.release()
         gc.enable()
+        for screen in self.screen_stack:
+            for footer in screen.query(StartFooter):
+                footer.show_keys()
 
     def _set_background(self) -> None:
         try:
