@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from lbtest import DaemonProcess
 from test_tui_fixtures import SIZE, TRIP, folder_path, make_app, settled, shared_library, until
+from textual.css.stylesheet import Stylesheet
 from textual.widgets._footer import FooterKey
 
 from lightbox.tui import app as appmod
@@ -101,3 +102,20 @@ async def test_footer_keys_show_when_there_is_no_folder() -> None:
             await until(pilot, lambda: "lightbox" in screen.empty_text, what="not connected")
             footer = screen.query_one(StartFooter)
             await until(pilot, lambda: footer.query(FooterKey), what="the key hints")
+
+
+async def test_the_browser_is_pushed_without_parsing_every_stylesheet_again(
+        library: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    reparsed: list[int] = []
+    reparse = Stylesheet.reparse
+
+    def counted(self: Stylesheet) -> None:
+        reparsed.append(1)
+        reparse(self)
+
+    monkeypatch.setattr(Stylesheet, "reparse", counted)
+    app = make_app(library, start=folder_path(*TRIP))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        assert isinstance(app.screen, BrowserScreen)
+        assert reparsed == []  # browser.tcss was read with the app's CSS
