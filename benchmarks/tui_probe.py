@@ -24,6 +24,10 @@ from typing import Any
 
 T_IMPORT = time.time()
 
+from lightbox.tui.main import hold_collections
+
+hold_collections()  # as ``lightbox.tui.main.run_app`` does before it imports the app
+
 from textual import events
 from textual.drivers.linux_driver import LinuxDriver
 from textual.pilot import Pilot
@@ -33,7 +37,6 @@ from lightbox.tui.app import LightboxApp
 from lightbox.tui.imaging.graphics import Graphics
 from lightbox.tui.link import Link
 from lightbox.tui.screens.browser import BrowserScreen
-from lightbox.tui.screens.preview import PreviewScreen
 from lightbox.tui.settings import Place, Settings
 
 WRITES: list[tuple[float, int]] = []
@@ -291,6 +294,8 @@ class ProbeApp(LightboxApp):
     async def preview(self, pilot: Pilot[Any], browser: BrowserScreen, start: int,
                       paced: bool) -> list[float]:
         """Open the preview at ``start`` (photos not seen in it before) and step through."""
+        from lightbox.tui.screens.preview import PreviewScreen  # as the app: when opened
+
         browser.grid.move_cursor(start)
         await self.settle()
         await pilot.press("enter")

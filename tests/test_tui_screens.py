@@ -20,6 +20,7 @@ from test_tui_fixtures import (
 )
 from textual.widgets import Input, OptionList
 
+from lightbox.tui.model import Filters
 from lightbox.tui.screens.browser import BrowserScreen
 from lightbox.tui.screens.duplicates import DupeCard, DuplicatesScreen
 from lightbox.tui.screens.help import HelpScreen, sections
@@ -48,8 +49,12 @@ async def test_search_by_text_camera_dates_and_scope(library: Any) -> None:
         screen = app.screen
         assert isinstance(screen, BrowserScreen)
         folder_id = screen.folder["id"]
-        await pilot.press("slash")
         bar = screen.query_one(SearchBar)
+        # its fields are mounted when it first opens, not with the browser (the start)
+        assert not bar.built and not screen.query(Input)
+        assert bar.filters() == Filters()
+        await pilot.press("slash")
+        assert bar.built
         assert bar.is_open and app.focused is bar.query_one("#search-text", Input)
         await pilot.press(*"IMG_10", "enter")
         await until(pilot, lambda: screen.seq.query.filters is not None, what="search")

@@ -43,7 +43,10 @@ async def _result(worker: Worker[Any]) -> Any:
 
 class LightboxApp(App[int]):
     TITLE = "lightbox"
-    CSS_PATH = HERE / "app.tcss"  # absolute: subclasses live elsewhere
+    # Absolute: subclasses live elsewhere. The browser's own file too (BrowserScreen names
+    # it as well): read with the app's, it is parsed once at start; read when the first
+    # screen is pushed, it made Textual parse every stylesheet a second time (reparse).
+    CSS_PATH = [HERE / "app.tcss", HERE / "screens" / "browser.tcss"]
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -87,7 +90,7 @@ class LightboxApp(App[int]):
             self.run_worker(self.images.run(), name=f"images {n}", group="images")
         self._set_background()
         self._watch_pane()
-        self.set_timer(RELEASE_IMAGES_AFTER, self.images.release)  # no folder ever shown
+        self.set_timer(RELEASE_IMAGES_AFTER, self._start_timed_out)  # no folder ever shown
         for problem in self.settings.problems:
             self.notify(problem, severity="warning", timeout=10)
         self.push_screen(BrowserScreen(self.place))
@@ -119,12 +122,25 @@ class LightboxApp(App[int]):
     def started(self) -> None:
         """The first folder is on screen: what exists now (Textual, styles, widgets) lives as
         long as the app, so full garbage collections need not walk it again (pauses of
-        100 ms and more while scrolling otherwise)."""
+        100 ms and more while scrolling otherwise). Collections held for the start
+        (``main.hold_collections``) resume here."""
         self.images.release()
         if not self._frozen:
             self._frozen = True
             gc.collect()
             gc.freeze()
+            gc.enable()
+
+    def _start_timed_out(self) -> None:
+        """No folder was shown within ``RELEASE_IMAGES_AFTER`` (none saved, an empty
+        library, no daemon): images, garbage collection and the key hints start anyway."""
+        from lightbox.tui.widgets.start_footer import StartFooter
+
+        self.images.release()
+        gc.enable()
+        for screen in self.screen_stack:
+            for footer in screen.query(StartFooter):
+                footer.show_keys()
 
     def _set_background(self) -> None:
         try:
@@ -135,6 +151,7 @@ class LightboxApp(App[int]):
             pass
 
     async def on_unmount(self) -> None:
+        gc.enable()  # held for the start (``main.hold_collections``) if it ended before
         self.workers.cancel_all()
         self.images.close()
         self.place.save(self.state_path)

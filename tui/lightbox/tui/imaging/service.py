@@ -38,8 +38,12 @@ RETRY_PENDING = 3.0
 log = logging.getLogger("lightbox.tui.images")
 
 
+@functools.cache
 def _libc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim`` (None elsewhere)."""
+    """glibc's ``malloc_trim`` (None elsewhere), looked up on the first preview encode in the
+    encoder thread: ctypes is not on the way to the first frame."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
         import ctypes.util
@@ -51,7 +55,6 @@ def _libc_trim() -> Callable[[int], int] | None:
         return None
 
 
-_trim = _libc_trim() if sys.platform.startswith("linux") else None
 TRIM_AFTER = 500_000  # source pixels: a preview thumbnail (1.2 MP), not a grid one (50 K)
 
 
@@ -63,8 +66,8 @@ def _timed_encode(*args: Any, **kwargs: Any) -> tuple[enc.Encoded, float]:
     between cached pictures), and that made most of the TUI's peak RSS (issue 13)."""
     t0 = time.thread_time()
     encoded = enc.encode(*args, **kwargs)
-    if _trim is not None and encoded.source[0] * encoded.source[1] >= TRIM_AFTER:
-        _trim(0)
+    if encoded.source[0] * encoded.source[1] >= TRIM_AFTER and (trim := _libc_trim()):
+        trim(0)
     return encoded, time.thread_time() - t0
 
 

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.timer import Timer
-from textual.widgets import ContentSwitcher, Footer, Input, Static
+from textual.widgets import ContentSwitcher, Input, Static
 
 from lightbox.common import errors
 from lightbox.tui import format as fmt
@@ -44,6 +44,7 @@ from lightbox.tui.widgets.nav import PhotoCursor, PhotoOpen
 from lightbox.tui.widgets.photo_grid import PhotoGrid
 from lightbox.tui.widgets.photo_table import PhotoTable
 from lightbox.tui.widgets.search_bar import SearchBar
+from lightbox.tui.widgets.start_footer import StartFooter
 from lightbox.tui.widgets.status_line import StatusLine
 
 RPC_ERRORS = (errors.ClientError, errors.RpcError)
@@ -56,8 +57,10 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
     CSS_PATH = HERE / "browser.tcss"  # absolute: subclasses live elsewhere
     # Where the keys go is decided by what the folder shows (photos: the grid; none: the
     # tree), not by Textual's "first focusable widget", which is the tree and, on a busy
-    # machine, won the race against a folder's photos arriving.
-    AUTO_FOCUS = None
+    # machine, won the race against a folder's photos arriving. "" turns it off (None would
+    # inherit the app's "*": the tree took the focus at compose and gave it to the grid at
+    # mount, two restyles of each before the first frame).
+    AUTO_FOCUS = ""
     BINDINGS = [
         Binding("slash", "search", "Search"),
         Binding("v", "toggle_view", "Grid/List"),
@@ -115,7 +118,7 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
             panel.display = settings.metadata
             yield panel
         yield StatusLine()
-        yield Footer()
+        yield StartFooter()  # its keys once the first folder is shown (``_first_shown``)
 
     # -- handy ----------------------------------------------------------------------------
     @property
@@ -271,14 +274,20 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
             # photo, and images and the heap freeze would only delay the one that does.
             self._started_pending = True
         else:
-            self.call_after_refresh(self.lb.started)
+            self.call_after_refresh(self._first_shown)
 
     _started_pending = False
 
     def on_photo_grid_cells_built(self, message: PhotoGrid.CellsBuilt) -> None:
         if self._started_pending:
             self._started_pending = False
-            self.call_after_refresh(self.lb.started)
+            self.call_after_refresh(self._first_shown)
+
+    def _first_shown(self) -> None:
+        """A folder's photos are on screen (every folder shown calls this; it acts once):
+        the app starts images and the footer composes its keys."""
+        self.lb.started()
+        self.query_one(StartFooter).show_keys()
 
     def _trouble(self, what: str, exc: Exception) -> str:
         if isinstance(exc, errors.DaemonNotRunning):
@@ -288,6 +297,7 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         return f"{what}: {exc}"
 
     def _empty(self, text: str) -> None:
+        self.query_one(StartFooter).show_keys()  # no folder to wait for
         self.empty_text = text
         self.query_one("#empty", Static).update(text)
         self.query_one("#center", ContentSwitcher).current = "empty"

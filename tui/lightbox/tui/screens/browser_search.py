@@ -21,9 +21,9 @@ class SearchAndSort:
     def _me(self) -> BrowserScreen:
         return self  # type: ignore[return-value]
 
-    def action_search(self) -> None:
+    async def action_search(self) -> None:
         me = self._me()
-        me.query_one(SearchBar).open(me.filters)
+        await me.query_one(SearchBar).open(me.filters)
 
     def on_search_bar_submitted(self, message: SearchBar.Submitted) -> None:
         me = self._me()

@@ -3,6 +3,10 @@
 It only collects the filters and says ``Submitted`` or ``Closed``; the browser runs the
 search. Dates are checked here (YYYY-MM-DD, or YYYY / YYYY-MM, widened to the whole year or
 month) so a typo is pointed at before it reaches the daemon.
+
+Its fields are mounted the first time it opens, not with the browser: hidden until ``/``,
+they were 17 widgets (inputs, a select with its overlay, a checkbox) that the start styled,
+restyled and laid out before the first folder could be drawn (issue 13).
 """
 
 from __future__ import annotations
@@ -92,7 +96,12 @@ class SearchBar(Horizontal):
             super().__init__()
             self.problem = problem
 
-    def compose(self) -> ComposeResult:
+    @property
+    def built(self) -> bool:
+        """The fields are mounted (the first ``open`` mounts them)."""
+        return bool(self.children)
+
+    def _fields(self) -> ComposeResult:
         yield Label("/")
         yield Input(placeholder="name or path", id="search-text", compact=True)
         yield Label("from")
@@ -105,7 +114,9 @@ class SearchBar(Horizontal):
                      id="search-gps", compact=True)
         yield Checkbox("everywhere", id="search-everywhere", compact=True)
 
-    def open(self, filters: Filters | None) -> None:
+    async def open(self, filters: Filters | None) -> None:
+        if not self.built:
+            await self.mount_all(self._fields())
         self.add_class("-open")
         if filters is not None:
             self.query_one("#search-text", Input).value = filters.text
@@ -128,7 +139,9 @@ class SearchBar(Horizontal):
         return self.has_class("-open")
 
     def filters(self) -> Filters | str:
-        """The filters, or what is wrong with them."""
+        """The filters, or what is wrong with them (none yet: the bar never opened)."""
+        if not self.built:
+            return Filters()
         date_from = widen(self.query_one("#search-from", Input).value, end=False)
         date_to = widen(self.query_one("#search-to", Input).value, end=True)
         if date_from is None:
