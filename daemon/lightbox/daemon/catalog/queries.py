@@ -574,13 +574,21 @@ def like_pattern(word: str) -> str:
 def contains(col: Any, word: str, dialect: str) -> Any:
     """``col`` contains ``word``, ignoring case. SQLite's LIKE already ignores (ASCII) case,
     and twice as fast without lower(); PostgreSQL has ILIKE; MariaDB needs lower() because
-    names have a binary collation."""
+    names have a binary collation, and the lower-cased text compared byte for byte
+    (``MYSQL_MATCH``): folder paths, cameras and lenses have the database's collation,
+    which also ignores accents (``zürich`` LIKE ``%zurich%``), where PostgreSQL and SQLite
+    do not, and where the trigram index (``textindex``), exact bytes, would not offer
+    that row: the plan chosen would decide what a search finds."""
     pattern = like_pattern(word)
     if dialect == "sqlite":
         return col.like(pattern, escape=LIKE_ESCAPE)
     if dialect == "postgresql":
         return col.ilike(pattern, escape=LIKE_ESCAPE)
-    return sa.func.lower(col).like(pattern, escape=LIKE_ESCAPE)
+    return sa.func.lower(col).collate(MYSQL_MATCH).like(pattern, escape=LIKE_ESCAPE)
+
+
+# The collation of MariaDB's text matches (``contains``).
+MYSQL_MATCH = "utf8mb4_bin"
 
 
 _contains = contains

@@ -334,6 +334,10 @@ def _values_sql(dialect: str, columns: tuple[str, ...]) -> Any:
         elif dialect == "postgresql":
             match = "v ILIKE :pattern ESCAPE '!'"
         else:
+            # The columns' own collation, which ignores accents too, unlike the search's
+            # condition (``queries.contains``): these values only offer candidates, and a
+            # group of values alike but for accents shows one of them, so the looser match
+            # keeps the offer a superset (the condition tests every row).
             match = "lower(v) LIKE :pattern ESCAPE '!'"
         if dialect in ("mysql", "mariadb"):
             # GROUP BY ... HAVING: the server's own skip scan ("Using index for group-by");
