@@ -131,17 +131,25 @@ async def locate(conn: AsyncConnection, path: str) -> tuple[int, str]:
     return found
 
 
+_FOLDER_SELECT = sa.select(*FOLDER_COLUMNS).select_from(
+    folders.join(sources, folders.c.source_id == sources.c.id))
+# Built once: a statement made anew for every request is built, and its cache key
+# computed, every time (SQLAlchemy memoizes the key on the statement object); of a
+# folders.list request's fixed cost, that was the largest part (issue 13).
+_FOLDER_BY_ID = _FOLDER_SELECT.where(folders.c.id == sa.bindparam("folder_id"))
+
+
 async def folder_row(conn: AsyncConnection, folder_id: int | None = None,
                      path: str | None = None) -> RowMapping:
     """A folder with its source's path, name and state, by id or by absolute path."""
     if folder_id is not None and path is not None:
         raise _bad("path", "give folder or path, not both")
-    stmt = sa.select(*FOLDER_COLUMNS).select_from(
-        folders.join(sources, folders.c.source_id == sources.c.id))
+    stmt = _FOLDER_SELECT
     if folder_id is not None:
         row = None
         if 0 < folder_id <= INT64_MAX:  # no such id can exist, and drivers overflow on it
-            row = (await conn.execute(stmt.where(folders.c.id == folder_id))).mappings().first()
+            row = (await conn.execute(_FOLDER_BY_ID, {"folder_id": folder_id})
+                   ).mappings().first()
         if row is None:
             raise NotFound(f"no folder with id {folder_id}", {"folder": folder_id})
         return row
@@ -431,6 +439,15 @@ _TREE_COLUMNS = (
 )
 
 
+_CHAIN_OF = sa.and_(folders.c.source_id == sa.bindparam("source_id"),
+                    folders.c.path_hash.in_(sa.bindparam("hashes", expanding=True)))
+# Built once (see _FOLDER_BY_ID): the breadcrumbs with or without the subfolders.
+_TREE_AND_CHAIN = sa.select(*_TREE_COLUMNS).where(
+    sa.or_(_CHAIN_OF, folders.c.parent_id == sa.bindparam("parent_id"))
+).order_by(folders.c.name, folders.c.id)
+_CHAIN = sa.select(*_TREE_COLUMNS).where(_CHAIN_OF).order_by(folders.c.name, folders.c.id)
+
+
 async def crumbs_and_subfolders(
         conn: AsyncConnection, folder: RowMapping, with_subfolders: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -438,13 +455,10 @@ async def crumbs_and_subfolders(
     the subfolders of ``folder``, in one query: both are in the folder's source, so the
     source's columns come from ``folder``."""
     hashes = [paths.path_hash(p) for p in paths.ancestors(folder["path"])]
-    chain_of = sa.and_(folders.c.source_id == folder["source_id"],
-                       folders.c.path_hash.in_(hashes))
     rows = (await conn.execute(
-        sa.select(*_TREE_COLUMNS).where(
-            sa.or_(chain_of, folders.c.parent_id == folder["id"]) if with_subfolders
-            else chain_of)
-        .order_by(folders.c.name, folders.c.id))).mappings().all()
+        _TREE_AND_CHAIN if with_subfolders else _CHAIN,
+        {"source_id": folder["source_id"], "hashes": hashes, "parent_id": folder["id"]},
+    )).mappings().all()
     wanted = set(hashes)
     chain = sorted((r for r in rows if r["source_id"] == folder["source_id"]
                     and r["path_hash"] in wanted), key=lambda r: r["depth"])
