@@ -79,6 +79,33 @@ async def test_folder_by_id_and_by_path_with_breadcrumbs(cat: Any) -> None:
     assert [s["name"] for s in top["folders"]] == ["2008", "2009", "big"]
 
 
+async def test_first_pages_reuse_statements_bound_to_each_folder(cat: Any) -> None:
+    """A first page's statements are built once per shape (sort, order, limit, fields) and
+    reused with the folder as a bound value: each folder still gets its own photos, in
+    each order, and a later page (built per request) carries on from it."""
+    b, w = cat
+    for sort in ("name", "taken", "size"):
+        for order in ("asc", "desc"):
+            first = {}
+            for key in ("trip", "day2", "trip", "trip_b"):
+                doc = await run(b, queries.list_folder, folder=w[key], sort=sort,
+                                order=order, limit=4, fields=["path", "taken_at"])
+                prefix = doc["folder"]["path"] + "/"
+                assert all(p["path"].startswith(prefix) and "/" not in
+                           p["path"][len(prefix):] for p in doc["photos"]), (key, sort)
+                if key in first:
+                    assert doc == first[key]
+                first[key] = doc
+            trip = first["trip"]
+            assert trip["next_cursor"] is not None
+            rest = await run(b, queries.list_folder, folder=w["trip"], sort=sort, order=order,
+                             limit=100, fields=["path", "taken_at"],
+                             cursor=trip["next_cursor"])
+            whole = await run(b, queries.list_folder, folder=w["trip"], sort=sort,
+                              order=order, limit=100, fields=["path", "taken_at"])
+            assert trip["photos"] + rest["photos"] == whole["photos"]
+
+
 async def test_photo_json_shape(cat: Any) -> None:
     b, w = cat
     doc = await run(b, queries.list_folder, folder=w["trip"])

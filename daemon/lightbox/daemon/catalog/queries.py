@@ -131,17 +131,25 @@ async def locate(conn: AsyncConnection, path: str) -> tuple[int, str]:
     return found
 
 
+_FOLDER_SELECT = sa.select(*FOLDER_COLUMNS).select_from(
+    folders.join(sources, folders.c.source_id == sources.c.id))
+# Built once: a statement made anew for every request is built, and its cache key
+# computed, every time (SQLAlchemy memoizes the key on the statement object); of a
+# folders.list request's fixed cost, that was the largest part (issue 13).
+_FOLDER_BY_ID = _FOLDER_SELECT.where(folders.c.id == sa.bindparam("folder_id"))
+
+
 async def folder_row(conn: AsyncConnection, folder_id: int | None = None,
                      path: str | None = None) -> RowMapping:
     """A folder with its source's path, name and state, by id or by absolute path."""
     if folder_id is not None and path is not None:
         raise _bad("path", "give folder or path, not both")
-    stmt = sa.select(*FOLDER_COLUMNS).select_from(
-        folders.join(sources, folders.c.source_id == sources.c.id))
+    stmt = _FOLDER_SELECT
     if folder_id is not None:
         row = None
         if 0 < folder_id <= INT64_MAX:  # no such id can exist, and drivers overflow on it
-            row = (await conn.execute(stmt.where(folders.c.id == folder_id))).mappings().first()
+            row = (await conn.execute(_FOLDER_BY_ID, {"folder_id": folder_id})
+                   ).mappings().first()
         if row is None:
             raise NotFound(f"no folder with id {folder_id}", {"folder": folder_id})
         return row
@@ -301,50 +309,95 @@ class Page:
 async def photo_page(conn: AsyncConnection, where: Sequence[Any], sort: str, order: str,
                      limit: int, after: present.Position | None,
                      undated: bool = True, few: bool = False,
-                     columns: Sequence[Any] = PHOTO_COLUMNS) -> Page:
+                     columns: Sequence[Any] = PHOTO_COLUMNS,
+                     reuse: tuple[Any, dict[str, Any]] | None = None) -> Page:
     """One page of photos matching ``where`` in ``(sort, id)`` order after ``after``.
 
     ``undated=False`` says the filters already exclude photos without a date (a date
     range), which saves the second phase of a ``taken`` sort. ``few=True`` says the
     filters hold few rows that an index finds (a rare word's candidates): sort them rather
     than walk the order's index testing every row.
+
+    ``reuse``: (a key, the values of ``where``'s bound parameters) when ``where`` is the
+    same expression for every call with that key; the first page's statements are then
+    built once per shape and reused (see ``_FOLDER_BY_ID``), only bound to the values.
     """
     col = SORT_COLUMNS[sort]
     desc = order == "desc"
-    base = sa.select(*columns).where(*where)
+    params: dict[str, Any] | None = None
+    memo: Callable[[Any, Callable[[], Any]], Any] = _build
+    if reuse is not None and after is None:
+        shape = (reuse[0], sort, order, limit, undated, few, tuple(columns),
+                 conn.dialect.name)
+        params = reuse[1]
+
+        def memo(tag: Any, make: Callable[[], Any]) -> Any:
+            key = (shape, tag)
+            found = _PAGE_STATEMENTS.get(key)
+            if found is None:
+                if len(_PAGE_STATEMENTS) >= 256:
+                    _PAGE_STATEMENTS.clear()
+                found = _PAGE_STATEMENTS[key] = make()
+            return found
+    elif reuse is not None:
+        params = reuse[1]
+
+    def base() -> Any:  # built only when a statement is (memo may have it already)
+        return sa.select(*columns).where(*where)
+
     rows: list[AnyRow] = []
     # The same order, through an expression no index serves.
     sorted_col: Any = sa.func.coalesce(col, col) if few else col
     if sort != "taken":
-        stmt = base if after is None else base.where(_after(col, after.value, after.id, desc))
         order_col: Any = sorted_col
         if not undated and conn.dialect.name == "sqlite" and not few:
             # A date range narrows far more than walking the name (or size) index and
             # filtering would: keep SQLite on the taken_at range and sort what it finds.
             order_col = col.concat("") if sort == "name" else col + 0
-        rows = list((await conn.execute(_ordered(stmt, order_col, desc)
-                                        .limit(limit + 1))).all())
+
+        def page() -> Any:
+            stmt = base() if after is None else base().where(
+                _after(col, after.value, after.id, desc))
+            return _ordered(stmt, order_col, desc).limit(limit + 1)
+
+        rows = list((await conn.execute(memo("page", page), params)).all())
     else:
         in_undated = after is not None and after.value is None
         if not in_undated:
-            stmt = base.where(col.is_not(None))
-            if after is not None:
-                stmt = stmt.where(_after(col, after.value, after.id, desc))
-            rows = list((await conn.execute(_ordered(stmt, sorted_col, desc)
-                                            .limit(limit + 1))).all())
+            def dated() -> Any:
+                stmt = base().where(col.is_not(None))
+                if after is not None:
+                    stmt = stmt.where(_after(col, after.value, after.id, desc))
+                return _ordered(stmt, sorted_col, desc).limit(limit + 1)
+
+            rows = list((await conn.execute(memo("dated", dated), params)).all())
         if undated and len(rows) <= limit:
-            stmt = base.where(col.is_(None))
-            if in_undated:
-                assert after is not None
-                stmt = stmt.where(photos.c.id < after.id if desc else photos.c.id > after.id)
-            pid: Any = photos.c.id + 0 if few else photos.c.id
-            stmt = stmt.order_by(pid.desc() if desc else pid.asc())
-            rows += (await conn.execute(stmt.limit(limit + 1 - len(rows)))).all()
+            rest = limit + 1 - len(rows)
+
+            def undated_rows() -> Any:
+                stmt = base().where(col.is_(None))
+                if in_undated:
+                    assert after is not None
+                    stmt = stmt.where(photos.c.id < after.id if desc
+                                      else photos.c.id > after.id)
+                pid: Any = photos.c.id + 0 if few else photos.c.id
+                return stmt.order_by(pid.desc() if desc else pid.asc()).limit(rest)
+
+            rows += (await conn.execute(memo(("undated", rest), undated_rows), params)).all()
     if len(rows) <= limit:
         return Page(rows, None)
     rows = rows[:limit]
     last = rows[-1]
     return Page(rows, position_of(last, sort))
+
+
+def _build(_tag: Any, make: Callable[[], Any]) -> Any:
+    return make()
+
+
+# First-page statements of photo_page(reuse=...), by shape; a few (sorts x orders x limits
+# x field sets a client asks for), cleared if a client varies them without end.
+_PAGE_STATEMENTS: dict[Any, Any] = {}
 
 
 def _before(col: Any, value: Any, pid: int, desc: bool) -> Any:
@@ -431,6 +484,15 @@ _TREE_COLUMNS = (
 )
 
 
+_CHAIN_OF = sa.and_(folders.c.source_id == sa.bindparam("source_id"),
+                    folders.c.path_hash.in_(sa.bindparam("hashes", expanding=True)))
+# Built once (see _FOLDER_BY_ID): the breadcrumbs with or without the subfolders.
+_TREE_AND_CHAIN = sa.select(*_TREE_COLUMNS).where(
+    sa.or_(_CHAIN_OF, folders.c.parent_id == sa.bindparam("parent_id"))
+).order_by(folders.c.name, folders.c.id)
+_CHAIN = sa.select(*_TREE_COLUMNS).where(_CHAIN_OF).order_by(folders.c.name, folders.c.id)
+
+
 async def crumbs_and_subfolders(
         conn: AsyncConnection, folder: RowMapping, with_subfolders: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -438,13 +500,10 @@ async def crumbs_and_subfolders(
     the subfolders of ``folder``, in one query: both are in the folder's source, so the
     source's columns come from ``folder``."""
     hashes = [paths.path_hash(p) for p in paths.ancestors(folder["path"])]
-    chain_of = sa.and_(folders.c.source_id == folder["source_id"],
-                       folders.c.path_hash.in_(hashes))
     rows = (await conn.execute(
-        sa.select(*_TREE_COLUMNS).where(
-            sa.or_(chain_of, folders.c.parent_id == folder["id"]) if with_subfolders
-            else chain_of)
-        .order_by(folders.c.name, folders.c.id))).mappings().all()
+        _TREE_AND_CHAIN if with_subfolders else _CHAIN,
+        {"source_id": folder["source_id"], "hashes": hashes, "parent_id": folder["id"]},
+    )).mappings().all()
     wanted = set(hashes)
     chain = sorted((r for r in rows if r["source_id"] == folder["source_id"]
                     and r["path_hash"] in wanted), key=lambda r: r["depth"])
@@ -455,6 +514,10 @@ async def crumbs_and_subfolders(
             if r["parent_id"] == folder["id"] and r["missing_since"] is None]
     subs.sort(key=lambda f: (natural_key(f["name"]), f["id"]))  # as photos are listed
     return crumbs, subs
+
+
+_FOLDER_PHOTOS = [photos.c.folder_id == sa.bindparam("folder_id"),
+                  photos.c.status != HIDDEN_IN_FOLDERS]
 
 
 async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
@@ -487,6 +550,10 @@ async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
     if photos_:
         columns = photo_columns(wanted)
         where = [photos.c.folder_id == row["id"], photos.c.status != HIDDEN_IN_FOLDERS]
+        reuse: tuple[Any, dict[str, Any]] | None = None
+        if after is None and around is None:  # a first page: its statements built once
+            where = _FOLDER_PHOTOS
+            reuse = ("folders.list", {"folder_id": row["id"]})
         before: list[AnyRow] = []
         if around is not None:
             out["offset"] = 0
@@ -500,7 +567,7 @@ async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
                 out["offset"] = await count_before(conn, where, sort, order, at) - len(before)
                 after = _just_before(anchor, sort, order)
         page = await photo_page(conn, where, sort, order, limit - len(before), after,
-                                columns=columns)
+                                columns=columns, reuse=reuse)
         book = present.PathBook({row["id"]: (row["source_path"], row["path"])})
         out["photos"] = present.photos([*before, *page.rows], book, wanted)
         if page.next is not None:
