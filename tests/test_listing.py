@@ -8,11 +8,13 @@ whole lists must list exactly what the entry-by-entry path lists, for every kind
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from lightbox.daemon.library import listing
 from lightbox.daemon.library.listing import Listing, list_dir
@@ -95,15 +97,58 @@ def test_gone_and_not_a_directory(tmp_path: Path) -> None:
     assert not lst.complete and lst.problems  # a path through a file: a problem, not gone
 
 
+def _as_nobody(fn: Callable[[], tuple[bool, bool, int]]) -> tuple[bool, bool, int]:
+    """``fn()`` in a forked child that has given up root (uid and gid 65534): root reads
+    every directory, so a permission problem shows only to another user."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(w, json.dumps(fn()).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and out, "the child failed"
+    complete, gone, problems = json.loads(out)
+    return bool(complete), bool(gone), int(problems)
+
+
 def test_unreadable_directory_is_a_problem(tmp_path: Path) -> None:
+    base = tmp_path
     if os.geteuid() == 0:
-        pytest.skip("root reads every directory")
-    (tmp_path / "locked").mkdir(mode=0o300)
+        # Run by root (CI): the tree where an unprivileged user can reach it, the folder
+        # its own and unreadable to it, and the listing made as that user.
+        base = Path(tempfile.mkdtemp(prefix="lb-unreadable-"))
+        base.chmod(0o711)
+    locked = base / "locked"
+    locked.mkdir(mode=0o300)
+    (locked / "a.jpg").write_bytes(b"x")
     try:
-        lst = list_dir(str(tmp_path), "locked")
-        assert not lst.complete and not lst.gone and lst.problems
+        def listing() -> tuple[bool, bool, int]:
+            lst = list_dir(str(base), "locked")
+            return lst.complete, lst.gone, len(lst.problems)
+
+        if os.geteuid() == 0:
+            os.chown(locked, 65534, 65534)
+            complete, gone, problems = _as_nobody(listing)
+            # Root itself lists it: the same call, the other answer.
+            assert listing() == (True, False, 0)
+        else:
+            complete, gone, problems = listing()
+        assert not complete and not gone and problems
     finally:
-        (tmp_path / "locked").chmod(0o700)
+        locked.chmod(0o700)
+        if base != tmp_path:
+            shutil.rmtree(base)
 
 
 def test_socket_is_skipped_never_opened(tmp_path: Path) -> None:
