@@ -204,6 +204,20 @@ def test_verify_one_tells_ok_changed_longer_and_missing(tmp_path: Path, size: in
 
 # -- the pipeline of a run (``CopyRun``): one flush per batch ---------------------------------
 
+@pytest.fixture(params=["unnamed", "named"])
+def copies(request: pytest.FixtureRequest, target: Path,
+           monkeypatch: pytest.MonkeyPatch) -> str:
+    """How a run writes its copies: unnamed files linked into place (where the file system
+    has O_TMPFILE, as this one must for the test to mean anything) or temporary names in
+    the temp dir (the way on file systems without it)."""
+    if request.param == "named":
+        monkeypatch.setattr(files, "tmpfile_works", lambda root: False)
+    elif not files.tmpfile_works(str(target)):
+        pytest.skip("this file system has no O_TMPFILE")
+    mode: str = request.param
+    return mode
+
+
 def make_batches(root: Path, batches: int, per: int) -> list[list[files.CopyItem]]:
     """``batches`` batches of ``per`` files, the first of each large enough to be written
     behind (``WRITE_BEHIND``), the others small."""
@@ -233,7 +247,9 @@ class Trace:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.events: list[tuple[str, str]] = []
         self.folders: set[tuple[str, str]] = set()  # (writer thread, its temp files' folder)
+        self.unnamed: list[tuple[str, str]] = []  # (source rel, the folder it was made in)
         send, place, flush = files._send_to_temp, files.place, files.CopyRun._flush_now
+        send_unnamed = files._send_to_tmpfile
 
         def sent(loc: LocalFile, root_fd: int, tmp: str, fsync: bool) -> int:
             n = send(loc, root_fd, tmp, fsync)
@@ -241,7 +257,14 @@ class Trace:
             self.folders.add((threading.current_thread().name, os.path.dirname(tmp)))
             return n
 
-        def placed(root: str, tmp: str, rel: str, sha256: str,
+        def sent_unnamed(loc: LocalFile, root_fd: int, root: str, rel: str,
+                         dirs: Any) -> tuple[int, int]:
+            got = send_unnamed(loc, root_fd, root, rel, dirs)
+            self.events.append(("written", loc.rel))
+            self.unnamed.append((loc.rel, os.path.realpath(f"/proc/self/fd/{got[0]}")))
+            return got
+
+        def placed(root: str, tmp: str | int, rel: str, sha256: str,
                    dirs: Any = None) -> tuple[str, bool]:
             got = place(root, tmp, rel, sha256, dirs)
             self.events.append(("renamed", rel.removeprefix("photos/")))
@@ -258,6 +281,7 @@ class Trace:
             self.events.append(("flush", "end"))
 
         monkeypatch.setattr(files, "_send_to_temp", sent)
+        monkeypatch.setattr(files, "_send_to_tmpfile", sent_unnamed)
         monkeypatch.setattr(files, "place", placed)
         monkeypatch.setattr(files.CopyRun, "_flush_now", flushed)
 
@@ -283,22 +307,129 @@ class Trace:
         return any(after < s and (before is None or e < before) for s, e in self.flushes())
 
 
+def test_an_unnamed_copy_is_linked_never_over_a_name_and_nothing_is_made_where_the_target_went(
+        tmp_path: Path, target: Path) -> None:
+    """``place`` of an unnamed copy (a descriptor): linked into a folder it makes, adopted
+    when the name holds the same content, a variant beside other content; and when the
+    target is gone from its path (unmounted, moved away) nothing is created there, by the
+    writer or by ``place``."""
+    if not files.tmpfile_works(str(target)):
+        pytest.skip("this file system has no O_TMPFILE")
+    from lightbox.daemon.backups.real_dirs import RealDirs
+
+    items = make_items(tmp_path / "lib", {"x/one.jpg": b"one", "x/two.jpg": b"two"})
+    dirs = RealDirs(str(target))
+    root_fd = os.open(tmp_path / "lib", os.O_PATH | os.O_DIRECTORY)
+    try:
+        def unnamed(it: files.CopyItem) -> int:
+            assert isinstance(it.loc, LocalFile)
+            fd, n = files._send_to_tmpfile(it.loc, root_fd, str(target), it.rel, dirs)
+            assert n == it.size
+            return fd
+
+        fd = unnamed(items[0])
+        assert (target / "photos" / "x").is_dir() and not list((target / "photos" / "x").iterdir())
+        assert files.place(str(target), fd, items[0].rel, items[0].sha256, dirs) == \
+            (items[0].rel, False)
+        os.close(fd)
+        assert (target / items[0].rel).read_bytes() == b"one"
+        fd = unnamed(items[0])  # the same content again: adopted, nothing more linked
+        assert files.place(str(target), fd, items[0].rel, items[0].sha256, dirs) == \
+            (items[0].rel, True)
+        os.close(fd)
+        fd = unnamed(items[1])  # other content for the taken name: a variant beside it
+        rel, adopted = files.place(str(target), fd, items[0].rel, items[1].sha256, dirs)
+        os.close(fd)
+        assert not adopted and rel == files.variant(items[0].rel, items[1].sha256)
+        assert (target / rel).read_bytes() == b"two"
+        assert (target / items[0].rel).read_bytes() == b"one"
+        # The target moved away and an empty folder in its place (as a mount point is):
+        fd = unnamed(items[1])
+        away = tmp_path / "away"
+        target.rename(away)
+        target.mkdir()
+        with pytest.raises(files.TargetError) as err:
+            files.place(str(target), fd, "photos/y/two.jpg", items[1].sha256, dirs)
+        os.close(fd)
+        assert err.value.reason == files.TARGET_MISSING
+        other = files.CopyItem(9, items[1].loc, items[1].sha256, items[1].size, "photos/z/2.jpg")
+        with pytest.raises(files.TargetError) as err:
+            unnamed(other)
+        assert err.value.reason == files.TARGET_MISSING
+        assert list(target.iterdir()) == []
+        assert sorted(files.walk_files(str(away))) == sorted([items[0].rel, rel])
+    finally:
+        os.close(root_fd)
+
+
+def test_a_run_beyond_its_descriptor_budget_writes_the_rest_under_temporary_names(
+        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unnamed copies hold a descriptor each until placed: a run takes at most its budget
+    of them (``_fd_room``) and writes the others under temporary names, the same way."""
+    if not files.tmpfile_works(str(target)):
+        pytest.skip("this file system has no O_TMPFILE")
+    monkeypatch.setattr(files, "_fd_room", lambda want: 3)
+    batches = make_batches(tmp_path / "lib", 4, 5)
+    trace = Trace(monkeypatch)
+    got = drain(files.CopyRun(str(target), batches, writers=2, placers=2), trace)
+    assert trace.unnamed and trace.folders  # both kinds in one run
+    outcomes = [o for b in got for o in b.outcomes]
+    assert sorted(o.status for o in outcomes) == ["copied"] * 20
+    for o in outcomes:
+        assert (target / o.rel).read_bytes() == (tmp_path / "lib" / o.item.loc.rel).read_bytes()
+    assert not list((target / files.TMP_DIR).iterdir())
+    assert len(os.listdir("/proc/self/fd")) < 64  # every unnamed copy was closed
+
+
+FD_ROOM = """
+import resource, sys
+from lightbox.daemon.backups import files
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+room = files._fd_room(1000)
+print(room, resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)
+"""
+
+
+def test_the_descriptor_budget_raises_the_soft_limit_up_to_the_hard_one() -> None:
+    out = subprocess.run([sys.executable, "-c", FD_ROOM], capture_output=True, text=True,
+                         check=True).stdout.split()
+    room, soft, hard = (int(x) for x in out)
+    if hard != -1 and hard < 256 + 1000 + files.FD_RESERVE:
+        assert soft == hard and room < 1000
+    else:
+        assert room == 1000 and soft >= 1000 + files.FD_RESERVE
+
+
 @pytest.mark.parametrize("writers", [1, 2])
 def test_a_run_shares_its_flushes_and_hands_over_only_what_a_flush_covered(
-        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch, writers: int) -> None:
+        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch, writers: int,
+        copies: str) -> None:
     batches = make_batches(tmp_path / "lib", 4, 5)
     trace = Trace(monkeypatch)
     run = files.CopyRun(str(target), batches, writers=writers, placers=2)
     got = drain(run, trace)
-    # Each writer creates its temp files in a folder of its own (creates in one folder
-    # take turns on its lock), all below the temp dir; none is left after the run.
     tmp = str(target / files.TMP_DIR)
-    by_writer = {w: {d for w2, d in trace.folders if w2 == w} for w, _ in trace.folders}
-    assert all(len(d) == 1 for d in by_writer.values())
-    used = [d.pop() for d in by_writer.values()]
-    assert len(set(used)) == len(used) and all(d == tmp or os.path.dirname(d) == tmp
-                                               for d in used)
-    assert writers == 1 or len(used) == 2
+    if copies == "named":
+        # Each writer creates its temp files in a folder of its own (creates in one folder
+        # take turns on its lock), all below the temp dir; none is left after the run.
+        by_writer = {w: {d for w2, d in trace.folders if w2 == w} for w, _ in trace.folders}
+        assert all(len(d) == 1 for d in by_writer.values())
+        used = [d.pop() for d in by_writer.values()]
+        assert len(set(used)) == len(used) and all(d == tmp or os.path.dirname(d) == tmp
+                                                   for d in used)
+        assert writers == 1 or len(used) == 2
+        assert not trace.unnamed
+    else:
+        # Every copy was an unnamed file made in the folder its name is in (no name in
+        # the temp dir, no rename across folders), and nothing else is on the target.
+        assert not trace.folders
+        assert len(trace.unnamed) == 20
+        for rel, made_in in trace.unnamed:
+            assert made_in.startswith(str(target / "photos" / os.path.dirname(rel)) + "/")
+            assert "(deleted)" in made_in or made_in.endswith("/#")  # unnamed when written
+        assert sorted(files.walk_files(str(target))) == sorted(
+            f"photos/{it.loc.rel}" for b in batches for it in b)
     assert all(b.stop is None for b in got)
     outcomes = [o for b in got for o in b.outcomes]
     assert sorted(o.status for o in outcomes) == ["copied"] * 20
@@ -321,7 +452,8 @@ def test_a_run_shares_its_flushes_and_hands_over_only_what_a_flush_covered(
 
 @pytest.mark.parametrize("failing", [2, 3])
 def test_a_failed_flush_places_nothing_it_covered_and_reports_no_copy_it_did_not_prove(
-        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch, failing: int) -> None:
+        tmp_path: Path, target: Path, monkeypatch: pytest.MonkeyPatch, failing: int,
+        copies: str) -> None:
     batches = make_batches(tmp_path / "lib", 5, 4)
     trace = Trace(monkeypatch)
 
@@ -355,6 +487,7 @@ def test_a_failed_flush_places_nothing_it_covered_and_reports_no_copy_it_did_not
     assert copied < placed or failing == 2
     # Nothing written but not placed is left behind, and no batch began after the failure.
     assert not list((target / files.TMP_DIR).iterdir())
+    assert set(files.walk_files(str(target))) == {everything[r].rel for r in placed}
     # (One writer: at most the batch it had taken when the flush failed is written after.)
     fail_at = trace.at(("flush", "failed"))
     assert len([i for i, e in enumerate(trace.events)
@@ -393,6 +526,8 @@ def placed(root, tmp, rel, sha256, dirs=None):
 
 files._GroupFlush.ask = asked
 files.place = placed
+if spec["copies"] == "named":
+    files.tmpfile_works = lambda root: False
 run = files.CopyRun(spec["target"], batches, writers=1)
 while run.next() is not None:
     pass
@@ -403,9 +538,9 @@ sys.exit(3)  # not killed: the test's hooks did not fire
 
 @pytest.mark.parametrize("at", ["after-placing", "mid-read-back"])
 def test_a_run_killed_between_its_stages_leaves_no_partial_file_under_a_final_name(
-        tmp_path: Path, target: Path, at: str) -> None:
+        tmp_path: Path, target: Path, at: str, copies: str) -> None:
     batches = make_batches(tmp_path / "lib", 4, 4)
-    spec = {"target": str(target), "at": at, "batches": [[{
+    spec = {"target": str(target), "at": at, "copies": copies, "batches": [[{
         "id": it.photo_id, "sha": it.sha256, "size": it.size, "rel": it.rel,
         "loc": [it.loc.root, it.loc.rel, it.loc.size, it.loc.mtime_ns, it.loc.inode,
                 it.loc.device]} for it in b] for b in batches]}
@@ -419,10 +554,16 @@ def test_a_run_killed_between_its_stages_leaves_no_partial_file_under_a_final_na
         assert (target / it.rel).read_bytes() == (tmp_path / "lib" / it.loc.rel).read_bytes()
     assert {it.rel for it in batches[0]} <= {it.rel for it in placed}
     assert not any((target / it.rel).exists() for b in batches[2:] for it in b)
-    assert all(p.suffix == ".part" for p in (target / files.TMP_DIR).iterdir())
-    if at == "mid-read-back":  # one of batch 1 placed, three still in temp
+    if at == "mid-read-back":  # one of batch 1 placed, three not
         assert len([it for it in batches[1] if (target / it.rel).exists()]) == 1
-        assert len(list((target / files.TMP_DIR).iterdir())) >= 3
+    # Named copies: the rest only under temporary names in the temp dir; unnamed ones:
+    # nothing at all (they went with the process), no name anywhere but the placed ones.
+    assert set(files.walk_files(str(target))) == {it.rel for it in placed}
+    if copies == "named":
+        assert all(p.suffix == ".part" for p in (target / files.TMP_DIR).iterdir())
+        assert at != "mid-read-back" or len(list((target / files.TMP_DIR).iterdir())) >= 3
+    else:
+        assert not list((target / files.TMP_DIR).iterdir())
     # The next run (after clear_temp, as a run starts) adopts what was placed, copies the
     # rest, and leaves nothing in temp.
     files.clear_temp(str(target))

@@ -680,9 +680,12 @@ def test_a_target_unmounted_mid_run_fails_it_writing_nothing_elsewhere(
         name = f"usb{attempt}"
         d.call("backups.add", {"name": name, "path": str(target)})
         job = d.call("backups.run", {"target": name})["job"]
-        tmp = target / ".lightbox-tmp"
+        # Copying has begun once a temporary name is in the temp dir, or (unnamed copies,
+        # which have no name until they are placed) a folder of the copies is made.
+        tmp, copies = target / ".lightbox-tmp", target / "photos"
         deadline = time.monotonic() + 60
-        while not (tmp.is_dir() and any(tmp.iterdir())) and time.monotonic() < deadline:
+        while not (copies.is_dir() or (tmp.is_dir() and any(tmp.iterdir()))) \
+                and time.monotonic() < deadline:
             time.sleep(0.002)
         subprocess.run(["umount", "-l", str(target)], check=True)
         done = wait(d, job)

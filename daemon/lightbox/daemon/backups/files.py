@@ -31,6 +31,7 @@ import json
 import os
 import queue
 import re
+import resource
 import stat
 import sys
 import threading
@@ -378,6 +379,7 @@ def _copy_to_temp(item: CopyItem, tmp: str, fsync: bool) -> tuple[str, int]:
 
 _libc: Any = None
 _renameat2: Any = None  # libc's renameat2, or False where this libc has none
+_linkat: Any = None  # libc's linkat, or False
 _FS_ENCODING = sys.getfilesystemencoding()
 _sync_file_range: Any = None  # libc's sync_file_range, or False
 _AT_FDCWD = -100
@@ -385,12 +387,19 @@ _RENAME_NOREPLACE = 1
 
 
 def _load_libc() -> None:
-    global _libc, _renameat2, _sync_file_range
+    global _libc, _renameat2, _sync_file_range, _linkat
     try:
         lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     except OSError:
-        _libc = _renameat2 = _sync_file_range = False
+        _libc = _renameat2 = _sync_file_range = _linkat = False
         return
+    try:
+        fn = lib["linkat"]  # as renameat2 below: C ints and strings, no prototype
+    except AttributeError:
+        _linkat = False
+    else:
+        fn.restype = ctypes.c_int
+        _linkat = fn
     try:
         sfr = lib.sync_file_range
     except AttributeError:
@@ -476,32 +485,42 @@ def _rename_checked(tmp: str, final: str) -> bool:
     return True
 
 
-def place(root: str, tmp: str, rel: str, sha256: str,
+def place(root: str, tmp: str | int, rel: str, sha256: str,
           dirs: RealDirs | None = None) -> tuple[str, bool]:
     """Rename ``tmp`` to ``rel`` below ``root``, never over another file: an occupied name
     holding the same content is adopted (``tmp`` dropped), other content gets a variant
     name. Returns (final rel, adopted). Its folders must be real folders of the root's
     filesystem (``dirs``, the run's: ``NotBeneath``, an OSError of this file alone).
+    ``tmp`` is a temporary file's path, or the descriptor of an unnamed file
+    (``_send_to_tmpfile``), which is linked to its name instead (``linkat``, which never
+    replaces a name either); the descriptor stays the caller's to close.
 
     The rename is tried first and the folders made only when it says one is missing: a
     file of a folder that exists costs one system call. When the temporary file itself is
-    gone, the target's disk was unmounted (its path is the empty mount point now):
-    nothing is created there."""
+    gone (or the unnamed one is on another file system than the root's path now), the
+    target's disk was unmounted (its path is the empty mount point now): nothing is
+    created there."""
     attempt = 0
     made = False
     if dirs is None:
         dirs = RealDirs(root)
     dirs.check(rel.rpartition("/")[0])
+    unnamed = isinstance(tmp, int)
     while True:
         final = f"{root}/{rel}"
         try:
-            renamed = _rename_noreplace(tmp, final)
-            if renamed is None:
-                renamed = _rename_checked(tmp, final)
+            if isinstance(tmp, int):
+                renamed = _link_noreplace(tmp, final)
+            else:
+                done = _rename_noreplace(tmp, final)
+                renamed = _rename_checked(tmp, final) if done is None else done
         except OSError as exc:
+            if unnamed and exc.errno == errno.EXDEV:
+                raise TargetError(TARGET_MISSING, f"the target went away ({root})") from None
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR) or made:
                 raise target_error(exc, "renaming a copy into place") from None
-            if not os.path.lexists(tmp):
+            if (_target_gone(root, os.fstat(tmp).st_dev) if isinstance(tmp, int)
+                    else not os.path.lexists(tmp)):
                 raise TargetError(TARGET_MISSING, f"the target went away ({root})") from None
             try:
                 os.makedirs(os.path.dirname(final), exist_ok=True)
@@ -518,13 +537,173 @@ def place(root: str, tmp: str, rel: str, sha256: str,
         except OSError:
             same = False
         if same:
-            os.unlink(tmp)
+            if isinstance(tmp, str):
+                os.unlink(tmp)
             return rel, True
         attempt += 1
         if attempt >= 4:
             raise TargetError(TARGET_IO, f"no free name for {rel} on the target")
         rel = variant(rel, sha256) if attempt == 1 else variant(rel, sha256[(attempt - 1) * 8:])
         made = False
+
+
+def _target_gone(root: str, device: int | None) -> bool:
+    """After a copy's folder was not found: whether ``root`` is no longer the target the
+    run writes to — another file system at that path than ``device`` (the target's disk
+    unmounted: the path is its empty mount point now) or no marker there (moved away).
+    Then nothing may be created at that path."""
+    try:
+        return (device is not None and os.stat(root).st_dev != device) \
+            or not os.path.lexists(f"{root}/{MARKER}")
+    except OSError:
+        return True
+
+
+# -- unnamed copies (O_TMPFILE) -------------------------------------------------------------
+#
+# Where the target's file system has them, a run's copies are written as unnamed files
+# (``O_TMPFILE``) in the folder they belong in, and given their name by ``linkat`` once
+# they read back right: no temporary name in another folder (a create there and a rename
+# across folders, both holding folder locks, and an inode allocated far from its folder),
+# no second open for the read-back (the writer's descriptor is kept), and nothing a kill
+# can leave behind: an unnamed file goes when its last descriptor is closed, by the
+# process's death too. A crash of the machine leaves at most an orphan inode, which the
+# file system check frees. Nothing ever has a final name before it read back right.
+
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_TMPFILE = os.O_RDWR | _O_TMPFILE | os.O_CLOEXEC
+_AT_SYMLINK_FOLLOW = 0x400
+# The most copies a run holds open as unnamed files at once (about four batches in
+# flight: two being written, one queued, one being read back); more fall back to
+# temporary names. The process's soft limit of descriptors is raised for them when it is
+# lower (``_fd_room``), keeping FD_RESERVE free for everything else the daemon opens.
+TMPFILE_FDS = 4096
+FD_RESERVE = 512
+
+
+def _link_noreplace(fd: int, dst: str) -> bool:
+    """Give the unnamed file ``fd`` the name ``dst`` unless it is taken (``linkat``
+    through ``/proc/self/fd``, which needs no privilege, unlike ``AT_EMPTY_PATH``): True
+    when linked, False when ``dst`` exists; other failures raise OSError."""
+    if _linkat(_AT_FDCWD, f"/proc/self/fd/{fd}".encode(), _AT_FDCWD,
+               dst.encode(_FS_ENCODING, "surrogateescape"), _AT_SYMLINK_FOLLOW) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        return False
+    raise OSError(err, os.strerror(err), dst)
+
+
+def tmpfile_works(root: str) -> bool:
+    """Whether copies to the target at ``root`` can be unnamed files linked into place:
+    the kernel and the file system have ``O_TMPFILE`` (ext4, xfs, btrfs, tmpfs; not vfat,
+    exFAT, NFS or most FUSE file systems) and ``/proc`` is there for the link. Tried once
+    per run in its temp dir (an unnamed file linked to a probe name, then removed)."""
+    if not _O_TMPFILE:
+        return False
+    if _linkat is None:
+        _load_libc()
+    if not _linkat:
+        return False
+    tmp = os.path.join(root, TMP_DIR)
+    try:
+        fd = os.open(tmp, _TMPFILE, 0o600)
+    except OSError:
+        return False
+    probe = f"{tmp}/probe-{os.getpid()}-{next(_counter)}"
+    try:
+        if not _link_noreplace(fd, probe):
+            return False
+        os.unlink(probe)  # (if this fails, clear_temp removes it)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _fd_room(want: int) -> int:
+    """How many descriptors (up to ``want``) a run may hold open for its unnamed copies:
+    the soft limit is raised towards the hard one when it is lower than what is open now
+    + ``want`` + FD_RESERVE (as systemd advises for programs that need many and use no
+    ``select()``; the daemon's event loop is epoll), and what is left above the reserve is
+    the room."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return 0
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        used = FD_RESERVE
+    need = used + want + FD_RESERVE
+    inf = resource.RLIM_INFINITY
+    if soft != inf and soft < need and (hard == inf or hard > soft):
+        new = need if hard == inf else min(hard, need)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+        except (OSError, ValueError):
+            pass
+    if soft == inf:
+        return want
+    return max(0, min(want, soft - used - FD_RESERVE))
+
+
+class _FdBudget:
+    """The descriptors a run may still hold for unnamed copies: a writer takes what a
+    batch may use, the placing stage gives it back once the batch's are closed."""
+
+    def __init__(self, room: int) -> None:
+        self._lock = threading.Lock()
+        self.free = room
+
+    def take(self, n: int) -> int:
+        with self._lock:
+            k = min(n, self.free)
+            self.free -= k
+            return k
+
+    def give(self, k: int) -> None:
+        if k:
+            with self._lock:
+                self.free += k
+
+
+def _send_to_tmpfile(loc: confine.LocalFile, root_fd: int, root: str, rel: str,
+                     dirs: RealDirs) -> tuple[int, int]:
+    """``_send_to_temp`` into an unnamed file in the copy's own folder on the target
+    (made when missing, after the folders' check: never through a link or into another
+    file system): (its descriptor, open for the read-back and the link, bytes copied).
+    When the folder is missing because the target went away, nothing is made."""
+    src, st = confine.open_local(loc, root_fd)
+    try:
+        folder = rel.rpartition("/")[0]
+        dirs.check(folder)
+        path = f"{root}/{folder}" if folder else root
+        try:
+            dst = os.open(path, _TMPFILE, 0o600)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise target_error(exc, "creating a copy") from None
+            if _target_gone(root, dirs.device):
+                raise TargetError(TARGET_MISSING, f"the target went away ({root})") from None
+            try:
+                os.makedirs(path, exist_ok=True)
+                dirs.made(folder)
+                dst = os.open(path, _TMPFILE, 0o600)
+            except OSError as exc2:
+                raise target_error(exc2, "creating a folder") from None
+        try:
+            done = _send(src, dst, st.st_size)
+            if done >= WRITE_BEHIND:
+                _write_behind(dst)
+        except BaseException:
+            os.close(dst)  # the unnamed file goes with it
+            raise
+    finally:
+        os.close(src)
+    return dst, done
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -637,17 +816,29 @@ def _arm(path: str) -> int | OSError:
     return fd
 
 
+def _arm_fd(fd: int) -> int:
+    """``_arm`` of an unnamed copy, whose descriptor the writer kept: no open."""
+    if _fadvise is not None:
+        try:
+            _fadvise(fd, 0, 0, _DONTNEED)
+            _fadvise(fd, 0, 0, _WILLNEED)
+        except OSError:
+            pass
+    return fd
+
+
 def _digest_fd(fd: int, size: int) -> tuple[str, int]:
-    """sha256 and length of everything ``fd`` holds. A small file is one read, asking a
-    byte more than it should hold (a longer file shows); others are read in pieces."""
+    """sha256 and length of everything ``fd`` holds, read from its start (``pread``: a
+    writer's descriptor is at the end of what it wrote). A small file is one read, asking
+    a byte more than it should hold (a longer file shows); others are read in pieces."""
     first = b""
     if size < CHUNK:
-        first = os.read(fd, size + 1)
+        first = os.pread(fd, size + 1, 0)
         if len(first) == size:
             return hashlib.sha256(first).hexdigest(), size
     h = hashlib.sha256(first)
     total = len(first)
-    while chunk := os.read(fd, CHUNK):
+    while chunk := os.pread(fd, CHUNK, total):
         h.update(chunk)
         total += len(chunk)
     return h.hexdigest(), total
@@ -698,20 +889,28 @@ class Run(Protocol):
 class _Written:
     """A batch after its first stage: the files written to their temporary names (not yet
     durable), what failed for the source's reasons, and the target error that stopped the
-    writing (what was written before it is still finished and kept)."""
+    writing (what was written before it is still finished and kept). A file's temporary
+    copy is a path, or the descriptor of an unnamed file (``_send_to_tmpfile``: ``fds``
+    of them, taken from the run's budget)."""
 
-    files: list[tuple[CopyItem, str, str | None, int]]  # (item, temp path, sha or None, bytes)
+    # (item, temp path or unnamed file's descriptor, sha or None, bytes)
+    files: list[tuple[CopyItem, str | int, str | None, int]]
     outcomes: list[CopyOutcome] = field(default_factory=list)
     stop: TargetError | None = None
+    fds: int = 0
 
 
 def _write_batch(root: str, items: list[CopyItem], flush_each: bool, retries: int = 2,
-                 tmp_dir: str | None = None) -> _Written:
+                 tmp_dir: str | None = None, unnamed: int = 0,
+                 dirs: RealDirs | None = None) -> _Written:
     """Write every file of ``items`` to a temporary name in ``tmp_dir`` (a local source by
     ``sendfile``, a bucket's object streamed and hashed; ``flush_each``: each fsynced, where
-    there is no ``syncfs``). A source's failure is retried, then reported; a target error
-    stops the batch."""
+    there is no ``syncfs``), or up to ``unnamed`` local files as unnamed files in their own
+    folders (``_send_to_tmpfile``, checked by ``dirs``). A source's failure is retried,
+    then reported; a target error stops the batch."""
     out = _Written([])
+    if unnamed and dirs is None:
+        dirs = RealDirs(root)
     prefix = f"{tmp_dir or os.path.join(root, TMP_DIR)}/{os.getpid()}-"
     root_fds: dict[str, int] = {}
     local = confine.LocalFile
@@ -728,6 +927,12 @@ def _write_batch(root: str, items: list[CopyItem], flush_each: bool, retries: in
                         root_fd = root_fds.get(loc.root)
                         if root_fd is None:
                             root_fd = root_fds[loc.root] = confine.open_root(loc.root)
+                        if out.fds < unnamed:
+                            assert dirs is not None
+                            fd, n = _send_to_tmpfile(loc, root_fd, root, item.rel, dirs)
+                            append((item, fd, None, n))
+                            out.fds += 1
+                            break
                         append((item, tmp, None, _send_to_temp(loc, root_fd, tmp, flush_each)))
                         break
                     sha, size = _copy_to_temp(item, tmp, flush_each)
@@ -754,15 +959,20 @@ def _write_batch(root: str, items: list[CopyItem], flush_each: bool, retries: in
                 break
             if outcome is not None:
                 out.outcomes.append(outcome)
+    except BaseException:  # a bug: nothing of the batch is handed on
+        _unlink_written(out.files)
+        raise
     finally:
         for fd in root_fds.values():
             os.close(fd)
     return out
 
 
-def _fsync_each(written: list[tuple[CopyItem, str, str | None, int]]) -> None:
-    """Where there is no ``syncfs``: an fsync per written file."""
+def _fsync_each(written: list[tuple[CopyItem, str | int, str | None, int]]) -> None:
+    """Where there is no ``syncfs``: an fsync per written file (never an unnamed one:
+    those are written only where there is)."""
     for _, tmp, _, _ in written:
+        assert isinstance(tmp, str)
         try:
             fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -773,8 +983,24 @@ def _fsync_each(written: list[tuple[CopyItem, str, str | None, int]]) -> None:
             raise target_error(exc, "fsync of a copy") from None
 
 
-def _unlink_written(written: list[tuple[CopyItem, str, str | None, int]]) -> None:
+def _unlink_written(written: list[tuple[CopyItem, str | int, str | None, int]],
+                    unnamed: bool = True) -> None:
+    """Drop the temporary copies of a batch not (or not all) placed: temp files removed,
+    unnamed ones closed (``unnamed``: False after ``_read_back_and_place``, which closed
+    every unnamed file of its part already)."""
     for _, tmp, _, _ in written:
+        if isinstance(tmp, int):
+            if unnamed:
+                os.close(tmp)
+        else:
+            _unlink_quiet(tmp)
+
+
+def _drop(tmp: str | int) -> None:
+    """One temporary copy dropped: a temp file removed, an unnamed one closed (gone)."""
+    if isinstance(tmp, int):
+        os.close(tmp)
+    else:
         _unlink_quiet(tmp)
 
 
@@ -926,6 +1152,13 @@ class CopyRun:
 
     Where ``syncfs`` is missing the writers fsync each file and the placing thread fsyncs
     the batch's folders after its renames, before it is handed over.
+
+    Where the target's file system has ``O_TMPFILE`` (``tmpfile_works``), a local file's
+    copy is an unnamed file in its own folder instead of a temporary name, linked to its
+    name where a named one is renamed (see the section on unnamed copies above): the
+    writers keep the descriptors (up to TMPFILE_FDS in flight; beyond, temporary names)
+    and the placing stage reads back through them. The guarantees are the same; a kill
+    leaves nothing to clear.
     """
 
     def __init__(self, root: str, batches: Iterable[list[CopyItem]], writers: int = 1,
@@ -941,6 +1174,10 @@ class CopyRun:
             ("write_s", "write_wait_s", "flush_s", "flushes", "place_s", "place_wait_s",
              "batches"), 0.0)
         self._syncfs = has_syncfs()
+        # Unnamed copies where the file system has them (and syncfs: they are never
+        # fsynced one by one), as many at once as the budget of descriptors allows.
+        self._fds = _FdBudget(_fd_room(TMPFILE_FDS)
+                              if self._syncfs and tmpfile_works(root) else 0)
         # The descriptor every flush goes through, opened before the first write: syncfs
         # reports a write-back error that happened any time after the descriptor was
         # opened, so one the kernel met between two flushes is not missed.
@@ -1043,7 +1280,14 @@ class CopyRun:
                 if batch is None:
                     break
                 t0 = time.perf_counter()
-                w = _write_batch(self.root, batch, not self._syncfs, tmp_dir=tmp_dir)
+                took = self._fds.take(len(batch)) if self._fds.free else 0
+                try:
+                    w = _write_batch(self.root, batch, not self._syncfs, tmp_dir=tmp_dir,
+                                     unnamed=took, dirs=self._dirs)
+                except BaseException:
+                    self._fds.give(took)
+                    raise
+                self._fds.give(took - w.fds)  # the rest when the batch's are closed
                 ticket = self._ask() if w.files else 0
                 t1 = time.perf_counter()
                 if w.stop is not None:
@@ -1073,40 +1317,43 @@ class CopyRun:
                     ended += 1
                     continue
                 w, ticket = got
-                if failed or self._abort.is_set():
-                    _unlink_written(w.files)
-                    continue
                 try:
-                    if self._flusher is not None and ticket:
-                        self._flusher.wait(ticket)
-                except TargetError as exc:
-                    # Its data is not known durable: nothing of it is read back or placed.
-                    failed, self._starting = True, False
-                    _unlink_written(w.files)
-                    self._out.put((Batch(outcomes=w.outcomes, stop=exc), 0))
-                    continue
-                t1 = time.perf_counter()
-                out = Batch(outcomes=w.outcomes)
-                self._read_back(w.files, out)
-                if out.stop is not None:
-                    failed, self._starting = True, False
-                    _unlink_written(w.files)
-                out.stop = out.stop or w.stop
-                renames = 0
-                if any(o.status in ("copied", "adopted") for o in out.outcomes):
-                    if self._flusher is not None:
-                        renames = self._flusher.ask(urgent=False)
-                    else:
-                        try:
-                            fsync_dirs(out.dirs)
-                        except TargetError as exc:
-                            out.outcomes = [o for o in out.outcomes
-                                            if o.status not in ("copied", "adopted")]
-                            out.stop = out.stop or exc
-                            failed, self._starting = True, False
-                if out.outcomes or out.stop is not None:
-                    self._out.put((out, renames))
-                self._add(place_s=time.perf_counter() - t1, place_wait_s=t1 - t0, batches=1)
+                    if failed or self._abort.is_set():
+                        _unlink_written(w.files)
+                        continue
+                    try:
+                        if self._flusher is not None and ticket:
+                            self._flusher.wait(ticket)
+                    except TargetError as exc:
+                        # Its data is not known durable: nothing of it is read back or placed.
+                        failed, self._starting = True, False
+                        _unlink_written(w.files)
+                        self._out.put((Batch(outcomes=w.outcomes, stop=exc), 0))
+                        continue
+                    t1 = time.perf_counter()
+                    out = Batch(outcomes=w.outcomes)
+                    self._read_back(w.files, out)
+                    if out.stop is not None:
+                        failed, self._starting = True, False
+                        _unlink_written(w.files, unnamed=False)
+                    out.stop = out.stop or w.stop
+                    renames = 0
+                    if any(o.status in ("copied", "adopted") for o in out.outcomes):
+                        if self._flusher is not None:
+                            renames = self._flusher.ask(urgent=False)
+                        else:
+                            try:
+                                fsync_dirs(out.dirs)
+                            except TargetError as exc:
+                                out.outcomes = [o for o in out.outcomes
+                                                if o.status not in ("copied", "adopted")]
+                                out.stop = out.stop or exc
+                                failed, self._starting = True, False
+                    if out.outcomes or out.stop is not None:
+                        self._out.put((out, renames))
+                    self._add(place_s=time.perf_counter() - t1, place_wait_s=t1 - t0, batches=1)
+                finally:
+                    self._fds.give(w.fds)  # its unnamed copies are closed now
         except BaseException as exc:
             self._out.put(exc)
             self._drain()
@@ -1116,7 +1363,7 @@ class CopyRun:
                 self._flusher.hurry()
             self._out.put(None)
 
-    def _read_back(self, written: list[tuple[CopyItem, str, str | None, int]],
+    def _read_back(self, written: list[tuple[CopyItem, str | int, str | None, int]],
                    out: Batch) -> None:
         """``_read_back_and_place`` of a batch, its files shared among the placing
         threads (each reads its part back with its own window of queued reads)."""
@@ -1147,6 +1394,7 @@ class CopyRun:
                 ended += 1
             else:
                 _unlink_written(got[0].files)
+                self._fds.give(got[0].fds)
 
 
 class BatchThreads:
@@ -1191,51 +1439,67 @@ class BatchThreads:
         self._pool.shutdown(wait=True)
 
 
-def _read_back_and_place(root: str, written: list[tuple[CopyItem, str, str | None, int]],
+def _read_back_and_place(root: str,
+                         written: list[tuple[CopyItem, str | int, str | None, int]],
                          out: Batch, dirs: RealDirs | None = None) -> None:
-    """The second pass of ``copy_batch``: read back, compare, rename; stops at a target
-    error (``out.stop``), the temporary files not placed left for the caller to remove."""
+    """The second pass of ``copy_batch``: read back, compare, rename (or link, an unnamed
+    copy); stops at a target error (``out.stop``), the temporary files not placed left for
+    the caller to remove. Every unnamed copy of ``written`` is closed when this returns
+    (placed or not: what was not linked is gone with it)."""
     armed: dict[int, int | OSError] = {}
     ahead = 0  # the next file to arm
     ahead_bytes = 0
+    owned = 0  # written[owned:]'s unnamed copies are still open (closed by the finally)
     try:
         for i, (item, tmp, sha, size) in enumerate(written):
             while ahead < len(written) and (ahead <= i or (
                     ahead - i < READ_AHEAD_FILES and ahead_bytes < READ_AHEAD_BYTES)):
-                armed[ahead] = _arm(written[ahead][1])
+                t = written[ahead][1]
+                armed[ahead] = _arm_fd(t) if isinstance(t, int) else _arm(t)
                 ahead_bytes += written[ahead][3]
                 ahead += 1
             fd = armed.pop(i)
             ahead_bytes -= size
+            named = isinstance(tmp, str)
             try:
                 if isinstance(fd, OSError):
                     raise fd
                 try:
                     again, n = _digest_fd(fd, size)
                 finally:
-                    os.close(fd)
+                    if named:
+                        os.close(fd)
                 if again != item.sha256 or n != size:
-                    os.unlink(tmp)
+                    owned = i + 1
+                    _drop(tmp)
                     out.outcomes.append(_mismatch(item, sha is not None))
                     continue
                 rel, adopted = place(root, tmp, item.rel, again, dirs)
             except TargetError as exc:
-                _unlink_quiet(tmp)
+                owned = i + 1
+                _drop(tmp)
                 out.stop = exc
                 return
             except OSError as exc:
-                _unlink_quiet(tmp)
+                owned = i + 1
+                _drop(tmp)
                 out.outcomes.append(CopyOutcome(item, "failed",
                                                 message=f"{exc.strerror or exc}"))
                 continue
+            owned = i + 1
+            if not named:
+                os.close(fd)
             head = rel.rpartition("/")[0]
             out.dirs.add(f"{root}/{head}" if head else root)
             out.outcomes.append(CopyOutcome(item, "adopted" if adopted else "copied",
                                             rel=rel, bytes=0 if adopted else size))
     finally:
-        for fd in armed.values():
-            if not isinstance(fd, OSError):
+        for j, fd in armed.items():
+            if not isinstance(fd, OSError) and isinstance(written[j][1], str):
                 os.close(fd)
+        for _, t, _, _ in written[owned:]:
+            if isinstance(t, int):
+                os.close(t)
 
 
 def settle(root: str, dirs: Iterable[str]) -> None:
