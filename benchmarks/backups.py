@@ -25,6 +25,14 @@ sha256, as indexing would leave them), then per round:
   the import; the scan and the indexer's work on the new photos (sha256 from the disk,
   which is the copies' read-back for a copy-mode import, and thumbnails) before the "safe
   to erase" verdict is shown apart. Target: >= 0.7x cp -r, excluding the indexer.
+  Every timed step starts with the card in the page cache and the writeback settled (a
+  `sync`, then a wait until the kernel holds almost no dirty or writeback pages), so no
+  step pays for what another left to write; each copy `cp -r` made is removed before its
+  pages are written out. The steps take turns going first (lightbox in the odd rounds).
+  Beside `cp -r` (into the page cache) two figures that say what a durable, hashed copy
+  costs on this machine: `cp -r` + `sync -f` (the same copy made durable), and the
+  floor: a bare Python loop in two threads that reads each file once, hashes it and
+  writes it (then one `syncfs`), the least an import that hashes and flushes must do.
 
     .venv/bin/python benchmarks/backups.py [--small 100000] [--large 500] [--rounds 3]
     .venv/bin/python benchmarks/backups.py --quick            # a small run to try it out
@@ -185,6 +193,51 @@ def timed_cpu(cmd: list[str]) -> tuple[float, float]:
     return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
+def settle(limit_kb: int = 32 << 10, timeout: float = 30.0) -> None:
+    """``sync``, then wait until the kernel holds less than ``limit_kb`` of dirty and
+    writeback pages (other programs on the machine write too): a timed step that starts
+    here pays for no earlier step's writes."""
+    subprocess.run(["sync"], check=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/meminfo") as f:
+            info = {k: int(v.split()[0]) for k, v in (ln.split(":", 1) for ln in f)}
+        if info.get("Dirty", 0) + info.get("Writeback", 0) < limit_kb:
+            return
+        time.sleep(0.05)
+
+
+def warm(folder: Path) -> None:
+    """Read every file of ``folder`` (untimed), so each step finds it in the page cache."""
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            with open(p, "rb") as f:
+                while f.read(1 << 20):
+                    pass
+
+
+def copy_floor(card: Path, dest: Path, threads: int) -> float:
+    """The least an import that hashes and flushes must do, in Python: each file read
+    once, hashed and written (``threads`` at once: hashlib and file I/O release the GIL),
+    then one ``syncfs`` of the destination. Seconds."""
+    names = sorted(p.name for p in card.iterdir() if p.is_file())
+    dest.mkdir()
+
+    def one(name: str) -> str:
+        h = hashlib.sha256()
+        with open(card / name, "rb") as fin, open(dest / name, "xb") as fout:
+            while chunk := fin.read(1 << 20):
+                h.update(chunk)
+                fout.write(chunk)
+        return h.hexdigest()
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, names))
+    subprocess.run(["sync", "-f", str(dest)], check=True)
+    return time.perf_counter() - t0
+
+
 def hash_loop(root: Path, threads: int) -> tuple[float, int]:
     """The verify baseline: every file below ``root`` read and hashed, ``threads`` at once."""
     files = [os.path.join(d, n) for d, _, names in os.walk(root) for n in names]
@@ -272,7 +325,7 @@ def main() -> None:
         rows: dict[str, list[float]] = {k: [] for k in (
             "first", "rsync_first", "first_cpu", "rsync_cpu", "load", "again", "rsync_again",
             "verify", "hash_loop", "again_cpu", "import", "import_index", "import_cpu", "cp",
-            "cp_sync")}
+            "cp_sync", "floor")}
         try:
             for job in d.call("jobs.list", {"kind": "scan"})["jobs"]:
                 d.wait_job(job["id"])
@@ -289,7 +342,7 @@ def main() -> None:
                 if do_backup:
                     backup_round(d, tmp, root, r, n, threads, rows, args.keep_copies)
                 if do_import:
-                    import_round(d, tmp, card, r, rows)
+                    import_round(d, tmp, card, r, rows, threads)
                 print(f"round {r + 1}: " + ", ".join(
                     f"{k} {v[-1]:.2f} s" for k, v in rows.items() if v), flush=True)
         finally:
@@ -325,9 +378,17 @@ def main() -> None:
                   f"0.7)  spread {spread(rows['import'])} / {spread(rows['cp'])}; CPU of the "
                   f"daemon and its workers {m['import_cpu']:.2f} s; then indexing "
                   f"(thumbnails) {m['import_index']:.1f} s")
-            print(f"  floor: cp -r + sync -f {cmb / m['cp_sync']:7.1f} MB/s (the copy made "
+            print(f"  cp -r + sync -f {cmb / m['cp_sync']:7.1f} MB/s (the copy made "
                   f"durable, as the import's are): import {m['cp_sync'] / m['import']:.2f}x of "
                   f"it; spread {spread(rows['cp_sync'])}")
+            print(f"  floor (read once, sha256, write, syncfs; {threads} threads, Python) "
+                  f"{cmb / m['floor']:7.1f} MB/s, {m['floor']:.2f} s: "
+                  f"{m['cp'] / m['floor']:.2f}x cp -r at best; import "
+                  f"{m['floor'] / m['import']:.2f}x of the floor; spread {spread(rows['floor'])}")
+            print("import per round: " + ", ".join(
+                f"{c / i:.2f}x cp -r ({i:.2f} s / cp {c:.2f} / +sync {cs:.2f} / floor "
+                f"{fl:.2f})" for i, c, cs, fl in zip(rows["import"], rows["cp"], rows["cp_sync"],
+                                                      rows["floor"], strict=True)))
 
 
 def backup_round(d: Daemon, tmp: Path, root: Path, r: int, n: int, threads: int,
@@ -391,34 +452,53 @@ def backup_round(d: Daemon, tmp: Path, root: Path, r: int, n: int, threads: int,
 
 
 def import_round(d: Daemon, tmp: Path, card: Path, r: int,
-                 rows: dict[str, list[float]]) -> None:
+                 rows: dict[str, list[float]], threads: int = 2) -> None:
     copy = tmp / f"cp{r}"
-    subprocess.run(["sync"], check=True)  # no side pays for what another left dirty
-    rows["cp"].append(timed(["cp", "-r", str(card), str(copy)]))
-    shutil.rmtree(copy)
-    # Not the baseline, a floor: the same copy made durable, as an import's copies are
-    # before a move may delete a source (cp's copy above is removed before the kernel
-    # writes it out, so it never costs a device write).
-    subprocess.run(["sync"], check=True)
-    rows["cp_sync"].append(timed(["sh", "-c", 'cp -r "$0" "$1" && sync -f "$1"',
-                                  str(card), str(copy)]))
-    shutil.rmtree(copy)
-    subprocess.run(["sync"], check=True)
-    dest = tmp / f"imported{r}"
-    dest.mkdir()
-    d.call("roots.add", {"path": str(dest), "name": f"imp{r}", "scan": False})
-    cpu0 = tree_cpu(d)
-    _, done = run_job(d, "library.import", {
-        "source_path": str(card), "root": f"imp{r}",
-        "template": "{taken:%Y}/{taken:%Y-%m-%d}/{name}"})
-    t = done["result"]["timings"]
-    # Everything but the wait for the indexer's thumbnails of the new photos.
-    rows["import"].append(sum(v for k, v in t.items() if k != "index"))
-    rows["import_index"].append(t["index"])
-    print("  import phases:", t, flush=True)
-    rows["import_cpu"].append(tree_cpu(d) - cpu0)
-    d.call("roots.remove", {"root": f"imp{r}"})
-    shutil.rmtree(dest)
+
+    def ready() -> None:
+        # Every step: the card in the page cache, the writeback of what came before done.
+        warm(card)
+        settle()
+
+    def baselines() -> None:
+        ready()
+        rows["cp"].append(timed(["cp", "-r", str(card), str(copy)]))
+        shutil.rmtree(copy)  # before its pages are written: cp -r never pays a device write
+        # Not the baseline, what durability costs: the same copy made durable, as an
+        # import's copies are before "safe to erase" or a move deletes a source.
+        ready()
+        rows["cp_sync"].append(timed(["sh", "-c", 'cp -r "$0" "$1" && sync -f "$1"',
+                                      str(card), str(copy)]))
+        shutil.rmtree(copy)
+        ready()
+        rows["floor"].append(copy_floor(card, copy, threads))
+        shutil.rmtree(copy)
+
+    def lightbox() -> None:
+        dest = tmp / f"imported{r}"
+        dest.mkdir()
+        d.call("roots.add", {"path": str(dest), "name": f"imp{r}", "scan": False})
+        ready()
+        cpu0 = tree_cpu(d)
+        _, done = run_job(d, "library.import", {
+            "source_path": str(card), "root": f"imp{r}",
+            "template": "{taken:%Y}/{taken:%Y-%m-%d}/{name}"})
+        t = done["result"]["timings"]
+        # Everything but the wait for the indexer's thumbnails of the new photos.
+        rows["import"].append(sum(v for k, v in t.items() if k != "index"))
+        rows["import_index"].append(t["index"])
+        print(f"  import ({'lightbox' if r % 2 else 'cp -r'} first) phases:", t, flush=True)
+        rows["import_cpu"].append(tree_cpu(d) - cpu0)
+        d.call("roots.remove", {"root": f"imp{r}"})
+        shutil.rmtree(dest)
+
+    # The steps take turns going first (what the first leaves, the second meets as often).
+    if r % 2:
+        lightbox()
+        baselines()
+    else:
+        baselines()
+        lightbox()
 
 
 if __name__ == "__main__":

@@ -71,15 +71,17 @@ def items(src: Path, cache: Path) -> list[files.CopyItem]:
     return out
 
 
-def one_round(base: Path, name: str, todo: list[files.CopyItem], threads: int
-              ) -> dict[str, float]:
+def one_round(base: Path, name: str, todo: list[files.CopyItem], threads: int,
+              writers: int | None = None) -> dict[str, float]:
     target = base / f"target-{name}"
     target.mkdir()
     files.prepare(str(target), "bench", "m")
     os.sync()  # nothing another round left dirty is flushed by this one
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    run = files.LocalStore(str(target), "m").copy_run(service._batches(todo, threads), threads)
+    batches = service._batches(todo, threads)
+    run = files.LocalStore(str(target), "m").copy_run(batches, threads) if writers is None \
+        else files.CopyRun(str(target), batches, writers=writers, placers=threads + 2)
     copied = 0
     try:
         while (batch := run.next()) is not None:
@@ -99,6 +101,7 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2, help="the daemon's worker count")
+    ap.add_argument("--writers", type=int, help="writer threads (default: as the daemon)")
     ap.add_argument("--keep", type=Path, help="a folder kept between calls (A/B runs)")
     ap.add_argument("--tag", default="run", help="names this call's targets (A/B runs)")
     args = ap.parse_args()
@@ -112,7 +115,7 @@ def main() -> None:
             n = 0
             while (base / f"target-{args.tag}-{r}-{n}").exists():
                 n += 1
-            row = one_round(base, f"{args.tag}-{r}-{n}", todo, args.threads)
+            row = one_round(base, f"{args.tag}-{r}-{n}", todo, args.threads, args.writers)
             rows.append(row)
             print(f"{args.tag} round {r + 1}: {len(todo)} files, wall {row['wall']:.2f} s, "
                   f"user {row['user']:.2f} s, sys {row['sys']:.2f} s, CPU "

@@ -433,8 +433,13 @@ def test_a_run_shares_its_flushes_and_hands_over_only_what_a_flush_covered(
     assert all(b.stop is None for b in got)
     outcomes = [o for b in got for o in b.outcomes]
     assert sorted(o.status for o in outcomes) == ["copied"] * 20
+    umask = os.umask(0)
+    os.umask(umask)
     for o in outcomes:
         assert (target / o.rel).read_bytes() == (tmp_path / "lib" / o.item.loc.rel).read_bytes()
+        # The same file either way: its owner's alone, as the temporary file was.
+        assert (target / o.rel).stat().st_mode & 0o777 == 0o600 & ~umask
+        assert (target / o.rel).stat().st_nlink == 1
     assert not list((target / files.TMP_DIR).iterdir())
     # One flush per batch at most (its data's, which also covers the renames before it),
     # and one for the last renames (copy_batch + settle: two per batch).

@@ -9,14 +9,15 @@ loop. A target is a plain folder a person can use without lightbox::
     <target>/.lightbox-target       marker: which target this folder is (a JSON object)
     <target>/.lightbox-tmp/         files being written; nothing there is a finished copy
 
-A copy is written under a temporary name in ``.lightbox-tmp`` (same file system, so the
-rename is atomic), fsynced, its page cache dropped and read back from the device and hashed
+A copy is written as an unnamed file (``O_TMPFILE``) in its own folder, or where the file
+system has none under a temporary name in ``.lightbox-tmp`` (same file system, so the
+rename is atomic), flushed, its page cache dropped and read back from the device and hashed
 — compared with the catalog's sha256, which proves the source's bytes and the copy's with
-one hash — then renamed to its final name (never over an existing file), and the directory
-is fsynced before the manifest records it. A file under its final name is therefore always
-complete; a crash leaves at most a temporary file (removed by the next run) or a finished
-file the manifest does not know yet (recognised by its hash and adopted by the next run, not
-copied again).
+one hash — then linked or renamed to its final name (never over an existing file), and the
+directory flushed before the manifest records it. A file under its final name is therefore
+always complete; a crash leaves at most a temporary file (removed by the next run; an
+unnamed one leaves nothing) or a finished file the manifest does not know yet (recognised
+by its hash and adopted by the next run, not copied again).
 """
 
 from __future__ import annotations
