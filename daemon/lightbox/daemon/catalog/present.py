@@ -503,8 +503,11 @@ def _same(values: Sequence[Any]) -> bool:
         return False
     if first is None or type(first) is str:  # only a str equals a str
         return True
-    one = _dumps(first)
-    return _dumps(values) == b"[" + (one + b",") * (n - 1) + one + b"]"
+    try:
+        one = _dumps(first)
+        return _dumps(values) == b"[" + (one + b",") * (n - 1) + one + b"]"
+    except TypeError:  # beyond 64 bits, say: a conversion may take it (mtime_iso does)
+        return False
 
 
 def _field_json(f: str, values: Sequence[Any]) -> _Json:
