@@ -419,7 +419,7 @@ def _cursor_value(sort: str, value: Any) -> Any:
 
 # -- photos as JSON, column by column -----------------------------------------------------
 # A page's JSON written from its columns rather than from a dict per photo: exactly what
-# ``orjson.dumps(photos(rows, book, fields))`` gives, in about a third of the time (issue
+# ``orjson.dumps(photos(rows, book, fields))`` gives, in about half the time (issue
 # 13: shaping was 1.9 ms of a 500-photo page, more than its SQL). The work is per page and
 # per column, in C, not per photo in Python:
 # - each column is encoded by one orjson call; a column that is the same on every row (a

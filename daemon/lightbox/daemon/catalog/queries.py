@@ -526,7 +526,7 @@ async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
                       fields: Sequence[str] | None = None,
                       around: int | None = None, encoded: bool = False) -> dict[str, Any]:
     """The reply of ``folders.list``; with ``encoded``, its photos already written as JSON
-    (``present.photos_json``: the same text in the reply, a third of the work)."""
+    (``present.photos_json``: the same text in the reply, half the work)."""
     wanted = present.check_fields(fields)
     if around is not None and cursor is not None:
         raise _bad("around", "give around or cursor, not both")
