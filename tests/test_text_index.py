@@ -491,3 +491,56 @@ async def test_mysql_few_folders_and_rare_names_are_read_by_id_and_answer_the_sa
     finally:
         sa.event.remove(b.engine.sync_engine, "before_cursor_execute", listener)
         await b.close()
+
+
+@pytest.mark.mysql
+async def test_mysql_prepares_and_measures_every_word_in_one_statement_each(
+        mysql_scratch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MariaDB: the trigram counts and every word's camera and lens values are one
+    statement, and the words' measures one more, whatever the number of words (each
+    statement costs the daemon a few ms of CPU on this engine, issue 13): a search of two
+    words by name is six statements (prepare, measure, the folders by id, the streams, the
+    page's rows, the path book) where it was nine; the photos are those the LIKE
+    conditions alone give (the index switched off), and a word's values are those
+    ``values_containing`` finds alone."""
+    from catalog_fixtures import standard
+
+    from lightbox.daemon.catalog import queries
+
+    b, _ = await standard(mysql_scratch_url)
+    seen: list[str] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    async def page(text: str) -> list[str]:
+        async with b.engine.connect() as conn:
+            doc = await queries.search(conn, text=text, limit=50, status="any")
+        return [p["name"] for p in doc["photos"]]
+
+    async def off(conn: Any) -> bool:
+        return False
+
+    words = {"2008 trip": 6, "canon": 5, "nikon jpg": 6, "day2": 6}
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(textindex, "available", off)
+            want = {w: await page(w) for w in words}
+        assert want["2008 trip"] and want["canon"] and want["day2"]
+        await page("warm-up")  # the once-per-engine look-up of the index
+        sa.event.listen(b.engine.sync_engine, "before_cursor_execute", listener)
+        for w, statements in words.items():
+            seen.clear()
+            assert await page(w) == want[w], w
+            assert len(seen) <= statements, (w, len(seen), seen)
+            assert sum("GROUP BY make" in s for s in seen) == 1, (w, seen)
+        async with b.engine.connect() as conn:
+            got = await textindex.prepare(conn, [
+                textindex.Word(t, textindex.PHOTO_COLUMNS, True) for t in ("canon", "nik")])
+            for w in got:
+                assert w.values == await textindex.values_containing(conn, w), w.text
+                assert w.photo_counts and w.folder_counts is not None
+            assert got[0].values and got[1].values
+    finally:
+        sa.event.remove(b.engine.sync_engine, "before_cursor_execute", listener)
+        await b.close()
