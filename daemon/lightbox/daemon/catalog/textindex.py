@@ -555,7 +555,9 @@ async def _mysql_measure(conn: AsyncConnection, words: list[Word]) -> None:
     if parts:
         # A row per part, each one table (a join of one-row tables on true made
         # SQLAlchemy warn of a cartesian product).
-        stmt = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+        stmt: Any = parts[0]
+        if len(parts) > 1:
+            stmt = sa.union_all(*parts)
         got = {int(r[0]): (r[1], r[2]) for r in (await conn.execute(stmt)).all()}
     for k, word in enumerate(words):
         if word.in_names:
