@@ -42,7 +42,12 @@ On MariaDB a folder stream names its folders by id (``mysql_folder_set``: the fo
 path holds the words by the LIKE, and their exact photo count, which decides sorted or
 walked), so a month's page is one table read from ``ix_photos_folder_cover`` and sorted,
 not a join copied into a temporary table; a rare word's name candidates come by id from
-``measure`` as on PostgreSQL. On SQLite a folder stream's folders are those of the FTS5
+``measure`` as on PostgreSQL. Each statement costs a MariaDB search a round trip and
+some of the daemon's CPU, so there a search's trigram counts and every word's camera and
+lens values are one statement (``_mysql_prepare``), its words' measures one more
+(``measure_all``), and the page's rows come with their folders' paths
+(``queries.merged_page``): a word of a place or a month is five statements, not seven, an
+event's two words five, not nine. On SQLite a folder stream's folders are those of the FTS5
 query (one for all its words) whose path holds each word by the LIKE, so the stream tests
 only the folder and the status: a month's or an event's photos sorted from
 ``ix_photos_folder_cover`` (folder_id, name_key, status), a place's walk of
