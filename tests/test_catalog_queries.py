@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from catalog_fixtures import CatalogBuilder, big_folder, db_url, standard, synth
 
+from lightbox.common import protocol
 from lightbox.common.errors import InvalidParams, NotFound
 from lightbox.daemon.catalog import queries, tables
 from lightbox.daemon.catalog.present import PHOTO_FIELDS
@@ -104,6 +105,53 @@ async def test_first_pages_reuse_statements_bound_to_each_folder(cat: Any) -> No
             whole = await run(b, queries.list_folder, folder=w["trip"], sort=sort,
                               order=order, limit=100, fields=["path", "taken_at"])
             assert trip["photos"] + rest["photos"] == whole["photos"]
+
+
+async def test_pages_written_as_json_are_the_bytes_of_the_photo_dicts(db_url: str) -> None:
+    """What folders.list and photos.search send (``encoded``: the page written column by
+    column, present.photos_json) is byte for byte the reply made of the photo dicts, on
+    every engine (text timestamps from SQLite, datetimes from the servers): names with
+    what JSON escapes, commas, quotes and non-ASCII, in a folder whose path has them too,
+    NULLs, errors, pending and undated photos, fractions of seconds, -0.0, pages of one
+    folder and search pages across folders, every field and some."""
+    b = await CatalogBuilder.open(db_url)
+    try:
+        main = await b.source("main", '/nonexistent/ü "q", x\\y')
+        odd, plain = await b.folders_at(main, ["日本, \"a\"", "plain"])
+        frac = dt.datetime(2011, 2, 3, 4, 5, 6, 789000)
+        rows = [
+            synth(1, name='a, "b".jpg'), synth(2, name="日本\u2028.jpg", taken_at=frac),
+            synth(3, name="c\\d.jpg", status="error", error='bad, "very"', sha256=None,
+                  phash=None, width=None, height=None, thumbs=0, taken_at=None),
+            synth(4, name='","', status="pending", indexed_at=None, thumbs=1,
+                  gps_lat=-33.9, gps_lon=151.2, gps_alt=-0.0, lens="EF 24-70mm f/2.8L"),
+            synth(5, name="e.jpg", exposure_time=1.0, f_number=2.0, iso=None,
+                  first_seen=frac, indexed_at=dt.datetime(2026, 1, 1, 12, 0, 0, 5)),
+            *(synth(10 + i, name=f"IMG_{i:04d}.JPG") for i in range(30)),
+        ]
+        await b.photos(odd, rows)
+        await b.photos(plain, [synth(100 + i, make="Canon", model="EOS") for i in range(40)])
+        await b.finish()
+        grid = ["name", "thumbs", "taken_at", "width", "height", "orientation", "status"]
+        calls: list[tuple[Any, dict[str, Any]]] = []
+        for fields in (None, grid, ["path", "mtime", "phash", "gps_alt", "indexed_at"]):
+            for sort in ("name", "taken", "size"):
+                for folder in (odd, plain):
+                    calls.append((queries.list_folder, {"folder": folder, "sort": sort,
+                                                        "fields": fields, "limit": 500}))
+                calls.append((queries.list_folder, {"folder": odd, "sort": sort,
+                                                    "fields": fields, "limit": 7}))
+                calls.append((queries.search, {"sort": sort, "fields": fields,
+                                               "status": "any"}))
+            calls.append((queries.search, {"date_from": "2010", "date_to": "2030",
+                                           "fields": fields, "sort": "taken"}))
+        for fn, kw in calls:
+            plain_reply = protocol.dumps(await run(b, fn, **kw))
+            written = await run(b, fn, encoded=True, **kw)
+            assert isinstance(written["photos"], protocol.Encoded), kw
+            assert protocol.dumps(written) == plain_reply, kw
+    finally:
+        await b.close()
 
 
 async def test_photo_json_shape(cat: Any) -> None:

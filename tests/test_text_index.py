@@ -11,12 +11,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from catalog_fixtures import db_url
 from lbtest import DaemonProcess
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from lightbox.common.protocol import Encoded
 from lightbox.daemon.catalog import textindex
 from lightbox.daemon.media.samples import ExifSpec, make_photo, save_jpeg
 
@@ -555,6 +557,12 @@ async def test_mysql_prepares_and_measures_every_word_in_one_statement_each(
                 want_paths = {r.id: book.photo(r.folder_id, r.name) for r in rows}
                 assert all(want_paths[p["id"]] for p in doc["photos"])
                 assert {p["id"]: p["path"] for p in doc["photos"]} == want_paths
+                # As the daemon replies (``encoded``: the page written as JSON from the
+                # same rows, the paths' columns among them): the same photos.
+                enc = await queries.search(conn, text="trip", limit=50, status="any",
+                                           fields=fields, encoded=True)
+                assert isinstance(enc["photos"], Encoded)
+                assert orjson.loads(enc["photos"].json) == doc["photos"]
     finally:
         sa.event.remove(b.engine.sync_engine, "before_cursor_execute", listener)
         await b.close()

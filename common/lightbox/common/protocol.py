@@ -12,6 +12,7 @@ it, so the two cannot disagree on what a valid envelope is.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,18 +27,44 @@ FRAME_KEY = "$frame"
 _MEMBERS = frozenset({"jsonrpc", "id", "method", "params"})
 
 
+class Encoded:
+    """A value already written as JSON by orjson (a page of photos, ``present``), put into
+    a message as it is; ``value()`` makes the value itself, for the standard library when
+    orjson refuses something else in the message."""
+
+    __slots__ = ("json", "value")
+
+    def __init__(self, json: bytes, value: Callable[[], Any]) -> None:
+        self.json = json
+        self.value = value
+
+
+def _fragment(obj: Any) -> Any:
+    if type(obj) is Encoded:
+        return orjson.Fragment(obj.json)
+    raise TypeError(f"{type(obj).__name__} is not JSON")
+
+
+def _value(obj: Any) -> Any:
+    if type(obj) is Encoded:
+        return obj.value()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON.
 
     orjson first (a 500-photo page encodes in 0.1 ms instead of 1.5 ms); the standard
     library for what orjson refuses (integers beyond 64 bits, say an id a client chose),
-    which also refuses NaN and infinities, since they are not JSON.
+    which also refuses NaN and infinities, since they are not JSON. ``Encoded`` values go
+    in as they were written (orjson) or as their values (the standard library): the same
+    text either way as if the message had held the values.
     """
     try:
-        return orjson.dumps(obj)
+        return orjson.dumps(obj, default=_fragment)
     except TypeError:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False).encode()
+                          allow_nan=False, default=_value).encode()
 
 
 def _reject_constant(name: str) -> Any:

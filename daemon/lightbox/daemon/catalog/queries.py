@@ -527,8 +527,9 @@ async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
                       path: str | None = None, photos_: bool = True, sort: str = "name",
                       order: str = "asc", limit: int = 200, cursor: str | None = None,
                       fields: Sequence[str] | None = None,
-                      around: int | None = None) -> dict[str, Any]:
-    """The reply of ``folders.list``."""
+                      around: int | None = None, encoded: bool = False) -> dict[str, Any]:
+    """The reply of ``folders.list``; with ``encoded``, its photos already written as JSON
+    (``present.photos_json``: the same text in the reply, half the work)."""
     wanted = present.check_fields(fields)
     if around is not None and cursor is not None:
         raise _bad("around", "give around or cursor, not both")
@@ -572,7 +573,8 @@ async def list_folder(conn: AsyncConnection, *, folder: int | None = None,
         page = await photo_page(conn, where, sort, order, limit - len(before), after,
                                 columns=columns, reuse=reuse)
         book = present.PathBook({row["id"]: (row["source_path"], row["path"])})
-        out["photos"] = present.photos([*before, *page.rows], book, wanted)
+        shape = present.photos_json if encoded else present.photos
+        out["photos"] = shape([*before, *page.rows], book, wanted)
         if page.next is not None:
             out["next_cursor"] = present.encode_cursor(scope, sort, order, page.next)
     return out
@@ -764,8 +766,9 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
                  folder: int | None = None, path: str | None = None, recursive: bool = True,
                  status: str = "ok", sort: str = "name", order: str = "asc",
                  limit: int = 200, cursor: str | None = None,
-                 fields: Sequence[str] | None = None, count: bool = False) -> dict[str, Any]:
-    """The reply of ``photos.search``."""
+                 fields: Sequence[str] | None = None, count: bool = False,
+                 encoded: bool = False) -> dict[str, Any]:
+    """The reply of ``photos.search``; ``encoded`` as for ``list_folder``."""
     wanted = present.check_fields(fields)
     f = Search(
         words=(clean("text", text) or "").split(),
@@ -800,7 +803,8 @@ async def search(conn: AsyncConnection, *, text: str | None = None,
     book = page.book if page.book is not None \
         else await path_book(conn, {r.folder_id for r in page.rows})
     out: dict[str, Any] = {
-        "photos": present.photos(page.rows, book, wanted),
+        "photos": (present.photos_json if encoded else present.photos)(
+            page.rows, book, wanted),
         "next_cursor": None if page.next is None
         else present.encode_cursor(scope, sort, order, page.next),
     }

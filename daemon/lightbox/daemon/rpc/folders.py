@@ -2,7 +2,7 @@
 
 The work is in ``catalog.queries`` (SQL, keyset pages) and ``catalog.present`` (JSON); this
 module only ties a request to a catalog read (``Database.read``: on SQLite the whole page in
-one thread hop).
+one thread hop), its photos written as JSON there (``encoded``) rather than on the event loop.
 """
 
 from __future__ import annotations
@@ -23,6 +23,6 @@ async def list_folder(
     async def page(conn: AsyncConnection) -> dict[str, Any]:
         return await queries.list_folder(
             conn, folder=folder, path=path, photos_=photos, sort=sort, order=order,
-            limit=limit, cursor=cursor, fields=fields, around=around)
+            limit=limit, cursor=cursor, fields=fields, around=around, encoded=True)
 
     return await ctx.daemon.db.read(page)

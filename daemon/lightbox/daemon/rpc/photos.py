@@ -260,7 +260,8 @@ async def search(
         return await queries.search(
             conn, text=text, date_from=date_from, date_to=date_to, camera=camera,
             has_gps=has_gps, folder=folder, path=path, recursive=recursive, status=status,
-            sort=sort, order=order, limit=limit, cursor=cursor, fields=fields, count=count)
+            sort=sort, order=order, limit=limit, cursor=cursor, fields=fields, count=count,
+            encoded=True)
 
     return await ctx.daemon.db.read(found, autocommit=True)
 

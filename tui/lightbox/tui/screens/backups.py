@@ -25,6 +25,7 @@ from textual.widgets import Footer, Static
 from lightbox.common import errors
 from lightbox.tui import format as fmt
 from lightbox.tui.messages import DaemonEvent, Resync
+from lightbox.tui.removal import removed
 from lightbox.tui.screens.base import LinkedScreen
 from lightbox.tui.widgets.status_line import StatusLine
 
@@ -181,7 +182,7 @@ class BackupsScreen(LinkedScreen):
             self.say(f"cannot read the backups: {exc}", error=True)
             return
         box = self.query_one("#backups-targets", VerticalScroll)
-        await box.remove_children()
+        await removed(box.remove_children())
         self.targets = targets
         self.cards = {s["name"]: TargetCard(s, targets.get(s["name"], {})) for s in status}
         for job in running:

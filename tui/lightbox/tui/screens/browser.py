@@ -534,15 +534,15 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
             got = await self.link.call("settings.get", {"keys": ["tui.grid_size"]})
         except (errors.ClientError, errors.RpcError):
             return  # a daemon without settings: keep ours
-        await self.library_grid_size(got["settings"]["tui.grid_size"]["value"])
+        self.library_grid_size(got["settings"]["tui.grid_size"]["value"])
 
-    async def library_grid_size(self, size: Any) -> None:
+    def library_grid_size(self, size: Any) -> None:
         settings = self.lb.settings
         if settings.own_grid_size or size not in THUMB_SIZES or size == self.grid.thumb_size:
             return
         settings.thumb_size = str(size)  # not saved: the file keeps following the library
         settings.grid_from_library = True
-        await self.grid.set_thumb_size(str(size))
+        self.grid.set_thumb_size(str(size))
 
     async def action_thumbs(self, step: int) -> None:
         names = list(THUMB_SIZES)
@@ -551,7 +551,7 @@ class BrowserScreen(TreeNavigation, SearchAndSort, LiveUpdates, LinkedScreen):
         settings.thumb_size = names[i]
         settings.explicit.add("thumbnails")  # this client's own choice from now on
         settings.save()
-        await self.grid.set_thumb_size(names[i])
+        self.grid.set_thumb_size(names[i])
         self.say(f"{names[i]} thumbnails")
 
     @work(group="rescan")

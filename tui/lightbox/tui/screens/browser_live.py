@@ -44,7 +44,7 @@ class LiveUpdates:
         elif message.topic == "settings" and message.type == "changed" \
                 and "tui.grid_size" in (data.get("keys") or []):
             size = (data.get("values") or {}).get("tui.grid_size")
-            me.run_worker(me.library_grid_size(size), group="library-defaults")
+            me.library_grid_size(size)
         elif message.topic == "system" and message.type == "started":
             me.say("lightboxd restarted")
         elif message.topic == "system" and message.type == "indexing_paused":

@@ -33,6 +33,7 @@ from lightbox.tui.imaging.encode import Encoded
 from lightbox.tui.imaging.service import ImageKey
 from lightbox.tui.imaging.view import ImageView
 from lightbox.tui.model import SEARCH_FIELDS, PhotoSeq, Query
+from lightbox.tui.removal import removed
 from lightbox.tui.screens.base import LinkedScreen
 from lightbox.tui.widgets.photo_grid import placeholder
 from lightbox.tui.widgets.status_line import StatusLine
@@ -178,7 +179,7 @@ class GroupPane(Widget):
         self.styles.grid_size_columns = cols
         if fit != len(self.cards):
             for card in self.cards:
-                await card.remove()
+                await removed(card.remove())
             self.cards = [DupeCard() for _ in range(fit)]
             await self.mount_all(self.cards)
             self.post_message(self.Resized())

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Static
 from lightbox.common import errors
 from lightbox.tui import format as fmt
 from lightbox.tui.messages import DaemonEvent, Resync, StatusChanged
+from lightbox.tui.removal import removed
 from lightbox.tui.screens.base import LinkedScreen
 from lightbox.tui.widgets.status_line import StatusLine
 
@@ -232,7 +233,7 @@ class JobsScreen(LinkedScreen):
             self._note(f"Cannot list jobs: {exc}")
             return
         box = self.query_one("#jobs-list", VerticalScroll)
-        await box.remove_children()
+        await removed(box.remove_children())
         self.rows = {}
         rows = [JobRow(job) for job in page.get("jobs") or []]
         for row in rows:

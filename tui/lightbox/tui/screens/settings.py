@@ -709,7 +709,7 @@ class SettingsScreen(LinkedScreen):
                 for screen in self.app.screen_stack:
                     grid = getattr(screen, "grid", None)
                     if grid is not None and hasattr(grid, "set_thumb_size"):
-                        self.run_worker(grid.set_thumb_size(str(r.edited)))
+                        grid.set_thumb_size(str(r.edited))
             r.entry = {**r.entry, "value": r.edited, "origin": "tui.toml"}
             r.has_edit = False
             r.refresh_row()

@@ -25,6 +25,7 @@ from lightbox.tui.imaging.encode import Encoded
 from lightbox.tui.imaging.service import ImageKey, ImageService
 from lightbox.tui.imaging.view import ImageView
 from lightbox.tui.model import PhotoSeq
+from lightbox.tui.removal import removed
 from lightbox.tui.widgets.nav import NAV_BINDINGS, CursorNav, PhotoOpen
 
 THUMB_SIZES = {"small": 12, "medium": 18, "large": 28}  # image width in cells
@@ -177,7 +178,7 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
             return
         self._layout_key = key
         self._cols, self._rows = cols, rows
-        await self.remove_children()
+        await removed(self.remove_children())
         self._cells = []
         lines = []
         pad = max(0, (width - cols * cw) // 2)  # a cell wider than the pane: from the left
@@ -199,9 +200,12 @@ class PhotoGrid(CursorNav, Widget, can_focus=True):
     def has_cells(self) -> bool:
         return bool(self._cells)
 
-    async def set_thumb_size(self, size: str) -> None:
+    def set_thumb_size(self, size: str) -> None:
+        """Attributes down: the cells are rebuilt on the grid's own message loop, after
+        what it is doing (a resize's rebuild), so two rebuilds never interleave and a
+        caller's worker being cancelled cannot stop one halfway."""
         self.thumb_size = size
-        await self.relayout()
+        self.call_later(self.relayout)
 
     # -- attributes down ------------------------------------------------------------------
     def set_seq(self, seq: PhotoSeq | None, cursor: int = 0) -> None:
