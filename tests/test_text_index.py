@@ -11,12 +11,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from catalog_fixtures import db_url
 from lbtest import DaemonProcess
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from lightbox.common.protocol import Encoded
 from lightbox.daemon.catalog import textindex
 from lightbox.daemon.media.samples import ExifSpec, make_photo, save_jpeg
 
@@ -488,6 +490,79 @@ async def test_mysql_few_folders_and_rare_names_are_read_by_id_and_answer_the_sa
                 streams = [s for s in seen if "AS sort_key" in s]
                 assert "ix_photos_folder_cover" not in streams[0], w
                 assert "folders_grams" in streams[0], w
+    finally:
+        sa.event.remove(b.engine.sync_engine, "before_cursor_execute", listener)
+        await b.close()
+
+
+@pytest.mark.mysql
+async def test_mysql_prepares_and_measures_every_word_in_one_statement_each(
+        mysql_scratch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MariaDB: the trigram counts and every word's camera and lens values are one
+    statement, and the words' measures one more, whatever the number of words (each
+    statement costs the daemon a few ms of CPU on this engine, issue 13): a search of two
+    words by name is six statements (prepare, measure, the folders by id, the streams, the
+    page's rows with their folders' paths) where it was nine; the photos are those the LIKE
+    conditions alone give (the index switched off), and a word's values are those
+    ``values_containing`` finds alone."""
+    from catalog_fixtures import standard
+
+    from lightbox.daemon.catalog import queries
+
+    b, _ = await standard(mysql_scratch_url)
+    seen: list[str] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    async def page(text: str) -> list[str]:
+        async with b.engine.connect() as conn:
+            doc = await queries.search(conn, text=text, limit=50, status="any")
+        return [p["name"] for p in doc["photos"]]
+
+    async def off(conn: Any) -> bool:
+        return False
+
+    words = {"2008 trip": 5, "canon": 4, "nikon jpg": 5, "day2": 5}
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(textindex, "available", off)
+            want = {w: await page(w) for w in words}
+        assert want["2008 trip"] and want["canon"] and want["day2"]
+        await page("warm-up")  # the once-per-engine look-up of the index
+        sa.event.listen(b.engine.sync_engine, "before_cursor_execute", listener)
+        for w, statements in words.items():
+            seen.clear()
+            assert await page(w) == want[w], w
+            assert len(seen) <= statements, (w, len(seen), seen)
+            assert sum("GROUP BY make" in s for s in seen) == 1, (w, seen)
+        async with b.engine.connect() as conn:
+            got = await textindex.prepare(conn, [
+                textindex.Word(t, textindex.PHOTO_COLUMNS, True) for t in ("canon", "nik")])
+            for w in got:
+                assert w.values == await textindex.values_containing(conn, w), w.text
+                assert w.photo_counts and w.folder_counts is not None
+            assert got[0].values and got[1].values
+            # The page's paths came with its rows (no path book statement): the same as
+            # the path book's, for full pages and for pages of chosen fields.
+            for fields in (None, ["id", "path"]):
+                doc = await queries.search(conn, text="trip", limit=50, status="any",
+                                           fields=fields)
+                assert doc["photos"]
+                ids = [p["id"] for p in doc["photos"]]
+                rows = (await conn.execute(sa.select(
+                    textindex.photos.c.id, textindex.photos.c.folder_id,
+                    textindex.photos.c.name).where(textindex.photos.c.id.in_(ids)))).all()
+                book = await queries.path_book(conn, {r.folder_id for r in rows})
+                want_paths = {r.id: book.photo(r.folder_id, r.name) for r in rows}
+                assert all(want_paths[p["id"]] for p in doc["photos"])
+                assert {p["id"]: p["path"] for p in doc["photos"]} == want_paths
+                # As the daemon replies (``encoded``: the page written as JSON from the
+                # same rows, the paths' columns among them): the same photos.
+                enc = await queries.search(conn, text="trip", limit=50, status="any",
+                                           fields=fields, encoded=True)
+                assert isinstance(enc["photos"], Encoded)
+                assert orjson.loads(enc["photos"].json) == doc["photos"]
     finally:
         sa.event.remove(b.engine.sync_engine, "before_cursor_execute", listener)
         await b.close()

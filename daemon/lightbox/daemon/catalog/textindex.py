@@ -42,7 +42,12 @@ On MariaDB a folder stream names its folders by id (``mysql_folder_set``: the fo
 path holds the words by the LIKE, and their exact photo count, which decides sorted or
 walked), so a month's page is one table read from ``ix_photos_folder_cover`` and sorted,
 not a join copied into a temporary table; a rare word's name candidates come by id from
-``measure`` as on PostgreSQL. On SQLite a folder stream's folders are those of the FTS5
+``measure`` as on PostgreSQL. Each statement costs a MariaDB search a round trip and
+some of the daemon's CPU, so there a search's trigram counts and every word's camera and
+lens values are one statement (``_mysql_prepare``), its words' measures one more
+(``measure_all``), and the page's rows come with their folders' paths
+(``queries.merged_page``): a word of a place or a month is five statements, not seven, an
+event's two words five, not nine. On SQLite a folder stream's folders are those of the FTS5
 query (one for all its words) whose path holds each word by the LIKE, so the stream tests
 only the folder and the status: a month's or an event's photos sorted from
 ``ix_photos_folder_cover`` (folder_id, name_key, status), a place's walk of
@@ -154,7 +159,7 @@ def grams_ids(table: str, grams: list[str], counts: list[int] | None = None) -> 
     """The ids of ``table``'s rows (``photos_grams`` / ``folders_grams``, migration
     ``0042_mysql_grams``) holding every trigram of ``grams`` (at least: the LIKE decides).
 
-    ``counts`` (``gram_counts``: each trigram's rows, capped at GRAM_CAP): when one is
+    ``counts`` (``_mysql_prepare``: each trigram's rows, capped at GRAM_CAP): when one is
     under the cap, the two rarest lists are read whole, each a contiguous range of the
     ``(gram, id)`` index, and intersected by a GROUP BY (``9028``: 4,000 index entries in
     a few pages); none at all when a trigram is in no row. Otherwise (every trigram
@@ -180,43 +185,6 @@ def grams_ids(table: str, grams: list[str], counts: list[int] | None = None) -> 
         .where(first.c.gram == _unhex(grams[0])).correlate(None)
 
 
-_GRAM_COUNTS: dict[tuple[int, int], Any] = {}
-
-
-def _gram_counts_stmt(n: int) -> Any:
-    """``gram_counts``' statement for ``n`` trigrams (parameters ``g0``...), built once
-    per count: its 2n subqueries built anew cost the daemon about 1 ms of CPU a search."""
-    key = (n, GRAM_CAP)
-    stmt = _GRAM_COUNTS.get(key)
-    if stmt is None:
-        cols = []
-        for table in ("photos_grams", "folders_grams"):
-            t = sa.table(table, sa.column("id"), sa.column("gram"))
-            for i in range(n):
-                capped = sa.select(t.c.id).where(t.c.gram == sa.func.unhex(
-                    sa.bindparam(f"g{i}", type_=sa.String))).limit(GRAM_CAP).subquery()
-                cols.append(sa.select(sa.func.count()).select_from(capped).scalar_subquery())
-        stmt = _GRAM_COUNTS[key] = sa.select(*cols)
-    return stmt
-
-
-async def gram_counts(conn: AsyncConnection, words: list[Word]) -> None:
-    """Fill each word's ``photo_counts`` and ``folder_counts``: the rows of each of its
-    trigrams in ``photos_grams`` and ``folders_grams``, counted up to GRAM_CAP (a
-    contiguous range of the ``(gram, id)`` index: a few pages), in one statement."""
-    grams = list(dict.fromkeys(g for w in words for g in w.grams))
-    if not grams:
-        return
-    stmt = _gram_counts_stmt(len(grams))
-    got = [int(n) for n in (await conn.execute(
-        stmt, {f"g{i}": g for i, g in enumerate(grams)})).one()]
-    photo = dict(zip(grams, got[:len(grams)], strict=True))
-    folder = dict(zip(grams, got[len(grams):], strict=True))
-    for w in words:
-        w.photo_counts = [photo[g] for g in w.grams]
-        w.folder_counts = [folder[g] for g in w.grams]
-
-
 @dataclass
 class Word:
     """One search word and where it may appear."""
@@ -226,7 +194,7 @@ class Word:
     paths: bool  # also the folder path
     query: str = ""  # the engine's index query (SQLite)
     grams: list[str] = field(default_factory=list)  # MariaDB's trigrams (``mysql_grams``)
-    photo_counts: list[int] | None = None  # their rows, capped (``gram_counts``)
+    photo_counts: list[int] | None = None  # their rows, capped (``_mysql_prepare``)
     folder_counts: list[int] | None = None
     # Filled by ``prepare``: the distinct values of make, model and lens containing the word.
     values: dict[str, list[str]] = field(default_factory=dict)
@@ -389,10 +357,62 @@ async def prepare(conn: AsyncConnection, words: list[Word]) -> list[Word]:
     elif dialect in ("mysql", "mariadb"):
         for w in usable:
             w.grams = mysql_grams(w.text)
-        await gram_counts(conn, usable)
+        await _mysql_prepare(conn, usable)
+        return usable
     for w in usable:
         w.values = await values_containing(conn, w)
     return usable
+
+
+_MYSQL_PREPARE: dict[tuple[Any, ...], Any] = {}
+
+
+def _mysql_prepare_stmt(n: int, columns: tuple[tuple[str, ...], ...]) -> Any:
+    """``_mysql_prepare``'s statement for ``n`` trigrams (parameters ``g0``...) and the
+    value columns of each word (pattern ``p0``...), built once per shape: a first row
+    (word ``-1``) carrying each trigram's rows (``photos_grams`` then ``folders_grams``,
+    each counted up to GRAM_CAP: a contiguous range of the ``(gram, id)`` index, a few
+    pages) joined by commas, then each word's values as
+    ``values_containing`` finds them (``_values_sql``: the same GROUP BY skip scans and
+    the same loose match), tagged with the word's position."""
+    key = (n, GRAM_CAP, columns)
+    stmt = _MYSQL_PREPARE.get(key)
+    if stmt is None:
+        counts = [f"(SELECT count(*) FROM (SELECT id FROM {t} WHERE gram = unhex(:g{i}) "
+                  f"LIMIT {GRAM_CAP}) AS c)"
+                  for t in ("photos_grams", "folders_grams") for i in range(n)]
+        parts = [f"SELECT -1 AS w, '' AS col, CONCAT_WS(',', {', '.join(counts)}) AS v"
+                 if counts else "SELECT -1 AS w, '' AS col, '' AS v"]
+        parts += [f"(SELECT {k} AS w, '{c}' AS col, {c} AS v FROM photos WHERE {c} IS NOT "
+                  f"NULL GROUP BY {c} HAVING lower(v) LIKE :p{k} ESCAPE '!')"
+                  for k, cols in enumerate(columns) for c in cols]
+        stmt = _MYSQL_PREPARE[key] = sa.text(" UNION ALL ".join(parts))
+    return stmt
+
+
+async def _mysql_prepare(conn: AsyncConnection, words: list[Word]) -> None:
+    """MariaDB/MySQL: fill each word's ``photo_counts`` and ``folder_counts`` (its
+    trigrams' rows, capped) and ``values`` (``values_containing``), for every word in one
+    statement: each statement a search runs costs the daemon a few ms of CPU on this
+    engine (issue 13), and these depend on nothing but the words."""
+    grams = list(dict.fromkeys(g for w in words for g in w.grams))
+    columns = tuple(tuple(c for c in VALUE_COLUMNS if c in w.columns) for w in words)
+    params: dict[str, Any] = {f"g{i}": g for i, g in enumerate(grams)}
+    params.update({f"p{k}": _like(w.text) for k, w in enumerate(words) if columns[k]})
+    rows = (await conn.execute(_mysql_prepare_stmt(len(grams), columns), params)).all()
+    for w in words:
+        w.values = {}
+    for k, col, value in rows:
+        if int(k) < 0:
+            raw = value.decode() if isinstance(value, bytes) else str(value)
+            got = [int(x) for x in raw.split(",")] if grams else []
+            photo = dict(zip(grams, got[:len(grams)], strict=True))
+            folder = dict(zip(grams, got[len(grams):], strict=True))
+            for w in words:
+                w.photo_counts = [photo[g] for g in w.grams]
+                w.folder_counts = [folder[g] for g in w.grams]
+        else:
+            words[int(k)].values.setdefault(str(col), []).append(str(value))
 
 
 async def measure(conn: AsyncConnection, word: Word) -> None:
@@ -412,7 +432,7 @@ async def measure(conn: AsyncConnection, word: Word) -> None:
         word.measured = True
         return
     if dialect in ("mysql", "mariadb"):
-        await _mysql_measure(conn, word)
+        await _mysql_measure(conn, [word])
         return
     if dialect == "sqlite" and (word.in_names or word.paths):
         got = list((await conn.execute(_sqlite_measure(word.in_names, word.paths), {
@@ -504,44 +524,55 @@ async def mysql_folder_set(conn: AsyncConnection, words: list[Word]
     return int(n or 0), _id_list(ids, int(k or 0))
 
 
-async def _mysql_measure(conn: AsyncConnection, word: Word) -> None:
-    """``measure`` on MariaDB/MySQL, one statement: the name candidates from the trigram
-    lists alone (each of their ids is a photo's: foreign key), counted up to DENSE + 1,
-    with their ids when at most FEW_IDS (``name_hits``: the page's stream then reads them
-    by primary key instead of grouping the trigram lists again); the photos and the ids of
-    the word's folders."""
-    dialect = conn.dialect.name
-    cols: list[Any] = []
-    froms: list[Any] = []
-    if word.in_names:
-        capped = grams_ids("photos_grams", word.grams, word.photo_counts) \
-            .limit(DENSE + 1).subquery()
-        n = sa.func.count()
-        names = sa.select(n.label("n"), sa.case(
-            (n <= FEW_IDS, sa.func.group_concat(capped.c.id, type_=sa.Text)),
-            else_=sa.null()).label("ids")
-        ).select_from(capped).subquery("names")
-        cols += [names.c.n, names.c.ids]
-        froms.append(names)
-    if word.paths:
-        paths = _folder_photos(dialect, [word]).subquery("paths")
-        cols += list(paths.c)
-        froms.append(paths)
-    if not froms:
-        word.measured = True
+async def measure_all(conn: AsyncConnection, words: list[Word]) -> None:
+    """``measure`` each of ``words`` not measured yet; on MariaDB/MySQL all of them in
+    one statement (``_mysql_measure``): an event's two words were two statements."""
+    todo = [w for w in words if not w.measured]
+    if todo and conn.dialect.name in ("mysql", "mariadb"):
+        await _mysql_measure(conn, todo)
         return
-    # Two one-row derived tables side by side (a join on true: no cartesian warning).
-    joined = froms[0] if len(froms) == 1 else froms[0].join(froms[1], sa.true())
-    got = list((await conn.execute(sa.select(*cols).select_from(joined))).one())
-    if word.in_names:
-        word.names = int(got.pop(0) or 0)
-        ids = got.pop(0)
-        # Only a whole list: one cut at the cap (a count of DENSE + 1) is not all of them.
-        word.name_hits = _id_list(ids, word.names) \
-            if word.names <= min(FEW_IDS, DENSE) else None
-    if word.paths:
-        word.folder_photos = int(got.pop(0) or 0)
-    word.measured = True
+    for w in todo:
+        await measure(conn, w)
+
+
+async def _mysql_measure(conn: AsyncConnection, words: list[Word]) -> None:
+    """``measure`` on MariaDB/MySQL for ``words``, one statement: the name candidates
+    from the trigram lists alone (each of their ids is a photo's: foreign key), counted up
+    to DENSE + 1, with their ids when at most FEW_IDS (``name_hits``: the page's stream
+    then reads them by primary key instead of grouping the trigram lists again); the
+    photos of the word's folders. A row for each word's part, tagged."""
+    dialect = conn.dialect.name
+    parts: list[Any] = []
+    for k, word in enumerate(words):
+        if word.in_names:
+            capped = grams_ids("photos_grams", word.grams, word.photo_counts) \
+                .limit(DENSE + 1).subquery()
+            n = sa.func.count()
+            parts.append(sa.select(sa.literal_column(str(2 * k)).label("part"), n.label("n"),
+                                   sa.case((n <= FEW_IDS, sa.func.group_concat(
+                                       capped.c.id, type_=sa.Text)), else_=sa.null())
+                                   .label("ids")).select_from(capped))
+        if word.paths:
+            paths = _folder_photos(dialect, [word]).subquery()
+            parts.append(sa.select(sa.literal_column(str(2 * k + 1)), paths.c[0],
+                                   sa.null()))
+    got: dict[int, tuple[Any, Any]] = {}
+    if parts:
+        # A row per part, each one table (a join of one-row tables on true made
+        # SQLAlchemy warn of a cartesian product).
+        stmt: Any = parts[0]
+        if len(parts) > 1:
+            stmt = sa.union_all(*parts)
+        got = {int(r[0]): (r[1], r[2]) for r in (await conn.execute(stmt)).all()}
+    for k, word in enumerate(words):
+        if word.in_names:
+            word.names = int(got[2 * k][0] or 0)
+            # Only a whole list: one cut at the cap (a count of DENSE + 1) is not all.
+            word.name_hits = _id_list(got[2 * k][1], word.names) \
+                if word.names <= min(FEW_IDS, DENSE) else None
+        if word.paths:
+            word.folder_photos = int(got[2 * k + 1][0] or 0)
+        word.measured = True
 
 
 _PG_MEASURE: dict[tuple[bool, bool], Any] = {}
@@ -676,8 +707,7 @@ async def arms(conn: AsyncConnection, usable: list[Word]) -> list[Arm] | None:
     if not usable:
         return None
     dialect = conn.dialect.name
-    for w in usable:
-        await measure(conn, w)
+    await measure_all(conn, usable)
     best: tuple[int, Word] | None = None
     for w in usable:
         if w.names > DENSE or w.value_count > MAX_VALUE_ARMS:
