@@ -808,13 +808,7 @@ def _arm(path: str) -> int | OSError:
         fd = os.open(path, _READ_BACK)
     except OSError as exc:
         return exc
-    if _fadvise is not None:
-        try:
-            _fadvise(fd, 0, 0, _DONTNEED)
-            _fadvise(fd, 0, 0, _WILLNEED)
-        except OSError:
-            pass
-    return fd
+    return _arm_fd(fd)
 
 
 def _arm_fd(fd: int) -> int:
