@@ -31,6 +31,7 @@ from test_tui_fixtures import (
     utc,
 )
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from lightbox.tui.screens.duplicates import DuplicatesScreen
 from lightbox.tui.screens.jobs import JobsScreen
@@ -102,10 +103,22 @@ def jobs_daemon() -> DaemonProcess:
     return d
 
 
+def steady_cursors(app: Any) -> None:
+    """Stop every input's cursor from blinking, so the picture does not depend on timing.
+
+    An input's cursor toggles every 0.5 s, also headless: a snapshot taken more than 0.5 s
+    after the last key (a loaded CI machine) showed the cursor hidden and failed. With
+    blinking off, the next key press shows the cursor and it stays shown.
+    """
+    for field in app.screen.query(Input):
+        field.cursor_blink = False
+
+
 def snap(snap_compare: Any, app: Any, *keys: str, wait: Any = None) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await settled(pilot)
         for key in keys:
+            steady_cursors(pilot.app)
             await pilot.press(key)
             await pilot.pause(0.05)
         if wait is not None:
