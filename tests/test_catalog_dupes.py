@@ -130,6 +130,80 @@ def test_components_match_brute_force_on_clustered_hashes(threshold: int) -> Non
     assert sorted(dupes.components(hashes, threshold)) == brute(hashes, threshold)
 
 
+def brute_np(hashes: list[int], threshold: int) -> list[list[int]]:
+    """``brute`` for a few thousand hashes: every pair compared, one numpy row at a time."""
+    import numpy as np
+
+    h = np.array([x & U64 for x in hashes], dtype=np.uint64)
+    parent = list(range(len(h)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for i in range(len(h) - 1):
+        for j in (np.flatnonzero(np.bitwise_count(h[i + 1:] ^ h[i]) <= threshold) + i + 1):
+            ri, rj = find(i), find(int(j))
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(h)):
+        groups.setdefault(find(i), []).append(i)
+    return sorted(g for g in groups.values() if len(g) > 1)
+
+
+@pytest.mark.parametrize(("m", "k"), [(7, 1), (8, 2), (9, 3), (10, 4), (12, 6), (5, 5)])
+def test_the_tables_are_walked_one_band_swap_at_a_time(m: int, k: int) -> None:
+    """Every table once, each differing from the one before by one band (what lets
+    close_pairs make the next table with one swap)."""
+    import itertools
+
+    walk = nearwork.revolving_door(m, k)
+    assert sorted(walk) == sorted(itertools.combinations(range(m), k))
+    for before, after in itertools.pairwise(walk):
+        assert len(set(before) - set(after)) == 1
+
+
+@pytest.mark.parametrize("threshold", [2, 6, 8])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_close_pairs_find_every_planted_copy_and_nothing_further(threshold: int,
+                                                                threads: int) -> None:
+    """A few thousand random hashes, copies planted at every distance 0..threshold + 1
+    from some of them, and a cluster (a hundred hashes a bit or two from one centre: runs
+    of one key longer than the neighbour passes go, compared block by block): the same
+    components as comparing every pair, with the tables split among threads or not."""
+    rng = random.Random(threshold * 10 + threads)
+    hashes = list({rng.getrandbits(64) for _ in range(3000)})
+    for i in range(300):
+        hashes.append(flip(hashes[i], *rng.sample(range(64), i % (threshold + 2))))
+    centre = rng.getrandbits(64)
+    hashes += [centre, *{flip(centre, *rng.sample(range(64), rng.randint(1, 2)))
+                         for _ in range(120)}]
+    rng.shuffle(hashes)
+    import numpy as np
+
+    uniq, owner = np.unique(np.array(hashes, dtype=np.uint64), return_inverse=True)
+    p = dupes.plan(len(uniq), threshold)
+    a, b = nearwork.close_pairs(uniq, p, threads)
+    assert (a < b).all() and (np.bitwise_count(uniq[a] ^ uniq[b]) <= threshold).all()
+    # Every pair within the threshold shares some table's key (pigeonhole): all are found.
+    every = {(i, j) for i in range(len(uniq) - 1) for j in
+             (np.flatnonzero(np.bitwise_count(uniq[i + 1:] ^ uniq[i]) <= threshold) + i + 1
+              ).tolist()}
+    assert set(zip(a.tolist(), b.tolist(), strict=True)) == every
+    uf = dupes.UnionFind(len(uniq))
+    uf.union_pairs(a, b)
+    root = uf.roots()[owner.reshape(-1)]
+    got: dict[int, list[int]] = {}
+    for i, r in enumerate(root.tolist()):
+        got.setdefault(r, []).append(i)
+    want = brute_np(hashes, threshold)
+    assert sorted(g for g in got.values() if len(g) > 1) == want
+    assert sorted(dupes.components(hashes, threshold)) == want
+    assert any(len(g) > 80 for g in want)  # the cluster is one group
+
+
 def test_packed_form_for_the_worker_process_gives_the_same_answer() -> None:
     from array import array
 
@@ -431,5 +505,52 @@ async def test_a_large_sqlite_catalog_is_read_and_grouped_in_the_workers_process
         assert via_file.groups and via_file.contents == via_driver.contents
         assert sorted(state.reps.tolist()) == sorted(state2.reps.tolist())
         assert f"near-{ids['n1']}" in {g.key for g in via_file.groups}
+    finally:
+        await b.close()
+
+
+@pytest.mark.parametrize("chunk", [3, 250_000])
+async def test_the_file_reader_gets_the_contents_the_driver_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """The worker's reader takes the contents with copies from the maintained counts and
+    reads no sha256 for the others: the same contents (lowest id, dHash, photos) as
+    collapsing every row through the daemon's driver, whatever the statuses of a
+    content's photos and which of them lack a dHash; in chunks of rows or in one."""
+    import numpy as np
+
+    monkeypatch.setattr(nearwork, "_READ_CHUNK", chunk)
+    b, w = await standard(f"sqlite+aiosqlite:///{tmp_path}/catalog.db")
+    try:
+        ids = dict(zip(["bare", "bare copy", "gone", "kept", "kept copy", "first",
+                        "first copy", "no hash", "pending", "error copy"],
+                       await b.photos(w["2009"], [
+            synth(100, name="bare.jpg", phash=None),  # the lowest id has no dHash ...
+            synth(101, name="bare copy.jpg", sha256=sha_of(100)),  # ... so no near content
+            synth(102, name="gone.jpg", status="missing", sha256=sha_of(103)),
+            synth(103, name="kept.jpg"),
+            synth(104, name="kept copy.jpg", sha256=sha_of(103)),
+            synth(105, name="first.jpg"),
+            synth(106, name="first copy.jpg", sha256=sha_of(105), phash=None),
+            synth(107, name="no hash.jpg", phash=None),
+            synth(108, name="pending.jpg", status="pending", sha256=None),
+            synth(109, name="error copy.jpg", status="error", sha256=sha_of(105)),
+        ]), strict=True))
+        await b.finish()
+        got = nearwork._read_file(str(tmp_path / "catalog.db"))
+        assert got is not None
+        reps, hashes, has_hash, counts, shas = got
+        async with b.engine.connect() as conn:
+            want = await dupes.load(conn)
+        sel = np.flatnonzero(want.has_hash)
+        assert has_hash.all() and (np.diff(reps) > 0).all()
+        assert list(zip(reps.tolist(), hashes.tolist(), counts.tolist(), strict=True)) == \
+            sorted(zip(want.reps[sel].tolist(), want.hashes[sel].tolist(),
+                       want.counts[sel].tolist(), strict=True))
+        assert {int(reps[k]): v for k, v in shas.items()} == \
+            {int(want.reps[k]): v for k, v in want.shas.items() if want.has_hash[k]}
+        count_of = dict(zip(reps.tolist(), counts.tolist(), strict=True))
+        assert ids["bare"] not in count_of and ids["bare copy"] not in count_of
+        assert count_of[ids["kept"]] == 2 and count_of[ids["first"]] == 2
+        assert ids["gone"] not in count_of and ids["no hash"] not in count_of
     finally:
         await b.close()
