@@ -24,9 +24,11 @@ agree exactly on at least ``m - r`` of them (pigeonhole). One hash table per cho
 pairs within a bucket are compared. ``m = r + 1`` is the classic one-band-in-common scheme;
 a larger library wants wider keys (fewer collisions) at the price of more tables, so ``plan``
 picks ``m`` from a cost model, and refuses a threshold whose cost would be unreasonable for
-the library's size instead of running for an hour. Each table is a numpy sort of the packed
-(key, index) words and vector compares of neighbours in that order, not a Python loop: at a
-million distinct hashes, seconds instead of minutes.
+the library's size instead of running for an hour. Each table is the hashes themselves with
+the key's bands moved to the top bits, sorted (numpy), and vector compares of neighbours in
+that order, not a Python loop; moving bits changes no distance, so no index rides along and
+no candidate is gathered, and the tables are walked so that each is the one before with one
+band swapped (``nearwork``: at a million distinct hashes, about a second of CPU).
 
 The grouping is cached, keyed on a catalog fingerprint (ok photos, from the folders' counts
 less the few pending and erroneous photos; newest ``indexed_at``; highest id). Catalog and
@@ -44,13 +46,14 @@ seconds is not redone within 4T (a scan changes the catalog constantly), so repl
 transaction as the photo rows, and the groups are its rows with ``n >= 2``, read through an
 index holding only those (a few ms at 1,000,000 photos); an exact grouping is that read,
 redone whenever the catalog may have changed (no fingerprint, no update). The near grouping
-reads the
-ok photos once, in id order; on a large SQLite catalog that read happens in the grouping's
-own process with the stdlib driver, carrying only the first 64 bits of each sha256 (the
-full text is checked for the contents with copies). The CPU work runs off the event loop:
-in a thread for small libraries, in a short-lived, niced process for large ones (the GIL
-would otherwise stretch every other request's latency, and the process hands its memory
-back to the system when it exits).
+reads the ok photos once, in id order; on a large SQLite catalog that read happens in the
+grouping's own process with the stdlib driver: the ids and dHashes of the counted photos as
+two texts SQLite joins itself, and the contents with copies from ``photos_shas`` (no sha256
+read for a photo that is its own content). The CPU work runs off the event loop: in a
+thread for small libraries, in a short-lived, niced process for large ones (the GIL would
+otherwise stretch every other request's latency, and the process hands its memory back to
+the system when it exits), ``python -P nearwork.py``, which imports numpy and nothing of
+the daemon's.
 """
 
 from __future__ import annotations
