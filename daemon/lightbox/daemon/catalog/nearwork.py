@@ -355,11 +355,15 @@ def _read_file(path: str) -> tuple[Any, Any, Any, Any, dict[int, str]] | None:
                 break
             id_parts.append(_numbers(ids_text, count))
             hash_parts.append(_numbers(hashes_text, count))
-            last = int(id_parts[-1][-1])
+            last = int(id_parts[-1].max())
             if count < _READ_CHUNK:
                 break
         ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
         raw = np.concatenate(hash_parts) if hash_parts else np.zeros(0, dtype=np.int64)
+        if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():
+            # SQLite aggregates the rows in the subquery's order in practice; not promised.
+            order = np.argsort(ids)
+            ids, raw = ids[order], raw[order]
         counts = np.ones(len(ids), dtype=np.int64)
         keep = np.ones(len(ids), dtype=bool)
         shas: dict[int, str] = {}
