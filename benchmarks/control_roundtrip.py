@@ -4,7 +4,9 @@ Both servers run in their own process on an ipc socket and are driven by the sam
 harness: C client processes, each a plain DEALER doing sequential round trips, measuring
 each one. Reported per server: p50 and p99 latency and requests per second, for 1 and for 8
 concurrent clients, and the ratio lightbox / echo (latency: lower is better; rate: higher).
-Target (issue 2): lightbox p50 within 2x of the bare echo.
+Target (issue 2): lightbox p50 within 2x of the bare echo. Also reported: each server's CPU
+time (user + sys, from ``/proc/PID/stat``) per request, which is less noisy than latency on a
+shared machine and is what grows the ratio under load.
 
     .venv/bin/python benchmarks/control_roundtrip.py [--requests 5000] [--rounds 3]
 """
@@ -57,10 +59,17 @@ def client(addr: str, count: int, warmup: int, out: mp.Queue[list[float]]) -> No
     out.put(lat)
 
 
-def drive(addr: str, clients: int, requests: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(addr: str, clients: int, requests: int, pid: int) -> dict[str, float]:
     per = max(1, requests // clients)
     q: mp.Queue[list[float]] = mp.Queue()
     procs = [mp.Process(target=client, args=(addr, per, 200, q)) for _ in range(clients)]
+    cpu0 = cpu_seconds(pid)
     t0 = time.perf_counter()
     for p in procs:
         p.start()
@@ -70,11 +79,15 @@ def drive(addr: str, clients: int, requests: int) -> dict[str, float]:
     for p in procs:
         p.join()
     wall = time.perf_counter() - t0
+    # Includes the 200 warm-up round trips of each client: they are served too.
+    cpu = cpu_seconds(pid) - cpu0
+    served = len(lats) + 200 * clients
     lats.sort()
     return {
         "p50_ms": lats[len(lats) // 2] * 1000,
         "p99_ms": lats[int(len(lats) * 0.99)] * 1000,
         "rps": len(lats) / wall,
+        "cpu_us": cpu / served * 1e6,
     }
 
 
@@ -124,9 +137,10 @@ def main() -> None:
     try:
         for _ in range(args.rounds):
             for clients in (1, 8):
-                for name, addr in (("echo", echo_addr), ("lightbox", lb_addr)):
+                for name, addr, pid in (("echo", echo_addr, echo.pid),
+                                        ("lightbox", lb_addr, lb.pid)):
                     results[name].setdefault(clients, []).append(
-                        drive(addr, clients, args.requests))
+                        drive(addr, clients, args.requests, pid))
     finally:
         echo.terminate()
         lb.terminate()
@@ -139,21 +153,22 @@ def main() -> None:
     summary = {}
     print(f"control round trip over ipc, {args.requests} requests x {args.rounds} rounds "
           f"(medians), {os.cpu_count()} CPUs")
-    print("| clients | server | p50 ms | p99 ms | req/s |")
-    print("|---|---|---|---|---|")
+    print("| clients | server | p50 ms | p99 ms | req/s | server CPU us/req |")
+    print("|---|---|---|---|---|---|")
     for clients in (1, 8):
         for name in ("echo", "lightbox"):
-            row = {k: med(name, clients, k) for k in ("p50_ms", "p99_ms", "rps")}
+            row = {k: med(name, clients, k) for k in ("p50_ms", "p99_ms", "rps", "cpu_us")}
             summary[f"{name}/{clients}"] = row
             print(f"| {clients} | {name} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | "
-                  f"{row['rps']:.0f} |")
+                  f"{row['rps']:.0f} | {row['cpu_us']:.0f} |")
     print()
-    print("| clients | p50 ratio (lightbox/echo) | p99 ratio | req/s ratio |")
-    print("|---|---|---|---|")
+    print("| clients | p50 ratio (lightbox/echo) | p99 ratio | req/s ratio | CPU ratio |")
+    print("|---|---|---|---|---|")
     for clients in (1, 8):
         e, lb_ = summary[f"echo/{clients}"], summary[f"lightbox/{clients}"]
         print(f"| {clients} | {lb_['p50_ms'] / e['p50_ms']:.2f} | "
-              f"{lb_['p99_ms'] / e['p99_ms']:.2f} | {lb_['rps'] / e['rps']:.2f} |")
+              f"{lb_['p99_ms'] / e['p99_ms']:.2f} | {lb_['rps'] / e['rps']:.2f} | "
+              f"{lb_['cpu_us'] / e['cpu_us']:.2f} |")
     if args.json:
         print(json.dumps(summary))
 
