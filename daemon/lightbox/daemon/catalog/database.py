@@ -60,10 +60,12 @@ SAMPLED_ANALYSIS_ROWS = 1000
 _SAMPLED = "lightbox: sampled statistics"  # the mark row of sqlite_stat1
 # MariaDB/MySQL: the InnoDB buffer pool should hold at least this share of the catalog's
 # data and indexes (``information_schema.tables``). Text search reads trigram lists, folder
-# streams and a page's rows at random places in tables and indexes; what the pool does not
-# hold is read from disk at every search (a 1,000,000-photo catalog is several times the
-# 128 MB default: docs/benchmarks.md, "mysearch4").
-BUFFER_POOL_SHARE = 1.0
+# streams and a page's rows at random places; what the pool does not hold is read from
+# disk (the server opens its files O_DIRECT: no page cache behind it). At 1,000,000 photos
+# (2.2 GB) the 128 MB default, 6 %, read about 7 pages from disk a search; 256 MB, 12 %,
+# none over the benchmark's 160 words (docs/benchmarks.md, "mysearch4"). A quarter leaves
+# room for a library searched more widely than that.
+BUFFER_POOL_SHARE = 0.25
 # How old ``Database.buffer_pool`` may be when ``system.status`` shows it: the catalog
 # grows with every scan, so the check at start alone would go stale.
 BUFFER_POOL_RECHECK = 600.0
@@ -397,12 +399,11 @@ class Database:
         the catalog.
 
         A server setting, not the daemon's: MariaDB's default pool is 128 MB, a
-        1,000,000-photo catalog about 4x that, and then every search reads its trigram
-        lists and rows from disk. That was most of a month's or an event's search time at
-        1,000,000 photos (docs/benchmarks.md, "mysearch4"), so the daemon says so instead
-        of leaving it to be found by profiling. The variable is dynamic on MariaDB 10.2+
-        and MySQL 5.7+ (``SET GLOBAL``). A failed read leaves the last verdict (the check
-        must not break a start or a status)."""
+        1,000,000-photo catalog 2.2 GB, and then searches read pages from disk (about 7
+        a search there; a few ms on a fast disk, tens on a slow one), so the daemon says
+        so instead of leaving it to be found by profiling. The variable is dynamic on
+        MariaDB 10.2+ and MySQL 5.7+ (``SET GLOBAL``). A failed read leaves the last
+        verdict (the check must not break a start or a status)."""
         if self._engine is None or self.dialect not in ("mysql", "mariadb"):
             self.buffer_pool = None
             return
@@ -420,7 +421,7 @@ class Database:
         was = self.buffer_pool
         self.buffer_pool = {"bytes": pool, "catalog_bytes": size, "small": small}
         if small and (was is None or not was["small"]):
-            log.warning("the server's InnoDB buffer pool is smaller than the catalog; "
+            log.warning("the server's InnoDB buffer pool holds little of the catalog; "
                         "searches read from disk", reason="buffer_pool_small",
                         buffer_pool_bytes=pool, catalog_bytes=size,
                         hint="raise innodb_buffer_pool_size on the server (docs/deployment.md)")
@@ -574,15 +575,17 @@ class Database:
 
     def status(self) -> dict[str, Any]:
         """The catalog's health: ``warnings`` are ``{reason, message}``, one per problem
-        (``buffer_pool_small``: MariaDB/MySQL's buffer pool below the catalog's size)."""
+        (``buffer_pool_small``: MariaDB/MySQL's buffer pool below ``BUFFER_POOL_SHARE`` of
+        the catalog's size)."""
         warnings: list[dict[str, Any]] = []
         pool = self.buffer_pool
         if pool is not None and pool["small"]:
             warnings.append({
                 "reason": "buffer_pool_small",
-                "message": f"the server's InnoDB buffer pool ({pool['bytes'] >> 20} MB) is "
-                f"smaller than the catalog ({pool['catalog_bytes'] >> 20} MB): searches read "
-                "from disk; raise innodb_buffer_pool_size"})
+                "message": f"the server's InnoDB buffer pool ({pool['bytes'] >> 20} MB) "
+                f"holds less than {BUFFER_POOL_SHARE:.0%} of the catalog "
+                f"({pool['catalog_bytes'] >> 20} MB): searches read from disk; raise "
+                "innodb_buffer_pool_size"})
         return {"engine": self.dialect if self._engine else None, "url": mask(self.url),
                 "revision": self.revision, "statistics": self.statistics,
                 "buffer_pool": pool, "warnings": warnings}
