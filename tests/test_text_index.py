@@ -497,6 +497,21 @@ async def test_mysql_few_folders_and_rare_names_are_read_by_id_and_answer_the_sa
                 assert "ix_photos_folder_cover" not in streams[0], w
                 assert "folders_grams" in streams[0], w
                 assert not streams[0].startswith("SET STATEMENT"), w
+        # The daemon searches through ``Database.reader``: sessions that refuse writes,
+        # in autocommit. SET STATEMENT of a session variable is accepted there.
+        from lightbox.daemon.catalog.database import make_engine
+
+        reader = make_engine(mysql_scratch_url, read_only=True)
+        sa.event.listen(reader.sync_engine, "before_cursor_execute", listener)
+        try:
+            seen.clear()
+            async with reader.connect() as conn:
+                doc = await queries.search(conn, text="2008 trip", limit=50, status="any")
+            assert [p["name"] for p in doc["photos"]] == want["2008 trip"]
+            assert any(s.startswith("SET STATEMENT") for s in seen) == \
+                reader.dialect.is_mariadb
+        finally:
+            await reader.dispose()
         # Cached per shape (the folder ids are an expanding parameter), not per list.
         one = textindex.SetStatement("eq_range_index_dive_limit=1", sa.select(
             textindex.photos.c.id).where(textindex.photos.c.folder_id.in_([1, 2])))

@@ -42,8 +42,8 @@ On MariaDB a folder stream names its folders by id (``mysql_folder_set``: the fo
 path holds the words by the LIKE, and their exact photo count, which decides sorted or
 walked), so a month's page is one table read from ``ix_photos_folder_cover`` and sorted,
 not a join copied into a temporary table (its ranges planned from the index's statistics,
-not one index dive per folder: ``sorted_folder_stream``); a rare word's name candidates come by id from
-``measure`` as on PostgreSQL. Each statement costs a MariaDB search a round trip and
+not one index dive per folder: ``sorted_folder_stream``); a rare word's name candidates
+come by id from ``measure`` as on PostgreSQL. Each statement costs a MariaDB search a round trip and
 some of the daemon's CPU, so there a search's trigram counts and every word's camera and
 lens values are one statement (``_mysql_prepare``), its words' measures one more
 (``measure_all``), and the page's rows come with their folders' paths
