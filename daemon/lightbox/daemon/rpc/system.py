@@ -60,6 +60,7 @@ async def status(ctx: Context) -> dict[str, Any]:
             .group_by(p.c.error_reason))} if by_state["error"] else {}
         folders = await conn.scalar(sa.select(sa.func.count()).select_from(f)
                                     .where(f.c.missing_since.is_(None)))
+    await d.db.buffer_pool_status()
     status = {
         "version": d.version,
         "pid": d.pid,
