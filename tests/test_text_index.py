@@ -441,8 +441,11 @@ async def test_mysql_few_folders_and_rare_names_are_read_by_id_and_answer_the_sa
     ``trip``: one word) are named by id in the stream's statement, which then reads one
     table through ``ix_photos_folder_cover``; a rare word's name candidates (``day2``)
     are read by id, not grouped from the trigram lists again. A folder list the server
-    cuts short (``group_concat_max_len``) falls back to the subquery. Either way each
-    page is the one the LIKE conditions alone give (the index switched off)."""
+    cuts short (``group_concat_max_len``) falls back to the subquery. A statement whose
+    one stream is such a sorted folder stream plans its ranges from the index statistics
+    (``SET STATEMENT eq_range_index_dive_limit=1``: no index dive per folder), compiled
+    once per shape like any other; others are left as they are. Either way each page is
+    the one the LIKE conditions alone give (the index switched off)."""
     from catalog_fixtures import standard
 
     from lightbox.daemon.catalog import queries
@@ -479,17 +482,45 @@ async def test_mysql_few_folders_and_rare_names_are_read_by_id_and_answer_the_sa
             assert await page(w) == want[w], w
             streams = [s for s in seen if "AS sort_key" in s]
             assert len(streams) == 1, (w, seen)
+            dives = streams[0].startswith("SET STATEMENT eq_range_index_dive_limit=1 FOR ")
             if w == "day2":
                 assert "photos_grams" not in streams[0]  # the names by id
+                assert not dives
             else:
                 assert "FORCE INDEX (ix_photos_folder_cover)" in streams[0], w
                 assert "folders" not in streams[0], w  # one table: the folders by id
+                assert dives == b.engine.dialect.is_mariadb, (w, streams[0])
             seen.clear()
             assert await page(w, short=True) == want[w], w
             if w in ("2008 trip", "trip"):  # several folders: "3,4" is cut at 4 bytes
                 streams = [s for s in seen if "AS sort_key" in s]
                 assert "ix_photos_folder_cover" not in streams[0], w
                 assert "folders_grams" in streams[0], w
+                assert not streams[0].startswith("SET STATEMENT"), w
+        # The daemon searches through ``Database.reader``: sessions that refuse writes,
+        # in autocommit. SET STATEMENT of a session variable is accepted there.
+        from lightbox.daemon.catalog.database import make_engine
+
+        reader = make_engine(mysql_scratch_url, read_only=True)
+        sa.event.listen(reader.sync_engine, "before_cursor_execute", listener)
+        try:
+            seen.clear()
+            async with reader.connect() as conn:
+                doc = await queries.search(conn, text="2008 trip", limit=50, status="any")
+            assert [p["name"] for p in doc["photos"]] == want["2008 trip"]
+            assert any(s.startswith("SET STATEMENT") for s in seen) == \
+                reader.dialect.is_mariadb
+        finally:
+            await reader.dispose()
+        # Cached per shape (the folder ids are an expanding parameter), not per list.
+        one = textindex.SetStatement("eq_range_index_dive_limit=1", sa.select(
+            textindex.photos.c.id).where(textindex.photos.c.folder_id.in_([1, 2])))
+        two = textindex.SetStatement("eq_range_index_dive_limit=1", sa.select(
+            textindex.photos.c.id).where(textindex.photos.c.folder_id.in_([3, 4])))
+        key_one = one._generate_cache_key()
+        assert key_one is not None and key_one == two._generate_cache_key()
+        other = textindex.SetStatement("eq_range_index_dive_limit=2", two.select)
+        assert other._generate_cache_key() != key_one
     finally:
         sa.event.remove(b.engine.sync_engine, "before_cursor_execute", listener)
         await b.close()

@@ -38,6 +38,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     jobs = st.get("jobs", {})
     ctx.print(f"lightboxd {st['version']}  up {duration(st['uptime'])}  (pid {st['pid']})")
     ctx.print(f"catalog    {db['engine']}  {db['url']}  (schema {db['revision']})")
+    for warning in db.get("warnings") or ():
+        ctx.print(f"catalog    WARNING: {warning['message']}")
     counts = st.get("counts", {})
     if counts:
         ctx.print("counts     " + ", ".join(f"{v} {k}" for k, v in counts.items()

@@ -22,8 +22,12 @@ METHODS = (
         Permission.READ,
         "Health of the daemon: uptime, version, database engine, catalog counts, job summary, "
         "component states; `indexing` says whether indexing is paused and why, and how many "
-        "photos wait for a retry, by reason.",
-        result="{version, pid, started, uptime, database{engine, revision, statistics}, "
+        "photos wait for a retry, by reason. `database.warnings` lists the catalog's "
+        "problems as `{reason, message}` (`buffer_pool_small`: on MariaDB/MySQL the "
+        "server's InnoDB buffer pool holds less than a quarter of the catalog's data and "
+        "indexes, `database.buffer_pool{bytes, catalog_bytes, small}`; null on other engines).",
+        result="{version, pid, started, uptime, database{engine, revision, statistics, "
+        "buffer_pool, warnings[]}, "
         "counts{}, jobs{}, indexing{paused, retrying{}}, components{}, clients}",
     ),
     MethodSpec(

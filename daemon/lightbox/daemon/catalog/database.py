@@ -58,6 +58,17 @@ _LOCK_NAME = "lightbox_migrate"
 # analysis_limit): 20-50 ms at a million photos, instead of a full ANALYZE's 0.5-1.5 s.
 SAMPLED_ANALYSIS_ROWS = 1000
 _SAMPLED = "lightbox: sampled statistics"  # the mark row of sqlite_stat1
+# MariaDB/MySQL: the InnoDB buffer pool should hold at least this share of the catalog's
+# data and indexes (``information_schema.tables``). Text search reads trigram lists, folder
+# streams and a page's rows at random places; what the pool does not hold is read from
+# disk (the server opens its files O_DIRECT: no page cache behind it). At 1,000,000 photos
+# (2.2 GB) the 128 MB default, 6 %, read about 7 pages from disk a search; 256 MB, 12 %,
+# none over the benchmark's 160 words (docs/benchmarks.md, "mysearch4"). A quarter leaves
+# room for a library searched more widely than that.
+BUFFER_POOL_SHARE = 0.25
+# How old ``Database.buffer_pool`` may be when ``system.status`` shows it: the catalog
+# grows with every scan, so the check at start alone would go stale.
+BUFFER_POOL_RECHECK = 600.0
 
 
 def mysql_lock_name(database: str) -> str:
@@ -322,6 +333,10 @@ class Database:
         # SQLite's planner statistics: "sampled" at a start that found none (full ones
         # follow, ``refine_statistics``), "full" after a full ANALYZE, None: not touched.
         self.statistics: str | None = None
+        # MariaDB/MySQL: the server's buffer pool beside the catalog's size
+        # (``check_buffer_pool``), and when it was read (monotonic).
+        self.buffer_pool: dict[str, Any] | None = None
+        self._buffer_pool_at = 0.0
 
     @property
     def engine(self) -> AsyncEngine:
@@ -373,8 +388,50 @@ class Database:
             raise DatabaseError(f"cannot open the catalog at {mask(self.url)}: "
                                 f"{dburl.scrub(str(exc), [self.url])}") from exc
         await self.analyze()
+        await self.check_buffer_pool()
         log.info("catalog ready", engine=self.dialect, url=mask(self.url),
                  revision=self.revision, ms=round((time.perf_counter() - started) * 1000, 1))
+
+    async def check_buffer_pool(self) -> None:
+        """MariaDB/MySQL: read the server's ``innodb_buffer_pool_size`` and the catalog's
+        data and index size, and warn (reason ``buffer_pool_small``, in the log and in
+        ``status()['warnings']``) when the pool holds less than ``BUFFER_POOL_SHARE`` of
+        the catalog.
+
+        A server setting, not the daemon's: MariaDB's default pool is 128 MB, a
+        1,000,000-photo catalog 2.2 GB, and then searches read pages from disk (about 7
+        a search there; a few ms on a fast disk, tens on a slow one), so the daemon says
+        so instead of leaving it to be found by profiling. The variable is dynamic on
+        MariaDB 10.2+ and MySQL 5.7+ (``SET GLOBAL``). A failed read leaves the last
+        verdict (the check must not break a start or a status)."""
+        if self._engine is None or self.dialect not in ("mysql", "mariadb"):
+            self.buffer_pool = None
+            return
+        self._buffer_pool_at = time.monotonic()
+        try:
+            async with self.engine.connect() as conn:
+                pool = int(await conn.scalar(sa.text("SELECT @@innodb_buffer_pool_size")) or 0)
+                size = int(await conn.scalar(sa.text(
+                    "SELECT COALESCE(SUM(data_length + index_length), 0) "
+                    "FROM information_schema.tables WHERE table_schema = DATABASE()")) or 0)
+        except sa.exc.SQLAlchemyError as exc:
+            log.debug("buffer pool not read", error=dburl.scrub(str(exc), [self.url]))
+            return
+        small = pool < size * BUFFER_POOL_SHARE
+        was = self.buffer_pool
+        self.buffer_pool = {"bytes": pool, "catalog_bytes": size, "small": small}
+        if small and (was is None or not was["small"]):
+            log.warning("the server's InnoDB buffer pool holds little of the catalog; "
+                        "searches read from disk", reason="buffer_pool_small",
+                        buffer_pool_bytes=pool, catalog_bytes=size,
+                        hint="raise innodb_buffer_pool_size on the server (docs/deployment.md)")
+
+    async def buffer_pool_status(self) -> None:
+        """``check_buffer_pool`` again when its figures are older than
+        ``BUFFER_POOL_RECHECK`` (for ``system.status``: two cheap reads, not every call)."""
+        if self.buffer_pool is not None and \
+                time.monotonic() - self._buffer_pool_at >= BUFFER_POOL_RECHECK:
+            await self.check_buffer_pool()
 
     async def analyze(self, force: bool = False) -> None:
         """Give SQLite's planner statistics (PostgreSQL and MySQL keep their own).
@@ -512,12 +569,26 @@ class Database:
 
     async def run_switch_hooks(self) -> None:
         await self._dispose_readers(current=False)
+        await self.check_buffer_pool()  # another server, another catalog
         for hook in self.on_switch:
             await hook()
 
     def status(self) -> dict[str, Any]:
+        """The catalog's health: ``warnings`` are ``{reason, message}``, one per problem
+        (``buffer_pool_small``: MariaDB/MySQL's buffer pool below ``BUFFER_POOL_SHARE`` of
+        the catalog's size)."""
+        warnings: list[dict[str, Any]] = []
+        pool = self.buffer_pool
+        if pool is not None and pool["small"]:
+            warnings.append({
+                "reason": "buffer_pool_small",
+                "message": f"the server's InnoDB buffer pool ({pool['bytes'] >> 20} MB) "
+                f"holds less than {BUFFER_POOL_SHARE:.0%} of the catalog "
+                f"({pool['catalog_bytes'] >> 20} MB): searches read from disk; raise "
+                "innodb_buffer_pool_size"})
         return {"engine": self.dialect if self._engine else None, "url": mask(self.url),
-                "revision": self.revision, "statistics": self.statistics}
+                "revision": self.revision, "statistics": self.statistics,
+                "buffer_pool": pool, "warnings": warnings}
 
     async def migrate(self, target: str = "head") -> str | None:
         """Bring the schema to ``target``; returns the revision the database is at."""

@@ -874,8 +874,8 @@ async def merged_page(conn: AsyncConnection, where: Sequence[Any] | None,
         # The same order, through an expression no index serves, for a stream to sort.
         stmts.append(_ordered(stmt, sa.func.coalesce(col, col) if arm.few else col, desc)
                      .limit(limit + 1))
-    union: Any = stmts[0] if len(stmts) == 1 else sa.union_all(
-        *(s.subquery().select() for s in stmts))
+    union: Any = textindex.sorted_folder_stream(conn, list(arms), stmts[0]) \
+        if len(stmts) == 1 else sa.union_all(*(s.subquery().select() for s in stmts))
     keys: dict[int, Any] = {}
     per_arm = [0] * len(arms)
     # Fetched whole (``all``): iterating a result fetches row by row through the async

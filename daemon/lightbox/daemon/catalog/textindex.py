@@ -41,8 +41,9 @@ a place's 25,000 photos come from an index-only scan of ``(folder_id, name_key) 
 On MariaDB a folder stream names its folders by id (``mysql_folder_set``: the folders whose
 path holds the words by the LIKE, and their exact photo count, which decides sorted or
 walked), so a month's page is one table read from ``ix_photos_folder_cover`` and sorted,
-not a join copied into a temporary table; a rare word's name candidates come by id from
-``measure`` as on PostgreSQL. Each statement costs a MariaDB search a round trip and
+not a join copied into a temporary table (its ranges planned from the index's statistics,
+not one index dive per folder: ``sorted_folder_stream``); a rare word's name candidates
+come by id from ``measure`` as on PostgreSQL. Each statement costs a MariaDB search a round trip and
 some of the daemon's CPU, so there a search's trigram counts and every word's camera and
 lens values are one statement (``_mysql_prepare``), its words' measures one more
 (``measure_all``), and the page's rows come with their folders' paths
@@ -70,6 +71,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from lightbox.daemon.catalog.tables import folders, photos
 
@@ -677,6 +682,51 @@ async def count_start(conn: AsyncConnection, usable: list[Word]) -> Word | None:
         if word.names <= DENSE and by_value <= DENSE and (best is None or n < best[0]):
             best = (n, word)
     return None if best is None else best[1]
+
+
+class SetStatement(Executable, ClauseElement):
+    """MariaDB's ``SET STATEMENT settings FOR select``: server variables for one
+    statement only. Cached like the select it wraps (its cache key is the select's and
+    the settings'), so a search's compiled statement is reused as before."""
+
+    inherit_cache = True
+    _traverse_internals = [("settings", InternalTraversal.dp_string),
+                           ("select", InternalTraversal.dp_clauseelement)]
+
+    is_select = True  # its rows are the select's, typed and named by its columns
+
+    def __init__(self, settings: str, select: Any) -> None:
+        self.settings = settings
+        self.select = select
+
+    @property
+    def _all_selected_columns(self) -> Any:
+        return self.select._all_selected_columns
+
+
+@compiles(SetStatement)
+def _set_statement(element: SetStatement, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"SET STATEMENT {element.settings} FOR {compiler.process(element.select, **kw)}"
+
+
+# MariaDB: a sorted folder stream's statement plans its ``folder_id IN (...)`` ranges of
+# ``ix_photos_folder_cover`` from the index's statistics, not one index dive per folder
+# (``eq_range_index_dive_limit``, 200 by default): the index is forced and the rows are
+# all read anyway, so the dives only cost: 2.7 of 11 ms for ``bruges beach``'s 166
+# folders (0.3 with the statistics; docs/benchmarks.md, "mysearch4").
+FOLDER_STREAM_SETTINGS = "eq_range_index_dive_limit=1"
+
+
+def sorted_folder_stream(conn: AsyncConnection, arms: list[Any], stmt: Any) -> Any:
+    """``stmt`` (the page's streams) with ``FOLDER_STREAM_SETTINGS`` on MariaDB when its
+    one stream is a folder stream sorted from ``ix_photos_folder_cover`` (a month's, an
+    event's): there no other range in the statement that a plan could be chosen by.
+    Elsewhere (several streams: a camera value's walk is chosen by its dives; MySQL,
+    whose syntax for it is an optimizer hint) ``stmt`` as it is."""
+    if len(arms) == 1 and arms[0].walk_index == FOLDER_COVER and arms[0].few \
+            and getattr(conn.dialect, "is_mariadb", False):
+        return SetStatement(FOLDER_STREAM_SETTINGS, stmt)
+    return stmt
 
 
 @dataclass
