@@ -27,10 +27,10 @@ import itertools
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import zmq
@@ -41,6 +41,8 @@ from lightbox.common import config as configmod
 from lightbox.common import keys as keymod
 from lightbox.common import paths as pathmod
 from lightbox.common.api import PROTOCOL_VERSION
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -371,20 +373,33 @@ class SyncClient:
     def endpoint(self) -> Endpoint:
         return self._client.endpoint
 
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the private loop. Interrupted (Ctrl-C in the CLI), its task is
+        cancelled, so that closing the client (which resets the socket the task waits on)
+        does not end it with an exception nobody retrieves: from Python 3.12 asyncio then
+        prints "Task exception was never retrieved" and a traceback under the CLI's one
+        line."""
+        task = self._loop.create_task(coro)
+        try:
+            return self._loop.run_until_complete(task)
+        except BaseException:
+            task.cancel()
+            raise
+
     def call(self, method: str, params: Any = None, *, timeout: float | None = None) -> Any:
-        return self._loop.run_until_complete(self._client.call(method, params, timeout=timeout))
+        return self._run(self._client.call(method, params, timeout=timeout))
 
     def connect(self) -> dict[str, Any]:
-        return self._loop.run_until_complete(self._client.connect())
+        return self._run(self._client.connect())
 
     def events(self, topics: Sequence[str] = (), timeout: float | None = None
                ) -> Iterator[dict[str, Any]]:
         """Yield events as they come; stops after ``timeout`` seconds of silence if given."""
-        sub = self._loop.run_until_complete(self._client.subscribe(topics))
+        sub = self._run(self._client.subscribe(topics))
         try:
             while True:
                 try:
-                    yield self._loop.run_until_complete(sub.next(timeout))
+                    yield self._run(sub.next(timeout))
                 except TimeoutError:
                     return
         finally:
