@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lbtest import CORPUS, MYSQL_URL, POSTGRES_URL, DaemonProcess, need, port_open, short_tmpdir
+from lbtest import (
+    CORPUS,
+    MADE_DIRS,
+    MYSQL_URL,
+    POSTGRES_URL,
+    DaemonProcess,
+    need,
+    port_open,
+    short_tmpdir,
+)
 from s3env import MotoServer, S3Env, moto_server_binary, s3_env
 
 # The TUI tests share fixed paths under /tmp (they appear in snapshots) and take a lock on
@@ -22,6 +31,14 @@ _FIXED_PATH_MODULES = ("test_tui_",)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups in the worker
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A passing session leaves no data dirs of its daemons under /tmp (each test process,
+    xdist workers included, removes its own); a failing one keeps them for their logs."""
+    if exitstatus == 0:
+        for path in MADE_DIRS:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (the README's test command), a module's tests
     stay together in one worker (module-scoped daemons are made once, and tests that follow

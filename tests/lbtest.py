@@ -52,9 +52,17 @@ def port_open(host: str, port: int) -> bool:
     return False
 
 
+# Every directory short_tmpdir made in this test process: removed when the session passes
+# (conftest's pytest_sessionfinish), kept after a failure for the daemon logs in them.
+MADE_DIRS: list[Path] = []
+
+
 def short_tmpdir(prefix: str = "lb") -> Path:
-    """Unix socket paths are limited to 107 bytes: keep data dirs short."""
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir="/tmp"))
+    """Unix socket paths are limited to 107 bytes: keep data dirs short (under /tmp, not
+    pytest's tmp_path, so pytest does not clean them: see ``MADE_DIRS``)."""
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir="/tmp"))
+    MADE_DIRS.append(path)
+    return path
 
 
 class DaemonProcess:
