@@ -245,6 +245,11 @@ async def test_palette_offers_what_this_terminal_shows_for_this_session(
         app.set_graphics("halfcell")
         await settled(pilot)
         assert app.images.mode == "halfcell"
+        # The status line keeps the folder's count beside the new mode (the label alone
+        # was written after the browser's fuller line, and the count was gone).
+        count = f"{len(app.screen.seq):,} photos"
+        assert app.screen.status_line.info == f"{count}  ·  half-cells", \
+            app.screen.status_line.info
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Graphics: auto (detected: symbols)" in titles
         cells = [c for c in app.screen.query("ThumbCell") if c.index is not None]

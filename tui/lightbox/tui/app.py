@@ -202,12 +202,14 @@ class LightboxApp(App[int]):
         self.images.set_graphics(self.graphics)
         self._watch_pane()
         for screen in self.screen_stack:
-            hook = getattr(screen, "graphics_changed", None)
-            if hook is not None:
-                hook()
+            # The label first, then the screen's hook, which may write a fuller line (the
+            # browser's "N photos · mode"): the other way round the count was lost.
             line = screen.query("StatusLine")
             for widget in line:
                 widget.set_info(self.graphics_label())  # type: ignore[attr-defined]
+            hook = getattr(screen, "graphics_changed", None)
+            if hook is not None:
+                hook()
         self.screen.refresh()
 
     # -- commands and help ----------------------------------------------------------------

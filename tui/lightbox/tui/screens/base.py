@@ -42,7 +42,11 @@ class LinkedScreen(Screen[Any]):
         if line is not None:
             line.set_link(self.link.state, self.link.detail)
             line.set_status(self.link.status)
-            line.set_info(self.lb.graphics_label())
+            if not line.info:
+                # Only when the screen has not said more already: the browser's first page
+                # can be shown before this handler runs (Textual runs every class's
+                # on_mount), and its "N photos · mode" must stay.
+                line.set_info(self.lb.graphics_label())
         for footer in self.query(Footer):  # the key_hints preference (settings screen)
             footer.display = self.lb.settings.key_hints
 
