@@ -280,3 +280,21 @@ def test_the_fast_paths_are_taken_for_what_sqlite_stores() -> None:
     made = present.photos_json(rows, _BOOK, None)
     assert isinstance(made, Encoded)
     assert protocol.dumps(made) == protocol.dumps(present.photos(rows, _BOOK, None))
+
+
+def test_a_constant_column_is_found_as_count_finds_it() -> None:
+    """``_same`` looks at the last value before counting: it must agree with the count
+    (identity, then ==) and with the JSON check, whatever the last value is."""
+    nan = math.nan
+    assert present._same([nan, nan, nan])  # the same object: equal as count sees it
+    assert not present._same([nan, 1.0, nan])
+    assert not present._same([nan, float("nan")])  # two NaNs: not equal
+    assert not present._same([1, 1.0])  # equal in Python, not in JSON
+    assert not present._same([True, 1])
+    assert not present._same(["a", "b", "a"])  # differs in the middle only
+    assert not present._same(["a", "a", "b"])
+    assert present._same(["a", "a", "a"]) and present._same([None, None]) and present._same([7])
+    photos = [row(id=i, make="Canon", model=None, iso=100 if i % 2 else 200) for i in (1, 2, 3)]
+    made = present.photos_json(photos, _BOOK, None)
+    assert isinstance(made, Encoded)
+    assert protocol.dumps(made) == protocol.dumps(present.photos(photos, _BOOK, None))

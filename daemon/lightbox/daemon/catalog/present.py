@@ -499,7 +499,11 @@ def _same(values: Sequence[Any]) -> bool:
     """Every value the same, down to its JSON (1, 1.0 and True are equal in Python)."""
     first = values[0]
     n = len(values)
-    if values.count(first) != n:
+    # The last value first, compared as ``count`` compares (identity, then ==): most
+    # columns of a page vary (ids, names, sizes, times, hashes) and differ there, which
+    # spares a full ``count`` of each (a third of a millisecond a 500-photo page).
+    last = values[-1]
+    if not (last is first or last == first) or values.count(first) != n:
         return False
     if first is None or type(first) is str:  # only a str equals a str
         return True
