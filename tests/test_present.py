@@ -298,3 +298,18 @@ def test_a_constant_column_is_found_as_count_finds_it() -> None:
     made = present.photos_json(photos, _BOOK, None)
     assert isinstance(made, Encoded)
     assert protocol.dumps(made) == protocol.dumps(present.photos(photos, _BOOK, None))
+
+
+def test_names_whose_json_holds_the_separator_are_written_as_they_are() -> None:
+    """A name ``",`` beside empty ones: split at ``","`` the page's names give as many
+    pieces as names, cut in the wrong places (found by the property test above); the
+    paths and names must still be those of ``photos``. Also a name ending with a
+    backslash, and one that is only a quote."""
+    for names in (["", "", '",', ""], ['",', ""], ["a\\", "b"], ['"', '"', "c"]):
+        rows = [row(id=i + 1, name=n) for i, n in enumerate(names)]
+        made = present.photos_json(rows, _BOOK, None)
+        assert isinstance(made, Encoded)
+        assert protocol.dumps(made) == protocol.dumps(present.photos(rows, _BOOK, None)), names
+        for fields in (("id", "name"), ("id", "path")):
+            made = present.photos_json(rows, _BOOK, fields)
+            assert protocol.dumps(made) == protocol.dumps(present.photos(rows, _BOOK, fields))
