@@ -560,13 +560,14 @@ def _bare_names(names: Sequence[Any], bare: list[Any]) -> list[bytes] | None:
     Split at ``","``: inside a JSON string a quote is escaped, so that sequence is a
     boundary or (``\\","``) a piece cut off after a backslash. The count of pieces alone
     does not tell: an empty name beside the name ``",`` (a quote, a comma) makes as many
-    pieces as names, cut in the wrong places. So a piece ending with a backslash (an
+    pieces as names, cut in the wrong places. So a backslash before a ``","`` (an
     escaped quote, or a name that ends with one) sends every name the slow way."""
     if not bare:
         found = None
         if set(map(type, names)) == {str}:
-            found = _dumps(names)[2:-2].split(b'","')
-            if len(found) != len(names) or any(p.endswith(b"\\") for p in found):
+            blob = _dumps(names)[2:-2]
+            found = blob.split(b'","')
+            if len(found) != len(names) or b'\\","' in blob:
                 found = [_dumps(v)[1:-1] for v in names]
         bare.append(found)
     return bare[0]  # type: ignore[no-any-return]
