@@ -280,3 +280,36 @@ def test_the_fast_paths_are_taken_for_what_sqlite_stores() -> None:
     made = present.photos_json(rows, _BOOK, None)
     assert isinstance(made, Encoded)
     assert protocol.dumps(made) == protocol.dumps(present.photos(rows, _BOOK, None))
+
+
+def test_a_constant_column_is_found_as_count_finds_it() -> None:
+    """``_same`` looks at the last value before counting: it must agree with the count
+    (identity, then ==) and with the JSON check, whatever the last value is."""
+    nan = math.nan
+    assert present._same([nan, nan, nan])  # the same object: equal as count sees it
+    assert not present._same([nan, 1.0, nan])
+    assert not present._same([nan, float("nan")])  # two NaNs: not equal
+    assert not present._same([1, 1.0])  # equal in Python, not in JSON
+    assert not present._same([True, 1])
+    assert not present._same(["a", "b", "a"])  # differs in the middle only
+    assert not present._same(["a", "a", "b"])
+    assert present._same(["a", "a", "a"]) and present._same([None, None]) and present._same([7])
+    photos = [row(id=i, make="Canon", model=None, iso=100 if i % 2 else 200) for i in (1, 2, 3)]
+    made = present.photos_json(photos, _BOOK, None)
+    assert isinstance(made, Encoded)
+    assert protocol.dumps(made) == protocol.dumps(present.photos(photos, _BOOK, None))
+
+
+def test_names_whose_json_holds_the_separator_are_written_as_they_are() -> None:
+    """A name ``",`` beside empty ones: split at ``","`` the page's names give as many
+    pieces as names, cut in the wrong places (found by the property test above); the
+    paths and names must still be those of ``photos``. Also a name ending with a
+    backslash, and one that is only a quote."""
+    for names in (["", "", '",', ""], ['",', ""], ["a\\", "b"], ['"', '"', "c"]):
+        rows = [row(id=i + 1, name=n) for i, n in enumerate(names)]
+        made = present.photos_json(rows, _BOOK, None)
+        assert isinstance(made, Encoded)
+        assert protocol.dumps(made) == protocol.dumps(present.photos(rows, _BOOK, None)), names
+        for fields in (("id", "name"), ("id", "path")):
+            made = present.photos_json(rows, _BOOK, fields)
+            assert protocol.dumps(made) == protocol.dumps(present.photos(rows, _BOOK, fields))

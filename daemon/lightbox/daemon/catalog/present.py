@@ -499,7 +499,11 @@ def _same(values: Sequence[Any]) -> bool:
     """Every value the same, down to its JSON (1, 1.0 and True are equal in Python)."""
     first = values[0]
     n = len(values)
-    if values.count(first) != n:
+    # The last value first, compared as ``count`` compares (identity, then ==): most
+    # columns of a page vary (ids, names, sizes, times, hashes) and differ there, which
+    # spares a full ``count`` of each (a third of a millisecond a 500-photo page).
+    last = values[-1]
+    if not (last is first or last == first) or values.count(first) != n:
         return False
     if first is None or type(first) is str:  # only a str equals a str
         return True
@@ -554,12 +558,16 @@ def _encoded(values: Sequence[Any]) -> list[bytes]:
 def _bare_names(names: Sequence[Any], bare: list[Any]) -> list[bytes] | None:
     """The names' JSON without the quotes, when every name is text (cached in ``bare``).
     Split at ``","``: inside a JSON string a quote is escaped, so that sequence is a
-    boundary or (``"\\","``) sits where there are more pieces than names."""
+    boundary or (``\\","``) a piece cut off after a backslash. The count of pieces alone
+    does not tell: an empty name beside the name ``",`` (a quote, a comma) makes as many
+    pieces as names, cut in the wrong places. So a backslash before a ``","`` (an
+    escaped quote, or a name that ends with one) sends every name the slow way."""
     if not bare:
         found = None
         if set(map(type, names)) == {str}:
-            found = _dumps(names)[2:-2].split(b'","')
-            if len(found) != len(names):
+            blob = _dumps(names)[2:-2]
+            found = blob.split(b'","')
+            if len(found) != len(names) or b'\\","' in blob:
                 found = [_dumps(v)[1:-1] for v in names]
         bare.append(found)
     return bare[0]  # type: ignore[no-any-return]
