@@ -30,7 +30,6 @@ from s3env import MotoServer, S3Env, moto_server_binary, s3_env
 _FIXED_PATH_MODULES = ("test_tui_",)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups in the worker
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A passing session leaves no data dirs of its daemons under /tmp (each test process,
     xdist workers included, removes its own); a failing one keeps them for their logs."""
@@ -39,6 +38,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups in the worker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (the README's test command), a module's tests
     stay together in one worker (module-scoped daemons are made once, and tests that follow
