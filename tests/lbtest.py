@@ -102,7 +102,10 @@ class DaemonProcess:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTBOX_")}
-        env.update({"NOTIFY_SOCKET": str(self.notify_path), "PYTHONUNBUFFERED": "1"})
+        # faulthandler: a daemon that crashes in native code leaves its threads' tracebacks
+        # in its log (stderr goes there) instead of vanishing.
+        env.update({"NOTIFY_SOCKET": str(self.notify_path), "PYTHONUNBUFFERED": "1",
+                    "PYTHONFAULTHANDLER": "1"})
         env.update(self.extra_env)
         return env
 
