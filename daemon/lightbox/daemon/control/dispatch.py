@@ -4,14 +4,23 @@ Knows nothing about sockets, so it can be exercised (and fuzzed) without ZeroMQ;
 control server hands it the frames and sends back whatever it returns. Guarantees: every
 request that has an id gets exactly one reply (under ``id: null`` when its id cannot be
 encoded), and no reply ever contains a traceback.
+
+``handle(..., eager=True)`` is for a caller that runs the coroutine's first step itself,
+outside any task (the control server's receive loop): parsing, the permission check and
+validation run in that step, and so does an inline handler (``rpc.INLINE``); before any
+other handler the coroutine gives up its step (a bare ``yield``) so that the handler starts
+in a task of its own, where ``asyncio.current_task()`` and context variables are its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
+import logging
 import time
+import types
 import uuid
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from lightbox.common import logs, protocol
@@ -27,13 +36,20 @@ from lightbox.common.errors import (
 )
 from lightbox.daemon.control.budget import SMALL
 from lightbox.daemon.library import failures
-from lightbox.daemon.rpc import Caller, Context, Handler, load_handlers
+from lightbox.daemon.rpc import INLINE, Caller, Context, Handler, load_handlers
 
 if TYPE_CHECKING:
     from lightbox.daemon.app import Daemon
     from lightbox.daemon.control.budget import Lease
 
 log = logs.get("control")
+
+
+@types.coroutine
+def _to_a_task() -> Generator[None, None, None]:
+    """Give up the current step: under a task, one turn of the loop; for a coroutine being
+    run eagerly, the signal to carry it on in a task (see the module's docstring)."""
+    yield
 
 
 class Dispatcher:
@@ -43,11 +59,14 @@ class Dispatcher:
         max_bytes: int,
         specs: dict[str, MethodSpec] | None = None,
         handlers: dict[str, Handler] | None = None,
+        inline: frozenset[str] | None = None,
     ) -> None:
         self.daemon = daemon
         self.max_bytes = max_bytes
         self.specs = METHODS if specs is None else specs
         self.handlers = load_handlers() if handlers is None else handlers
+        # Handlers that may run in the receive loop's step (they never await).
+        self.inline = frozenset(INLINE) if inline is None else inline
         missing = sorted(set(self.specs) - set(self.handlers))
         orphans = sorted(set(self.handlers) - set(self.specs))
         if missing or orphans:
@@ -60,7 +79,7 @@ class Dispatcher:
 
     async def handle(
         self, frames: list[bytes], permission: Permission, transport: str, peer: str,
-        caller: Caller | None = None, lease: Lease | None = None,
+        caller: Caller | None = None, lease: Lease | None = None, eager: bool = False,
     ) -> list[bytes] | None:
         """Reply frames for one request message, or None when nothing must be sent back.
 
@@ -93,7 +112,7 @@ class Dispatcher:
                 return None
             return [b"[" + b",".join(out) + b"]", *attachments]
         reply = await self._one(calls[0], permission, transport, peer, attachments, caller,
-                                lease)
+                                lease, eager)
         if reply is None:
             return None
         return [reply, *attachments]
@@ -140,6 +159,7 @@ class Dispatcher:
         attachments: list[bytes],
         caller: Caller | None = None,
         lease: Lease | None = None,
+        eager: bool = False,
     ) -> bytes | None:
         if isinstance(call, protocol.BadCall):
             self.errors += 1
@@ -147,7 +167,7 @@ class Dispatcher:
         started = time.perf_counter()
         ctx = Context(self.daemon, permission, transport, peer, attachments, caller, lease)
         try:
-            result = await self._invoke(call, ctx)
+            result = await self._invoke(call, ctx, eager)
         except RpcError as err:
             self.errors += 1
             log.debug("request failed", method=call.method, code=err.code, error=err.message,
@@ -173,12 +193,13 @@ class Dispatcher:
         finally:
             ctx.settle()
         self.served += 1
-        log.debug("request served", method=call.method,
-                  ms=round((time.perf_counter() - started) * 1000, 3), peer=peer)
+        if log.enabled(logging.DEBUG):
+            log.debug("request served", method=call.method,
+                      ms=round((time.perf_counter() - started) * 1000, 3), peer=peer)
         return None if call.notification else self._encode(
             protocol.result_reply(call.id, result), lease)
 
-    async def _invoke(self, call: protocol.Call, ctx: Context) -> Any:
+    async def _invoke(self, call: protocol.Call, ctx: Context, eager: bool = False) -> Any:
         permission = ctx.permission
         spec = self.specs.get(call.method)
         if spec is None:
@@ -194,4 +215,6 @@ class Dispatcher:
                 {"needs": spec.permission.label, "has": permission.label},
             )
         kwargs = spec.validate(call.params)
+        if eager and spec.name not in self.inline:
+            await _to_a_task()
         return await self.handlers[spec.name](ctx, **kwargs)

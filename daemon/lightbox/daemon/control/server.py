@@ -7,10 +7,19 @@ Two transports, each a ROUTER + PUB pair:
 - tcp (only when ``control.tcp`` is set): CURVE-encrypted, and only keys listed in the
   authorized-keys file get in, each with its permission class.
 
-Each request message is served in its own task, so a slow method never holds up a quick
-one; at most ``MAX_IN_FLIGHT`` run at once and beyond that callers get ``busy``. On stop the
+A slow method never holds up a quick one: each request message is started straight from
+the receive loop, and at its first wait (or before any handler that is not inline, see
+``rpc.INLINE``) it carries on in a task of its own. A request that needs no wait at all
+(``hello``, a malformed message, a refused permission) is answered within the loop's own
+step, with no task, no future and no extra turn of the event loop. At most
+``MAX_IN_FLIGHT`` tasks run at once and beyond that callers get ``busy``. On stop the
 server keeps receiving for the drain period but answers ``unavailable``, lets in-flight
 requests finish, then closes.
+
+The loop takes every message that is ready without waiting (``NOBLOCK`` on the socket
+itself; pyzmq's asyncio wrapper costs a future, its callbacks and often an extra wakeup per
+call), and awaits only when none is left, or after ``DRAIN_MAX`` messages in a row, when it
+lets the other tasks run (their replies, the slow methods) before it takes more.
 """
 
 from __future__ import annotations
@@ -21,7 +30,8 @@ import errno
 import os
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Coroutine, Generator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -47,6 +57,8 @@ MAX_IN_FLIGHT = 512
 SEND_TIMEOUT = 5.0
 DECLARED_MAX = 4096
 RCVHWM = 128
+DRAIN_MAX = 64  # messages taken in a row before the receive loop lets other tasks run
+_NOBLOCK = int(zmq.NOBLOCK)  # a plain int: pyzmq's flag enum costs an Enum operation a call
 
 
 def hard_ceiling(max_message_bytes: int) -> int:
@@ -63,6 +75,11 @@ class Endpoint:
     control: str
     events: str
     task: asyncio.Task[None] | None = None
+    # The same ROUTER without the asyncio wrapper, for receiving and sending without waiting.
+    raw: zmq.Socket[bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.raw = zmq.Socket.shadow(self.router.underlying)
 
 
 class BindError(Exception):
@@ -238,9 +255,21 @@ class ControlServer:
     async def _serve(self, ep: Endpoint) -> None:
         tcp = ep.transport == "tcp"
         limit = self.dispatcher.max_bytes
+        raw = ep.raw
+        taken = 0
         while True:
             try:
-                msg = await ep.router.recv_multipart(copy=False)
+                if taken >= DRAIN_MAX:
+                    taken = 0
+                    await asyncio.sleep(0)
+                try:
+                    msg = raw.recv_multipart(_NOBLOCK, copy=False)
+                    taken += 1
+                except zmq.Again:
+                    # Nothing ready: wait through pyzmq, which watches the socket's edge-
+                    # triggered descriptor correctly (it checks the socket's events first).
+                    taken = 0
+                    msg = await ep.router.recv_multipart(copy=False)
             except zmq.ZMQError as exc:
                 log.warning("receive failed", transport=ep.transport, error=str(exc))
                 await asyncio.sleep(0.05)
@@ -290,9 +319,22 @@ class ControlServer:
             reply = [protocol.dumps(protocol.error_reply(rid, err))]
             self._send_now(ep, envelope + reply)
             return
-        task = asyncio.get_running_loop().create_task(
-            self._answer(ep, envelope, body, permission, peer, caller)
-        )
+        self._start(self._answer(ep, envelope, body, permission, peer, caller))
+
+    def _start(self, coro: Coroutine[Any, None, None]) -> None:
+        """Run ``coro``'s first step here, and only if it has to wait, the rest in a task.
+
+        ``_answer`` catches every failure of the request itself; anything that still comes
+        out of the step is a bug of the server, logged, and the loop goes on.
+        """
+        try:
+            step = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            log.exception("request could not be started")
+            return
+        task = asyncio.get_running_loop().create_task(_carry_on(coro, step))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
@@ -303,7 +345,7 @@ class ControlServer:
         lease = self.budget.lease(caller.identity)
         try:
             reply = await self.dispatcher.handle(body, permission, ep.transport, peer, caller,
-                                                 lease)
+                                                 lease, eager=True)
         except asyncio.CancelledError:
             lease.release()
             raise
@@ -327,10 +369,20 @@ class ControlServer:
                     lease.release()
                 else:
                     self.budget.track(tracker, lease)
+            elif asyncio.current_task() is ep.task:
+                # Still in the receive loop's step: send on the socket itself. Should the
+                # descriptor's edge be consumed by it, nothing is lost, since the loop
+                # tries to receive again before it waits through pyzmq.
+                try:
+                    ep.raw.send_multipart(envelope + reply, _NOBLOCK)
+                except zmq.Again:
+                    await asyncio.wait_for(ep.router.send_multipart(envelope + reply),
+                                           SEND_TIMEOUT)
             else:
-                # pyzmq sends at once when the socket can take the message and hands back
-                # a finished future: wait_for would still add a timer, a waiter and a turn
-                # of the loop to every reply (a tenth of a hello's cost).
+                # In a task, while the loop may be waiting: through pyzmq, which then
+                # checks whether a message arrived meanwhile. It sends at once when the
+                # socket can take the message and hands back a finished future: wait_for
+                # would still add a timer, a waiter and a turn of the loop to every reply.
                 sent: Any = ep.router.send_multipart(envelope + reply)  # a Future
                 if isinstance(sent, asyncio.Future) and sent.done():
                     sent.result()
@@ -345,10 +397,43 @@ class ControlServer:
             log.warning("reply dropped: client not reading", peer=peer)
 
     def _send_now(self, ep: Endpoint, frames: list[bytes]) -> None:
+        """Send from the receive loop (which tries to receive again before it waits)."""
         try:
-            ep.router.send_multipart(frames, flags=zmq.NOBLOCK)
+            ep.raw.send_multipart(frames, _NOBLOCK)
         except zmq.ZMQError:
             pass
+
+
+class _Started:
+    """Awaiting it carries on a coroutine whose first step ran outside any task, from the
+    value that step yielded, exactly as a task would have: what the task sends or throws
+    in (a cancellation) goes on to the coroutine."""
+
+    __slots__ = ("coro", "step")
+
+    def __init__(self, coro: Coroutine[Any, None, None], step: Any) -> None:
+        self.coro = coro
+        self.step = step
+
+    def __await__(self) -> Generator[Any, None, None]:
+        coro, step = self.coro, self.step
+        while True:
+            try:
+                yield step
+            except BaseException as exc:  # the task's cancellation, handed on
+                try:
+                    step = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    step = coro.send(None)
+                except StopIteration:
+                    return
+
+
+async def _carry_on(coro: Coroutine[Any, None, None], step: Any) -> None:
+    await _Started(coro, step)
 
 
 def _peer_address(frame: zmq.Frame) -> str | None:

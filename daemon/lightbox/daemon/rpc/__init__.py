@@ -5,6 +5,12 @@ A handler is ``async def handler(ctx: Context, **params) -> result`` registered 
 ``lightbox.common.api`` (defaults filled in), and the caller's permission was checked
 before it runs. To fail, raise one of ``lightbox.common.errors``; any other exception
 becomes an "internal error" reply and a traceback in the daemon's log, never in the reply.
+
+``@method(name, inline=True)`` marks a handler that only reads the daemon's memory and
+returns without awaiting anything (``hello``): the control server runs it straight from its
+receive loop, without a task of its own. Every other handler starts in its own task, so it
+may use ``asyncio.current_task()`` and context variables (the catalog's gate does), and a
+slow one never holds up the rest.
 """
 
 from __future__ import annotations
@@ -25,17 +31,20 @@ Handler = Callable[..., Awaitable[Any]]
 H = TypeVar("H", bound=Handler)
 
 HANDLERS: dict[str, Handler] = {}
+INLINE: set[str] = set()  # methods whose handlers return without awaiting (see above)
 
 # Every module that registers handlers; the dispatcher imports them all at start.
 AREAS = ("system", "events", "roots", "library", "jobs", "folders", "photos", "database",
          "trash", "backups", "imports", "sources", "settings")  # trash: photos.trash
 
 
-def method(name: str) -> Callable[[H], H]:
+def method(name: str, inline: bool = False) -> Callable[[H], H]:
     def register(fn: H) -> H:
         if name in HANDLERS and HANDLERS[name] is not fn:
             raise RuntimeError(f"two handlers for {name}")
         HANDLERS[name] = fn
+        if inline:
+            INLINE.add(name)
         return fn
 
     return register

@@ -7,7 +7,7 @@ from typing import Any
 from lightbox.daemon.rpc import Context, method
 
 
-@method("events.since")
+@method("events.since", inline=True)
 async def since(
     ctx: Context, seq: int, boot: str | None, topics: list[str] | None, limit: int
 ) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from lightbox.daemon.rpc import Context, method
 log = logs.get("control")
 
 
-@method("hello")
+@method("hello", inline=True)
 async def hello(ctx: Context, client: str | None, protocol: int | None) -> dict[str, Any]:
     d = ctx.daemon
     if client:
@@ -111,7 +111,7 @@ def redact_for_remote_reader(status: dict[str, Any]) -> dict[str, Any]:
     return scrubbed
 
 
-@method("system.methods")
+@method("system.methods", inline=True)
 async def methods(ctx: Context) -> dict[str, Any]:
     return {
         "methods": [
