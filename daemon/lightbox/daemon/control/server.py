@@ -107,6 +107,8 @@ class ControlServer:
         self._auth: Authenticator | None = None
         self._keys: AuthorizedKeys | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        # The endpoint whose receive loop is running a request's first step right now.
+        self._stepping: Endpoint | None = None
         self._draining = False
         self.peers_seen: set[bytes] = set()
         # What each connection said it is in ``hello`` (for the audit log: "declared").
@@ -319,14 +321,15 @@ class ControlServer:
             reply = [protocol.dumps(protocol.error_reply(rid, err))]
             self._send_now(ep, envelope + reply)
             return
-        self._start(self._answer(ep, envelope, body, permission, peer, caller))
+        self._start(ep, self._answer(ep, envelope, body, permission, peer, caller))
 
-    def _start(self, coro: Coroutine[Any, None, None]) -> None:
+    def _start(self, ep: Endpoint, coro: Coroutine[Any, None, None]) -> None:
         """Run ``coro``'s first step here, and only if it has to wait, the rest in a task.
 
         ``_answer`` catches every failure of the request itself; anything that still comes
         out of the step is a bug of the server, logged, and the loop goes on.
         """
+        self._stepping = ep
         try:
             step = coro.send(None)
         except StopIteration:
@@ -334,6 +337,8 @@ class ControlServer:
         except Exception:
             log.exception("request could not be started")
             return
+        finally:
+            self._stepping = None
         task = asyncio.get_running_loop().create_task(_carry_on(coro, step))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
@@ -369,7 +374,7 @@ class ControlServer:
                     lease.release()
                 else:
                     self.budget.track(tracker, lease)
-            elif asyncio.current_task() is ep.task:
+            elif self._stepping is ep:
                 # Still in the receive loop's step: send on the socket itself. Should the
                 # descriptor's edge be consumed by it, nothing is lost, since the loop
                 # tries to receive again before it waits through pyzmq.
