@@ -8,6 +8,11 @@ Target (issue 2): lightbox p50 within 2x of the bare echo. Also reported: each s
 time (user + sys, from ``/proc/PID/stat``) per request, which is less noisy than latency on a
 shared machine and is what grows the ratio under load.
 
+``--floor`` adds a third server, the floor of a ``hello``: the echo's work plus what the
+protocol itself needs, ``protocol.parse_message`` of the request and ``protocol.dumps`` of a
+hello-sized reply, in lightbox's receive loop (every ready message taken with ``NOBLOCK``,
+one await when none is left, the reply sent on the socket itself).
+
     .venv/bin/python benchmarks/control_roundtrip.py [--requests 5000] [--rounds 3]
 """
 
@@ -17,12 +22,14 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -36,6 +43,31 @@ async def main(addr):
     while True:
         frames = await s.recv_multipart()
         await s.send_multipart(frames)
+asyncio.run(main(sys.argv[1]))
+"""
+
+FLOOR_SERVER = r"""
+import asyncio, sys, zmq, zmq.asyncio
+from lightbox.common import protocol
+REPLY = {"protocol": 1, "daemon": "lightboxd", "version": "0.0.0",
+         "features": ["events.since", "batch", "frames"], "boot": "0123456789abcdef",
+         "seq": 12, "events": "ipc:///tmp/x/run/events.sock", "permission": "admin",
+         "max_message_bytes": 16777216}
+async def main(addr):
+    ctx = zmq.asyncio.Context()
+    s = ctx.socket(zmq.ROUTER)
+    s.bind(addr)
+    raw = zmq.Socket.shadow(s.underlying)
+    nb = int(zmq.NOBLOCK)
+    print("ready", flush=True)
+    while True:
+        try:
+            ident, body = raw.recv_multipart(nb)
+        except zmq.Again:
+            ident, body = await s.recv_multipart()
+        calls, _ = protocol.parse_message(body, 16 << 20)
+        reply = protocol.dumps(protocol.result_reply(calls[0].id, dict(REPLY)))
+        raw.send_multipart([ident, reply], nb)
 asyncio.run(main(sys.argv[1]))
 """
 
@@ -91,9 +123,10 @@ def drive(addr: str, clients: int, requests: int, pid: int) -> dict[str, float]:
     }
 
 
-def start_echo(tmp: Path) -> tuple[subprocess.Popen[str], str]:
-    addr = f"ipc://{tmp}/echo.sock"
-    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, addr], stdout=subprocess.PIPE,
+def start_echo(tmp: Path, code: str = ECHO_SERVER,
+               name: str = "echo") -> tuple[subprocess.Popen[str], str]:
+    addr = f"ipc://{tmp}/{name}.sock"
+    proc = subprocess.Popen([sys.executable, "-c", code, addr], stdout=subprocess.PIPE,
                             text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
@@ -128,24 +161,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--requests", type=int, default=5000, help="per measurement")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians kept")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure the floor: echo + the protocol's parse and encode")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lbb-", dir="/tmp"))
-    echo, echo_addr = start_echo(tmp)
-    lb, lb_addr = start_lightbox(tmp)
-    results: dict[str, dict[int, list[dict[str, float]]]] = {"echo": {}, "lightbox": {}}
+    servers: dict[str, tuple[subprocess.Popen[Any], str]] = {"echo": start_echo(tmp)}
+    if args.floor:
+        servers["floor"] = start_echo(tmp, FLOOR_SERVER, "floor")
+    servers["lightbox"] = start_lightbox(tmp)
+    names = list(servers)
+    results: dict[str, dict[int, list[dict[str, float]]]] = {name: {} for name in names}
     try:
         for _ in range(args.rounds):
             for clients in (1, 8):
-                for name, addr, pid in (("echo", echo_addr, echo.pid),
-                                        ("lightbox", lb_addr, lb.pid)):
+                for name, (proc, addr) in servers.items():
                     results[name].setdefault(clients, []).append(
-                        drive(addr, clients, args.requests, pid))
+                        drive(addr, clients, args.requests, proc.pid))
     finally:
-        echo.terminate()
-        lb.terminate()
-        echo.wait()
-        lb.wait()
+        for proc, _ in servers.values():
+            proc.terminate()
+        for proc, _ in servers.values():
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def med(name: str, clients: int, key: str) -> float:
         return statistics.median(r[key] for r in results[name][clients])
@@ -156,7 +194,7 @@ def main() -> None:
     print("| clients | server | p50 ms | p99 ms | req/s | server CPU us/req |")
     print("|---|---|---|---|---|---|")
     for clients in (1, 8):
-        for name in ("echo", "lightbox"):
+        for name in names:
             row = {k: med(name, clients, k) for k in ("p50_ms", "p99_ms", "rps", "cpu_us")}
             summary[f"{name}/{clients}"] = row
             print(f"| {clients} | {name} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | "
@@ -169,6 +207,14 @@ def main() -> None:
         print(f"| {clients} | {lb_['p50_ms'] / e['p50_ms']:.2f} | "
               f"{lb_['p99_ms'] / e['p99_ms']:.2f} | {lb_['rps'] / e['rps']:.2f} | "
               f"{lb_['cpu_us'] / e['cpu_us']:.2f} |")
+    if args.floor:
+        print()
+        print("| clients | p50 lightbox / floor | CPU lightbox / floor |")
+        print("|---|---|---|")
+        for clients in (1, 8):
+            f, lb_ = summary[f"floor/{clients}"], summary[f"lightbox/{clients}"]
+            print(f"| {clients} | {lb_['p50_ms'] / f['p50_ms']:.2f} | "
+                  f"{lb_['cpu_us'] / f['cpu_us']:.2f} |")
     if args.json:
         print(json.dumps(summary))
 
