@@ -46,7 +46,7 @@ log = logs.get("control")
 
 
 @types.coroutine
-def _to_a_task() -> Generator[None, None, None]:
+def to_a_task() -> Generator[None, None, None]:
     """Give up the current step: under a task, one turn of the loop; for a coroutine being
     run eagerly, the signal to carry it on in a task (see the module's docstring)."""
     yield
@@ -216,5 +216,5 @@ class Dispatcher:
             )
         kwargs = spec.validate(call.params)
         if eager and spec.name not in self.inline:
-            await _to_a_task()
+            await to_a_task()
         return await self.handlers[spec.name](ctx, **kwargs)

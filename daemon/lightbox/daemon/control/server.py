@@ -44,7 +44,7 @@ from lightbox.common.config import Config
 from lightbox.common.errors import Busy, InternalError, InvalidRequest, Unavailable
 from lightbox.daemon.control.auth import Authenticator, AuthorizedKeys, make_curve_server
 from lightbox.daemon.control.budget import ReplyBudget
-from lightbox.daemon.control.dispatch import Dispatcher
+from lightbox.daemon.control.dispatch import Dispatcher, to_a_task
 from lightbox.daemon.control.events import EventBus
 from lightbox.daemon.rpc import Caller
 
@@ -366,6 +366,10 @@ class ControlServer:
             lease.release()
             return
         try:
+            if lease.held and self._stepping is ep:
+                # A tracked send waits (wait_for), and from Python 3.12 wait_for needs a
+                # task (asyncio.timeout): carry on in one first.
+                await to_a_task()
             if lease.held:
                 tracker = await asyncio.wait_for(
                     ep.router.send_multipart(envelope + reply, copy=False, track=True),
@@ -381,6 +385,7 @@ class ControlServer:
                 try:
                     ep.raw.send_multipart(envelope + reply, _NOBLOCK)
                 except zmq.Again:
+                    await to_a_task()  # as above: wait_for needs a task
                     await asyncio.wait_for(ep.router.send_multipart(envelope + reply),
                                            SEND_TIMEOUT)
             else:
