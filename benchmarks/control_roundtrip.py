@@ -157,6 +157,17 @@ def start_lightbox(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, addr
 
 
+def ratios(summary: dict[str, dict[str, float]], base: str, keys: tuple[str, ...],
+           header: str) -> None:
+    """A table of lightbox's figures divided by ``base``'s, for 1 and 8 clients."""
+    print()
+    print(header)
+    print("|" + "---|" * (len(keys) + 1))
+    for clients in (1, 8):
+        b, lb_ = summary[f"{base}/{clients}"], summary[f"lightbox/{clients}"]
+        print(f"| {clients} | " + " | ".join(f"{lb_[k] / b[k]:.2f}" for k in keys) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--requests", type=int, default=5000, help="per measurement")
@@ -200,21 +211,11 @@ def main() -> None:
             print(f"| {clients} | {name} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | "
                   f"{row['rps']:.0f} | {row['cpu_us']:.0f} |")
     print()
-    print("| clients | p50 ratio (lightbox/echo) | p99 ratio | req/s ratio | CPU ratio |")
-    print("|---|---|---|---|---|")
-    for clients in (1, 8):
-        e, lb_ = summary[f"echo/{clients}"], summary[f"lightbox/{clients}"]
-        print(f"| {clients} | {lb_['p50_ms'] / e['p50_ms']:.2f} | "
-              f"{lb_['p99_ms'] / e['p99_ms']:.2f} | {lb_['rps'] / e['rps']:.2f} | "
-              f"{lb_['cpu_us'] / e['cpu_us']:.2f} |")
+    ratios(summary, "echo", ("p50_ms", "p99_ms", "rps", "cpu_us"),
+           "| clients | p50 ratio (lightbox/echo) | p99 ratio | req/s ratio | CPU ratio |")
     if args.floor:
-        print()
-        print("| clients | p50 lightbox / floor | CPU lightbox / floor |")
-        print("|---|---|---|")
-        for clients in (1, 8):
-            f, lb_ = summary[f"floor/{clients}"], summary[f"lightbox/{clients}"]
-            print(f"| {clients} | {lb_['p50_ms'] / f['p50_ms']:.2f} | "
-                  f"{lb_['cpu_us'] / f['cpu_us']:.2f} |")
+        ratios(summary, "floor", ("p50_ms", "cpu_us"),
+               "| clients | p50 lightbox / floor | CPU lightbox / floor |")
     if args.json:
         print(json.dumps(summary))
 
