@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -66,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     logs.setup(cfg["log.level"], cfg["log.format"])
     log = logs.get("daemon")
+    # `kill -USR2` writes every thread's stack to stderr (the journal), from a C-level handler
+    # that runs even while the event loop is stuck: the one way to see where a daemon that
+    # is alive but answering nothing is waiting, without a debugger on a NAS.
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     try:
         for fixed in cfg.paths.ensure():
             log.warning("closed to other users", what=fixed)

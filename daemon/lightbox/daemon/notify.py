@@ -46,7 +46,9 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._sock.sendto("\n".join(fields).encode(), self._address)
+            # MSG_DONTWAIT: a receiver that stops reading (its queue holds ten datagrams)
+            # must cost a warning, never a blocked event loop.
+            self._sock.sendto("\n".join(fields).encode(), socket.MSG_DONTWAIT, self._address)
         except OSError as exc:
             # systemd going away must not take the daemon with it.
             log.warning("sd_notify failed", error=str(exc))
