@@ -231,3 +231,45 @@ def test_notify_socket_abstract_namespace() -> None:
         assert b"READY=1" in s.recv(1024)
     finally:
         s.close()
+
+
+def test_a_notify_socket_nobody_reads_never_blocks() -> None:
+    """A receiver whose queue is full (ten datagrams, net.unix.max_dgram_qlen): each further
+    send is a warning, never a wait (the watchdog pings run on the event loop)."""
+    from lightbox.daemon.notify import Notifier
+
+    path = short_tmpdir("lbnq") / "notify"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(str(path))
+    try:
+        n = Notifier({"NOTIFY_SOCKET": str(path)})
+        done = []
+
+        def flood() -> None:
+            for _ in range(200):
+                n.status("busy")
+            done.append(True)
+
+        import threading
+
+        t = threading.Thread(target=flood, daemon=True)
+        t.start()
+        t.join(10)
+        assert done, "sd_notify blocked on a receiver that does not read"
+        assert b"STATUS=busy" in s.recv(1024)
+    finally:
+        s.close()
+
+
+def test_sigusr2_dumps_every_threads_stack_and_goes_on(daemon: DaemonProcess) -> None:
+    """``kill -USR2``: where each thread is, in the log, written by a C-level handler (so it
+    works while the event loop is stuck); the daemon goes on answering."""
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while "most recent call first" not in daemon.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = daemon.log()
+    assert "most recent call first" in log and 'File "' in log, log[-2000:]
+    assert "Current thread" in log or "Thread 0x" in log
+    assert daemon.call("hello", {})["version"]

@@ -8,10 +8,11 @@ batch of whole folders, together with the folders' counts and listing digests:
   (size, mtime_ns, inode; every file with ``full``), photos found again (missing before,
   unchanged now), and rows whose files were not found (only when the listing is complete,
   and never for a name that was seen but could not be stat'ed, nor one already moved);
-- ``move_sources`` / ``plan_moves``: a new name whose inode the catalog knows under a path
-  that no longer exists is that photo, moved: it keeps its id. Which old paths exist is the
-  one question for the file system, asked by the caller in between (``move_sources`` lists
-  them, ``plan_moves`` takes the answer).
+- ``move_sources`` / ``movable`` / ``plan_moves``: a new name whose inode the catalog knows
+  under a path that no longer exists is that photo, moved: it keeps its id. Which old paths
+  exist is the one question for the file system, asked by the caller in between
+  (``move_sources`` lists them, ``movable`` takes the answer); the pass's own listings answer
+  it for the folders they covered.
 """
 
 from __future__ import annotations
@@ -92,40 +93,61 @@ def _old_path(root: str, row: Any, folder_rel: Mapping[int, str]) -> str | None:
 
 
 def move_sources(root: str, plans: Iterable[FolderPlan], candidates: Mapping[int, list[Any]],
-                 folder_rel: Mapping[int, str]) -> list[str]:
-    """The old paths whose existence decides whether a new name is a move."""
-    out = []
-    for plan in plans:
-        for e in plan.new:
-            for row in candidates.get(e.inode, []):
-                old = _old_path(root, row, folder_rel)
-                if old is not None and row.size == e.size:
-                    out.append(old)
+                 folder_rel: Mapping[int, str], listed: set[str]) -> list[str]:
+    """The old paths whose existence decides whether a new name is a move: each candidate's
+    once, not once per new name and candidate (40,000 hard links to one photo made 1.6e9 of
+    them, minutes on the event loop), and none in a folder this pass has listed completely:
+    there the listing has answered already (``movable``). A row of another size than every
+    new name with its inode cannot be one of them."""
+    wanted = {(e.inode, e.size) for p in plans for e in p.new}
+    out: set[str] = set()
+    for rows in candidates.values():
+        for row in rows:
+            rel = folder_rel.get(row.folder_id)
+            if rel is not None and rel not in listed and (row.inode, row.size) in wanted:
+                out.add(paths.join(root, rel, row.name))
+    return sorted(out)
+
+
+def movable(root: str, candidates: Mapping[int, list[Any]], folder_rel: Mapping[int, str],
+            listed: set[str], gone: set[int], present: set[str]) -> dict[int, list[Any]]:
+    """Per inode, the candidate rows whose old path is gone, the only rows a new name can be
+    (the others are hard links or copies, still there). In a folder listed completely in this
+    pass a row is gone when the listing did not have its name (``gone``: the pass's vanished
+    rows); elsewhere when its path is not ``present`` (``move_sources``, asked of the file
+    system)."""
+    out: dict[int, list[Any]] = {}
+    for inode, rows in candidates.items():
+        keep = []
+        for row in rows:
+            rel = folder_rel.get(row.folder_id)
+            if rel is None:
+                continue
+            if (row.id not in gone) if rel in listed else (paths.join(root, rel, row.name)
+                                                          in present):
+                continue
+            keep.append(row)
+        if keep:
+            out[inode] = keep
     return out
 
 
-def plan_moves(root: str, plans: Iterable[FolderPlan], candidates: Mapping[int, list[Any]],
-               folder_rel: Mapping[int, str], moved: set[int], present: set[str]
+def plan_moves(plans: Iterable[FolderPlan], movable: Mapping[int, list[Any]], moved: set[int]
                ) -> tuple[list[Move], list[tuple[int, FileEntry]]]:
-    """(moves, inserts) for the new names of ``plans``: a row with the same inode and size,
-    not moved yet in this pass, whose old path is not ``present`` any more, moves; a name
-    that matches none is inserted. A row whose old path still exists is a hard link or a
-    copy: the new name is a second photo."""
+    """(moves, inserts) for the new names of ``plans``: a ``movable`` row with the same inode
+    and size, not moved yet in this pass, moves; a name that matches none is inserted (a
+    hard link or a copy of a photo still there is a second photo). Linear in names plus
+    movable rows."""
     moves: list[Move] = []
     inserts: list[tuple[int, FileEntry]] = []
     claimed = set(moved)
     for plan in plans:
-        here = paths.join(root, plan.rel)
         for e in plan.new:
             match = None
-            for row in candidates.get(e.inode, []):
-                if row.id in claimed or row.size != e.size:
-                    continue
-                old = _old_path(root, row, folder_rel)
-                if old is None or old == paths.join(here, e.name) or old in present:
-                    continue
-                match = row
-                break
+            for row in movable.get(e.inode, ()):
+                if row.id not in claimed and row.size == e.size:
+                    match = row
+                    break
             if match is None:
                 inserts.append((plan.folder_id, e))
             else:

@@ -307,7 +307,7 @@ class Scanner:
                     queue.append(child)
         listings = kept
         wrote = await self._apply(source, listings, full, report, vanished, moved_ids,
-                                  deferred, unchanged_ids)
+                                  deferred, unchanged_ids, listed)
         report.folders += len(listings)
         if progress:
             progress(report)
@@ -323,7 +323,8 @@ class Scanner:
 
     async def _apply(self, source: Source, listings: list[Listing], full: bool,
                      report: ScanReport, vanished: list[Any], moved_ids: set[int],
-                     deferred: dict[int, str], unchanged_ids: list[int]) -> bool:
+                     deferred: dict[int, str], unchanged_ids: list[int],
+                     listed: set[str]) -> bool:
         """One batch of listings: read the rows, plan (``plan``, pure), have the writer
         apply it, with counts and digests, in one transaction. True when it wrote (or
         could have written) anything.
@@ -361,7 +362,8 @@ class Scanner:
             moves: list[plan.Move] = []
             inserts: list[tuple[int, FileEntry]] = []
             if any(p.new for p in plans):
-                moves, inserts = await self._moves(conn, source, plans, moved_ids)
+                moves, inserts = await self._moves(conn, source, plans, moved_ids, listed,
+                                                   vanished)
             counts = await self.writer.apply_plans(conn, source, plans, moves, inserts, touched)
             for key, n in counts.items():
                 setattr(report, key, getattr(report, key) + n)
@@ -394,7 +396,8 @@ class Scanner:
         return existing
 
     async def _moves(self, conn: Any, source: Source, plans: list[plan.FolderPlan],
-                     moved_ids: set[int]) -> tuple[list[plan.Move], list[tuple[int, FileEntry]]]:
+                     moved_ids: set[int], listed: set[str], vanished: list[Any]
+                     ) -> tuple[list[plan.Move], list[tuple[int, FileEntry]]]:
         """Which new names are photos the catalog knows, moved (``plan.plan_moves``)."""
         inodes = sorted({e.inode for p in plans for e in p.new})
         candidates: dict[int, list[Any]] = {}
@@ -404,12 +407,15 @@ class Scanner:
                     P.c.status, P.c.sha256, P.c.error).where(
                     P.c.source_id == source.id, P.c.inode.in_(inodes[start:start + 500]))):
                 candidates.setdefault(row.inode, []).append(row)
+        if not candidates:
+            return [], [(p.folder_id, e) for p in plans for e in p.new]
         folder_rel = {info.id: rel for rel, info in (await self.writer.folder_map(source)).items()}
-        olds = plan.move_sources(source.path, plans, candidates, folder_rel)
+        olds = plan.move_sources(source.path, plans, candidates, folder_rel, listed)
         present = await asyncio.to_thread(
             lambda: {p for p in olds if os.path.lexists(p)}) if olds else set()
-        moves, inserts = plan.plan_moves(source.path, plans, candidates, folder_rel,
-                                         moved_ids, present)
+        gone = {r.id for r in vanished} | {r.id for p in plans for r in p.gone}
+        movable = plan.movable(source.path, candidates, folder_rel, listed, gone, present)
+        moves, inserts = plan.plan_moves(plans, movable, moved_ids)
         moved_ids.update(m.row.id for m in moves)
         return moves, inserts
 
