@@ -529,11 +529,12 @@ async def test_mysql_few_folders_and_rare_names_are_read_by_id_and_answer_the_sa
 @pytest.mark.mysql
 async def test_mysql_prepares_and_measures_every_word_in_one_statement_each(
         mysql_scratch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """MariaDB: the trigram counts and every word's camera and lens values are one
-    statement, and the words' measures one more, whatever the number of words (each
+    """MariaDB: the trigram counts are one statement that reads no row (an ``EXPLAIN``:
+    the server's index dives), and the words' measures, their camera and lens values and
+    the folders of the words found in paths one more, whatever the number of words (each
     statement costs the daemon a few ms of CPU on this engine, issue 13): a search of two
-    words by name is six statements (prepare, measure, the folders by id, the streams, the
-    page's rows with their folders' paths) where it was nine; the photos are those the LIKE
+    words by name is four statements (counts, measure, the streams, the page's rows with
+    their folders' paths) where it was nine, then five; the photos are those the LIKE
     conditions alone give (the index switched off), and a word's values are those
     ``values_containing`` finds alone."""
     from catalog_fixtures import standard
@@ -554,7 +555,7 @@ async def test_mysql_prepares_and_measures_every_word_in_one_statement_each(
     async def off(conn: Any) -> bool:
         return False
 
-    words = {"2008 trip": 5, "canon": 4, "nikon jpg": 5, "day2": 5}
+    words = {"2008 trip": 4, "canon": 4, "nikon jpg": 4, "day2": 4}
     try:
         with monkeypatch.context() as m:
             m.setattr(textindex, "available", off)
@@ -566,10 +567,12 @@ async def test_mysql_prepares_and_measures_every_word_in_one_statement_each(
             seen.clear()
             assert await page(w) == want[w], w
             assert len(seen) <= statements, (w, len(seen), seen)
-            assert sum("GROUP BY make" in s for s in seen) == 1, (w, seen)
+            assert sum("GROUP BY photos.make" in s for s in seen) == 1, (w, seen)
         async with b.engine.connect() as conn:
             got = await textindex.prepare(conn, [
                 textindex.Word(t, textindex.PHOTO_COLUMNS, True) for t in ("canon", "nik")])
+            assert all(w.photo_counts and w.folder_counts for w in got)
+            await textindex.measure_all(conn, got)
             for w in got:
                 assert w.values == await textindex.values_containing(conn, w), w.text
                 assert w.photo_counts and w.folder_counts is not None
@@ -596,4 +599,89 @@ async def test_mysql_prepares_and_measures_every_word_in_one_statement_each(
                 assert orjson.loads(enc["photos"].json) == doc["photos"]
     finally:
         sa.event.remove(b.engine.sync_engine, "before_cursor_execute", listener)
+        await b.close()
+
+
+@pytest.mark.mysql
+async def test_mysql_counts_are_index_dives_and_a_cut_folder_measure_answers_the_same(
+        mysql_scratch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MariaDB: a search's trigram counts are the server's index dives (an ``EXPLAIN``
+    that reads no row: each list of a few pages counted exactly, an empty one as 1, which
+    InnoDB reports for nothing), not capped ``count(*)``s of each list. With several words
+    in paths each word's folders' photos are summed over FOLDER_CAP folders at most; cut
+    there, the word counts as common, a plan by candidates (date order) sums all of them,
+    and every page is still the one the LIKE conditions alone give (the index switched
+    off). The folders of all the words found in paths come with the measures: no separate
+    statement for them."""
+    from catalog_fixtures import standard
+
+    from lightbox.daemon.catalog import queries
+
+    b, _ = await standard(mysql_scratch_url)
+    seen: list[str] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    async def pages(text: str, sort: str) -> list[str]:
+        out: list[str] = []
+        cursor = None
+        async with b.engine.connect() as conn:
+            while True:
+                doc = await queries.search(conn, text=text, sort=sort, limit=2,
+                                           cursor=cursor, status="any")
+                out += [p["name"] for p in doc["photos"]]
+                cursor = doc["next_cursor"]
+                if cursor is None:
+                    return out
+
+    async def off(conn: Any) -> bool:
+        return False
+
+    texts = ["2008 trip", "trip 2008", "trip day", "2008 canon", "trip jpg", "trip"]
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(textindex, "available", off)
+            want = {(t, s): await pages(t, s) for t in texts for s in ("name", "taken")}
+        assert want[("2008 trip", "name")] and want[("trip day", "name")]
+        async with b.engine.connect() as conn:
+            words = [textindex.Word(t, textindex.PHOTO_COLUMNS, True)
+                     for t in ("trip", "2008", "zzzq", "jpg")]
+            sa.event.listen(b.engine.sync_engine, "before_cursor_execute", listener)
+            got = await textindex.prepare(conn, words)
+            sa.event.remove(b.engine.sync_engine, "before_cursor_execute", listener)
+            seen[:] = [x for x in seen if "information_schema" not in x]  # available()
+            assert len(seen) == 1 and seen[0].startswith("EXPLAIN "), seen
+            for w in got:
+                for table, counts in (("photos_grams", w.photo_counts),
+                                      ("folders_grams", w.folder_counts)):
+                    assert counts is not None
+                    for g, n in zip(w.grams, counts, strict=True):
+                        exact = int(await conn.scalar(sa.text(
+                            f"SELECT count(*) FROM {table} WHERE gram = unhex(:g)"),
+                            {"g": g}) or 0)
+                        assert n == max(exact, 1), (w.text, table, g, n, exact)
+            # Every folder of "trip" counted: its photos, exactly as the folders hold them.
+            await textindex.measure_all(conn, got[:1])
+            assert not got[0].folders_capped
+            exact_trip = await textindex.folder_photos(conn, [got[0]])
+            assert got[0].folder_photos <= exact_trip  # the exact set's, by the LIKE
+        monkeypatch.setattr(textindex, "FOLDER_CAP", 1)
+        async with b.engine.connect() as conn:
+            words = await textindex.prepare(conn, [
+                textindex.Word(t, textindex.PHOTO_COLUMNS, True) for t in ("trip", "2008")])
+            await textindex.measure_all(conn, words)
+            assert all(w.folders_capped and w.folder_photos > textindex.DENSE
+                       for w in words)
+            assert words[0].folder_set is not None
+            assert words[0].folder_set[0] == frozenset({"trip", "2008"})
+            assert await textindex.mysql_folder_set(conn, words) == \
+                words[0].folder_set[1:]
+            await textindex.estimate(conn, words[0])  # a plan by candidates: the sum
+            assert not words[0].folders_capped
+            assert words[0].folder_photos == await textindex.folder_photos(
+                conn, [words[0]])
+        for (t, s), expected in want.items():
+            assert await pages(t, s) == expected, (t, s)
+    finally:
         await b.close()

@@ -44,11 +44,13 @@ walked), so a month's page is one table read from ``ix_photos_folder_cover`` and
 not a join copied into a temporary table (its ranges planned from the index's statistics,
 not one index dive per folder: ``sorted_folder_stream``); a rare word's name candidates
 come by id from ``measure`` as on PostgreSQL. Each statement costs a MariaDB search a round trip and
-some of the daemon's CPU, so there a search's trigram counts and every word's camera and
-lens values are one statement (``_mysql_prepare``), its words' measures one more
+some of the daemon's CPU, so there a search's trigram counts are one statement
+(``_mysql_prepare``: an ``EXPLAIN``, the server's index dives, which read no row: the counts
+only choose which lists a lookup reads), and its words' measures, their camera and lens
+values and the folders whose paths hold every word found in paths one more
 (``measure_all``), and the page's rows come with their folders' paths
-(``queries.merged_page``): a word of a place or a month is five statements, not seven, an
-event's two words five, not nine. On SQLite a folder stream's folders are those of the FTS5
+(``queries.merged_page``): a word of a place or a month is four statements, not seven, an
+event's two words four, not nine. On SQLite a folder stream's folders are those of the FTS5
 query (one for all its words) whose path holds each word by the LIKE, so the stream tests
 only the folder and the status: a month's or an event's photos sorted from
 ``ix_photos_folder_cover`` (folder_id, name_key, status), a place's walk of
@@ -90,9 +92,12 @@ NAME_COVER = "ix_photos_name_cover"  # MariaDB: (name_key, id, folder_id, status
 FOLDER_COVER = "ix_photos_folder_cover"  # MariaDB: (folder_id, status, name_key), 0027
 MAX_VALUE_ARMS = 32  # values of one word served as streams; more, and the word is not used
 PAGE_COST = 200  # rows a stream of one value reads for a page (the planner's unit)
-# MariaDB: a trigram's rows counted up to this (a few index pages); a rarer one's list is
-# read whole (``grams_ids``).
+# MariaDB: a trigram list estimated under this many rows (a few index pages) is read whole
+# (``grams_ids``); when every list of a word is longer, they are joined.
 GRAM_CAP = 5_000
+# MariaDB: the folders whose photos ``measure`` sums, per word, when a search has several
+# words in paths (past that, the word is common: ``Word.folders_capped``).
+FOLDER_CAP = 200
 _MYSQL_TERMS = 8  # trigram lists joined per word: enough to be selective, few to dive into
 
 _available: dict[Any, bool] = {}
@@ -164,10 +169,11 @@ def grams_ids(table: str, grams: list[str], counts: list[int] | None = None) -> 
     """The ids of ``table``'s rows (``photos_grams`` / ``folders_grams``, migration
     ``0042_mysql_grams``) holding every trigram of ``grams`` (at least: the LIKE decides).
 
-    ``counts`` (``_mysql_prepare``: each trigram's rows, capped at GRAM_CAP): when one is
-    under the cap, the two rarest lists are read whole, each a contiguous range of the
-    ``(gram, id)`` index, and intersected by a GROUP BY (``9028``: 4,000 index entries in
-    a few pages); none at all when a trigram is in no row. Otherwise (every trigram
+    ``counts`` (``_mysql_prepare``: each trigram's rows as the index dives estimate them):
+    when one is under GRAM_CAP, the two rarest lists are read whole, each a contiguous
+    range of the ``(gram, id)`` index, and intersected by a GROUP BY (``9028``: 4,000
+    index entries in a few pages); none at all when a trigram is known to be in no row.
+    Otherwise (every trigram
     common) a join of every list on the id, which the optimizer drives from the rarest by
     its index dives, probing the others for the rows left; its probes are random lookups
     of the primary key, about 13 us each on a catalog larger than the buffer pool (26 ms
@@ -199,7 +205,7 @@ class Word:
     paths: bool  # also the folder path
     query: str = ""  # the engine's index query (SQLite)
     grams: list[str] = field(default_factory=list)  # MariaDB's trigrams (``mysql_grams``)
-    photo_counts: list[int] | None = None  # their rows, capped (``_mysql_prepare``)
+    photo_counts: list[int] | None = None  # their rows, estimated (``_mysql_prepare``)
     folder_counts: list[int] | None = None
     # Filled by ``prepare``: the distinct values of make, model and lens containing the word.
     values: dict[str, list[str]] = field(default_factory=dict)
@@ -207,6 +213,12 @@ class Word:
     names: int = 0
     folder_photos: int = 0
     measured: bool = False
+    # MariaDB/MySQL (``_mysql_measure``): ``folder_photos`` summed over FOLDER_CAP folders
+    # only, and so taken as more than DENSE; and the folders whose paths hold every word
+    # of the search found in paths (those words, their photos, their ids or None), which
+    # ``mysql_folder_set`` need then not look up again.
+    folders_capped: bool = False
+    folder_set: tuple[frozenset[str], int, list[int] | None] | None = None
     # PostgreSQL and MariaDB: the ids of those name candidates when at most FEW_IDS
     # (``measure``), so that the page's stream reads them by id instead of scanning the
     # trigram index (PostgreSQL) or grouping the trigram lists (MariaDB) again.
@@ -369,55 +381,56 @@ async def prepare(conn: AsyncConnection, words: list[Word]) -> list[Word]:
     return usable
 
 
-_MYSQL_PREPARE: dict[tuple[Any, ...], Any] = {}
+_MYSQL_COUNTS: dict[int, Any] = {}
 
 
-def _mysql_prepare_stmt(n: int, columns: tuple[tuple[str, ...], ...]) -> Any:
-    """``_mysql_prepare``'s statement for ``n`` trigrams (parameters ``g0``...) and the
-    value columns of each word (pattern ``p0``...), built once per shape: a first row
-    (word ``-1``) carrying each trigram's rows (``photos_grams`` then ``folders_grams``,
-    each counted up to GRAM_CAP: a contiguous range of the ``(gram, id)`` index, a few
-    pages) joined by commas, then each word's values as
-    ``values_containing`` finds them (``_values_sql``: the same GROUP BY skip scans and
-    the same loose match), tagged with the word's position."""
-    key = (n, GRAM_CAP, columns)
-    stmt = _MYSQL_PREPARE.get(key)
+def _mysql_counts_stmt(n: int) -> Any:
+    """``_mysql_prepare``'s statement for ``n`` trigrams (parameters ``g0``...): an
+    ``EXPLAIN`` of one lookup per trigram in ``photos_grams`` then ``folders_grams``,
+    built once per ``n``. Its plan's ``rows`` are the server's index dives into the
+    ``(gram, id)`` index: two descents of the B-tree a trigram, the pages between them
+    counted exactly for a list of up to about ten pages (a few thousand rows), estimated
+    beyond. A ``count(*)`` of each list capped at GRAM_CAP read up to 5,000 index entries
+    instead: 1-1.6 ms a common trigram, 7 ms of a month's 22 at 1,000,000 photos
+    (docs/benchmarks.md, "mysearch5")."""
+    stmt = _MYSQL_COUNTS.get(n)
     if stmt is None:
-        counts = [f"(SELECT count(*) FROM (SELECT id FROM {t} WHERE gram = unhex(:g{i}) "
-                  f"LIMIT {GRAM_CAP}) AS c)"
-                  for t in ("photos_grams", "folders_grams") for i in range(n)]
-        parts = [f"SELECT -1 AS w, '' AS col, CONCAT_WS(',', {', '.join(counts)}) AS v"
-                 if counts else "SELECT -1 AS w, '' AS col, '' AS v"]
-        parts += [f"(SELECT {k} AS w, '{c}' AS col, {c} AS v FROM photos WHERE {c} IS NOT "
-                  f"NULL GROUP BY {c} HAVING lower(v) LIKE :p{k} ESCAPE '!')"
-                  for k, cols in enumerate(columns) for c in cols]
-        stmt = _MYSQL_PREPARE[key] = sa.text(" UNION ALL ".join(parts))
+        parts = [f"SELECT 1 FROM {t} WHERE gram = unhex(:g{i})"
+                 for t in ("photos_grams", "folders_grams") for i in range(n)]
+        stmt = _MYSQL_COUNTS[n] = sa.text("EXPLAIN " + " UNION ALL ".join(parts))
     return stmt
 
 
 async def _mysql_prepare(conn: AsyncConnection, words: list[Word]) -> None:
     """MariaDB/MySQL: fill each word's ``photo_counts`` and ``folder_counts`` (its
-    trigrams' rows, capped) and ``values`` (``values_containing``), for every word in one
-    statement: each statement a search runs costs the daemon a few ms of CPU on this
-    engine (issue 13), and these depend on nothing but the words."""
+    trigrams' rows as the server's index dives estimate them, ``_mysql_counts_stmt``) in
+    one statement that reads no row. They only choose which trigram lists a lookup reads
+    (``grams_ids``): any choice offers every photo that holds the word, and the search's
+    LIKE decides, so an estimate costs a slower plan at worst, never a wrong page. InnoDB
+    reports an empty list as one row (it never estimates 0): the list is then read, and is
+    empty. The words' camera and lens values come with their measures
+    (``_mysql_measure``): each statement a search runs costs the daemon a few ms of CPU on
+    this engine (issue 13)."""
     grams = list(dict.fromkeys(g for w in words for g in w.grams))
-    columns = tuple(tuple(c for c in VALUE_COLUMNS if c in w.columns) for w in words)
-    params: dict[str, Any] = {f"g{i}": g for i, g in enumerate(grams)}
-    params.update({f"p{k}": _like(w.text) for k, w in enumerate(words) if columns[k]})
-    rows = (await conn.execute(_mysql_prepare_stmt(len(grams), columns), params)).all()
     for w in words:
         w.values = {}
-    for k, col, value in rows:
-        if int(k) < 0:
-            raw = value.decode() if isinstance(value, bytes) else str(value)
-            got = [int(x) for x in raw.split(",")] if grams else []
-            photo = dict(zip(grams, got[:len(grams)], strict=True))
-            folder = dict(zip(grams, got[len(grams):], strict=True))
-            for w in words:
-                w.photo_counts = [photo[g] for g in w.grams]
-                w.folder_counts = [folder[g] for g in w.grams]
-        else:
-            words[int(k)].values.setdefault(str(col), []).append(str(value))
+    if not grams:
+        for w in words:
+            w.photo_counts, w.folder_counts = [], []
+        return
+    rows = (await conn.execute(_mysql_counts_stmt(len(grams)),
+                               {f"g{i}": g for i, g in enumerate(grams)})).all()
+    got = [GRAM_CAP] * (2 * len(grams))
+    for r in rows:
+        part, n = r._mapping["id"], r._mapping["rows"]
+        if part is not None and 1 <= int(part) <= len(got):
+            # NULL: the optimizer found the lookup impossible (no such row).
+            got[int(part) - 1] = int(n) if n is not None else 0
+    photo = dict(zip(grams, got[:len(grams)], strict=True))
+    folder = dict(zip(grams, got[len(grams):], strict=True))
+    for w in words:
+        w.photo_counts = [photo[g] for g in w.grams]
+        w.folder_counts = [folder[g] for g in w.grams]
 
 
 async def measure(conn: AsyncConnection, word: Word) -> None:
@@ -505,6 +518,18 @@ def _id_list(text: str | bytes | int | None, n: int) -> list[int] | None:
     return ids if len(ids) == n else None
 
 
+def _mysql_folder_set_select(dialect: str, words: list[Word]) -> Any:
+    """``mysql_folder_set``'s select: the photos, the count and the ids of the folders
+    whose path holds each of ``words`` by the search's own LIKE, of those the trigrams
+    offer for every one."""
+    exact = sa.and_(*(_contains(folders.c.path, w.text, dialect) for w in words))
+    return sa.select(
+        sa.func.coalesce(sa.func.sum(sa.case((exact, folders.c.photo_count))), 0),
+        sa.func.count(sa.case((exact, 1))),
+        sa.func.group_concat(sa.case((exact, folders.c.id)), type_=sa.Text),
+    ).where(*(w.folder_ids(dialect) for w in words))
+
+
 async def mysql_folder_set(conn: AsyncConnection, words: list[Word]
                            ) -> tuple[int, list[int] | None]:
     """MariaDB: of the folders the trigrams offer for every one of ``words``, those whose
@@ -516,16 +541,13 @@ async def mysql_folder_set(conn: AsyncConnection, words: list[Word]
     written into a folder stream's statement, make it one table read through
     ``ix_photos_folder_cover`` and sorted; the same folders as a subquery made MariaDB
     join the folders to the photos, copy a month's 5,700 photos into a temporary table and
-    sort that (28 against 14 ms at 1,000,000 photos, load 3.5). Not in ``measure``: there
-    the LIKE would test every folder of a common word (1,666 for ``garden``: 10 ms more)
-    whose stream is not sorted from its folders anyway."""
-    dialect = conn.dialect.name
-    exact = sa.and_(*(_contains(folders.c.path, w.text, dialect) for w in words))
-    n, k, ids = (await conn.execute(sa.select(
-        sa.func.coalesce(sa.func.sum(sa.case((exact, folders.c.photo_count))), 0),
-        sa.func.count(sa.case((exact, 1))),
-        sa.func.group_concat(sa.case((exact, folders.c.id)), type_=sa.Text),
-    ).where(*(w.folder_ids(dialect) for w in words)))).one()
+    sort that (28 against 14 ms at 1,000,000 photos, load 3.5). ``measure_all`` finds
+    the set of every word found in paths with the words' measures (``Word.folder_set``);
+    this statement is for the other sets ``arms`` narrows by."""
+    pre = words[0].folder_set
+    if pre is not None and pre[0] == frozenset(w.text for w in words):
+        return pre[1], pre[2]
+    n, k, ids = (await conn.execute(_mysql_folder_set_select(conn.dialect.name, words))).one()
     return int(n or 0), _id_list(ids, int(k or 0))
 
 
@@ -540,43 +562,93 @@ async def measure_all(conn: AsyncConnection, words: list[Word]) -> None:
         await measure(conn, w)
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 async def _mysql_measure(conn: AsyncConnection, words: list[Word]) -> None:
-    """``measure`` on MariaDB/MySQL for ``words``, one statement: the name candidates
-    from the trigram lists alone (each of their ids is a photo's: foreign key), counted up
-    to DENSE + 1, with their ids when at most FEW_IDS (``name_hits``: the page's stream
-    then reads them by primary key instead of grouping the trigram lists again); the
-    photos of the word's folders. A row for each word's part, tagged."""
+    """``measure`` on MariaDB/MySQL for ``words``, one statement, a row per part, tagged
+    ``(part, n, k, text)``:
+
+    - each word's name candidates from the trigram lists alone (each of their ids is a
+      photo's: foreign key), counted up to DENSE + 1, with their ids when at most FEW_IDS
+      (``name_hits``: the page's stream then reads them by primary key instead of grouping
+      the trigram lists again);
+    - each word's camera and lens values (``values_containing``'s GROUP BY skip scans and
+      loose match), a row each;
+    - the folders whose path holds every word found in paths, exactly (the select of
+      ``mysql_folder_set``, kept as ``Word.folder_set`` for ``arms``): for one word its
+      photos are the word's ``folder_photos``, and an event's two words are narrowed by
+      that set;
+    - with several such words, each one's folders' photos for ``arms`` to choose the word
+      to start from, capped: summed over at most FOLDER_CAP of its folders (each a primary
+      key lookup, 5 us: an event's common word, 1,665 folders, was 8.7 ms of its 10.7 at
+      1,000,000 photos). Cut there it counts as common (``folders_capped``; ``estimate``
+      sums them all when a plan by candidates needs the figure)."""
     dialect = conn.dialect.name
+    pathed = [w for w in words if w.paths]
     parts: list[Any] = []
-    for k, word in enumerate(words):
+
+    def row(part: int, n: Any = None, k: Any = None, text: Any = None) -> Any:
+        return sa.select(sa.literal_column(str(part)).label("part"),
+                         sa.null() if n is None else n, sa.null() if k is None else k,
+                         sa.null() if text is None else text)
+
+    for i, word in enumerate(words):
         if word.in_names:
             capped = grams_ids("photos_grams", word.grams, word.photo_counts) \
                 .limit(DENSE + 1).subquery()
             n = sa.func.count()
-            parts.append(sa.select(sa.literal_column(str(2 * k)).label("part"), n.label("n"),
-                                   sa.case((n <= FEW_IDS, sa.func.group_concat(
-                                       capped.c.id, type_=sa.Text)), else_=sa.null())
-                                   .label("ids")).select_from(capped))
-        if word.paths:
-            paths = _folder_photos(dialect, [word]).subquery()
-            parts.append(sa.select(sa.literal_column(str(2 * k + 1)), paths.c[0],
-                                   sa.null()))
-    got: dict[int, tuple[Any, Any]] = {}
+            parts.append(row(8 * i, n, None, sa.case((n <= FEW_IDS, sa.func.group_concat(
+                capped.c.id, type_=sa.Text)), else_=sa.null())).select_from(capped))
+        if word.paths and len(pathed) > 1:
+            few = sa.select(folders.c.photo_count).where(word.folder_ids(dialect)) \
+                .limit(FOLDER_CAP).subquery()
+            parts.append(row(8 * i + 1, sa.func.coalesce(sa.func.sum(few.c.photo_count), 0),
+                             sa.func.count()).select_from(few))
+        for c, col in enumerate(VALUE_COLUMNS):
+            if col in word.columns:
+                v = photos.c[col]
+                parts.append(row(8 * i + 2 + c, None, None, v).where(v.is_not(None))
+                             .group_by(v).having(sa.func.lower(v).like(sa.bindparam(
+                                 None, _like(word.text), sa.String), escape="!")))
+    if pathed:
+        n, k, ids = _mysql_folder_set_select(dialect, pathed).selected_columns
+        parts.append(row(-1, n, k, ids).where(*(w.folder_ids(dialect) for w in pathed)))
+    got: dict[int, tuple[Any, Any, Any]] = {}
+    values: dict[int, list[str]] = {}
     if parts:
         # A row per part, each one table (a join of one-row tables on true made
         # SQLAlchemy warn of a cartesian product).
-        stmt: Any = parts[0]
-        if len(parts) > 1:
-            stmt = sa.union_all(*parts)
-        got = {int(r[0]): (r[1], r[2]) for r in (await conn.execute(stmt)).all()}
-    for k, word in enumerate(words):
+        stmt: Any = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+        for r in (await conn.execute(stmt)).all():
+            part = int(r[0])
+            if part >= 0 and part % 8 >= 2:
+                values.setdefault(part, []).append(_text(r[3]))
+            else:
+                got[part] = (r[1], r[2], r[3])
+    shared: tuple[frozenset[str], int, list[int] | None] | None = None
+    if pathed:
+        n, k, ids = got[-1]
+        shared = (frozenset(w.text for w in pathed), int(n or 0),
+                  _id_list(None if ids is None else _text(ids), int(k or 0)))
+    for i, word in enumerate(words):
+        word.values = {col: values[8 * i + 2 + c] for c, col in enumerate(VALUE_COLUMNS)
+                       if 8 * i + 2 + c in values}
         if word.in_names:
-            word.names = int(got[2 * k][0] or 0)
+            word.names = int(got[8 * i][0] or 0)
             # Only a whole list: one cut at the cap (a count of DENSE + 1) is not all.
-            word.name_hits = _id_list(got[2 * k][1], word.names) \
+            word.name_hits = _id_list(got[8 * i][2], word.names) \
                 if word.names <= min(FEW_IDS, DENSE) else None
+        word.folder_photos, word.folders_capped = 0, False
         if word.paths:
-            word.folder_photos = int(got[2 * k + 1][0] or 0)
+            word.folder_set = shared
+            if len(pathed) == 1:
+                word.folder_photos = shared[1] if shared is not None else 0
+            else:
+                total, seen = (int(x or 0) for x in got[8 * i + 1][:2])
+                word.folders_capped = seen >= FOLDER_CAP
+                word.folder_photos = max(total, DENSE + 1) if word.folders_capped else total
         word.measured = True
 
 
@@ -640,6 +712,11 @@ async def estimate(conn: AsyncConnection, word: Word) -> int:
     """Photos the index offers for ``word``, counted up to about DENSE + 1."""
     if not word.measured:
         await measure(conn, word)
+    if word.folders_capped:
+        # A plan by candidates needs the figure itself (MariaDB's measure of several
+        # words cut it short: ``_mysql_measure``).
+        word.folder_photos = await folder_photos(conn, [word])
+        word.folders_capped = False
     n = word.names
     if word.values and n <= DENSE:
         capped = sa.select(photos.c.id).where(sa.or_(*(
