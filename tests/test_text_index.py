@@ -611,8 +611,9 @@ async def test_mysql_counts_are_index_dives_and_a_cut_folder_measure_answers_the
     in paths each word's folders' photos are summed over FOLDER_CAP folders at most; cut
     there, the word counts as common, a plan by candidates (date order) sums all of them,
     and every page is still the one the LIKE conditions alone give (the index switched
-    off). The folders of all the words found in paths come with the measures: no separate
-    statement for them."""
+    off), also with some words common and others not, and with every trigram common. The
+    folders of all the words found in paths come with the measures: no separate statement
+    for them."""
     from catalog_fixtures import standard
 
     from lightbox.daemon.catalog import queries
@@ -683,5 +684,24 @@ async def test_mysql_counts_are_index_dives_and_a_cut_folder_measure_answers_the
                 conn, [words[0]])
         for (t, s), expected in want.items():
             assert await pages(t, s) == expected, (t, s)
+        # Some words common and others not (a path word left out of the narrowing: its
+        # folder set is looked up on its own), and every trigram common (each word's
+        # lists joined, the folder set by each word's lookup): the same pages.
+        alone: list[int] = []
+        made = textindex._mysql_folder_set_stmt
+
+        def counted(dialect: str, words: list[Any], lead: bool = False) -> Any:
+            alone.append(0 if lead else 1)
+            return made(dialect, words, lead)
+
+        monkeypatch.setattr(textindex, "_mysql_folder_set_stmt", counted)
+        for setting, value in (("DENSE", 3), ("GRAM_CAP", 1)):
+            alone.clear()
+            with monkeypatch.context() as m:
+                m.setattr(textindex, setting, value)
+                for (t, s), expected in want.items():
+                    assert await pages(t, s) == expected, (setting, t, s)
+            if setting == "DENSE":  # the narrowing differed from the measure's set
+                assert any(alone), "no folder set looked up on its own"
     finally:
         await b.close()
