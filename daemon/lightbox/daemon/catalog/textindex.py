@@ -56,7 +56,8 @@ only the folder and the status: a month's or an event's photos sorted from
 ``ix_photos_folder_cover`` (folder_id, name_key, status), a place's walk of
 ``ix_photos_name_cover`` (name_key, id, folder_id, status), no table row read for a photo
 not on the page (``0045_sqlite_covers``; ``bruges beach`` 23 -> 3 ms of SQL). A count on
-SQLite tests one word's candidates (``count_start``), not every photo.
+SQLite and MariaDB tests one word's candidates (``count_start``), not every photo
+(PostgreSQL's trigram index serves the count's conditions itself).
 Of several words, the one with the cheapest streams goes first;
 words found only in folder paths narrow its folders (``berlin trip``: the folders holding
 both). Other orders (date, size) and date ranges count each word's candidates, capped at
