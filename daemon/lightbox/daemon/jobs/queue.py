@@ -651,5 +651,11 @@ class JobQueue:
                     if entry is not None:
                         self._taken.add(job_id)
                         entry[1].cancel()
+            except sa.exc.DBAPIError as exc:
+                # The database refused or timed out (a long write elsewhere holding SQLite's
+                # lock past the busy timeout, a server restarting): the next beat tries again,
+                # so this is a warning with the driver's words, not an error's traceback.
+                log.warning("job heartbeat not written; next try in a beat",
+                            error=str(exc.orig), every=HEARTBEAT)
             except Exception:
                 log.exception("job heartbeat failed")

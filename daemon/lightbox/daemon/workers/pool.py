@@ -413,7 +413,13 @@ class WorkerPool:
             raise PoolClosed("worker pool is not running")
         if self._broken:
             raise WorkerCrashed(f"worker processes cannot start: {self._broken}")
-        payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            # The caller's mistake, said the same way on every Python: 3.11 raises
+            # PicklingError for a local function, 3.13 AttributeError, others TypeError.
+            raise TypeError(f"cannot send {getattr(fn, '__qualname__', fn)!r} to a worker: "
+                            f"not picklable ({exc})") from exc
         assert self._loop is not None
         task = _Task(next(self._ids), payload, self._loop.create_future(), priority,
                      next(self._seq), getattr(fn, "__qualname__", repr(fn)))
