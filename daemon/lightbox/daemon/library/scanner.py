@@ -214,6 +214,9 @@ class Scanner:
         listed: set[str] = set()  # folders listed completely
         seen: set[str] = set()  # folders that exist on disk
         vanished: list[Any] = []
+        # Their ids, kept beside the list: each batch's move check asks them (a set built
+        # from the list per batch was quadratic in a pass that renames every photo).
+        vanished_ids: set[int] = set()
         moved_ids: set[int] = set()
         # Folders whose listing matched its digest: their photos already missing are read
         # once at the end of the pass (``_vanish``), not batch by batch.
@@ -246,7 +249,8 @@ class Scanner:
                     del in_flight[task]
                     if not await self._take(source, start, recursive, full, task.result(),
                                             report, visited, listed, seen, queue, vanished,
-                                            moved_ids, deferred, unchanged_ids, progress):
+                                            vanished_ids, moved_ids, deferred, unchanged_ids,
+                                            progress):
                         return report
         finally:
             for task in in_flight:
@@ -272,8 +276,8 @@ class Scanner:
     async def _take(self, source: Source, start: str, recursive: bool, full: bool,
                     listings: list[Listing], report: ScanReport,
                     visited: set[tuple[int, int]], listed: set[str], seen: set[str],
-                    queue: deque[str], vanished: list[Any], moved_ids: set[int],
-                    deferred: dict[int, str], unchanged_ids: list[int],
+                    queue: deque[str], vanished: list[Any], vanished_ids: set[int],
+                    moved_ids: set[int], deferred: dict[int, str], unchanged_ids: list[int],
                     progress: Callable[[ScanReport], None] | None) -> bool:
         """One batch of listings back: report its problems, queue its subfolders, apply it
         (``_apply``). False when ``start`` itself is not there (the pass ends)."""
@@ -306,8 +310,8 @@ class Scanner:
                     seen.add(child)
                     queue.append(child)
         listings = kept
-        wrote = await self._apply(source, listings, full, report, vanished, moved_ids,
-                                  deferred, unchanged_ids, listed)
+        wrote = await self._apply(source, listings, full, report, vanished, vanished_ids,
+                                  moved_ids, deferred, unchanged_ids, listed)
         report.folders += len(listings)
         if progress:
             progress(report)
@@ -322,8 +326,8 @@ class Scanner:
         return True
 
     async def _apply(self, source: Source, listings: list[Listing], full: bool,
-                     report: ScanReport, vanished: list[Any], moved_ids: set[int],
-                     deferred: dict[int, str], unchanged_ids: list[int],
+                     report: ScanReport, vanished: list[Any], vanished_ids: set[int],
+                     moved_ids: set[int], deferred: dict[int, str], unchanged_ids: list[int],
                      listed: set[str]) -> bool:
         """One batch of listings: read the rows, plan (``plan``, pure), have the writer
         apply it, with counts and digests, in one transaction. True when it wrote (or
@@ -359,17 +363,19 @@ class Scanner:
             plans = [plan.plan_folder(infos[lst.rel].id, lst, existing[infos[lst.rel].id],
                                       full, moved_ids) for lst in todo]
             report.files += sum(p.files for p in plans)
+            # Photos not found change state only at the end of the pass (``_vanish``):
+            # after the root was checked again, and through the mass-vanish guard. This
+            # batch's are known now, for its move check.
+            gone = [r for p in plans for r in p.gone]
+            vanished_ids.update(r.id for r in gone)
             moves: list[plan.Move] = []
             inserts: list[tuple[int, FileEntry]] = []
             if any(p.new for p in plans):
                 moves, inserts = await self._moves(conn, source, plans, moved_ids, listed,
-                                                   vanished)
+                                                   vanished_ids)
             counts = await self.writer.apply_plans(conn, source, plans, moves, inserts, touched)
             for key, n in counts.items():
                 setattr(report, key, getattr(report, key) + n)
-            # Photos not found change state only at the end of the pass (``_vanish``):
-            # after the root was checked again, and through the mass-vanish guard.
-            gone = [r for p in plans for r in p.gone]
             vanished.extend(gone)
             gone_in = {r.folder_id for r in gone if r.status != "missing"}
             if touched:
@@ -396,7 +402,7 @@ class Scanner:
         return existing
 
     async def _moves(self, conn: Any, source: Source, plans: list[plan.FolderPlan],
-                     moved_ids: set[int], listed: set[str], vanished: list[Any]
+                     moved_ids: set[int], listed: set[str], gone: set[int]
                      ) -> tuple[list[plan.Move], list[tuple[int, FileEntry]]]:
         """Which new names are photos the catalog knows, moved (``plan.plan_moves``)."""
         inodes = sorted({e.inode for p in plans for e in p.new})
@@ -413,7 +419,6 @@ class Scanner:
         olds = plan.move_sources(source.path, plans, candidates, folder_rel, listed)
         present = await asyncio.to_thread(
             lambda: {p for p in olds if os.path.lexists(p)}) if olds else set()
-        gone = {r.id for r in vanished} | {r.id for p in plans for r in p.gone}
         movable = plan.movable(source.path, candidates, folder_rel, listed, gone, present)
         moves, inserts = plan.plan_moves(plans, movable, moved_ids)
         moved_ids.update(m.row.id for m in moves)
